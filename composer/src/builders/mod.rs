@@ -1,0 +1,102 @@
+//! Builders: Rust functions that turn a step's parameters into a store object.
+//!
+//! A builder receives a [`ResolvedStep`] — the step's parameters with every
+//! input placeholder already replaced by that input's real store path — and
+//! writes exactly one file, directory or symlink at `out`, a path inside a
+//! temporary directory of the store. It may read its inputs (through
+//! [`BuildContext::physical`]) and nothing else of the store; it never writes
+//! outside `out`. The store canonicalizes, hashes and registers the result.
+//!
+//! Each builder deserializes its parameters into a typed struct with
+//! `deny_unknown_fields`, so a misspelt parameter is an error naming it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Where the logical store prefix lives inside every built system.
+pub const STORE_PREFIX: &str = "/imago/store";
+
+/// What a builder may use besides its parameters.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    /// The physical directory that holds the store objects (`/imago/store` for
+    /// root, elsewhere for unprivileged builds).
+    pub store_dir: PathBuf,
+    /// The shared download cache for Debian packages.
+    pub deb_cache: PathBuf,
+    /// When true, nothing may touch the network.
+    pub offline: bool,
+}
+
+impl BuildContext {
+    /// Maps a logical store path (`/imago/store/<hash>-<name>/sub/path`) to its
+    /// physical location. Anything outside the store is refused.
+    pub fn physical(&self, logical: &str) -> Result<PathBuf, BuildError> {
+        let rest = logical
+            .strip_prefix(STORE_PREFIX)
+            .and_then(|r| r.strip_prefix('/'))
+            .ok_or_else(|| BuildError::Params(format!("`{logical}` is not inside {STORE_PREFIX}")))?;
+        if rest.split('/').any(|c| c == ".." || c == ".") {
+            return Err(BuildError::Params(format!(
+                "`{logical}` contains `.` or `..` components"
+            )));
+        }
+        Ok(self.store_dir.join(rest))
+    }
+}
+
+/// A step ready to run: placeholders replaced by real store paths.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedStep {
+    pub builder: String,
+    pub name: String,
+    /// The parameters as JSON; strings mention inputs by their real paths.
+    pub params: serde_json::Value,
+    /// The real store paths of every input, sorted.
+    pub inputs: Vec<String>,
+}
+
+impl ResolvedStep {
+    /// The parameters as the builder's typed struct; unknown or missing fields
+    /// are an error naming the builder and the field.
+    pub fn params<T: serde::de::DeserializeOwned>(&self) -> Result<T, BuildError> {
+        serde_json::from_value(self.params.clone())
+            .map_err(|e| BuildError::Params(format!("builder `{}`: {e}", self.builder)))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("invalid parameters: {0}")]
+    Params(String),
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Failed(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl BuildError {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
+        let context = context.into();
+        move |source| BuildError::Io { context, source }
+    }
+}
+
+/// One kind of build step.
+pub trait Builder: Sync {
+    /// Builds the step's output at `out` (which does not exist yet). Progress
+    /// and diagnostics go to `log`, which is shown when the step fails.
+    fn build(
+        &self,
+        ctx: &BuildContext,
+        step: &ResolvedStep,
+        out: &Path,
+        log: &mut dyn Write,
+    ) -> Result<(), BuildError>;
+}

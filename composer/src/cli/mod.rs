@@ -1,0 +1,103 @@
+//! The command line: one file per subcommand, each with a clap `Args` struct
+//! and a `run` function. This file only declares and dispatches.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub mod build;
+pub mod closure;
+pub mod eval;
+pub mod gc;
+pub mod lock;
+pub mod run;
+pub mod store;
+
+/// Imago: compose whole systems from a declarative configuration.
+#[derive(Debug, Parser)]
+#[command(name = "imago", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand understands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// The store directory (default: /imago/store for root, $XDG_DATA_HOME/imago/store otherwise).
+    #[arg(long, global = true, env = "IMAGO_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// How errors are printed.
+    #[arg(long, global = true, value_enum, default_value_t = ErrorFormat::Human)]
+    pub error_format: ErrorFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ErrorFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Evaluate a file and print its value.
+    Eval(eval::Args),
+    /// Build a system (or any attribute) into the store and print its path.
+    Build(build::Args),
+    /// Build a system and boot it in QEMU with the serial console on this terminal.
+    Run(run::Args),
+    /// Resolve the Debian packages a configuration uses and write imago.lock.
+    Lock(lock::Args),
+    /// Inspect and check the store.
+    #[command(subcommand)]
+    Store(store::Command),
+    /// Delete store objects that no root reaches.
+    Gc(gc::Args),
+    /// Export or import a closure as a zstd-compressed tar stream.
+    #[command(subcommand)]
+    Closure(closure::Command),
+}
+
+/// Runs a parsed command line. Exit codes: 0 success, 1 failure (including
+/// evaluation and syntax errors), 2 bad usage.
+pub fn main(cli: Cli) -> ExitCode {
+    let global = cli.global;
+    let result = match cli.command {
+        Command::Eval(args) => args.run(&global),
+        Command::Build(args) => args.run(&global),
+        Command::Run(args) => args.run(&global),
+        Command::Lock(args) => args.run(&global),
+        Command::Store(cmd) => cmd.run(&global),
+        Command::Gc(args) => args.run(&global),
+        Command::Closure(cmd) => cmd.run(&global),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_lists_every_subcommand() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_help().to_string();
+        for verb in ["eval", "build", "run", "lock", "store", "gc", "closure"] {
+            assert!(help.contains(verb), "`{verb}` missing from:\n{help}");
+        }
+    }
+
+    #[test]
+    fn unknown_flags_are_usage_errors() {
+        let err = Cli::try_parse_from(["imago", "build", "--no-such-flag"]).unwrap_err();
+        assert!(err.use_stderr());
+    }
+}

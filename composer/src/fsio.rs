@@ -1,0 +1,1 @@
+//! The real file system behind the evaluator's IO trait.

@@ -1,0 +1,17 @@
+//! Imago's composer: everything after evaluation.
+//!
+//! ```text
+//! config (imago-lang) --hook--> steps --graph--> validated DAG --scheduler--> builders --> store
+//!                                                                            (text, path, profile,
+//!                                                                             deb, kernel, initrd, ...)
+//! ```
+//!
+//! See docs/ARCHITECTURE.md for who owns what.
+
+pub mod boot;
+pub mod builders;
+pub mod cli;
+pub mod debian;
+pub mod fsio;
+pub mod graph;
+pub mod store;

@@ -1,0 +1,1 @@
+//! The module system: options, types, priorities and the config fixpoint.

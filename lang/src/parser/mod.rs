@@ -1,0 +1,1 @@
+//! The parser: text to [`crate::ast::Expr`], with every syntax error found.

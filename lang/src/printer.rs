@@ -1,0 +1,1 @@
+//! Printing an AST back to source text.
