@@ -15,3 +15,4 @@ pub mod debian;
 pub mod fsio;
 pub mod graph;
 pub mod store;
+pub mod system_eval;

@@ -7,9 +7,11 @@ use std::process::ExitCode;
 
 pub mod build;
 pub mod closure;
+pub mod config;
 pub mod eval;
 pub mod gc;
 pub mod lock;
+pub mod options;
 pub mod run;
 pub mod store;
 
@@ -44,6 +46,10 @@ pub enum ErrorFormat {
 pub enum Command {
     /// Evaluate a file and print its value.
     Eval(eval::Args),
+    /// Print the merged configuration of a system, or explain one option.
+    Config(config::Args),
+    /// Document every option a configuration (or the module library) declares.
+    Options(options::Args),
     /// Build a system (or any attribute) into the store and print its path.
     Build(build::Args),
     /// Build a system and boot it in QEMU with the serial console on this terminal.
@@ -66,6 +72,8 @@ pub fn main(cli: Cli) -> ExitCode {
     let global = cli.global;
     let result = match cli.command {
         Command::Eval(args) => args.run(&global),
+        Command::Config(args) => args.run(&global),
+        Command::Options(args) => args.run(&global),
         Command::Build(args) => args.run(&global),
         Command::Run(args) => args.run(&global),
         Command::Lock(args) => args.run(&global),
@@ -90,7 +98,7 @@ mod tests {
     fn help_lists_every_subcommand() {
         use clap::CommandFactory;
         let help = Cli::command().render_help().to_string();
-        for verb in ["eval", "build", "run", "lock", "store", "gc", "closure"] {
+        for verb in ["eval", "config", "options", "build", "run", "lock", "store", "gc", "closure"] {
             assert!(help.contains(verb), "`{verb}` missing from:\n{help}");
         }
     }

@@ -1,0 +1,28 @@
+# The two entry points of README.md. Each installs the host tools it needs.
+#
+#   make run    build examples/minimal.imago and boot it in QEMU (serial console
+#               on this terminal; quit with Ctrl-a x)
+#   make test   formatting, lints, the flake check and the whole test suite
+
+CARGO ?= cargo
+EXAMPLE ?= examples/minimal.imago
+
+.PHONY: run test check host-tools host-tools-test
+
+run: host-tools
+	$(CARGO) build --release --locked -p imago
+	./target/release/imago run $(EXAMPLE)
+
+test: host-tools-test check
+	$(CARGO) test --workspace --locked
+
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	nix-instantiate --parse flake.nix >/dev/null
+
+host-tools:
+	@./.ci/host-tools.sh run
+
+host-tools-test:
+	@./.ci/host-tools.sh test

@@ -1,0 +1,1 @@
+//! Evaluating a system: the user's file plus the module library.
