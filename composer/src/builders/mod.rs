@@ -10,6 +10,13 @@
 //! Each builder deserializes its parameters into a typed struct with
 //! `deny_unknown_fields`, so a misspelt parameter is an error naming it.
 
+pub mod fsutil;
+pub mod path;
+pub mod profile;
+pub mod registry;
+pub mod text;
+pub mod tree;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -35,7 +42,9 @@ impl BuildContext {
         let rest = logical
             .strip_prefix(STORE_PREFIX)
             .and_then(|r| r.strip_prefix('/'))
-            .ok_or_else(|| BuildError::Params(format!("`{logical}` is not inside {STORE_PREFIX}")))?;
+            .ok_or_else(|| {
+                BuildError::Params(format!("`{logical}` is not inside {STORE_PREFIX}"))
+            })?;
         if rest.split('/').any(|c| c == ".." || c == ".") {
             return Err(BuildError::Params(format!(
                 "`{logical}` contains `.` or `..` components"
@@ -99,4 +108,21 @@ pub trait Builder: Sync {
         out: &Path,
         log: &mut dyn Write,
     ) -> Result<(), BuildError>;
+
+    /// The builder's version. It is part of every cache key, so bumping it
+    /// after a change in what the builder produces rebuilds its steps.
+    fn version(&self) -> u32 {
+        1
+    }
+
+    /// Extra input to the step's cache key beyond its parameters, for
+    /// builders that read something the parameters do not pin (the `path`
+    /// builder hashes its source tree). `None` when the parameters suffice.
+    fn key_salt(
+        &self,
+        _ctx: &BuildContext,
+        _step: &ResolvedStep,
+    ) -> Result<Option<blake3::Hash>, BuildError> {
+        Ok(None)
+    }
 }

@@ -1,0 +1,169 @@
+//! File-system helpers shared by the tree-shaped builders.
+//!
+//! Nothing here follows a symlink: entries are inspected with
+//! `symlink_metadata`, symlinks are recreated with the same target, and
+//! anything that is not a file, directory or symlink is refused by name.
+//! Store files are hard-linked (the temporary build directory lives on the
+//! store's file system); when that is impossible (another file system, or
+//! the inode's link count is exhausted) the file is copied instead.
+
+use super::BuildError;
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// The three kinds of entry a store object may contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Directory,
+    Symlink,
+}
+
+impl Kind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::File => "a file",
+            Kind::Directory => "a directory",
+            Kind::Symlink => "a symlink",
+        }
+    }
+}
+
+/// What `path` is, without following a final symlink; special files are an
+/// error naming them.
+pub fn kind_of(path: &Path) -> Result<Kind, BuildError> {
+    let meta = fs::symlink_metadata(path)
+        .map_err(BuildError::io(format!("reading `{}`", path.display())))?;
+    kind_from(path, &meta.file_type())
+}
+
+pub fn kind_from(path: &Path, file_type: &fs::FileType) -> Result<Kind, BuildError> {
+    if file_type.is_symlink() {
+        Ok(Kind::Symlink)
+    } else if file_type.is_dir() {
+        Ok(Kind::Directory)
+    } else if file_type.is_file() {
+        Ok(Kind::File)
+    } else {
+        Err(BuildError::Failed(format!(
+            "`{}` is a special file (device, socket or FIFO); only files, directories and symlinks are allowed",
+            path.display()
+        )))
+    }
+}
+
+/// Recreates the symlink `src` at `dst` with the same target.
+pub fn copy_symlink(src: &Path, dst: &Path) -> Result<(), BuildError> {
+    let target =
+        fs::read_link(src).map_err(BuildError::io(format!("reading link `{}`", src.display())))?;
+    std::os::unix::fs::symlink(&target, dst).map_err(BuildError::io(format!(
+        "creating symlink `{}`",
+        dst.display()
+    )))
+}
+
+/// Hard-links the file `src` to `dst`, or copies it when linking is
+/// impossible.
+pub fn link_or_copy(src: &Path, dst: &Path) -> Result<(), BuildError> {
+    match fs::hard_link(src, dst) {
+        Ok(()) => Ok(()),
+        Err(e) if link_unsupported(&e) => copy_file(src, dst),
+        Err(e) => Err(BuildError::Io {
+            context: format!("linking `{}` to `{}`", src.display(), dst.display()),
+            source: e,
+        }),
+    }
+}
+
+fn link_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(code) if code == rustix::io::Errno::XDEV.raw_os_error()
+            || code == rustix::io::Errno::MLINK.raw_os_error()
+            || code == rustix::io::Errno::PERM.raw_os_error()
+    )
+}
+
+/// Copies the file `src` to `dst`, keeping only its executable bit
+/// (0755 or 0644).
+pub fn copy_file(src: &Path, dst: &Path) -> Result<(), BuildError> {
+    fs::copy(src, dst).map_err(BuildError::io(format!(
+        "copying `{}` to `{}`",
+        src.display(),
+        dst.display()
+    )))?;
+    let executable = fs::metadata(src)
+        .map_err(BuildError::io(format!("reading `{}`", src.display())))?
+        .permissions()
+        .mode()
+        & 0o111
+        != 0;
+    set_mode(dst, if executable { 0o755 } else { 0o644 })
+}
+
+pub fn set_mode(path: &Path, mode: u32) -> Result<(), BuildError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(BuildError::io(format!(
+        "setting the mode of `{}`",
+        path.display()
+    )))
+}
+
+pub fn create_dir(path: &Path) -> Result<(), BuildError> {
+    fs::create_dir(path).map_err(BuildError::io(format!("creating `{}`", path.display())))
+}
+
+/// Copies the tree at `src` to `dst` (which must not exist): directories
+/// created, files hard-linked (`link` true) or copied, symlinks recreated.
+pub fn copy_tree(src: &Path, dst: &Path, link: bool) -> Result<(), BuildError> {
+    let put_file = |s: &Path, d: &Path| {
+        if link {
+            link_or_copy(s, d)
+        } else {
+            copy_file(s, d)
+        }
+    };
+    match kind_of(src)? {
+        Kind::File => return put_file(src, dst),
+        Kind::Symlink => return copy_symlink(src, dst),
+        Kind::Directory => {}
+    }
+    for entry in walkdir::WalkDir::new(src)
+        .follow_links(false)
+        .follow_root_links(false)
+        .sort_by_file_name()
+    {
+        let entry = entry.map_err(|e| walk_error(src, e))?;
+        let rel = entry
+            .path()
+            .strip_prefix(src)
+            .map_err(|e| BuildError::Failed(format!("walking `{}`: {e}", src.display())))?;
+        let target = if rel.as_os_str().is_empty() {
+            dst.to_path_buf()
+        } else {
+            dst.join(rel)
+        };
+        match kind_from(entry.path(), &entry.file_type())? {
+            Kind::Directory => {
+                create_dir(&target)?;
+                set_mode(&target, 0o755)?;
+            }
+            Kind::File => put_file(entry.path(), &target)?,
+            Kind::Symlink => copy_symlink(entry.path(), &target)?,
+        }
+    }
+    Ok(())
+}
+
+/// A walkdir error as a [`BuildError`] naming the root walked.
+pub fn walk_error(root: &Path, e: walkdir::Error) -> BuildError {
+    let context = match e.path() {
+        Some(p) => format!("reading `{}`", p.display()),
+        None => format!("reading `{}`", root.display()),
+    };
+    match e.into_io_error() {
+        Some(source) => BuildError::Io { context, source },
+        None => BuildError::Failed(format!("{context}: a directory loop")),
+    }
+}

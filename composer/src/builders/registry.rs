@@ -1,0 +1,25 @@
+//! The builders known by name. A step's `builder` attribute selects one;
+//! a name missing here is an error naming the builder and the step (raised by
+//! the scheduler before anything is built).
+
+use super::Builder;
+use super::path::PathBuilder;
+use super::profile::ProfileBuilder;
+use super::text::TextBuilder;
+use super::tree::TreeBuilder;
+
+/// The builder registered under `name`.
+pub fn builder(name: &str) -> Option<&'static dyn Builder> {
+    match name {
+        "text" => Some(&TextBuilder),
+        "path" => Some(&PathBuilder),
+        "profile" => Some(&ProfileBuilder),
+        "tree" => Some(&TreeBuilder),
+        _ => None,
+    }
+}
+
+/// Every registered builder name, sorted.
+pub fn names() -> &'static [&'static str] {
+    &["path", "profile", "text", "tree"]
+}

@@ -1,0 +1,201 @@
+//! The `tree` builder: a directory described entry by entry, used for /etc
+//! trees and the system toplevel.
+//!
+//! Parameters: `{ entries = { "<relative/path>" = ENTRY; ... }; }` where ENTRY
+//! is exactly one of
+//! - `{ text = "..."; executable ? false; }` — a file with that content;
+//! - `{ source = "/imago/store/..."; }` — a hard link to a store file, or a
+//!   recursive copy of a store directory (directories created, files
+//!   hard-linked, symlinks recreated); the source must lie inside one of the
+//!   step's inputs;
+//! - `{ symlink = "<target>"; }` — a symlink.
+//!
+//! Paths are validated before anything is written: relative, no `.`, `..` or
+//! empty components, no two entries naming the same path, and no entry below
+//! another entry (a file, a symlink or a copied source). Parent directories
+//! are created with mode 0755.
+
+use super::fsutil::{copy_tree, create_dir, set_mode};
+use super::profile::relative;
+use super::{BuildContext, BuildError, Builder, ResolvedStep, STORE_PREFIX};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    entries: BTreeMap<String, RawEntry>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    text: Option<String>,
+    executable: Option<bool>,
+    source: Option<String>,
+    symlink: Option<String>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Entry {
+    Text { text: String, executable: bool },
+    Source(String),
+    Symlink(String),
+}
+
+impl Entry {
+    fn from_raw(path: &str, raw: RawEntry) -> Result<Entry, BuildError> {
+        let bad = |why: &str| BuildError::Params(format!("builder `tree`: entry `{path}` {why}"));
+        match raw {
+            RawEntry {
+                text: Some(text),
+                executable,
+                source: None,
+                symlink: None,
+            } => Ok(Entry::Text {
+                text,
+                executable: executable.unwrap_or(false),
+            }),
+            RawEntry {
+                text: None,
+                executable: None,
+                source: Some(source),
+                symlink: None,
+            } => Ok(Entry::Source(source)),
+            RawEntry {
+                text: None,
+                executable: None,
+                source: None,
+                symlink: Some(target),
+            } => {
+                if target.is_empty() || target.contains('\0') {
+                    return Err(bad("has an empty symlink target or one containing NUL"));
+                }
+                Ok(Entry::Symlink(target))
+            }
+            RawEntry {
+                text: None,
+                source: None,
+                symlink: None,
+                ..
+            } => Err(bad("needs one of `text`, `source` or `symlink`")),
+            RawEntry {
+                executable: Some(_),
+                text: None,
+                ..
+            } => Err(bad("has `executable`, which only goes with `text`")),
+            _ => Err(bad("has more than one of `text`, `source` and `symlink`")),
+        }
+    }
+}
+
+/// Builds a directory from a list of entries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TreeBuilder;
+
+impl Builder for TreeBuilder {
+    fn build(
+        &self,
+        ctx: &BuildContext,
+        step: &ResolvedStep,
+        out: &Path,
+        _log: &mut dyn Write,
+    ) -> Result<(), BuildError> {
+        let params: Params = step.params()?;
+        let entries = validate(step, params)?;
+        create_dir(out)?;
+        set_mode(out, 0o755)?;
+        for (rel, entry) in &entries {
+            let target = out.join(rel);
+            if let Some(parent) = rel.parent() {
+                make_parents(out, parent)?;
+            }
+            match entry {
+                Entry::Text { text, executable } => {
+                    std::fs::write(&target, text.as_bytes())
+                        .map_err(BuildError::io(format!("writing `{}`", target.display())))?;
+                    set_mode(&target, if *executable { 0o755 } else { 0o644 })?;
+                }
+                Entry::Symlink(link) => std::os::unix::fs::symlink(link, &target).map_err(
+                    BuildError::io(format!("creating symlink `{}`", target.display())),
+                )?,
+                Entry::Source(source) => copy_tree(&ctx.physical(source)?, &target, true)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks every path and entry; returns the entries sorted by path.
+fn validate(step: &ResolvedStep, params: Params) -> Result<BTreeMap<PathBuf, Entry>, BuildError> {
+    let mut entries = BTreeMap::new();
+    for (path, raw) in params.entries {
+        let rel = relative(&path).map_err(|why| {
+            BuildError::Params(format!("builder `tree`: entry path `{path}` {why}"))
+        })?;
+        let entry = Entry::from_raw(&path, raw)?;
+        if let Entry::Source(source) = &entry {
+            check_source(step, &path, source)?;
+        }
+        if entries.insert(rel, entry).is_some() {
+            return Err(BuildError::Params(format!(
+                "builder `tree`: entry `{path}` is given twice"
+            )));
+        }
+    }
+    // Sorted order puts `a` right before everything under `a/`, so checking
+    // each entry against its ancestors finds every nesting.
+    for rel in entries.keys() {
+        if let Some(ancestor) = rel.ancestors().skip(1).find(|a| entries.contains_key(*a)) {
+            let kind = match &entries[ancestor] {
+                Entry::Text { .. } => "a file",
+                Entry::Source(_) => "a copied store path",
+                Entry::Symlink(_) => "a symlink",
+            };
+            return Err(BuildError::Params(format!(
+                "builder `tree`: entry `{}` lies under entry `{}`, which is {kind}",
+                rel.display(),
+                ancestor.display()
+            )));
+        }
+    }
+    Ok(entries)
+}
+
+/// A `source` must be a store path inside one of the step's inputs.
+fn check_source(step: &ResolvedStep, path: &str, source: &str) -> Result<(), BuildError> {
+    let inside = step.inputs.iter().any(|input| {
+        source == input
+            || source
+                .strip_prefix(input.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+    });
+    if !source.starts_with(STORE_PREFIX) || !inside {
+        return Err(BuildError::Params(format!(
+            "builder `tree`: entry `{path}`: source `{source}` is not inside one of the step's inputs"
+        )));
+    }
+    Ok(())
+}
+
+fn make_parents(out: &Path, parent: &Path) -> Result<(), BuildError> {
+    let mut dir = out.to_path_buf();
+    for part in parent.components() {
+        dir.push(part);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(BuildError::Failed(format!(
+                    "builder `tree`: `{}` is not a directory",
+                    dir.display()
+                )));
+            }
+            Err(_) => {
+                create_dir(&dir)?;
+                set_mode(&dir, 0o755)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,345 @@
+//! Steps, their canonical form and their placeholders.
+//!
+//! A [`Step`] is one recorded [`StepRequest`]: a builder name, an object name
+//! and deeply evaluated parameters. Its *inputs* are the union of the string
+//! contexts in its parameters — the placeholders of the steps it reads.
+//!
+//! A step's placeholder is `/imago/pending/<h>-<name>`, where `<h>` is the
+//! store's base32 of the first 160 bits of BLAKE3 over the step's canonical
+//! definition. The canonical definition ([`Step::canonical`]) is a compact
+//! JSON text with sorted keys, in which a string that carries context is
+//! written as `["s", text, [placeholders…]]` and a list as `["l", items…]`, so
+//! no two different definitions share an encoding. Identical requests thus
+//! get identical placeholders in every run.
+
+use aho_corasick::AhoCorasick;
+use imago_lang::hook::{StepRequest, StepValue};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where placeholder paths live; nothing is ever stored there.
+pub const PENDING_PREFIX: &str = "/imago/pending/";
+
+/// Why a request cannot become a step.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StepError {
+    #[error("invalid step name `{name}`: {reason}")]
+    InvalidName { name: String, reason: String },
+    #[error("step `{name}`: parameter `{param}` is not a finite number")]
+    NonFiniteFloat { name: String, param: String },
+    #[error("step `{name}` would contain its own placeholder `{placeholder}`")]
+    SelfReference { name: String, placeholder: String },
+}
+
+/// One node of the build graph, before its inputs are built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// `/imago/pending/<hash>-<name>`.
+    pub placeholder: String,
+    pub builder: String,
+    pub name: String,
+    pub params: BTreeMap<String, StepValue>,
+    /// Placeholders of the steps this one reads (the union of its contexts).
+    pub inputs: BTreeSet<String>,
+}
+
+impl Step {
+    /// Validates a request and computes its inputs and placeholder.
+    pub fn new(request: StepRequest) -> Result<Step, StepError> {
+        let StepRequest {
+            builder,
+            name,
+            params,
+        } = request;
+        validate_name(&name)?;
+        for (key, value) in &params {
+            check_finite(&name, key, value)?;
+        }
+        let mut inputs = BTreeSet::new();
+        for value in params.values() {
+            inputs.extend(value.context());
+        }
+        let mut step = Step {
+            placeholder: String::new(),
+            builder,
+            name,
+            params,
+            inputs,
+        };
+        let digest = blake3::hash(step.canonical().as_bytes());
+        step.placeholder = format!(
+            "{PENDING_PREFIX}{}-{}",
+            base32(&digest.as_bytes()[..20]),
+            step.name
+        );
+        let mentions_self = step.inputs.contains(&step.placeholder)
+            || step.params.values().any(|v| mentions(v, &step.placeholder));
+        if mentions_self {
+            return Err(StepError::SelfReference {
+                name: step.name,
+                placeholder: step.placeholder,
+            });
+        }
+        Ok(step)
+    }
+
+    /// The canonical definition the placeholder is derived from.
+    pub fn canonical(&self) -> String {
+        let mut out = String::from("{\"builder\":");
+        push_json_str(&mut out, &self.builder);
+        out.push_str(",\"name\":");
+        push_json_str(&mut out, &self.name);
+        out.push_str(",\"params\":");
+        push_attrs(&mut out, &self.params);
+        out.push('}');
+        out
+    }
+
+    /// The parameters as plain JSON (strings lose their context).
+    pub fn params_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.params
+                .iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect(),
+        )
+    }
+}
+
+/// Checks a store object name with the store's rules.
+pub fn validate_name(name: &str) -> Result<(), StepError> {
+    name_rule(name).map_err(|reason| StepError::InvalidName {
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+    })
+}
+
+// INTERIM until the store's rules are in the tree.
+fn name_rule(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("it is empty");
+    }
+    if name.len() > 211 {
+        return Err("it is longer than 211 bytes");
+    }
+    if name.starts_with('.') {
+        return Err("it starts with `.`");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"+-._?=".contains(&b))
+    {
+        return Err("only ASCII letters, digits and `+-._?=` are allowed");
+    }
+    Ok(())
+}
+
+/// The store's base32 (alphabet `0123456789abcdfghijklmnpqrsvwxyz`).
+pub fn base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((acc << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
+/// The hash part of a placeholder, or `None` when `text` is not one.
+pub fn is_placeholder(text: &str) -> bool {
+    text.strip_prefix(PENDING_PREFIX)
+        .is_some_and(|rest| rest.len() > 33 && rest.as_bytes()[32] == b'-' && !rest.contains('/'))
+}
+
+/// A [`StepValue`] as plain JSON. Non-finite floats (rejected by
+/// [`Step::new`]) become `null`.
+pub fn to_json(value: &StepValue) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        StepValue::Null => Value::Null,
+        StepValue::Bool(b) => Value::Bool(*b),
+        StepValue::Int(i) => Value::from(*i),
+        StepValue::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        StepValue::Str { text, .. } => Value::String(text.clone()),
+        StepValue::List(items) => Value::Array(items.iter().map(to_json).collect()),
+        StepValue::Attrs(attrs) => {
+            Value::Object(attrs.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
+        }
+    }
+}
+
+/// Replaces every occurrence of a key of `paths` (placeholders) by its value
+/// (a real store path) in every string of `value`, keys of objects included.
+pub fn substitute(
+    value: &serde_json::Value,
+    paths: &BTreeMap<String, String>,
+) -> serde_json::Value {
+    if paths.is_empty() {
+        return value.clone();
+    }
+    let patterns: Vec<&str> = paths.keys().map(String::as_str).collect();
+    let replacements: Vec<&str> = paths.values().map(String::as_str).collect();
+    match AhoCorasick::new(&patterns) {
+        Ok(ac) => substitute_with(value, &ac, &replacements),
+        // Building the automaton only fails for absurd pattern sizes; fall
+        // back to plain replacement.
+        Err(_) => substitute_plain(value, paths),
+    }
+}
+
+fn substitute_with(
+    value: &serde_json::Value,
+    ac: &AhoCorasick,
+    replacements: &[&str],
+) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(ac.replace_all(s, replacements)),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| substitute_with(v, ac, replacements))
+                .collect(),
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    (
+                        ac.replace_all(k, replacements),
+                        substitute_with(v, ac, replacements),
+                    )
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn substitute_plain(
+    value: &serde_json::Value,
+    paths: &BTreeMap<String, String>,
+) -> serde_json::Value {
+    use serde_json::Value;
+    let fix = |s: &str| {
+        paths.iter().fold(s.to_owned(), |acc, (from, to)| {
+            acc.replace(from.as_str(), to)
+        })
+    };
+    match value {
+        Value::String(s) => Value::String(fix(s)),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| substitute_plain(v, paths)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (fix(k), substitute_plain(v, paths)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The first string in `value` that still mentions `/imago/pending/`.
+pub fn find_pending(value: &serde_json::Value) -> Option<&str> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains(PENDING_PREFIX).then_some(s.as_str()),
+        Value::Array(items) => items.iter().find_map(find_pending),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains(PENDING_PREFIX) {
+                Some(k.as_str())
+            } else {
+                find_pending(v)
+            }
+        }),
+        _ => None,
+    }
+}
+
+fn mentions(value: &StepValue, needle: &str) -> bool {
+    match value {
+        StepValue::Str { text, .. } => text.contains(needle),
+        StepValue::List(items) => items.iter().any(|v| mentions(v, needle)),
+        StepValue::Attrs(attrs) => attrs
+            .iter()
+            .any(|(k, v)| k.contains(needle) || mentions(v, needle)),
+        StepValue::Null | StepValue::Bool(_) | StepValue::Int(_) | StepValue::Float(_) => false,
+    }
+}
+
+fn check_finite(name: &str, path: &str, value: &StepValue) -> Result<(), StepError> {
+    match value {
+        StepValue::Float(f) if !f.is_finite() => Err(StepError::NonFiniteFloat {
+            name: name.to_owned(),
+            param: path.to_owned(),
+        }),
+        StepValue::List(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| check_finite(name, &format!("{path}[{i}]"), v)),
+        StepValue::Attrs(attrs) => attrs
+            .iter()
+            .try_for_each(|(k, v)| check_finite(name, &format!("{path}.{k}"), v)),
+        _ => Ok(()),
+    }
+}
+
+fn push_json_str(out: &mut String, text: &str) {
+    // Serializing a &str to JSON cannot fail.
+    out.push_str(&serde_json::Value::from(text).to_string());
+}
+
+fn push_attrs(out: &mut String, attrs: &BTreeMap<String, StepValue>) {
+    out.push('{');
+    for (i, (k, v)) in attrs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_str(out, k);
+        out.push(':');
+        push_value(out, v);
+    }
+    out.push('}');
+}
+
+fn push_value(out: &mut String, value: &StepValue) {
+    match value {
+        StepValue::Null => out.push_str("null"),
+        StepValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        StepValue::Int(i) => out.push_str(&i.to_string()),
+        StepValue::Float(f) => {
+            // Tagged so that 1.0 and 1 differ; the bits keep it exact.
+            out.push_str(&format!("[\"f\",\"{:016x}\"]", f.to_bits()));
+        }
+        StepValue::Str { text, context } if context.is_empty() => push_json_str(out, text),
+        StepValue::Str { text, context } => {
+            out.push_str("[\"s\",");
+            push_json_str(out, text);
+            out.push_str(",[");
+            for (i, c) in context.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_json_str(out, c);
+            }
+            out.push_str("]]");
+        }
+        StepValue::List(items) => {
+            out.push_str("[\"l\"");
+            for item in items {
+                out.push(',');
+                push_value(out, item);
+            }
+            out.push(']');
+        }
+        StepValue::Attrs(attrs) => push_attrs(out, attrs),
+    }
+}
