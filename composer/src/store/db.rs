@@ -1,0 +1,251 @@
+//! The store database (`.imago/db.sqlite`): which objects are valid, what
+//! they reference, and the build cache.
+//!
+//! SQLite in WAL mode with a busy timeout, so several processes can share a
+//! store. The schema version is `PRAGMA user_version`; [`open`] creates or
+//! upgrades the schema and refuses a newer one. An object is valid exactly
+//! when it has a row in `objects`; rows are written in one transaction
+//! after the object is durable at its final path.
+
+use super::digest::Blake3Digest;
+use super::error::{Result, StoreError};
+use super::path::StorePath;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+/// The schema this code writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE objects (
+    id         INTEGER PRIMARY KEY,
+    path       TEXT NOT NULL UNIQUE,   -- <hash>-<name>
+    digest     BLOB NOT NULL,          -- 32-byte BLAKE3 of the canonical serialization
+    nar_size   INTEGER NOT NULL,       -- length of the canonical serialization
+    deriver    TEXT,                   -- free text: what built it
+    registered INTEGER NOT NULL        -- seconds since the Unix epoch
+);
+CREATE TABLE refs (
+    referrer  INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
+    reference INTEGER NOT NULL REFERENCES objects(id),
+    PRIMARY KEY (referrer, reference)
+);
+CREATE INDEX refs_reference ON refs(reference);
+CREATE TABLE build_cache (
+    step_key BLOB PRIMARY KEY,         -- 32-byte BLAKE3 step key
+    output   INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE
+);
+CREATE INDEX build_cache_output ON build_cache(output);
+";
+
+/// What the database knows about one object.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ObjectInfo {
+    pub path: StorePath,
+    pub digest: Blake3Digest,
+    /// Size of the canonical serialization in bytes.
+    pub size: u64,
+    pub references: BTreeSet<StorePath>,
+    pub deriver: Option<String>,
+    /// Registration time, seconds since the Unix epoch.
+    pub registered: i64,
+}
+
+/// A new object to register.
+#[derive(Debug, Clone)]
+pub(crate) struct NewObject<'a> {
+    pub path: &'a StorePath,
+    pub digest: Blake3Digest,
+    pub size: u64,
+    pub references: &'a BTreeSet<StorePath>,
+    pub deriver: Option<&'a str>,
+}
+
+pub(crate) fn db_err(path: &Path) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Db {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Opens (creating or upgrading) the database at `path`.
+pub(crate) fn open(path: &Path) -> Result<Connection> {
+    let err = |e| StoreError::Db {
+        path: path.to_owned(),
+        source: e,
+    };
+    let conn = Connection::open(path).map_err(err)?;
+    conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(err)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(err)?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(err)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::SchemaVersion {
+            path: path.to_owned(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version < 1 {
+        // BEGIN IMMEDIATE: two processes creating a store at once serialize here.
+        let tx = conn.unchecked_transaction().map_err(err)?;
+        let again: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        if again < 1 {
+            tx.execute_batch(SCHEMA).map_err(err)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+    }
+    Ok(conn)
+}
+
+fn digest_from(blob: Vec<u8>) -> rusqlite::Result<Blake3Digest> {
+    let bytes: [u8; 32] = blob.try_into().map_err(|b: Vec<u8>| {
+        rusqlite::Error::FromSqlConversionFailure(
+            b.len(),
+            rusqlite::types::Type::Blob,
+            "digest is not 32 bytes".into(),
+        )
+    })?;
+    Ok(Blake3Digest(bytes))
+}
+
+fn path_from(text: String) -> rusqlite::Result<StorePath> {
+    StorePath::try_from(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+pub(crate) fn is_valid(conn: &Connection, path: &StorePath) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM objects WHERE path = ?1")?
+        .exists([path.as_str()])
+}
+
+pub(crate) fn references(
+    conn: &Connection,
+    path: &StorePath,
+) -> rusqlite::Result<BTreeSet<StorePath>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.path FROM refs JOIN objects o ON o.id = refs.referrer
+         JOIN objects r ON r.id = refs.reference WHERE o.path = ?1",
+    )?;
+    let rows = stmt.query_map([path.as_str()], |row| path_from(row.get(0)?))?;
+    rows.collect()
+}
+
+pub(crate) fn info(conn: &Connection, path: &StorePath) -> rusqlite::Result<Option<ObjectInfo>> {
+    let row = conn
+        .prepare_cached(
+            "SELECT digest, nar_size, deriver, registered FROM objects WHERE path = ?1",
+        )?
+        .query_row([path.as_str()], |row| {
+            Ok((
+                digest_from(row.get(0)?)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })
+        .optional()?;
+    let Some((digest, size, deriver, registered)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(ObjectInfo {
+        path: path.clone(),
+        digest,
+        size: u64::try_from(size).unwrap_or(0),
+        references: references(conn, path)?,
+        deriver,
+        registered,
+    }))
+}
+
+/// Every valid object with its digest.
+pub(crate) fn all_objects(conn: &Connection) -> rusqlite::Result<Vec<(StorePath, Blake3Digest)>> {
+    let mut stmt = conn.prepare_cached("SELECT path, digest FROM objects ORDER BY path")?;
+    let rows = stmt.query_map([], |row| {
+        Ok((path_from(row.get(0)?)?, digest_from(row.get(1)?)?))
+    })?;
+    rows.collect()
+}
+
+/// Registers objects (whose references are either among `objects` or
+/// already valid) inside `tx`. Already-valid paths are skipped.
+pub(crate) fn register(
+    tx: &Transaction<'_>,
+    objects: &[NewObject<'_>],
+    now: i64,
+) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO objects (path, digest, nar_size, deriver, registered)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for o in objects {
+        let size = i64::try_from(o.size).unwrap_or(i64::MAX);
+        insert.execute(params![
+            o.path.as_str(),
+            &o.digest.0[..],
+            size,
+            o.deriver,
+            now
+        ])?;
+    }
+    let mut add_ref = tx.prepare_cached(
+        "INSERT OR IGNORE INTO refs (referrer, reference)
+         SELECT a.id, b.id FROM objects a, objects b WHERE a.path = ?1 AND b.path = ?2",
+    )?;
+    for o in objects {
+        for r in o.references {
+            add_ref.execute(params![o.path.as_str(), r.as_str()])?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn cache_get(
+    conn: &Connection,
+    key: &Blake3Digest,
+) -> rusqlite::Result<Option<StorePath>> {
+    conn.prepare_cached(
+        "SELECT o.path FROM build_cache c JOIN objects o ON o.id = c.output WHERE c.step_key = ?1",
+    )?
+    .query_row([&key.0[..]], |row| path_from(row.get(0)?))
+    .optional()
+}
+
+/// Records a cache entry; returns false if `output` is not valid.
+pub(crate) fn cache_put(
+    conn: &Connection,
+    key: &Blake3Digest,
+    output: &StorePath,
+) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "INSERT OR REPLACE INTO build_cache (step_key, output)
+             SELECT ?1, id FROM objects WHERE path = ?2",
+        )?
+        .execute(params![&key.0[..], output.as_str()])?;
+    Ok(n == 1)
+}
+
+/// Deletes objects' rows (with their references and cache entries).
+pub(crate) fn delete(tx: &Transaction<'_>, paths: &[StorePath]) -> rusqlite::Result<()> {
+    // Referrers go first; the caller passes a closed-under-referrers set.
+    tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+    let mut stmt = tx.prepare_cached("DELETE FROM objects WHERE path = ?1")?;
+    for p in paths {
+        stmt.execute([p.as_str()])?;
+    }
+    Ok(())
+}

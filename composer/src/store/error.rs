@@ -1,0 +1,80 @@
+//! [`StoreError`]: everything the store can fail with. Each variant keeps its
+//! cause as a `#[source]` and names the path or object concerned.
+
+use super::digest::Blake3Digest;
+use super::path::{StorePath, StorePathError};
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{context}: {}", path.display())]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store database {}", path.display())]
+    Db {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("store database {} has schema version {found}; this imago understands up to {supported}", path.display())]
+    SchemaVersion {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error(transparent)]
+    InvalidPath(#[from] StorePathError),
+    #[error("{}: unsupported file type ({kind}); store objects hold only regular files, directories and symlinks", path.display())]
+    UnsupportedFileType { path: PathBuf, kind: &'static str },
+    #[error("{}: file name {name:?} is not allowed in a store object ({reason})", path.display())]
+    BadFileName {
+        path: PathBuf,
+        name: String,
+        reason: &'static str,
+    },
+    #[error("{}: nothing was written at the build output", path.display())]
+    MissingOutput { path: PathBuf },
+    #[error("{}: directories nested deeper than {limit} levels", path.display())]
+    TooDeep { path: PathBuf, limit: usize },
+    #[error("{path} is not a valid object in this store")]
+    NotValid { path: StorePath },
+    #[error("hash mismatch for {path}: expected {expected}, found {found}")]
+    HashMismatch {
+        path: StorePath,
+        expected: Blake3Digest,
+        found: Blake3Digest,
+    },
+    #[error(
+        "cannot determine the default store directory (neither $XDG_DATA_HOME nor $HOME is set); pass --store DIR"
+    )]
+    NoDefaultDir,
+    #[error("{}: {reason}", link.display())]
+    BadRoot { link: PathBuf, reason: String },
+    #[error("injected fault at `{point}`")]
+    InjectedFault {
+        point: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// Wraps an I/O error with what was being done and to which path.
+    pub(crate) fn io(
+        context: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> StoreError {
+        let path = path.into();
+        move |source| StoreError::Io {
+            context,
+            path,
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
