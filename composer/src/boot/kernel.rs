@@ -1,0 +1,342 @@
+//! The "kernel" builder: turns unpacked Debian kernel packages into a kernel
+//! object with a module index.
+//!
+//! Params: `{ packages = [ <deb objects> ] }` — the dependency closure of a
+//! kernel metapackage. Exactly one package must hold `boot/vmlinuz-<ver>`;
+//! its modules are in `usr/lib/modules/<ver>` (merged /usr) or
+//! `lib/modules/<ver>` of any package. Output (a directory):
+//!
+//! ```text
+//! bzImage                       hard link (or copy) of vmlinuz-<ver>
+//! version                       "<ver>\n"
+//! lib/modules/<ver>/kernel/...  the module files, hard links
+//! lib/modules/<ver>/modules.{builtin,builtin.modinfo,order}   from the package
+//! lib/modules/<ver>/modules.dep, modules.alias                computed (see kmod)
+//! ```
+//!
+//! Output depends only on the inputs' contents: walks are sorted and the
+//! index is rendered in sorted order.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::kmod::{self, ModuleIndex};
+use crate::builders::{BuildContext, BuildError, Builder, ResolvedStep};
+
+/// Parameters of the "kernel" builder.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelParams {
+    pub packages: Vec<String>,
+}
+
+/// The "kernel" builder.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KernelBuilder;
+
+impl Builder for KernelBuilder {
+    fn build(
+        &self,
+        ctx: &BuildContext,
+        step: &ResolvedStep,
+        out: &Path,
+        log: &mut dyn Write,
+    ) -> Result<(), BuildError> {
+        let params: KernelParams = step.params()?;
+        let packages = params
+            .packages
+            .iter()
+            .map(|p| Ok((p.clone(), ctx.physical(p)?)))
+            .collect::<Result<Vec<_>, BuildError>>()?;
+        build_kernel(&packages, out, log)
+    }
+}
+
+/// Builds the kernel object at `out` from `(logical, physical)` package dirs.
+pub fn build_kernel(
+    packages: &[(String, PathBuf)],
+    out: &Path,
+    log: &mut dyn Write,
+) -> Result<(), BuildError> {
+    let (image, version) = find_image(packages)?;
+    let modules_dir = find_modules(packages, &version)?;
+    let _ = writeln!(log, "kernel {version}: image {}", image.display());
+
+    std::fs::create_dir_all(out).map_err(BuildError::io(format!("create {}", out.display())))?;
+    link_or_copy(&image, &out.join("bzImage"))?;
+    std::fs::write(out.join("version"), format!("{version}\n"))
+        .map_err(BuildError::io("write version"))?;
+
+    let target = out.join("lib/modules").join(&version);
+    std::fs::create_dir_all(&target)
+        .map_err(BuildError::io(format!("create {}", target.display())))?;
+    if let Some(src) = &modules_dir {
+        copy_tree(src, &target)?;
+    } else {
+        let _ = writeln!(log, "kernel {version}: no module tree in any package");
+    }
+    let index = ModuleIndex::scan(&target, &version).map_err(|e| BuildError::Other(e.into()))?;
+    let dep = index
+        .render_dep(None, &|m| m.path.clone())
+        .map_err(|e| BuildError::Other(e.into()))?;
+    std::fs::write(target.join("modules.dep"), dep).map_err(BuildError::io("write modules.dep"))?;
+    std::fs::write(target.join("modules.alias"), index.render_alias(None))
+        .map_err(BuildError::io("write modules.alias"))?;
+    let _ = writeln!(
+        log,
+        "kernel {version}: indexed {} modules, {} aliases, {} built in",
+        index.modules.len(),
+        index.aliases.len(),
+        index.builtin.len()
+    );
+    Ok(())
+}
+
+/// The one `boot/vmlinuz-<ver>` among the packages, and `<ver>`.
+fn find_image(packages: &[(String, PathBuf)]) -> Result<(PathBuf, String), BuildError> {
+    let mut found = Vec::new();
+    for (logical, physical) in packages {
+        let boot = physical.join("boot");
+        let Ok(entries) = std::fs::read_dir(&boot) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.map_err(BuildError::io(format!("read {}", boot.display())))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(version) = name.strip_prefix("vmlinuz-") {
+                found.push((
+                    format!("{logical}/boot/{name}"),
+                    entry.path(),
+                    version.to_owned(),
+                ));
+            }
+        }
+    }
+    found.sort();
+    match found.len() {
+        1 => {
+            let (_, path, version) = found.remove(0);
+            Ok((path, version))
+        }
+        0 => Err(BuildError::Failed(format!(
+            "kernel: no package has boot/vmlinuz-*; packages given: {}",
+            list(packages.iter().map(|p| p.0.as_str()))
+        ))),
+        _ => Err(BuildError::Failed(format!(
+            "kernel: expected exactly one boot/vmlinuz-*, found {}: {}",
+            found.len(),
+            list(found.iter().map(|f| f.0.as_str()))
+        ))),
+    }
+}
+
+fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let items: Vec<&str> = items.collect();
+    if items.is_empty() {
+        "(none)".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// The package directory holding `lib/modules/<version>` (merged or not).
+fn find_modules(
+    packages: &[(String, PathBuf)],
+    version: &str,
+) -> Result<Option<PathBuf>, BuildError> {
+    let mut found = Vec::new();
+    for (logical, physical) in packages {
+        for prefix in ["usr/lib/modules", "lib/modules"] {
+            let dir = physical.join(prefix).join(version);
+            if dir.is_dir() {
+                found.push((format!("{logical}/{prefix}/{version}"), dir));
+            }
+        }
+    }
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop().map(|f| f.1)),
+        _ => Err(BuildError::Failed(format!(
+            "kernel: modules for {version} found in several places: {}",
+            list(found.iter().map(|f| f.0.as_str()))
+        ))),
+    }
+}
+
+/// Recreates `src`'s tree under `dst` with hard links (copies across file
+/// systems), skipping stale depmod output. Symlinks are kept as symlinks.
+fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
+    for entry in walkdir::WalkDir::new(src).min_depth(1).sort_by_file_name() {
+        let entry =
+            entry.map_err(|e| BuildError::Failed(format!("walk {}: {e}", src.display())))?;
+        let rel = entry
+            .path()
+            .strip_prefix(src)
+            .map_err(|e| BuildError::Other(e.into()))?;
+        let target = dst.join(rel);
+        let file_type = entry.file_type();
+        if entry.depth() == 1
+            && file_type.is_file()
+            && kmod::is_depmod_output(&entry.file_name().to_string_lossy())
+        {
+            continue;
+        }
+        if file_type.is_dir() {
+            std::fs::create_dir_all(&target)
+                .map_err(BuildError::io(format!("create {}", target.display())))?;
+        } else if file_type.is_symlink() {
+            let link = std::fs::read_link(entry.path()).map_err(BuildError::io(format!(
+                "read link {}",
+                entry.path().display()
+            )))?;
+            std::os::unix::fs::symlink(&link, &target)
+                .map_err(BuildError::io(format!("create link {}", target.display())))?;
+        } else if file_type.is_file() {
+            link_or_copy(entry.path(), &target)?;
+        } else {
+            return Err(BuildError::Failed(format!(
+                "kernel: `{}` is neither a file, a directory nor a symlink",
+                entry.path().display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Hard-links `src` to `dst`, copying when they are on different file systems.
+pub(crate) fn link_or_copy(src: &Path, dst: &Path) -> Result<(), BuildError> {
+    match std::fs::hard_link(src, dst) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
+            std::fs::copy(src, dst)
+                .map(|_| ())
+                .map_err(BuildError::io(format!(
+                    "copy {} to {}",
+                    src.display(),
+                    dst.display()
+                )))
+        }
+        Err(e) => Err(BuildError::Io {
+            context: format!("link {} to {}", src.display(), dst.display()),
+            source: e,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::kmod::tests::{VIRTIO_TREE, write_tree};
+
+    fn package(root: &Path, name: &str) -> (String, PathBuf) {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        (format!("/imago/store/{name}"), dir)
+    }
+
+    fn kernel_packages(root: &Path) -> Vec<(String, PathBuf)> {
+        let meta = package(root, "aaaa-linux-image-cloud-amd64");
+        std::fs::create_dir_all(meta.1.join("usr/share/doc")).unwrap();
+        let image = package(root, "bbbb-linux-image-6.1.0-9-cloud-amd64");
+        std::fs::create_dir_all(image.1.join("boot")).unwrap();
+        std::fs::write(
+            image.1.join("boot/vmlinuz-6.1.0-9-cloud-amd64"),
+            b"kernel image",
+        )
+        .unwrap();
+        let mods = image.1.join("usr/lib/modules/6.1.0-9-cloud-amd64");
+        std::fs::create_dir_all(&mods).unwrap();
+        write_tree(&mods, VIRTIO_TREE, &["kernel/lib/crc32c.ko"]);
+        std::fs::write(mods.join("modules.order"), "kernel/fs/fuse/fuse.ko\n").unwrap();
+        std::fs::write(mods.join("modules.dep.bin"), "stale").unwrap();
+        vec![meta, image]
+    }
+
+    #[test]
+    fn builds_image_version_modules_and_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let packages = kernel_packages(dir.path());
+        let out = dir.path().join("out");
+        build_kernel(&packages, &out, &mut Vec::new()).unwrap();
+        assert_eq!(std::fs::read(out.join("bzImage")).unwrap(), b"kernel image");
+        assert_eq!(
+            std::fs::read_to_string(out.join("version")).unwrap(),
+            "6.1.0-9-cloud-amd64\n"
+        );
+        let mods = out.join("lib/modules/6.1.0-9-cloud-amd64");
+        assert!(mods.join("kernel/fs/fuse/virtiofs.ko").is_file());
+        assert!(mods.join("modules.order").is_file());
+        assert!(mods.join("modules.builtin").is_file());
+        assert!(
+            !mods.join("modules.dep.bin").exists(),
+            "stale depmod output is dropped"
+        );
+        let dep = std::fs::read_to_string(mods.join("modules.dep")).unwrap();
+        assert!(dep.contains("kernel/fs/fuse/virtiofs.ko: "), "{dep}");
+        let alias = std::fs::read_to_string(mods.join("modules.alias")).unwrap();
+        assert!(
+            alias.contains("alias virtio:d0000001Av* virtiofs"),
+            "{alias}"
+        );
+
+        // Deterministic: a second build has identical index files.
+        let out2 = dir.path().join("out2");
+        build_kernel(&packages, &out2, &mut Vec::new()).unwrap();
+        for f in ["modules.dep", "modules.alias"] {
+            assert_eq!(
+                std::fs::read(mods.join(f)).unwrap(),
+                std::fs::read(out2.join("lib/modules/6.1.0-9-cloud-amd64").join(f)).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn no_image_is_an_error_listing_the_packages() {
+        let dir = tempfile::tempdir().unwrap();
+        let packages = vec![package(dir.path(), "aaaa-busybox-static")];
+        let err = build_kernel(&packages, &dir.path().join("out"), &mut Vec::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "kernel: no package has boot/vmlinuz-*; packages given: /imago/store/aaaa-busybox-static"
+        );
+    }
+
+    #[test]
+    fn two_images_are_an_error_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut packages = kernel_packages(dir.path());
+        let other = package(dir.path(), "cccc-linux-image-6.1.0-10-cloud-amd64");
+        std::fs::create_dir_all(other.1.join("boot")).unwrap();
+        std::fs::write(other.1.join("boot/vmlinuz-6.1.0-10-cloud-amd64"), b"x").unwrap();
+        packages.push(other);
+        let err = build_kernel(&packages, &dir.path().join("out"), &mut Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("expected exactly one boot/vmlinuz-*, found 2"),
+            "{err}"
+        );
+        assert!(
+            err.contains("bbbb-linux-image-6.1.0-9-cloud-amd64/boot/vmlinuz-6.1.0-9"),
+            "{err}"
+        );
+        assert!(
+            err.contains("cccc-linux-image-6.1.0-10-cloud-amd64/boot/vmlinuz-6.1.0-10"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_params_are_rejected() {
+        let step = ResolvedStep {
+            builder: "kernel".into(),
+            name: "kernel".into(),
+            params: serde_json::json!({ "packages": [], "pakages": [] }),
+            inputs: vec![],
+        };
+        let err = step.params::<KernelParams>().unwrap_err().to_string();
+        assert!(err.contains("pakages"), "{err}");
+    }
+}
