@@ -1,1 +1,19 @@
-//! debian
+//! Debian packages: the lock file, resolving with a private apt, verified
+//! downloads into a shared cache, and safe unpacking into store objects.
+//!
+//! - `control.rs`: deb822 paragraphs and relationship fields.
+//! - `lock.rs`: `imago.lock` (pinned versions, sizes, SHA-256, dependencies).
+//! - `apt.rs`: apt in a private state directory (never the host's).
+//! - `fetch.rs`: the download cache, verified against the lock.
+//! - `deb.rs` / `unpack.rs`: the .deb container and safe extraction.
+//! - `builder.rs`: the `deb` and `deb-file` builders.
+//!
+//! docs/packages.md describes the formats and rules for users.
+
+pub mod apt;
+pub mod builder;
+pub mod control;
+pub mod deb;
+pub mod fetch;
+pub mod lock;
+pub mod unpack;

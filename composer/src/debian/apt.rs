@@ -1,0 +1,502 @@
+//! apt in a private directory: resolving package closures and downloading
+//! .debs with Debian's own tools and signature checks, without ever reading
+//! or changing the host's package state.
+//!
+//! Layout of the private directory (default `$XDG_CACHE_HOME/imago/apt`):
+//!
+//! ```text
+//! apt.conf                   APT_CONFIG for every apt call (see write_config)
+//! lock                       held (flock) while we use apt here
+//! etc/sources.list.d/imago.sources   bookworm main (+ updates, security)
+//! etc/apt.conf.d/ etc/preferences.d/ etc/trusted.gpg.d/   empty
+//! state/status               empty: apt believes nothing is installed
+//! state/lists/               the downloaded, signature-checked indices
+//! cache/                     apt's own cache (pkgcache.bin, archives/)
+//! ```
+//!
+//! Because apt reads `APT_CONFIG` before anything else and that file points
+//! every `Dir::Etc` setting at the private `etc/`, the host's apt
+//! configuration, sources and dpkg status are never consulted. The mirror
+//! URIs and `Signed-By` keyring come from the host's
+//! `/etc/apt/sources.list.d/debian.sources` when it exists (so a snapshot
+//! mirror configured there is honoured), otherwise from deb.debian.org with
+//! Debian's archive keyring.
+
+use super::control::{self, Paragraph};
+use super::lock::LockEntry;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const SUITE: &str = "bookworm";
+pub const ARCH: &str = "amd64";
+const HOST_SOURCES: &str = "/etc/apt/sources.list.d/debian.sources";
+const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AptError {
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed ({status}):\n{stderr}")]
+    Command {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("unexpected output from `{command}`: {message}")]
+    Output { command: String, message: String },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AptError {
+    let what = what.into();
+    move |source| AptError::Io { what, source }
+}
+
+/// Imago's cache root: `$XDG_CACHE_HOME/imago`, default `~/.cache/imago`.
+pub fn default_cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("imago");
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/root".into());
+    PathBuf::from(home).join(".cache/imago")
+}
+
+/// The default download cache for .deb files: `<cache root>/debs`.
+pub fn default_deb_cache() -> PathBuf {
+    default_cache_root().join("debs")
+}
+
+/// A private apt environment, locked for this process while it lives.
+#[derive(Debug)]
+pub struct AptEnv {
+    root: PathBuf,
+    conf: PathBuf,
+    _lock: File,
+}
+
+/// One package to resolve: a name, optionally pinned to a version.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Request {
+    pub name: String,
+    pub version: Option<String>,
+}
+
+impl Request {
+    fn arg(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{}={v}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+impl AptEnv {
+    /// Opens (creating if needed) the private apt directory at `root` and
+    /// waits for its lock.
+    pub fn open(root: &Path) -> Result<AptEnv, AptError> {
+        for sub in [
+            "etc/sources.list.d",
+            "etc/apt.conf.d",
+            "etc/preferences.d",
+            "etc/trusted.gpg.d",
+            "state/lists/partial",
+            "cache/archives/partial",
+            "log",
+        ] {
+            std::fs::create_dir_all(root.join(sub))
+                .map_err(io_err(format!("creating {}", root.join(sub).display())))?;
+        }
+        let lock_path = root.join("lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(format!("opening {}", lock_path.display())))?;
+        lock.lock()
+            .map_err(io_err(format!("locking {}", lock_path.display())))?;
+        let status = root.join("state/status");
+        std::fs::write(&status, b"").map_err(io_err(format!("writing {}", status.display())))?;
+        let sources = sources_text(std::fs::read_to_string(HOST_SOURCES).ok().as_deref());
+        let sources_path = root.join("etc/sources.list.d/imago.sources");
+        write_if_changed(&sources_path, &sources)?;
+        let conf = root.join("apt.conf");
+        write_if_changed(&conf, &config_text(root)?)?;
+        Ok(AptEnv {
+            root: root.to_path_buf(),
+            conf,
+            _lock: lock,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether `apt-get update` has fetched the package lists.
+    pub fn has_lists(&self) -> bool {
+        std::fs::read_dir(self.root.join("state/lists"))
+            .map(|d| {
+                d.flatten().any(|e| {
+                    e.file_name().to_string_lossy().ends_with("_Packages")
+                        || e.file_name().to_string_lossy().contains("_Packages.")
+                })
+            })
+            .unwrap_or(false)
+    }
+
+    /// `apt-get update` (network).
+    pub fn update(&self) -> Result<(), AptError> {
+        self.run("apt-get", &["-q", "update"], None).map(|_| ())
+    }
+
+    /// Runs `apt-get update` unless the lists are already there.
+    pub fn ensure_lists(&self) -> Result<(), AptError> {
+        if self.has_lists() {
+            Ok(())
+        } else {
+            self.update()
+        }
+    }
+
+    /// Resolves the closure of `requests` (no recommends) and returns one
+    /// lock entry per package apt would install, sorted by name.
+    pub fn resolve(&self, requests: &[Request]) -> Result<Vec<LockEntry>, AptError> {
+        let mut args = vec![
+            "-q".to_string(),
+            "--simulate".into(),
+            "--no-install-recommends".into(),
+            "install".into(),
+        ];
+        args.extend(requests.iter().map(Request::arg));
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.run("apt-get", &argv, None)?;
+        let chosen = parse_simulation(&out);
+        if chosen.is_empty() {
+            return Err(AptError::Output {
+                command: "apt-get --simulate install".into(),
+                message: "no packages to install".into(),
+            });
+        }
+        self.describe(&chosen)
+    }
+
+    /// Reads each chosen package's record with `apt-cache show` and builds
+    /// its lock entry, resolving alternatives against the chosen set.
+    fn describe(&self, chosen: &BTreeMap<String, String>) -> Result<Vec<LockEntry>, AptError> {
+        let mut args = vec!["show".to_string()];
+        args.extend(chosen.iter().map(|(n, v)| format!("{n}={v}")));
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.run("apt-cache", &argv, None)?;
+        let command = "apt-cache show".to_string();
+        let paragraphs = control::parse_paragraphs(&out).map_err(|e| AptError::Output {
+            command: command.clone(),
+            message: e.to_string(),
+        })?;
+        let mut records: BTreeMap<String, Paragraph> = BTreeMap::new();
+        for p in paragraphs {
+            let (Some(name), Some(version)) = (p.get("Package"), p.get("Version")) else {
+                continue;
+            };
+            if chosen.get(name).map(String::as_str) == Some(version) && !records.contains_key(name)
+            {
+                records.insert(name.to_string(), p);
+            }
+        }
+        // Virtual names → the chosen packages that provide them.
+        let mut provides: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, p) in &records {
+            if let Some(value) = p.get("Provides") {
+                let rels = control::parse_relations(value).map_err(|m| AptError::Output {
+                    command: command.clone(),
+                    message: format!("{name}: Provides: {m}"),
+                })?;
+                for rel in rels.into_iter().flatten() {
+                    provides.entry(rel.name).or_default().push(name.clone());
+                }
+            }
+        }
+        let mut entries = Vec::new();
+        for name in chosen.keys() {
+            let p = records.get(name).ok_or_else(|| AptError::Output {
+                command: command.clone(),
+                message: format!("no record for `{name}`"),
+            })?;
+            entries.push(entry_from(name, p, &records, &provides).map_err(|message| {
+                AptError::Output {
+                    command: command.clone(),
+                    message,
+                }
+            })?);
+        }
+        Ok(entries)
+    }
+
+    /// `apt-get download NAME=VERSION...` into `dir`.
+    pub fn download(&self, packages: &[&LockEntry], dir: &Path) -> Result<(), AptError> {
+        let mut args = vec!["-q".to_string(), "download".into()];
+        args.extend(packages.iter().map(|e| format!("{}={}", e.name, e.version)));
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run("apt-get", &argv, Some(dir)).map(|_| ())
+    }
+
+    fn run(&self, program: &str, args: &[&str], cwd: Option<&Path>) -> Result<String, AptError> {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .env("APT_CONFIG", &self.conf)
+            .env("LC_ALL", "C.UTF-8")
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        let shown = format!("{program} {}", args.join(" "));
+        let output = cmd.output().map_err(io_err(format!("running `{shown}`")))?;
+        if !output.status.success() {
+            return Err(AptError::Command {
+                command: shown,
+                status: output.status.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+}
+
+fn write_if_changed(path: &Path, text: &str) -> Result<(), AptError> {
+    if std::fs::read_to_string(path).ok().as_deref() == Some(text) {
+        return Ok(());
+    }
+    std::fs::write(path, text).map_err(io_err(format!("writing {}", path.display())))
+}
+
+/// The APT_CONFIG file: every directory private, one architecture.
+fn config_text(root: &Path) -> Result<String, AptError> {
+    let r = root
+        .to_str()
+        .filter(|s| !s.contains('"'))
+        .ok_or_else(|| AptError::Io {
+            what: format!("apt directory {}", root.display()),
+            source: std::io::Error::other("path must be valid UTF-8 without `\"`"),
+        })?;
+    let mut text = format!(
+        "// Generated by imago: a private apt that never touches the host's state.\n\
+         Dir::State \"{r}/state\";\n\
+         Dir::State::status \"{r}/state/status\";\n\
+         Dir::Cache \"{r}/cache\";\n\
+         Dir::Log \"{r}/log\";\n\
+         Dir::Etc \"{r}/etc\";\n\
+         Dir::Etc::main \"/dev/null\";\n\
+         Dir::Etc::Parts \"{r}/etc/apt.conf.d\";\n\
+         Dir::Etc::SourceList \"/dev/null\";\n\
+         Dir::Etc::SourceParts \"{r}/etc/sources.list.d\";\n\
+         Dir::Etc::Preferences \"/dev/null\";\n\
+         Dir::Etc::PreferencesParts \"{r}/etc/preferences.d\";\n\
+         Dir::Etc::Trusted \"/dev/null\";\n\
+         Dir::Etc::TrustedParts \"{r}/etc/trusted.gpg.d\";\n\
+         APT::Architecture \"{ARCH}\";\n\
+         APT::Architectures {{ \"{ARCH}\"; }};\n\
+         APT::Install-Recommends \"false\";\n\
+         APT::Install-Suggests \"false\";\n\
+         Acquire::Languages \"none\";\n\
+         Debug::NoLocking \"true\";\n"
+    );
+    if rustix::process::geteuid().is_root() {
+        text.push_str("APT::Sandbox::User \"root\";\n");
+    }
+    Ok(text)
+}
+
+/// Our deb822 sources: bookworm, bookworm-updates and bookworm-security,
+/// component main, with the host's mirrors and keyring when it has them.
+pub fn sources_text(host: Option<&str>) -> String {
+    let wanted = [
+        SUITE.to_string(),
+        format!("{SUITE}-updates"),
+        format!("{SUITE}-security"),
+    ];
+    let mut out = String::from("# Generated by imago.\n");
+    let mut covered = BTreeSet::new();
+    let paragraphs = host
+        .and_then(|t| control::parse_paragraphs(t).ok())
+        .unwrap_or_default();
+    for p in &paragraphs {
+        let is_deb = p
+            .get("Types")
+            .is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
+        let enabled = p.get("Enabled").is_none_or(|e| e != "no");
+        let (Some(uris), Some(suites)) = (p.get("URIs"), p.get("Suites")) else {
+            continue;
+        };
+        let suites: Vec<&str> = suites
+            .split_whitespace()
+            .filter(|s| wanted.iter().any(|w| w == s))
+            .collect();
+        if !is_deb || !enabled || suites.is_empty() {
+            continue;
+        }
+        covered.extend(suites.iter().map(|s| s.to_string()));
+        let signed_by = p.get("Signed-By").unwrap_or(DEFAULT_KEYRING);
+        out.push_str(&paragraph(uris, &suites.join(" "), signed_by));
+    }
+    let main_missing = !covered.contains(SUITE);
+    let security_missing = !covered.contains(&wanted[2]);
+    if main_missing {
+        out.push_str(&paragraph(
+            "http://deb.debian.org/debian",
+            &format!("{SUITE} {SUITE}-updates"),
+            DEFAULT_KEYRING,
+        ));
+    }
+    if security_missing {
+        out.push_str(&paragraph(
+            "http://deb.debian.org/debian-security",
+            &wanted[2],
+            DEFAULT_KEYRING,
+        ));
+    }
+    out
+}
+
+fn paragraph(uris: &str, suites: &str, signed_by: &str) -> String {
+    // An inline key spans several lines: continuation lines start with a
+    // space and an empty line is written as ` .`.
+    let signed_by = signed_by
+        .split('\n')
+        .map(|l| if l.is_empty() { "." } else { l })
+        .collect::<Vec<_>>()
+        .join("\n ");
+    format!(
+        "\nTypes: deb\nURIs: {uris}\nSuites: {suites}\nComponents: main\nSigned-By: {signed_by}\n"
+    )
+}
+
+/// `Inst NAME (VERSION ...)` lines of `apt-get --simulate install`.
+pub fn parse_simulation(output: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in output.lines() {
+        let Some(rest) = line.strip_prefix("Inst ") else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let Some(name) = words.next() else { continue };
+        let name = name.split(':').next().unwrap_or(name);
+        let version = words
+            .find(|w| w.starts_with('('))
+            .map(|w| w.trim_start_matches('(').to_string());
+        if let Some(version) = version {
+            out.insert(name.to_string(), version);
+        }
+    }
+    out
+}
+
+fn entry_from(
+    name: &str,
+    p: &Paragraph,
+    records: &BTreeMap<String, Paragraph>,
+    provides: &BTreeMap<String, Vec<String>>,
+) -> Result<LockEntry, String> {
+    let field = |f: &str| {
+        p.get(f)
+            .map(str::to_string)
+            .ok_or_else(|| format!("{name}: no {f} field"))
+    };
+    let size = field("Size")?
+        .parse::<u64>()
+        .map_err(|e| format!("{name}: bad Size: {e}"))?;
+    let mut depends = BTreeSet::new();
+    for key in ["Pre-Depends", "Depends"] {
+        let Some(value) = p.get(key) else { continue };
+        let groups = control::parse_relations(value).map_err(|m| format!("{name}: {key}: {m}"))?;
+        for group in groups {
+            let alternatives: Vec<_> = group.iter().filter(|r| r.applies_to(ARCH)).collect();
+            if alternatives.is_empty() {
+                continue;
+            }
+            let pick = alternatives
+                .iter()
+                .find_map(|r| records.contains_key(&r.name).then(|| r.name.clone()))
+                .or_else(|| {
+                    alternatives
+                        .iter()
+                        .find_map(|r| provides.get(&r.name).and_then(|v| v.first().cloned()))
+                });
+            match pick {
+                Some(dep) if dep != name => {
+                    depends.insert(dep);
+                }
+                Some(_) => {}
+                None => {
+                    let text: Vec<&str> = group.iter().map(|r| r.name.as_str()).collect();
+                    return Err(format!(
+                        "{name}: {key} `{}` is not satisfied by the resolved set",
+                        text.join(" | ")
+                    ));
+                }
+            }
+        }
+    }
+    Ok(LockEntry {
+        name: name.to_string(),
+        version: field("Version")?,
+        architecture: field("Architecture")?,
+        size,
+        sha256: field("SHA256")?,
+        filename: field("Filename")?,
+        depends: depends.into_iter().collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulation_lines() {
+        let out = "NOTE: x\nInst libc6 (2.36-9+deb12u10 Debian:12.10/stable [amd64])\nInst gcc-12-base:amd64 (12.2.0-14 Debian [amd64])\nConf libc6 (2.36)\n";
+        let m = parse_simulation(out);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m["libc6"], "2.36-9+deb12u10");
+        assert_eq!(m["gcc-12-base"], "12.2.0-14");
+    }
+
+    #[test]
+    fn sources_follow_the_host() {
+        let host = "Types: deb\nURIs: http://snapshot.example/debian\nSuites: bookworm bookworm-updates\nComponents: main contrib\nSigned-By: /k.gpg\n\nTypes: deb-src\nURIs: http://x\nSuites: bookworm\nComponents: main\n";
+        let text = sources_text(Some(host));
+        assert!(text.contains("URIs: http://snapshot.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /k.gpg"));
+        assert!(
+            text.contains("URIs: http://deb.debian.org/debian-security\nSuites: bookworm-security")
+        );
+        assert!(!text.contains("http://x"));
+        let default = sources_text(None);
+        assert!(
+            default.contains("http://deb.debian.org/debian\nSuites: bookworm bookworm-updates")
+        );
+        assert!(default.contains(DEFAULT_KEYRING));
+    }
+
+    #[test]
+    fn alternatives_resolve_to_the_chosen_package() {
+        let recs = control::parse_paragraphs(
+            "Package: a\nVersion: 1\nArchitecture: amd64\nSize: 10\nSHA256: x\nFilename: pool/a.deb\nDepends: awk | mawk, libc6 (>= 2), c-virtual\n\nPackage: mawk\nVersion: 1\n\nPackage: libc6\nVersion: 2\n\nPackage: cimpl\nVersion: 1\nProvides: c-virtual (= 1)\n",
+        )
+        .unwrap();
+        let records: BTreeMap<String, Paragraph> = recs
+            .into_iter()
+            .map(|p| (p.get("Package").unwrap().to_string(), p))
+            .collect();
+        let mut provides = BTreeMap::new();
+        provides.insert("c-virtual".to_string(), vec!["cimpl".to_string()]);
+        let e = entry_from("a", &records["a"], &records, &provides).unwrap();
+        assert_eq!(e.depends, vec!["cimpl", "libc6", "mawk"]);
+        assert_eq!(e.size, 10);
+    }
+}

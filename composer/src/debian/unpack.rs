@@ -1,0 +1,921 @@
+//! Safe extraction of a .deb into a fresh directory.
+//!
+//! How it stays inside `out`: every name is validated and mapped to a list of
+//! plain components before anything touches the disk, and a table of what
+//! this archive has created (directory, file or symlink, with the entry that
+//! created it) decides what is allowed. The table is authoritative because
+//! `out` starts empty and only this code writes into it. All file-system
+//! calls are `*at` calls relative to a directory descriptor reached by
+//! opening one component at a time with `O_NOFOLLOW | O_DIRECTORY` (see
+//! [`DirWalker`]), so even a symlink planted behind our back is never
+//! followed. Files are created with `O_EXCL`, so nothing is ever overwritten.
+//!
+//! Layout of the result: the data archive with merged /usr (`bin`, `sbin`,
+//! `lib`, `lib32`, `lib64`, `libx32` land under `usr/`), and the control
+//! archive's files (control, md5sums, conffiles, maintainer scripts — never
+//! run) under `.imago/deb/`, plus `.imago/deb/setuid` listing the allowed
+//! setuid/setgid files (`MODE USER:GROUP PATH`, see docs/packages.md).
+//!
+//! Rules (each rejection names the package, the entry and the rule): see
+//! [`Rule`]. Limits on entries, bytes and depth are in [`Limits`]. Walking
+//! is iterative, so deep trees cannot overflow the stack.
+
+use super::deb::{self, ContainerError, Member};
+use rustix::fs::{AtFlags, Mode, OFlags};
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use unicode_normalization::UnicodeNormalization;
+
+/// Caps that stop decompression bombs and absurd archives.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Total bytes of file contents (PAX sizes count).
+    pub max_bytes: u64,
+    /// Entries across the control and data archives.
+    pub max_entries: u64,
+    /// Path components of one entry.
+    pub max_depth: usize,
+    /// Bytes of the control archive's files together.
+    pub max_control_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 4 << 30,
+            max_entries: 200_000,
+            max_depth: 256,
+            max_control_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Files Debian installs setuid or setgid (paths after the merged-/usr
+/// mapping). Any other setuid/setgid file is rejected.
+pub const SETUID_ALLOW_LIST: &[&str] = &[
+    "usr/bin/at",
+    "usr/bin/bwrap",
+    "usr/bin/chage",
+    "usr/bin/chfn",
+    "usr/bin/chsh",
+    "usr/bin/crontab",
+    "usr/bin/dotlockfile",
+    "usr/bin/expiry",
+    "usr/bin/fusermount",
+    "usr/bin/fusermount3",
+    "usr/bin/gpasswd",
+    "usr/bin/mount",
+    "usr/bin/newgidmap",
+    "usr/bin/newgrp",
+    "usr/bin/newuidmap",
+    "usr/bin/passwd",
+    "usr/bin/pkexec",
+    "usr/bin/ssh-agent",
+    "usr/bin/su",
+    "usr/bin/sudo",
+    "usr/bin/umount",
+    "usr/bin/wall",
+    "usr/bin/write.ul",
+    "usr/lib/dbus-1.0/dbus-daemon-launch-helper",
+    "usr/lib/openssh/ssh-keysign",
+    "usr/lib/polkit-1/polkit-agent-helper-1",
+    "usr/lib/x86_64-linux-gnu/utempter/utempter",
+    "usr/sbin/pam_extrausers_chkpwd",
+    "usr/sbin/unix_chkpwd",
+];
+
+/// Top-level directories that merged /usr moves under `usr/`.
+const MERGED_DIRS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+/// The reserved directory inside every unpacked object.
+pub const META_DIR: &str = ".imago/deb";
+
+/// Why an entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    ParentComponent,
+    AbsolutePath,
+    BadName(&'static str),
+    TooDeep(usize),
+    UnderSymlink(String),
+    UnderNonDirectory(String),
+    Duplicate,
+    UsrMergeCollision(String),
+    NameCollision(String),
+    HardLinkTarget(String),
+    SpecialFile(&'static str),
+    Setuid(u32),
+    Reserved,
+    UnsupportedType(u8),
+    TotalBytes(u64),
+    EntryCount(u64),
+    Truncated,
+    TrailingGarbage,
+    BadSymlinkTarget,
+    BadControlMember,
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::ParentComponent => write!(f, "`..` components are not allowed"),
+            Rule::AbsolutePath => write!(f, "absolute paths are not allowed"),
+            Rule::BadName(why) => write!(f, "invalid name: {why}"),
+            Rule::TooDeep(max) => write!(f, "more than {max} path components"),
+            Rule::UnderSymlink(link) => {
+                write!(
+                    f,
+                    "entries under a symlink are not allowed (`{link}` is a symlink)"
+                )
+            }
+            Rule::UnderNonDirectory(file) => write!(f, "parent `{file}` is not a directory"),
+            Rule::Duplicate => write!(f, "duplicate entry (nothing is ever overwritten)"),
+            Rule::UsrMergeCollision(other) => {
+                write!(f, "collides with `{other}` after merging /usr")
+            }
+            Rule::NameCollision(other) => write!(
+                f,
+                "name differs from `{other}` only in case or Unicode normalization"
+            ),
+            Rule::HardLinkTarget(target) => write!(
+                f,
+                "hard link to `{target}`, which is not an earlier regular file of this archive"
+            ),
+            Rule::SpecialFile(kind) => write!(f, "{kind} entries are not allowed"),
+            Rule::Setuid(mode) => write!(
+                f,
+                "setuid/setgid file (mode {mode:o}) outside the allow-list"
+            ),
+            Rule::Reserved => write!(f, "`.imago` is reserved for Imago's metadata"),
+            Rule::UnsupportedType(t) => write!(f, "unsupported tar entry type {t:?}"),
+            Rule::TotalBytes(max) => write!(f, "unpacked size exceeds the limit of {max} bytes"),
+            Rule::EntryCount(max) => write!(f, "more than {max} entries"),
+            Rule::Truncated => write!(f, "archive is truncated"),
+            Rule::TrailingGarbage => write!(f, "non-zero data after the end-of-archive marker"),
+            Rule::BadSymlinkTarget => write!(f, "symlink target is empty or contains NUL"),
+            Rule::BadControlMember => write!(
+                f,
+                "control archive members must be plain files with simple names"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("package `{package}`: entry `{entry}`: {rule}")]
+    Rejected {
+        package: String,
+        entry: String,
+        rule: Rule,
+    },
+    #[error("package `{package}`: {source}")]
+    Container {
+        package: String,
+        #[source]
+        source: ContainerError,
+    },
+    #[error("package `{package}`: {what}")]
+    Io {
+        package: String,
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl UnpackError {
+    /// The rule an entry broke, when this is a rejection.
+    pub fn rule(&self) -> Option<&Rule> {
+        match self {
+            UnpackError::Rejected { rule, .. } => Some(rule),
+            _ => None,
+        }
+    }
+}
+
+/// Internal error before the package name is attached.
+enum Fail {
+    Rule(String, Rule),
+    Container(ContainerError),
+    Io(String, io::Error),
+}
+
+impl From<ContainerError> for Fail {
+    fn from(e: ContainerError) -> Self {
+        Fail::Container(e)
+    }
+}
+
+fn io_fail(what: impl Into<String>) -> impl FnOnce(io::Error) -> Fail {
+    let what = what.into();
+    move |e| Fail::Io(what, e)
+}
+
+/// What an unpack produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub entries: u64,
+    pub bytes: u64,
+    /// The control file's text, if the package had one.
+    pub control: Option<String>,
+    /// `(mode, "user:group", path)` of allowed setuid/setgid files.
+    pub setuid: Vec<(u32, String, String)>,
+}
+
+/// Unpacks the .deb read from `reader` into `out`, which must not exist yet
+/// (its parent must). On error, `out` may hold a partial tree: the caller
+/// removes it (the store never registers a failed build).
+pub fn unpack_deb(
+    reader: impl Read,
+    package: &str,
+    out: &Path,
+    limits: &Limits,
+) -> Result<Summary, UnpackError> {
+    let attach = |f: Fail| match f {
+        Fail::Rule(entry, rule) => UnpackError::Rejected {
+            package: package.to_string(),
+            entry,
+            rule,
+        },
+        Fail::Container(source) => UnpackError::Container {
+            package: package.to_string(),
+            source,
+        },
+        Fail::Io(what, source) => UnpackError::Io {
+            package: package.to_string(),
+            what,
+            source,
+        },
+    };
+    std::fs::create_dir(out)
+        .map_err(io_fail(format!("creating {}", out.display())))
+        .map_err(attach)?;
+    let root = rustix::fs::open(
+        out,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Fail::Io(format!("opening {}", out.display()), e.into()))
+    .map_err(attach)?;
+    let mut state = State::new(root, *limits);
+    let mut control_files: Vec<(String, Vec<u8>)> = Vec::new();
+    deb::walk(reader, |member, stream| match member {
+        Member::Control => {
+            control_files = state.read_control(stream)?;
+            Ok(())
+        }
+        Member::Data => state.extract_data(stream),
+    })
+    .map_err(attach)?;
+    state.finish(control_files).map_err(attach)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    File,
+    Symlink,
+}
+
+struct Node {
+    kind: Kind,
+    /// The archive entry that created it; `None` for implied parents.
+    entry: Option<String>,
+}
+
+struct State {
+    limits: Limits,
+    walker: DirWalker,
+    nodes: HashMap<String, Node>,
+    /// Case-folded NFC form → the path that claimed it.
+    folded: HashMap<String, String>,
+    dir_modes: Vec<(String, u32)>,
+    entries: u64,
+    bytes: u64,
+    setuid: Vec<(u32, String, String)>,
+    buf: Vec<u8>,
+}
+
+impl State {
+    fn new(root: OwnedFd, limits: Limits) -> Self {
+        State {
+            limits,
+            walker: DirWalker::new(root),
+            nodes: HashMap::new(),
+            folded: HashMap::new(),
+            dir_modes: Vec::new(),
+            entries: 0,
+            bytes: 0,
+            setuid: Vec::new(),
+            buf: vec![0; 256 * 1024],
+        }
+    }
+
+    fn count_entry(&mut self, name: &str) -> Result<(), Fail> {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(Fail::Rule(
+                name.into(),
+                Rule::EntryCount(self.limits.max_entries),
+            ));
+        }
+        Ok(())
+    }
+
+    fn count_bytes(&mut self, name: &str, size: u64) -> Result<(), Fail> {
+        self.bytes = self.bytes.saturating_add(size);
+        if self.bytes > self.limits.max_bytes {
+            return Err(Fail::Rule(
+                name.into(),
+                Rule::TotalBytes(self.limits.max_bytes),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the control archive into memory: plain files with simple names.
+    fn read_control(&mut self, stream: &mut dyn Read) -> Result<Vec<(String, Vec<u8>)>, Fail> {
+        let mut tracked = Tracked::new(stream);
+        let mut files = Vec::new();
+        let mut total = 0u64;
+        {
+            let mut archive = tar::Archive::new(&mut tracked);
+            let entries = archive.entries().map_err(io_fail("control archive"))?;
+            for entry in entries {
+                let mut entry = entry.map_err(|e| tar_error("control archive", e))?;
+                let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                self.count_entry(&raw)?;
+                let name = raw.trim_start_matches("./").trim_end_matches('/');
+                let kind = entry.header().entry_type();
+                if name.is_empty() || name == "." {
+                    if kind.is_dir() {
+                        continue;
+                    }
+                    return Err(Fail::Rule(raw, Rule::BadControlMember));
+                }
+                let simple = name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+                    && !name.starts_with('.');
+                if !simple || !(kind.is_file() || kind == tar::EntryType::Continuous) {
+                    return Err(Fail::Rule(raw, Rule::BadControlMember));
+                }
+                if files.iter().any(|(n, _): &(String, Vec<u8>)| n == name) {
+                    return Err(Fail::Rule(raw, Rule::Duplicate));
+                }
+                let size = entry.size();
+                total = total.saturating_add(size);
+                if total > self.limits.max_control_bytes {
+                    return Err(Fail::Rule(
+                        raw,
+                        Rule::TotalBytes(self.limits.max_control_bytes),
+                    ));
+                }
+                let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                entry
+                    .read_to_end(&mut data)
+                    .map_err(io_fail(format!("control entry `{raw}`")))?;
+                if data.len() as u64 != size {
+                    return Err(Fail::Rule(raw, Rule::Truncated));
+                }
+                files.push((name.to_string(), data));
+            }
+        }
+        tracked.finish("control archive")?;
+        Ok(files)
+    }
+
+    fn extract_data(&mut self, stream: &mut dyn Read) -> Result<(), Fail> {
+        let mut tracked = Tracked::new(stream);
+        {
+            let mut archive = tar::Archive::new(&mut tracked);
+            let entries = archive.entries().map_err(io_fail("data archive"))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| tar_error("data archive", e))?;
+                self.extract_entry(entry)?;
+            }
+        }
+        tracked.finish("data archive")
+    }
+
+    fn extract_entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), Fail> {
+        let raw_bytes = entry.path_bytes().into_owned();
+        let raw = String::from_utf8_lossy(&raw_bytes).into_owned();
+        self.count_entry(&raw)?;
+        let kind = entry.header().entry_type();
+        let comps = validate_name(&raw_bytes, self.limits.max_depth)
+            .map_err(|r| Fail::Rule(raw.clone(), r))?;
+        if comps.is_empty() {
+            // The archive's root (`./`).
+            return if kind.is_dir() {
+                Ok(())
+            } else {
+                Err(Fail::Rule(
+                    raw,
+                    Rule::BadName("the root must be a directory"),
+                ))
+            };
+        }
+        let relocated = MERGED_DIRS.contains(&comps[0].as_str());
+        let comps = merge_usr(comps);
+        let path = comps.join("/");
+        let mode = entry
+            .header()
+            .mode()
+            .map_err(io_fail(format!("mode of `{raw}`")))?;
+        use tar::EntryType as T;
+        let new_kind = match kind {
+            T::Directory => Kind::Dir,
+            T::Regular | T::Continuous => Kind::File,
+            T::Symlink => Kind::Symlink,
+            T::Link => Kind::File,
+            T::Char => return Err(Fail::Rule(raw, Rule::SpecialFile("character device"))),
+            T::Block => return Err(Fail::Rule(raw, Rule::SpecialFile("block device"))),
+            T::Fifo => return Err(Fail::Rule(raw, Rule::SpecialFile("fifo"))),
+            other => return Err(Fail::Rule(raw, Rule::UnsupportedType(other.as_byte()))),
+        };
+        self.check_parents(&raw, &comps)?;
+        if let Some(existing) = self.nodes.get_mut(&path) {
+            // Only directories may meet again, and only when one of them was
+            // implied or came from the other side of the /usr merge.
+            let same_entry = existing.entry.as_deref() == Some(raw.as_str());
+            if existing.kind == Kind::Dir && new_kind == Kind::Dir && !same_entry {
+                existing.entry.get_or_insert(raw.clone());
+                self.dir_modes.push((path, mode & 0o1777));
+                return Ok(());
+            }
+            let rule = match &existing.entry {
+                Some(other) if other != &raw => Rule::UsrMergeCollision(other.clone()),
+                _ => Rule::Duplicate,
+            };
+            return Err(Fail::Rule(raw, rule));
+        }
+        self.claim_folded(&raw, &path)?;
+        let (parent, name) = comps.split_at(comps.len() - 1);
+        let name = name[0].as_str();
+        match kind {
+            T::Directory => {
+                let dir = self
+                    .walker
+                    .dir(parent)
+                    .map_err(io_fail(format!("opening the parent of `{raw}`")))?;
+                rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700))
+                    .map_err(|e| Fail::Io(format!("creating directory `{raw}`"), e.into()))?;
+                self.dir_modes.push((path.clone(), mode & 0o1777));
+            }
+            T::Regular | T::Continuous => {
+                let size = entry.size();
+                self.count_bytes(&raw, size)?;
+                if mode & 0o6000 != 0 {
+                    if !SETUID_ALLOW_LIST.contains(&path.as_str()) {
+                        return Err(Fail::Rule(raw, Rule::Setuid(mode)));
+                    }
+                    let user = entry
+                        .header()
+                        .username()
+                        .ok()
+                        .flatten()
+                        .unwrap_or("root")
+                        .to_string();
+                    let group = entry
+                        .header()
+                        .groupname()
+                        .ok()
+                        .flatten()
+                        .unwrap_or("root")
+                        .to_string();
+                    self.setuid
+                        .push((mode & 0o7777, format!("{user}:{group}"), path.clone()));
+                }
+                let dir = self
+                    .walker
+                    .dir(parent)
+                    .map_err(io_fail(format!("opening the parent of `{raw}`")))?;
+                let fd = rustix::fs::openat(
+                    dir,
+                    name,
+                    OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::WRONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|e| Fail::Io(format!("creating `{raw}`"), e.into()))?;
+                let mut file = std::fs::File::from(fd);
+                let mut written = 0u64;
+                loop {
+                    let n = match entry.read(&mut self.buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(tar_error(&format!("contents of `{raw}`"), e)),
+                    };
+                    file.write_all(&self.buf[..n])
+                        .map_err(io_fail(format!("writing `{raw}`")))?;
+                    written += n as u64;
+                }
+                if written != size {
+                    return Err(Fail::Rule(raw, Rule::Truncated));
+                }
+                rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o777))
+                    .map_err(|e| Fail::Io(format!("setting the mode of `{raw}`"), e.into()))?;
+            }
+            T::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| Fail::Rule(raw.clone(), Rule::BadSymlinkTarget))?
+                    .into_owned();
+                if target.is_empty() || target.contains(&0) {
+                    return Err(Fail::Rule(raw, Rule::BadSymlinkTarget));
+                }
+                let target = if relocated {
+                    relocate_target(&target, &comps)
+                } else {
+                    target
+                };
+                let dir = self
+                    .walker
+                    .dir(parent)
+                    .map_err(io_fail(format!("opening the parent of `{raw}`")))?;
+                rustix::fs::symlinkat(target.as_slice(), dir, name)
+                    .map_err(|e| Fail::Io(format!("creating symlink `{raw}`"), e.into()))?;
+            }
+            T::Link => {
+                let target_raw = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| Fail::Rule(raw.clone(), Rule::HardLinkTarget(String::new())))?
+                    .into_owned();
+                let shown = String::from_utf8_lossy(&target_raw).into_owned();
+                let target = validate_name(&target_raw, self.limits.max_depth)
+                    .map(merge_usr)
+                    .map_err(|_| Fail::Rule(raw.clone(), Rule::HardLinkTarget(shown.clone())))?;
+                let target_path = target.join("/");
+                let ok = !target.is_empty()
+                    && self
+                        .nodes
+                        .get(&target_path)
+                        .is_some_and(|n| n.kind == Kind::File && n.entry.is_some());
+                if !ok {
+                    return Err(Fail::Rule(raw, Rule::HardLinkTarget(shown)));
+                }
+                let (tparent, tname) = target.split_at(target.len() - 1);
+                let tdir = self
+                    .walker
+                    .open_path(tparent)
+                    .map_err(io_fail(format!("opening the parent of `{shown}`")))?;
+                let dir = self
+                    .walker
+                    .dir(parent)
+                    .map_err(io_fail(format!("opening the parent of `{raw}`")))?;
+                rustix::fs::linkat(&tdir, tname[0].as_str(), dir, name, AtFlags::empty()).map_err(
+                    |e| Fail::Io(format!("hard-linking `{raw}` to `{shown}`"), e.into()),
+                )?;
+            }
+            _ => unreachable!("filtered above"),
+        }
+        self.nodes.insert(
+            path,
+            Node {
+                kind: new_kind,
+                entry: Some(raw),
+            },
+        );
+        Ok(())
+    }
+
+    /// Every ancestor must be a directory of ours (or not exist yet, in which
+    /// case it is implied and created as 0755).
+    fn check_parents(&mut self, raw: &str, comps: &[String]) -> Result<(), Fail> {
+        let mut prefix = String::new();
+        for comp in &comps[..comps.len() - 1] {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(comp);
+            match self.nodes.get(&prefix) {
+                Some(Node {
+                    kind: Kind::Dir, ..
+                }) => {}
+                Some(Node {
+                    kind: Kind::Symlink,
+                    ..
+                }) => {
+                    return Err(Fail::Rule(raw.into(), Rule::UnderSymlink(prefix)));
+                }
+                Some(Node {
+                    kind: Kind::File, ..
+                }) => {
+                    return Err(Fail::Rule(raw.into(), Rule::UnderNonDirectory(prefix)));
+                }
+                None => {
+                    self.claim_folded(raw, &prefix)?;
+                    self.nodes.insert(
+                        prefix.clone(),
+                        Node {
+                            kind: Kind::Dir,
+                            entry: None,
+                        },
+                    );
+                    self.dir_modes.push((prefix.clone(), 0o755));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn claim_folded(&mut self, raw: &str, path: &str) -> Result<(), Fail> {
+        let key: String = path.nfc().flat_map(char::to_lowercase).collect();
+        match self.folded.get(&key) {
+            Some(other) if other != path => {
+                Err(Fail::Rule(raw.into(), Rule::NameCollision(other.clone())))
+            }
+            Some(_) => Ok(()),
+            None => {
+                self.folded.insert(key, path.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes the metadata and applies directory modes (deepest first, so a
+    /// read-only directory never blocks its children).
+    fn finish(mut self, control: Vec<(String, Vec<u8>)>) -> Result<Summary, Fail> {
+        let meta: Vec<String> = META_DIR.split('/').map(str::to_string).collect();
+        let dir = self
+            .walker
+            .dir(&meta)
+            .map_err(io_fail(format!("creating {META_DIR}")))?;
+        let mut control_text = None;
+        for (name, data) in &control {
+            write_new(dir, name, data).map_err(io_fail(format!("writing {META_DIR}/{name}")))?;
+            if name == "control" {
+                control_text = Some(String::from_utf8_lossy(data).into_owned());
+            }
+        }
+        if !self.setuid.is_empty() {
+            let text: String = self
+                .setuid
+                .iter()
+                .map(|(mode, owner, path)| format!("{mode:04o} {owner} {path}\n"))
+                .collect();
+            write_new(dir, "setuid", text.as_bytes())
+                .map_err(io_fail(format!("writing {META_DIR}/setuid")))?;
+        }
+        let mut modes = std::mem::take(&mut self.dir_modes);
+        modes.sort_by_key(|(p, _)| std::cmp::Reverse(p.matches('/').count()));
+        for (path, mode) in modes {
+            let comps: Vec<String> = path.split('/').map(str::to_string).collect();
+            let fd = self
+                .walker
+                .open_path(&comps)
+                .map_err(io_fail(format!("opening `{path}`")))?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+                .map_err(|e| Fail::Io(format!("setting the mode of `{path}`"), e.into()))?;
+        }
+        Ok(Summary {
+            entries: self.entries,
+            bytes: self.bytes,
+            control: control_text,
+            setuid: self.setuid,
+        })
+    }
+}
+
+fn write_new(dir: &OwnedFd, name: &str, data: &[u8]) -> io::Result<()> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )?;
+    std::fs::File::from(fd).write_all(data)
+}
+
+/// Turns a tar error into a rule when it means a cut-short stream.
+fn tar_error(what: &str, e: io::Error) -> Fail {
+    if e.kind() == io::ErrorKind::UnexpectedEof
+        || e.to_string().contains("failed to read entire block")
+    {
+        Fail::Rule(what.to_string(), Rule::Truncated)
+    } else {
+        Fail::Io(what.to_string(), e)
+    }
+}
+
+/// Validates an entry name and returns its components (empty for the root).
+pub fn validate_name(raw: &[u8], max_depth: usize) -> Result<Vec<String>, Rule> {
+    if raw.contains(&0) {
+        return Err(Rule::BadName("contains a NUL byte"));
+    }
+    let text = std::str::from_utf8(raw).map_err(|_| Rule::BadName("not valid UTF-8"))?;
+    if text.is_empty() {
+        return Err(Rule::BadName("empty name"));
+    }
+    if text.starts_with('/') {
+        return Err(Rule::AbsolutePath);
+    }
+    let text = text.strip_prefix("./").unwrap_or(text);
+    let text = text.strip_suffix('/').unwrap_or(text);
+    if text.is_empty() || text == "." {
+        return Ok(Vec::new());
+    }
+    let mut comps = Vec::new();
+    for comp in text.split('/') {
+        match comp {
+            "" => return Err(Rule::BadName("empty path component")),
+            "." => return Err(Rule::BadName("`.` path component")),
+            ".." => return Err(Rule::ParentComponent),
+            _ => comps.push(comp.to_string()),
+        }
+        if comps.len() > max_depth {
+            return Err(Rule::TooDeep(max_depth));
+        }
+    }
+    if comps[0] == ".imago" {
+        return Err(Rule::Reserved);
+    }
+    Ok(comps)
+}
+
+/// `bin/x` → `usr/bin/x` (and the other merged directories).
+pub fn merge_usr(mut comps: Vec<String>) -> Vec<String> {
+    if comps
+        .first()
+        .is_some_and(|c| MERGED_DIRS.contains(&c.as_str()))
+    {
+        comps.insert(0, "usr".to_string());
+    }
+    comps
+}
+
+/// A relative symlink target written for `/bin/x` must still reach the same
+/// place from `/usr/bin/x`: resolve it lexically against the original
+/// location, map it through the merge, and make it relative again.
+fn relocate_target(target: &[u8], new_comps: &[String]) -> Vec<u8> {
+    let Ok(text) = std::str::from_utf8(target) else {
+        return target.to_vec();
+    };
+    if text.starts_with('/') {
+        return target.to_vec();
+    }
+    // Original parent: the new path without `usr/` and without the name.
+    let mut abs: Vec<&str> = new_comps[1..new_comps.len() - 1]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    for comp in text.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                abs.pop();
+            }
+            c => abs.push(c),
+        }
+    }
+    let mapped = merge_usr(abs.iter().map(|s| s.to_string()).collect());
+    let from = &new_comps[..new_comps.len() - 1];
+    let common = from.iter().zip(&mapped).take_while(|(a, b)| a == b).count();
+    let mut rel: Vec<&str> = vec![".."; from.len() - common];
+    rel.extend(mapped[common..].iter().map(String::as_str));
+    if rel.is_empty() {
+        return b".".to_vec();
+    }
+    rel.join("/").into_bytes()
+}
+
+/// Opens directories under the root one component at a time, never
+/// following symlinks, creating missing ones, and caching the last one.
+struct DirWalker {
+    root: OwnedFd,
+    cached: Option<(Vec<String>, OwnedFd)>,
+}
+
+impl DirWalker {
+    fn new(root: OwnedFd) -> Self {
+        DirWalker { root, cached: None }
+    }
+
+    /// The directory at `comps` (created if missing), cached.
+    fn dir(&mut self, comps: &[String]) -> io::Result<&OwnedFd> {
+        if comps.is_empty() {
+            return Ok(&self.root);
+        }
+        let hit = self
+            .cached
+            .as_ref()
+            .is_some_and(|(p, _)| p.as_slice() == comps);
+        if !hit {
+            let fd = self.walk(comps, true)?;
+            self.cached = Some((comps.to_vec(), fd));
+        }
+        match &self.cached {
+            Some((_, fd)) => Ok(fd),
+            None => Err(io::Error::other("directory cache is empty")),
+        }
+    }
+
+    /// The existing directory at `comps`, not cached.
+    fn open_path(&self, comps: &[String]) -> io::Result<OwnedFd> {
+        self.walk(comps, false)
+    }
+
+    fn walk(&self, comps: &[String], create: bool) -> io::Result<OwnedFd> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut current = rustix::fs::openat(&self.root, ".", flags, Mode::empty())?;
+        for comp in comps {
+            let next = match rustix::fs::openat(&current, comp.as_str(), flags, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(rustix::io::Errno::NOENT) if create => {
+                    rustix::fs::mkdirat(&current, comp.as_str(), Mode::from_raw_mode(0o755))?;
+                    rustix::fs::openat(&current, comp.as_str(), flags, Mode::empty())?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            current = next;
+        }
+        Ok(current)
+    }
+}
+
+/// Wraps a tar stream to notice an early end (no end-of-archive marker) and
+/// to check that only zeros follow the marker.
+struct Tracked<'a> {
+    inner: &'a mut dyn Read,
+    hit_eof: bool,
+}
+
+impl<'a> Tracked<'a> {
+    fn new(inner: &'a mut dyn Read) -> Self {
+        Tracked {
+            inner,
+            hit_eof: false,
+        }
+    }
+
+    fn finish(self, what: &str) -> Result<(), Fail> {
+        if self.hit_eof {
+            return Err(Fail::Rule(what.into(), Rule::Truncated));
+        }
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = match self.inner.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(tar_error(what, e)),
+            };
+            if buf[..n].iter().any(|&b| b != 0) {
+                return Err(Fail::Rule(what.into(), Rule::TrailingGarbage));
+            }
+        }
+    }
+}
+
+impl Read for Tracked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.hit_eof = true;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        assert_eq!(
+            validate_name(b"./usr/bin/x", 256).unwrap(),
+            vec!["usr", "bin", "x"]
+        );
+        assert_eq!(validate_name(b"./", 256).unwrap(), Vec::<String>::new());
+        assert_eq!(validate_name(b"../x", 256), Err(Rule::ParentComponent));
+        assert_eq!(validate_name(b"a/../../x", 256), Err(Rule::ParentComponent));
+        assert_eq!(validate_name(b"/etc/passwd", 256), Err(Rule::AbsolutePath));
+        assert!(matches!(validate_name(b"a//b", 256), Err(Rule::BadName(_))));
+        assert!(matches!(
+            validate_name(b"a/./b", 256),
+            Err(Rule::BadName(_))
+        ));
+        assert!(matches!(validate_name(b"", 256), Err(Rule::BadName(_))));
+        assert_eq!(validate_name(b"a/b/c", 2), Err(Rule::TooDeep(2)));
+        assert_eq!(validate_name(b"./.imago/x", 256), Err(Rule::Reserved));
+    }
+
+    #[test]
+    fn relative_symlinks_follow_the_merge() {
+        let comps: Vec<String> = ["usr", "bin", "x"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(relocate_target(b"y", &comps), b"y".to_vec());
+        assert_eq!(relocate_target(b"../usr/bin/z", &comps), b"z".to_vec());
+        assert_eq!(relocate_target(b"../sbin/z", &comps), b"../sbin/z".to_vec());
+        assert_eq!(relocate_target(b"/bin/z", &comps), b"/bin/z".to_vec());
+    }
+}
