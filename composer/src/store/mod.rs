@@ -33,6 +33,8 @@ pub mod lock;
 pub mod path;
 
 mod add;
+mod gc;
+mod verify;
 mod remove;
 mod roots;
 mod session;
@@ -41,6 +43,8 @@ pub use add::TempBuildDir;
 pub use db::ObjectInfo;
 pub use digest::Blake3Digest;
 pub use error::{Result, StoreError};
+pub use gc::GcReport;
+pub use verify::{Problem, VerifyProblem, VerifyReport};
 pub use lock::StepLock;
 pub use path::{StorePath, StorePathError, StorePathRef};
 

@@ -1,0 +1,270 @@
+//! Adding objects: golden digests, read-only results, references, the build
+//! cache, closures, verification.
+
+mod store_support;
+
+use imago::store::canon::serialize_into;
+use imago::store::{Blake3Digest, Problem, Store, StorePath};
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+use store_support::{add_file, add_tree};
+
+fn digest_of(path: &Path) -> Blake3Digest {
+    let mut bytes = Vec::new();
+    serialize_into(path, &mut bytes).unwrap();
+    Blake3Digest::of(&bytes)
+}
+
+/// A fixed tree: the golden digests below pin the serialization format.
+fn golden_tree(root: &Path) {
+    fs::create_dir_all(root.join("bin")).unwrap();
+    fs::create_dir_all(root.join("share/empty")).unwrap();
+    fs::write(root.join("bin/hello"), b"#!/bin/sh\necho hello\n").unwrap();
+    fs::set_permissions(root.join("bin/hello"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(root.join("README"), b"read me\n").unwrap();
+    fs::write(root.join("zero"), b"").unwrap();
+    symlink("bin/hello", root.join("link")).unwrap();
+}
+
+#[test]
+fn golden_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    fs::write(&file, b"hello\n").unwrap();
+    let exe = dir.path().join("exe");
+    fs::write(&exe, b"hello\n").unwrap();
+    fs::set_permissions(&exe, fs::Permissions::from_mode(0o700)).unwrap();
+    let link = dir.path().join("link");
+    symlink("/imago/store/target", &link).unwrap();
+    let tree = dir.path().join("tree");
+    golden_tree(&tree);
+    let empty = dir.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+
+    let got: Vec<String> = [&file, &exe, &link, &tree, &empty]
+        .iter()
+        .map(|p| digest_of(p).to_hex())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "ec9cdaf5f9df0f2c894e89d10e24961db8cd879c4386d7a4dd55757bbb969c9c",
+            "b2a750aac6576d470bde5b5528d76500ec5207c4fdb17b6d4b48505b9ba835c2",
+            "e5078097d50c9bd4d33b88c0011af53280924a0e168bea4a9dcb3c803c9323d2",
+            "c395619b1e10d4eb1e6f8e86e348a27d5cfce825f98f96bbda6a2de3518441de",
+            "f46fe7a9097e8203d6159fce3eff3633e83dfa2032a5184a96ffbe5da25d1018",
+        ]
+    );
+}
+
+/// The store path of a file is fixed too (checked against an independent
+/// implementation of docs/store.md).
+#[test]
+fn golden_store_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let p = add_file(&store, "hello", b"hello\n", &[]);
+    assert_eq!(p.as_str(), "xjfdmxgrvw7jr2afi78hw94n3nwcv1ww-hello");
+}
+
+#[test]
+fn add_makes_a_read_only_valid_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let p = add_tree(&store, "tree", &[], golden_tree);
+    let physical = store.physical(&p);
+    assert_eq!(physical, dir.path().canonicalize().unwrap().join(p.as_str()));
+    assert!(store.is_valid(&p).unwrap());
+    let info = store.info(&p).unwrap().unwrap();
+    assert_eq!(info.digest, digest_of(&physical));
+    assert_eq!(p.hash_part(), info.digest.store_hash());
+    assert_eq!(info.deriver.as_deref(), Some("test"));
+    let mode = |rel: &str| {
+        fs::symlink_metadata(physical.join(rel)).unwrap().permissions().mode() & 0o7777
+    };
+    assert_eq!(mode(""), 0o555);
+    assert_eq!(mode("bin"), 0o555);
+    assert_eq!(mode("bin/hello"), 0o555);
+    assert_eq!(mode("README"), 0o444);
+    // No temp dirs are left behind.
+    assert!(store_support::temp_leftovers(dir.path()).is_empty());
+    let report = store.verify(false).unwrap();
+    assert_eq!(report.checked, 1);
+    assert!(report.problems.is_empty(), "{report:?}");
+}
+
+#[test]
+fn adding_the_same_content_twice_gives_the_same_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let a = add_file(&store, "same", b"content", &[]);
+    let b = add_file(&store, "same", b"content", &[]);
+    assert_eq!(a, b);
+    let c = add_file(&store, "other-name", b"content", &[]);
+    assert_eq!(a.hash_part(), c.hash_part());
+    assert_ne!(a, c);
+    assert!(store_support::temp_leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn references_are_found_and_closures_follow_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let lib = add_file(&store, "lib", b"library", &[]);
+    let unused = add_file(&store, "unused", b"not referenced", &[]);
+    let bin = add_tree(&store, "bin", &[lib.clone(), unused.clone()], |out| {
+        fs::write(out.join("script"), format!("exec {}/x", lib.to_absolute())).unwrap();
+    });
+    let top = add_tree(&store, "top", &[bin.clone()], |out| {
+        symlink(bin.to_absolute(), out.join("bin")).unwrap();
+    });
+    assert_eq!(store.references(&bin).unwrap(), BTreeSet::from([lib.clone()]));
+    assert_eq!(store.references(&top).unwrap(), BTreeSet::from([bin.clone()]));
+    assert_eq!(
+        store.closure(std::slice::from_ref(&top)).unwrap(),
+        BTreeSet::from([top.clone(), bin, lib])
+    );
+    assert!(store.closure(&["00000000000000000000000000000000-nope".parse().unwrap()]).is_err());
+}
+
+#[test]
+fn references_must_be_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let ghost: StorePath = "11111111111111111111111111111111-ghost".parse().unwrap();
+    let tmp = store.temp_build_dir().unwrap();
+    fs::write(tmp.out(), ghost.to_absolute()).unwrap();
+    let err = store.add(tmp, "x", &[ghost], None).unwrap_err();
+    assert!(err.to_string().contains("11111111111111111111111111111111-ghost"), "{err}");
+    assert!(store_support::top_level_objects(dir.path()).is_empty());
+    assert!(store_support::temp_leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn bad_names_and_missing_outputs_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for bad in ["", ".hidden", "a/b", "sp ace", &"x".repeat(201)] {
+        let tmp = store.temp_build_dir().unwrap();
+        fs::write(tmp.out(), b"x").unwrap();
+        let err = store.add(tmp, bad, &[], None).unwrap_err();
+        assert!(err.to_string().contains("invalid store path"), "{bad}: {err}");
+    }
+    let tmp = store.temp_build_dir().unwrap();
+    let err = store.add(tmp, "nothing", &[], None).unwrap_err();
+    assert!(err.to_string().contains("nothing was written"), "{err}");
+    assert!(store_support::temp_leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn special_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let tmp = store.temp_build_dir().unwrap();
+    fs::create_dir(tmp.out()).unwrap();
+    let fifo = tmp.out().join("pipe");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let err = store.add(tmp, "special", &[], None).unwrap_err();
+    assert!(err.to_string().contains("FIFO") && err.to_string().contains("pipe"), "{err}");
+    assert!(store_support::top_level_objects(dir.path()).is_empty());
+    assert!(store_support::temp_leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn deep_trees_are_a_bounded_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let tmp = store.temp_build_dir().unwrap();
+    let mut p = tmp.out();
+    // Deeper than the limit but within PATH_MAX-friendly lengths.
+    for _ in 0..300 {
+        p.push("d");
+    }
+    fs::create_dir_all(&p).unwrap();
+    let err = store.add(tmp, "deep", &[], None).unwrap_err();
+    assert!(err.to_string().contains("nested deeper than 256"), "{err}");
+    assert!(store_support::temp_leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn add_path_copies_without_following_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let outside = dir.path().join("secret");
+    fs::write(&outside, b"secret").unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), b"f").unwrap();
+    symlink(&outside, src.join("escape")).unwrap();
+    let p = store.add_path(&src, "src").unwrap();
+    let physical = store.physical(&p);
+    assert!(fs::symlink_metadata(physical.join("escape")).unwrap().file_type().is_symlink());
+    assert_eq!(fs::read_link(physical.join("escape")).unwrap(), outside);
+    // The object is read-only: writing through it fails, and the outside
+    // file is untouched.
+    assert!(fs::write(physical.join("f"), b"changed").is_err() || nix_is_root());
+    assert_eq!(fs::read(&outside).unwrap(), b"secret");
+}
+
+fn nix_is_root() -> bool {
+    std::env::var("USER").is_ok_and(|u| u == "root")
+        || fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+}
+
+#[test]
+fn build_cache_round_trips_and_forgets_invalid_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let key = Blake3Digest::of(b"step");
+    assert_eq!(store.cache_get(&key).unwrap(), None);
+    let p = add_file(&store, "out", b"o", &[]);
+    store.cache_put(&key, &p).unwrap();
+    assert_eq!(store.cache_get(&key).unwrap(), Some(p.clone()));
+    let ghost: StorePath = "11111111111111111111111111111111-ghost".parse().unwrap();
+    assert!(store.cache_put(&key, &ghost).is_err());
+    drop(store);
+    // Nothing roots it: GC deletes it and its cache entry.
+    let store = Store::open(dir.path()).unwrap();
+    let report = store.gc(false).unwrap();
+    assert_eq!(report.deleted, vec![p]);
+    assert_eq!(store.cache_get(&key).unwrap(), None);
+}
+
+#[test]
+fn verify_names_a_flipped_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let good = add_file(&store, "good", b"fine", &[]);
+    let bad = add_tree(&store, "bad", &[], |out| {
+        fs::write(out.join("data"), vec![7u8; 100_000]).unwrap();
+    });
+    let file = store.physical(&bad).join("data");
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut bytes = fs::read(&file).unwrap();
+    bytes[54_321] ^= 1;
+    fs::write(&file, &bytes).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o444)).unwrap();
+    let report = store.verify(false).unwrap();
+    assert_eq!(report.checked, 2);
+    assert_eq!(report.problems.len(), 1);
+    assert_eq!(report.problems[0].path, bad);
+    assert!(matches!(report.problems[0].problem, Problem::HashMismatch { .. }));
+    assert!(!report.is_ok());
+    let repaired = store.verify(true).unwrap();
+    assert_eq!(repaired.problems[0].note.as_deref(), Some("no source to repair from"));
+    assert!(!repaired.problems[0].repaired);
+    let _ = good;
+}
+
+#[test]
+fn verify_names_a_missing_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let p = add_file(&store, "gone", b"x", &[]);
+    fs::remove_file(store.physical(&p)).unwrap();
+    let report = store.verify(false).unwrap();
+    assert_eq!(report.problems.len(), 1);
+    assert_eq!(report.problems[0].problem, Problem::Missing);
+}
