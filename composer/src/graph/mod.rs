@@ -9,14 +9,22 @@
 //!   substitution;
 //! - [`table`]: the store hook that records steps during evaluation and pins
 //!   Debian packages through a [`packages::PackageIndex`];
-//! - [`dag`]: the DAG of the steps a build needs, validated acyclic.
+//! - [`dag`]: the DAG of the steps a build needs, validated acyclic;
+//! - [`scheduler`]: builds a validated graph in parallel into the store,
+//!   with caching and early cutoff; [`report`] holds what it returns and
+//!   [`progress`] what it shows meanwhile.
 
 pub mod dag;
 pub mod packages;
+pub mod progress;
+pub mod report;
+pub mod scheduler;
 pub mod step;
 pub mod table;
 
 pub use dag::{Graph, GraphError, StepId, ValidatedGraph};
 pub use packages::{PackageIndex, PinnedPackage};
+pub use report::{BuildSummary, ScheduleError, StepFailure};
+pub use scheduler::{BuildOptions, BuilderSet, Registry, build};
 pub use step::{PENDING_PREFIX, Step, StepError};
 pub use table::StepTable;

@@ -5,13 +5,14 @@
 //! contexts in its parameters — the placeholders of the steps it reads.
 //!
 //! A step's placeholder is `/imago/pending/<h>-<name>`, where `<h>` is the
-//! store's base32 of the first 160 bits of BLAKE3 over the step's canonical
+//! store's base32 (`0123456789abcdfghijklmnpqrsvwxyz`) of the first 160 bits of BLAKE3 over the step's canonical
 //! definition. The canonical definition ([`Step::canonical`]) is a compact
 //! JSON text with sorted keys, in which a string that carries context is
 //! written as `["s", text, [placeholders…]]` and a list as `["l", items…]`, so
 //! no two different definitions share an encoding. Identical requests thus
 //! get identical placeholders in every run.
 
+use crate::store::{self, Blake3Digest};
 use aho_corasick::AhoCorasick;
 use imago_lang::hook::{StepRequest, StepValue};
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,12 +66,8 @@ impl Step {
             params,
             inputs,
         };
-        let digest = blake3::hash(step.canonical().as_bytes());
-        step.placeholder = format!(
-            "{PENDING_PREFIX}{}-{}",
-            base32(&digest.as_bytes()[..20]),
-            step.name
-        );
+        let digest = Blake3Digest::of(step.canonical().as_bytes());
+        step.placeholder = format!("{PENDING_PREFIX}{}-{}", digest.store_hash(), step.name);
         let mentions_self = step.inputs.contains(&step.placeholder)
             || step.params.values().any(|v| mentions(v, &step.placeholder));
         if mentions_self {
@@ -107,53 +104,13 @@ impl Step {
 
 /// Checks a store object name with the store's rules.
 pub fn validate_name(name: &str) -> Result<(), StepError> {
-    name_rule(name).map_err(|reason| StepError::InvalidName {
+    store::path::validate_name(name).map_err(|reason| StepError::InvalidName {
         name: name.to_owned(),
-        reason: reason.to_owned(),
+        reason,
     })
 }
 
-// INTERIM until the store's rules are in the tree.
-fn name_rule(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() {
-        return Err("it is empty");
-    }
-    if name.len() > 211 {
-        return Err("it is longer than 211 bytes");
-    }
-    if name.starts_with('.') {
-        return Err("it starts with `.`");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"+-._?=".contains(&b))
-    {
-        return Err("only ASCII letters, digits and `+-._?=` are allowed");
-    }
-    Ok(())
-}
-
-/// The store's base32 (alphabet `0123456789abcdfghijklmnpqrsvwxyz`).
-pub fn base32(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
-    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for &b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
-        }
-    }
-    if bits > 0 {
-        out.push(char::from(ALPHABET[((acc << (5 - bits)) & 31) as usize]));
-    }
-    out
-}
-
-/// The hash part of a placeholder, or `None` when `text` is not one.
+/// Whether `text` is exactly a placeholder (`/imago/pending/<hash>-<name>`).
 pub fn is_placeholder(text: &str) -> bool {
     text.strip_prefix(PENDING_PREFIX)
         .is_some_and(|rest| rest.len() > 33 && rest.as_bytes()[32] == b'-' && !rest.contains('/'))

@@ -1,0 +1,397 @@
+//! The scheduler: builds a [`ValidatedGraph`] in parallel into the store.
+//!
+//! The calling thread coordinates; a rayon pool of `jobs` threads runs the
+//! steps. A step is started once all its inputs are built, and at most `jobs`
+//! steps run at once. Running a step:
+//!
+//! 1. every input placeholder in every string of the parameters (object keys
+//!    included, recursively) is replaced by the input's real path
+//!    `/imago/store/<hash>-<name>` → a [`ResolvedStep`]; a leftover
+//!    `/imago/pending/` mention is an error;
+//! 2. the cache key is BLAKE3 over the canonical JSON (sorted keys) of the
+//!    builder name, the builder's version, the step name, the substituted
+//!    parameters and the builder's key salt (the `path` builder's source
+//!    digest). Keys are computed after substitution, so an input rebuilt to
+//!    identical content leaves its dependents' keys — and outputs — unchanged
+//!    (early cutoff);
+//! 3. under `store.lock_step(key)`: a cache hit is the output; otherwise the
+//!    builder writes into a fresh temporary build directory, the output is
+//!    added (`store.add`, the inputs as candidate references, the placeholder
+//!    as deriver) and recorded in the cache.
+//!
+//! Outputs added or found in the cache stay temporary GC roots for as long as
+//! the [`Store`] is open. The first failure stops new work (running steps
+//! finish) unless `keep_going`, which builds everything not downstream of a
+//! failure.
+
+use super::dag::{StepId, ValidatedGraph};
+use super::progress::{Progress, ProgressMode};
+use super::report::{
+    BuildSummary, RootOutput, ScheduleError, StepFailure, StepFailureCause, StepReport,
+};
+use super::step::{find_pending, substitute};
+use crate::builders::{BuildContext, Builder, ResolvedStep, registry};
+use crate::store::{Blake3Digest, Store, StorePath};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// The builders a build may use, by name.
+pub trait BuilderSet: Sync {
+    fn get(&self, name: &str) -> Option<&dyn Builder>;
+}
+
+/// The builders of [`crate::builders::registry`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Registry;
+
+impl BuilderSet for Registry {
+    fn get(&self, name: &str) -> Option<&dyn Builder> {
+        registry::builder(name)
+    }
+}
+
+/// How to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Parallel steps; 0 means one per core.
+    pub jobs: usize,
+    /// Build everything not downstream of a failure instead of stopping.
+    pub keep_going: bool,
+    pub offline: bool,
+    /// The Debian package download cache handed to builders.
+    pub deb_cache: PathBuf,
+    pub progress: ProgressMode,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            jobs: 0,
+            keep_going: false,
+            offline: false,
+            deb_cache: PathBuf::new(),
+            progress: ProgressMode::Quiet,
+        }
+    }
+}
+
+impl BuildOptions {
+    fn effective_jobs(&self) -> usize {
+        if self.jobs > 0 {
+            self.jobs
+        } else {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        }
+    }
+}
+
+/// The cache key of a resolved step (see the module docs).
+pub fn cache_key(
+    builder: &dyn Builder,
+    step: &ResolvedStep,
+    salt: Option<blake3::Hash>,
+) -> Blake3Digest {
+    let doc = serde_json::json!({
+        "imago-cache": 1,
+        "builder": step.builder,
+        "version": builder.version(),
+        "name": step.name,
+        "params": step.params,
+        "salt": salt.map(|s| s.to_hex().to_string()),
+    });
+    let mut text = String::new();
+    canonical_json(&doc, &mut text);
+    Blake3Digest::of(text.as_bytes())
+}
+
+/// JSON with object keys sorted, whatever serde_json's map ordering.
+fn canonical_json(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::from(k.as_str()).to_string());
+                out.push(':');
+                canonical_json(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(v, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// Builds every step of `graph`; see the module docs.
+pub fn build(
+    graph: &ValidatedGraph,
+    store: &Store,
+    builders: &dyn BuilderSet,
+    options: &BuildOptions,
+) -> Result<BuildSummary, ScheduleError> {
+    for &id in graph.topological() {
+        let step = graph.step(id);
+        if builders.get(&step.builder).is_none() {
+            return Err(ScheduleError::UnknownBuilder {
+                builder: step.builder.clone(),
+                step: step.name.clone(),
+            });
+        }
+    }
+    let jobs = options.effective_jobs();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .thread_name(|i| format!("imago-build-{i}"))
+        .build()
+        .map_err(|source| ScheduleError::ThreadPool { jobs, source })?;
+    let ctx = BuildContext {
+        store_dir: store.dir().to_path_buf(),
+        deb_cache: options.deb_cache.clone(),
+        offline: options.offline,
+    };
+    let run = Run {
+        graph,
+        store,
+        builders,
+        ctx: &ctx,
+        start: Instant::now(),
+        progress: Progress::new(options.progress, graph.len()),
+    };
+    let result = pool.in_place_scope(|scope| run.coordinate(scope, jobs, options.keep_going));
+    run.progress.done();
+    result
+}
+
+struct Run<'a> {
+    graph: &'a ValidatedGraph,
+    store: &'a Store,
+    builders: &'a dyn BuilderSet,
+    ctx: &'a BuildContext,
+    start: Instant,
+    progress: Progress,
+}
+
+enum Done {
+    Ok(StepReport, StorePath),
+    Failed(StepFailureCause, String),
+}
+
+impl<'a> Run<'a> {
+    fn coordinate<'s>(
+        &'s self,
+        scope: &rayon::Scope<'s>,
+        jobs: usize,
+        keep_going: bool,
+    ) -> Result<BuildSummary, ScheduleError>
+    where
+        'a: 's,
+    {
+        let graph = self.graph;
+        let mut waiting: BTreeMap<StepId, usize> = BTreeMap::new();
+        let mut ready: VecDeque<StepId> = VecDeque::new();
+        for &id in graph.topological() {
+            let n = graph.inputs(id).count();
+            if n == 0 {
+                ready.push_back(id);
+            } else {
+                waiting.insert(id, n);
+            }
+        }
+        let mut outputs: BTreeMap<StepId, StorePath> = BTreeMap::new();
+        let mut summary = BuildSummary::default();
+        let mut failures: Vec<StepFailure> = Vec::new();
+        let (tx, rx) = mpsc::channel::<(StepId, Done)>();
+        let mut running = 0usize;
+        let mut stopped = false;
+        loop {
+            while !stopped && running < jobs {
+                let Some(id) = ready.pop_front() else { break };
+                let substitutions: BTreeMap<String, String> = graph
+                    .inputs(id)
+                    .filter_map(|i| {
+                        outputs
+                            .get(&i)
+                            .map(|p| (graph.step(i).placeholder.clone(), p.to_absolute()))
+                    })
+                    .collect();
+                let mut input_paths: Vec<StorePath> = graph
+                    .inputs(id)
+                    .filter_map(|i| outputs.get(&i).cloned())
+                    .collect();
+                input_paths.sort();
+                input_paths.dedup();
+                let tx = tx.clone();
+                running += 1;
+                self.progress.started(&graph.step(id).name);
+                scope.spawn(move |_| {
+                    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.run_step(id, &substitutions, &input_paths)
+                    }))
+                    .unwrap_or_else(|panic| {
+                        let text = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".to_owned());
+                        Done::Failed(StepFailureCause::Panicked(text), String::new())
+                    });
+                    // The receiver outlives every worker (it waits for them).
+                    let _ = tx.send((id, done));
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((id, done)) = rx.recv() else { break };
+            running -= 1;
+            let step = graph.step(id);
+            match done {
+                Done::Ok(report, path) => {
+                    self.progress
+                        .finished(&step.name, (!report.cached).then_some(report.path.as_str()));
+                    if report.cached {
+                        summary.cached += 1;
+                    } else {
+                        summary.built += 1;
+                    }
+                    summary.steps.push(report);
+                    outputs.insert(id, path);
+                    for dependent in graph.dependents(id) {
+                        if let Some(n) = waiting.get_mut(&dependent) {
+                            *n -= 1;
+                            if *n == 0 {
+                                waiting.remove(&dependent);
+                                ready.push_back(dependent);
+                            }
+                        }
+                    }
+                }
+                Done::Failed(cause, log) => {
+                    self.progress.failed(&step.name);
+                    failures.push(StepFailure {
+                        name: step.name.clone(),
+                        builder: step.builder.clone(),
+                        placeholder: step.placeholder.clone(),
+                        cause,
+                        log,
+                        chain: graph
+                            .chain_to(id)
+                            .into_iter()
+                            .map(|i| graph.step(i).name.clone())
+                            .collect(),
+                    });
+                    if !keep_going {
+                        stopped = true;
+                    }
+                }
+            }
+        }
+        drop(tx);
+        summary.skipped = graph.len() - summary.built - summary.cached - failures.len();
+        summary.outputs = graph
+            .roots()
+            .iter()
+            .filter_map(|r| {
+                outputs.get(r).map(|p| RootOutput {
+                    placeholder: graph.step(*r).placeholder.clone(),
+                    path: p.to_absolute(),
+                    physical: self.store.physical(p).display().to_string(),
+                })
+            })
+            .collect();
+        summary.elapsed_ms = ms(self.start.elapsed());
+        if failures.is_empty() {
+            Ok(summary)
+        } else {
+            Err(ScheduleError::Failed {
+                failures,
+                summary: Box::new(summary),
+            })
+        }
+    }
+
+    /// Runs one step on a worker thread.
+    fn run_step(
+        &self,
+        id: StepId,
+        substitutions: &BTreeMap<String, String>,
+        input_paths: &[StorePath],
+    ) -> Done {
+        let started = ms(self.start.elapsed());
+        let step = self.graph.step(id);
+        let mut log: Vec<u8> = Vec::new();
+        let result = self.resolve_and_build(step, substitutions, input_paths, &mut log);
+        let log = String::from_utf8_lossy(&log).into_owned();
+        match result {
+            Ok((path, key, cached)) => Done::Ok(
+                StepReport {
+                    name: step.name.clone(),
+                    builder: step.builder.clone(),
+                    placeholder: step.placeholder.clone(),
+                    path: path.to_absolute(),
+                    cached,
+                    key: key.to_string(),
+                    start_ms: started,
+                    end_ms: ms(self.start.elapsed()),
+                },
+                path,
+            ),
+            Err(cause) => Done::Failed(cause, log),
+        }
+    }
+
+    fn resolve_and_build(
+        &self,
+        step: &super::Step,
+        substitutions: &BTreeMap<String, String>,
+        input_paths: &[StorePath],
+        log: &mut Vec<u8>,
+    ) -> Result<(StorePath, Blake3Digest, bool), StepFailureCause> {
+        let params = substitute(&step.params_json(), substitutions);
+        if let Some(text) = find_pending(&params) {
+            return Err(StepFailureCause::UnresolvedPlaceholder(text.to_owned()));
+        }
+        let resolved = ResolvedStep {
+            builder: step.builder.clone(),
+            name: step.name.clone(),
+            params,
+            inputs: input_paths.iter().map(StorePath::to_absolute).collect(),
+        };
+        let builder = self.builders.get(&step.builder).ok_or_else(|| {
+            crate::builders::BuildError::Failed(format!("no builder `{}`", step.builder))
+        })?;
+        let salt = builder.key_salt(self.ctx, &resolved)?;
+        let key = cache_key(builder, &resolved, salt);
+        let _lock = self.store.lock_step(&key)?;
+        if let Some(path) = self.store.cache_get(&key)? {
+            return Ok((path, key, true));
+        }
+        let tmp = self.store.temp_build_dir()?;
+        builder.build(self.ctx, &resolved, &tmp.out(), log)?;
+        let path = self
+            .store
+            .add(tmp, &step.name, input_paths, Some(&step.placeholder))?;
+        self.store.cache_put(&key, &path)?;
+        Ok((path, key, false))
+    }
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,378 @@
+//! The scheduler: order, parallelism, caching, early cutoff, failures.
+
+use imago::builders::{BuildContext, BuildError, Builder, ResolvedStep, registry};
+use imago::graph::{
+    BuildOptions, BuilderSet, Graph, ScheduleError, StepTable, ValidatedGraph, build,
+};
+use imago::store::Store;
+use imago_lang::hook::{StepRequest, StepValue, StoreHook};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Writes `text`; sleeps `sleep_ms` first; fails when `fail` is true;
+/// ignores `noise`. Counts its invocations.
+#[derive(Default)]
+struct TestBuilder {
+    calls: AtomicUsize,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestParams {
+    text: String,
+    #[serde(default)]
+    sleep_ms: u64,
+    #[serde(default)]
+    fail: bool,
+    #[serde(default)]
+    #[allow(dead_code)]
+    noise: i64,
+}
+
+impl Builder for TestBuilder {
+    fn build(
+        &self,
+        _ctx: &BuildContext,
+        step: &ResolvedStep,
+        out: &Path,
+        log: &mut dyn Write,
+    ) -> Result<(), BuildError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let p: TestParams = step.params()?;
+        std::thread::sleep(Duration::from_millis(p.sleep_ms));
+        writeln!(log, "building {} now", step.name).unwrap();
+        if p.fail {
+            return Err(BuildError::Failed("told to fail".into()));
+        }
+        std::fs::write(out, p.text).unwrap();
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Builders {
+    test: TestBuilder,
+}
+
+impl BuilderSet for Builders {
+    fn get(&self, name: &str) -> Option<&dyn Builder> {
+        match name {
+            "test" => Some(&self.test),
+            other => registry::builder(other),
+        }
+    }
+}
+
+impl Builders {
+    fn calls(&self) -> usize {
+        self.test.calls.load(Ordering::SeqCst)
+    }
+}
+
+fn s(text: &str, ctx: &[&String]) -> StepValue {
+    StepValue::Str {
+        text: text.to_owned(),
+        context: ctx.iter().map(|c| (*c).clone()).collect(),
+    }
+}
+
+fn add(table: &StepTable, name: &str, params: Vec<(&str, StepValue)>) -> String {
+    table
+        .add_step(StepRequest {
+            builder: "test".into(),
+            name: name.into(),
+            params: params.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        })
+        .unwrap()
+}
+
+/// `text` mentioning every dep (so it depends on them).
+fn text_of(deps: &[&String]) -> StepValue {
+    let text: Vec<&str> = deps.iter().map(|d| d.as_str()).collect();
+    s(&format!("deps: {}", text.join(" ")), deps)
+}
+
+fn graph(table: &StepTable, roots: &[&String]) -> ValidatedGraph {
+    let roots: Vec<String> = roots.iter().map(|r| (*r).clone()).collect();
+    Graph::from_table(table, &roots)
+        .unwrap()
+        .validate()
+        .unwrap()
+}
+
+fn opts(jobs: usize) -> BuildOptions {
+    BuildOptions {
+        jobs,
+        ..BuildOptions::default()
+    }
+}
+
+#[test]
+fn steps_start_after_their_inputs_end_and_outputs_are_substituted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let a = add(&table, "a", vec![("text", s("A", &[]))]);
+    let b = add(&table, "b", vec![("text", s("B", &[]))]);
+    let c = add(&table, "c", vec![("text", text_of(&[&a, &b]))]);
+    let d = add(&table, "d", vec![("text", text_of(&[&c, &a]))]);
+    let g = graph(&table, &[&d]);
+    let builders = Builders::default();
+    let summary = build(&g, &store, &builders, &opts(2)).unwrap();
+    assert_eq!(summary.built, 4);
+    let by_name: BTreeMap<&str, _> = summary.steps.iter().map(|r| (r.name.as_str(), r)).collect();
+    for (step, inputs) in [("c", vec!["a", "b"]), ("d", vec!["c", "a"])] {
+        for input in inputs {
+            assert!(
+                by_name[step].start_ms >= by_name[input].end_ms,
+                "{step} started before {input} ended"
+            );
+        }
+    }
+    // d's text names c's and a's real paths.
+    let out = &summary.outputs[0];
+    let text = std::fs::read_to_string(&out.physical).unwrap();
+    assert_eq!(
+        text,
+        format!("deps: {} {}", by_name["c"].path, by_name["a"].path)
+    );
+    assert!(out.path.starts_with("/imago/store/") && out.path.ends_with("-d"));
+    // c refers to a and b.
+    let c_path: imago::store::StorePath = by_name["c"]
+        .path
+        .strip_prefix("/imago/store/")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let refs: BTreeSet<String> = store
+        .references(&c_path)
+        .unwrap()
+        .iter()
+        .map(|p| p.to_absolute())
+        .collect();
+    assert_eq!(
+        refs,
+        BTreeSet::from([by_name["a"].path.clone(), by_name["b"].path.clone()])
+    );
+}
+
+#[test]
+fn independent_steps_run_in_parallel() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let x = add(
+        &table,
+        "x",
+        vec![("text", s("x", &[])), ("sleep_ms", StepValue::Int(400))],
+    );
+    let y = add(
+        &table,
+        "y",
+        vec![("text", s("y", &[])), ("sleep_ms", StepValue::Int(400))],
+    );
+    let g = graph(&table, &[&x, &y]);
+    let summary = build(&g, &store, &Builders::default(), &opts(2)).unwrap();
+    let (rx, ry) = (&summary.steps[0], &summary.steps[1]);
+    assert!(
+        rx.start_ms < ry.end_ms && ry.start_ms < rx.end_ms,
+        "no overlap: {rx:?} {ry:?}"
+    );
+    assert_eq!(summary.outputs.len(), 2);
+}
+
+#[test]
+fn a_second_build_is_all_cached_and_gives_the_same_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let a = add(&table, "a", vec![("text", s("A", &[]))]);
+    let b = add(&table, "b", vec![("text", text_of(&[&a]))]);
+    let g = graph(&table, &[&b]);
+    let builders = Builders::default();
+    let first = build(&g, &store, &builders, &opts(2)).unwrap();
+    assert_eq!((first.built, first.cached, builders.calls()), (2, 0, 2));
+    let second = build(&g, &store, &builders, &opts(2)).unwrap();
+    assert_eq!((second.built, second.cached, builders.calls()), (0, 2, 2));
+    assert_eq!(first.outputs, second.outputs);
+    // Another store gives the same paths: outputs are content-addressed.
+    let dir2 = tempfile::tempdir().unwrap();
+    let store2 = Store::open(dir2.path()).unwrap();
+    let third = build(&g, &store2, &builders, &opts(1)).unwrap();
+    assert_eq!(first.outputs[0].path, third.outputs[0].path);
+}
+
+#[test]
+fn an_input_rebuilt_to_identical_output_does_not_rebuild_dependents() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let builders = Builders::default();
+    let run = |noise: i64| {
+        let table = StepTable::new(None);
+        let input = add(
+            &table,
+            "input",
+            vec![("text", s("same", &[])), ("noise", StepValue::Int(noise))],
+        );
+        let user = add(&table, "user", vec![("text", text_of(&[&input]))]);
+        build(&graph(&table, &[&user]), &store, &builders, &opts(1)).unwrap()
+    };
+    let first = run(1);
+    assert_eq!(builders.calls(), 2);
+    let second = run(2);
+    // The input's definition changed, so it was rebuilt; its output did not,
+    // so the dependent's key did not change and it came from the cache.
+    assert_eq!(builders.calls(), 3);
+    assert_eq!((second.built, second.cached), (1, 1));
+    let user = second.steps.iter().find(|r| r.name == "user").unwrap();
+    assert!(user.cached);
+    assert_eq!(
+        first.outputs,
+        second
+            .outputs
+            .iter()
+            .map(|o| {
+                let mut o = o.clone();
+                o.placeholder = first.outputs[0].placeholder.clone();
+                o
+            })
+            .collect::<Vec<_>>()
+    );
+}
+
+fn failing_graph(table: &StepTable) -> (ValidatedGraph, usize) {
+    let bad = add(
+        &table,
+        "bad",
+        vec![("text", s("", &[])), ("fail", StepValue::Bool(true))],
+    );
+    let mid = add(&table, "mid", vec![("text", text_of(&[&bad]))]);
+    let mut leaves = vec![mid];
+    for i in 0..6 {
+        leaves.push(add(
+            &table,
+            &format!("ok{i}"),
+            vec![
+                ("text", s(&i.to_string(), &[])),
+                ("sleep_ms", StepValue::Int(30)),
+            ],
+        ));
+    }
+    let refs: Vec<&String> = leaves.iter().collect();
+    let root = add(&table, "root", vec![("text", text_of(&refs))]);
+    (graph(table, &[&root]), 6)
+}
+
+#[test]
+fn the_first_failure_stops_new_work_and_reports_the_chain_and_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let (g, _) = failing_graph(&table);
+    let err = build(&g, &store, &Builders::default(), &opts(1)).unwrap_err();
+    let ScheduleError::Failed { failures, summary } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(failures.len(), 1);
+    let f = &failures[0];
+    assert_eq!(f.name, "bad");
+    assert_eq!(f.chain, ["root", "mid", "bad"]);
+    assert!(f.log.contains("building bad now"), "{}", f.log);
+    let report = f.report();
+    assert!(report.contains("told to fail"), "{report}");
+    assert!(report.contains("root <- mid <- bad"), "{report}");
+    // mid and root can never run; with one job, at most the leaves that
+    // started before `bad` ran.
+    assert!(summary.skipped >= 2);
+    assert_eq!(summary.built + summary.skipped + 1, g.len());
+    assert!(summary.outputs.is_empty());
+}
+
+#[test]
+fn keep_going_builds_everything_not_downstream_of_the_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let (g, independent) = failing_graph(&table);
+    let options = BuildOptions {
+        keep_going: true,
+        ..opts(2)
+    };
+    let err = build(&g, &store, &Builders::default(), &options).unwrap_err();
+    let ScheduleError::Failed { failures, summary } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(failures.len(), 1);
+    assert_eq!(summary.built, independent);
+    assert_eq!(summary.skipped, 2);
+}
+
+#[test]
+fn an_unknown_builder_names_the_builder_and_the_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let p = table
+        .add_step(StepRequest {
+            builder: "frobnicate".into(),
+            name: "thing".into(),
+            params: BTreeMap::new(),
+        })
+        .unwrap();
+    let err = build(
+        &graph(&table, &[&p]),
+        &store,
+        &Builders::default(),
+        &opts(1),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "step `thing` uses builder `frobnicate`, which does not exist"
+    );
+}
+
+#[test]
+fn a_placeholder_outside_the_context_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let a = add(&table, "a", vec![("text", s("A", &[]))]);
+    // Mentions a's placeholder without depending on it.
+    let b = add(&table, "b", vec![("text", s(&format!("{a}/x"), &[]))]);
+    let err = build(
+        &graph(&table, &[&b]),
+        &store,
+        &Builders::default(),
+        &opts(1),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("not in the context"), "{err}");
+}
+
+#[test]
+fn the_summary_serializes_to_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let a = add(&table, "a", vec![("text", s("A", &[]))]);
+    let summary = build(
+        &graph(&table, &[&a]),
+        &store,
+        &Builders::default(),
+        &opts(1),
+    )
+    .unwrap();
+    let json = serde_json::to_value(&summary).unwrap();
+    assert_eq!(json["built"], 1);
+    assert_eq!(json["outputs"][0]["path"], summary.outputs[0].path);
+    assert!(
+        json["steps"][0]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("blake3:")
+    );
+}
