@@ -1,5 +1,8 @@
 //! The scheduler: order, parallelism, caching, early cutoff, failures.
 
+// Test helpers outside #[test] functions panic on failure too.
+#![allow(clippy::unwrap_used)]
+
 use imago::builders::{BuildContext, BuildError, Builder, ResolvedStep, registry};
 use imago::graph::{
     BuildOptions, BuilderSet, Graph, ScheduleError, StepTable, ValidatedGraph, build,
@@ -245,15 +248,15 @@ fn an_input_rebuilt_to_identical_output_does_not_rebuild_dependents() {
 
 fn failing_graph(table: &StepTable) -> (ValidatedGraph, usize) {
     let bad = add(
-        &table,
+        table,
         "bad",
         vec![("text", s("", &[])), ("fail", StepValue::Bool(true))],
     );
-    let mid = add(&table, "mid", vec![("text", text_of(&[&bad]))]);
+    let mid = add(table, "mid", vec![("text", text_of(&[&bad]))]);
     let mut leaves = vec![mid];
     for i in 0..6 {
         leaves.push(add(
-            &table,
+            table,
             &format!("ok{i}"),
             vec![
                 ("text", s(&i.to_string(), &[])),
@@ -262,7 +265,7 @@ fn failing_graph(table: &StepTable) -> (ValidatedGraph, usize) {
         ));
     }
     let refs: Vec<&String> = leaves.iter().collect();
-    let root = add(&table, "root", vec![("text", text_of(&refs))]);
+    let root = add(table, "root", vec![("text", text_of(&refs))]);
     (graph(table, &[&root]), 6)
 }
 

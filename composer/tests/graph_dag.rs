@@ -1,5 +1,8 @@
 //! Graph construction and validation.
 
+// Test helpers outside #[test] functions panic on failure too.
+#![allow(clippy::unwrap_used)]
+
 use imago::graph::{Graph, GraphError, Step, StepTable};
 use imago_lang::hook::{StepRequest, StepValue, StoreHook};
 use std::collections::{BTreeMap, BTreeSet};

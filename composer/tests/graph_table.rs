@@ -1,5 +1,8 @@
 //! The step table: placeholders, deduplication, package pinning and closure.
 
+// Test helpers outside #[test] functions panic on failure too.
+#![allow(clippy::unwrap_used)]
+
 use imago::graph::packages::MemoryIndex;
 use imago::graph::step::{Step, substitute};
 use imago::graph::{PinnedPackage, StepTable};
