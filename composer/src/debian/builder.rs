@@ -97,13 +97,13 @@ impl Builder for DebBuilder {
             fetch::ensure_cached(std::slice::from_ref(&entry), &opts)
                 .map_err(|e| BuildError::Other(e.into()))?;
         }
-        let result = unpack_verified(
-            &path,
-            &entry,
-            out,
-            &self.limits.unwrap_or_default(),
-            &ctx.deb_cache,
-        );
+        // Packages from the archive are authenticated by the lock; Debian
+        // needs case-only name pairs (see `Limits`).
+        let limits = self.limits.unwrap_or(Limits {
+            allow_case_only_collisions: true,
+            ..Limits::default()
+        });
+        let result = unpack_verified(&path, &entry, out, &limits, &ctx.deb_cache);
         finish(result, out, log)
     }
 }

@@ -40,6 +40,13 @@ pub struct Limits {
     pub max_depth: usize,
     /// Bytes of the control archive's files together.
     pub max_control_bytes: u64,
+    /// Whether names that differ only in case may coexist. Names that
+    /// differ only in Unicode normalization are always rejected. Debian's
+    /// own packages need case-only pairs (the kernel ships both
+    /// `xt_DSCP.ko` and `xt_dscp.ko`, terminfo has `E/` and `e/`), so the
+    /// `deb` builder, whose input is authenticated by the lock, allows them;
+    /// the default (used for imported .debs) rejects them.
+    pub allow_case_only_collisions: bool,
 }
 
 impl Default for Limits {
@@ -49,6 +56,7 @@ impl Default for Limits {
             max_entries: 200_000,
             max_depth: 256,
             max_control_bytes: 64 << 20,
+            allow_case_only_collisions: false,
         }
     }
 }
@@ -449,7 +457,9 @@ impl State {
                 return Ok(());
             }
             let rule = match &existing.entry {
-                Some(other) if other != &raw => Rule::UsrMergeCollision(other.clone()),
+                Some(other) if plain(other) != plain(&raw) => {
+                    Rule::UsrMergeCollision(other.clone())
+                }
                 _ => Rule::Duplicate,
             };
             return Err(Fail::Rule(raw, rule));
@@ -629,7 +639,11 @@ impl State {
     }
 
     fn claim_folded(&mut self, raw: &str, path: &str) -> Result<(), Fail> {
-        let key: String = path.nfc().flat_map(char::to_lowercase).collect();
+        let key: String = if self.limits.allow_case_only_collisions {
+            path.nfc().collect()
+        } else {
+            path.nfc().flat_map(char::to_lowercase).collect()
+        };
         match self.folded.get(&key) {
             Some(other) if other != path => {
                 Err(Fail::Rule(raw.into(), Rule::NameCollision(other.clone())))
@@ -705,6 +719,13 @@ fn tar_error(what: &str, e: io::Error) -> Fail {
     } else {
         Fail::Io(what.to_string(), e)
     }
+}
+
+/// An entry name without `./` and trailing `/`, to tell a true duplicate
+/// from two names that only meet through the /usr merge.
+fn plain(raw: &str) -> &str {
+    let raw = raw.strip_prefix("./").unwrap_or(raw);
+    raw.strip_suffix('/').unwrap_or(raw)
 }
 
 /// Validates an entry name and returns its components (empty for the root).
