@@ -11,7 +11,7 @@ use imago::store::Store;
 use imago_lang::hook::{StepRequest, StepValue, StoreHook};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -378,4 +378,85 @@ fn the_summary_serializes_to_json() {
             .unwrap()
             .starts_with("blake3:")
     );
+}
+
+fn attrs(pairs: Vec<(&str, StepValue)>) -> StepValue {
+    StepValue::Attrs(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+#[test]
+fn trees_and_profiles_hard_link_into_the_real_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let tree = |name: &str, entries: Vec<(&str, StepValue)>| {
+        table
+            .add_step(StepRequest {
+                builder: "tree".into(),
+                name: name.into(),
+                params: BTreeMap::from([("entries".to_owned(), attrs(entries))]),
+            })
+            .unwrap()
+    };
+    let a = tree(
+        "a",
+        vec![
+            (
+                "bin/a",
+                attrs(vec![
+                    ("text", s("A", &[])),
+                    ("executable", StepValue::Bool(true)),
+                ]),
+            ),
+            ("share/x", attrs(vec![("text", s("same", &[]))])),
+        ],
+    );
+    let b = tree(
+        "b",
+        vec![
+            ("bin/b", attrs(vec![("symlink", s("a", &[]))])),
+            ("share/x", attrs(vec![("text", s("same", &[]))])),
+        ],
+    );
+    let usr = table
+        .add_step(StepRequest {
+            builder: "profile".into(),
+            name: "usr".into(),
+            params: BTreeMap::from([(
+                "packages".to_owned(),
+                StepValue::List(vec![s(&a, &[&a]), s(&b, &[&b])]),
+            )]),
+        })
+        .unwrap();
+    let top = tree(
+        "top",
+        vec![("sw", attrs(vec![("source", s(&usr, &[&usr]))]))],
+    );
+    let summary = build(
+        &graph(&table, &[&top]),
+        &store,
+        &Builders::default(),
+        &opts(2),
+    )
+    .unwrap();
+    assert_eq!(summary.built, 4);
+    let top_dir = PathBuf::from(&summary.outputs[0].physical);
+    assert_eq!(
+        std::fs::read_to_string(top_dir.join("sw/bin/a")).unwrap(),
+        "A"
+    );
+    assert_eq!(
+        std::fs::read_link(top_dir.join("sw/bin/b")).unwrap(),
+        Path::new("a")
+    );
+    // Building again is fully cached and gives the same path.
+    let again = build(
+        &graph(&table, &[&top]),
+        &store,
+        &Builders::default(),
+        &opts(2),
+    )
+    .unwrap();
+    assert_eq!((again.built, again.cached), (0, 4));
+    assert_eq!(again.outputs, summary.outputs);
 }

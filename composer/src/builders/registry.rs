@@ -7,6 +7,8 @@ use super::path::PathBuilder;
 use super::profile::ProfileBuilder;
 use super::text::TextBuilder;
 use super::tree::TreeBuilder;
+use crate::boot::KernelBuilder;
+use crate::debian::builder::{DEB, DEB_FILE};
 
 /// The builder registered under `name`.
 pub fn builder(name: &str) -> Option<&'static dyn Builder> {
@@ -15,11 +17,16 @@ pub fn builder(name: &str) -> Option<&'static dyn Builder> {
         "path" => Some(&PathBuilder),
         "profile" => Some(&ProfileBuilder),
         "tree" => Some(&TreeBuilder),
+        "deb" => Some(&DEB),
+        "deb-file" => Some(&DEB_FILE),
+        "kernel" => Some(&KernelBuilder),
         _ => None,
     }
 }
 
 /// Every registered builder name, sorted.
 pub fn names() -> &'static [&'static str] {
-    &["path", "profile", "text", "tree"]
+    &[
+        "deb", "deb-file", "kernel", "path", "profile", "text", "tree",
+    ]
 }

@@ -11,7 +11,8 @@
 //! - `{ symlink = "<target>"; }` — a symlink.
 //!
 //! Paths are validated before anything is written: relative, no `.`, `..` or
-//! empty components, no two entries naming the same path, and no entry below
+//! empty components, no two entries naming the same path (even up to
+//! case), and no entry below
 //! another entry (a file, a symlink or a copied source). Parent directories
 //! are created with mode 0755.
 
@@ -141,6 +142,19 @@ fn validate(step: &ResolvedStep, params: Params) -> Result<BTreeMap<PathBuf, Ent
         if entries.insert(rel, entry).is_some() {
             return Err(BuildError::Params(format!(
                 "builder `tree`: entry `{path}` is given twice"
+            )));
+        }
+    }
+    // Two paths that differ only in case collide on case-insensitive file
+    // systems (an ESP, a copy on another machine): refuse them too.
+    let mut folded: BTreeMap<String, &PathBuf> = BTreeMap::new();
+    for rel in entries.keys() {
+        let key = rel.to_string_lossy().to_lowercase();
+        if let Some(other) = folded.insert(key, rel) {
+            return Err(BuildError::Params(format!(
+                "builder `tree`: entries `{}` and `{}` name the same path up to case",
+                other.display(),
+                rel.display()
             )));
         }
     }
