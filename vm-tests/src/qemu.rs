@@ -1,0 +1,446 @@
+//! QEMU command lines and processes.
+//!
+//! [`command_line`] turns a [`MachineConfig`] into QEMU's argv (never a
+//! shell string). The console, the backdoor and the QMP monitor are Unix
+//! sockets the *driver* listens on and QEMU connects to as a client, so QEMU
+//! cannot start running the guest before the driver is connected: no early
+//! output is lost and there is no race on socket creation.
+//!
+//! [`QemuProcess`] owns the running process: its stderr is collected in the
+//! background (for error messages), and it is killed with SIGKILL when
+//! dropped, including while a panic unwinds. So that QEMU also dies when the
+//! test process itself is killed, QEMU is started through
+//! `setpriv --pdeathsig KILL` from one long-lived spawner thread (the parent
+//! death signal fires when the *thread* that forked exits, so per-test threads
+//! would kill machines too early).
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::accel::Accel;
+use crate::config::{Boot, MachineConfig};
+use crate::error::Error;
+use crate::network::Attachment;
+use crate::retry::{Poll, retry};
+
+/// The QEMU binary.
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// The 9p tag of the shared store.
+pub const STORE_TAG: &str = "imago-store";
+
+/// The virtio-serial port name of the backdoor (`/dev/virtio-ports/<name>`
+/// in the guest; it is also the first virtio console, `/dev/hvc0`).
+pub const BACKDOOR_PORT: &str = "org.imago.backdoor";
+
+/// Where one QEMU process keeps its sockets and writable files.
+#[derive(Debug, Clone)]
+pub struct RunPaths {
+    /// The serial console socket.
+    pub console: PathBuf,
+    /// The backdoor socket.
+    pub backdoor: PathBuf,
+    /// The QMP socket.
+    pub qmp: PathBuf,
+    /// The copy-on-write overlay of the disk image, if any.
+    pub overlay: Option<PathBuf>,
+    /// The copy of the UEFI variable store, if any.
+    pub vars: Option<PathBuf>,
+}
+
+impl RunPaths {
+    /// The paths inside a machine's directory.
+    pub fn in_dir(dir: &Path, config: &MachineConfig) -> Self {
+        Self {
+            console: dir.join("console.sock"),
+            backdoor: dir.join("backdoor.sock"),
+            qmp: dir.join("qmp.sock"),
+            overlay: config.disk.as_ref().map(|_| dir.join("disk.qcow2")),
+            vars: match config.boot {
+                Boot::Uefi { .. } => Some(dir.join("efivars.fd")),
+                Boot::Direct { .. } => None,
+            },
+        }
+    }
+}
+
+/// Escapes a value for QEMU's `key=value,...` option syntax (`,` → `,,`).
+fn escaped(path: &Path) -> OsString {
+    let mut out = Vec::new();
+    for &byte in path.as_os_str().as_bytes() {
+        out.push(byte);
+        if byte == b',' {
+            out.push(b',');
+        }
+    }
+    OsString::from_vec(out)
+}
+
+fn opt(prefix: &str, path: &Path, suffix: &str) -> OsString {
+    let mut arg = OsString::from(prefix);
+    arg.push(escaped(path));
+    arg.push(suffix);
+    arg
+}
+
+/// QEMU's arguments (without the program name) for one run of a machine.
+pub fn command_line(
+    config: &MachineConfig,
+    paths: &RunPaths,
+    accel: &Accel,
+    networks: &[Attachment],
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+    push(&["-name", config.name.as_str()]);
+    let machine = match config.boot {
+        Boot::Direct { .. } => "pc",
+        Boot::Uefi { .. } => "q35",
+    };
+    push(&["-machine", machine]);
+    for arg in accel.qemu_args() {
+        push(&[&arg]);
+    }
+    let memory = config.memory_mib.to_string();
+    let smp = config.smp.to_string();
+    push(&["-m", &memory, "-smp", &smp]);
+    push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+
+    args.push("-chardev".into());
+    args.push(opt("socket,id=console,path=", &paths.console, ""));
+    args.extend(["-serial", "chardev:console"].map(OsString::from));
+    args.push("-chardev".into());
+    args.push(opt("socket,id=qmp,path=", &paths.qmp, ""));
+    args.extend(["-mon", "chardev=qmp,mode=control"].map(OsString::from));
+    args.extend(["-device", "virtio-serial-pci,id=vser"].map(OsString::from));
+    args.push("-chardev".into());
+    args.push(opt("socket,id=backdoor,path=", &paths.backdoor, ""));
+    args.push("-device".into());
+    args.push(format!("virtconsole,bus=vser.0,chardev=backdoor,name={BACKDOOR_PORT}").into());
+    args.extend(["-device", "virtio-rng-pci"].map(OsString::from));
+
+    match &config.boot {
+        Boot::Direct {
+            kernel,
+            initrd,
+            cmdline,
+        } => {
+            args.push("-kernel".into());
+            args.push(kernel.into());
+            args.push("-initrd".into());
+            args.push(initrd.into());
+            args.push("-append".into());
+            args.push(cmdline.into());
+        }
+        Boot::Uefi { code, .. } => {
+            args.push("-drive".into());
+            args.push(opt(
+                "if=pflash,format=raw,unit=0,readonly=on,file=",
+                code,
+                "",
+            ));
+            if let Some(vars) = &paths.vars {
+                args.push("-drive".into());
+                args.push(opt("if=pflash,format=raw,unit=1,file=", vars, ""));
+            }
+        }
+    }
+    if let Some(overlay) = &paths.overlay {
+        args.push("-drive".into());
+        args.push(opt(
+            "if=none,id=disk0,format=qcow2,cache=writeback,discard=unmap,file=",
+            overlay,
+            "",
+        ));
+        args.extend(["-device", "virtio-blk-pci,drive=disk0,bootindex=1"].map(OsString::from));
+    }
+    if let Some(store) = &config.store {
+        args.push("-fsdev".into());
+        args.push(opt(
+            "local,id=store,security_model=none,readonly=on,path=",
+            store,
+            "",
+        ));
+        args.push("-device".into());
+        args.push(format!("virtio-9p-pci,fsdev=store,mount_tag={STORE_TAG}").into());
+    }
+    for (i, net) in networks.iter().enumerate() {
+        args.push("-netdev".into());
+        args.push(format!("socket,id=net{i},udp={},localaddr={}", net.hub, net.local).into());
+        args.push("-device".into());
+        args.push(format!("virtio-net-pci,netdev=net{i},mac={}", net.mac).into());
+    }
+    args.extend(config.extra_args.iter().map(OsString::from));
+    args
+}
+
+/// Renders an argv for messages, quoting words that need it.
+pub fn display_argv(program: &str, args: &[OsString]) -> String {
+    let mut text = program.to_owned();
+    for arg in args {
+        text.push(' ');
+        text.push_str(&crate::command::shell_quote(&arg.to_string_lossy()));
+    }
+    text
+}
+
+/// Creates the copy-on-write overlay `overlay` on top of `image`.
+pub fn create_overlay(image: &Path, format: &str, overlay: &Path) -> Result<(), Error> {
+    let backing = std::fs::canonicalize(image)
+        .map_err(|e| Error::io(format!("resolving disk image {}", image.display()), e))?;
+    let mut command = Command::new("qemu-img");
+    command
+        .args(["create", "-q", "-f", "qcow2", "-F", format, "-b"])
+        .arg(&backing)
+        .arg(overlay);
+    let output = command.output().map_err(|e| Error::Program {
+        program: "qemu-img".to_owned(),
+        detail: format!("cannot run it (is qemu-utils installed?): {e}"),
+    })?;
+    if !output.status.success() {
+        return Err(Error::Program {
+            program: format!(
+                "qemu-img create -f qcow2 -F {format} -b {} {}",
+                backing.display(),
+                overlay.display()
+            ),
+            detail: format!(
+                "{}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        });
+    }
+    Ok(())
+}
+
+type SpawnRequest = (Command, Sender<std::io::Result<Child>>);
+
+/// Spawns `command` from the process-wide spawner thread.
+fn spawn_from_spawner(command: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<Option<Mutex<Sender<SpawnRequest>>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("imago-qemu-spawner".to_owned())
+            .spawn(move || {
+                for (mut command, reply) in rx {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .ok()
+            .map(|_| Mutex::new(tx))
+    });
+    let Some(spawner) = spawner else {
+        let mut command = command;
+        return command.spawn();
+    };
+    let (reply_tx, reply_rx) = channel();
+    let sent = spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((command, reply_tx));
+    if sent.is_err() {
+        return Err(std::io::Error::other("the QEMU spawner thread is gone"));
+    }
+    reply_rx
+        .recv()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the QEMU spawner thread is gone")))
+}
+
+fn has_setpriv() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        Command::new("setpriv")
+            .arg("--help")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--pdeathsig"))
+    })
+}
+
+/// A running QEMU, killed when dropped.
+#[derive(Debug)]
+pub struct QemuProcess {
+    child: Child,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    exited: Option<ExitStatus>,
+}
+
+impl QemuProcess {
+    /// Starts QEMU with `args`.
+    pub fn spawn(args: &[OsString]) -> Result<Self, Error> {
+        let mut command = if has_setpriv() {
+            let mut command = Command::new("setpriv");
+            command.args(["--pdeathsig", "KILL", "--", QEMU]);
+            command
+        } else {
+            Command::new(QEMU)
+        };
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = spawn_from_spawner(command).map_err(|e| Error::Program {
+            program: QEMU.to_owned(),
+            detail: format!("cannot start it: {e}"),
+        })?;
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        if let Some(mut pipe) = child.stderr.take() {
+            let sink = Arc::clone(&stderr);
+            let _ = std::thread::Builder::new()
+                .name("qemu-stderr".to_owned())
+                .spawn(move || {
+                    let mut buf = [0_u8; 4096];
+                    while let Ok(n) = pipe.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        sink.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .extend(&buf[..n]);
+                    }
+                });
+        }
+        Ok(Self {
+            child,
+            stderr,
+            exited: None,
+        })
+    }
+
+    /// QEMU's exit status, if it has exited.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        if self.exited.is_none() {
+            self.exited = self.child.try_wait().ok().flatten();
+        }
+        self.exited
+    }
+
+    /// What QEMU wrote to stderr so far (without its harmless GUI-module
+    /// warnings).
+    pub fn stderr(&self) -> String {
+        let bytes = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| !l.contains("do you want to install qemu-system-gui"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Waits up to `timeout` for QEMU to exit.
+    pub fn wait_exit(&mut self, timeout: Duration, what: &str) -> Result<ExitStatus, Error> {
+        retry(what, timeout, Duration::from_millis(100), |_| {
+            Ok(match self.exit_status() {
+                Some(status) => Poll::Ready(status),
+                None => Poll::Pending(None),
+            })
+        })
+    }
+
+    /// Kills QEMU (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if self.exit_status().is_none() {
+            let _ = self.child.kill();
+            self.exited = self.child.wait().ok();
+        }
+    }
+}
+
+impl Drop for QemuProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accel::AccelKind;
+    use crate::config::{DiskFormat, DiskImage, MachineName};
+
+    fn tcg() -> Accel {
+        Accel {
+            kind: AccelKind::Tcg,
+            factor: 3.0,
+            reason: String::new(),
+        }
+    }
+
+    fn strings(args: &[OsString]) -> Vec<String> {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn direct_boot_argv() {
+        let mut config =
+            MachineConfig::direct("m1", "/k/bzImage", "/k/initrd", "console=ttyS0 quiet").unwrap();
+        config.disk = Some(DiskImage {
+            path: "/img/disk.raw".into(),
+            format: DiskFormat::Raw,
+        });
+        config.store = Some("/imago/store".into());
+        let dir = Path::new("/tmp/t,x/m1");
+        let paths = RunPaths::in_dir(dir, &config);
+        let nets = [Attachment {
+            hub: "127.0.0.1:4000".parse().unwrap(),
+            local: "127.0.0.1:4001".parse().unwrap(),
+            mac: "52:54:00:00:01:01".to_owned(),
+        }];
+        let args = strings(&command_line(&config, &paths, &tcg(), &nets));
+        let joined = args.join(" ");
+        assert!(joined.contains("-machine pc -accel tcg"), "{joined}");
+        assert!(
+            joined.contains("socket,id=console,path=/tmp/t,,x/m1/console.sock"),
+            "{joined}"
+        );
+        assert!(joined.contains("-append console=ttyS0 quiet"), "{joined}");
+        assert!(args.contains(&"console=ttyS0 quiet".to_owned()));
+        assert!(joined.contains("file=/tmp/t,,x/m1/disk.qcow2"), "{joined}");
+        assert!(joined.contains("readonly=on,path=/imago/store"), "{joined}");
+        assert!(joined.contains("mount_tag=imago-store"), "{joined}");
+        assert!(
+            joined.contains("socket,id=net0,udp=127.0.0.1:4000,localaddr=127.0.0.1:4001"),
+            "{joined}"
+        );
+        assert!(joined.contains("mac=52:54:00:00:01:01"), "{joined}");
+        assert!(!joined.contains("pflash"), "{joined}");
+    }
+
+    #[test]
+    fn uefi_argv_uses_q35_and_vars_copy() {
+        let mut config = MachineConfig::new(
+            MachineName::new("u").unwrap(),
+            Boot::Uefi {
+                code: "/fw/CODE.fd".into(),
+                vars: "/fw/VARS.fd".into(),
+            },
+        );
+        config.extra_args = vec!["-snapshot".to_owned()];
+        let paths = RunPaths::in_dir(Path::new("/t/u"), &config);
+        let args = strings(&command_line(&config, &paths, &tcg(), &[]));
+        let joined = args.join(" ");
+        assert!(joined.contains("-machine q35"), "{joined}");
+        assert!(
+            joined.contains("unit=0,readonly=on,file=/fw/CODE.fd"),
+            "{joined}"
+        );
+        assert!(joined.contains("unit=1,file=/t/u/efivars.fd"), "{joined}");
+        assert!(
+            !joined.contains("VARS.fd"),
+            "template must not be used: {joined}"
+        );
+        assert_eq!(args.last().map(String::as_str), Some("-snapshot"));
+        assert!(!joined.contains("-kernel"), "{joined}");
+    }
+}
