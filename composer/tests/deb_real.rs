@@ -3,6 +3,9 @@
 //! under `$XDG_CACHE_HOME/imago` (default `~/.cache/imago`), so later runs
 //! reuse them and need no network.
 
+// Test helpers outside #[test] functions panic on failure too.
+#![allow(clippy::unwrap_used)]
+
 use imago::debian::apt::{AptEnv, Request, default_cache_root};
 use imago::debian::fetch::{FetchOptions, ensure_cached};
 use imago::debian::lock::Lock;

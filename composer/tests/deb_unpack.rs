@@ -1,6 +1,9 @@
 //! Unpacking fixture .debs: every compression, merged /usr, metadata, and
 //! each hostile-archive case of the reliability catalogue (items 1–13).
 
+// Test helpers outside #[test] functions panic on failure too.
+#![allow(clippy::unwrap_used)]
+
 #[path = "support/deb.rs"]
 mod support;
 

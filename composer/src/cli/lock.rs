@@ -1,16 +1,285 @@
-//! `imago lock`.
+//! `imago lock`: resolve the Debian packages a configuration uses and write
+//! `imago.lock` beside it.
+//!
+//! The roots are the names given with `--package`, or else the packages the
+//! configuration requests when evaluated in record mode
+//! ([`collect_packages`]). Packages already in the lock keep their pinned
+//! versions (passed to apt as `NAME=VERSION`) unless `--update` names them
+//! (or names nothing, which means all). apt resolves the closure in its
+//! private directory (see `debian::apt`); the new lock holds exactly the
+//! closure of the roots, so entries nothing uses any more disappear and are
+//! listed as removed in the summary.
 
 use super::GlobalArgs;
+use crate::debian::apt::{AptEnv, Request, default_cache_root};
+use crate::debian::control::is_package_name;
+use crate::debian::lock::{Lock, LockDiff};
+use anyhow::{Context, bail};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The configuration file.
-    pub file: std::path::PathBuf,
+    /// The configuration file; the lock is written beside it as imago.lock.
+    pub file: PathBuf,
+    /// Lock these packages instead of the ones the configuration uses
+    /// (repeatable).
+    #[arg(long = "package", short = 'p', value_name = "NAME")]
+    pub packages: Vec<String>,
+    /// Move the named packages (or, with no names, all) to the newest
+    /// versions in the package lists, after refreshing them.
+    #[arg(long, num_args = 0.., value_name = "NAME")]
+    pub update: Option<Vec<String>>,
 }
 
 impl Args {
     pub fn run(self, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        anyhow::bail!("`imago lock` is not implemented yet")
+        let lock_path = Lock::path_for(&self.file);
+        let old = Lock::read_or_default(&lock_path)?;
+        let roots: BTreeSet<String> = if self.packages.is_empty() {
+            collect_packages(&self.file)?
+        } else {
+            self.packages.iter().cloned().collect()
+        };
+        for name in roots.iter().chain(self.update.iter().flatten()) {
+            if !is_package_name(name) {
+                bail!("`{name}` is not a valid Debian package name");
+            }
+        }
+        if roots.is_empty() {
+            bail!(
+                "{} uses no Debian packages: nothing to lock",
+                self.file.display()
+            );
+        }
+        if let Some(names) = &self.update {
+            for name in names {
+                if !old.packages.contains_key(name) && !roots.contains(name) {
+                    bail!(
+                        "--update {name}: `{name}` is not in {} (locked packages are updated by name)",
+                        lock_path.display()
+                    );
+                }
+            }
+        }
+        let requests = plan_requests(&old, &roots, self.update.as_deref());
+        let apt_dir = default_cache_root().join("apt");
+        let apt = AptEnv::open(&apt_dir).with_context(|| {
+            format!("preparing the private apt directory {}", apt_dir.display())
+        })?;
+        if self.update.is_some() || !apt.has_lists() {
+            let t = Instant::now();
+            apt.update().context("refreshing the package lists")?;
+            eprintln!(
+                "package lists refreshed in {:.1}s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+        let t = Instant::now();
+        let entries = apt.resolve(&requests).with_context(|| {
+            format!(
+                "resolving {} (if a pinned version is gone from the mirror, run `imago lock --update`)",
+                roots.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        let mut new = Lock::new(crate::debian::apt::ARCH);
+        for entry in entries {
+            new.packages.insert(entry.name.clone(), entry);
+        }
+        let keep = new
+            .closure(roots.iter().map(String::as_str))
+            .map_err(|missing| anyhow::anyhow!("apt did not resolve: {}", missing.join(", ")))?;
+        new.packages.retain(|name, _| keep.contains(name));
+        eprintln!(
+            "resolved {} packages in {:.1}s",
+            new.packages.len(),
+            t.elapsed().as_secs_f64()
+        );
+        new.write(&lock_path)?;
+        print!("{}", summary(&lock_path, &old, &new));
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The Debian package names a configuration uses, found by evaluating it
+/// with the step table in record mode.
+///
+/// The configuration evaluator's file-system IO and the system evaluation
+/// are not wired into the composer yet, so this reports that clearly and
+/// points at `--package`.
+pub fn collect_packages(file: &Path) -> anyhow::Result<BTreeSet<String>> {
+    bail!(
+        "finding the packages {} uses needs the configuration evaluator, which `imago lock` cannot run yet; \
+         name the packages with --package NAME (repeatable)",
+        file.display()
+    )
+}
+
+/// What to ask apt for: pinned versions for everything kept from the old
+/// lock, bare names for new roots and for packages being updated.
+pub fn plan_requests(
+    old: &Lock,
+    roots: &BTreeSet<String>,
+    update: Option<&[String]>,
+) -> Vec<Request> {
+    let updating = |name: &str| match update {
+        None => false,
+        Some([]) => true,
+        Some(names) => names.iter().any(|n| n == name),
+    };
+    let locked_roots = roots
+        .iter()
+        .filter(|r| old.packages.contains_key(*r))
+        .map(String::as_str);
+    let old_closure = old.closure(locked_roots).unwrap_or_default();
+    let mut requests = BTreeSet::new();
+    for name in roots {
+        if !old.packages.contains_key(name) || updating(name) {
+            requests.insert(Request {
+                name: name.clone(),
+                version: None,
+            });
+        }
+    }
+    for name in &old_closure {
+        if updating(name) {
+            continue;
+        }
+        if let Some(entry) = old.packages.get(name) {
+            requests.insert(Request {
+                name: name.clone(),
+                version: Some(entry.version.clone()),
+            });
+        }
+    }
+    requests.into_iter().collect()
+}
+
+/// The short report `imago lock` prints.
+pub fn summary(path: &Path, old: &Lock, new: &Lock) -> String {
+    let diff = LockDiff::between(old, new);
+    let mut out = format!(
+        "{}: {} packages ({} added, {} removed, {} changed)\n",
+        path.display(),
+        new.packages.len(),
+        diff.added.len(),
+        diff.removed.len(),
+        diff.changed.len()
+    );
+    for (name, version) in &diff.added {
+        out.push_str(&format!("  + {name} {version}\n"));
+    }
+    for (name, version) in &diff.removed {
+        out.push_str(&format!("  - {name} {version} (no longer used)\n"));
+    }
+    for (name, from, to) in &diff.changed {
+        out.push_str(&format!("  ~ {name} {from} -> {to}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::debian::lock::LockEntry;
+    use clap::Parser;
+
+    fn entry(name: &str, version: &str, depends: &[&str]) -> LockEntry {
+        LockEntry {
+            name: name.into(),
+            version: version.into(),
+            architecture: "amd64".into(),
+            size: 1,
+            sha256: "0".repeat(64),
+            filename: format!("pool/{name}.deb"),
+            depends: depends.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn lock(entries: &[LockEntry]) -> Lock {
+        let mut l = Lock::new("amd64");
+        for e in entries {
+            l.packages.insert(e.name.clone(), e.clone());
+        }
+        l
+    }
+
+    fn parse(args: &[&str]) -> Args {
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Lock(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_packages_and_update() {
+        let a = parse(&[
+            "imago",
+            "lock",
+            "c.imago",
+            "-p",
+            "busybox-static",
+            "--package",
+            "systemd",
+        ]);
+        assert_eq!(a.packages, ["busybox-static", "systemd"]);
+        assert_eq!(a.update, None);
+        let a = parse(&["imago", "lock", "c.imago", "--update"]);
+        assert_eq!(a.update, Some(vec![]));
+        let a = parse(&["imago", "lock", "c.imago", "--update", "libc6", "systemd"]);
+        assert_eq!(
+            a.update,
+            Some(vec!["libc6".to_string(), "systemd".to_string()])
+        );
+        assert!(Cli::try_parse_from(["imago", "lock"]).is_err());
+    }
+
+    #[test]
+    fn kept_packages_are_pinned_and_updated_ones_are_not() {
+        let old = lock(&[
+            entry("a", "1", &["libc6"]),
+            entry("libc6", "2", &[]),
+            entry("stale", "3", &[]),
+        ]);
+        let roots: BTreeSet<String> = ["a".to_string(), "new".to_string()].into();
+        let r = plan_requests(&old, &roots, None);
+        let shown: Vec<String> = r.iter().map(|r| r.arg_for_test()).collect();
+        assert_eq!(shown, ["a=1", "libc6=2", "new"]);
+        let r = plan_requests(&old, &roots, Some(&["libc6".to_string()]));
+        let shown: Vec<String> = r.iter().map(|r| r.arg_for_test()).collect();
+        assert_eq!(shown, ["a=1", "new"]);
+        let r = plan_requests(&old, &roots, Some(&[]));
+        let shown: Vec<String> = r.iter().map(|r| r.arg_for_test()).collect();
+        assert_eq!(shown, ["a", "new"]);
+    }
+
+    #[test]
+    fn summary_lists_changes_and_unused_entries() {
+        let old = lock(&[entry("a", "1", &[]), entry("gone", "1", &[])]);
+        let new = lock(&[entry("a", "2", &[]), entry("b", "1", &[])]);
+        let text = summary(Path::new("imago.lock"), &old, &new);
+        assert!(
+            text.starts_with("imago.lock: 2 packages (1 added, 1 removed, 1 changed)"),
+            "{text}"
+        );
+        assert!(text.contains("+ b 1"));
+        assert!(text.contains("- gone 1 (no longer used)"));
+        assert!(text.contains("~ a 1 -> 2"));
+    }
+
+    trait ArgForTest {
+        fn arg_for_test(&self) -> String;
+    }
+
+    impl ArgForTest for Request {
+        fn arg_for_test(&self) -> String {
+            match &self.version {
+                Some(v) => format!("{}={v}", self.name),
+                None => self.name.clone(),
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Fixture .deb files built in memory: raw tar headers (so hostile names,
 //! PAX records and GNU long names can be written exactly), wrapped in an ar
 //! container with each supported compression.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::Write;
 
