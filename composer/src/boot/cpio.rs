@@ -32,8 +32,18 @@ pub enum CpioError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
     Dir,
-    File { data: Vec<u8>, executable: bool },
-    Symlink { target: String },
+    File {
+        data: Vec<u8>,
+        executable: bool,
+    },
+    Symlink {
+        target: String,
+    },
+    /// A character device node (mode 0600), e.g. `dev/console`.
+    CharDev {
+        major: u32,
+        minor: u32,
+    },
 }
 
 impl Entry {
@@ -45,12 +55,13 @@ impl Entry {
             } => 0o100_755,
             Entry::File { .. } => 0o100_644,
             Entry::Symlink { .. } => 0o120_777,
+            Entry::CharDev { .. } => 0o020_600,
         }
     }
 
     fn body(&self) -> &[u8] {
         match self {
-            Entry::Dir => &[],
+            Entry::Dir | Entry::CharDev { .. } => &[],
             Entry::File { data, .. } => data,
             Entry::Symlink { target } => target.as_bytes(),
         }
@@ -127,17 +138,25 @@ impl Archive {
             let nlink = if matches!(entry, Entry::Dir) { 2 } else { 1 };
             // Inode numbers start at 1 (0 marks the trailer).
             let ino = u32::try_from(ino + 1).map_err(|_| CpioError::TooLarge(path.clone()))?;
-            write_member(
-                &mut out,
-                &mut written,
+            let rdev = match entry {
+                Entry::CharDev { major, minor } => (*major, *minor),
+                _ => (0, 0),
+            };
+            let header = Header {
                 ino,
-                entry.mode(),
+                mode: entry.mode(),
                 nlink,
-                path,
-                entry.body(),
-            )?;
+                rdev,
+            };
+            write_member(&mut out, &mut written, &header, path, entry.body())?;
         }
-        write_member(&mut out, &mut written, 0, 0, 1, "TRAILER!!!", &[])?;
+        let trailer = Header {
+            ino: 0,
+            mode: 0,
+            nlink: 1,
+            rdev: (0, 0),
+        };
+        write_member(&mut out, &mut written, &trailer, "TRAILER!!!", &[])?;
         Ok(out)
     }
 }
@@ -177,16 +196,28 @@ fn validate(path: &str) -> Result<(), CpioError> {
     Ok(())
 }
 
-fn write_member<W: Write>(
-    out: &mut W,
-    written: &mut u64,
+/// The header fields that vary between members.
+struct Header {
     ino: u32,
     mode: u32,
     nlink: u32,
+    rdev: (u32, u32),
+}
+
+fn write_member<W: Write>(
+    out: &mut W,
+    written: &mut u64,
+    header: &Header,
     name: &str,
     body: &[u8],
 ) -> io::Result<()> {
     let namesize = name.len() + 1;
+    let Header {
+        ino,
+        mode,
+        nlink,
+        rdev,
+    } = *header;
     let fields = [
         ino,
         mode,
@@ -197,20 +228,20 @@ fn write_member<W: Write>(
         body.len() as u32,
         0, // devmajor
         0, // devminor
-        0, // rdevmajor
-        0, // rdevminor
+        rdev.0,
+        rdev.1,
         namesize as u32,
         0, // check
     ];
-    let mut header = String::with_capacity(110 + namesize);
-    header.push_str("070701");
+    let mut text = String::with_capacity(110 + namesize);
+    text.push_str("070701");
     for field in fields {
-        header.push_str(&format!("{field:08X}"));
+        text.push_str(&format!("{field:08X}"));
     }
-    header.push_str(name);
-    header.push('\0');
-    out.write_all(header.as_bytes())?;
-    *written += header.len() as u64;
+    text.push_str(name);
+    text.push('\0');
+    out.write_all(text.as_bytes())?;
+    *written += text.len() as u64;
     pad(out, written)?;
     out.write_all(body)?;
     *written += body.len() as u64;
@@ -265,6 +296,8 @@ mod tests {
         )
         .unwrap();
         a.mkdir_p("dev").unwrap();
+        a.add("dev/console", Entry::CharDev { major: 5, minor: 1 })
+            .unwrap();
         a
     }
 
@@ -273,6 +306,8 @@ mod tests {
         let a = sample().write(Vec::new()).unwrap();
         let mut b = Archive::new();
         b.mkdir_p("dev").unwrap();
+        b.add("dev/console", Entry::CharDev { major: 5, minor: 1 })
+            .unwrap();
         b.mkdir_p("etc").unwrap();
         b.add(
             "etc/x",
@@ -333,13 +368,26 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let listing = run(&["-t", "--quiet"], dir.path());
-        assert_eq!(listing, "bin\nbin/busybox\nbin/sh\ndev\netc\netc/x\ninit\n");
+        assert_eq!(
+            listing,
+            "bin\nbin/busybox\nbin/sh\ndev\ndev/console\netc\netc/x\ninit\n"
+        );
         let verbose = run(&["-tv", "--quiet"], dir.path());
         assert!(verbose.contains("lrwxrwxrwx"), "{verbose}");
         assert!(verbose.contains("bin/sh -> busybox"), "{verbose}");
         assert!(verbose.contains("-rwxr-xr-x"), "{verbose}");
+        assert!(verbose.contains("crw-------"), "{verbose}");
+        assert!(verbose.contains("5,   1"), "{verbose}");
 
-        run(&["-i", "--quiet", "--make-directories"], dir.path());
+        // Device nodes need privileges; everything else is extracted.
+        let extract = [
+            "-i",
+            "--quiet",
+            "--make-directories",
+            "--nonmatching",
+            "dev/console",
+        ];
+        run(&extract, dir.path());
         let root = dir.path();
         assert_eq!(std::fs::read(root.join("etc/x")).unwrap(), b"abc");
         assert_eq!(

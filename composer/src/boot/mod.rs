@@ -4,12 +4,25 @@
 //! - [`kmod`]: module metadata (`.modinfo`), dependency closure, `modules.dep`.
 //! - [`cpio`]: the deterministic cpio newc writer for initrds.
 //! - [`kernel`]: the "kernel" builder (image + module tree + index).
+//! - [`initrd`]: the "initrd" builder (busybox + stage 1 + module closure).
+//! - [`bootspec`]: `boot.json`, the toplevel's description of what to boot.
+//! - [`qemu`]: the QEMU argv for direct kernel boot with the store shared.
+//! - [`kvm`]: the accelerator choice (a KVM probe, cached per host boot).
+//! - [`run`]: booting a toplevel (virtiofsd + QEMU), as `imago run` does.
 //!
 //! The toplevel layout and the boot contract are described in
-//! docs/system-layout.md.
+//! docs/system-layout.md; stage 1 itself is modules/boot/stage-1.sh.
 
+pub mod bootspec;
 pub mod cpio;
+pub mod initrd;
 pub mod kernel;
 pub mod kmod;
+pub mod kvm;
+pub mod qemu;
+pub mod run;
 
+pub use bootspec::BootSpec;
+pub use initrd::InitrdBuilder;
 pub use kernel::KernelBuilder;
+pub use run::{RunOptions, run_system};

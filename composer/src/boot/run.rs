@@ -1,0 +1,487 @@
+//! Running a built system toplevel under QEMU.
+//!
+//! [`VmLaunch::prepare`] reads the toplevel's `boot.json`, maps its kernel
+//! and initrd to physical paths, picks how the store is shared (9p when the
+//! kernel has a `9p` module or built-in, else virtiofs — Debian's cloud
+//! kernel has no 9p), picks the accelerator ([`super::kvm`]) and builds the
+//! QEMU config. [`VmLaunch::spawn`] starts `virtiofsd` when needed, then
+//! QEMU; [`run_system`] does both with the console on this terminal.
+//! QEMU and virtiofsd are killed when the [`RunningVm`] is dropped.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::bootspec::{BootSpec, BootSpecError};
+use super::kmod::{KmodError, ModuleIndex};
+use super::kvm::{self, AccelChoice, AccelError};
+use super::qemu::{self, Accel, QemuConfig, StoreShare};
+use crate::builders::{BuildContext, BuildError};
+
+/// How long virtiofsd may take to create its socket.
+const VIRTIOFSD_START: Duration = Duration::from_secs(5);
+
+/// User choices for a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub memory_mib: u32,
+    pub smp: u32,
+    /// Appended to QEMU's arguments.
+    pub extra_args: Vec<OsString>,
+    /// `None`: probe (see [`super::kvm`]).
+    pub accel: Option<Accel>,
+    /// `None`: 9p if the kernel supports it, else virtiofs.
+    pub share: Option<ShareKind>,
+    /// Extra kernel parameters after the system's own.
+    pub kernel_params: Vec<String>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            memory_mib: 1024,
+            smp: 2,
+            extra_args: Vec::new(),
+            accel: None,
+            share: None,
+            kernel_params: Vec::new(),
+        }
+    }
+}
+
+/// The store transports stage 1 can mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareKind {
+    NineP,
+    Virtiofs,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    BootSpec(#[from] BootSpecError),
+    #[error("boot.json names {what} `{logical}`")]
+    Path {
+        what: &'static str,
+        logical: String,
+        #[source]
+        source: BuildError,
+    },
+    #[error("boot.json names {what} `{logical}`, which is not in the store at {physical}")]
+    NotBuilt {
+        what: &'static str,
+        logical: String,
+        physical: PathBuf,
+    },
+    #[error("cannot read the kernel's module index in {dir}")]
+    Modules {
+        dir: PathBuf,
+        #[source]
+        source: KmodError,
+    },
+    #[error(
+        "kernel {kernel} has neither a 9p nor a virtiofs module, so the store cannot be shared with the VM"
+    )]
+    NoShare { kernel: PathBuf },
+    #[error(transparent)]
+    Accel(#[from] AccelError),
+    #[error("no virtiofsd found (looked at $IMAGO_VIRTIOFSD, {})", VIRTIOFSD_PATHS.join(", "))]
+    NoVirtiofsd,
+    #[error("virtiofsd did not start: {0}")]
+    Virtiofsd(String),
+    #[error("cannot start {program}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create a temporary directory for the VM")]
+    TempDir(#[source] std::io::Error),
+}
+
+const VIRTIOFSD_PATHS: &[&str] = &["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"];
+
+/// A prepared boot: the QEMU config plus what must run beside it.
+#[derive(Debug)]
+pub struct VmLaunch {
+    pub spec: BootSpec,
+    pub accel: AccelChoice,
+    pub config: QemuConfig,
+    /// The physical store directory, for virtiofsd.
+    store_dir: PathBuf,
+    /// Holds the virtiofsd socket; removed on drop.
+    runtime_dir: tempfile::TempDir,
+}
+
+impl VmLaunch {
+    /// Prepares booting `toplevel` (physical path) whose store path is
+    /// `toplevel_logical`, with the store at `store_dir`.
+    pub fn prepare(
+        toplevel: &Path,
+        toplevel_logical: &str,
+        store_dir: &Path,
+        opts: &RunOptions,
+    ) -> Result<Self, RunError> {
+        let spec = BootSpec::read(toplevel)?;
+        let kernel = physical(store_dir, "the kernel", &spec.kernel)?;
+        let initrd = physical(store_dir, "the initrd", &spec.initrd)?;
+        let kind = match opts.share {
+            Some(kind) => kind,
+            None => share_kind(&kernel)?,
+        };
+        let runtime_dir = tempfile::Builder::new()
+            .prefix("imago-vm-")
+            .tempdir()
+            .map_err(RunError::TempDir)?;
+        let store = match kind {
+            ShareKind::NineP => StoreShare::NineP {
+                dir: store_dir.to_owned(),
+            },
+            ShareKind::Virtiofs => StoreShare::Virtiofs {
+                socket: runtime_dir.path().join("store.sock"),
+            },
+        };
+        let mut extra = vec![store.kernel_param(), "console=ttyS0".to_owned()];
+        extra.extend(opts.kernel_params.iter().cloned());
+        let cmdline = spec.cmdline(toplevel_logical, &extra);
+        let accel = match opts.accel {
+            Some(accel) => AccelChoice {
+                accel,
+                reason: "requested".into(),
+            },
+            None => kvm::choose(&kernel, &initrd)?,
+        };
+        let config = QemuConfig {
+            kernel,
+            initrd,
+            cmdline,
+            memory_mib: opts.memory_mib,
+            smp: opts.smp,
+            accel: accel.accel,
+            store: Some(store),
+            network: true,
+            no_reboot: false,
+            extra_args: opts.extra_args.clone(),
+        };
+        Ok(VmLaunch {
+            spec,
+            accel,
+            config,
+            store_dir: store_dir.to_owned(),
+            runtime_dir,
+        })
+    }
+
+    /// Starts virtiofsd (if the store goes over virtiofs) and QEMU with the
+    /// given stdio for the console.
+    pub fn spawn(&self, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> Result<RunningVm, RunError> {
+        let virtiofsd = match &self.config.store {
+            Some(StoreShare::Virtiofs { socket }) => Some(self.start_virtiofsd(socket)?),
+            _ => None,
+        };
+        let binary = qemu::qemu_binary();
+        let qemu = Command::new(&binary)
+            .args(qemu::argv(&self.config))
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|source| RunError::Spawn {
+                program: binary.to_string_lossy().into_owned(),
+                source,
+            })?;
+        Ok(RunningVm {
+            qemu,
+            virtiofsd: virtiofsd.map(Guard),
+        })
+    }
+
+    fn start_virtiofsd(&self, socket: &Path) -> Result<Child, RunError> {
+        let binary = std::env::var_os("IMAGO_VIRTIOFSD")
+            .map(PathBuf::from)
+            .or_else(|| {
+                VIRTIOFSD_PATHS
+                    .iter()
+                    .map(PathBuf::from)
+                    .find(|p| p.is_file())
+            })
+            .ok_or(RunError::NoVirtiofsd)?;
+        let log_path = self.runtime_dir.path().join("virtiofsd.log");
+        let log = std::fs::File::create(&log_path).map_err(RunError::TempDir)?;
+        let mut socket_arg = OsString::from("--socket-path=");
+        socket_arg.push(socket);
+        let mut source_arg = OsString::from("source=");
+        source_arg.push(&self.store_dir);
+        let mut command = Command::new(&binary);
+        command
+            .arg(socket_arg)
+            .arg("-o")
+            .arg(source_arg)
+            .args(["-o", "cache=auto"]);
+        if rustix::process::geteuid().is_root() {
+            command.args(["-o", "sandbox=chroot"]);
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|source| RunError::Spawn {
+                program: binary.display().to_string(),
+                source,
+            })?;
+        let started = Instant::now();
+        while !socket.exists() {
+            let exited = child.try_wait().ok().flatten();
+            if exited.is_some() || started.elapsed() > VIRTIOFSD_START {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let why = match exited {
+                    Some(status) => format!("{} exited with {status}", binary.display()),
+                    None => format!(
+                        "{} created no socket within {} s",
+                        binary.display(),
+                        VIRTIOFSD_START.as_secs()
+                    ),
+                };
+                return Err(RunError::Virtiofsd(format!(
+                    "{why}; its log:\n{}",
+                    log.trim_end()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(child)
+    }
+}
+
+/// A child process killed and reaped on drop.
+#[derive(Debug)]
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running VM; QEMU and virtiofsd are killed when it is dropped.
+#[derive(Debug)]
+pub struct RunningVm {
+    pub qemu: Child,
+    virtiofsd: Option<Guard>,
+}
+
+impl RunningVm {
+    /// Waits for QEMU to exit, then stops virtiofsd.
+    pub fn wait(mut self) -> std::io::Result<ExitStatus> {
+        let status = self.qemu.wait();
+        self.virtiofsd.take();
+        status
+    }
+}
+
+impl Drop for RunningVm {
+    fn drop(&mut self) {
+        if let Ok(None) = self.qemu.try_wait() {
+            let _ = self.qemu.kill();
+            let _ = self.qemu.wait();
+        }
+    }
+}
+
+/// Boots `toplevel` with the serial console on this terminal and returns
+/// QEMU's exit status.
+pub fn run_system(
+    toplevel: &Path,
+    toplevel_logical: &str,
+    store_dir: &Path,
+    opts: &RunOptions,
+) -> Result<ExitStatus, RunError> {
+    let launch = VmLaunch::prepare(toplevel, toplevel_logical, store_dir, opts)?;
+    eprintln!(
+        "imago: booting {} ({}) with {}: {}",
+        launch.spec.system_name,
+        launch.spec.label,
+        launch.accel.accel.name(),
+        launch.accel.reason
+    );
+    eprintln!("imago: the console is on this terminal; Ctrl-A X quits QEMU");
+    let vm = launch.spawn(Stdio::inherit(), Stdio::inherit(), Stdio::inherit())?;
+    vm.wait().map_err(|source| RunError::Spawn {
+        program: "qemu".into(),
+        source,
+    })
+}
+
+/// Maps a logical store path from boot.json to the physical store and checks
+/// that it exists.
+fn physical(store_dir: &Path, what: &'static str, logical: &str) -> Result<PathBuf, RunError> {
+    let ctx = BuildContext {
+        store_dir: store_dir.to_owned(),
+        deb_cache: PathBuf::new(),
+        offline: true,
+    };
+    let physical = ctx.physical(logical).map_err(|source| RunError::Path {
+        what,
+        logical: logical.to_owned(),
+        source,
+    })?;
+    if !physical.exists() {
+        return Err(RunError::NotBuilt {
+            what,
+            logical: logical.to_owned(),
+            physical,
+        });
+    }
+    Ok(physical)
+}
+
+/// 9p when the kernel object beside `kernel_image` has a `9p` module (or
+/// built-in), else virtiofs when it has `virtiofs`.
+fn share_kind(kernel_image: &Path) -> Result<ShareKind, RunError> {
+    let object = kernel_image.parent().unwrap_or(kernel_image);
+    let no_share = || RunError::NoShare {
+        kernel: kernel_image.to_owned(),
+    };
+    let version = std::fs::read_to_string(object.join("version")).map_err(|_| no_share())?;
+    let version = version.trim();
+    let dir = object.join("lib/modules").join(version);
+    let index = ModuleIndex::load(&dir, version).map_err(|source| RunError::Modules {
+        dir: dir.clone(),
+        source,
+    })?;
+    let has = |name: &str| index.modules.contains_key(name) || index.builtin.contains(name);
+    if has("9p") && has("9pnet_virtio") {
+        Ok(ShareKind::NineP)
+    } else if has("virtiofs") {
+        Ok(ShareKind::Virtiofs)
+    } else {
+        Err(no_share())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::kernel::build_kernel;
+    use crate::boot::kmod::tests::{VIRTIO_TREE, write_tree};
+
+    fn store_with_kernel(extra_modules: &[(&str, &str, &[&str])]) -> tempfile::TempDir {
+        let store = tempfile::tempdir().unwrap();
+        let pkg = store.path().join("pkg");
+        std::fs::create_dir_all(pkg.join("boot")).unwrap();
+        std::fs::write(pkg.join("boot/vmlinuz-6.1"), b"image").unwrap();
+        let mods = pkg.join("lib/modules/6.1");
+        let mut tree = VIRTIO_TREE.to_vec();
+        tree.extend_from_slice(extra_modules);
+        write_tree(&mods, &tree, &["kernel/lib/crc32c.ko"]);
+        build_kernel(
+            &[("/imago/store/pkg".into(), pkg)],
+            &store.path().join("aaaa-kernel"),
+            &mut Vec::new(),
+        )
+        .unwrap();
+        std::fs::write(store.path().join("bbbb-initrd"), b"initrd").unwrap();
+        let top = store.path().join("cccc-system");
+        std::fs::create_dir_all(&top).unwrap();
+        std::fs::write(
+            top.join("boot.json"),
+            r#"{ "version": 1, "label": "l", "system_name": "vm",
+                 "kernel": "/imago/store/aaaa-kernel/bzImage", "initrd": "/imago/store/bbbb-initrd",
+                 "kernel_params": ["quiet"], "init": "init" }"#,
+        )
+        .unwrap();
+        store
+    }
+
+    fn opts() -> RunOptions {
+        RunOptions {
+            accel: Some(Accel::Tcg),
+            ..RunOptions::default()
+        }
+    }
+
+    #[test]
+    fn prepares_virtiofs_when_the_kernel_has_no_9p() {
+        let store = store_with_kernel(&[]);
+        let launch = VmLaunch::prepare(
+            &store.path().join("cccc-system"),
+            "/imago/store/cccc-system",
+            store.path(),
+            &opts(),
+        )
+        .unwrap();
+        assert_eq!(
+            launch.config.kernel,
+            store.path().join("aaaa-kernel/bzImage")
+        );
+        assert_eq!(launch.config.initrd, store.path().join("bbbb-initrd"));
+        assert!(matches!(
+            launch.config.store,
+            Some(StoreShare::Virtiofs { .. })
+        ));
+        assert_eq!(
+            launch.config.cmdline,
+            "quiet imago.system=/imago/store/cccc-system imago.store=virtiofs:imago-store console=ttyS0"
+        );
+    }
+
+    #[test]
+    fn prefers_9p_when_the_kernel_has_it() {
+        let store = store_with_kernel(&[
+            ("kernel/fs/9p/9p.ko", "9pnet", &["fs-9p"]),
+            ("kernel/net/9p/9pnet.ko", "", &[]),
+            (
+                "kernel/net/9p/9pnet_virtio.ko",
+                "9pnet,virtio,virtio_ring",
+                &["virtio:d00000009v*"],
+            ),
+        ]);
+        let launch = VmLaunch::prepare(
+            &store.path().join("cccc-system"),
+            "/imago/store/cccc-system",
+            store.path(),
+            &opts(),
+        )
+        .unwrap();
+        assert_eq!(
+            launch.config.store,
+            Some(StoreShare::NineP {
+                dir: store.path().to_owned()
+            })
+        );
+    }
+
+    #[test]
+    fn a_missing_initrd_is_named() {
+        let store = store_with_kernel(&[]);
+        std::fs::remove_file(store.path().join("bbbb-initrd")).unwrap();
+        let err = VmLaunch::prepare(
+            &store.path().join("cccc-system"),
+            "/imago/store/cccc-system",
+            store.path(),
+            &opts(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "boot.json names the initrd `/imago/store/bbbb-initrd`, which is not in the store"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_directory_without_boot_json_is_refused() {
+        let store = tempfile::tempdir().unwrap();
+        let err = VmLaunch::prepare(store.path(), "/imago/store/x", store.path(), &opts())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("boot.json does not exist"), "{err}");
+    }
+}
