@@ -75,14 +75,21 @@ fn add_makes_a_read_only_valid_object() {
     let store = Store::open(dir.path()).unwrap();
     let p = add_tree(&store, "tree", &[], golden_tree);
     let physical = store.physical(&p);
-    assert_eq!(physical, dir.path().canonicalize().unwrap().join(p.as_str()));
+    assert_eq!(
+        physical,
+        dir.path().canonicalize().unwrap().join(p.as_str())
+    );
     assert!(store.is_valid(&p).unwrap());
     let info = store.info(&p).unwrap().unwrap();
     assert_eq!(info.digest, digest_of(&physical));
     assert_eq!(p.hash_part(), info.digest.store_hash());
     assert_eq!(info.deriver.as_deref(), Some("test"));
     let mode = |rel: &str| {
-        fs::symlink_metadata(physical.join(rel)).unwrap().permissions().mode() & 0o7777
+        fs::symlink_metadata(physical.join(rel))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
     };
     assert_eq!(mode(""), 0o555);
     assert_eq!(mode("bin"), 0o555);
@@ -120,13 +127,23 @@ fn references_are_found_and_closures_follow_them() {
     let top = add_tree(&store, "top", &[bin.clone()], |out| {
         symlink(bin.to_absolute(), out.join("bin")).unwrap();
     });
-    assert_eq!(store.references(&bin).unwrap(), BTreeSet::from([lib.clone()]));
-    assert_eq!(store.references(&top).unwrap(), BTreeSet::from([bin.clone()]));
+    assert_eq!(
+        store.references(&bin).unwrap(),
+        BTreeSet::from([lib.clone()])
+    );
+    assert_eq!(
+        store.references(&top).unwrap(),
+        BTreeSet::from([bin.clone()])
+    );
     assert_eq!(
         store.closure(std::slice::from_ref(&top)).unwrap(),
         BTreeSet::from([top.clone(), bin, lib])
     );
-    assert!(store.closure(&["00000000000000000000000000000000-nope".parse().unwrap()]).is_err());
+    assert!(
+        store
+            .closure(&["00000000000000000000000000000000-nope".parse().unwrap()])
+            .is_err()
+    );
 }
 
 #[test]
@@ -137,7 +154,11 @@ fn references_must_be_valid() {
     let tmp = store.temp_build_dir().unwrap();
     fs::write(tmp.out(), ghost.to_absolute()).unwrap();
     let err = store.add(tmp, "x", &[ghost], None).unwrap_err();
-    assert!(err.to_string().contains("11111111111111111111111111111111-ghost"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("11111111111111111111111111111111-ghost"),
+        "{err}"
+    );
     assert!(store_support::top_level_objects(dir.path()).is_empty());
     assert!(store_support::temp_leftovers(dir.path()).is_empty());
 }
@@ -150,7 +171,10 @@ fn bad_names_and_missing_outputs_are_errors() {
         let tmp = store.temp_build_dir().unwrap();
         fs::write(tmp.out(), b"x").unwrap();
         let err = store.add(tmp, bad, &[], None).unwrap_err();
-        assert!(err.to_string().contains("invalid store path"), "{bad}: {err}");
+        assert!(
+            err.to_string().contains("invalid store path"),
+            "{bad}: {err}"
+        );
     }
     let tmp = store.temp_build_dir().unwrap();
     let err = store.add(tmp, "nothing", &[], None).unwrap_err();
@@ -165,9 +189,18 @@ fn special_files_are_refused() {
     let tmp = store.temp_build_dir().unwrap();
     fs::create_dir(tmp.out()).unwrap();
     let fifo = tmp.out().join("pipe");
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     let err = store.add(tmp, "special", &[], None).unwrap_err();
-    assert!(err.to_string().contains("FIFO") && err.to_string().contains("pipe"), "{err}");
+    assert!(
+        err.to_string().contains("FIFO") && err.to_string().contains("pipe"),
+        "{err}"
+    );
     assert!(store_support::top_level_objects(dir.path()).is_empty());
     assert!(store_support::temp_leftovers(dir.path()).is_empty());
 }
@@ -200,7 +233,12 @@ fn add_path_copies_without_following_symlinks() {
     symlink(&outside, src.join("escape")).unwrap();
     let p = store.add_path(&src, "src").unwrap();
     let physical = store.physical(&p);
-    assert!(fs::symlink_metadata(physical.join("escape")).unwrap().file_type().is_symlink());
+    assert!(
+        fs::symlink_metadata(physical.join("escape"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert_eq!(fs::read_link(physical.join("escape")).unwrap(), outside);
     // The object is read-only: writing through it fails, and the outside
     // file is untouched.
@@ -210,7 +248,9 @@ fn add_path_copies_without_following_symlinks() {
 
 fn nix_is_root() -> bool {
     std::env::var("USER").is_ok_and(|u| u == "root")
-        || fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+        || fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false)
 }
 
 #[test]
@@ -250,10 +290,16 @@ fn verify_names_a_flipped_byte() {
     assert_eq!(report.checked, 2);
     assert_eq!(report.problems.len(), 1);
     assert_eq!(report.problems[0].path, bad);
-    assert!(matches!(report.problems[0].problem, Problem::HashMismatch { .. }));
+    assert!(matches!(
+        report.problems[0].problem,
+        Problem::HashMismatch { .. }
+    ));
     assert!(!report.is_ok());
     let repaired = store.verify(true).unwrap();
-    assert_eq!(repaired.problems[0].note.as_deref(), Some("no source to repair from"));
+    assert_eq!(
+        repaired.problems[0].note.as_deref(),
+        Some("no source to repair from")
+    );
     assert!(!repaired.problems[0].repaired);
     let _ = good;
 }

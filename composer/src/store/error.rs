@@ -54,6 +54,8 @@ pub enum StoreError {
     NoDefaultDir,
     #[error("{}: {reason}", link.display())]
     BadRoot { link: PathBuf, reason: String },
+    #[error(transparent)]
+    Archive(#[from] super::archive::ArchiveError),
     #[error("injected fault at `{point}`")]
     InjectedFault {
         point: &'static str,

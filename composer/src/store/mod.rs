@@ -24,6 +24,7 @@
 //! the next open) or an unregistered object at its final path (removed at the
 //! next open that can take the GC lock), never a valid half-written object.
 
+pub mod archive;
 pub mod canon;
 pub mod db;
 pub mod digest;
@@ -34,19 +35,20 @@ pub mod path;
 
 mod add;
 mod gc;
-mod verify;
 mod remove;
 mod roots;
 mod session;
+mod verify;
 
 pub use add::TempBuildDir;
+pub use archive::{ArchiveError, ImportLimits};
 pub use db::ObjectInfo;
 pub use digest::Blake3Digest;
 pub use error::{Result, StoreError};
 pub use gc::GcReport;
-pub use verify::{Problem, VerifyProblem, VerifyReport};
 pub use lock::StepLock;
 pub use path::{StorePath, StorePathError, StorePathRef};
+pub use verify::{Problem, VerifyProblem, VerifyReport};
 
 use rusqlite::Connection;
 use session::Session;

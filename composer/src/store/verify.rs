@@ -5,12 +5,12 @@
 //! `repair` reports "no source to repair from" for each problem instead of
 //! pretending.
 
+use super::Store;
 use super::canon::{self, Mode};
 use super::db;
 use super::digest::Blake3Digest;
 use super::error::{Result, StoreError};
 use super::path::StorePath;
-use super::Store;
 
 /// What is wrong with one object.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

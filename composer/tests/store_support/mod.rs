@@ -14,7 +14,12 @@ pub fn add_file(store: &Store, name: &str, contents: &[u8], refs: &[StorePath]) 
 }
 
 /// Adds a directory tree written by `fill` (given the output dir).
-pub fn add_tree(store: &Store, name: &str, refs: &[StorePath], fill: impl FnOnce(&Path)) -> StorePath {
+pub fn add_tree(
+    store: &Store,
+    name: &str,
+    refs: &[StorePath],
+    fill: impl FnOnce(&Path),
+) -> StorePath {
     let tmp = store.temp_build_dir().unwrap();
     fs::create_dir(tmp.out()).unwrap();
     fill(&tmp.out());
