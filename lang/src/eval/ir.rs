@@ -1,0 +1,130 @@
+//! The evaluator's intermediate form.
+//!
+//! [`crate::eval::lower`] turns the AST into this tree once per file. The
+//! differences from the AST are what make evaluation fast and simple:
+//! variables are resolved to a `(depth, index)` slot in the environment chain
+//! (or to a list of enclosing `with` frames to search, or to a global), nested
+//! attribute paths `a.b.c = ...` are merged into nested sets, and duplicate
+//! static attributes have already been rejected.
+
+use crate::ast::BinOp;
+use crate::eval::value::Value;
+use crate::source::Span;
+use smol_str::SmolStr;
+use std::path::Path;
+use std::rc::Rc;
+
+pub(crate) type IrRef = Rc<Ir>;
+
+pub(crate) struct Ir {
+    pub kind: IrKind,
+    pub span: Span,
+}
+
+pub(crate) enum StrPartIr {
+    Lit(Rc<str>),
+    Interp(IrRef),
+}
+
+pub(crate) enum IrKind {
+    /// A literal or a global: never a thunk.
+    Const(Value),
+    /// A string with interpolations.
+    Str(Vec<StrPartIr>),
+    /// A path with interpolations; `base` is the directory relative paths
+    /// resolve against (`None` for absolute paths).
+    Path {
+        base: Option<Rc<Path>>,
+        parts: Vec<StrPartIr>,
+    },
+    /// A lexically bound variable.
+    Local { depth: u32, idx: u32 },
+    /// A variable that only a `with` can provide: search the `with` frames at
+    /// these depths, innermost first, then fall back to the global.
+    WithVar {
+        name: SmolStr,
+        withs: Vec<u32>,
+        fallback: Option<Value>,
+    },
+    List(Vec<IrRef>),
+    /// A non-recursive set: values evaluate in the current environment.
+    Attrs(Rc<AttrsIr>),
+    /// `rec { }`: a new frame holds the static attributes.
+    RecAttrs(Rc<AttrsIr>),
+    /// `let`: a new frame holds the bindings.
+    Let { group: Rc<AttrsIr>, body: IrRef },
+    Lambda(Rc<LambdaIr>),
+    Apply { func: IrRef, arg: IrRef },
+    Select {
+        expr: IrRef,
+        path: Vec<KeyIr>,
+        default: Option<IrRef>,
+    },
+    HasAttr { expr: IrRef, path: Vec<KeyIr> },
+    If { cond: IrRef, then: IrRef, else_: IrRef },
+    /// `with e; body`: a new frame whose single slot is `e`.
+    With { env: IrRef, body: IrRef },
+    Assert { cond: IrRef, body: IrRef },
+    Not(IrRef),
+    Neg(IrRef),
+    Binary { op: BinOp, lhs: IrRef, rhs: IrRef },
+}
+
+pub(crate) enum KeyIr {
+    Static(SmolStr, Span),
+    Dynamic(IrRef),
+}
+
+/// The bindings of a set, a `rec` set or a `let`.
+pub(crate) struct AttrsIr {
+    /// Static names, sorted; in `rec`/`let` the index is the slot index.
+    pub entries: Vec<EntryIr>,
+    /// `${e} = v;` entries, in source order.
+    pub dynamic: Vec<DynEntryIr>,
+    /// The `e` of each `inherit (e) ...;`, evaluated once and shared.
+    pub sources: Vec<IrRef>,
+}
+
+pub(crate) struct EntryIr {
+    pub name: SmolStr,
+    /// The span of the attribute's name where it was (first) defined.
+    pub span: Span,
+    pub value: EntryValue,
+}
+
+pub(crate) enum EntryValue {
+    Expr(IrRef),
+    /// `inherit (sources[source]) name;`
+    InheritFrom { source: usize },
+}
+
+pub(crate) struct DynEntryIr {
+    pub key: IrRef,
+    pub value: EntryValue,
+    pub span: Span,
+}
+
+pub(crate) struct PatternEntryIr {
+    pub name: SmolStr,
+    pub default: Option<IrRef>,
+}
+
+pub(crate) enum ParamIr {
+    /// `x: body` — slot 0.
+    Ident,
+    /// `{ a, b ? d, ... } @ bind: body` — slots 0..n for the entries, then
+    /// the `@` name.
+    Pattern {
+        entries: Vec<PatternEntryIr>,
+        ellipsis: bool,
+        bind: Option<SmolStr>,
+    },
+}
+
+pub(crate) struct LambdaIr {
+    pub param: ParamIr,
+    pub body: IrRef,
+    pub span: Span,
+    /// The binding this lambda was written in, for traces.
+    pub name: Option<SmolStr>,
+}

@@ -1,0 +1,626 @@
+//! Lowering: AST to [`crate::eval::ir`], once per file.
+//!
+//! The lowerer keeps a stack of scopes mirroring the environment frames the
+//! evaluator will build (`let`, `rec`, function parameters, `with`). Each
+//! variable is resolved here: to a `(depth, index)` slot when a lexical scope
+//! binds it (lexical bindings always win over `with`), otherwise to the list of
+//! enclosing `with` frames to search at run time (innermost first) followed by
+//! the global, otherwise to the global itself. A name that none of these can
+//! provide is an undefined-variable error before anything runs, as in Nix.
+//!
+//! Attribute paths `a.b.c = v;` are merged into nested sets here, together
+//! with literal non-recursive sets written for the same name
+//! (`a = { x = 1; }; a.y = 2;`); any other repeated static name is a duplicate
+//! attribute error pointing at both definitions. Repeated dynamic names can
+//! only be detected at run time.
+
+use crate::ast::{AttrKey, AttrPath, Binding, Expr, ExprKind, Ident, Param, PathAnchor, StrPart, UnaryOp};
+use crate::eval::error::{ErrorKind, EvalError};
+use crate::eval::ir::*;
+use crate::eval::paths::normalize;
+use crate::eval::value::Value;
+use crate::source::Span;
+use smol_str::SmolStr;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// How deeply expressions may nest before lowering gives up.
+const MAX_NESTING: usize = 5_000;
+
+enum Scope {
+    Names(HashMap<SmolStr, u32>),
+    With,
+}
+
+pub(crate) struct Lowerer<'a> {
+    scopes: Vec<Scope>,
+    globals: &'a HashMap<SmolStr, Value>,
+    base_dir: Rc<Path>,
+    name_hint: Option<SmolStr>,
+    depth: usize,
+}
+
+/// A set under construction.
+#[derive(Default)]
+struct PAttrs {
+    entries: BTreeMap<SmolStr, (Span, PEntry)>,
+    dynamic: Vec<(IrRef, PEntry, Span)>,
+    sources: Vec<IrRef>,
+}
+
+enum PEntry {
+    Expr(IrRef),
+    InheritFrom(usize),
+    Nested(PAttrs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Plain,
+    Rec,
+    Let,
+}
+
+impl<'a> Lowerer<'a> {
+    pub fn new(globals: &'a HashMap<SmolStr, Value>, base_dir: &Path) -> Self {
+        Lowerer {
+            scopes: Vec::new(),
+            globals,
+            base_dir: Rc::from(base_dir),
+            name_hint: None,
+            depth: 0,
+        }
+    }
+
+    pub fn lower(&mut self, e: &Expr) -> Result<IrRef, EvalError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            self.depth -= 1;
+            return Err(EvalError::new(
+                ErrorKind::DepthLimit { limit: MAX_NESTING },
+                e.span,
+            ));
+        }
+        let r = self.lower_inner(e);
+        self.depth -= 1;
+        r
+    }
+
+    fn mk(kind: IrKind, span: Span) -> IrRef {
+        Rc::new(Ir { kind, span })
+    }
+
+    fn lower_inner(&mut self, e: &Expr) -> Result<IrRef, EvalError> {
+        let hint = self.name_hint.take();
+        let span = e.span;
+        let kind = match &e.kind {
+            ExprKind::Int(i) => IrKind::Const(Value::Int(*i)),
+            ExprKind::Float(f) => IrKind::Const(Value::Float(*f)),
+            ExprKind::Str(parts) => match self.lower_parts(parts)? {
+                Ok(text) => IrKind::Const(Value::string(text)),
+                Err(parts) => IrKind::Str(parts),
+            },
+            ExprKind::Path(lit) => {
+                let base = match lit.anchor {
+                    PathAnchor::Relative => Some(self.base_dir.clone()),
+                    PathAnchor::Absolute => None,
+                };
+                match self.lower_parts(&lit.parts)? {
+                    Ok(text) => {
+                        let p = resolve_path_text(base.as_deref(), &text);
+                        IrKind::Const(Value::Path(Rc::from(p)))
+                    }
+                    Err(parts) => IrKind::Path { base, parts },
+                }
+            }
+            ExprKind::Var(name) => return self.lower_var(name, span),
+            ExprKind::List(items) => IrKind::List(
+                items
+                    .iter()
+                    .map(|i| self.lower(i))
+                    .collect::<Result<_, _>>()?,
+            ),
+            ExprKind::Attrs { rec, bindings } => {
+                if *rec {
+                    let names = self.group_names(bindings, Group::Rec)?;
+                    self.scopes.push(Scope::Names(names));
+                    let r = self.lower_group(bindings, Group::Rec);
+                    self.scopes.pop();
+                    IrKind::RecAttrs(Rc::new(r?))
+                } else {
+                    IrKind::Attrs(Rc::new(self.lower_group(bindings, Group::Plain)?))
+                }
+            }
+            ExprKind::Let { bindings, body } => {
+                let names = self.group_names(bindings, Group::Let)?;
+                self.scopes.push(Scope::Names(names));
+                let r = self
+                    .lower_group(bindings, Group::Let)
+                    .and_then(|g| Ok((g, self.lower(body)?)));
+                self.scopes.pop();
+                let (group, body) = r?;
+                IrKind::Let {
+                    group: Rc::new(group),
+                    body,
+                }
+            }
+            ExprKind::Lambda { param, body } => {
+                IrKind::Lambda(Rc::new(self.lower_lambda(param, body, span, hint)?))
+            }
+            ExprKind::Apply { func, arg } => IrKind::Apply {
+                func: self.lower(func)?,
+                arg: self.lower(arg)?,
+            },
+            ExprKind::Select {
+                expr,
+                path,
+                default,
+            } => IrKind::Select {
+                expr: self.lower(expr)?,
+                path: self.lower_keys(path)?,
+                default: default.as_ref().map(|d| self.lower(d)).transpose()?,
+            },
+            ExprKind::HasAttr { expr, path } => IrKind::HasAttr {
+                expr: self.lower(expr)?,
+                path: self.lower_keys(path)?,
+            },
+            ExprKind::If { cond, then, else_ } => IrKind::If {
+                cond: self.lower(cond)?,
+                then: self.lower(then)?,
+                else_: self.lower(else_)?,
+            },
+            ExprKind::With { env, body } => {
+                let env = self.lower(env)?;
+                self.scopes.push(Scope::With);
+                let body = self.lower(body);
+                self.scopes.pop();
+                IrKind::With { env, body: body? }
+            }
+            ExprKind::Assert { cond, body } => IrKind::Assert {
+                cond: self.lower(cond)?,
+                body: self.lower(body)?,
+            },
+            ExprKind::Unary { op, expr } => {
+                let inner = self.lower(expr)?;
+                match op {
+                    UnaryOp::Not => IrKind::Not(inner),
+                    UnaryOp::Neg => IrKind::Neg(inner),
+                }
+            }
+            ExprKind::Binary { op, lhs, rhs } => IrKind::Binary {
+                op: *op,
+                lhs: self.lower(lhs)?,
+                rhs: self.lower(rhs)?,
+            },
+            ExprKind::Paren(inner) => {
+                self.name_hint = hint;
+                return self.lower(inner);
+            }
+            ExprKind::Error => return Err(EvalError::new(ErrorKind::Malformed, span)),
+        };
+        Ok(Self::mk(kind, span))
+    }
+
+    /// `Ok(text)` when every part is literal, else the lowered parts.
+    fn lower_parts(&mut self, parts: &[StrPart]) -> Result<Result<String, Vec<StrPartIr>>, EvalError> {
+        if parts.iter().all(|p| matches!(p, StrPart::Lit(_))) {
+            let mut s = String::new();
+            for p in parts {
+                if let StrPart::Lit(t) = p {
+                    s.push_str(t);
+                }
+            }
+            return Ok(Ok(s));
+        }
+        let mut out = Vec::with_capacity(parts.len());
+        for p in parts {
+            out.push(match p {
+                StrPart::Lit(t) => StrPartIr::Lit(Rc::from(t.as_str())),
+                StrPart::Interp(e) => StrPartIr::Interp(self.lower(e)?),
+            });
+        }
+        Ok(Err(out))
+    }
+
+    fn lower_keys(&mut self, path: &AttrPath) -> Result<Vec<KeyIr>, EvalError> {
+        path.keys
+            .iter()
+            .map(|k| {
+                Ok(match k {
+                    AttrKey::Static { name, span } => KeyIr::Static(name.clone(), *span),
+                    AttrKey::Dynamic(e) => KeyIr::Dynamic(self.lower(e)?),
+                })
+            })
+            .collect()
+    }
+
+    /// Resolves a variable in the current scopes.
+    fn lower_var(&mut self, name: &SmolStr, span: Span) -> Result<IrRef, EvalError> {
+        let mut withs = Vec::new();
+        for (depth, scope) in self.scopes.iter().rev().enumerate() {
+            match scope {
+                Scope::Names(names) => {
+                    if let Some(&idx) = names.get(name) {
+                        return Ok(Self::mk(
+                            IrKind::Local {
+                                depth: depth as u32,
+                                idx,
+                            },
+                            span,
+                        ));
+                    }
+                }
+                Scope::With => withs.push(depth as u32),
+            }
+        }
+        let global = self.globals.get(name).cloned();
+        if withs.is_empty() {
+            return match global {
+                Some(v) => Ok(Self::mk(IrKind::Const(v), span)),
+                None => Err(self.undefined(name, span)),
+            };
+        }
+        Ok(Self::mk(
+            IrKind::WithVar {
+                name: name.clone(),
+                withs,
+                fallback: global,
+            },
+            span,
+        ))
+    }
+
+    fn undefined(&self, name: &str, span: Span) -> EvalError {
+        let mut candidates: Vec<&str> = self
+            .scopes
+            .iter()
+            .flat_map(|s| match s {
+                Scope::Names(n) => n.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+                Scope::With => Vec::new(),
+            })
+            .collect();
+        candidates.extend(self.globals.keys().map(|k| k.as_str()));
+        EvalError::new(
+            ErrorKind::UndefinedVariable {
+                name: name.into(),
+                suggestions: crate::diag::suggest(name, candidates),
+            },
+            span,
+        )
+    }
+
+    /// Resolves an inherited name in the scope *outside* the group being
+    /// built, and adjusts it to be evaluated inside the group's frame.
+    fn lower_inherit_outer(&mut self, name: &Ident) -> Result<IrRef, EvalError> {
+        let Some(top) = self.scopes.pop() else {
+            return self.lower_var(&name.name, name.span);
+        };
+        let r = self.lower_var(&name.name, name.span);
+        self.scopes.push(top);
+        let ir = r?;
+        Ok(match &ir.kind {
+            IrKind::Local { depth, idx } => Self::mk(
+                IrKind::Local {
+                    depth: depth + 1,
+                    idx: *idx,
+                },
+                ir.span,
+            ),
+            IrKind::WithVar {
+                name,
+                withs,
+                fallback,
+            } => Self::mk(
+                IrKind::WithVar {
+                    name: name.clone(),
+                    withs: withs.iter().map(|d| d + 1).collect(),
+                    fallback: fallback.clone(),
+                },
+                ir.span,
+            ),
+            _ => ir,
+        })
+    }
+
+    /// The slot map of a `rec` set or `let`: its static names, sorted.
+    fn group_names(&self, bindings: &[Binding], group: Group) -> Result<HashMap<SmolStr, u32>, EvalError> {
+        let mut names: Vec<SmolStr> = Vec::new();
+        for b in bindings {
+            match b {
+                Binding::Assign { path, .. } => match path.keys.first() {
+                    Some(AttrKey::Static { name, .. }) => names.push(name.clone()),
+                    Some(AttrKey::Dynamic(e)) if group == Group::Let => {
+                        return Err(EvalError::invalid(
+                            "let",
+                            "dynamic attribute names are not allowed in `let`",
+                            e.span,
+                        ));
+                    }
+                    _ => {}
+                },
+                Binding::Inherit { names: ns, .. } => {
+                    names.extend(ns.iter().map(|n| n.name.clone()));
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        Ok(names
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| (n, i as u32))
+            .collect())
+    }
+
+    fn lower_group(&mut self, bindings: &[Binding], group: Group) -> Result<AttrsIr, EvalError> {
+        let mut root = PAttrs::default();
+        for b in bindings {
+            match b {
+                Binding::Assign { path, value, .. } => {
+                    self.insert_path(&mut root, &path.keys, value)?;
+                }
+                Binding::Inherit { from, names, .. } => {
+                    let source = match from {
+                        Some(f) => {
+                            root.sources.push(self.lower(f)?);
+                            Some(root.sources.len() - 1)
+                        }
+                        None => None,
+                    };
+                    for n in names {
+                        let entry = match source {
+                            Some(s) => PEntry::InheritFrom(s),
+                            None if group == Group::Plain => {
+                                PEntry::Expr(self.lower_var(&n.name, n.span)?)
+                            }
+                            None => PEntry::Expr(self.lower_inherit_outer(n)?),
+                        };
+                        if let Some((first, _)) = root.entries.get(&n.name) {
+                            return Err(duplicate(&n.name, *first, n.span));
+                        }
+                        root.entries.insert(n.name.clone(), (n.span, entry));
+                    }
+                }
+            }
+        }
+        Ok(finish(root))
+    }
+
+    /// Adds `keys = value` under `target`, merging nested sets.
+    fn insert_path(&mut self, target: &mut PAttrs, keys: &[AttrKey], value: &Expr) -> Result<(), EvalError> {
+        let Some((first, rest)) = keys.split_first() else {
+            return Err(EvalError::new(ErrorKind::Malformed, value.span));
+        };
+        match first {
+            AttrKey::Static { name, span } => {
+                if rest.is_empty() {
+                    let new = self.lower_value(name, value)?;
+                    match target.entries.get_mut(name) {
+                        None => {
+                            target.entries.insert(name.clone(), (*span, new));
+                        }
+                        Some((first_span, existing)) => match (existing, new) {
+                            (PEntry::Nested(old), PEntry::Nested(new)) => {
+                                merge(old, new)?;
+                            }
+                            _ => return Err(duplicate(name, *first_span, *span)),
+                        },
+                    }
+                } else {
+                    let entry = target
+                        .entries
+                        .entry(name.clone())
+                        .or_insert_with(|| (*span, PEntry::Nested(PAttrs::default())));
+                    match &mut entry.1 {
+                        PEntry::Nested(inner) => self.insert_path(inner, rest, value)?,
+                        _ => return Err(duplicate(name, entry.0, *span)),
+                    }
+                }
+            }
+            AttrKey::Dynamic(e) => {
+                let key = self.lower(e)?;
+                let entry = if rest.is_empty() {
+                    self.lower_value("", value)?
+                } else {
+                    let mut inner = PAttrs::default();
+                    self.insert_path(&mut inner, rest, value)?;
+                    PEntry::Nested(inner)
+                };
+                target.dynamic.push((key, entry, e.span));
+            }
+        }
+        Ok(())
+    }
+
+    /// A binding's value; a literal non-recursive set becomes a mergeable
+    /// nested set.
+    fn lower_value(&mut self, name: &str, value: &Expr) -> Result<PEntry, EvalError> {
+        if let ExprKind::Attrs {
+            rec: false,
+            bindings,
+        } = &value.kind
+        {
+            let mut inner = PAttrs::default();
+            for b in bindings {
+                match b {
+                    Binding::Assign { path, value, .. } => {
+                        self.insert_path(&mut inner, &path.keys, value)?;
+                    }
+                    Binding::Inherit { from, names, .. } => {
+                        let source = match from {
+                            Some(f) => {
+                                inner.sources.push(self.lower(f)?);
+                                Some(inner.sources.len() - 1)
+                            }
+                            None => None,
+                        };
+                        for n in names {
+                            let entry = match source {
+                                Some(s) => PEntry::InheritFrom(s),
+                                None => PEntry::Expr(self.lower_var(&n.name, n.span)?),
+                            };
+                            if let Some((first, _)) = inner.entries.get(&n.name) {
+                                return Err(duplicate(&n.name, *first, n.span));
+                            }
+                            inner.entries.insert(n.name.clone(), (n.span, entry));
+                        }
+                    }
+                }
+            }
+            return Ok(PEntry::Nested(inner));
+        }
+        if !name.is_empty() {
+            self.name_hint = Some(SmolStr::new(name));
+        }
+        let ir = self.lower(value);
+        self.name_hint = None;
+        Ok(PEntry::Expr(ir?))
+    }
+
+    fn lower_lambda(&mut self, param: &Param, body: &Expr, span: Span, name: Option<SmolStr>) -> Result<LambdaIr, EvalError> {
+        match param {
+            Param::Ident(id) => {
+                let mut names = HashMap::new();
+                names.insert(id.name.clone(), 0);
+                self.scopes.push(Scope::Names(names));
+                let body = self.lower(body);
+                self.scopes.pop();
+                Ok(LambdaIr {
+                    param: ParamIr::Ident,
+                    body: body?,
+                    span,
+                    name,
+                })
+            }
+            Param::Pattern {
+                entries,
+                ellipsis,
+                bind,
+            } => {
+                let mut names = HashMap::new();
+                for (i, e) in entries.iter().enumerate() {
+                    if names.insert(e.name.name.clone(), i as u32).is_some() {
+                        let first = entries
+                            .iter()
+                            .find(|x| x.name.name == e.name.name)
+                            .map_or(e.name.span, |x| x.name.span);
+                        return Err(duplicate(&e.name.name, first, e.name.span));
+                    }
+                }
+                if let Some(b) = bind {
+                    if let Some(i) = names.get(&b.name) {
+                        let first = entries[*i as usize].name.span;
+                        return Err(duplicate(&b.name, first, b.span));
+                    }
+                    names.insert(b.name.clone(), entries.len() as u32);
+                }
+                self.scopes.push(Scope::Names(names));
+                let r = (|| {
+                    let mut out = Vec::with_capacity(entries.len());
+                    for e in entries {
+                        out.push(PatternEntryIr {
+                            name: e.name.name.clone(),
+                            default: e.default.as_ref().map(|d| self.lower(d)).transpose()?,
+                        });
+                    }
+                    Ok::<_, EvalError>((out, self.lower(body)?))
+                })();
+                self.scopes.pop();
+                let (out, body) = r?;
+                Ok(LambdaIr {
+                    param: ParamIr::Pattern {
+                        entries: out,
+                        ellipsis: *ellipsis,
+                        bind: bind.as_ref().map(|b| b.name.clone()),
+                    },
+                    body,
+                    span,
+                    name,
+                })
+            }
+        }
+    }
+}
+
+fn duplicate(name: &SmolStr, first: Span, again: Span) -> EvalError {
+    EvalError::new(
+        ErrorKind::DuplicateAttribute {
+            name: name.clone(),
+            first,
+        },
+        again,
+    )
+}
+
+/// Merges the entries of `new` into `old` (both built from source).
+fn merge(old: &mut PAttrs, new: PAttrs) -> Result<(), EvalError> {
+    let offset = old.sources.len();
+    old.sources.extend(new.sources);
+    old.dynamic.extend(new.dynamic.into_iter().map(|(k, v, s)| (k, shift_sources(v, offset), s)));
+    for (name, (span, entry)) in new.entries {
+        let entry = shift_sources(entry, offset);
+        match old.entries.get_mut(&name) {
+            None => {
+                old.entries.insert(name, (span, entry));
+            }
+            Some((first, existing)) => match (existing, entry) {
+                (PEntry::Nested(a), PEntry::Nested(b)) => merge(a, b)?,
+                _ => return Err(duplicate(&name, *first, span)),
+            },
+        }
+    }
+    Ok(())
+}
+
+fn shift_sources(e: PEntry, offset: usize) -> PEntry {
+    match e {
+        PEntry::InheritFrom(i) => PEntry::InheritFrom(i + offset),
+        other => other,
+    }
+}
+
+fn finish(p: PAttrs) -> AttrsIr {
+    AttrsIr {
+        entries: p
+            .entries
+            .into_iter()
+            .map(|(name, (span, e))| EntryIr {
+                name,
+                span,
+                value: finish_entry(e, span),
+            })
+            .collect(),
+        dynamic: p
+            .dynamic
+            .into_iter()
+            .map(|(key, e, span)| DynEntryIr {
+                key,
+                value: finish_entry(e, span),
+                span,
+            })
+            .collect(),
+        sources: p.sources,
+    }
+}
+
+/// A nested set becomes an ordinary (non-recursive) set expression evaluated
+/// in the same environment as its parent.
+fn finish_entry(e: PEntry, span: Span) -> EntryValue {
+    match e {
+        PEntry::Expr(ir) => EntryValue::Expr(ir),
+        PEntry::InheritFrom(s) => EntryValue::InheritFrom { source: s },
+        PEntry::Nested(p) => EntryValue::Expr(Rc::new(Ir {
+            kind: IrKind::Attrs(Rc::new(finish(p))),
+            span,
+        })),
+    }
+}
+
+/// Turns path literal text into an absolute, normalised path.
+pub(crate) fn resolve_path_text(base: Option<&Path>, text: &str) -> PathBuf {
+    match base {
+        Some(b) => normalize(&b.join(text)),
+        None => normalize(Path::new(text)),
+    }
+}
