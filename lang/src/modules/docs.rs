@@ -1,0 +1,324 @@
+//! What the CLI shows about an evaluation: option documentation (`imago
+//! options`), the definitions of one option and why one won (`imago config
+//! --explain`), and the merged configuration as JSON (`imago config`).
+
+use crate::diag::Code;
+use crate::eval::{Evaluator, Value};
+use crate::modules::declare::OptionDecl;
+use crate::modules::error::{ModuleError, Site};
+use crate::modules::fixpoint::Fixpoint;
+use crate::modules::merge::OPTION_DEFAULT_PRIORITY;
+use crate::modules::path::{ANY_NAME, OptionPath};
+use crate::modules::types::Type;
+use crate::modules::values::short;
+use crate::modules::{Evaluated, collect::Source};
+use smol_str::SmolStr;
+use std::rc::Rc;
+
+/// The documentation of one option.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionDoc {
+    /// With `<name>` for any attribute name and `*` for any list element
+    /// when the option is inside a submodule.
+    pub path: OptionPath,
+    pub ty: String,
+    pub default: Option<String>,
+    pub example: Option<String>,
+    pub description: Option<String>,
+    pub read_only: bool,
+    pub declared: Site,
+}
+
+/// How a definition fared in `--explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefStatus {
+    /// It has the winning priority: it is part of the value.
+    Used,
+    /// A definition with a lower priority number won.
+    Overridden,
+    /// Its `mkIf` condition is false.
+    ConditionFalse,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExplainedDef {
+    pub site: Site,
+    /// `None` for a definition removed by `mkIf` (never looked at further).
+    pub priority: Option<i64>,
+    pub order: Option<i64>,
+    pub value: String,
+    pub status: DefStatus,
+    pub is_default: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    pub path: OptionPath,
+    pub ty: String,
+    pub declared: Site,
+    pub defs: Vec<ExplainedDef>,
+    /// Which definitions won and why.
+    pub summary: String,
+    /// The merged value (shortened), or the error merging gives.
+    pub result: Result<String, String>,
+}
+
+/// The usual name of a priority.
+pub fn priority_name(p: i64) -> String {
+    match p {
+        50 => "mkForce".into(),
+        100 => "a plain definition".into(),
+        1000 => "mkDefault".into(),
+        OPTION_DEFAULT_PRIORITY => "the option's default (mkOptionDefault)".into(),
+        n => format!("mkOverride {n}"),
+    }
+}
+
+fn literal_or_display(ev: &Evaluator, v: &Value) -> String {
+    let forced = match ev.force(v) {
+        Ok(f) => f,
+        Err(e) => return format!("«error: {e}»"),
+    };
+    if let Some(a) = forced.as_attrs()
+        && let Some(t) = a.value("_type")
+        && matches!(ev.force(t), Ok(Value::String(s)) if s.as_str().starts_with("literal"))
+        && let Some(text) = a.value("text")
+        && let Ok(Value::String(s)) = ev.force(text)
+    {
+        return s.as_str().to_string();
+    }
+    ev.display(&forced, true)
+        .unwrap_or_else(|e| format!("«error: {e}»"))
+}
+
+fn text_of(ev: &Evaluator, v: &Value) -> String {
+    match ev.force(v) {
+        Ok(Value::String(s)) => s.as_str().to_string(),
+        _ => literal_or_display(ev, v),
+    }
+}
+
+/// The modules of a submodule type, and the path placeholder its options
+/// get (`<name>` inside `attrsOf`, `*` inside `listOf`).
+fn submodules_of(ty: &Type, suffix: &mut Vec<&'static str>) -> Option<Vec<(Value, Site)>> {
+    match ty {
+        Type::Submodule(m) => Some(m.clone()),
+        Type::AttrsOf(t) => {
+            suffix.push(ANY_NAME);
+            submodules_of(t, suffix)
+        }
+        Type::ListOf(t) => {
+            suffix.push("*");
+            submodules_of(t, suffix)
+        }
+        Type::NullOr(t) => submodules_of(t, suffix),
+        _ => None,
+    }
+}
+
+fn document(
+    ev: &Evaluator,
+    fp: &Rc<Fixpoint>,
+    decl: &OptionDecl,
+    out: &mut Vec<OptionDoc>,
+    depth: usize,
+) -> Result<(), ModuleError> {
+    let path = fp.prefix.join(&decl.path);
+    let default = match (&decl.default_text, &decl.default) {
+        (Some(t), _) => Some(text_of(ev, t)),
+        (None, Some(d)) => Some(literal_or_display(ev, d)),
+        (None, None) => None,
+    };
+    out.push(OptionDoc {
+        path: path.clone(),
+        ty: decl.ty.description(),
+        default,
+        example: decl.example.as_ref().map(|e| literal_or_display(ev, e)),
+        description: decl.description.as_ref().map(|d| text_of(ev, d)),
+        read_only: decl.read_only,
+        declared: decl.site.clone(),
+    });
+    let mut suffix = Vec::new();
+    if depth < 8
+        && let Some(modules) = submodules_of(&decl.ty, &mut suffix)
+    {
+        let mut prefix = path;
+        for s in &suffix {
+            prefix = prefix.child(s);
+        }
+        let mut args: Vec<(SmolStr, Value)> = fp
+            .special_args
+            .iter()
+            .filter(|(n, _)| n != "name")
+            .cloned()
+            .collect();
+        args.push((SmolStr::new("name"), Value::string(ANY_NAME)));
+        let sources = modules
+            .into_iter()
+            .map(|(value, site)| Source::Value { value, site })
+            .collect();
+        let sub = Fixpoint::load(ev, fp.shared.clone(), prefix, sources, args)?;
+        for d in sub.tree.options() {
+            document(ev, &sub, &d, out, depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
+const MAX_JSON_DEPTH: usize = 128;
+
+fn json(ev: &Evaluator, v: &Value, depth: usize) -> Result<Option<serde_json::Value>, ModuleError> {
+    use serde_json::Value as J;
+    if depth > MAX_JSON_DEPTH {
+        return Err(ModuleError::BadDefinition {
+            path: OptionPath::root(),
+            message: format!(
+                "the configuration is nested more than {MAX_JSON_DEPTH} levels deep \
+                 (does a value contain itself?)"
+            ),
+            site: Site::new("<configuration>", None),
+        });
+    }
+    let forced = match ev.force(v) {
+        Ok(f) => f,
+        Err(e) if e.code() == Code("E0304") => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some(match &forced {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Int(i) => J::from(*i),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        Value::String(s) => J::String(s.as_str().to_string()),
+        Value::Path(p) => J::String(p.display().to_string()),
+        Value::List(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items.iter() {
+                out.push(json(ev, item, depth + 1)?.unwrap_or(J::Null));
+            }
+            J::Array(out)
+        }
+        Value::Attrs(a) => {
+            if let Some(out_path) = a.value("outPath") {
+                return json(ev, out_path, depth + 1);
+            }
+            let mut map = serde_json::Map::new();
+            for e in a.entries() {
+                if let Some(j) = json(ev, &e.value, depth + 1)? {
+                    map.insert(e.name.to_string(), j);
+                }
+            }
+            J::Object(map)
+        }
+        Value::Lambda(_) | Value::PrimOp(_) => J::String("<function>".into()),
+        Value::Thunk(_) => J::Null,
+    }))
+}
+
+impl Evaluated {
+    /// Documentation of every declared option, submodule options included
+    /// (with `<name>` / `*` placeholders), in name order.
+    pub fn option_docs(&self, ev: &Evaluator) -> Result<Vec<OptionDoc>, ModuleError> {
+        let mut out = Vec::new();
+        for decl in self.fixpoint.tree.options() {
+            document(ev, &self.fixpoint, &decl, &mut out, 0)?;
+        }
+        Ok(out)
+    }
+
+    /// The configuration (or the part at `path`) as JSON. Options that have
+    /// no value are left out; steps (packages) show as their store path.
+    pub fn config_json(
+        &self,
+        ev: &Evaluator,
+        path: Option<&OptionPath>,
+    ) -> Result<serde_json::Value, ModuleError> {
+        let v = match path {
+            Some(p) => self.value_at(ev, p)?,
+            None => self.config(),
+        };
+        Ok(json(ev, &v, 0)?.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Every definition of a top-level option, with its priority, and which
+    /// won and why.
+    pub fn explain(&self, ev: &Evaluator, path: &OptionPath) -> Result<Explanation, ModuleError> {
+        let fp = &self.fixpoint;
+        let Some(decl) = self.declaration(path) else {
+            let all = fp.tree.option_paths();
+            let suggestions =
+                crate::diag::suggest(&path.to_string(), all.iter().map(String::as_str));
+            return Err(ModuleError::UndefinedOption {
+                path: path.clone(),
+                site: Site::new("<command line>", None),
+                suggestions,
+            });
+        };
+        let (defs, dropped) = fp.definitions(ev, &decl, true)?;
+        let best = defs.iter().map(|d| d.prio).min();
+        let mut explained: Vec<ExplainedDef> = defs
+            .iter()
+            .map(|d| ExplainedDef {
+                site: d.site.clone(),
+                priority: Some(d.prio),
+                order: Some(d.order),
+                value: short(&d.value),
+                status: if Some(d.prio) == best {
+                    DefStatus::Used
+                } else {
+                    DefStatus::Overridden
+                },
+                is_default: d.is_default,
+            })
+            .collect();
+        explained.extend(dropped.into_iter().map(|d| ExplainedDef {
+            site: d.site,
+            priority: None,
+            order: None,
+            value: "(not evaluated)".into(),
+            status: DefStatus::ConditionFalse,
+            is_default: false,
+        }));
+        let summary = match best {
+            None => "nothing defines this option and it has no default: reading it is an error"
+                .to_string(),
+            Some(p) => {
+                let used = defs.iter().filter(|d| d.prio == p).count();
+                let ignored = defs.len() - used;
+                let how = match &*decl.ty {
+                    Type::ListOf(_) => {
+                        "; their lists are concatenated by order (mkBefore 500, default 1000, \
+                         mkAfter 1500), then module order"
+                    }
+                    Type::AttrsOf(_) | Type::Submodule(_) => {
+                        "; they are merged attribute by attribute"
+                    }
+                    Type::Separated(_) => "; they are joined in order",
+                    _ if used > 1 => "; they must all be equal",
+                    _ => "",
+                };
+                format!(
+                    "{used} definition{} at priority {p} ({}) win{}{how}; {ignored} with a higher \
+                     priority number {} ignored (lowest number wins)",
+                    if used == 1 { "" } else { "s" },
+                    priority_name(p),
+                    if used == 1 { "s" } else { "" },
+                    if ignored == 1 { "is" } else { "are" },
+                )
+            }
+        };
+        let result = match fp.merged(ev, &decl) {
+            Ok(Some(v)) => Ok(short(&v)),
+            Ok(None) => Err("no value".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        Ok(Explanation {
+            path: path.clone(),
+            ty: decl.ty.description(),
+            declared: decl.site.clone(),
+            defs: explained,
+            summary,
+            result,
+        })
+    }
+}

@@ -1,0 +1,561 @@
+//! The config fixpoint: one evaluation of a list of modules.
+//!
+//! [`Fixpoint::evaluate`] loads the modules (collect.rs), builds the option
+//! tree from their declarations (declare.rs), and then builds `config`: a
+//! tree of sets mirroring the option tree whose leaves are lazily computed
+//! values ([`Value::lazy`]). Forcing `config.a.b` merges the definitions of
+//! option `a.b` (merge.rs) — and that merge may read other options through
+//! the same `config`, which is what makes it a fixpoint. Module functions are
+//! called with this `config` before it is complete; they only see it when
+//! they force it.
+//!
+//! Definitions reach an option through *partitions*: the definitions of a
+//! namespace (every module's `config`, then `config.services`, ...) are split
+//! by attribute name, pushing `mkIf`, `mkMerge` and `mkOverride` down into
+//! the attributes as NixOS does. Each namespace is partitioned at most once,
+//! on demand; a name that is not a declared option is an error there.
+//!
+//! A stack of the options being merged (shared with submodule evaluations)
+//! turns the evaluator's "infinite recursion" into the chain of options
+//! involved.
+
+use crate::eval::error::ErrorKind;
+use crate::eval::{Evaluator, Value};
+use crate::modules::collect::{Collector, Module, Source};
+use crate::modules::declare::{Namespace, Node, OptionDecl, declare};
+use crate::modules::error::{CycleStep, ModuleError, Site};
+use crate::modules::merge::{self, Def, Dropped, OPTION_DEFAULT_PRIORITY, Property};
+use crate::modules::path::OptionPath;
+use smol_str::SmolStr;
+use std::cell::{OnceCell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+/// State shared by an evaluation and every submodule evaluation inside it.
+pub struct Shared {
+    pub lib: Value,
+    /// The options being merged right now, outermost first.
+    pub stack: RefCell<Vec<CycleStep>>,
+}
+
+impl Shared {
+    pub fn new(lib: Value) -> Rc<Self> {
+        Rc::new(Shared {
+            lib,
+            stack: RefCell::new(Vec::new()),
+        })
+    }
+}
+
+/// A piece of a definition on its way down to an option: the value, where
+/// it was written, and the `mkIf` conditions and priority pushed down onto
+/// it from enclosing sets.
+#[derive(Clone)]
+pub struct Fragment {
+    pub value: Value,
+    pub site: Site,
+    pub conds: Vec<Value>,
+    pub prio: Option<i64>,
+}
+
+type Partition = Rc<BTreeMap<SmolStr, Vec<Fragment>>>;
+
+enum PartitionState {
+    InProgress,
+    Done(Partition),
+}
+
+pub struct Fixpoint {
+    pub shared: Rc<Shared>,
+    /// The path of the enclosing option, for a submodule ("" at the top).
+    pub prefix: OptionPath,
+    /// Module arguments beyond `config`, `options` and `lib`.
+    pub special_args: Vec<(SmolStr, Value)>,
+    pub modules: Vec<Module>,
+    pub tree: Namespace,
+    config: OnceCell<Value>,
+    options: OnceCell<Value>,
+    partitions: RefCell<HashMap<OptionPath, PartitionState>>,
+}
+
+impl Fixpoint {
+    /// Loads and declares everything, then checks that every definition
+    /// names a declared option. Option values are merged when forced.
+    pub fn evaluate(
+        ev: &Evaluator,
+        shared: Rc<Shared>,
+        prefix: OptionPath,
+        sources: Vec<Source>,
+        special_args: Vec<(SmolStr, Value)>,
+    ) -> Result<Rc<Fixpoint>, ModuleError> {
+        let fp = Self::load(ev, shared, prefix, sources, special_args)?;
+        fp.check_definitions(ev)?;
+        Ok(fp)
+    }
+
+    /// Loads the modules and their declarations without looking at any
+    /// definition (for documentation).
+    pub fn load(
+        ev: &Evaluator,
+        shared: Rc<Shared>,
+        prefix: OptionPath,
+        sources: Vec<Source>,
+        special_args: Vec<(SmolStr, Value)>,
+    ) -> Result<Rc<Fixpoint>, ModuleError> {
+        let cell: Rc<OnceCell<Rc<Fixpoint>>> = Rc::new(OnceCell::new());
+        let early = |what: &'static str| {
+            let cell = cell.clone();
+            Value::lazy(Some(what), move |_ev| match cell.get() {
+                Some(fp) => Ok(if what == "config" {
+                    fp.config()
+                } else {
+                    fp.options_value()
+                }),
+                None => Err(ModuleError::BadModule {
+                    message: format!(
+                        "`{what}` was used while the modules were being loaded \
+                         (`imports` and the shape of a module cannot depend on `{what}`)"
+                    ),
+                    site: Site::new("<module system>", None),
+                    hint: None,
+                }
+                .into_eval()),
+            })
+        };
+        let mut args: Vec<(SmolStr, Value)> = vec![
+            (SmolStr::new("config"), early("config")),
+            (SmolStr::new("options"), early("options")),
+            (SmolStr::new("lib"), shared.lib.clone()),
+        ];
+        for (name, value) in &special_args {
+            args.retain(|(n, _)| n != name);
+            args.push((name.clone(), value.clone()));
+        }
+        let mut collector = Collector::new(ev, &args);
+        for source in sources {
+            collector.load(source)?;
+        }
+        let modules = collector.modules;
+        let mut tree = Namespace::default();
+        for m in &modules {
+            if let Some(options) = &m.options {
+                declare(ev, &mut tree, options, &m.file, &prefix)?;
+            }
+        }
+        let fp = Rc::new(Fixpoint {
+            shared,
+            prefix,
+            special_args,
+            modules,
+            tree,
+            config: OnceCell::new(),
+            options: OnceCell::new(),
+            partitions: RefCell::new(HashMap::new()),
+        });
+        let _ = fp
+            .config
+            .set(build_config(&fp, &fp.tree, &OptionPath::root()));
+        let _ = fp.options.set(build_options(&fp.tree));
+        let _ = cell.set(fp.clone());
+        Ok(fp)
+    }
+
+    /// The merged configuration (lazy).
+    pub fn config(&self) -> Value {
+        self.config.get().cloned().unwrap_or(Value::Null)
+    }
+
+    /// The option declarations as a value (the `options` module argument).
+    pub fn options_value(&self) -> Value {
+        self.options.get().cloned().unwrap_or(Value::Null)
+    }
+
+    /// Partitions every namespace that has definitions, so that a definition
+    /// of an undeclared option is reported now rather than when (or if) its
+    /// namespace is read.
+    pub fn check_definitions(self: &Rc<Self>, ev: &Evaluator) -> Result<(), ModuleError> {
+        self.check_namespace(ev, &self.tree, &OptionPath::root())
+    }
+
+    fn check_namespace(
+        self: &Rc<Self>,
+        ev: &Evaluator,
+        ns: &Namespace,
+        path: &OptionPath,
+    ) -> Result<(), ModuleError> {
+        let partition = self.partition(ev, path, ns)?;
+        for name in partition.keys() {
+            if let Some(Node::Namespace(sub)) = ns.children.get(name) {
+                self.check_namespace(ev, sub, &path.child(name))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The definitions of each attribute of the namespace at `path`.
+    fn partition(
+        self: &Rc<Self>,
+        ev: &Evaluator,
+        path: &OptionPath,
+        ns: &Namespace,
+    ) -> Result<Partition, ModuleError> {
+        match self.partitions.borrow().get(path) {
+            Some(PartitionState::Done(p)) => return Ok(p.clone()),
+            Some(PartitionState::InProgress) => {
+                let full = self.prefix.join(path);
+                return Err(ModuleError::Cycle {
+                    chain: vec![CycleStep {
+                        option: full,
+                        site: Site::new("<module system>", None),
+                    }],
+                });
+            }
+            None => {}
+        }
+        self.partitions
+            .borrow_mut()
+            .insert(path.clone(), PartitionState::InProgress);
+        let result = self.compute_partition(ev, path, ns);
+        let mut partitions = self.partitions.borrow_mut();
+        match result {
+            Ok(p) => {
+                partitions.insert(path.clone(), PartitionState::Done(p.clone()));
+                Ok(p)
+            }
+            Err(e) => {
+                partitions.remove(path);
+                Err(e)
+            }
+        }
+    }
+
+    fn compute_partition(
+        self: &Rc<Self>,
+        ev: &Evaluator,
+        path: &OptionPath,
+        ns: &Namespace,
+    ) -> Result<Partition, ModuleError> {
+        let fragments = match path.components().split_last() {
+            None => self
+                .modules
+                .iter()
+                .filter_map(|m| {
+                    m.config.as_ref().map(|c| Fragment {
+                        value: c.clone(),
+                        site: Site::new(m.file.clone(), m.span),
+                        conds: Vec::new(),
+                        prio: None,
+                    })
+                })
+                .collect(),
+            Some((last, parent)) => {
+                let parent_path = OptionPath::from(parent.to_vec());
+                let parent_ns = match parent_path.components() {
+                    [] => &self.tree,
+                    comps => match self.tree.find(comps) {
+                        Some(Node::Namespace(n)) => n,
+                        _ => &self.tree,
+                    },
+                };
+                let p = self.partition(ev, &parent_path, parent_ns)?;
+                p.get(last).cloned().unwrap_or_default()
+            }
+        };
+        let mut out: BTreeMap<SmolStr, Vec<Fragment>> = BTreeMap::new();
+        for f in fragments {
+            self.expand(ev, f, ns, path, &mut out)?;
+        }
+        Ok(Rc::new(out))
+    }
+
+    /// Pushes properties down and splits a namespace definition by name.
+    fn expand(
+        &self,
+        ev: &Evaluator,
+        f: Fragment,
+        ns: &Namespace,
+        path: &OptionPath,
+        out: &mut BTreeMap<SmolStr, Vec<Fragment>>,
+    ) -> Result<(), ModuleError> {
+        let full = self.prefix.join(path);
+        let v = ev.force(&f.value)?;
+        match merge::property(ev, &v, &full, &f.site)? {
+            Some(Property::If { condition, content }) => {
+                let mut conds = f.conds.clone();
+                conds.push(condition);
+                self.expand(
+                    ev,
+                    Fragment {
+                        value: content,
+                        conds,
+                        ..f
+                    },
+                    ns,
+                    path,
+                    out,
+                )
+            }
+            Some(Property::Merge(items)) => {
+                for item in items {
+                    self.expand(
+                        ev,
+                        Fragment {
+                            value: item,
+                            ..f.clone()
+                        },
+                        ns,
+                        path,
+                        out,
+                    )?;
+                }
+                Ok(())
+            }
+            Some(Property::Override { priority, content }) => self.expand(
+                ev,
+                Fragment {
+                    value: content,
+                    prio: f.prio.or(Some(priority)),
+                    ..f
+                },
+                ns,
+                path,
+                out,
+            ),
+            Some(Property::Order { .. }) => Err(ModuleError::BadDefinition {
+                message: format!(
+                    "`mkOrder` (`mkBefore`, `mkAfter`) orders list definitions; \
+                     `{}` is a set of options",
+                    display_ns(&full)
+                ),
+                path: full,
+                site: f.site,
+            }),
+            None => {
+                let Some(attrs) = v.as_attrs() else {
+                    return Err(ModuleError::BadDefinition {
+                        message: format!(
+                            "`{}` is a set of options, so it must be defined as a set, not {}",
+                            display_ns(&full),
+                            v.describe()
+                        ),
+                        path: full,
+                        site: f.site,
+                    });
+                };
+                for entry in attrs.entries() {
+                    let site = Site::new(f.site.file.clone(), entry.span.or(f.site.span));
+                    if !ns.children.contains_key(&entry.name) {
+                        let candidates = ns.children.keys().map(SmolStr::as_str);
+                        let suggestions = crate::diag::suggest(&entry.name, candidates)
+                            .into_iter()
+                            .map(|s| full.child(&s).to_string())
+                            .collect();
+                        return Err(ModuleError::UndefinedOption {
+                            path: full.child(&entry.name),
+                            site,
+                            suggestions,
+                        });
+                    }
+                    out.entry(entry.name.clone()).or_default().push(Fragment {
+                        value: entry.value.clone(),
+                        site,
+                        conds: f.conds.clone(),
+                        prio: f.prio,
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The definitions written for the option at `path` (relative).
+    pub fn fragments(
+        self: &Rc<Self>,
+        ev: &Evaluator,
+        path: &OptionPath,
+    ) -> Result<Vec<Fragment>, ModuleError> {
+        let Some((last, parent)) = path.components().split_last() else {
+            return Ok(Vec::new());
+        };
+        let parent_path = OptionPath::from(parent.to_vec());
+        let ns = match parent {
+            [] => &self.tree,
+            comps => match self.tree.find(comps) {
+                Some(Node::Namespace(n)) => n,
+                _ => return Ok(Vec::new()),
+            },
+        };
+        let p = self.partition(ev, &parent_path, ns)?;
+        Ok(p.get(last).cloned().unwrap_or_default())
+    }
+
+    /// The discharged definitions of an option, including its default when
+    /// it can matter, and the ones a false `mkIf` removed.
+    pub fn definitions(
+        self: &Rc<Self>,
+        ev: &Evaluator,
+        decl: &OptionDecl,
+        always_default: bool,
+    ) -> Result<(Vec<Def>, Vec<Dropped>), ModuleError> {
+        let path = self.prefix.join(&decl.path);
+        let mut defs = Vec::new();
+        let mut dropped = Vec::new();
+        for f in self.fragments(ev, &decl.path)? {
+            self.set_site(&f.site);
+            let mut holds = true;
+            for c in &f.conds {
+                if !merge::condition_holds(ev, c, &path, &f.site)? {
+                    holds = false;
+                    break;
+                }
+            }
+            if !holds {
+                dropped.push(Dropped { site: f.site });
+                continue;
+            }
+            merge::discharge(
+                ev,
+                &f.value,
+                &f.site,
+                f.prio,
+                None,
+                false,
+                &path,
+                &mut defs,
+                &mut dropped,
+            )?;
+        }
+        if decl.read_only && defs.len() > 1 {
+            return Err(ModuleError::ReadOnly {
+                path,
+                defs: defs.iter().map(|d| d.site.clone()).collect(),
+            });
+        }
+        let strongest = defs.iter().map(|d| d.prio).min();
+        if let Some(default) = &decl.default
+            && (always_default || strongest.is_none_or(|p| p >= OPTION_DEFAULT_PRIORITY))
+        {
+            self.set_site(&decl.site);
+            merge::discharge(
+                ev,
+                default,
+                &decl.site,
+                Some(OPTION_DEFAULT_PRIORITY),
+                None,
+                true,
+                &path,
+                &mut defs,
+                &mut dropped,
+            )?;
+        }
+        Ok((defs, dropped))
+    }
+
+    /// Merges an option: its value, or `None` when nothing defines it.
+    pub fn merged(
+        self: &Rc<Self>,
+        ev: &Evaluator,
+        decl: &OptionDecl,
+    ) -> Result<Option<Value>, ModuleError> {
+        let path = self.prefix.join(&decl.path);
+        self.shared.stack.borrow_mut().push(CycleStep {
+            option: path.clone(),
+            site: decl.site.clone(),
+        });
+        let result = self.definitions(ev, decl, false).and_then(|(defs, _)| {
+            let winners = merge::select_winners(defs);
+            merge::merge_values(ev, self, &path, &decl.ty, winners)
+        });
+        let result = result.map_err(|e| self.translate_recursion(e));
+        self.shared.stack.borrow_mut().pop();
+        result
+    }
+
+    /// The value of an option; an error when nothing defines it.
+    pub fn option_value(
+        self: &Rc<Self>,
+        ev: &Evaluator,
+        decl: &OptionDecl,
+    ) -> Result<Value, ModuleError> {
+        match self.merged(ev, decl)? {
+            Some(v) => Ok(v),
+            None => Err(ModuleError::NoValue {
+                path: self.prefix.join(&decl.path),
+                declared: decl.site.clone(),
+            }),
+        }
+    }
+
+    /// Records which definition of the innermost option is being evaluated.
+    fn set_site(&self, site: &Site) {
+        if let Some(top) = self.shared.stack.borrow_mut().last_mut() {
+            top.site = site.clone();
+        }
+    }
+
+    /// The evaluator's infinite-recursion error, seen while merging, becomes
+    /// the chain of options that depend on each other.
+    fn translate_recursion(&self, e: ModuleError) -> ModuleError {
+        let ModuleError::Eval(inner) = &e else {
+            return e;
+        };
+        let ErrorKind::InfiniteRecursion { cycle } = inner.kind() else {
+            return e;
+        };
+        let stack = self.shared.stack.borrow();
+        let names: Vec<&str> = cycle.iter().map(|(n, _)| n.as_str()).collect();
+        let start = stack
+            .iter()
+            .position(|s| names.contains(&s.option.to_string().as_str()))
+            .unwrap_or(0);
+        let mut chain: Vec<CycleStep> = stack[start..].to_vec();
+        if let Some(first) = chain.first().cloned() {
+            chain.push(first);
+        }
+        if chain.len() < 2 {
+            return e;
+        }
+        ModuleError::Cycle { chain }
+    }
+}
+
+fn display_ns(path: &OptionPath) -> String {
+    if path.is_root() {
+        "config".to_string()
+    } else {
+        path.to_string()
+    }
+}
+
+/// The `config` value: namespaces are sets, options lazily merged values.
+fn build_config(fp: &Rc<Fixpoint>, ns: &Namespace, path: &OptionPath) -> Value {
+    let entries: Vec<(SmolStr, Value)> = ns
+        .children
+        .iter()
+        .map(|(name, node)| {
+            let value = match node {
+                Node::Namespace(sub) => build_config(fp, sub, &path.child(name)),
+                Node::Option(decl) => {
+                    let (fp, decl) = (fp.clone(), decl.clone());
+                    let label = fp.prefix.join(&decl.path).to_string();
+                    Value::lazy(Some(&label), move |ev| {
+                        fp.option_value(ev, &decl).map_err(ModuleError::into_eval)
+                    })
+                }
+            };
+            (name.clone(), value)
+        })
+        .collect();
+    Value::attrs_from(entries)
+}
+
+/// The `options` value: namespaces are sets, options their declarations.
+fn build_options(ns: &Namespace) -> Value {
+    Value::attrs_from(ns.children.iter().map(|(name, node)| {
+        let value = match node {
+            Node::Namespace(sub) => build_options(sub),
+            Node::Option(decl) => decl.value.clone(),
+        };
+        (name.clone(), value)
+    }))
+}
