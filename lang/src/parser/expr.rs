@@ -1,0 +1,784 @@
+//! The expression parser: tokens to [`Expr`], by recursive descent with
+//! precedence climbing for operators.
+//!
+//! The grammar levels follow Nix's: a full expression is a function, `let`,
+//! `with`, `assert`, `if` or an operator expression; operator expressions are
+//! climbed by binding power (see [`binop`]); their operands are applications,
+//! whose elements are selections (`e.a.b or d`) of simple expressions
+//! (literals, names, brackets). This is why `[ f x ]` has two elements and
+//! `1 + if c then 2 else 3` needs parentheses, exactly as in Nix.
+//!
+//! Errors never stop the parser: each one is recorded, the parser skips to a
+//! synchronisation token (`;`, `}`, `]`, `)`, `in`; see [`Parser::recover`])
+//! and leaves an [`ExprKind::Error`] node. Nesting is counted in
+//! [`Parser::enter`]; past [`super::MAX_DEPTH`] the parser reports one error
+//! and jumps to the end of the input, so no input can exhaust the stack.
+
+use super::MAX_DEPTH;
+use super::error::{ParseError, Unsupported};
+use super::token::{Token, TokenKind, describe};
+use crate::ast::{BinOp, Expr, ExprKind, Ident, Param, UnaryOp};
+use crate::source::{FileId, Span};
+use smol_str::SmolStr;
+
+pub(crate) struct Parser<'s> {
+    pub(super) src: &'s str,
+    pub(super) file: FileId,
+    pub(super) toks: Vec<Token>,
+    pub(super) pos: usize,
+    pub(super) errors: Vec<ParseError>,
+    depth: u32,
+    /// The lexer reported a string or comment running to the end of the
+    /// file: "found end of file" errors would only repeat it.
+    eof_swallowed: bool,
+    /// The depth limit was hit; everything after is skipped silently.
+    too_deep: bool,
+}
+
+/// Associativity of a binary operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Assoc {
+    Left,
+    Right,
+    Non,
+}
+
+/// Binding power of `!`: looser than `+`, tighter than `//`.
+pub(crate) const PREC_NOT: u8 = 7;
+/// Binding power of unary `-`: tighter than every binary operator.
+pub(crate) const PREC_NEG: u8 = 12;
+/// Binding power of `?`.
+pub(crate) const PREC_HAS_ATTR: u8 = 11;
+
+/// Precedence (higher binds tighter) and associativity of binary operators,
+/// from Nix: `->` < `||` < `&&` < `==` `!=` < `<` `<=` `>` `>=` < `//` <
+/// `!` < `+` `-` < `*` `/` < `++` < `?` < unary `-`.
+pub(crate) fn binop_prec(op: BinOp) -> (u8, Assoc) {
+    match op {
+        BinOp::Impl => (1, Assoc::Right),
+        BinOp::Or => (2, Assoc::Left),
+        BinOp::And => (3, Assoc::Left),
+        BinOp::Eq | BinOp::Ne => (4, Assoc::Non),
+        BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => (5, Assoc::Non),
+        BinOp::Update => (6, Assoc::Right),
+        BinOp::Add | BinOp::Sub => (8, Assoc::Left),
+        BinOp::Mul | BinOp::Div => (9, Assoc::Left),
+        BinOp::Concat => (10, Assoc::Right),
+    }
+}
+
+/// The binary operator a token stands for (`None` for `?`, handled apart).
+fn binop(kind: TokenKind) -> Option<BinOp> {
+    use TokenKind as T;
+    Some(match kind {
+        T::Arrow => BinOp::Impl,
+        T::OrOr => BinOp::Or,
+        T::AndAnd => BinOp::And,
+        T::EqEq => BinOp::Eq,
+        T::NotEq => BinOp::Ne,
+        T::Lt => BinOp::Lt,
+        T::Le => BinOp::Le,
+        T::Gt => BinOp::Gt,
+        T::Ge => BinOp::Ge,
+        T::Update => BinOp::Update,
+        T::Plus => BinOp::Add,
+        T::Minus => BinOp::Sub,
+        T::Star => BinOp::Mul,
+        T::Slash => BinOp::Div,
+        T::Concat => BinOp::Concat,
+        _ => return None,
+    })
+}
+
+/// Tokens that can start an argument of an application (or a list element).
+pub(super) fn starts_operand(kind: TokenKind) -> bool {
+    use TokenKind as T;
+    matches!(
+        kind,
+        T::Ident
+            | T::OrKw
+            | T::Int
+            | T::Float
+            | T::StrOpen
+            | T::IndOpen
+            | T::PathText
+            | T::LParen
+            | T::LBracket
+            | T::LBrace
+            | T::Rec
+            | T::Unsupported
+    )
+}
+
+impl<'s> Parser<'s> {
+    pub(crate) fn new(src: &'s str, file: FileId, toks: Vec<Token>, eof_swallowed: bool) -> Self {
+        Parser {
+            src,
+            file,
+            toks,
+            pos: 0,
+            errors: Vec::new(),
+            depth: 0,
+            eof_swallowed,
+            too_deep: false,
+        }
+    }
+
+    // ----- token helpers -------------------------------------------------
+
+    pub(super) fn tok(&self) -> Token {
+        self.toks.get(self.pos).copied().unwrap_or(Token {
+            kind: TokenKind::Eof,
+            start: self.src.len() as u32,
+            end: self.src.len() as u32,
+        })
+    }
+
+    pub(super) fn peek(&self) -> TokenKind {
+        self.tok().kind
+    }
+
+    pub(super) fn peek_at(&self, n: usize) -> TokenKind {
+        self.toks
+            .get(self.pos + n)
+            .map_or(TokenKind::Eof, |t| t.kind)
+    }
+
+    /// Consumes the current token (never moves past the end).
+    pub(super) fn bump(&mut self) -> Token {
+        let t = self.tok();
+        if t.kind != TokenKind::Eof {
+            self.pos += 1;
+        }
+        t
+    }
+
+    pub(super) fn eat(&mut self, kind: TokenKind) -> Option<Token> {
+        (self.peek() == kind).then(|| self.bump())
+    }
+
+    pub(super) fn text(&self, t: Token) -> &'s str {
+        self.src.get(t.start as usize..t.end as usize).unwrap_or("")
+    }
+
+    pub(super) fn span(&self, start: u32, end: u32) -> Span {
+        Span::new(self.file, start, end.max(start))
+    }
+
+    pub(super) fn tspan(&self, t: Token) -> Span {
+        self.span(t.start, t.end)
+    }
+
+    /// End offset of the last consumed token.
+    pub(super) fn prev_end(&self) -> u32 {
+        match self.pos.checked_sub(1).and_then(|i| self.toks.get(i)) {
+            Some(t) => t.end,
+            None => self.tok().start,
+        }
+    }
+
+    /// An error node with a zero-width span at the current token.
+    pub(super) fn error_here(&self) -> Expr {
+        let s = self.tok().start;
+        Expr {
+            kind: ExprKind::Error,
+            span: self.span(s, s),
+        }
+    }
+
+    // ----- errors and recovery -------------------------------------------
+
+    pub(super) fn report(&mut self, err: ParseError) {
+        if self.too_deep {
+            return;
+        }
+        let at_eof = err.span().start as usize >= self.src.len();
+        if self.eof_swallowed && at_eof {
+            return;
+        }
+        // One error per place: a second one at the same spot is a consequence.
+        if let Some(last) = self.errors.last()
+            && last.span().start == err.span().start
+            && matches!(err, ParseError::Expected { .. })
+        {
+            return;
+        }
+        self.errors.push(err);
+    }
+
+    /// Reports "expected `what`, found <current token>".
+    pub(super) fn expected(
+        &mut self,
+        what: impl Into<String>,
+        hint: Option<String>,
+        related: Option<(Span, String)>,
+    ) {
+        let t = self.tok();
+        let err = ParseError::Expected {
+            expected: what.into(),
+            found: describe(t, self.src),
+            span: self.tspan(t),
+            hint,
+            related,
+        };
+        self.report(err);
+    }
+
+    /// Skips tokens up to a synchronisation point: one of `stops`, or `;`,
+    /// `}`, `]`, `)`, `in` or the end, outside any bracket opened while
+    /// skipping. The stopping token is not consumed.
+    pub(super) fn recover(&mut self, stops: &[TokenKind]) {
+        use TokenKind as T;
+        let mut nesting = 0u32;
+        loop {
+            let k = self.peek();
+            if k == T::Eof {
+                return;
+            }
+            if nesting == 0
+                && (stops.contains(&k)
+                    || matches!(k, T::Semi | T::RBrace | T::RBracket | T::RParen | T::In))
+            {
+                return;
+            }
+            match k {
+                T::LBrace | T::LBracket | T::LParen | T::Interp => nesting += 1,
+                T::RBrace | T::RBracket | T::RParen => nesting = nesting.saturating_sub(1),
+                _ => {}
+            }
+            self.bump();
+        }
+    }
+
+    /// Expects the closing delimiter `kind` of the construct opened by `open`;
+    /// returns the end offset of the construct.
+    pub(super) fn expect_close(&mut self, kind: TokenKind, open: Token, what: &'static str) -> u32 {
+        if let Some(t) = self.eat(kind) {
+            return t.end;
+        }
+        let close = kind.spelling().unwrap_or("?");
+        let t = self.tok();
+        if t.kind == TokenKind::Eof {
+            let err = ParseError::Unclosed {
+                what,
+                close,
+                open: self.tspan(open),
+                span: self.tspan(t),
+            };
+            // Reported at the opener, but it is an end-of-file consequence.
+            if !(self.eof_swallowed || self.too_deep) {
+                self.errors.push(err);
+            }
+            return t.start;
+        }
+        let open_text = open.kind.spelling().unwrap_or("?");
+        self.expected(
+            format!("`{close}` to close the {what}"),
+            None,
+            Some((
+                self.tspan(open),
+                format!("the {what} starts with this `{open_text}`"),
+            )),
+        );
+        self.recover(&[kind]);
+        match self.eat(kind) {
+            Some(t) => t.end,
+            None => self.prev_end(),
+        }
+    }
+
+    /// Counts one level of nesting; false (after reporting once and jumping to
+    /// the end of the input) when the limit is passed. Callers must call
+    /// [`Parser::leave`] either way.
+    pub(super) fn enter(&mut self) -> bool {
+        self.depth += 1;
+        if self.depth <= MAX_DEPTH {
+            return true;
+        }
+        if !self.too_deep {
+            let t = self.tok();
+            self.errors.push(ParseError::TooDeep {
+                limit: MAX_DEPTH,
+                span: self.tspan(t),
+            });
+            self.too_deep = true;
+        }
+        self.pos = self.toks.len().saturating_sub(1);
+        false
+    }
+
+    pub(super) fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    // ----- the whole file --------------------------------------------------
+
+    pub(crate) fn parse_file(&mut self) -> Expr {
+        let e = self.expr();
+        if self.peek() != TokenKind::Eof {
+            let hint = match self.peek() {
+                TokenKind::Semi => Some("a file holds a single expression; bindings go inside `{ ... }` or `let ... in`".to_string()),
+                TokenKind::RBrace | TokenKind::RBracket | TokenKind::RParen => {
+                    Some("this closing bracket has no matching opening one".to_string())
+                }
+                _ => None,
+            };
+            self.expected("end of file", hint, None);
+        }
+        e
+    }
+
+    // ----- expressions ---------------------------------------------------------
+
+    /// A full expression: function, `let`, `with`, `assert`, `if`, or an
+    /// operator expression.
+    pub(super) fn expr(&mut self) -> Expr {
+        if !self.enter() {
+            self.leave();
+            return self.error_here();
+        }
+        let t = self.tok();
+        let e = match t.kind {
+            TokenKind::Ident if self.peek_at(1) == TokenKind::Colon => {
+                self.bump();
+                self.bump();
+                let param = Param::Ident(Ident {
+                    name: SmolStr::new(self.text(t)),
+                    span: self.tspan(t),
+                });
+                let body = self.expr();
+                self.node(
+                    t.start,
+                    ExprKind::Lambda {
+                        param,
+                        body: Box::new(body),
+                    },
+                )
+            }
+            TokenKind::Ident if self.peek_at(1) == TokenKind::At => {
+                self.bump();
+                self.bump();
+                let bind = Ident {
+                    name: SmolStr::new(self.text(t)),
+                    span: self.tspan(t),
+                };
+                if self.peek() == TokenKind::LBrace {
+                    self.pattern_lambda(Some(bind), t.start)
+                } else {
+                    self.expected(
+                        format!("`{{` after `{}@`", bind.name),
+                        Some("`name@{ ... }: body` binds the whole argument set to `name`".into()),
+                        None,
+                    );
+                    self.recover(&[]);
+                    self.node(t.start, ExprKind::Error)
+                }
+            }
+            TokenKind::LBrace if self.looks_like_pattern() => self.pattern_lambda(None, t.start),
+            TokenKind::Let if self.peek_at(1) != TokenKind::LBrace => self.let_in(),
+            TokenKind::With | TokenKind::Assert => self.with_or_assert(),
+            TokenKind::If => self.if_then_else(),
+            _ => self.op(0),
+        };
+        self.leave();
+        e
+    }
+
+    /// Builds a node spanning from `start` to the end of the last token.
+    pub(super) fn node(&self, start: u32, kind: ExprKind) -> Expr {
+        Expr {
+            kind,
+            span: self.span(start, self.prev_end()),
+        }
+    }
+
+    /// Expects keyword `kind`; on failure reports, skips to it (or to a
+    /// synchronisation point) and returns whether it was found.
+    fn expect_keyword(
+        &mut self,
+        kind: TokenKind,
+        what: String,
+        hint: Option<String>,
+        related: (Span, String),
+    ) -> bool {
+        if self.eat(kind).is_some() {
+            return true;
+        }
+        let hint = match self.peek() {
+            TokenKind::Assign => Some("to compare two values, use `==`".to_string()),
+            _ => hint,
+        };
+        self.expected(what, hint, Some(related));
+        self.recover(&[kind, TokenKind::Then, TokenKind::Else]);
+        self.eat(kind).is_some()
+    }
+
+    fn if_then_else(&mut self) -> Expr {
+        let kw = self.bump();
+        let cond = self.expr();
+        let if_span = (self.tspan(kw), "this `if`".to_string());
+        let then = if self.expect_keyword(
+            TokenKind::Then,
+            "`then` after the condition".into(),
+            None,
+            if_span.clone(),
+        ) {
+            self.expr()
+        } else {
+            self.error_here()
+        };
+        let else_ = if self.expect_keyword(
+            TokenKind::Else,
+            "`else`".into(),
+            Some("every `if` needs an `else` branch".into()),
+            if_span,
+        ) {
+            self.expr()
+        } else {
+            self.error_here()
+        };
+        self.node(
+            kw.start,
+            ExprKind::If {
+                cond: Box::new(cond),
+                then: Box::new(then),
+                else_: Box::new(else_),
+            },
+        )
+    }
+
+    fn with_or_assert(&mut self) -> Expr {
+        let kw = self.bump();
+        let first = self.expr();
+        let word = self.text(kw);
+        let body = if self.expect_keyword(
+            TokenKind::Semi,
+            format!("`;` after the `{word}` expression"),
+            Some(format!("`{word} e; body` separates its two parts with `;`")),
+            (self.tspan(kw), format!("this `{word}`")),
+        ) {
+            self.expr()
+        } else {
+            self.error_here()
+        };
+        let kind = if kw.kind == TokenKind::With {
+            ExprKind::With {
+                env: Box::new(first),
+                body: Box::new(body),
+            }
+        } else {
+            ExprKind::Assert {
+                cond: Box::new(first),
+                body: Box::new(body),
+            }
+        };
+        self.node(kw.start, kind)
+    }
+
+    /// Operators by precedence climbing: everything binding tighter than
+    /// `min`.
+    fn op(&mut self, min: u8) -> Expr {
+        let start = self.tok().start;
+        let mut lhs = match self.peek() {
+            TokenKind::Bang | TokenKind::Minus => {
+                let t = self.bump();
+                let (op, prec) = if t.kind == TokenKind::Bang {
+                    (UnaryOp::Not, PREC_NOT)
+                } else {
+                    (UnaryOp::Neg, PREC_NEG)
+                };
+                let operand = self.nested_op(prec);
+                self.node(
+                    start,
+                    ExprKind::Unary {
+                        op,
+                        expr: Box::new(operand),
+                    },
+                )
+            }
+            _ => self.app(),
+        };
+        // The last non-associative operator, to reject `a == b == c`.
+        let mut last_non: Option<(u8, Token)> = None;
+        loop {
+            let t = self.tok();
+            let (prec, assoc) = if t.kind == TokenKind::Question {
+                (PREC_HAS_ATTR, Assoc::Non)
+            } else {
+                match binop(t.kind) {
+                    Some(op) => binop_prec(op),
+                    None => break,
+                }
+            };
+            if prec <= min {
+                break;
+            }
+            if let Some((p, first)) = last_non
+                && p == prec
+            {
+                let err = ParseError::NonAssociative {
+                    op: first.kind.spelling().unwrap_or("?"),
+                    next: t.kind.spelling().unwrap_or("?"),
+                    span: self.tspan(t),
+                    first: self.tspan(first),
+                };
+                self.report(err);
+            }
+            self.bump();
+            lhs = match binop(t.kind) {
+                None => {
+                    let path = self.attr_path();
+                    self.node(
+                        start,
+                        ExprKind::HasAttr {
+                            expr: Box::new(lhs),
+                            path,
+                        },
+                    )
+                }
+                Some(op) => {
+                    let rhs = if assoc == Assoc::Right {
+                        self.nested_op(prec - 1)
+                    } else {
+                        self.nested_op(prec)
+                    };
+                    self.node(
+                        start,
+                        ExprKind::Binary {
+                            op,
+                            lhs: Box::new(lhs),
+                            rhs: Box::new(rhs),
+                        },
+                    )
+                }
+            };
+            last_non = (assoc == Assoc::Non).then_some((prec, t));
+        }
+        lhs
+    }
+
+    /// An operand of an operator, one level deeper.
+    fn nested_op(&mut self, min: u8) -> Expr {
+        if !self.enter() {
+            self.leave();
+            return self.error_here();
+        }
+        let e = self.op(min);
+        self.leave();
+        e
+    }
+
+    /// Application by juxtaposition: `f a b` is `(f a) b`.
+    fn app(&mut self) -> Expr {
+        let start = self.tok().start;
+        let mut f = self.select();
+        while starts_operand(self.peek()) {
+            let arg = self.select();
+            f = self.node(
+                start,
+                ExprKind::Apply {
+                    func: Box::new(f),
+                    arg: Box::new(arg),
+                },
+            );
+        }
+        f
+    }
+
+    /// `e.a.b`, `e.a.b or default`, or just `e`.
+    pub(super) fn select(&mut self) -> Expr {
+        let start = self.tok().start;
+        let e = self.simple();
+        if self.eat(TokenKind::Dot).is_none() {
+            return e;
+        }
+        let path = self.attr_path();
+        let default = if self.eat(TokenKind::OrKw).is_some() {
+            if starts_operand(self.peek()) {
+                if self.enter() {
+                    let d = self.select();
+                    self.leave();
+                    Some(Box::new(d))
+                } else {
+                    self.leave();
+                    Some(Box::new(self.error_here()))
+                }
+            } else {
+                self.expected("a default value after `or`", None, None);
+                Some(Box::new(self.error_here()))
+            }
+        } else {
+            None
+        };
+        self.node(
+            start,
+            ExprKind::Select {
+                expr: Box::new(e),
+                path,
+                default,
+            },
+        )
+    }
+
+    /// A literal, a name or a bracketed expression.
+    fn simple(&mut self) -> Expr {
+        let t = self.tok();
+        match t.kind {
+            TokenKind::Ident | TokenKind::OrKw => {
+                self.bump();
+                self.node(t.start, ExprKind::Var(SmolStr::new(self.text(t))))
+            }
+            TokenKind::Int => {
+                self.bump();
+                let text = self.text(t);
+                match text.parse::<i64>() {
+                    Ok(n) => self.node(t.start, ExprKind::Int(n)),
+                    Err(_) => {
+                        self.report(ParseError::NumberOutOfRange {
+                            text: text.to_string(),
+                            float: false,
+                            span: self.tspan(t),
+                        });
+                        self.node(t.start, ExprKind::Error)
+                    }
+                }
+            }
+            TokenKind::Float => {
+                self.bump();
+                let text = self.text(t);
+                match text.parse::<f64>() {
+                    Ok(x) if x.is_finite() => self.node(t.start, ExprKind::Float(x)),
+                    _ => {
+                        self.report(ParseError::NumberOutOfRange {
+                            text: text.to_string(),
+                            float: true,
+                            span: self.tspan(t),
+                        });
+                        self.node(t.start, ExprKind::Error)
+                    }
+                }
+            }
+            TokenKind::StrOpen => self.string(),
+            TokenKind::IndOpen => self.ind_string(),
+            TokenKind::PathText => self.path(),
+            TokenKind::LParen => {
+                let open = self.bump();
+                let inner = self.expr();
+                self.expect_close(TokenKind::RParen, open, "parenthesis");
+                self.node(t.start, ExprKind::Paren(Box::new(inner)))
+            }
+            TokenKind::LBracket => self.list(),
+            TokenKind::LBrace => self.attrs(false, t.start),
+            TokenKind::Rec => {
+                self.bump();
+                if self.peek() == TokenKind::LBrace {
+                    self.attrs(true, t.start)
+                } else {
+                    self.expected("`{` after `rec`", None, None);
+                    self.node(t.start, ExprKind::Error)
+                }
+            }
+            TokenKind::Let => {
+                // `let {` (the `let ... in` form is handled in `expr`).
+                self.bump();
+                self.report(ParseError::Unsupported {
+                    what: Unsupported::LegacyLet,
+                    span: self.tspan(t),
+                });
+                let set = self.attrs(false, t.start);
+                super::depth::drop_deep(set);
+                self.node(t.start, ExprKind::Error)
+            }
+            TokenKind::Unsupported => {
+                self.bump();
+                self.node(t.start, ExprKind::Error)
+            }
+            _ => self.unexpected_expr(),
+        }
+    }
+
+    /// Reports a token that cannot start an expression and skips to a
+    /// synchronisation point.
+    fn unexpected_expr(&mut self) -> Expr {
+        use TokenKind as T;
+        let hint = match self.peek() {
+            T::Assign => {
+                Some("`=` binds a name inside `{ }` or `let`; to compare, use `==`".to_string())
+            }
+            T::Interp => Some(
+                "`${...}` is only allowed inside strings, paths and attribute names".to_string(),
+            ),
+            T::Ellipsis => {
+                Some("`...` is only allowed in a function's `{ }` parameters".to_string())
+            }
+            T::Colon => Some("a function is written `x: body` or `{ a, b }: body`".to_string()),
+            T::Minus => Some("a negative number here needs parentheses, like `(-1)`".to_string()),
+            T::Then | T::Else | T::In => Some(format!(
+                "`{}` is a keyword; is an expression missing before it?",
+                self.peek().spelling().unwrap_or("?")
+            )),
+            _ => None,
+        };
+        self.expected("an expression", hint, None);
+        let start = self.tok().start;
+        if matches!(
+            self.peek(),
+            T::Then
+                | T::Else
+                | T::In
+                | T::Semi
+                | T::RBrace
+                | T::RBracket
+                | T::RParen
+                | T::Comma
+                | T::Eof
+        ) {
+            return self.error_here();
+        }
+        self.bump();
+        self.recover(&[T::Then, T::Else, T::Comma]);
+        self.node(start, ExprKind::Error)
+    }
+
+    /// `[ a b c ]`: elements are selections, so `[ f x ]` has two.
+    fn list(&mut self) -> Expr {
+        use TokenKind as T;
+        let open = self.bump();
+        let mut items = Vec::new();
+        loop {
+            let k = self.peek();
+            if starts_operand(k) {
+                if !self.enter() {
+                    self.leave();
+                    break;
+                }
+                items.push(self.select());
+                self.leave();
+            } else if matches!(
+                k,
+                T::RBracket | T::RBrace | T::RParen | T::Semi | T::In | T::Eof
+            ) {
+                break;
+            } else {
+                let hint = match k {
+                    T::Comma => Some("list elements are separated by spaces, not commas".to_string()),
+                    T::Minus | T::Bang => Some(
+                        "list elements are simple expressions: put operators and negative numbers in parentheses".to_string(),
+                    ),
+                    _ if binop(k).is_some() => Some(
+                        "list elements are simple expressions: put operator expressions in parentheses".to_string(),
+                    ),
+                    T::Let | T::If | T::With | T::Assert => Some(format!(
+                        "put the `{}` expression in parentheses",
+                        k.spelling().unwrap_or("?")
+                    )),
+                    _ => None,
+                };
+                self.expected("a list element or `]`", hint, None);
+                self.bump();
+            }
+        }
+        self.expect_close(T::RBracket, open, "list");
+        self.node(open.start, ExprKind::List(items))
+    }
+}
