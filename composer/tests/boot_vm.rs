@@ -215,7 +215,7 @@ fn system() -> System {
         serde_json::json!({
             "version": 1, "label": "test", "system_name": "boot-vm-test",
             "kernel": format!("{kernel}/bzImage"), "initrd": initrd,
-            "kernel_params": ["panic=-1", "quiet"], "init": "init",
+            "kernel_params": ["panic=-1", "loglevel=4"], "init": "init",
         })
         .to_string(),
     )
@@ -280,6 +280,7 @@ fn boot_until(
 fn boots_to_stage_2_under_tcg() {
     let sys = system();
     let (console, elapsed) = boot_until(&sys, &[], MARKER, Duration::from_secs(90));
+    eprintln!("console:\n{console}");
     eprintln!(
         "boot to marker: {:.2} s wall; initrd {} KiB (built in {:.2} s)",
         elapsed.as_secs_f64(),

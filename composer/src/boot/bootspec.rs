@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::builders::STORE_PREFIX;
+use crate::store::StorePath;
 
 /// The only `boot.json` version this code reads.
 pub const BOOT_SPEC_VERSION: u32 = 1;
@@ -101,15 +102,9 @@ impl BootSpec {
             reason,
         };
         for (field, value) in [("kernel", &spec.kernel), ("initrd", &spec.initrd)] {
-            let inside = value
-                .strip_prefix(STORE_PREFIX)
-                .is_some_and(|r| r.starts_with('/') && r.len() > 1);
-            if !inside || value.split('/').any(|c| c == "..") {
-                return Err(invalid(
-                    field,
-                    format!("must be a path inside {STORE_PREFIX}, not `{value}`"),
-                ));
-            }
+            StorePath::from_absolute(value).map_err(|e| {
+                invalid(field, format!("must be a path inside {STORE_PREFIX}: {e}"))
+            })?;
         }
         if spec.init.is_empty()
             || spec.init.starts_with('/')
@@ -151,7 +146,7 @@ mod tests {
     use super::*;
 
     const GOOD: &str = r#"{ "version": 1, "label": "test", "system_name": "vm",
-        "kernel": "/imago/store/aaaa-kernel/bzImage", "initrd": "/imago/store/bbbb-initrd",
+        "kernel": "/imago/store/0000000000000000000000000000000a-kernel/bzImage", "initrd": "/imago/store/0000000000000000000000000000000b-initrd",
         "kernel_params": ["console=ttyS0", "quiet"], "init": "init" }"#;
 
     fn parse(text: &str) -> Result<BootSpec, BootSpecError> {
@@ -161,13 +156,16 @@ mod tests {
     #[test]
     fn parses_a_valid_spec_and_builds_the_cmdline() {
         let spec = parse(GOOD).unwrap();
-        assert_eq!(spec.kernel, "/imago/store/aaaa-kernel/bzImage");
+        assert_eq!(
+            spec.kernel,
+            "/imago/store/0000000000000000000000000000000a-kernel/bzImage"
+        );
         assert_eq!(
             spec.cmdline(
-                "/imago/store/cccc-system",
+                "/imago/store/0000000000000000000000000000000c-system",
                 &["imago.store=9p:imago-store".into()]
             ),
-            "console=ttyS0 quiet imago.system=/imago/store/cccc-system imago.store=9p:imago-store"
+            "console=ttyS0 quiet imago.system=/imago/store/0000000000000000000000000000000c-system imago.store=9p:imago-store"
         );
     }
 
@@ -214,12 +212,12 @@ mod tests {
     fn paths_outside_the_store_are_refused() {
         for (from, to, field) in [
             (
-                "/imago/store/aaaa-kernel/bzImage",
+                "/imago/store/0000000000000000000000000000000a-kernel/bzImage",
                 "/boot/vmlinuz",
                 "kernel",
             ),
             (
-                "/imago/store/bbbb-initrd",
+                "/imago/store/0000000000000000000000000000000b-initrd",
                 "/imago/store/../etc/shadow",
                 "initrd",
             ),

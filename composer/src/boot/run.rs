@@ -17,7 +17,7 @@ use super::bootspec::{BootSpec, BootSpecError};
 use super::kmod::{KmodError, ModuleIndex};
 use super::kvm::{self, AccelChoice, AccelError};
 use super::qemu::{self, Accel, QemuConfig, StoreShare};
-use crate::builders::{BuildContext, BuildError};
+use crate::store::{StorePath, StorePathError};
 
 /// How long virtiofsd may take to create its socket.
 const VIRTIOFSD_START: Duration = Duration::from_secs(5);
@@ -66,7 +66,7 @@ pub enum RunError {
         what: &'static str,
         logical: String,
         #[source]
-        source: BuildError,
+        source: StorePathError,
     },
     #[error("boot.json names {what} `{logical}`, which is not in the store at {physical}")]
     NotBuilt {
@@ -320,16 +320,15 @@ pub fn run_system(
 /// Maps a logical store path from boot.json to the physical store and checks
 /// that it exists.
 fn physical(store_dir: &Path, what: &'static str, logical: &str) -> Result<PathBuf, RunError> {
-    let ctx = BuildContext {
-        store_dir: store_dir.to_owned(),
-        deb_cache: PathBuf::new(),
-        offline: true,
-    };
-    let physical = ctx.physical(logical).map_err(|source| RunError::Path {
+    let (object, sub) = StorePath::from_absolute(logical).map_err(|source| RunError::Path {
         what,
         logical: logical.to_owned(),
         source,
     })?;
+    let mut physical = store_dir.join(object.as_str());
+    if !sub.is_empty() {
+        physical.push(sub.trim_start_matches('/'));
+    }
     if !physical.exists() {
         return Err(RunError::NotBuilt {
             what,
@@ -381,17 +380,21 @@ mod tests {
         write_tree(&mods, &tree, &["kernel/lib/crc32c.ko"]);
         build_kernel(
             &[("/imago/store/pkg".into(), pkg)],
-            &store.path().join("aaaa-kernel"),
+            &store.path().join("0000000000000000000000000000000a-kernel"),
             &mut Vec::new(),
         )
         .unwrap();
-        std::fs::write(store.path().join("bbbb-initrd"), b"initrd").unwrap();
-        let top = store.path().join("cccc-system");
+        std::fs::write(
+            store.path().join("0000000000000000000000000000000b-initrd"),
+            b"initrd",
+        )
+        .unwrap();
+        let top = store.path().join("0000000000000000000000000000000c-system");
         std::fs::create_dir_all(&top).unwrap();
         std::fs::write(
             top.join("boot.json"),
             r#"{ "version": 1, "label": "l", "system_name": "vm",
-                 "kernel": "/imago/store/aaaa-kernel/bzImage", "initrd": "/imago/store/bbbb-initrd",
+                 "kernel": "/imago/store/0000000000000000000000000000000a-kernel/bzImage", "initrd": "/imago/store/0000000000000000000000000000000b-initrd",
                  "kernel_params": ["quiet"], "init": "init" }"#,
         )
         .unwrap();
@@ -409,24 +412,29 @@ mod tests {
     fn prepares_virtiofs_when_the_kernel_has_no_9p() {
         let store = store_with_kernel(&[]);
         let launch = VmLaunch::prepare(
-            &store.path().join("cccc-system"),
-            "/imago/store/cccc-system",
+            &store.path().join("0000000000000000000000000000000c-system"),
+            "/imago/store/0000000000000000000000000000000c-system",
             store.path(),
             &opts(),
         )
         .unwrap();
         assert_eq!(
             launch.config.kernel,
-            store.path().join("aaaa-kernel/bzImage")
+            store
+                .path()
+                .join("0000000000000000000000000000000a-kernel/bzImage")
         );
-        assert_eq!(launch.config.initrd, store.path().join("bbbb-initrd"));
+        assert_eq!(
+            launch.config.initrd,
+            store.path().join("0000000000000000000000000000000b-initrd")
+        );
         assert!(matches!(
             launch.config.store,
             Some(StoreShare::Virtiofs { .. })
         ));
         assert_eq!(
             launch.config.cmdline,
-            "quiet imago.system=/imago/store/cccc-system imago.store=virtiofs:imago-store console=ttyS0"
+            "quiet imago.system=/imago/store/0000000000000000000000000000000c-system imago.store=virtiofs:imago-store console=ttyS0"
         );
     }
 
@@ -442,8 +450,8 @@ mod tests {
             ),
         ]);
         let launch = VmLaunch::prepare(
-            &store.path().join("cccc-system"),
-            "/imago/store/cccc-system",
+            &store.path().join("0000000000000000000000000000000c-system"),
+            "/imago/store/0000000000000000000000000000000c-system",
             store.path(),
             &opts(),
         )
@@ -459,10 +467,10 @@ mod tests {
     #[test]
     fn a_missing_initrd_is_named() {
         let store = store_with_kernel(&[]);
-        std::fs::remove_file(store.path().join("bbbb-initrd")).unwrap();
+        std::fs::remove_file(store.path().join("0000000000000000000000000000000b-initrd")).unwrap();
         let err = VmLaunch::prepare(
-            &store.path().join("cccc-system"),
-            "/imago/store/cccc-system",
+            &store.path().join("0000000000000000000000000000000c-system"),
+            "/imago/store/0000000000000000000000000000000c-system",
             store.path(),
             &opts(),
         )
@@ -470,7 +478,7 @@ mod tests {
         .to_string();
         assert!(
             err.starts_with(
-                "boot.json names the initrd `/imago/store/bbbb-initrd`, which is not in the store"
+                "boot.json names the initrd `/imago/store/0000000000000000000000000000000b-initrd`, which is not in the store"
             ),
             "{err}"
         );

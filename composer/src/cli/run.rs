@@ -1,16 +1,147 @@
-//! `imago run`.
+//! `imago run`: build a system, then boot it in QEMU with the serial console
+//! on this terminal (see `crate::boot::run`).
 
 use super::GlobalArgs;
+use crate::boot::run::{RunOptions, run_system};
+use anyhow::Context;
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The configuration file.
-    pub file: std::path::PathBuf,
+    #[arg(required_unless_present = "toplevel", conflicts_with = "toplevel")]
+    pub file: Option<PathBuf>,
+    /// Boot an already built toplevel instead of building FILE: a store path,
+    /// `<hash>-<name>`, or a symlink into the store such as an out-link.
+    #[arg(long, value_name = "PATH")]
+    pub toplevel: Option<String>,
+    /// Guest memory: MiB, or with an M or G suffix.
+    #[arg(long, default_value = "1024", value_parser = parse_memory, value_name = "SIZE")]
+    pub memory: u32,
+    /// Virtual CPUs.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub smp: u32,
+    /// An extra kernel parameter (repeatable), e.g. `--kernel-param imago.debug1`.
+    #[arg(long = "kernel-param", value_name = "PARAM")]
+    pub kernel_params: Vec<String>,
+    /// Extra QEMU arguments, after `--`.
+    #[arg(last = true, value_name = "QEMU_ARGS")]
+    pub qemu_args: Vec<OsString>,
+}
+
+/// Parses `512`, `512M` or `2G` into MiB.
+fn parse_memory(text: &str) -> Result<u32, String> {
+    let (digits, factor) = match text.char_indices().last() {
+        Some((i, 'G' | 'g')) => (&text[..i], 1024),
+        Some((i, 'M' | 'm')) => (&text[..i], 1),
+        _ => (text, 1),
+    };
+    let value: u32 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (examples: 512, 512M, 2G)"))?;
+    let mib = value
+        .checked_mul(factor)
+        .filter(|&m| m >= 64)
+        .ok_or_else(|| format!("`{text}`: memory must be at least 64 MiB"))?;
+    Ok(mib)
 }
 
 impl Args {
-    pub fn run(self, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        anyhow::bail!("`imago run` is not implemented yet")
+    pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        let store = super::store::open_store(global)?;
+        let toplevel = match (&self.toplevel, &self.file) {
+            (Some(arg), _) => super::store::parse_object_arg(&store, arg)
+                .with_context(|| format!("--toplevel {arg}"))?,
+            (None, Some(file)) => anyhow::bail!(
+                "building {} for `imago run` needs `imago build`, which is not available in this \
+                 build yet; build the system elsewhere and pass --toplevel PATH",
+                file.display()
+            ),
+            (None, None) => anyhow::bail!("give a configuration FILE or --toplevel PATH"),
+        };
+        let physical = store.physical(&toplevel);
+        anyhow::ensure!(
+            store
+                .is_valid(&toplevel)
+                .context("reading the store database")?,
+            "{} is not a valid object of the store {}",
+            toplevel.to_absolute(),
+            store.dir().display()
+        );
+        let options = RunOptions {
+            memory_mib: self.memory,
+            smp: self.smp,
+            extra_args: self.qemu_args,
+            kernel_params: self.kernel_params,
+            ..RunOptions::default()
+        };
+        let status = run_system(&physical, &toplevel.to_absolute(), store.dir(), &options)
+            .with_context(|| format!("booting {}", toplevel.to_absolute()))?;
+        Ok(if status.success() {
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("imago: QEMU exited with {status}");
+            ExitCode::from(1)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        let mut argv = vec!["imago", "run"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Run(args) => Ok(args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_file_memory_smp_and_qemu_args() {
+        let args = parse(&[
+            "sys.imago",
+            "--memory",
+            "2G",
+            "--smp",
+            "4",
+            "--kernel-param",
+            "imago.debug1",
+            "--",
+            "-s",
+            "-S",
+        ])
+        .unwrap();
+        assert_eq!(args.file, Some(PathBuf::from("sys.imago")));
+        assert_eq!(args.memory, 2048);
+        assert_eq!(args.smp, 4);
+        assert_eq!(args.kernel_params, ["imago.debug1"]);
+        assert_eq!(args.qemu_args, [OsString::from("-s"), OsString::from("-S")]);
+    }
+
+    #[test]
+    fn toplevel_replaces_the_file() {
+        let args = parse(&["--toplevel", "./result"]).unwrap();
+        assert_eq!(args.toplevel.as_deref(), Some("./result"));
+        assert_eq!(args.memory, 1024);
+        assert!(parse(&["sys.imago", "--toplevel", "./result"]).is_err());
+        assert!(parse(&[]).is_err(), "FILE or --toplevel is required");
+    }
+
+    #[test]
+    fn bad_memory_sizes_are_usage_errors() {
+        assert_eq!(parse_memory("512").unwrap(), 512);
+        assert_eq!(parse_memory("512m").unwrap(), 512);
+        for bad in ["lots", "12", "5T", "", "99999999G"] {
+            let err = parse(&["x", "--memory", bad]).unwrap_err();
+            assert!(err.use_stderr(), "{bad}");
+            assert!(err.to_string().contains("--memory"), "{err}");
+        }
     }
 }
