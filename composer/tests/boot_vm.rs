@@ -4,6 +4,9 @@
 //! stage 1, and a hand-assembled toplevel in a temporary store whose stage 2
 //! prints a marker and powers off.
 
+// Helpers outside #[test] functions unwrap too: this whole file is a test.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
