@@ -227,22 +227,19 @@ fn insert(
                 sites: vec![decl.site],
             });
         }
-        Node::Option(old) => match (&*old.ty, &*decl.ty) {
-            (Type::Submodule(a), Type::Submodule(b)) => {
-                let modules = a.iter().chain(b.iter()).cloned().collect();
-                OptionDecl {
-                    path: decl.path,
-                    ty: Rc::new(Type::Submodule(modules)),
-                    default: old.default.clone().or(decl.default),
-                    default_text: old.default_text.clone().or(decl.default_text),
-                    example: old.example.clone().or(decl.example),
-                    description: old.description.clone().or(decl.description),
-                    read_only: old.read_only || decl.read_only,
-                    site: old.site.clone(),
-                    value: old.value.clone(),
-                }
-            }
-            _ => {
+        Node::Option(old) => match Type::combine(&old.ty, &decl.ty) {
+            Some(ty) => OptionDecl {
+                path: decl.path,
+                ty,
+                default: old.default.clone().or(decl.default),
+                default_text: old.default_text.clone().or(decl.default_text),
+                example: old.example.clone().or(decl.example),
+                description: old.description.clone().or(decl.description),
+                read_only: old.read_only || decl.read_only,
+                site: old.site.clone(),
+                value: old.value.clone(),
+            },
+            None => {
                 return Err(ModuleError::BadDeclaration {
                     message: format!("the option `{full}` is declared more than once"),
                     path: full,

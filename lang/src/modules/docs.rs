@@ -3,10 +3,11 @@
 //! --explain`), and the merged configuration as JSON (`imago config`).
 
 use crate::diag::Code;
-use crate::eval::{Evaluator, Value};
+use crate::eval::{Attrs, Evaluator, Value};
 use crate::modules::declare::OptionDecl;
+use crate::modules::declare::{Namespace, Node};
 use crate::modules::error::{ModuleError, Site};
-use crate::modules::fixpoint::Fixpoint;
+use crate::modules::fixpoint::{Fixpoint, Shared};
 use crate::modules::merge::OPTION_DEFAULT_PRIORITY;
 use crate::modules::path::{ANY_NAME, OptionPath};
 use crate::modules::types::Type;
@@ -167,7 +168,15 @@ fn document(
 
 const MAX_JSON_DEPTH: usize = 128;
 
-fn json(ev: &Evaluator, v: &Value, depth: usize) -> Result<Option<serde_json::Value>, ModuleError> {
+/// Converts a configuration value to JSON. Inside the `config` set of an
+/// evaluation, options that have no value are left out (any other error
+/// stays an error).
+fn json(
+    ev: &Evaluator,
+    shared: &Shared,
+    v: &Value,
+    depth: usize,
+) -> Result<serde_json::Value, ModuleError> {
     use serde_json::Value as J;
     if depth > MAX_JSON_DEPTH {
         return Err(ModuleError::BadDefinition {
@@ -179,12 +188,8 @@ fn json(ev: &Evaluator, v: &Value, depth: usize) -> Result<Option<serde_json::Va
             site: Site::new("<configuration>", None),
         });
     }
-    let forced = match ev.force(v) {
-        Ok(f) => f,
-        Err(e) if e.code() == Code("E0304") => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(Some(match &forced {
+    let forced = ev.force(v)?;
+    Ok(match &forced {
         Value::Null => J::Null,
         Value::Bool(b) => J::Bool(*b),
         Value::Int(i) => J::from(*i),
@@ -194,25 +199,66 @@ fn json(ev: &Evaluator, v: &Value, depth: usize) -> Result<Option<serde_json::Va
         Value::List(items) => {
             let mut out = Vec::with_capacity(items.len());
             for item in items.iter() {
-                out.push(json(ev, item, depth + 1)?.unwrap_or(J::Null));
+                out.push(json(ev, shared, item, depth + 1)?);
             }
             J::Array(out)
         }
         Value::Attrs(a) => {
+            if let Some(fp) = shared.fixpoint_of(a) {
+                return json_namespace(ev, shared, &fp, &fp.tree, a, depth);
+            }
             if let Some(out_path) = a.value("outPath") {
-                return json(ev, out_path, depth + 1);
+                return json(ev, shared, out_path, depth + 1);
             }
             let mut map = serde_json::Map::new();
             for e in a.entries() {
-                if let Some(j) = json(ev, &e.value, depth + 1)? {
-                    map.insert(e.name.to_string(), j);
-                }
+                map.insert(e.name.to_string(), json(ev, shared, &e.value, depth + 1)?);
             }
             J::Object(map)
         }
         Value::Lambda(_) | Value::PrimOp(_) => J::String("<function>".into()),
         Value::Thunk(_) => J::Null,
-    }))
+    })
+}
+
+/// A namespace of a `config` set: options without a value, and namespaces
+/// left empty by that, are left out.
+fn json_namespace(
+    ev: &Evaluator,
+    shared: &Shared,
+    fp: &Rc<Fixpoint>,
+    ns: &Namespace,
+    attrs: &Attrs,
+    depth: usize,
+) -> Result<serde_json::Value, ModuleError> {
+    let mut map = serde_json::Map::new();
+    for e in attrs.entries() {
+        let j = match ns.children.get(&e.name) {
+            Some(Node::Option(decl)) => match ev.force(&e.value) {
+                Ok(_) => json(ev, shared, &e.value, depth + 1)?,
+                Err(err) => {
+                    if err.code() == Code("E0304") && fp.merged(ev, decl)?.is_none() {
+                        continue;
+                    }
+                    return Err(err.into());
+                }
+            },
+            Some(Node::Namespace(sub)) => {
+                let forced = ev.force(&e.value)?;
+                let Some(sub_attrs) = forced.as_attrs() else {
+                    continue;
+                };
+                let j = json_namespace(ev, shared, fp, sub, sub_attrs, depth + 1)?;
+                if j.as_object().is_some_and(|o| o.is_empty()) {
+                    continue;
+                }
+                j
+            }
+            None => json(ev, shared, &e.value, depth + 1)?,
+        };
+        map.insert(e.name.to_string(), j);
+    }
+    Ok(serde_json::Value::Object(map))
 }
 
 impl Evaluated {
@@ -237,7 +283,7 @@ impl Evaluated {
             Some(p) => self.value_at(ev, p)?,
             None => self.config(),
         };
-        Ok(json(ev, &v, 0)?.unwrap_or(serde_json::Value::Null))
+        json(ev, &self.fixpoint.shared, &v, 0)
     }
 
     /// Every definition of a top-level option, with its priority, and which

@@ -203,7 +203,12 @@ impl IntoDiagnostic for ModuleError {
                 d = label(d, site, true, "imported here".into());
             }
             ModuleError::Cycle { chain } => {
-                for (i, step) in chain.iter().enumerate() {
+                // The last step repeats the first: label each option once.
+                let steps = match chain.split_last() {
+                    Some((last, rest)) if !rest.is_empty() && rest[0].option == last.option => rest,
+                    _ => &chain[..],
+                };
+                for (i, step) in steps.iter().enumerate() {
                     let next = chain
                         .get(i + 1)
                         .map_or(String::new(), |n| format!(", which needs `{}`", n.option));

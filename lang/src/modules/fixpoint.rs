@@ -20,7 +20,7 @@
 //! involved.
 
 use crate::eval::error::ErrorKind;
-use crate::eval::{Evaluator, Value};
+use crate::eval::{Attrs, Evaluator, Value};
 use crate::modules::collect::{Collector, Module, Source};
 use crate::modules::declare::{Namespace, Node, OptionDecl, declare};
 use crate::modules::error::{CycleStep, ModuleError, Site};
@@ -29,13 +29,16 @@ use crate::modules::path::OptionPath;
 use smol_str::SmolStr;
 use std::cell::{OnceCell, RefCell};
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 /// State shared by an evaluation and every submodule evaluation inside it.
 pub struct Shared {
     pub lib: Value,
     /// The options being merged right now, outermost first.
     pub stack: RefCell<Vec<CycleStep>>,
+    /// Each evaluation's `config` set (by address), so that code walking a
+    /// configuration can tell an option without value from a broken one.
+    configs: RefCell<HashMap<usize, Weak<Fixpoint>>>,
 }
 
 impl Shared {
@@ -43,7 +46,14 @@ impl Shared {
         Rc::new(Shared {
             lib,
             stack: RefCell::new(Vec::new()),
+            configs: RefCell::new(HashMap::new()),
         })
+    }
+
+    /// The evaluation whose `config` set this is.
+    pub fn fixpoint_of(&self, attrs: &Rc<Attrs>) -> Option<Rc<Fixpoint>> {
+        let key = Rc::as_ptr(attrs) as usize;
+        self.configs.borrow().get(&key).and_then(Weak::upgrade)
     }
 }
 
@@ -152,9 +162,14 @@ impl Fixpoint {
             options: OnceCell::new(),
             partitions: RefCell::new(HashMap::new()),
         });
-        let _ = fp
-            .config
-            .set(build_config(&fp, &fp.tree, &OptionPath::root()));
+        let config = build_config(&fp, &fp.tree, &OptionPath::root());
+        if let Some(attrs) = config.as_attrs() {
+            fp.shared
+                .configs
+                .borrow_mut()
+                .insert(Rc::as_ptr(attrs) as usize, Rc::downgrade(&fp));
+        }
+        let _ = fp.config.set(config);
         let _ = fp.options.set(build_options(&fp.tree));
         let _ = cell.set(fp.clone());
         Ok(fp)

@@ -207,6 +207,21 @@ impl Type {
         Ok(Rc::new(ty))
     }
 
+    /// The type of an option declared twice: submodules (also inside
+    /// `attrsOf`, `listOf` or `nullOr`) combine their modules; other types
+    /// cannot be declared twice.
+    pub fn combine(a: &Rc<Type>, b: &Rc<Type>) -> Option<Rc<Type>> {
+        Some(Rc::new(match (&**a, &**b) {
+            (Type::Submodule(x), Type::Submodule(y)) => {
+                Type::Submodule(x.iter().chain(y.iter()).cloned().collect())
+            }
+            (Type::AttrsOf(x), Type::AttrsOf(y)) => Type::AttrsOf(Type::combine(x, y)?),
+            (Type::ListOf(x), Type::ListOf(y)) => Type::ListOf(Type::combine(x, y)?),
+            (Type::NullOr(x), Type::NullOr(y)) => Type::NullOr(Type::combine(x, y)?),
+            _ => return None,
+        }))
+    }
+
     /// Whether the description is a phrase that needs parentheses inside
     /// another type's description.
     fn compound(&self) -> bool {
