@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use imago::boot::kmod::{self, ModuleIndex};
@@ -114,7 +114,8 @@ fn merge_into(from: &Path, to: &Path) {
 }
 
 struct System {
-    store: tempfile::TempDir,
+    /// The store (under the target dir; recreated by each test run).
+    store: PathBuf,
     kernel: String,
     toplevel: String,
     initrd_bytes: u64,
@@ -149,18 +150,28 @@ fn write_exec(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// The system every test boots, built once per test process.
+fn system() -> &'static System {
+    static SYSTEM: OnceLock<System> = OnceLock::new();
+    SYSTEM.get_or_init(build_system)
+}
+
 /// Builds the kernel, initrd and a busybox toplevel into a fresh store.
-fn system() -> System {
+fn build_system() -> System {
     let debs = debs();
-    let store = tempfile::tempdir().unwrap();
+    let store = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("boot-vm-store");
+    if store.exists() {
+        std::fs::remove_dir_all(&store).unwrap();
+    }
+    std::fs::create_dir_all(&store).unwrap();
     let ctx = BuildContext {
-        store_dir: store.path().to_owned(),
+        store_dir: store.clone(),
         deb_cache: PathBuf::new(),
         offline: true,
     };
-    let busybox = unpack(&debs[0], store.path(), 1, "busybox-static");
-    let meta = unpack(&debs[1], store.path(), 2, "linux-image-cloud-amd64");
-    let image = unpack(&debs[2], store.path(), 3, "linux-image-cloud");
+    let busybox = unpack(&debs[0], &store, 1, "busybox-static");
+    let meta = unpack(&debs[1], &store, 2, "linux-image-cloud-amd64");
+    let image = unpack(&debs[2], &store, 3, "linux-image-cloud");
 
     let kernel = build(
         &ctx,
@@ -171,7 +182,7 @@ fn system() -> System {
     );
     let stage1 = object_name(5, "stage-1.sh");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../modules/boot/stage-1.sh");
-    std::fs::copy(script, store.path().join(&stage1)).unwrap();
+    std::fs::copy(script, store.join(&stage1)).unwrap();
     let started = Instant::now();
     let initrd = build(
         &ctx,
@@ -193,7 +204,7 @@ fn system() -> System {
 
     // The toplevel: stage 2 checks the layout stage 1 promised, then reports.
     let top_name = object_name(7, "system");
-    let top = store.path().join(&top_name);
+    let top = store.join(&top_name);
     std::fs::create_dir_all(top.join("sw/usr/bin")).unwrap();
     std::fs::copy(
         ctx.physical(&format!("{busybox}/usr/bin/busybox")).unwrap(),
@@ -232,26 +243,23 @@ fn system() -> System {
     }
 }
 
-/// Boots with `kernel_params` added; returns the console once `want`
-/// appears (or panics with the console on timeout).
-fn boot_until(
-    sys: &System,
-    kernel_params: &[&str],
-    want: &str,
-    timeout: Duration,
-) -> (String, Duration) {
-    let toplevel = sys
-        .store
-        .path()
-        .join(sys.toplevel.rsplit('/').next().unwrap());
+/// Prepares a TCG boot of the test system with `kernel_params` added.
+fn launch(sys: &System, kernel_params: &[&str]) -> VmLaunch {
+    let toplevel = sys.store.join(sys.toplevel.rsplit('/').next().unwrap());
     let opts = RunOptions {
         accel: Some(Accel::Tcg),
         memory_mib: 512,
         kernel_params: kernel_params.iter().map(|s| (*s).to_owned()).collect(),
         ..RunOptions::default()
     };
-    let mut launch = VmLaunch::prepare(&toplevel, &sys.toplevel, sys.store.path(), &opts).unwrap();
+    let mut launch = VmLaunch::prepare(&toplevel, &sys.toplevel, &sys.store, &opts).unwrap();
     launch.config.no_reboot = true;
+    launch
+}
+
+/// Boots and returns the console and the time until `want` appeared (or
+/// panics with the console on timeout). QEMU is killed either way.
+fn boot_until(launch: &VmLaunch, want: &str, timeout: Duration) -> (String, Duration) {
     let started = Instant::now();
     let mut vm = launch
         .spawn(Stdio::null(), Stdio::piped(), Stdio::piped())
@@ -282,7 +290,7 @@ fn boot_until(
 #[test]
 fn boots_to_stage_2_under_tcg() {
     let sys = system();
-    let (console, elapsed) = boot_until(&sys, &[], MARKER, Duration::from_secs(90));
+    let (console, elapsed) = boot_until(&launch(sys, &[]), MARKER, Duration::from_secs(90));
     eprintln!("console:\n{console}");
     eprintln!(
         "boot to marker: {:.2} s wall; initrd {} KiB (built in {:.2} s)",
@@ -314,8 +322,10 @@ fn stage_1_failure_names_what_failed() {
     let sys = system();
     // A second imago.system= overrides the first: a system that is not there.
     let (console, _) = boot_until(
-        &sys,
-        &["imago.system=/imago/store/00000000000000000000000000000009-missing"],
+        &launch(
+            sys,
+            &["imago.system=/imago/store/00000000000000000000000000000009-missing"],
+        ),
         "rebooting in 10 s",
         Duration::from_secs(90),
     );
@@ -330,10 +340,7 @@ fn stage_1_failure_names_what_failed() {
 #[test]
 fn real_kernel_module_index() {
     let sys = system();
-    let kernel = sys
-        .store
-        .path()
-        .join(sys.kernel.rsplit('/').next().unwrap());
+    let kernel = sys.store.join(sys.kernel.rsplit('/').next().unwrap());
     let version = std::fs::read_to_string(kernel.join("version")).unwrap();
     let version = version.trim();
     let dir = kernel.join("lib/modules").join(version);
@@ -379,4 +386,81 @@ fn real_kernel_module_index() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn boots_from_an_ext4_disk_by_label() {
+    let sys = system();
+    // A root file system holding just the toplevel in /imago/store.
+    let scratch = tempfile::tempdir().unwrap();
+    let rootfs = scratch.path().join("rootfs");
+    let top_name = sys.toplevel.rsplit('/').next().unwrap();
+    std::fs::create_dir_all(rootfs.join("imago/store")).unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(sys.store.join(top_name))
+        .arg(rootfs.join("imago/store"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let disk = scratch.path().join("root.img");
+    let out = Command::new("mkfs.ext4")
+        .args(["-q", "-L", "imago-root", "-E", "root_owner=0:0", "-d"])
+        .arg(&rootfs)
+        .arg(&disk)
+        .arg("64M")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut vm = launch(sys, &[]);
+    vm.config.store = None;
+    vm.config.cmdline = vm.spec.cmdline(
+        &sys.toplevel,
+        &[
+            "root=LABEL=imago-root".into(),
+            "rootfstype=ext4".into(),
+            "console=ttyS0".into(),
+        ],
+    );
+    let mut drive = std::ffi::OsString::from("file=");
+    drive.push(&disk);
+    drive.push(",if=none,id=root,format=raw");
+    vm.config.extra_args = vec![
+        "-drive".into(),
+        drive,
+        "-device".into(),
+        "virtio-blk-pci,drive=root".into(),
+    ];
+    let (console, elapsed) = boot_until(&vm, MARKER, Duration::from_secs(90));
+    eprintln!("disk boot to marker: {:.2} s wall", elapsed.as_secs_f64());
+    assert!(console.contains(&format!("{MARKER} pid=1")), "{console}");
+    assert!(
+        !console.contains("stage 2:"),
+        "layout check failed:\n{console}"
+    );
+}
+
+#[test]
+fn missing_root_device_times_out_with_a_message() {
+    let sys = system();
+    let mut vm = launch(sys, &[]);
+    vm.config.store = None;
+    vm.config.cmdline = vm.spec.cmdline(
+        &sys.toplevel,
+        &["root=LABEL=nothere".into(), "console=ttyS0".into()],
+    );
+    let (console, _) = boot_until(&vm, "rebooting in 10 s", Duration::from_secs(120));
+    assert!(
+        console.contains("imago stage 1: waiting for root device LABEL=nothere"),
+        "{console}"
+    );
+    assert!(
+        console.contains("stage 1: root device LABEL=nothere did not appear within 30 s"),
+        "{console}"
+    );
 }

@@ -174,9 +174,10 @@ for link in bin sbin lib lib64; do
 	fi
 done
 
+read -r uptime _ </proc/uptime
 for fs in proc sys dev run; do
 	mount --move "/$fs" "/sysroot/$fs" || fail "cannot move /$fs into the new root"
 done
 
-say "switching to $system"
+say "switching to $system (uptime ${uptime} s)"
 exec switch_root /sysroot "$system/init"
