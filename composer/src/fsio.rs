@@ -32,11 +32,13 @@ impl EvalIo for FsIo {
         match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => Ok(Some(FileKind::Directory)),
             Ok(_) => Ok(Some(FileKind::File)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => match std::fs::symlink_metadata(path) {
-                Ok(_) => Ok(Some(FileKind::Symlink)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e),
-            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match std::fs::symlink_metadata(path) {
+                    Ok(_) => Ok(Some(FileKind::Symlink)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         }
     }

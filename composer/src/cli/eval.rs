@@ -49,8 +49,9 @@ impl Args {
         let cwd = std::env::current_dir().context("cannot determine the current directory")?;
         let format = global.error_format;
         let color = format == ErrorFormat::Human && std::io::stderr().is_terminal();
-        let outcome = imago_lang::eval::with_large_stack(move || self.evaluate(&cwd, format, color))
-            .context("cannot start the evaluation thread")??;
+        let outcome =
+            imago_lang::eval::with_large_stack(move || self.evaluate(&cwd, format, color))
+                .context("cannot start the evaluation thread")??;
         match outcome {
             Outcome::Value(text) => {
                 let mut out = std::io::stdout().lock();
@@ -79,7 +80,11 @@ impl Args {
                     ErrorFormat::Human => diag::render(&diags, ev.sources(), color),
                     ErrorFormat::Json => {
                         let json = diag::to_json(&diags, ev.sources());
-                        format!("{}\n", serde_json::to_string_pretty(&json).context("cannot encode the error")?)
+                        format!(
+                            "{}\n",
+                            serde_json::to_string_pretty(&json)
+                                .context("cannot encode the error")?
+                        )
                     }
                 };
                 Ok(Outcome::Failed(rendered))
@@ -112,8 +117,13 @@ mod tests {
 
     #[test]
     fn parses_file_and_flags() {
-        let cli = Cli::try_parse_from(["imago", "eval", "x.imago", "-A", "a.b", "--json", "--strict"]).unwrap();
-        let Command::Eval(args) = cli.command else { panic!("not eval") };
+        let cli = Cli::try_parse_from([
+            "imago", "eval", "x.imago", "-A", "a.b", "--json", "--strict",
+        ])
+        .unwrap();
+        let Command::Eval(args) = cli.command else {
+            panic!("not eval")
+        };
         assert_eq!(args.file.as_deref(), Some(std::path::Path::new("x.imago")));
         assert_eq!(args.attr.as_deref(), Some("a.b"));
         assert!(args.json && args.strict);

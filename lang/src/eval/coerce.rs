@@ -17,7 +17,12 @@ use std::path::Path;
 use std::rc::Rc;
 
 impl Evaluator {
-    pub(crate) fn coerce(&self, v: &Value, mode: CoerceMode, span: Span) -> Result<NixString, EvalError> {
+    pub(crate) fn coerce(
+        &self,
+        v: &Value,
+        mode: CoerceMode,
+        span: Span,
+    ) -> Result<NixString, EvalError> {
         let v = self.force_value(v)?;
         match &v {
             Value::String(s) => Ok(s.clone()),
@@ -38,7 +43,9 @@ impl Evaluator {
                 Err(not_coercible(&v, span))
             }
             Value::Int(i) if mode == CoerceMode::ToString => Ok(NixString::new(i.to_string())),
-            Value::Float(f) if mode == CoerceMode::ToString => Ok(NixString::new(format!("{f:.6}"))),
+            Value::Float(f) if mode == CoerceMode::ToString => {
+                Ok(NixString::new(format!("{f:.6}")))
+            }
             Value::Bool(b) if mode == CoerceMode::ToString => {
                 Ok(NixString::new(if *b { "1" } else { "" }))
             }
@@ -72,7 +79,10 @@ impl Evaluator {
                 return Err(EvalError::new(
                     ErrorKind::Io {
                         path: p.to_path_buf(),
-                        source: std::io::Error::new(std::io::ErrorKind::NotFound, "path does not exist"),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "path does not exist",
+                        ),
                     },
                     span,
                 ));
@@ -105,7 +115,9 @@ impl Evaluator {
             .hook
             .add_step(request)
             .map_err(|h| EvalError::new(ErrorKind::Hook(h), span))?;
-        self.path_steps.borrow_mut().insert(p.to_path_buf(), ph.clone());
+        self.path_steps
+            .borrow_mut()
+            .insert(p.to_path_buf(), ph.clone());
         Ok(placeholder_string(&ph))
     }
 
@@ -116,10 +128,18 @@ impl Evaluator {
         self.force_deep_inner(v, span, &mut seen)
     }
 
-    fn force_deep_inner(&self, v: &Value, span: Span, seen: &mut HashSet<usize>) -> Result<(), EvalError> {
+    fn force_deep_inner(
+        &self,
+        v: &Value,
+        span: Span,
+        seen: &mut HashSet<usize>,
+    ) -> Result<(), EvalError> {
         let v = self.force_value(v)?;
         let (items, id): (Vec<Value>, usize) = match &v {
-            Value::List(l) => (l.iter().cloned().collect(), Rc::as_ptr(l) as *const u8 as usize),
+            Value::List(l) => (
+                l.iter().cloned().collect(),
+                Rc::as_ptr(l) as *const u8 as usize,
+            ),
             Value::Attrs(a) => (
                 a.entries().iter().map(|e| e.value.clone()).collect(),
                 Rc::as_ptr(a) as *const u8 as usize,
@@ -138,16 +158,29 @@ impl Evaluator {
     }
 
     /// Deep conversion to JSON; string contexts are collected into `ctx`.
-    pub(crate) fn json_value(&self, v: &Value, span: Span, ctx: &mut BTreeSet<String>) -> Result<serde_json::Value, EvalError> {
+    pub(crate) fn json_value(
+        &self,
+        v: &Value,
+        span: Span,
+        ctx: &mut BTreeSet<String>,
+    ) -> Result<serde_json::Value, EvalError> {
         use serde_json::Value as J;
         let v = self.force_value(v)?;
         Ok(match &v {
             Value::Null => J::Null,
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).ok_or_else(|| {
-                EvalError::invalid("toJSON", format!("{f} cannot be represented in JSON"), span)
-            })?,
+            Value::Float(f) => {
+                serde_json::Number::from_f64(*f)
+                    .map(J::Number)
+                    .ok_or_else(|| {
+                        EvalError::invalid(
+                            "toJSON",
+                            format!("{f} cannot be represented in JSON"),
+                            span,
+                        )
+                    })?
+            }
             Value::String(s) => {
                 s.extend_context(ctx);
                 J::String(s.as_str().to_string())
@@ -155,7 +188,10 @@ impl Evaluator {
             Value::Path(p) => J::String(p.to_string_lossy().into_owned()),
             Value::List(items) => {
                 self.enter(0, None, span)?;
-                let r: Result<Vec<_>, _> = items.iter().map(|i| self.json_value(i, span, ctx)).collect();
+                let r: Result<Vec<_>, _> = items
+                    .iter()
+                    .map(|i| self.json_value(i, span, ctx))
+                    .collect();
                 self.leave();
                 J::Array(r?)
             }
@@ -166,7 +202,10 @@ impl Evaluator {
                     return Ok(J::String(s.as_str().to_string()));
                 }
                 if let Some(name) = a.open_name() {
-                    return Err(EvalError::new(ErrorKind::OpenSet { name: name.into() }, span));
+                    return Err(EvalError::new(
+                        ErrorKind::OpenSet { name: name.into() },
+                        span,
+                    ));
                 }
                 self.enter(0, None, span)?;
                 let mut map = serde_json::Map::new();
@@ -187,13 +226,22 @@ impl Evaluator {
                 J::Object(map)
             }
             Value::Lambda(_) | Value::PrimOp(_) | Value::Thunk(_) => {
-                return Err(EvalError::type_error("a value that can be written as JSON", &v, span));
+                return Err(EvalError::type_error(
+                    "a value that can be written as JSON",
+                    &v,
+                    span,
+                ));
             }
         })
     }
 
     /// Deeply forces a step parameter. `what` names it for messages.
-    pub(crate) fn step_value(&self, v: &Value, what: &str, span: Span) -> Result<StepValue, EvalError> {
+    pub(crate) fn step_value(
+        &self,
+        v: &Value,
+        what: &str,
+        span: Span,
+    ) -> Result<StepValue, EvalError> {
         let v = self.force_value(v)?;
         Ok(match &v {
             Value::Null => StepValue::Null,
@@ -230,7 +278,10 @@ impl Evaluator {
                     });
                 }
                 if let Some(name) = a.open_name() {
-                    return Err(EvalError::new(ErrorKind::OpenSet { name: name.into() }, span));
+                    return Err(EvalError::new(
+                        ErrorKind::OpenSet { name: name.into() },
+                        span,
+                    ));
                 }
                 self.enter(0, None, span)?;
                 let mut map = BTreeMap::new();
@@ -268,5 +319,9 @@ pub(crate) fn placeholder_string(ph: &str) -> NixString {
 }
 
 fn not_coercible(v: &Value, span: Span) -> EvalError {
-    EvalError::type_error("a string (or something that can be turned into one)", v, span)
+    EvalError::type_error(
+        "a string (or something that can be turned into one)",
+        v,
+        span,
+    )
 }

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 pub const MAX_TRACE: usize = 10;
 
 /// Frames kept per error; deeper ones are only counted.
-const MAX_FRAMES: usize = 4096;
+const MAX_FRAMES: usize = 32_768;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ErrorKind {
@@ -33,10 +33,7 @@ pub enum ErrorKind {
         suggestions: Vec<String>,
     },
     #[error("expected {expected}, got {got}")]
-    TypeError {
-        expected: String,
-        got: &'static str,
-    },
+    TypeError { expected: String, got: &'static str },
     #[error("division by zero")]
     DivisionByZero,
     #[error("assertion failed")]
@@ -385,7 +382,7 @@ impl IntoDiagnostic for EvalError {
                     .with_hint("look for a function that calls itself without end");
             }
             ErrorKind::InvalidArgument { .. } => {
-                d = d.with_primary(inner.span, "in this call");
+                d = d.with_primary(inner.span, "here");
             }
             ErrorKind::OpenSet { .. } => {
                 d = d.with_primary(inner.span, "listing attributes here");

@@ -38,13 +38,15 @@ pub(crate) enum IrKind {
         parts: Vec<StrPartIr>,
     },
     /// A lexically bound variable.
-    Local { depth: u32, idx: u32 },
+    Local {
+        depth: u32,
+        idx: u32,
+    },
     /// A variable that only a `with` can provide: search the `with` frames at
-    /// these depths, innermost first, then fall back to the global.
+    /// these depths, innermost first.
     WithVar {
         name: SmolStr,
         withs: Vec<u32>,
-        fallback: Option<Value>,
     },
     List(Vec<IrRef>),
     /// A non-recursive set: values evaluate in the current environment.
@@ -52,22 +54,45 @@ pub(crate) enum IrKind {
     /// `rec { }`: a new frame holds the static attributes.
     RecAttrs(Rc<AttrsIr>),
     /// `let`: a new frame holds the bindings.
-    Let { group: Rc<AttrsIr>, body: IrRef },
+    Let {
+        group: Rc<AttrsIr>,
+        body: IrRef,
+    },
     Lambda(Rc<LambdaIr>),
-    Apply { func: IrRef, arg: IrRef },
+    Apply {
+        func: IrRef,
+        arg: IrRef,
+    },
     Select {
         expr: IrRef,
         path: Vec<KeyIr>,
         default: Option<IrRef>,
     },
-    HasAttr { expr: IrRef, path: Vec<KeyIr> },
-    If { cond: IrRef, then: IrRef, else_: IrRef },
+    HasAttr {
+        expr: IrRef,
+        path: Vec<KeyIr>,
+    },
+    If {
+        cond: IrRef,
+        then: IrRef,
+        else_: IrRef,
+    },
     /// `with e; body`: a new frame whose single slot is `e`.
-    With { env: IrRef, body: IrRef },
-    Assert { cond: IrRef, body: IrRef },
+    With {
+        env: IrRef,
+        body: IrRef,
+    },
+    Assert {
+        cond: IrRef,
+        body: IrRef,
+    },
     Not(IrRef),
     Neg(IrRef),
-    Binary { op: BinOp, lhs: IrRef, rhs: IrRef },
+    Binary {
+        op: BinOp,
+        lhs: IrRef,
+        rhs: IrRef,
+    },
 }
 
 pub(crate) enum KeyIr {
@@ -95,7 +120,9 @@ pub(crate) struct EntryIr {
 pub(crate) enum EntryValue {
     Expr(IrRef),
     /// `inherit (sources[source]) name;`
-    InheritFrom { source: usize },
+    InheritFrom {
+        source: usize,
+    },
 }
 
 pub(crate) struct DynEntryIr {

@@ -4,8 +4,9 @@
 //! evaluator will build (`let`, `rec`, function parameters, `with`). Each
 //! variable is resolved here: to a `(depth, index)` slot when a lexical scope
 //! binds it (lexical bindings always win over `with`), otherwise to the list of
-//! enclosing `with` frames to search at run time (innermost first) followed by
-//! the global, otherwise to the global itself. A name that none of these can
+//! enclosing `with` frames to search at run time (innermost first). Globals
+//! (builtins and embedder globals) form the outermost lexical scope, so as in
+//! Nix they win over `with`. A name that none of these can
 //! provide is an undefined-variable error before anything runs, as in Nix.
 //!
 //! Attribute paths `a.b.c = v;` are merged into nested sets here, together
@@ -14,7 +15,9 @@
 //! attribute error pointing at both definitions. Repeated dynamic names can
 //! only be detected at run time.
 
-use crate::ast::{AttrKey, AttrPath, Binding, Expr, ExprKind, Ident, Param, PathAnchor, StrPart, UnaryOp};
+use crate::ast::{
+    AttrKey, AttrPath, Binding, Expr, ExprKind, Ident, Param, PathAnchor, StrPart, UnaryOp,
+};
 use crate::eval::error::{ErrorKind, EvalError};
 use crate::eval::ir::*;
 use crate::eval::paths::normalize;
@@ -203,7 +206,10 @@ impl<'a> Lowerer<'a> {
     }
 
     /// `Ok(text)` when every part is literal, else the lowered parts.
-    fn lower_parts(&mut self, parts: &[StrPart]) -> Result<Result<String, Vec<StrPartIr>>, EvalError> {
+    fn lower_parts(
+        &mut self,
+        parts: &[StrPart],
+    ) -> Result<Result<String, Vec<StrPartIr>>, EvalError> {
         if parts.iter().all(|p| matches!(p, StrPart::Lit(_))) {
             let mut s = String::new();
             for p in parts {
@@ -254,18 +260,18 @@ impl<'a> Lowerer<'a> {
                 Scope::With => withs.push(depth as u32),
             }
         }
-        let global = self.globals.get(name).cloned();
+        // As in Nix, globals live in the outermost lexical scope, so they
+        // win over `with`.
+        if let Some(v) = self.globals.get(name) {
+            return Ok(Self::mk(IrKind::Const(v.clone()), span));
+        }
         if withs.is_empty() {
-            return match global {
-                Some(v) => Ok(Self::mk(IrKind::Const(v), span)),
-                None => Err(self.undefined(name, span)),
-            };
+            return Err(self.undefined(name, span));
         }
         Ok(Self::mk(
             IrKind::WithVar {
                 name: name.clone(),
                 withs,
-                fallback: global,
             },
             span,
         ))
@@ -307,15 +313,10 @@ impl<'a> Lowerer<'a> {
                 },
                 ir.span,
             ),
-            IrKind::WithVar {
-                name,
-                withs,
-                fallback,
-            } => Self::mk(
+            IrKind::WithVar { name, withs } => Self::mk(
                 IrKind::WithVar {
                     name: name.clone(),
                     withs: withs.iter().map(|d| d + 1).collect(),
-                    fallback: fallback.clone(),
                 },
                 ir.span,
             ),
@@ -324,7 +325,11 @@ impl<'a> Lowerer<'a> {
     }
 
     /// The slot map of a `rec` set or `let`: its static names, sorted.
-    fn group_names(&self, bindings: &[Binding], group: Group) -> Result<HashMap<SmolStr, u32>, EvalError> {
+    fn group_names(
+        &self,
+        bindings: &[Binding],
+        group: Group,
+    ) -> Result<HashMap<SmolStr, u32>, EvalError> {
         let mut names: Vec<SmolStr> = Vec::new();
         for b in bindings {
             match b {
@@ -388,7 +393,12 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Adds `keys = value` under `target`, merging nested sets.
-    fn insert_path(&mut self, target: &mut PAttrs, keys: &[AttrKey], value: &Expr) -> Result<(), EvalError> {
+    fn insert_path(
+        &mut self,
+        target: &mut PAttrs,
+        keys: &[AttrKey],
+        value: &Expr,
+    ) -> Result<(), EvalError> {
         let Some((first, rest)) = keys.split_first() else {
             return Err(EvalError::new(ErrorKind::Malformed, value.span));
         };
@@ -478,7 +488,13 @@ impl<'a> Lowerer<'a> {
         Ok(PEntry::Expr(ir?))
     }
 
-    fn lower_lambda(&mut self, param: &Param, body: &Expr, span: Span, name: Option<SmolStr>) -> Result<LambdaIr, EvalError> {
+    fn lower_lambda(
+        &mut self,
+        param: &Param,
+        body: &Expr,
+        span: Span,
+        name: Option<SmolStr>,
+    ) -> Result<LambdaIr, EvalError> {
         match param {
             Param::Ident(id) => {
                 let mut names = HashMap::new();
@@ -557,7 +573,11 @@ fn duplicate(name: &SmolStr, first: Span, again: Span) -> EvalError {
 fn merge(old: &mut PAttrs, new: PAttrs) -> Result<(), EvalError> {
     let offset = old.sources.len();
     old.sources.extend(new.sources);
-    old.dynamic.extend(new.dynamic.into_iter().map(|(k, v, s)| (k, shift_sources(v, offset), s)));
+    old.dynamic.extend(
+        new.dynamic
+            .into_iter()
+            .map(|(k, v, s)| (k, shift_sources(v, offset), s)),
+    );
     for (name, (span, entry)) in new.entries {
         let entry = shift_sources(entry, offset);
         match old.entries.get_mut(&name) {

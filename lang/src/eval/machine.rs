@@ -15,7 +15,9 @@
 use crate::eval::error::{ErrorKind, EvalError, FrameKind};
 use crate::eval::ir::{AttrsIr, EntryValue, Ir, IrKind, IrRef, KeyIr, ParamIr, StrPartIr};
 use crate::eval::lower::resolve_path_text;
-use crate::eval::value::{AttrEntry, Attrs, Closure, Env, NixString, PrimOpApp, Thunk, ThunkState, Value};
+use crate::eval::value::{
+    AttrEntry, Attrs, Closure, Env, NixString, PrimOpApp, Thunk, ThunkState, Value,
+};
 use crate::eval::{CoerceMode, Evaluator, StackEntry};
 use crate::source::Span;
 use smol_str::SmolStr;
@@ -40,13 +42,12 @@ impl Evaluator {
                 let Value::String(s) = s else {
                     return Err(EvalError::new(ErrorKind::Malformed, ir.span));
                 };
-                Ok(Value::Path(Rc::from(resolve_path_text(base.as_deref(), s.as_str()))))
+                Ok(Value::Path(Rc::from(resolve_path_text(
+                    base.as_deref(),
+                    s.as_str(),
+                ))))
             }
-            IrKind::WithVar {
-                name,
-                withs,
-                fallback,
-            } => self.eval_with_var(name, withs, fallback.as_ref(), env, ir.span),
+            IrKind::WithVar { name, withs } => self.eval_with_var(name, withs, env, ir.span),
             IrKind::List(items) => Ok(Value::List(Rc::new(
                 items.iter().map(|i| self.delay(i, env)).collect(),
             ))),
@@ -107,11 +108,16 @@ impl Evaluator {
                     Err(EvalError::new(ErrorKind::AssertionFailed, cond.span))
                 }
             }
-            IrKind::Not(e) => Ok(Value::Bool(!self.eval_bool(e, env, "the operand of `!`")?)),
+            IrKind::Not(e) => Ok(Value::Bool(!self.eval_bool(
+                e,
+                env,
+                "the operand of `!`",
+            )?)),
             IrKind::Neg(e) => match self.eval(e, env)? {
-                Value::Int(i) => i.checked_neg().map(Value::Int).ok_or_else(|| {
-                    EvalError::new(ErrorKind::IntegerOverflow { op: "-" }, ir.span)
-                }),
+                Value::Int(i) => i
+                    .checked_neg()
+                    .map(Value::Int)
+                    .ok_or_else(|| EvalError::new(ErrorKind::IntegerOverflow { op: "-" }, ir.span)),
                 Value::Float(f) => Ok(Value::Float(-f)),
                 other => Err(EvalError::type_error("a number", &other, e.span)),
             },
@@ -122,7 +128,11 @@ impl Evaluator {
     pub(crate) fn eval_bool(&self, ir: &Ir, env: &Rc<Env>, what: &str) -> Result<bool, EvalError> {
         match self.eval(ir, env)? {
             Value::Bool(b) => Ok(b),
-            other => Err(EvalError::type_error(format!("a Boolean as {what}"), &other, ir.span)),
+            other => Err(EvalError::type_error(
+                format!("a Boolean as {what}"),
+                &other,
+                ir.span,
+            )),
         }
     }
 
@@ -147,7 +157,6 @@ impl Evaluator {
         &self,
         name: &SmolStr,
         withs: &[u32],
-        fallback: Option<&Value>,
         env: &Rc<Env>,
         span: Span,
     ) -> Result<Value, EvalError> {
@@ -161,12 +170,9 @@ impl Evaluator {
                 return self.force_value(&v);
             }
         }
-        if let Some(v) = fallback {
-            return Ok(v.clone());
-        }
         let mut candidates: Vec<String> = Vec::new();
         for &depth in withs {
-            if let Some(Value::Attrs(a)) = self.force_value(env.lookup(depth, 0)).ok() {
+            if let Ok(Value::Attrs(a)) = self.force_value(env.lookup(depth, 0)) {
                 candidates.extend(a.names().map(String::from));
             }
         }
@@ -200,7 +206,14 @@ impl Evaluator {
         a.sources.iter().map(|s| self.delay(s, env)).collect()
     }
 
-    fn entry_value(&self, value: &EntryValue, name: &SmolStr, span: Span, env: &Rc<Env>, sources: &[Value]) -> Value {
+    fn entry_value(
+        &self,
+        value: &EntryValue,
+        name: &SmolStr,
+        span: Span,
+        env: &Rc<Env>,
+        sources: &[Value],
+    ) -> Value {
         match value {
             EntryValue::Expr(ir) => self.delay_named(ir, env, Some(name)),
             EntryValue::InheritFrom { source } => {
@@ -274,7 +287,13 @@ impl Evaluator {
     }
 
     /// Adds `${key} = value;` entries (a `null` key skips the entry).
-    fn add_dynamic(&self, mut attrs: Attrs, a: &AttrsIr, env: &Rc<Env>, sources: &[Value]) -> Result<Value, EvalError> {
+    fn add_dynamic(
+        &self,
+        mut attrs: Attrs,
+        a: &AttrsIr,
+        env: &Rc<Env>,
+        sources: &[Value],
+    ) -> Result<Value, EvalError> {
         for d in &a.dynamic {
             let key = self.eval(&d.key, env)?;
             let name: SmolStr = match &key {
@@ -319,12 +338,22 @@ impl Evaluator {
             KeyIr::Static(n, s) => Ok((n.clone(), *s)),
             KeyIr::Dynamic(e) => match self.eval(e, env)? {
                 Value::String(s) => Ok((SmolStr::new(s.as_str()), e.span)),
-                other => Err(EvalError::type_error("a string as attribute name", &other, e.span)),
+                other => Err(EvalError::type_error(
+                    "a string as attribute name",
+                    &other,
+                    e.span,
+                )),
             },
         }
     }
 
-    fn eval_select(&self, expr: &IrRef, path: &[KeyIr], default: Option<&IrRef>, env: &Rc<Env>) -> Result<Value, EvalError> {
+    fn eval_select(
+        &self,
+        expr: &IrRef,
+        path: &[KeyIr],
+        default: Option<&IrRef>,
+        env: &Rc<Env>,
+    ) -> Result<Value, EvalError> {
         let mut v = self.eval(expr, env)?;
         let mut prev_span = expr.span;
         for key in path {
@@ -353,7 +382,12 @@ impl Evaluator {
         Ok(v)
     }
 
-    fn eval_has_attr(&self, expr: &IrRef, path: &[KeyIr], env: &Rc<Env>) -> Result<Value, EvalError> {
+    fn eval_has_attr(
+        &self,
+        expr: &IrRef,
+        path: &[KeyIr],
+        env: &Rc<Env>,
+    ) -> Result<Value, EvalError> {
         let mut v = self.eval(expr, env)?;
         for key in path {
             let (name, span) = self.key_name(key, env)?;
@@ -385,7 +419,12 @@ impl Evaluator {
 
     /// An attribute's (unforced) value; for open sets, resolves and caches
     /// names that are not listed.
-    pub(crate) fn lookup_attr(&self, a: &Attrs, name: &str, span: Span) -> Result<Option<Value>, EvalError> {
+    pub(crate) fn lookup_attr(
+        &self,
+        a: &Attrs,
+        name: &str,
+        span: Span,
+    ) -> Result<Option<Value>, EvalError> {
         if let Some(e) = a.get(name) {
             return Ok(Some(e.value.clone()));
         }
@@ -396,15 +435,26 @@ impl Evaluator {
             return Ok(Some(v.clone()));
         }
         let v = (open.resolve)(self, name, span)?;
-        open.cache.borrow_mut().insert(SmolStr::new(name), v.clone());
+        open.cache
+            .borrow_mut()
+            .insert(SmolStr::new(name), v.clone());
         Ok(Some(v))
     }
 
     /// `set.name`, forced; a missing attribute is an error.
-    pub(crate) fn select_one(&self, set: &Value, name: &str, span: Span) -> Result<Value, EvalError> {
+    pub(crate) fn select_one(
+        &self,
+        set: &Value,
+        name: &str,
+        span: Span,
+    ) -> Result<Value, EvalError> {
         let set = self.force_value(set)?;
         let Value::Attrs(a) = &set else {
-            return Err(EvalError::type_error(format!("a set to select `{name}` from"), &set, span));
+            return Err(EvalError::type_error(
+                format!("a set to select `{name}` from"),
+                &set,
+                span,
+            ));
         };
         match self.lookup_attr(a, name, span)? {
             Some(v) => self.force_value(&v),
@@ -506,7 +556,12 @@ impl Evaluator {
     }
 
     /// Pushes a stack entry, failing when the depth limit is reached.
-    pub(crate) fn enter(&self, thunk: usize, name: Option<SmolStr>, span: Span) -> Result<(), EvalError> {
+    pub(crate) fn enter(
+        &self,
+        thunk: usize,
+        name: Option<SmolStr>,
+        span: Span,
+    ) -> Result<(), EvalError> {
         let mut stack = self.stack.borrow_mut();
         if stack.len() >= self.max_depth.get() {
             return Err(EvalError::new(
@@ -544,7 +599,13 @@ impl Evaluator {
                 self.enter(0, None, span)?;
                 let r = (app.op.f)(self, &args, span);
                 self.leave();
-                r.map_err(|e| e.with_frame(FrameKind::Call(Some(app.op.name.clone())), span))
+                // `throw`, `abort` and `import` point at themselves already.
+                match app.op.name.as_str() {
+                    "throw" | "abort" | "import" => r,
+                    _ => r.map_err(|e| {
+                        e.with_frame(FrameKind::Call(Some(app.op.name.clone())), span)
+                    }),
+                }
             }
             Value::Attrs(a) if a.get("__functor").is_some() => {
                 let functor = self.select_one(&f, "__functor", span)?;
@@ -562,7 +623,12 @@ impl Evaluator {
         r.map_err(|e| e.with_frame(FrameKind::Call(c.lambda.name.clone()), span))
     }
 
-    fn call_closure_inner(&self, c: &Rc<Closure>, arg: Value, span: Span) -> Result<Value, EvalError> {
+    fn call_closure_inner(
+        &self,
+        c: &Rc<Closure>,
+        arg: Value,
+        span: Span,
+    ) -> Result<Value, EvalError> {
         let lambda = &c.lambda;
         let env = match &lambda.param {
             ParamIr::Ident => Rc::new(Env {

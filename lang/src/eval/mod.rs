@@ -47,7 +47,9 @@ mod print;
 
 pub use error::{ErrorKind, EvalError, Frame, FrameKind};
 pub use print::format_float;
-pub use value::{AttrEntry, Attrs, Closure, NativeFn, NixString, PrimOpApp, PrimOpFn, Thunk, Value};
+pub use value::{
+    AttrEntry, Attrs, Closure, NativeFn, NixString, PrimOpApp, PrimOpFn, Thunk, Value,
+};
 
 pub mod value;
 
@@ -156,12 +158,18 @@ impl Evaluator {
     /// Parses and evaluates a file (a directory means its `default.imago`),
     /// with `import` semantics: each file is evaluated at most once.
     pub fn eval_file(&self, path: &Path) -> Result<Value, EvalError> {
-        self.import(path, self.native_span).map_err(|e| self.finish(e))
+        self.import(path, self.native_span)
+            .map_err(|e| self.finish(e))
     }
 
     /// Evaluates source text that is not a file (`imago eval --expr`).
     /// Relative paths in it resolve against `base_dir`.
-    pub fn eval_source(&self, display_name: &str, text: &str, base_dir: &Path) -> Result<Value, EvalError> {
+    pub fn eval_source(
+        &self,
+        display_name: &str,
+        text: &str,
+        base_dir: &Path,
+    ) -> Result<Value, EvalError> {
         let file = self.sources.add(display_name, text);
         self.eval_parsed(file, text, Path::new(display_name), base_dir)
             .map_err(|e| self.finish(e))
@@ -185,7 +193,9 @@ impl Evaluator {
         let mut cur = self.force(v)?;
         for (name, range) in split_attr_path(attr_path) {
             let span = Span::new(file, range.start as u32, range.end as u32);
-            cur = self.select_one(&cur, &name, span).map_err(|e| self.finish(e))?;
+            cur = self
+                .select_one(&cur, &name, span)
+                .map_err(|e| self.finish(e))?;
         }
         Ok(cur)
     }
@@ -241,7 +251,13 @@ impl Evaluator {
     }
 
     /// Evaluates already-added source text.
-    fn eval_parsed(&self, file: FileId, text: &str, path: &Path, base_dir: &Path) -> Result<Value, EvalError> {
+    fn eval_parsed(
+        &self,
+        file: FileId,
+        text: &str,
+        path: &Path,
+        base_dir: &Path,
+    ) -> Result<Value, EvalError> {
         let expr = parse_source(file, text).map_err(|diagnostics| {
             EvalError::new(
                 ErrorKind::Parse {
@@ -292,8 +308,13 @@ impl Evaluator {
                 v
             }
         };
-        self.force_value(&thunk)
-            .map_err(|e| e.with_frame(FrameKind::Import(file), span))
+        self.force_value(&thunk).map_err(|e| {
+            if span == self.native_span {
+                e
+            } else {
+                e.with_frame(FrameKind::Import(file), span)
+            }
+        })
     }
 
     fn load_file(&self, file: &Path, span: Span) -> Result<Value, EvalError> {
@@ -314,48 +335,59 @@ impl Evaluator {
         self.eval_parsed(id, &text, file, base)
     }
 
-    /// Picks the trace lines an error shows: at most ten frames, those in
-    /// user files before those in library directories.
+    /// Picks the trace lines an error shows: at most ten, frames in user files
+    /// before frames in library directories, and a run of identical frames
+    /// (deep recursion) shown once with its count.
     pub(crate) fn finish(&self, mut e: EvalError) -> EvalError {
         let total = e.frame_count();
-        let mut user = Vec::new();
-        let mut library = Vec::new();
+        let mut user: Vec<(String, usize)> = Vec::new();
+        let mut library: Vec<(String, usize)> = Vec::new();
         for f in e.frames() {
             let in_lib = self
                 .sources
                 .path(f.span.file)
                 .is_some_and(|p| self.library_dirs.iter().any(|d| p.starts_with(d)));
-            if in_lib {
-                library.push(f);
-            } else {
-                user.push(f);
+            let at = self.location(f.span);
+            let line = match &f.kind {
+                FrameKind::Call(Some(n)) => format!("while calling `{n}` at {at}"),
+                FrameKind::Call(None) => format!("while calling a function at {at}"),
+                FrameKind::Force(n) => format!("while evaluating `{n}` at {at}"),
+                FrameKind::Import(p) => format!("while importing {} at {at}", p.display()),
+            };
+            let group = if in_lib { &mut library } else { &mut user };
+            match group.last_mut() {
+                Some((last, n)) if *last == line => *n += 1,
+                _ => group.push((line, 1)),
             }
         }
+        let mut shown = 0;
         let lines: Vec<String> = user
             .into_iter()
             .chain(library)
             .take(error::MAX_TRACE)
-            .map(|f| {
-                let at = self.location(f.span);
-                match &f.kind {
-                    FrameKind::Call(Some(n)) => format!("while calling `{n}` at {at}"),
-                    FrameKind::Call(None) => format!("while calling a function at {at}"),
-                    FrameKind::Force(n) => format!("while evaluating `{n}` at {at}"),
-                    FrameKind::Import(p) => format!("while importing {} at {at}", p.display()),
+            .map(|(line, n)| {
+                shown += n;
+                if n > 1 {
+                    format!("{line} ({n} times)")
+                } else {
+                    line
                 }
             })
             .collect();
-        let more = total - lines.len();
-        e.set_trace(lines, more);
+        e.set_trace(lines, total.saturating_sub(shown));
         e
     }
 }
 
-/// Parses a file, or returns its syntax errors.
-fn parse_source(file: FileId, text: &str) -> Result<crate::ast::Expr, Vec<crate::diag::Diagnostic>> {
-    let _ = text;
-    Err(vec![crate::diag::Diagnostic::error(crate::diag::Code("E0100"), "parser not available yet")
-        .with_primary(Span::new(file, 0, 0), "here")])
+/// Parses a file, or returns its syntax errors as diagnostics.
+fn parse_source(
+    file: FileId,
+    text: &str,
+) -> Result<crate::ast::Expr, Vec<crate::diag::Diagnostic>> {
+    use crate::diag::IntoDiagnostic;
+    crate::parser::parse(file, text)
+        .into_result()
+        .map_err(|errors| errors.iter().map(|e| e.to_diagnostic()).collect())
 }
 
 /// Runs `f` on a thread with a [`LARGE_STACK`] native stack and returns its

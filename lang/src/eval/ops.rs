@@ -38,19 +38,32 @@ impl Arith {
 }
 
 impl Evaluator {
-    pub(crate) fn eval_binary(&self, op: BinOp, lhs: &Ir, rhs: &Ir, env: &Rc<Env>, span: Span) -> Result<Value, EvalError> {
+    pub(crate) fn eval_binary(
+        &self,
+        op: BinOp,
+        lhs: &Ir,
+        rhs: &Ir,
+        env: &Rc<Env>,
+        span: Span,
+    ) -> Result<Value, EvalError> {
         match op {
             BinOp::And => {
                 let l = self.eval_bool(lhs, env, "the left operand of `&&`")?;
-                Ok(Value::Bool(l && self.eval_bool(rhs, env, "the right operand of `&&`")?))
+                Ok(Value::Bool(
+                    l && self.eval_bool(rhs, env, "the right operand of `&&`")?,
+                ))
             }
             BinOp::Or => {
                 let l = self.eval_bool(lhs, env, "the left operand of `||`")?;
-                Ok(Value::Bool(l || self.eval_bool(rhs, env, "the right operand of `||`")?))
+                Ok(Value::Bool(
+                    l || self.eval_bool(rhs, env, "the right operand of `||`")?,
+                ))
             }
             BinOp::Impl => {
                 let l = self.eval_bool(lhs, env, "the left operand of `->`")?;
-                Ok(Value::Bool(!l || self.eval_bool(rhs, env, "the right operand of `->`")?))
+                Ok(Value::Bool(
+                    !l || self.eval_bool(rhs, env, "the right operand of `->`")?,
+                ))
             }
             _ => {
                 let l = self.eval(lhs, env)?;
@@ -70,10 +83,18 @@ impl Evaluator {
                     }
                     BinOp::Update => {
                         let Value::Attrs(a) = &l else {
-                            return Err(EvalError::type_error("a set on the left of `//`", &l, lhs.span));
+                            return Err(EvalError::type_error(
+                                "a set on the left of `//`",
+                                &l,
+                                lhs.span,
+                            ));
                         };
                         let Value::Attrs(b) = &r else {
-                            return Err(EvalError::type_error("a set on the right of `//`", &r, rhs.span));
+                            return Err(EvalError::type_error(
+                                "a set on the right of `//`",
+                                &r,
+                                rhs.span,
+                            ));
                         };
                         if b.entries.is_empty() && b.open.is_none() {
                             return Ok(l.clone());
@@ -89,14 +110,23 @@ impl Evaluator {
                     BinOp::Gt => Ok(Value::Bool(self.less_than(&r, &l, span)?)),
                     BinOp::Le => Ok(Value::Bool(!self.less_than(&r, &l, span)?)),
                     BinOp::Ge => Ok(Value::Bool(!self.less_than(&l, &r, span)?)),
-                    BinOp::And | BinOp::Or | BinOp::Impl => Err(EvalError::new(ErrorKind::Malformed, span)),
+                    BinOp::And | BinOp::Or | BinOp::Impl => {
+                        Err(EvalError::new(ErrorKind::Malformed, span))
+                    }
                 }
             }
         }
     }
 
     /// `l + r` on forced values.
-    pub(crate) fn add(&self, l: &Value, r: &Value, lspan: Span, rspan: Span, span: Span) -> Result<Value, EvalError> {
+    pub(crate) fn add(
+        &self,
+        l: &Value,
+        r: &Value,
+        lspan: Span,
+        rspan: Span,
+        span: Span,
+    ) -> Result<Value, EvalError> {
         match (l, r) {
             (Value::Int(_) | Value::Float(_), _) => arith(Arith::Add, l, r, lspan, rspan, span),
             (Value::Path(p), _) => {
@@ -210,7 +240,9 @@ impl Evaluator {
         match (&a, &b) {
             (Value::Int(x), Value::Int(y)) => Ok(x.cmp(y)),
             (Value::Int(x), Value::Float(y)) => (*x as f64).partial_cmp(y).ok_or_else(incomparable),
-            (Value::Float(x), Value::Int(y)) => x.partial_cmp(&(*y as f64)).ok_or_else(incomparable),
+            (Value::Float(x), Value::Int(y)) => {
+                x.partial_cmp(&(*y as f64)).ok_or_else(incomparable)
+            }
             (Value::Float(x), Value::Float(y)) => Ok(x.partial_cmp(y).unwrap_or(Ordering::Equal)),
             (Value::String(x), Value::String(y)) => Ok(x.as_str().cmp(y.as_str())),
             (Value::Path(x), Value::Path(y)) => Ok(x.as_os_str().cmp(y.as_os_str())),
@@ -231,16 +263,31 @@ impl Evaluator {
     }
 }
 
-pub(crate) fn expect_list<'v>(v: &'v Value, span: Span, what: &str) -> Result<&'v Rc<Vec<Value>>, EvalError> {
+pub(crate) fn expect_list<'v>(
+    v: &'v Value,
+    span: Span,
+    what: &str,
+) -> Result<&'v Rc<Vec<Value>>, EvalError> {
     match v {
         Value::List(l) => Ok(l),
-        other => Err(EvalError::type_error(format!("a list for {what}"), other, span)),
+        other => Err(EvalError::type_error(
+            format!("a list for {what}"),
+            other,
+            span,
+        )),
     }
 }
 
 /// Numeric `op` on forced values: ints stay ints (overflow is an error), any
 /// float makes the result a float.
-pub(crate) fn arith(op: Arith, l: &Value, r: &Value, lspan: Span, rspan: Span, span: Span) -> Result<Value, EvalError> {
+pub(crate) fn arith(
+    op: Arith,
+    l: &Value,
+    r: &Value,
+    lspan: Span,
+    rspan: Span,
+    span: Span,
+) -> Result<Value, EvalError> {
     let overflow = || EvalError::new(ErrorKind::IntegerOverflow { op: op.symbol() }, span);
     match (l, r) {
         (Value::Int(a), Value::Int(b)) => {

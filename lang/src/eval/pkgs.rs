@@ -11,10 +11,10 @@
 //! demand (cached per name), and its attribute names cannot be listed.
 //! `pkgs.fromDeb ./file.deb` asks for a `"deb-file"` step.
 
+use crate::eval::Evaluator;
 use crate::eval::coerce::placeholder_string;
 use crate::eval::error::{ErrorKind, EvalError};
 use crate::eval::value::{Attrs, OpenSet, Value};
-use crate::eval::Evaluator;
 use crate::hook::{StepRequest, StepValue};
 use crate::source::Span;
 use smol_str::SmolStr;
@@ -43,13 +43,21 @@ impl Evaluator {
     pub(crate) fn step_builtin(&self, arg: &Value, span: Span) -> Result<Value, EvalError> {
         let v = self.force_value(arg)?;
         let Value::Attrs(a) = &v else {
-            return Err(EvalError::type_error("a set as the argument of `step`", &v, span));
+            return Err(EvalError::type_error(
+                "a set as the argument of `step`",
+                &v,
+                span,
+            ));
         };
         let field = |key: &str| -> Result<String, EvalError> {
             let x = self.select_one(&v, key, span)?;
             match &x {
                 Value::String(s) => Ok(s.as_str().to_string()),
-                other => Err(EvalError::type_error(format!("a string for the step's `{key}`"), other, span)),
+                other => Err(EvalError::type_error(
+                    format!("a string for the step's `{key}`"),
+                    other,
+                    span,
+                )),
             }
         };
         let builder = field("builder")?;
@@ -62,7 +70,14 @@ impl Evaluator {
             let sv = self.step_value(&e.value, &e.name, e.span.unwrap_or(span))?;
             params.insert(e.name.to_string(), sv);
         }
-        self.add_step(StepRequest { builder, name, params }, span)
+        self.add_step(
+            StepRequest {
+                builder,
+                name,
+                params,
+            },
+            span,
+        )
     }
 
     /// The package set: pass it to modules (or bind it with

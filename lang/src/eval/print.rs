@@ -7,15 +7,22 @@
 //! itself prints as `«repeated»` where it recurs (only along the current
 //! path, unlike Nix, which marks every repeated occurrence).
 
+use crate::eval::Evaluator;
 use crate::eval::error::EvalError;
 use crate::eval::value::Value;
-use crate::eval::Evaluator;
 use crate::source::Span;
 use std::fmt::Write;
 use std::rc::Rc;
 
 impl Evaluator {
-    pub(crate) fn print_value(&self, v: &Value, strict: bool, out: &mut String, path: &mut Vec<usize>, span: Span) -> Result<(), EvalError> {
+    pub(crate) fn print_value(
+        &self,
+        v: &Value,
+        strict: bool,
+        out: &mut String,
+        path: &mut Vec<usize>,
+        span: Span,
+    ) -> Result<(), EvalError> {
         let v = match v {
             Value::Thunk(t) if !strict => match t.forced_value() {
                 Some(v) => v,
@@ -111,7 +118,11 @@ pub fn format_float(x: f64) -> String {
         return if x > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if x == 0.0 {
-        return if x.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if x.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let sci = format!("{x:.5e}");
     let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
@@ -152,7 +163,9 @@ pub fn quote_into(s: &str, out: &mut String) {
     out.push('"');
 }
 
-const KEYWORDS: &[&str] = &["if", "then", "else", "assert", "with", "let", "in", "rec", "inherit", "or"];
+const KEYWORDS: &[&str] = &[
+    "if", "then", "else", "assert", "with", "let", "in", "rec", "inherit", "or",
+];
 
 /// An attribute name, quoted unless it is a plain identifier.
 pub fn attr_name_into(name: &str, out: &mut String) {

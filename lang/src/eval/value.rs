@@ -11,9 +11,9 @@
 //! and lookups are binary searches), and each entry remembers the span where it
 //! was defined, for messages such as "defined at file:line".
 
+use crate::eval::Evaluator;
 use crate::eval::error::EvalError;
 use crate::eval::ir::{Ir, LambdaIr, ParamIr};
-use crate::eval::Evaluator;
 use crate::source::Span;
 use smol_str::SmolStr;
 use std::cell::RefCell;
@@ -363,11 +363,14 @@ impl Attrs {
     }
 }
 
+/// Computes `set.NAME` for a name an open set does not list.
+pub type ResolveFn = dyn Fn(&Evaluator, &str, Span) -> Result<Value, EvalError>;
+
 /// The resolver behind an open attribute set: computes `set.NAME` on demand
 /// and caches the answer per name.
 pub struct OpenSet {
     pub(crate) name: String,
-    pub(crate) resolve: Box<dyn Fn(&Evaluator, &str, Span) -> Result<Value, EvalError>>,
+    pub(crate) resolve: Box<ResolveFn>,
     pub(crate) cache: RefCell<HashMap<SmolStr, Value>>,
 }
 
@@ -493,7 +496,11 @@ impl Thunk {
     }
 
     pub(crate) fn suspended(ir: Rc<Ir>, env: Rc<Env>, name: Option<SmolStr>) -> Thunk {
-        Thunk(Rc::new(RefCell::new(ThunkState::Suspended { ir, env, name })))
+        Thunk(Rc::new(RefCell::new(ThunkState::Suspended {
+            ir,
+            env,
+            name,
+        })))
     }
 
     pub(crate) fn uninit() -> Thunk {

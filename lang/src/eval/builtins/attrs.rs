@@ -1,9 +1,9 @@
 //! Attribute-set builtins: `attrNames`, `mapAttrs`, `listToAttrs`, ...
 
-use super::{attrs, list, string, Builtin};
+use super::{Builtin, attrs, list, string};
+use crate::eval::Evaluator;
 use crate::eval::error::{ErrorKind, EvalError};
 use crate::eval::value::{AttrEntry, Attrs, Thunk, Value};
-use crate::eval::Evaluator;
 use crate::source::Span;
 use smol_str::SmolStr;
 use std::collections::{BTreeMap, HashSet};
@@ -28,7 +28,10 @@ pub(super) fn table() -> Vec<(&'static str, usize, Builtin)> {
 fn closed(ev: &Evaluator, v: &Value, span: Span, what: &str) -> Result<Rc<Attrs>, EvalError> {
     let a = attrs(ev, v, span, what)?;
     if let Some(name) = a.open_name() {
-        return Err(EvalError::new(ErrorKind::OpenSet { name: name.into() }, span));
+        return Err(EvalError::new(
+            ErrorKind::OpenSet { name: name.into() },
+            span,
+        ));
     }
     Ok(a)
 }
@@ -40,7 +43,9 @@ fn attr_names(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalErro
 
 fn attr_values(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
     let set = closed(ev, &a[0], span, "attrValues")?;
-    Ok(Value::list(set.entries().iter().map(|e| e.value.clone()).collect()))
+    Ok(Value::list(
+        set.entries().iter().map(|e| e.value.clone()).collect(),
+    ))
 }
 
 fn has_attr(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
@@ -64,7 +69,11 @@ fn remove_attrs(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalEr
     let names = list(ev, &a[1], span, "removeAttrs")?;
     let mut remove = HashSet::new();
     for n in names.iter() {
-        remove.insert(string(ev, n, span, "the names given to removeAttrs")?.as_str().to_string());
+        remove.insert(
+            string(ev, n, span, "the names given to removeAttrs")?
+                .as_str()
+                .to_string(),
+        );
     }
     let entries = set
         .entries()
@@ -84,7 +93,9 @@ fn list_to_attrs(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalE
         let name = ev.select_one(item, "name", span)?;
         let name = string(ev, &name, span, "the `name` of a listToAttrs element")?;
         let item = item.clone();
-        let value = Value::Thunk(Thunk::native(None, move |ev| ev.select_one(&item, "value", span)));
+        let value = Value::Thunk(Thunk::native(None, move |ev| {
+            ev.select_one(&item, "value", span)
+        }));
         map.entry(SmolStr::new(name.as_str())).or_insert(value);
     }
     Ok(Value::attrs_from(map))
@@ -143,18 +154,23 @@ fn zip_attrs_with(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, Eval
     for s in sets.iter() {
         let set = closed(ev, s, span, "an element of zipAttrsWith")?;
         for e in set.entries() {
-            grouped.entry(e.name.clone()).or_default().push(e.value.clone());
+            grouped
+                .entry(e.name.clone())
+                .or_default()
+                .push(e.value.clone());
         }
     }
     let f = a[0].clone();
-    Ok(Value::attrs_from(grouped.into_iter().map(|(name, values)| {
-        let f = f.clone();
-        let n = Value::string(name.as_str());
-        let vs = Value::list(values);
-        let thunk = Value::Thunk(Thunk::native(None, move |ev| {
-            let g = ev.call_value(&f, n.clone(), span)?;
-            ev.call_value(&g, vs.clone(), span)
-        }));
-        (name, thunk)
-    })))
+    Ok(Value::attrs_from(grouped.into_iter().map(
+        |(name, values)| {
+            let f = f.clone();
+            let n = Value::string(name.as_str());
+            let vs = Value::list(values);
+            let thunk = Value::Thunk(Thunk::native(None, move |ev| {
+                let g = ev.call_value(&f, n.clone(), span)?;
+                ev.call_value(&g, vs.clone(), span)
+            }));
+            (name, thunk)
+        },
+    )))
 }

@@ -1,9 +1,9 @@
 //! List builtins: `map`, `filter`, `foldl'`, `sort`, `genList`, ...
 
-use super::{attrs, boolean, int, list, string, Builtin};
+use super::{Builtin, attrs, boolean, int, list, string};
+use crate::eval::Evaluator;
 use crate::eval::error::EvalError;
 use crate::eval::value::{Thunk, Value};
-use crate::eval::Evaluator;
 use crate::source::Span;
 use smol_str::SmolStr;
 use std::collections::BTreeMap;
@@ -12,7 +12,9 @@ pub(super) fn table() -> Vec<(&'static str, usize, Builtin)> {
     vec![
         ("map", 2, map),
         ("filter", 2, filter),
-        ("length", 1, |ev, a, s| Ok(Value::Int(list(ev, &a[0], s, "length")?.len() as i64))),
+        ("length", 1, |ev, a, s| {
+            Ok(Value::Int(list(ev, &a[0], s, "length")?.len() as i64))
+        }),
         ("head", 1, head),
         ("tail", 1, tail),
         ("elem", 2, elem),
@@ -33,12 +35,19 @@ pub(super) fn table() -> Vec<(&'static str, usize, Builtin)> {
 /// `f x`, lazily.
 fn lazy_call(f: &Value, x: Value, span: Span) -> Value {
     let f = f.clone();
-    Value::Thunk(Thunk::native(None, move |ev| ev.call_value(&f, x.clone(), span)))
+    Value::Thunk(Thunk::native(None, move |ev| {
+        ev.call_value(&f, x.clone(), span)
+    }))
 }
 
 fn map(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
     let items = list(ev, &a[1], span, "map")?;
-    Ok(Value::list(items.iter().map(|x| lazy_call(&a[0], x.clone(), span)).collect()))
+    Ok(Value::list(
+        items
+            .iter()
+            .map(|x| lazy_call(&a[0], x.clone(), span))
+            .collect(),
+    ))
 }
 
 fn filter(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
@@ -86,7 +95,10 @@ fn elem_at(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> 
         Some(x) => ev.force_value(x),
         None => Err(EvalError::invalid(
             "elemAt",
-            format!("index {i} is out of bounds for a list of length {}", items.len()),
+            format!(
+                "index {i} is out of bounds for a list of length {}",
+                items.len()
+            ),
             span,
         )),
     }
@@ -96,7 +108,11 @@ fn concat_lists(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalEr
     let outer = list(ev, &a[0], span, "concatLists")?;
     let mut out = Vec::new();
     for l in outer.iter() {
-        out.extend(list(ev, l, span, "an element of concatLists")?.iter().cloned());
+        out.extend(
+            list(ev, l, span, "an element of concatLists")?
+                .iter()
+                .cloned(),
+        );
     }
     Ok(Value::list(out))
 }
@@ -106,7 +122,11 @@ fn concat_map(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalErro
     let mut out = Vec::new();
     for x in items.iter() {
         let r = ev.call_value(&a[0], x.clone(), span)?;
-        out.extend(list(ev, &r, span, "the result of concatMap's function")?.iter().cloned());
+        out.extend(
+            list(ev, &r, span, "the result of concatMap's function")?
+                .iter()
+                .cloned(),
+        );
     }
     Ok(Value::list(out))
 }
@@ -114,9 +134,17 @@ fn concat_map(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalErro
 fn gen_list(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
     let n = int(ev, &a[1], span, "genList")?;
     if n < 0 {
-        return Err(EvalError::invalid("genList", format!("cannot make a list of length {n}"), span));
+        return Err(EvalError::invalid(
+            "genList",
+            format!("cannot make a list of length {n}"),
+            span,
+        ));
     }
-    Ok(Value::list((0..n).map(|i| lazy_call(&a[0], Value::Int(i), span)).collect()))
+    Ok(Value::list(
+        (0..n)
+            .map(|i| lazy_call(&a[0], Value::Int(i), span))
+            .collect(),
+    ))
 }
 
 fn foldl(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
@@ -189,7 +217,10 @@ fn partition(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError
             wrong.push(x.clone());
         }
     }
-    Ok(Value::attrs_from([("right", Value::list(right)), ("wrong", Value::list(wrong))]))
+    Ok(Value::attrs_from([
+        ("right", Value::list(right)),
+        ("wrong", Value::list(wrong)),
+    ]))
 }
 
 fn group_by(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
@@ -198,9 +229,14 @@ fn group_by(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError>
     for x in items.iter() {
         let k = ev.call_value(&a[0], x.clone(), span)?;
         let k = string(ev, &k, span, "the key of groupBy")?;
-        groups.entry(SmolStr::new(k.as_str())).or_default().push(x.clone());
+        groups
+            .entry(SmolStr::new(k.as_str()))
+            .or_default()
+            .push(x.clone());
     }
-    Ok(Value::attrs_from(groups.into_iter().map(|(k, v)| (k, Value::list(v)))))
+    Ok(Value::attrs_from(
+        groups.into_iter().map(|(k, v)| (k, Value::list(v))),
+    ))
 }
 
 fn generic_closure(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
@@ -209,7 +245,10 @@ fn generic_closure(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, Eva
     let start = ev.select_one(&arg_value, "startSet", span)?;
     let operator = ev.select_one(&arg_value, "operator", span)?;
     let mut queue: std::collections::VecDeque<Value> =
-        list(ev, &start, span, "genericClosure's startSet")?.iter().cloned().collect();
+        list(ev, &start, span, "genericClosure's startSet")?
+            .iter()
+            .cloned()
+            .collect();
     let mut keys: Vec<Value> = Vec::new();
     let mut out = Vec::new();
     while let Some(item) = queue.pop_front() {
@@ -227,7 +266,11 @@ fn generic_closure(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, Eva
         keys.push(key);
         out.push(item.clone());
         let next = ev.call_value(&operator, item, span)?;
-        queue.extend(list(ev, &next, span, "the result of genericClosure's operator")?.iter().cloned());
+        queue.extend(
+            list(ev, &next, span, "the result of genericClosure's operator")?
+                .iter()
+                .cloned(),
+        );
     }
     Ok(Value::list(out))
 }

@@ -13,7 +13,7 @@ mod lists;
 mod strings;
 
 use crate::eval::error::{ErrorKind, EvalError};
-use crate::eval::ops::{arith, Arith};
+use crate::eval::ops::{Arith, arith};
 use crate::eval::value::{Attrs, NixString, Value};
 use crate::eval::{CoerceMode, Evaluator};
 use crate::source::Span;
@@ -25,7 +25,15 @@ use std::rc::Rc;
 pub(crate) type Builtin = fn(&Evaluator, &[Value], Span) -> Result<Value, EvalError>;
 
 /// Names that are global as well as in `builtins`.
-const GLOBAL: &[&str] = &["map", "toString", "baseNameOf", "dirOf", "throw", "abort", "import"];
+const GLOBAL: &[&str] = &[
+    "map",
+    "toString",
+    "baseNameOf",
+    "dirOf",
+    "throw",
+    "abort",
+    "import",
+];
 
 /// Every builtin with its arity.
 fn table() -> Vec<(&'static str, usize, Builtin)> {
@@ -37,23 +45,47 @@ fn table() -> Vec<(&'static str, usize, Builtin)> {
         ("deepSeq", 2, deep_seq),
         ("tryEval", 1, try_eval),
         ("typeOf", 1, type_of),
-        ("isAttrs", 1, |ev, a, _| is(ev, &a[0], |v| matches!(v, Value::Attrs(_)))),
-        ("isList", 1, |ev, a, _| is(ev, &a[0], |v| matches!(v, Value::List(_)))),
-        ("isString", 1, |ev, a, _| is(ev, &a[0], |v| matches!(v, Value::String(_)))),
-        ("isInt", 1, |ev, a, _| is(ev, &a[0], |v| matches!(v, Value::Int(_)))),
-        ("isFloat", 1, |ev, a, _| is(ev, &a[0], |v| matches!(v, Value::Float(_)))),
-        ("isBool", 1, |ev, a, _| is(ev, &a[0], |v| matches!(v, Value::Bool(_)))),
-        ("isFunction", 1, |ev, a, _| is(ev, &a[0], Value::is_function)),
-        ("isNull", 1, |ev, a, _| is(ev, &a[0], |v| matches!(v, Value::Null))),
-        ("isPath", 1, |ev, a, _| is(ev, &a[0], |v| matches!(v, Value::Path(_)))),
+        ("isAttrs", 1, |ev, a, _| {
+            is(ev, &a[0], |v| matches!(v, Value::Attrs(_)))
+        }),
+        ("isList", 1, |ev, a, _| {
+            is(ev, &a[0], |v| matches!(v, Value::List(_)))
+        }),
+        ("isString", 1, |ev, a, _| {
+            is(ev, &a[0], |v| matches!(v, Value::String(_)))
+        }),
+        ("isInt", 1, |ev, a, _| {
+            is(ev, &a[0], |v| matches!(v, Value::Int(_)))
+        }),
+        ("isFloat", 1, |ev, a, _| {
+            is(ev, &a[0], |v| matches!(v, Value::Float(_)))
+        }),
+        ("isBool", 1, |ev, a, _| {
+            is(ev, &a[0], |v| matches!(v, Value::Bool(_)))
+        }),
+        ("isFunction", 1, |ev, a, _| {
+            is(ev, &a[0], Value::is_function)
+        }),
+        ("isNull", 1, |ev, a, _| {
+            is(ev, &a[0], |v| matches!(v, Value::Null))
+        }),
+        ("isPath", 1, |ev, a, _| {
+            is(ev, &a[0], |v| matches!(v, Value::Path(_)))
+        }),
         ("add", 2, |ev, a, s| num(ev, Arith::Add, a, s)),
         ("sub", 2, |ev, a, s| num(ev, Arith::Sub, a, s)),
         ("mul", 2, |ev, a, s| num(ev, Arith::Mul, a, s)),
         ("div", 2, |ev, a, s| num(ev, Arith::Div, a, s)),
-        ("bitAnd", 2, |ev, a, s| bits(ev, a, s, "bitAnd", |x, y| x & y)),
+        ("bitAnd", 2, |ev, a, s| {
+            bits(ev, a, s, "bitAnd", |x, y| x & y)
+        }),
         ("bitOr", 2, |ev, a, s| bits(ev, a, s, "bitOr", |x, y| x | y)),
-        ("bitXor", 2, |ev, a, s| bits(ev, a, s, "bitXor", |x, y| x ^ y)),
-        ("lessThan", 2, |ev, a, s| Ok(Value::Bool(ev.less_than(&a[0], &a[1], s)?))),
+        ("bitXor", 2, |ev, a, s| {
+            bits(ev, a, s, "bitXor", |x, y| x ^ y)
+        }),
+        ("lessThan", 2, |ev, a, s| {
+            Ok(Value::Bool(ev.less_than(&a[0], &a[1], s)?))
+        }),
         ("import", 1, import),
         ("step", 1, |ev, a, s| ev.step_builtin(&a[0], s)),
         ("functionArgs", 1, function_args),
@@ -88,47 +120,96 @@ pub(crate) fn globals() -> HashMap<SmolStr, Value> {
 pub(crate) fn int(ev: &Evaluator, v: &Value, span: Span, what: &str) -> Result<i64, EvalError> {
     match ev.force_value(v)? {
         Value::Int(i) => Ok(i),
-        other => Err(EvalError::type_error(format!("an integer for {what}"), &other, span)),
+        other => Err(EvalError::type_error(
+            format!("an integer for {what}"),
+            &other,
+            span,
+        )),
     }
 }
 
-pub(crate) fn boolean(ev: &Evaluator, v: &Value, span: Span, what: &str) -> Result<bool, EvalError> {
+pub(crate) fn boolean(
+    ev: &Evaluator,
+    v: &Value,
+    span: Span,
+    what: &str,
+) -> Result<bool, EvalError> {
     match ev.force_value(v)? {
         Value::Bool(b) => Ok(b),
-        other => Err(EvalError::type_error(format!("a Boolean from {what}"), &other, span)),
+        other => Err(EvalError::type_error(
+            format!("a Boolean from {what}"),
+            &other,
+            span,
+        )),
     }
 }
 
-pub(crate) fn list(ev: &Evaluator, v: &Value, span: Span, what: &str) -> Result<Rc<Vec<Value>>, EvalError> {
+pub(crate) fn list(
+    ev: &Evaluator,
+    v: &Value,
+    span: Span,
+    what: &str,
+) -> Result<Rc<Vec<Value>>, EvalError> {
     match ev.force_value(v)? {
         Value::List(l) => Ok(l),
-        other => Err(EvalError::type_error(format!("a list for {what}"), &other, span)),
+        other => Err(EvalError::type_error(
+            format!("a list for {what}"),
+            &other,
+            span,
+        )),
     }
 }
 
-pub(crate) fn attrs(ev: &Evaluator, v: &Value, span: Span, what: &str) -> Result<Rc<Attrs>, EvalError> {
+pub(crate) fn attrs(
+    ev: &Evaluator,
+    v: &Value,
+    span: Span,
+    what: &str,
+) -> Result<Rc<Attrs>, EvalError> {
     match ev.force_value(v)? {
         Value::Attrs(a) => Ok(a),
-        other => Err(EvalError::type_error(format!("a set for {what}"), &other, span)),
+        other => Err(EvalError::type_error(
+            format!("a set for {what}"),
+            &other,
+            span,
+        )),
     }
 }
 
 /// A string value (not coerced).
-pub(crate) fn string(ev: &Evaluator, v: &Value, span: Span, what: &str) -> Result<NixString, EvalError> {
+pub(crate) fn string(
+    ev: &Evaluator,
+    v: &Value,
+    span: Span,
+    what: &str,
+) -> Result<NixString, EvalError> {
     match ev.force_value(v)? {
         Value::String(s) => Ok(s),
-        other => Err(EvalError::type_error(format!("a string for {what}"), &other, span)),
+        other => Err(EvalError::type_error(
+            format!("a string for {what}"),
+            &other,
+            span,
+        )),
     }
 }
 
 /// A path value, or a string holding an absolute path.
-pub(crate) fn path(ev: &Evaluator, v: &Value, span: Span, what: &str) -> Result<PathBuf, EvalError> {
+pub(crate) fn path(
+    ev: &Evaluator,
+    v: &Value,
+    span: Span,
+    what: &str,
+) -> Result<PathBuf, EvalError> {
     match ev.force_value(v)? {
         Value::Path(p) => Ok(p.to_path_buf()),
-        Value::String(s) if s.as_str().starts_with('/') => {
-            Ok(crate::eval::paths::normalize(std::path::Path::new(s.as_str())))
-        }
-        other => Err(EvalError::type_error(format!("a path for {what}"), &other, span)),
+        Value::String(s) if s.as_str().starts_with('/') => Ok(crate::eval::paths::normalize(
+            std::path::Path::new(s.as_str()),
+        )),
+        other => Err(EvalError::type_error(
+            format!("a path for {what}"),
+            &other,
+            span,
+        )),
     }
 }
 
@@ -140,12 +221,18 @@ fn is(ev: &Evaluator, v: &Value, pred: impl Fn(&Value) -> bool) -> Result<Value,
 
 fn throw(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
     let msg = ev.coerce(&a[0], CoerceMode::ToString, span)?;
-    Err(EvalError::new(ErrorKind::Throw(msg.as_str().to_string()), span))
+    Err(EvalError::new(
+        ErrorKind::Throw(msg.as_str().to_string()),
+        span,
+    ))
 }
 
 fn abort(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
     let msg = ev.coerce(&a[0], CoerceMode::ToString, span)?;
-    Err(EvalError::new(ErrorKind::Abort(msg.as_str().to_string()), span))
+    Err(EvalError::new(
+        ErrorKind::Abort(msg.as_str().to_string()),
+        span,
+    ))
 }
 
 fn trace(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
@@ -175,7 +262,10 @@ fn deep_seq(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError>
 
 fn try_eval(ev: &Evaluator, a: &[Value], _: Span) -> Result<Value, EvalError> {
     match ev.force_value(&a[0]) {
-        Ok(v) => Ok(Value::attrs_from([("success", Value::Bool(true)), ("value", v)])),
+        Ok(v) => Ok(Value::attrs_from([
+            ("success", Value::Bool(true)),
+            ("value", v),
+        ])),
         Err(e) if e.is_catchable() => Ok(Value::attrs_from([
             ("success", Value::Bool(false)),
             ("value", Value::Bool(false)),
@@ -194,7 +284,13 @@ fn num(ev: &Evaluator, op: Arith, a: &[Value], span: Span) -> Result<Value, Eval
     arith(op, &x, &y, span, span, span)
 }
 
-fn bits(ev: &Evaluator, a: &[Value], span: Span, name: &str, f: fn(i64, i64) -> i64) -> Result<Value, EvalError> {
+fn bits(
+    ev: &Evaluator,
+    a: &[Value],
+    span: Span,
+    name: &str,
+    f: fn(i64, i64) -> i64,
+) -> Result<Value, EvalError> {
     let x = int(ev, &a[0], span, name)?;
     let y = int(ev, &a[1], span, name)?;
     Ok(Value::Int(f(x, y)))
@@ -214,6 +310,10 @@ fn function_args(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalE
             None => Value::attrs_from(Vec::<(SmolStr, Value)>::new()),
         }),
         Value::PrimOp(_) => Ok(Value::attrs_from(Vec::<(SmolStr, Value)>::new())),
-        other => Err(EvalError::type_error("a function for functionArgs", &other, span)),
+        other => Err(EvalError::type_error(
+            "a function for functionArgs",
+            &other,
+            span,
+        )),
     }
 }

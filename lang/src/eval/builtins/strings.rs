@@ -8,7 +8,7 @@
 //! such as `[[:alpha:]]` work. Contexts propagate through every builtin that
 //! builds a string from other strings.
 
-use super::{list, path, string, Builtin};
+use super::{Builtin, list, path, string};
 use crate::eval::error::{ErrorKind, EvalError};
 use crate::eval::paths::{base_name, dir_name};
 use crate::eval::value::{NixString, Value};
@@ -20,7 +20,9 @@ use std::rc::Rc;
 
 pub(super) fn table() -> Vec<(&'static str, usize, Builtin)> {
     vec![
-        ("toString", 1, |ev, a, s| Ok(Value::String(ev.coerce(&a[0], CoerceMode::ToString, s)?))),
+        ("toString", 1, |ev, a, s| {
+            Ok(Value::String(ev.coerce(&a[0], CoerceMode::ToString, s)?))
+        }),
         ("stringLength", 1, string_length),
         ("substring", 3, substring),
         ("concatStringsSep", 2, concat_strings_sep),
@@ -46,7 +48,11 @@ fn substring(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError
     let len = super::int(ev, &a[1], span, "substring's length")?;
     let s = ev.coerce(&a[2], CoerceMode::Interpolate, span)?;
     if start < 0 {
-        return Err(EvalError::invalid("substring", format!("negative start position {start}"), span));
+        return Err(EvalError::invalid(
+            "substring",
+            format!("negative start position {start}"),
+            span,
+        ));
     }
     let bytes = s.as_str().as_bytes();
     let start = (start as usize).min(bytes.len());
@@ -56,7 +62,10 @@ fn substring(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError
         start.saturating_add(len as usize).min(bytes.len())
     };
     let text = String::from_utf8_lossy(&bytes[start..end]).into_owned();
-    Ok(Value::String(NixString::with_context(text, s.context_set())))
+    Ok(Value::String(NixString::with_context(
+        text,
+        s.context_set(),
+    )))
 }
 
 fn concat_strings_sep(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
@@ -81,7 +90,11 @@ fn replace_strings(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, Eva
     if from.len() != to.len() {
         return Err(EvalError::invalid(
             "replaceStrings",
-            format!("the lists differ in length ({} and {})", from.len(), to.len()),
+            format!(
+                "the lists differ in length ({} and {})",
+                from.len(),
+                to.len()
+            ),
             span,
         ));
     }
@@ -135,7 +148,13 @@ fn replace_strings(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, Eva
 
 impl Evaluator {
     /// A compiled regular expression (cached per pattern).
-    fn regex(&self, pattern: &str, anchored: bool, function: &'static str, span: Span) -> Result<Rc<regex::Regex>, EvalError> {
+    fn regex(
+        &self,
+        pattern: &str,
+        anchored: bool,
+        function: &'static str,
+        span: Span,
+    ) -> Result<Rc<regex::Regex>, EvalError> {
         let key = format!("{}{pattern}", if anchored { "A" } else { "U" });
         if let Some(r) = self.regex_cache.borrow().get(&key) {
             return Ok(r.clone());
@@ -146,7 +165,11 @@ impl Evaluator {
             pattern.to_string()
         };
         let r = regex::Regex::new(&full).map_err(|e| {
-            EvalError::invalid(function, format!("invalid regular expression `{pattern}`: {e}"), span)
+            EvalError::invalid(
+                function,
+                format!("invalid regular expression `{pattern}`: {e}"),
+                span,
+            )
         })?;
         let r = Rc::new(r);
         self.regex_cache.borrow_mut().insert(key, r.clone());
@@ -186,7 +209,10 @@ fn regex_split(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalErr
     let mut last = 0;
     for c in r.captures_iter(text) {
         let Some(m) = c.get(0) else { continue };
-        out.push(Value::String(NixString::with_context(&text[last..m.start()], ctx.clone())));
+        out.push(Value::String(NixString::with_context(
+            &text[last..m.start()],
+            ctx.clone(),
+        )));
         out.push(groups(&c, &ctx));
         last = m.end();
     }
@@ -196,7 +222,10 @@ fn regex_split(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalErr
 
 fn base_name_of(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
     let s = ev.coerce(&a[0], CoerceMode::ToString, span)?;
-    Ok(Value::String(NixString::with_context(base_name(s.as_str()), s.context_set())))
+    Ok(Value::String(NixString::with_context(
+        base_name(s.as_str()),
+        s.context_set(),
+    )))
 }
 
 fn dir_of(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
@@ -207,7 +236,10 @@ fn dir_of(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
         }
         other => {
             let s = ev.coerce(&other, CoerceMode::Interpolate, span)?;
-            Ok(Value::String(NixString::with_context(dir_name(s.as_str()), s.context_set())))
+            Ok(Value::String(NixString::with_context(
+                dir_name(s.as_str()),
+                s.context_set(),
+            )))
         }
     }
 }
@@ -244,7 +276,12 @@ fn json_to_value(j: &serde_json::Value, span: Span) -> Result<Value, EvalError> 
             }
         }
         J::String(s) => Value::string(s.as_str()),
-        J::Array(items) => Value::list(items.iter().map(|i| json_to_value(i, span)).collect::<Result<_, _>>()?),
+        J::Array(items) => Value::list(
+            items
+                .iter()
+                .map(|i| json_to_value(i, span))
+                .collect::<Result<_, _>>()?,
+        ),
         J::Object(map) => Value::attrs_from(
             map.iter()
                 .map(|(k, v)| Ok((SmolStr::new(k), json_to_value(v, span)?)))
@@ -255,18 +292,28 @@ fn json_to_value(j: &serde_json::Value, span: Span) -> Result<Value, EvalError> 
 
 fn read_file(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
     let p = path(ev, &a[0], span, "readFile")?;
-    let text = ev
-        .io
-        .read_file(&p)
-        .map_err(|source| EvalError::new(ErrorKind::Io { path: p.clone(), source }, span))?;
+    let text = ev.io.read_file(&p).map_err(|source| {
+        EvalError::new(
+            ErrorKind::Io {
+                path: p.clone(),
+                source,
+            },
+            span,
+        )
+    })?;
     Ok(Value::string(text))
 }
 
 fn path_exists(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
     let p = path(ev, &a[0], span, "pathExists")?;
-    let kind = ev
-        .io
-        .kind(&p)
-        .map_err(|source| EvalError::new(ErrorKind::Io { path: p.clone(), source }, span))?;
+    let kind = ev.io.kind(&p).map_err(|source| {
+        EvalError::new(
+            ErrorKind::Io {
+                path: p.clone(),
+                source,
+            },
+            span,
+        )
+    })?;
     Ok(Value::Bool(kind.is_some()))
 }
