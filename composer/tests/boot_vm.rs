@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -463,4 +464,174 @@ fn missing_root_device_times_out_with_a_message() {
         console.contains("stage 1: root device LABEL=nothere did not appear within 30 s"),
         "{console}"
     );
+}
+
+/// Runs `builder` into a temporary build dir of `store` and adds the result.
+fn build_in_store(
+    store: &imago::store::Store,
+    builder: &dyn Builder,
+    name: &str,
+    params: serde_json::Value,
+    inputs: &[imago::store::StorePath],
+) -> imago::store::StorePath {
+    let ctx = BuildContext {
+        store_dir: store.dir().to_owned(),
+        deb_cache: PathBuf::new(),
+        offline: true,
+    };
+    let tmp = store.temp_build_dir().unwrap();
+    let step = ResolvedStep {
+        builder: name.into(),
+        name: name.into(),
+        params,
+        inputs: inputs.iter().map(|p| p.to_absolute()).collect(),
+    };
+    let mut log = Vec::new();
+    builder
+        .build(&ctx, &step, &tmp.out(), &mut log)
+        .unwrap_or_else(|e| panic!("{name}: {e:#}\n{}", String::from_utf8_lossy(&log)));
+    store.add(tmp, name, inputs, Some(name)).unwrap()
+}
+
+/// The whole pipeline through the real store and the real deb unpacker, then
+/// `imago run --toplevel` as a user runs it.
+#[test]
+fn imago_run_boots_a_toplevel_from_a_real_store() {
+    use imago::debian::builder::DEB_FILE;
+    use imago::store::Store;
+
+    let debs = debs();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    // busybox goes through the real deb unpacker. The kernel package is
+    // unpacked with dpkg-deb: it holds names that differ only in case
+    // (xt_DSCP.ko and xt_dscp.ko), which the deb unpacker refuses.
+    let busybox_deb = store.add_path(&debs[0], "busybox-static.deb").unwrap();
+    let busybox = build_in_store(
+        &store,
+        &DEB_FILE,
+        "busybox-static",
+        serde_json::json!({ "file": busybox_deb.to_absolute() }),
+        &[busybox_deb],
+    );
+    let scratch = dir.path().join("unpacked");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let mut unpacked = vec![busybox];
+    for (n, (deb, name)) in debs[1..]
+        .iter()
+        .zip(["linux-image-cloud-amd64", "linux-image-cloud"])
+        .enumerate()
+    {
+        unpack(deb, &scratch, n, name);
+        let object = scratch.join(object_name(n, name));
+        unpacked.push(store.add_path(&object, name).unwrap());
+    }
+    let kernel = build_in_store(
+        &store,
+        &KernelBuilder,
+        "kernel",
+        serde_json::json!({ "packages": [unpacked[1].to_absolute(), unpacked[2].to_absolute()] }),
+        &unpacked[1..],
+    );
+    let script = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../modules/boot/stage-1.sh"
+    ));
+    let stage1 = store.add_path(script, "stage-1.sh").unwrap();
+    let initrd = build_in_store(
+        &store,
+        &InitrdBuilder,
+        "initrd",
+        serde_json::json!({
+            "kernel": kernel.to_absolute(),
+            "busybox": unpacked[0].to_absolute(),
+            "stage1": stage1.to_absolute(),
+            "modules": ["virtio_pci"],
+            "availableModules": ["virtiofs"],
+        }),
+        &[kernel.clone(), unpacked[0].clone(), stage1.clone()],
+    );
+
+    // The toplevel, with the links the layout promises.
+    let tmp = store.temp_build_dir().unwrap();
+    let top = tmp.out();
+    std::fs::create_dir_all(top.join("sw/usr/bin")).unwrap();
+    std::fs::copy(
+        store.physical(&unpacked[0]).join("usr/bin/busybox"),
+        top.join("sw/usr/bin/busybox"),
+    )
+    .unwrap();
+    write_exec(
+        &top.join("init"),
+        &format!(
+            "#!/usr/bin/busybox sh\n/usr/bin/busybox echo {MARKER}\n/usr/bin/busybox poweroff -f\n"
+        ),
+    );
+    let kernel_image = format!("{}/bzImage", kernel.to_absolute());
+    std::os::unix::fs::symlink(&kernel_image, top.join("kernel")).unwrap();
+    std::os::unix::fs::symlink(initrd.to_absolute(), top.join("initrd")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("{}/lib/modules", kernel.to_absolute()),
+        top.join("kernel-modules"),
+    )
+    .unwrap();
+    std::fs::write(
+        top.join("boot.json"),
+        serde_json::json!({
+            "version": 1, "label": "cli", "system_name": "cli-test",
+            "kernel": kernel_image, "initrd": initrd.to_absolute(),
+            "kernel_params": ["panic=-1", "quiet"], "init": "init",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let system = store
+        .add(tmp, "system", &[kernel.clone(), initrd.clone()], None)
+        .unwrap();
+
+    // `imago run --toplevel` through an out-link-like symlink.
+    let link = dir.path().join("result");
+    std::os::unix::fs::symlink(store.physical(&system), &link).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_imago"))
+        .arg("--store")
+        .arg(store.dir())
+        .args(["run", "--memory", "512M", "--toplevel"])
+        .arg(&link)
+        .env("IMAGO_ACCEL", "tcg")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output().unwrap();
+        let _ = tx.send(());
+        out
+    });
+    if rx.recv_timeout(Duration::from_secs(120)).is_err() {
+        // Kill imago, QEMU and virtiofsd together.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .status();
+    }
+    let out = waiter.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "imago run failed: {}\n{stderr}\n{stdout}",
+        out.status
+    );
+    assert!(stderr.contains("with tcg: IMAGO_ACCEL=tcg"), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "imago stage 1: switching to {}",
+            system.to_absolute()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains(MARKER), "{stdout}");
 }
