@@ -635,3 +635,23 @@ fn imago_run_boots_a_toplevel_from_a_real_store() {
     );
     assert!(stdout.contains(MARKER), "{stdout}");
 }
+
+/// The accelerator probe decides once, then answers from its cache.
+#[test]
+fn accelerator_probe_is_decided_once_and_cached() {
+    let sys = system();
+    let vm = launch(sys, &[]);
+    let first = imago::boot::kvm::choose(&vm.config.kernel, &vm.config.initrd).unwrap();
+    eprintln!("accelerator: {} ({})", first.accel.name(), first.reason);
+    let started = Instant::now();
+    let second = imago::boot::kvm::choose(&vm.config.kernel, &vm.config.initrd).unwrap();
+    assert_eq!(first.accel, second.accel);
+    if let Ok(forced) = std::env::var("IMAGO_ACCEL") {
+        assert_eq!(second.reason, format!("IMAGO_ACCEL={forced}"));
+    } else if Path::new("/dev/kvm").exists() && second.reason.contains("cached") {
+        eprintln!("cached answer in {:?}", started.elapsed());
+    } else {
+        assert_eq!(second.accel, Accel::Tcg);
+        assert!(second.reason.contains("/dev/kvm"), "{}", second.reason);
+    }
+}
