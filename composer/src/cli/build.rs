@@ -1,16 +1,400 @@
-//! `imago build`.
+//! `imago build FILE [-A attr] [-o result] [--json] [--jobs N] [--keep-going] [--offline]`.
+//!
+//! 1. Evaluate FILE with the real file system and a [`StepTable`] as the
+//!    store hook (packages pinned by `imago.lock` beside FILE, if present).
+//!    An attribute path starting with `config.` (the default is
+//!    `config.system.build.toplevel`) evaluates FILE as a system — merged
+//!    with the module library — and selects that option; any other path
+//!    selects from FILE's own value.
+//! 2. Coerce the selected value to a string: it must be a placeholder of a
+//!    recorded step (optionally followed by `/sub/path`) or a store path.
+//! 3. Build the graph of the steps it needs: pre-fetch the Debian packages
+//!    in one batch, then schedule.
+//! 4. Print the output path (and its physical location when the store is
+//!    not at `/imago/store`), or the build summary as JSON; `-o` adds an
+//!    out-link registered as a GC root.
+//!
+//! Evaluation errors are rendered as diagnostics; a failed step is reported
+//! with its log and the chain of steps that needed it. Exit code 1 for
+//! both. [`build_file`] is the same pipeline for other commands (`imago
+//! run`).
 
-use super::GlobalArgs;
+use super::{ErrorFormat, GlobalArgs};
+use crate::builders::STORE_PREFIX;
+use crate::debian::apt::{default_cache_root, default_deb_cache};
+use crate::debian::fetch::{FetchOptions, ensure_cached};
+use crate::debian::lock::{Lock, LockEntry};
+use crate::graph::packages::{PackageIndex, PinnedPackage};
+use crate::graph::progress::ProgressMode;
+use crate::graph::{
+    BuildOptions, BuildSummary, Graph, Registry, ScheduleError, Step, StepTable, build,
+};
+use crate::store::{Store, StorePath};
+use crate::system_eval;
+use anyhow::Context;
+use imago_lang::diag::{self, Diagnostic, IntoDiagnostic};
+use imago_lang::eval::{EvalError, Evaluator};
+use imago_lang::modules::OptionPath;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::rc::Rc;
+
+/// What `imago build` builds when `-A` is not given.
+pub const DEFAULT_ATTR: &str = "config.system.build.toplevel";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The configuration file.
-    pub file: std::path::PathBuf,
+    pub file: PathBuf,
+    /// The attribute to build: `config.<option path>` for a system, or a
+    /// path into the file's own value.
+    #[arg(short = 'A', long = "attr", default_value = DEFAULT_ATTR, value_name = "ATTR.PATH")]
+    pub attr: String,
+    /// Make an out-link at this path to the result (a GC root).
+    #[arg(short = 'o', long = "out-link", value_name = "PATH")]
+    pub out_link: Option<PathBuf>,
+    /// Print the build summary as JSON instead of the output path.
+    #[arg(long)]
+    pub json: bool,
+    /// Steps built in parallel (default: one per core).
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// Build everything that does not depend on a failed step.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Never touch the network: every package must already be cached.
+    #[arg(long)]
+    pub offline: bool,
+    /// The module library directory.
+    #[arg(long, env = system_eval::MODULES_ENV, value_name = "DIR")]
+    pub modules: Option<PathBuf>,
+}
+
+/// A request to build one attribute of a file.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub file: PathBuf,
+    pub attr: String,
+    pub modules: Option<PathBuf>,
+    pub options: BuildOptions,
+}
+
+/// A successful build.
+#[derive(Debug)]
+pub struct Built {
+    /// The object built for the attribute.
+    pub path: StorePath,
+    /// What followed the object in the attribute's string (`/bin/sh` for
+    /// `"${pkg}/bin/sh"`), empty for the object itself.
+    pub suffix: String,
+    pub summary: BuildSummary,
+}
+
+/// How [`build_file`] ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Built(Built),
+    /// Evaluation or a step failed; the report was printed on stderr.
+    Failed,
 }
 
 impl Args {
-    pub fn run(self, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        anyhow::bail!("`imago build` is not implemented yet")
+    pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        let store = super::store::open_store(global)?;
+        let request = BuildRequest {
+            file: self.file,
+            attr: self.attr,
+            modules: self.modules,
+            options: BuildOptions {
+                jobs: self.jobs.map_or(0, usize::from),
+                keep_going: self.keep_going,
+                offline: self.offline,
+                deb_cache: default_deb_cache(),
+                progress: ProgressMode::Auto,
+            },
+        };
+        let built = match build_file(global, &store, &request)? {
+            Outcome::Built(b) => b,
+            Outcome::Failed => return Ok(ExitCode::from(1)),
+        };
+        if let Some(link) = &self.out_link {
+            store
+                .add_root(link, &built.path)
+                .with_context(|| format!("making the out-link {}", link.display()))?;
+        }
+        let mut out = std::io::stdout().lock();
+        if self.json {
+            let text = serde_json::to_string_pretty(&built.summary)
+                .context("encoding the build summary")?;
+            writeln!(out, "{text}").context("writing to stdout")?;
+        } else {
+            writeln!(out, "{}{}", built.path.to_absolute(), built.suffix)
+                .context("writing to stdout")?;
+            let physical = store.physical(&built.path);
+            if physical != Path::new(STORE_PREFIX).join(built.path.as_str()) {
+                writeln!(out, "{}{}", physical.display(), built.suffix)
+                    .context("writing to stdout")?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// What evaluation hands to the build: the recorded steps and the wanted
+/// string.
+struct Evaluated {
+    steps: BTreeMap<String, Step>,
+    text: String,
+}
+
+/// Evaluates, builds and reports failures on stderr.
+pub fn build_file(
+    global: &GlobalArgs,
+    store: &Store,
+    request: &BuildRequest,
+) -> anyhow::Result<Outcome> {
+    let lock_path = Lock::path_for(&request.file);
+    let lock = if lock_path.exists() {
+        Some(Lock::read(&lock_path).with_context(|| format!("reading {}", lock_path.display()))?)
+    } else {
+        None
+    };
+    let format = global.error_format;
+    let color = format == ErrorFormat::Human && std::io::stderr().is_terminal();
+    let modules_dir = system_eval::modules_dir(request.modules.as_deref());
+    let (file, attr, eval_lock) = (request.file.clone(), request.attr.clone(), lock.clone());
+    let evaluated = imago_lang::eval::with_large_stack(move || {
+        evaluate(&file, &attr, eval_lock, &modules_dir, format, color)
+    })
+    .context("cannot start the evaluation thread")??;
+    let evaluated = match evaluated {
+        Ok(e) => e,
+        Err(rendered) => {
+            eprint!("{rendered}");
+            return Ok(Outcome::Failed);
+        }
+    };
+    let (root, suffix) = match find_root(&evaluated, &request.attr)? {
+        Root::Step(placeholder, suffix) => (placeholder, suffix),
+        Root::StorePath(path, suffix) => {
+            anyhow::ensure!(
+                store
+                    .is_valid(&path)
+                    .context("reading the store database")?,
+                "`{}` is not a valid object of the store {}",
+                path.to_absolute(),
+                store.dir().display()
+            );
+            return Ok(Outcome::Built(Built {
+                path,
+                suffix,
+                summary: BuildSummary::default(),
+            }));
+        }
+    };
+    let graph = Graph::from_steps(&evaluated.steps, std::slice::from_ref(&root))
+        .and_then(Graph::validate)
+        .context("building the step graph")?;
+    prefetch(&graph, lock.as_ref(), &request.options)?;
+    match build(&graph, store, &Registry, &request.options) {
+        Ok(summary) => {
+            let output = summary
+                .outputs
+                .first()
+                .context("the build produced no output")?;
+            let (path, _) = StorePath::from_absolute(&output.path)?;
+            Ok(Outcome::Built(Built {
+                path,
+                suffix,
+                summary,
+            }))
+        }
+        Err(ScheduleError::Failed { failures, .. }) => {
+            for failure in &failures {
+                eprintln!("error: {}", failure.report());
+            }
+            Ok(Outcome::Failed)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Runs on the evaluation thread; `Err` is the rendered diagnostics.
+fn evaluate(
+    file: &Path,
+    attr: &str,
+    lock: Option<Lock>,
+    modules_dir: &Path,
+    format: ErrorFormat,
+    color: bool,
+) -> anyhow::Result<Result<Evaluated, String>> {
+    let index: Option<Box<dyn PackageIndex>> = lock.map(|l| Box::new(LockIndex(l)) as _);
+    let table = Rc::new(StepTable::new(index));
+    let render = |diags: Vec<Diagnostic>, ev: &Evaluator| -> anyhow::Result<String> {
+        Ok(match format {
+            ErrorFormat::Human => diag::render(&diags, ev.sources(), color),
+            ErrorFormat::Json => format!(
+                "{}\n",
+                serde_json::to_string_pretty(&diag::to_json(&diags, ev.sources()))
+                    .context("encoding the error")?
+            ),
+        })
+    };
+    let (ev, value) = match attr.strip_prefix("config.") {
+        Some(option) => {
+            let option = OptionPath::parse(option)
+                .map_err(|e| anyhow::anyhow!("bad `-A` argument `{attr}`: {e}"))?;
+            let (ev, system) = match system_eval::eval_system(file, table.clone(), modules_dir) {
+                Ok(pair) => pair,
+                Err(failure) => return Ok(Err(render(failure.diagnostics(), &failure.evaluator)?)),
+            };
+            match system.value_at(&ev, &option) {
+                Ok(v) => (ev, v),
+                Err(e) => {
+                    let diags = system_eval::diagnostics_of(&e);
+                    return Ok(Err(render(diags, &ev)?));
+                }
+            }
+        }
+        None => {
+            let ev = system_eval::evaluator(table.clone(), modules_dir);
+            match ev.eval_file(file).and_then(|v| ev.select(&v, attr)) {
+                Ok(v) => (ev, v),
+                Err(e) => return Ok(Err(render(eval_diagnostics(&e), &ev)?)),
+            }
+        }
+    };
+    let text = match ev.coerce_to_string(&value) {
+        Ok((text, _context)) => text,
+        Err(e) => return Ok(Err(render(eval_diagnostics(&e), &ev)?)),
+    };
+    let steps = table.steps().clone();
+    Ok(Ok(Evaluated { steps, text }))
+}
+
+fn eval_diagnostics(e: &EvalError) -> Vec<Diagnostic> {
+    match e.parse_diagnostics() {
+        Some(d) => d.to_vec(),
+        None => vec![e.to_diagnostic()],
+    }
+}
+
+enum Root {
+    /// A step's placeholder and what follows it.
+    Step(String, String),
+    StorePath(StorePath, String),
+}
+
+/// The object the wanted string names.
+fn find_root(evaluated: &Evaluated, attr: &str) -> anyhow::Result<Root> {
+    let text = &evaluated.text;
+    let split = |prefix_len: usize| (&text[..prefix_len], &text[prefix_len..]);
+    if let Some(rest) = text.strip_prefix(crate::graph::PENDING_PREFIX) {
+        let end = rest
+            .find('/')
+            .map_or(text.len(), |i| text.len() - rest.len() + i);
+        let (placeholder, suffix) = split(end);
+        if evaluated.steps.contains_key(placeholder) {
+            return Ok(Root::Step(placeholder.to_owned(), suffix.to_owned()));
+        }
+    }
+    if text.starts_with(STORE_PREFIX)
+        && let Ok((path, suffix)) = StorePath::from_absolute(text)
+    {
+        return Ok(Root::StorePath(path, suffix.to_owned()));
+    }
+    anyhow::bail!(
+        "`{attr}` evaluated to \"{text}\", which is not a store object; \
+         it must be a derivation-like value made with `builtins.step`, a package or a path"
+    )
+}
+
+/// Downloads every Debian package the graph needs in one batch.
+fn prefetch(
+    graph: &crate::graph::ValidatedGraph,
+    lock: Option<&Lock>,
+    options: &BuildOptions,
+) -> anyhow::Result<()> {
+    let Some(lock) = lock else { return Ok(()) };
+    let entries: Vec<LockEntry> = graph
+        .topological()
+        .iter()
+        .map(|id| graph.step(*id))
+        .filter(|s| s.builder == crate::graph::table::DEB_BUILDER)
+        .filter_map(|s| lock.packages.get(&s.name).cloned())
+        .collect();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let fetch = FetchOptions {
+        cache_dir: options.deb_cache.clone(),
+        apt_dir: default_cache_root().join("apt"),
+        offline: options.offline,
+    };
+    ensure_cached(&entries, &fetch).context("fetching Debian packages")?;
+    Ok(())
+}
+
+/// The lock file seen as the step table's package index.
+struct LockIndex(Lock);
+
+impl PackageIndex for LockIndex {
+    fn get(&self, name: &str) -> Option<PinnedPackage> {
+        self.0.packages.get(name).map(|e| PinnedPackage {
+            name: e.name.clone(),
+            version: e.version.clone(),
+            architecture: e.architecture.clone(),
+            size: e.size,
+            sha256: e.sha256.clone(),
+            depends: e.depends.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        let mut argv = vec!["imago", "build"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Build(args) => Ok(args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_every_flag() {
+        let a = parse(&[
+            "sys.imago",
+            "-A",
+            "hello",
+            "-o",
+            "result",
+            "--json",
+            "--jobs",
+            "3",
+            "--keep-going",
+            "--offline",
+        ])
+        .unwrap();
+        assert_eq!(a.attr, "hello");
+        assert_eq!(a.out_link.as_deref(), Some(Path::new("result")));
+        assert!(a.json && a.keep_going && a.offline);
+        assert_eq!(a.jobs, Some(3));
+        let d = parse(&["sys.imago"]).unwrap();
+        assert_eq!(d.attr, DEFAULT_ATTR);
+        assert_eq!(d.jobs, None);
+    }
+
+    #[test]
+    fn zero_jobs_is_a_usage_error() {
+        assert!(parse(&["sys.imago", "--jobs", "0"]).is_err());
+        assert!(parse(&[]).is_err());
     }
 }

@@ -1,0 +1,161 @@
+//! Build-graph benchmarks (run with `cargo bench -p imago --bench graph`).
+//!
+//! 1. A no-op rebuild: a graph of 300 text and tree steps, built once, then
+//!    rebuilt with everything cached (evaluation excluded: the table is
+//!    recorded once). Target: well under 100 ms.
+//! 2. 1,000 independent small text steps into a fresh store, on 1 and on 2
+//!    threads. Target: at least 1.7x speed-up on two cores.
+//!
+//! Each figure is the median of repeated runs.
+
+use imago::graph::{BuildOptions, Graph, Registry, StepTable, ValidatedGraph, build};
+use imago::store::Store;
+use imago_lang::hook::{StepRequest, StepValue, StoreHook};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+fn text_request(name: &str, text: String, context: BTreeSet<String>) -> StepRequest {
+    StepRequest {
+        builder: "text".into(),
+        name: name.into(),
+        params: BTreeMap::from([("text".to_owned(), StepValue::Str { text, context })]),
+    }
+}
+
+/// 270 texts, 27 trees of ten texts each, 2 trees over the trees and one
+/// top: 300 steps.
+fn layered_graph() -> Result<ValidatedGraph, Box<dyn std::error::Error>> {
+    let table = StepTable::new(None);
+    let mut groups = Vec::new();
+    for g in 0..27 {
+        let mut entries = BTreeMap::new();
+        for i in 0..10 {
+            let p = table.add_step(text_request(
+                &format!("t{g}-{i}"),
+                format!("file {g} {i}\n"),
+                BTreeSet::new(),
+            ))?;
+            entries.insert(
+                format!("f{i}"),
+                StepValue::Attrs(BTreeMap::from([(
+                    "source".to_owned(),
+                    StepValue::Str {
+                        text: p.clone(),
+                        context: BTreeSet::from([p]),
+                    },
+                )])),
+            );
+        }
+        groups.push(table.add_step(tree_request(&format!("g{g}"), entries))?);
+    }
+    let mut halves = Vec::new();
+    for (h, chunk) in groups.chunks(14).enumerate() {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("g{i}"), source(p)))
+            .collect();
+        halves.push(table.add_step(tree_request(&format!("half{h}"), entries))?);
+    }
+    let entries = halves
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("h{i}"), source(p)))
+        .collect();
+    let top = table.add_step(tree_request("top", entries))?;
+    let graph = Graph::from_table(&table, &[top])?.validate()?;
+    assert_eq!(graph.len(), 300);
+    Ok(graph)
+}
+
+fn source(p: &str) -> StepValue {
+    StepValue::Attrs(BTreeMap::from([(
+        "source".to_owned(),
+        StepValue::Str {
+            text: p.to_owned(),
+            context: BTreeSet::from([p.to_owned()]),
+        },
+    )]))
+}
+
+fn tree_request(name: &str, entries: BTreeMap<String, StepValue>) -> StepRequest {
+    StepRequest {
+        builder: "tree".into(),
+        name: name.into(),
+        params: BTreeMap::from([("entries".to_owned(), StepValue::Attrs(entries))]),
+    }
+}
+
+fn independent_graph(n: usize) -> Result<ValidatedGraph, Box<dyn std::error::Error>> {
+    let table = StepTable::new(None);
+    let mut roots = Vec::new();
+    for i in 0..n {
+        roots.push(table.add_step(text_request(
+            &format!("small-{i}"),
+            format!("small text number {i}\n"),
+            BTreeSet::new(),
+        ))?);
+    }
+    Ok(Graph::from_table(&table, &roots)?.validate()?)
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+fn options(jobs: usize) -> BuildOptions {
+    BuildOptions {
+        jobs,
+        ..BuildOptions::default()
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let base = tempfile::tempdir()?;
+
+    // 1. No-op rebuild.
+    let graph = layered_graph()?;
+    let store = Store::open(base.path().join("noop"))?;
+    let first = build(&graph, &store, &Registry, &options(0))?;
+    assert_eq!(first.built, 300);
+    let mut times = Vec::new();
+    for _ in 0..15 {
+        let t = Instant::now();
+        let s = build(&graph, &store, &Registry, &options(0))?;
+        times.push(t.elapsed());
+        assert_eq!(s.cached, 300);
+    }
+    println!(
+        "no-op rebuild, 300 steps (all cached): median {:.1} ms over {} runs",
+        median(times.clone()).as_secs_f64() * 1e3,
+        times.len()
+    );
+
+    // 2. 1,000 independent text steps on 1 and 2 threads.
+    let graph = independent_graph(1000)?;
+    let mut medians = BTreeMap::new();
+    for jobs in [1usize, 2] {
+        let mut times = Vec::new();
+        for run in 0..5 {
+            let store = Store::open(base.path().join(format!("indep-{jobs}-{run}")))?;
+            let t = Instant::now();
+            let s = build(&graph, &store, &Registry, &options(jobs))?;
+            times.push(t.elapsed());
+            assert_eq!(s.built, 1000);
+        }
+        let m = median(times);
+        println!(
+            "1000 independent text steps, {jobs} thread(s): median {:.1} ms over 5 runs",
+            m.as_secs_f64() * 1e3
+        );
+        medians.insert(jobs, m);
+    }
+    if let (Some(one), Some(two)) = (medians.get(&1), medians.get(&2)) {
+        println!(
+            "speed-up 1 -> 2 threads: {:.2}x",
+            one.as_secs_f64() / two.as_secs_f64()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! `imago build` end to end: a small file of text and tree steps built into
+//! a temporary store, twice, with an out-link.
+
+// Test helpers outside #[test] functions panic on failure too.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const FILE: &str = r##"
+let
+  greeting = builtins.step { builder = "text"; name = "greeting"; text = "hello\n"; };
+  script = builtins.step {
+    builder = "text"; name = "hello.sh"; executable = true;
+    text = "#!/bin/sh\ncat ${greeting}\n";
+  };
+  broken = builtins.step { builder = "tree"; name = "broken"; entries = { "../x" = { text = "no"; }; }; };
+in {
+  inherit greeting;
+  tree = builtins.step {
+    builder = "tree"; name = "hello-tree";
+    entries = {
+      "bin/hello" = { source = "${script}"; };
+      "share/greeting" = { source = "${greeting}"; };
+      "etc/motd" = { text = "welcome"; };
+      "etc/link" = { symlink = "motd"; };
+    };
+  };
+  needsBroken = builtins.step { builder = "text"; name = "needs-broken"; text = "${broken}"; };
+  notAStep = "just text";
+}
+"##;
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hello.imago"), FILE).unwrap();
+        Env { dir }
+    }
+
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    fn imago(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_imago"))
+            .arg("--store")
+            .arg(self.store())
+            .arg("build")
+            .arg(self.dir.path().join("hello.imago"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
+            .output()
+            .unwrap()
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn builds_a_tree_twice_the_second_time_from_the_cache() {
+    let env = Env::new();
+    let first = env.imago(&["-A", "tree", "-o", "result"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let lines: Vec<String> = stdout(&first).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("/imago/store/") && lines[0].ends_with("-hello-tree"));
+    let physical = PathBuf::from(&lines[1]);
+    assert!(physical.starts_with(env.store().canonicalize().unwrap()));
+    // The out-link points at the object.
+    let result = env.dir.path().join("result");
+    assert_eq!(std::fs::read_link(&result).unwrap(), physical);
+    let script = std::fs::read_to_string(result.join("bin/hello")).unwrap();
+    let greeting = script.lines().nth(1).unwrap().strip_prefix("cat ").unwrap();
+    assert!(greeting.starts_with("/imago/store/") && greeting.ends_with("-greeting"));
+    assert_eq!(
+        std::fs::read_to_string(result.join("share/greeting")).unwrap(),
+        "hello\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(result.join("etc/motd")).unwrap(),
+        "welcome"
+    );
+    assert_eq!(
+        std::fs::read_link(result.join("etc/link")).unwrap(),
+        Path::new("motd")
+    );
+
+    let second = env.imago(&["-A", "tree", "--json"]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    let summary: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(summary["built"], 0);
+    assert_eq!(summary["cached"], 3);
+    assert_eq!(summary["outputs"][0]["path"], lines[0].as_str());
+}
+
+#[test]
+fn a_failed_step_reports_its_error_and_chain() {
+    let env = Env::new();
+    let out = env.imago(&["-A", "needsBroken"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("step `broken` (builder `tree`) failed"),
+        "{err}"
+    );
+    assert!(err.contains("`../x`"), "{err}");
+    assert!(err.contains("needs-broken <- broken"), "{err}");
+}
+
+#[test]
+fn missing_attributes_and_non_objects_are_clear_errors() {
+    let env = Env::new();
+    let out = env.imago(&["-A", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("nosuch"), "{err}");
+    let out = env.imago(&["-A", "notAStep"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("not a store object"), "{err}");
+}
+
+#[test]
+fn syntax_errors_are_rendered_with_a_location() {
+    let env = Env::new();
+    std::fs::write(env.dir.path().join("hello.imago"), "{ a = ; }").unwrap();
+    let out = env.imago(&["-A", "a"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("hello.imago:1:"), "{err}");
+}
