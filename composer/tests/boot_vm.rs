@@ -10,8 +10,8 @@
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::sync::OnceLock;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use imago::boot::kmod::{self, ModuleIndex};
@@ -395,4 +395,43 @@ fn accelerator_probe_is_decided_once_and_cached() {
         assert_eq!(second.accel, Accel::Tcg);
         assert!(second.reason.contains("/dev/kvm"), "{}", second.reason);
     }
+}
+
+#[test]
+fn a_store_that_does_not_mount_is_reported() {
+    let sys = system();
+    let mut vm = launch(sys, &[]);
+    vm.config.cmdline = vm.config.cmdline.replace(
+        "imago.store=virtiofs:imago-store",
+        "imago.store=virtiofs:wrong-tag",
+    );
+    let (console, _) = boot_until(&vm, "rebooting in 10 s", Duration::from_secs(120));
+    assert!(
+        console.contains(
+            "stage 1: cannot mount the store: virtiofs share 'wrong-tag' did not mount within 10 s: mount:"
+        ),
+        "{console}"
+    );
+}
+
+#[test]
+fn debug1_gives_a_shell_on_failure() {
+    let sys = system();
+    let vm = launch(
+        sys,
+        &[
+            "imago.debug1",
+            "imago.system=/imago/store/00000000000000000000000000000009-missing",
+        ],
+    );
+    let (console, _) = boot_with_input(
+        &vm,
+        "DEBUG-42",
+        Duration::from_secs(90),
+        Some(("starting a shell", "echo DEBUG-$((6*7))\n")),
+    );
+    assert!(
+        console.contains("stage 1: starting a shell (imago.debug1); exit it to reboot"),
+        "{console}"
+    );
 }

@@ -113,13 +113,15 @@ mount_store_share() {
 	9p)
 		modprobe -q 9p
 		modprobe -q 9pnet_virtio
-		retry 10 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro "$tag" /sysroot/imago/store ||
-			fail "cannot mount the store: 9p share '$tag' did not mount within 10 s"
+		set -- -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro "$tag" /sysroot/imago/store
+		retry 10 mount "$@" ||
+			fail "cannot mount the store: 9p share '$tag' did not mount within 10 s: $(mount "$@" 2>&1)"
 		;;
 	virtiofs)
 		modprobe -q virtiofs
-		retry 10 mount -t virtiofs -o ro "$tag" /sysroot/imago/store ||
-			fail "cannot mount the store: virtiofs share '$tag' did not mount within 10 s"
+		set -- -t virtiofs -o ro "$tag" /sysroot/imago/store
+		retry 10 mount "$@" ||
+			fail "cannot mount the store: virtiofs share '$tag' did not mount within 10 s: $(mount "$@" 2>&1)"
 		;;
 	*) fail "imago.store=$store: unknown share type '$kind' (expected 9p or virtiofs)" ;;
 	esac
@@ -141,7 +143,8 @@ mount_root_disk() {
 	if command -v "fsck.$fstype" >/dev/null; then
 		"fsck.$fstype" -p "$device" || [ $? -le 1 ] || fail "fsck.$fstype failed on $device ($root)"
 	fi
-	mount -t "$fstype" "$device" /sysroot || fail "cannot mount root $device ($root) as $fstype"
+	mount -t "$fstype" "$device" /sysroot ||
+		fail "cannot mount root $device ($root) as $fstype: $(mount -t "$fstype" "$device" /sysroot 2>&1)"
 	[ -d /sysroot/imago/store ] || fail "root $device ($root) has no /imago/store"
 	mount --bind /sysroot/imago/store /sysroot/imago/store &&
 		mount -o remount,bind,ro /sysroot/imago/store ||

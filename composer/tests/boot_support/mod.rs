@@ -253,21 +253,53 @@ pub fn launch(sys: &System, kernel_params: &[&str]) -> VmLaunch {
 /// Boots and returns the console and the time until `want` appeared (or
 /// panics with the console on timeout). QEMU is killed either way.
 pub fn boot_until(launch: &VmLaunch, want: &str, timeout: Duration) -> (String, Duration) {
+    boot_with_input(launch, want, timeout, None)
+}
+
+/// Like [`boot_until`]; when a console line contains `input.0`, types
+/// `input.1` on the console.
+pub fn boot_with_input(
+    launch: &VmLaunch,
+    want: &str,
+    timeout: Duration,
+    input: Option<(&str, &str)>,
+) -> (String, Duration) {
+    use std::io::{Read, Write};
     let started = Instant::now();
     let mut vm = launch
-        .spawn(Stdio::null(), Stdio::piped(), Stdio::piped())
+        .spawn(Stdio::piped(), Stdio::piped(), Stdio::piped())
         .unwrap();
     let console = Arc::new(Mutex::new(String::new()));
     let (tx, rx) = mpsc::channel();
     let stdout = vm.qemu.stdout.take().unwrap();
+    let mut stdin = vm.qemu.stdin.take().unwrap();
+    let mut stderr = vm.qemu.stderr.take().unwrap();
+    let sink = Arc::clone(&console);
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        if !text.is_empty() {
+            sink.lock()
+                .unwrap()
+                .push_str(&format!("[qemu stderr] {text}"));
+        }
+    });
     let sink = Arc::clone(&console);
     let want_owned = want.to_owned();
+    let mut input = input.map(|(t, i)| (t.to_owned(), i.to_owned()));
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
             let line = String::from_utf8_lossy(&line).into_owned();
             sink.lock().unwrap().push_str(&format!("{line}\n"));
             if line.contains(&want_owned) {
                 let _ = tx.send(started.elapsed());
+            }
+            if let Some((trigger, text)) = &input
+                && line.contains(trigger.as_str())
+            {
+                let _ = stdin.write_all(text.as_bytes());
+                let _ = stdin.flush();
+                input = None;
             }
         }
     });
