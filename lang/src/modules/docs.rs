@@ -104,7 +104,7 @@ fn text_of(ev: &Evaluator, v: &Value) -> String {
 fn submodules_of(ty: &Type, suffix: &mut Vec<&'static str>) -> Option<Vec<(Value, Site)>> {
     match ty {
         Type::Submodule(m) => Some(m.clone()),
-        Type::AttrsOf(t) => {
+        Type::AttrsOf(t) | Type::LazyAttrsOf(t) => {
             suffix.push(ANY_NAME);
             submodules_of(t, suffix)
         }
@@ -343,14 +343,20 @@ impl Evaluated {
                     _ if used > 1 => "; they must all be equal",
                     _ => "",
                 };
-                format!(
-                    "{used} definition{} at priority {p} ({}) win{}{how}; {ignored} with a higher \
-                     priority number {} ignored (lowest number wins)",
+                let mut text = format!(
+                    "{used} definition{} at priority {p} ({}) win{}{how}",
                     if used == 1 { "" } else { "s" },
                     priority_name(p),
                     if used == 1 { "s" } else { "" },
-                    if ignored == 1 { "is" } else { "are" },
-                )
+                );
+                if ignored > 0 {
+                    text.push_str(&format!(
+                        "; {ignored} with a higher priority number {} ignored \
+                         (the lowest number wins)",
+                        if ignored == 1 { "is" } else { "are" },
+                    ));
+                }
+                text
             }
         };
         let result = match fp.merged(ev, &decl) {

@@ -301,6 +301,7 @@ pub fn merge_values(
             Value::list(items)
         }
         Type::AttrsOf(elem) => merge_attrs(ev, fp, path, elem, &defs)?,
+        Type::LazyAttrsOf(elem) => merge_lazy_attrs(fp, path, elem, &defs),
         Type::Anything => {
             let all_sets = defs.iter().all(|d| {
                 d.value
@@ -468,6 +469,63 @@ fn merge_attrs(
         out.push((name, value, span));
     }
     Ok(Value::attrs_from_spanned(out))
+}
+
+/// The definitions of one attribute (value and site) and where the first
+/// was written.
+type RawKey = (Vec<(Value, Site)>, Option<crate::source::Span>);
+
+/// `lazyAttrsOf`: every attribute name any definition uses is listed; each
+/// value is discharged and merged only when read.
+fn merge_lazy_attrs(fp: &Rc<Fixpoint>, path: &OptionPath, elem: &Rc<Type>, defs: &[Def]) -> Value {
+    let mut per_key: BTreeMap<SmolStr, RawKey> = BTreeMap::new();
+    for d in defs {
+        let Some(attrs) = d.value.as_attrs() else {
+            continue;
+        };
+        for entry in attrs.entries() {
+            let site = Site::new(d.site.file.clone(), entry.span.or(d.site.span));
+            per_key
+                .entry(entry.name.clone())
+                .or_insert_with(|| (Vec::new(), entry.span))
+                .0
+                .push((entry.value.clone(), site));
+        }
+    }
+    let out = per_key.into_iter().map(|(name, (raw, span))| {
+        let (fp, key_path, elem) = (fp.clone(), path.child(&name), elem.clone());
+        let label = key_path.to_string();
+        let value = Value::lazy(Some(&label), move |ev| {
+            let run = || -> Result<Value, ModuleError> {
+                let mut kdefs = Vec::new();
+                let mut dropped = Vec::new();
+                for (value, site) in &raw {
+                    discharge(
+                        ev,
+                        value,
+                        site,
+                        None,
+                        None,
+                        false,
+                        &key_path,
+                        &mut kdefs,
+                        &mut dropped,
+                    )?;
+                }
+                let declared = raw.first().map(|(_, s)| s.clone());
+                match merge_values(ev, &fp, &key_path, &elem, select_winners(kdefs))? {
+                    Some(v) => Ok(v),
+                    None => Err(ModuleError::NoValue {
+                        path: key_path.clone(),
+                        declared: declared.unwrap_or_else(|| Site::new("<unknown>", None)),
+                    }),
+                }
+            };
+            run().map_err(ModuleError::into_eval)
+        });
+        (name, value, span)
+    });
+    Value::attrs_from_spanned(out.collect::<Vec<_>>())
 }
 
 /// A submodule: the type's own modules plus each definition as a module,

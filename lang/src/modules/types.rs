@@ -40,6 +40,10 @@ pub enum Type {
     Enum(Vec<Value>),
     ListOf(Rc<Type>),
     AttrsOf(Rc<Type>),
+    /// Like `AttrsOf`, but each attribute is merged only when read, so
+    /// values may refer to each other; an attribute whose definitions are
+    /// all under a false `mkIf` stays listed and is an error to read.
+    LazyAttrsOf(Rc<Type>),
     NullOr(Rc<Type>),
     OneOf(Vec<Rc<Type>>),
     FunctionTo(Rc<Type>),
@@ -161,6 +165,7 @@ impl Type {
             }
             "listOf" => Type::ListOf(elem("elemType")?),
             "attrsOf" => Type::AttrsOf(elem("elemType")?),
+            "lazyAttrsOf" => Type::LazyAttrsOf(elem("elemType")?),
             "nullOr" => Type::NullOr(elem("elemType")?),
             "functionTo" => Type::FunctionTo(elem("elemType")?),
             "oneOf" => {
@@ -216,6 +221,7 @@ impl Type {
                 Type::Submodule(x.iter().chain(y.iter()).cloned().collect())
             }
             (Type::AttrsOf(x), Type::AttrsOf(y)) => Type::AttrsOf(Type::combine(x, y)?),
+            (Type::LazyAttrsOf(x), Type::LazyAttrsOf(y)) => Type::LazyAttrsOf(Type::combine(x, y)?),
             (Type::ListOf(x), Type::ListOf(y)) => Type::ListOf(Type::combine(x, y)?),
             (Type::NullOr(x), Type::NullOr(y)) => Type::NullOr(Type::combine(x, y)?),
             _ => return None,
@@ -229,6 +235,7 @@ impl Type {
             self,
             Type::ListOf(_)
                 | Type::AttrsOf(_)
+                | Type::LazyAttrsOf(_)
                 | Type::NullOr(_)
                 | Type::OneOf(_)
                 | Type::FunctionTo(_)
@@ -285,6 +292,7 @@ impl Type {
             }
             Type::ListOf(t) => format!("list of {}", t.inner()),
             Type::AttrsOf(t) => format!("attribute set of {}", t.inner()),
+            Type::LazyAttrsOf(t) => format!("lazy attribute set of {}", t.inner()),
             Type::NullOr(t) => format!("null or {}", t.inner()),
             Type::OneOf(ts) => ts
                 .iter()
@@ -317,6 +325,7 @@ impl Type {
             Type::Enum(_) => "enum",
             Type::ListOf(_) => "listOf",
             Type::AttrsOf(_) => "attrsOf",
+            Type::LazyAttrsOf(_) => "lazyAttrsOf",
             Type::NullOr(_) => "nullOr",
             Type::OneOf(_) => "oneOf",
             Type::FunctionTo(_) => "functionTo",
@@ -331,6 +340,7 @@ impl Type {
         match self {
             Type::ListOf(_)
             | Type::AttrsOf(_)
+            | Type::LazyAttrsOf(_)
             | Type::FunctionTo(_)
             | Type::Submodule(_)
             | Type::Anything => false,
@@ -367,7 +377,9 @@ impl Type {
                 },
                 _ => false,
             },
-            Type::Attrs | Type::AttrsOf(_) => matches!(v, Value::Attrs(_)),
+            Type::Attrs | Type::AttrsOf(_) | Type::LazyAttrsOf(_) => {
+                matches!(v, Value::Attrs(_))
+            }
             Type::Raw | Type::Anything => true,
             Type::Enum(values) => {
                 let mut found = false;
