@@ -7,7 +7,7 @@ use super::path::PathBuilder;
 use super::profile::ProfileBuilder;
 use super::text::TextBuilder;
 use super::tree::TreeBuilder;
-use crate::boot::KernelBuilder;
+use crate::boot::{InitrdBuilder, KernelBuilder};
 use crate::debian::builder::{DEB, DEB_FILE};
 
 /// The builder registered under `name`.
@@ -20,6 +20,7 @@ pub fn builder(name: &str) -> Option<&'static dyn Builder> {
         "deb" => Some(&DEB),
         "deb-file" => Some(&DEB_FILE),
         "kernel" => Some(&KernelBuilder),
+        "initrd" => Some(&InitrdBuilder),
         _ => None,
     }
 }
@@ -27,6 +28,6 @@ pub fn builder(name: &str) -> Option<&'static dyn Builder> {
 /// Every registered builder name, sorted.
 pub fn names() -> &'static [&'static str] {
     &[
-        "deb", "deb-file", "kernel", "path", "profile", "text", "tree",
+        "deb", "deb-file", "initrd", "kernel", "path", "profile", "text", "tree",
     ]
 }
