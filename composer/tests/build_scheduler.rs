@@ -460,3 +460,140 @@ fn trees_and_profiles_hard_link_into_the_real_store() {
     assert_eq!((again.built, again.cached), (0, 4));
     assert_eq!(again.outputs, summary.outputs);
 }
+
+#[test]
+fn two_builds_of_the_same_steps_at_once_build_each_step_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = StepTable::new(None);
+    let slow = add(
+        &table,
+        "slow",
+        vec![("text", s("S", &[])), ("sleep_ms", StepValue::Int(300))],
+    );
+    let top = add(&table, "top", vec![("text", text_of(&[&slow]))]);
+    let g = graph(&table, &[&top]);
+    let builders = Builders::default();
+    let outputs: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let (g, builders, path) = (&g, &builders, dir.path());
+                scope.spawn(move || {
+                    // Two `Store`s: as two processes would have.
+                    let store = Store::open(path).unwrap();
+                    build(g, &store, builders, &opts(1)).unwrap().outputs
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(builders.calls(), 2, "each step must be built exactly once");
+}
+
+#[test]
+fn a_failed_step_leaves_no_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let bad = table
+        .add_step(StepRequest {
+            builder: "tree".into(),
+            name: "bad".into(),
+            params: BTreeMap::from([(
+                "entries".to_owned(),
+                attrs(vec![
+                    ("ok/file", attrs(vec![("text", s("x", &[]))])),
+                    (
+                        "z",
+                        attrs(vec![("source", s("/imago/store/elsewhere", &[]))]),
+                    ),
+                ]),
+            )]),
+        })
+        .unwrap();
+    build(
+        &graph(&table, &[&bad]),
+        &store,
+        &Builders::default(),
+        &opts(1),
+    )
+    .unwrap_err();
+    let leftovers: Vec<_> = walkdir::WalkDir::new(dir.path().join(".imago/tmp"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() == "out" || e.file_name() == "file")
+        .map(|e| e.path().to_path_buf())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Nothing but the store's own state directory.
+    let objects: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != ".imago")
+        .collect();
+    assert!(objects.is_empty(), "{objects:?}");
+}
+
+#[test]
+fn a_profile_never_writes_through_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let tree = |name: &str, entries: Vec<(&str, StepValue)>| {
+        table
+            .add_step(StepRequest {
+                builder: "tree".into(),
+                name: name.into(),
+                params: BTreeMap::from([("entries".to_owned(), attrs(entries))]),
+            })
+            .unwrap()
+    };
+    let target = outside.path().to_str().unwrap();
+    let linker = tree(
+        "linker",
+        vec![("d", attrs(vec![("symlink", s(target, &[]))]))],
+    );
+    let filler = tree("filler", vec![("d/x", attrs(vec![("text", s("x", &[]))]))]);
+    let profile = |name: &str, prio: i64| {
+        table
+            .add_step(StepRequest {
+                builder: "profile".into(),
+                name: name.into(),
+                params: BTreeMap::from([(
+                    "packages".to_owned(),
+                    StepValue::List(vec![
+                        attrs(vec![
+                            ("path", s(&linker, &[&linker])),
+                            ("priority", StepValue::Int(prio)),
+                        ]),
+                        s(&filler, &[&filler]),
+                    ]),
+                )]),
+            })
+            .unwrap()
+    };
+    // Equal priorities: a conflict, reported.
+    let same = profile("same", 5);
+    let err = build(
+        &graph(&table, &[&same]),
+        &store,
+        &Builders::default(),
+        &opts(1),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("conflict at `d`"), "{err}");
+    // The symlink wins: the other tree's `d/x` is dropped, not written
+    // through the link.
+    let wins = profile("wins", 1);
+    let summary = build(
+        &graph(&table, &[&wins]),
+        &store,
+        &Builders::default(),
+        &opts(1),
+    )
+    .unwrap();
+    let out = PathBuf::from(&summary.outputs[0].physical);
+    assert_eq!(std::fs::read_link(out.join("d")).unwrap(), outside.path());
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+}

@@ -14,7 +14,9 @@
 //!    digest). Keys are computed after substitution, so an input rebuilt to
 //!    identical content leaves its dependents' keys — and outputs — unchanged
 //!    (early cutoff);
-//! 3. under `store.lock_step(key)`: a cache hit is the output; otherwise the
+//! 3. a cache hit is the output (checked once more after taking
+//!    `store.lock_step(key)`, so that of two processes building the same
+//!    step one builds and the other waits and reuses); otherwise the
 //!    builder writes into a fresh temporary build directory, the output is
 //!    added (`store.add`, the inputs as candidate references, the placeholder
 //!    as deriver) and recorded in the cache.
@@ -378,7 +380,13 @@ impl<'a> Run<'a> {
         })?;
         let salt = builder.key_salt(self.ctx, &resolved)?;
         let key = cache_key(builder, &resolved, salt);
+        // Fast path: a cached step needs no lock (the cache only names valid
+        // objects, and `cache_get` roots what it returns).
+        if let Some(path) = self.store.cache_get(&key)? {
+            return Ok((path, key, true));
+        }
         let _lock = self.store.lock_step(&key)?;
+        // Another process may have built it while we waited for the lock.
         if let Some(path) = self.store.cache_get(&key)? {
             return Ok((path, key, true));
         }
