@@ -76,7 +76,10 @@ pub enum ModuleError {
         source: Option<EvalError>,
     },
     #[error("infinite recursion through the configuration: {}", chain_text(.chain))]
-    Cycle { chain: Vec<CycleStep> },
+    Cycle {
+        chain: Vec<CycleStep>,
+        hint: Option<String>,
+    },
     #[error("the option `{path}` is read-only, but it is defined {} times", .defs.len())]
     ReadOnly { path: OptionPath, defs: Vec<Site> },
     #[error("{message}")]
@@ -202,7 +205,7 @@ impl IntoDiagnostic for ModuleError {
             ModuleError::BadImport { site, .. } => {
                 d = label(d, site, true, "imported here".into());
             }
-            ModuleError::Cycle { chain } => {
+            ModuleError::Cycle { chain, hint } => {
                 // The last step repeats the first: label each option once.
                 let steps = match chain.split_last() {
                     Some((last, rest)) if !rest.is_empty() && rest[0].option == last.option => rest,
@@ -223,6 +226,9 @@ impl IntoDiagnostic for ModuleError {
                     "an option's value depends on itself; \
                      break the chain (for example with `lib.mkIf` on a different option)",
                 );
+                if let Some(h) = hint {
+                    d = d.with_hint(h.clone());
+                }
             }
             ModuleError::ReadOnly { defs, .. } => {
                 for (i, site) in defs.iter().enumerate() {

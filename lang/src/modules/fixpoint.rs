@@ -26,6 +26,7 @@ use crate::modules::declare::{Namespace, Node, OptionDecl, declare};
 use crate::modules::error::{CycleStep, ModuleError, Site};
 use crate::modules::merge::{self, Def, Dropped, OPTION_DEFAULT_PRIORITY, Property};
 use crate::modules::path::OptionPath;
+use crate::modules::types::Type;
 use smol_str::SmolStr;
 use std::cell::{OnceCell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -223,6 +224,11 @@ impl Fixpoint {
                         option: full,
                         site: Site::new("<module system>", None),
                     }],
+                    hint: Some(
+                        "the set of definitions under this namespace depends on itself: \
+                         a module's `config` may not compute its attribute names from `config`"
+                            .to_string(),
+                    ),
                 });
             }
             None => {}
@@ -530,7 +536,28 @@ impl Fixpoint {
         if chain.len() < 2 {
             return e;
         }
-        ModuleError::Cycle { chain }
+        // An `attrsOf` option merges (and so evaluates) all its attributes
+        // at once: attributes that read each other need `lazyAttrsOf`.
+        let strict_attrs = chain.iter().find_map(|step| {
+            let rel = step
+                .option
+                .components()
+                .get(self.prefix.components().len()..)?;
+            match self.tree.find(rel) {
+                Some(Node::Option(decl)) if matches!(&*decl.ty, Type::AttrsOf(_)) => {
+                    Some(step.option.clone())
+                }
+                _ => None,
+            }
+        });
+        let hint = strict_attrs.map(|p| {
+            format!(
+                "`{p}` is an `attrsOf` option, which evaluates every attribute when it is \
+                 read; if its attributes refer to each other, declare it with \
+                 `types.lazyAttrsOf` so that each attribute is merged only when read"
+            )
+        });
+        ModuleError::Cycle { chain, hint }
     }
 }
 
