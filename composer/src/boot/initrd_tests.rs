@@ -263,3 +263,27 @@ fn params_use_camel_case_and_reject_unknown_fields() {
     let err = bad.params::<InitrdParams>().unwrap_err().to_string();
     assert!(err.contains("available_modules"), "{err}");
 }
+
+#[test]
+fn extra_file_paths_outside_the_archive_are_rejected() {
+    for bad in ["../etc/x", "etc/../../x", "", "a//b"] {
+        let mut f = fixture(&[], &[]);
+        f.inputs
+            .extra_files
+            .insert(bad.into(), f.inputs.stage1.clone());
+        let err = build_archive(&f.inputs, &mut Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid archive path"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn a_kernel_without_a_version_file_is_named() {
+    let f = fixture(&[], &[]);
+    std::fs::remove_file(f.inputs.kernel.join("version")).unwrap();
+    let err = build_archive(&f.inputs, &mut Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("version"), "{err}");
+}

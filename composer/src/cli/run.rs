@@ -1,8 +1,15 @@
-//! `imago run`: build a system, then boot it in QEMU with the serial console
-//! on this terminal (see `crate::boot::run`).
+//! `imago run`: build a system (with `imago build`'s pipeline,
+//! [`super::build::build_file`]), then boot it in QEMU with the serial
+//! console on this terminal (see `crate::boot::run`). `--toplevel` boots an
+//! already built toplevel instead.
 
 use super::GlobalArgs;
+use super::build::{BuildRequest, DEFAULT_ATTR, Outcome, build_file};
 use crate::boot::run::{RunOptions, run_system};
+use crate::debian::apt::default_deb_cache;
+use crate::graph::BuildOptions;
+use crate::graph::progress::ProgressMode;
+use crate::store::{Store, StorePath};
 use anyhow::Context;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -17,6 +24,15 @@ pub struct Args {
     /// `<hash>-<name>`, or a symlink into the store such as an out-link.
     #[arg(long, value_name = "PATH")]
     pub toplevel: Option<String>,
+    /// The attribute to build and boot.
+    #[arg(short = 'A', long = "attr", default_value = DEFAULT_ATTR, conflicts_with = "toplevel")]
+    pub attr: String,
+    /// Never touch the network while building.
+    #[arg(long)]
+    pub offline: bool,
+    /// Build steps in parallel on this many threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<u16>,
     /// Guest memory: MiB, or with an M or G suffix.
     #[arg(long, default_value = "1024", value_parser = parse_memory, value_name = "SIZE")]
     pub memory: u32,
@@ -54,11 +70,10 @@ impl Args {
         let toplevel = match (&self.toplevel, &self.file) {
             (Some(arg), _) => super::store::parse_object_arg(&store, arg)
                 .with_context(|| format!("--toplevel {arg}"))?,
-            (None, Some(file)) => anyhow::bail!(
-                "building {} for `imago run` needs `imago build`, which is not available in this \
-                 build yet; build the system elsewhere and pass --toplevel PATH",
-                file.display()
-            ),
+            (None, Some(file)) => match self.build(global, &store, file)? {
+                Some(path) => path,
+                None => return Ok(ExitCode::from(1)),
+            },
             (None, None) => anyhow::bail!("give a configuration FILE or --toplevel PATH"),
         };
         let physical = store.physical(&toplevel);
@@ -85,6 +100,42 @@ impl Args {
             eprintln!("imago: QEMU exited with {status}");
             ExitCode::from(1)
         })
+    }
+
+    /// Builds `file`'s system; `None` when the build failed (already reported).
+    fn build(
+        &self,
+        global: &GlobalArgs,
+        store: &Store,
+        file: &std::path::Path,
+    ) -> anyhow::Result<Option<StorePath>> {
+        let request = BuildRequest {
+            file: file.to_owned(),
+            attr: self.attr.clone(),
+            modules: None,
+            options: BuildOptions {
+                jobs: self.jobs.map_or(0, usize::from),
+                keep_going: false,
+                offline: self.offline,
+                deb_cache: default_deb_cache(),
+                progress: ProgressMode::Auto,
+            },
+        };
+        let built = match build_file(global, store, &request)
+            .with_context(|| format!("building {}", file.display()))?
+        {
+            Outcome::Built(built) => built,
+            Outcome::Failed => return Ok(None),
+        };
+        anyhow::ensure!(
+            built.suffix.is_empty(),
+            "`{}` of {} is {}{}, a path inside an object; `imago run` needs a system toplevel",
+            self.attr,
+            file.display(),
+            built.path.to_absolute(),
+            built.suffix
+        );
+        Ok(Some(built.path))
     }
 }
 
@@ -132,6 +183,10 @@ mod tests {
         assert_eq!(args.memory, 1024);
         assert!(parse(&["sys.imago", "--toplevel", "./result"]).is_err());
         assert!(parse(&[]).is_err(), "FILE or --toplevel is required");
+        assert!(parse(&["--toplevel", "x", "-A", "config.x"]).is_err());
+        let args = parse(&["sys.imago"]).unwrap();
+        assert_eq!(args.attr, DEFAULT_ATTR);
+        assert!(!args.offline);
     }
 
     #[test]
