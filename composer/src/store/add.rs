@@ -104,8 +104,6 @@ impl Store {
     /// reference must be valid or among `objects`.
     pub(crate) fn move_into_place_many(&self, staged: &[(PathBuf, NewObject<'_>)]) -> Result<()> {
         let _gc = lock::shared(&self.gc_lock_path())?;
-        let mut locks = Vec::new();
-        let mut to_register = Vec::new();
         {
             let conn = self.conn();
             let new: BTreeSet<&StorePath> = staged.iter().map(|(_, o)| o.path).collect();
@@ -119,20 +117,47 @@ impl Store {
                 }
             }
         }
-        for (src, o) in staged {
-            let lock_path = self
-                .state
-                .join("locks/objects")
-                .join(format!("{}.lock", o.path));
+        // Object locks in path order, so concurrent imports cannot deadlock.
+        let mut lock_order: Vec<&StorePath> = staged.iter().map(|(_, o)| o.path).collect();
+        lock_order.sort();
+        lock_order.dedup();
+        let mut locks = Vec::with_capacity(lock_order.len());
+        for p in lock_order {
+            let lock_path = self.state.join("locks/objects").join(format!("{p}.lock"));
             locks.push(lock::exclusive(&lock_path)?);
+        }
+        let mut placed = Vec::new();
+        let mut committed = false;
+        let result = self.place_and_register(staged, &mut placed, &mut committed);
+        if result.is_err() && !committed {
+            // Nothing half-done stays behind: unregistered objects go.
+            for dest in &placed {
+                let _ = remove_tree(dest);
+            }
+        }
+        drop(locks);
+        result
+    }
+
+    fn place_and_register(
+        &self,
+        staged: &[(PathBuf, NewObject<'_>)],
+        placed: &mut Vec<PathBuf>,
+        committed: &mut bool,
+    ) -> Result<()> {
+        let mut to_register = Vec::new();
+        for (src, o) in staged {
             let valid = db::is_valid(&self.conn(), o.path).map_err(db::db_err(&self.db_path))?;
             if valid {
                 continue;
             }
             let dest = self.physical(o.path);
+            // A leftover of a crashed add (never a valid object: checked
+            // above, under the object's lock). Removed, never followed.
             remove_tree(&dest)?;
             fs::rename(src, &dest)
                 .map_err(StoreError::io("moving object into the store", &dest))?;
+            placed.push(dest.clone());
             self.fault.hit("after-rename")?;
             canon::finish_top(&dest)?;
             to_register.push(o.clone());
@@ -147,10 +172,11 @@ impl Store {
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         {
             let mut conn = self.conn();
-            let tx = conn.transaction().map_err(db::db_err(&self.db_path))?;
+            let tx = db::write_tx(&mut conn).map_err(db::db_err(&self.db_path))?;
             db::register(&tx, &to_register, now).map_err(db::db_err(&self.db_path))?;
             tx.commit().map_err(db::db_err(&self.db_path))?;
         }
+        *committed = true;
         self.fault.hit("after-commit")?;
         Ok(())
     }

@@ -76,10 +76,21 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
         path: path.to_owned(),
         source: e,
     };
-    let conn = Connection::open(path).map_err(err)?;
+    let mut conn = Connection::open(path).map_err(err)?;
     conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(err)?;
+    // Switching to WAL needs a moment alone with the file; a second process
+    // doing the same at once can get SQLITE_BUSY without the busy handler.
+    let mut tries = 0;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => break,
+            Err(e) if is_busy(&e) && tries < 600 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(err(e)),
+        }
+    }
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(err)?;
     conn.pragma_update(None, "foreign_keys", "ON")
@@ -96,7 +107,7 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     }
     if version < 1 {
         // BEGIN IMMEDIATE: two processes creating a store at once serialize here.
-        let tx = conn.unchecked_transaction().map_err(err)?;
+        let tx = write_tx(&mut conn).map_err(err)?;
         let again: i64 = tx
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err)?;
@@ -108,6 +119,21 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
         tx.commit().map_err(err)?;
     }
     Ok(conn)
+}
+
+/// Starts a write transaction. IMMEDIATE takes the write lock up front
+/// (waiting through the busy handler), so a transaction never fails
+/// half-way because another process wrote since it first read.
+pub(crate) fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn digest_from(blob: Vec<u8>) -> rusqlite::Result<Blake3Digest> {

@@ -40,10 +40,9 @@ fn tree_bytes(path: &Path) -> u64 {
         let Ok(meta) = fs::symlink_metadata(&p) else {
             continue;
         };
-        total += meta.len();
-        if meta.is_dir()
-            && let Ok(entries) = fs::read_dir(&p)
-        {
+        if !meta.is_dir() {
+            total += meta.len();
+        } else if let Ok(entries) = fs::read_dir(&p) {
             stack.extend(entries.flatten().map(|e| e.path()));
         }
     }
@@ -77,7 +76,7 @@ impl Store {
         if !dry_run && !dead.is_empty() {
             {
                 let mut conn = self.conn();
-                let tx = conn.transaction().map_err(db::db_err(&self.db_path))?;
+                let tx = db::write_tx(&mut conn).map_err(db::db_err(&self.db_path))?;
                 db::delete(&tx, &dead).map_err(db::db_err(&self.db_path))?;
                 tx.commit().map_err(db::db_err(&self.db_path))?;
             }
