@@ -133,18 +133,19 @@ fn real_kernel_module_index() {
 #[test]
 fn boots_from_an_ext4_disk_by_label() {
     let sys = system();
-    // A root file system holding just the toplevel in /imago/store.
+    // A root file system holding just the toplevel's objects in /imago/store.
     let scratch = tempfile::tempdir().unwrap();
     let rootfs = scratch.path().join("rootfs");
-    let top_name = sys.toplevel.rsplit('/').next().unwrap();
     std::fs::create_dir_all(rootfs.join("imago/store")).unwrap();
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(sys.store.join(top_name))
-        .arg(rootfs.join("imago/store"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    for object in &sys.closure {
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(sys.store.join(object))
+            .arg(rootfs.join("imago/store"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
     let disk = scratch.path().join("root.img");
     let out = Command::new("mkfs.ext4")
         .args(["-q", "-L", "imago-root", "-E", "root_owner=0:0", "-d"])

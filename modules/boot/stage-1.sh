@@ -159,16 +159,20 @@ else
 	fail "no root: set root=<device> or imago.store=<type>:<tag> on the kernel command line"
 fi
 
-top=/sysroot$system
-[ -x "$top/init" ] || fail "system $system has no executable init (looked at $top/init)"
-[ -d "$top/sw/usr" ] || fail "system $system has no sw/usr profile"
+# The toplevel's entries are absolute symlinks into /imago/store (sw ->
+# /imago/store/...-sw): make the store visible at that path here too, so they
+# resolve in the initrd as they will after switch_root.
+mkdir -p /imago/store
+mount --bind /sysroot/imago/store /imago/store || fail "cannot bind the store to /imago/store"
+[ -x "$system/init" ] || fail "system $system has no executable init (looked at $system/init)"
+[ -d "$system/sw/usr" ] || fail "system $system has no sw/usr profile"
 
 for dir in usr etc var run tmp proc sys dev root; do
 	mkdir -p "/sysroot/$dir" || fail "cannot create /sysroot/$dir"
 done
 chmod 1777 /sysroot/tmp
 chmod 0700 /sysroot/root
-mount --bind "$top/sw/usr" /sysroot/usr &&
+mount --bind "$system/sw/usr" /sysroot/usr &&
 	mount -o remount,bind,ro /sysroot/usr ||
 	fail "cannot bind $system/sw/usr onto /usr"
 for link in bin sbin lib lib64; do
@@ -177,6 +181,7 @@ for link in bin sbin lib lib64; do
 	fi
 done
 
+umount /imago/store || fail "cannot unmount the initrd's view of the store"
 read -r uptime _ </proc/uptime
 for fs in proc sys dev run; do
 	mount --move "/$fs" "/sysroot/$fs" || fail "cannot move /$fs into the new root"

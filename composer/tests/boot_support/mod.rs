@@ -116,6 +116,8 @@ pub struct System {
     pub kernel: String,
     pub initrd: String,
     pub toplevel: String,
+    /// The toplevel's object and those it links to (what a disk needs).
+    pub closure: Vec<String>,
     pub initrd_bytes: u64,
     pub initrd_build: Duration,
 }
@@ -194,17 +196,21 @@ pub fn build_system(dir_name: &str) -> System {
         .unwrap()
         .len();
 
-    // The toplevel: stage 2 checks the layout stage 1 promised, then reports.
-    let top_name = object_name(7, "system");
-    let top = store.join(&top_name);
-    std::fs::create_dir_all(top.join("sw/usr/bin")).unwrap();
+    // The toplevel, laid out as the module library makes it: `sw` and `init`
+    // are absolute symlinks to objects of their own. Stage 2 checks the
+    // layout stage 1 promised, then reports.
+    let sw_name = object_name(8, "sw");
+    let sw = store.join(&sw_name);
+    std::fs::create_dir_all(sw.join("usr/bin")).unwrap();
     std::fs::copy(
         ctx.physical(&format!("{busybox}/usr/bin/busybox")).unwrap(),
-        top.join("sw/usr/bin/busybox"),
+        sw.join("usr/bin/busybox"),
     )
     .unwrap();
+    let top_name = object_name(7, "system");
+    let init_name = object_name(9, "stage-2");
     write_exec(
-        &top.join("init"),
+        &store.join(&init_name),
         &format!(
             "#!/usr/bin/busybox sh\n\
              export PATH=/usr/bin\n\
@@ -216,6 +222,11 @@ pub fn build_system(dir_name: &str) -> System {
              busybox poweroff -f\n"
         ),
     );
+    let top = store.join(&top_name);
+    std::fs::create_dir_all(&top).unwrap();
+    for (link, object) in [("sw", &sw_name), ("init", &init_name)] {
+        std::os::unix::fs::symlink(format!("/imago/store/{object}"), top.join(link)).unwrap();
+    }
     std::fs::write(
         top.join("boot.json"),
         serde_json::json!({
@@ -231,6 +242,7 @@ pub fn build_system(dir_name: &str) -> System {
         kernel,
         initrd,
         toplevel: format!("/imago/store/{top_name}"),
+        closure: vec![top_name, sw_name, init_name],
         initrd_bytes,
         initrd_build,
     }
