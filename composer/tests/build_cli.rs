@@ -141,3 +141,40 @@ fn syntax_errors_are_rendered_with_a_location() {
     let err = stderr(&out);
     assert!(err.contains("hello.imago:1:"), "{err}");
 }
+
+#[test]
+fn the_default_attribute_builds_a_systems_toplevel() {
+    let env = Env::new();
+    let lib = env.dir.path().join("modules");
+    std::fs::create_dir(&lib).unwrap();
+    std::fs::write(lib.join("module-list.imago"), "[ ./top.imago ]").unwrap();
+    std::fs::write(
+        lib.join("top.imago"),
+        r#"{ lib, config, ... }: {
+  options.system.name = lib.mkOption { type = lib.types.str; default = "box"; };
+  options.system.build.toplevel = lib.mkOption { type = lib.types.str; };
+  config.system.build.toplevel =
+    "${builtins.step { builder = "text"; name = "top"; text = config.system.name; }}";
+}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        env.dir.path().join("hello.imago"),
+        r#"{ ... }: { system.name = "mine"; }"#,
+    )
+    .unwrap();
+    let out = env.imago(&["--modules", lib.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert!(lines[0].ends_with("-top"), "{lines:?}");
+    assert_eq!(std::fs::read_to_string(&lines[1]).unwrap(), "mine");
+    // A missing option is an evaluation error naming it.
+    let out = env.imago(&[
+        "--modules",
+        lib.to_str().unwrap(),
+        "-A",
+        "config.system.nosuch",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("system.nosuch"), "{}", stderr(&out));
+}

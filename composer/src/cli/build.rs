@@ -17,7 +17,7 @@
 //! Evaluation errors are rendered as diagnostics; a failed step is reported
 //! with its log and the chain of steps that needed it. Exit code 1 for
 //! both. [`build_file`] is the same pipeline for other commands (`imago
-//! run`).
+//! run`); [`requested_packages`] evaluates in record mode for `imago lock`.
 
 use super::{ErrorFormat, GlobalArgs};
 use crate::builders::STORE_PREFIX;
@@ -35,7 +35,7 @@ use anyhow::Context;
 use imago_lang::diag::{self, Diagnostic, IntoDiagnostic};
 use imago_lang::eval::{EvalError, Evaluator};
 use imago_lang::modules::OptionPath;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -147,6 +147,42 @@ impl Args {
 struct Evaluated {
     steps: BTreeMap<String, Step>,
     text: String,
+    /// Every package name requested.
+    packages: BTreeSet<String>,
+}
+
+/// How the step table treats packages.
+enum TableMode {
+    /// Pinned by the lock (none: every package is an error).
+    Build(Option<Lock>),
+    /// Only recorded, for `imago lock`.
+    Record,
+}
+
+/// Evaluates `attr` of `file` in record mode and returns the Debian packages
+/// it requests (for `imago lock`). `Ok(None)`: evaluation failed and the
+/// diagnostics were printed on stderr.
+pub fn requested_packages(
+    global: &GlobalArgs,
+    file: &Path,
+    attr: &str,
+    modules: Option<&Path>,
+) -> anyhow::Result<Option<BTreeSet<String>>> {
+    let format = global.error_format;
+    let color = format == ErrorFormat::Human && std::io::stderr().is_terminal();
+    let modules_dir = system_eval::modules_dir(modules);
+    let (file, attr) = (file.to_path_buf(), attr.to_owned());
+    let evaluated = imago_lang::eval::with_large_stack(move || {
+        evaluate(&file, &attr, TableMode::Record, &modules_dir, format, color)
+    })
+    .context("cannot start the evaluation thread")??;
+    match evaluated {
+        Ok(e) => Ok(Some(e.packages)),
+        Err(rendered) => {
+            eprint!("{rendered}");
+            Ok(None)
+        }
+    }
 }
 
 /// Evaluates, builds and reports failures on stderr.
@@ -166,7 +202,14 @@ pub fn build_file(
     let modules_dir = system_eval::modules_dir(request.modules.as_deref());
     let (file, attr, eval_lock) = (request.file.clone(), request.attr.clone(), lock.clone());
     let evaluated = imago_lang::eval::with_large_stack(move || {
-        evaluate(&file, &attr, eval_lock, &modules_dir, format, color)
+        evaluate(
+            &file,
+            &attr,
+            TableMode::Build(eval_lock),
+            &modules_dir,
+            format,
+            color,
+        )
     })
     .context("cannot start the evaluation thread")??;
     let evaluated = match evaluated {
@@ -225,13 +268,17 @@ pub fn build_file(
 fn evaluate(
     file: &Path,
     attr: &str,
-    lock: Option<Lock>,
+    mode: TableMode,
     modules_dir: &Path,
     format: ErrorFormat,
     color: bool,
 ) -> anyhow::Result<Result<Evaluated, String>> {
-    let index: Option<Box<dyn PackageIndex>> = lock.map(|l| Box::new(LockIndex(l)) as _);
-    let table = Rc::new(StepTable::new(index));
+    let table = Rc::new(match mode {
+        TableMode::Build(lock) => {
+            StepTable::new(lock.map(|l| Box::new(LockIndex(l)) as Box<dyn PackageIndex>))
+        }
+        TableMode::Record => StepTable::recording(),
+    });
     let render = |diags: Vec<Diagnostic>, ev: &Evaluator| -> anyhow::Result<String> {
         Ok(match format {
             ErrorFormat::Human => diag::render(&diags, ev.sources(), color),
@@ -271,7 +318,11 @@ fn evaluate(
         Err(e) => return Ok(Err(render(eval_diagnostics(&e), &ev)?)),
     };
     let steps = table.steps().clone();
-    Ok(Ok(Evaluated { steps, text }))
+    Ok(Ok(Evaluated {
+        steps,
+        text,
+        packages: table.requested_packages(),
+    }))
 }
 
 fn eval_diagnostics(e: &EvalError) -> Vec<Diagnostic> {
@@ -396,5 +447,36 @@ mod tests {
     fn zero_jobs_is_a_usage_error() {
         assert!(parse(&["sys.imago", "--jobs", "0"]).is_err());
         assert!(parse(&[]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+    use crate::cli::ErrorFormat;
+
+    const TOP: &str = r#"{ lib, pkgs, ... }: {
+  options.system.build.toplevel = lib.mkOption { type = lib.types.str; };
+  config.system.build.toplevel =
+    "${builtins.step { builder = "text"; name = "top"; text = "${pkgs.bash}/bin/bash"; }}";
+}"#;
+
+    #[test]
+    fn record_mode_lists_the_requested_packages() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("modules");
+        std::fs::create_dir(&lib).unwrap();
+        std::fs::write(lib.join(system_eval::MODULE_LIST), "[ ./top.imago ]").unwrap();
+        std::fs::write(lib.join("top.imago"), TOP).unwrap();
+        let file = dir.path().join("sys.imago");
+        std::fs::write(&file, "{ ... }: { }").unwrap();
+        let global = GlobalArgs {
+            store: None,
+            error_format: ErrorFormat::Human,
+        };
+        let packages = requested_packages(&global, &file, DEFAULT_ATTR, Some(&lib))
+            .unwrap()
+            .unwrap();
+        assert_eq!(packages, BTreeSet::from(["bash".to_owned()]));
     }
 }
