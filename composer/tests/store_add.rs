@@ -1,6 +1,9 @@
 //! Adding objects: golden digests, read-only results, references, the build
 //! cache, closures, verification.
 
+// Test helpers outside #[test] functions panic on failure too.
+#![allow(clippy::unwrap_used)]
+
 mod store_support;
 
 use imago::store::canon::serialize_into;
@@ -124,7 +127,7 @@ fn references_are_found_and_closures_follow_them() {
     let bin = add_tree(&store, "bin", &[lib.clone(), unused.clone()], |out| {
         fs::write(out.join("script"), format!("exec {}/x", lib.to_absolute())).unwrap();
     });
-    let top = add_tree(&store, "top", &[bin.clone()], |out| {
+    let top = add_tree(&store, "top", std::slice::from_ref(&bin), |out| {
         symlink(bin.to_absolute(), out.join("bin")).unwrap();
     });
     assert_eq!(

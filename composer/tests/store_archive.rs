@@ -2,6 +2,9 @@
 //! archive must be refused without registering anything
 //! (reliability.md 1–15).
 
+// Test helpers outside #[test] functions panic on failure too.
+#![allow(clippy::unwrap_used)]
+
 mod store_support;
 
 use imago::store::archive::tar::{Reader, Writer};
@@ -40,7 +43,7 @@ fn source() -> Source {
         fs::write(out.join("M"), b"upper").unwrap();
         fs::write(out.join("m"), b"lower").unwrap();
         symlink("bin/tool", out.join("link")).unwrap();
-        fs::write(out.join(format!("{}", "long-".repeat(40))), b"long name").unwrap();
+        fs::write(out.join("long-".repeat(40)), b"long name").unwrap();
     });
     let top = add_tree(&store, "top", std::slice::from_ref(&bin), |out| {
         symlink(bin.to_absolute(), out.join("bin")).unwrap();
@@ -65,7 +68,7 @@ fn entries(archive: &[u8]) -> Vec<(imago::store::archive::tar::Header, Vec<u8>)>
     let tar = zstd::decode_all(archive).unwrap();
     let mut r = Reader::new(tar.as_slice());
     let mut out = Vec::new();
-    while let Some(h) = r.next().unwrap() {
+    while let Some(h) = r.next_entry().unwrap() {
         let mut data = Vec::new();
         r.copy_data(&mut data).unwrap();
         out.push((h, data));

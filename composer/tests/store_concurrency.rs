@@ -1,6 +1,9 @@
 //! Two processes and one store (reliability.md 21): the same step is built
 //! once, and GC never deletes what a running process uses.
 
+// Test helpers outside #[test] functions panic on failure too.
+#![allow(clippy::unwrap_used)]
+
 mod store_support;
 
 use imago::store::{Blake3Digest, Store, StorePath};

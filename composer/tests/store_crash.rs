@@ -4,6 +4,9 @@
 //! object verifies, nothing unregistered sits at a final path, and no
 //! temporary files remain.
 
+// Test helpers outside #[test] functions panic on failure too.
+#![allow(clippy::unwrap_used)]
+
 mod store_support;
 
 use imago::store::fault::POINTS;

@@ -1,6 +1,9 @@
 //! Garbage collection keeps every rooted object (and its closure) and frees
 //! the rest.
 
+// Test helpers outside #[test] functions panic on failure too.
+#![allow(clippy::unwrap_used)]
+
 mod store_support;
 
 use imago::store::Store;

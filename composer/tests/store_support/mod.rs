@@ -1,5 +1,5 @@
 //! Helpers shared by the store integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use imago::store::{Store, StorePath};
 use std::fs;

@@ -86,7 +86,7 @@ impl Store {
         let mut staged: Vec<Staged> = Vec::with_capacity(manifest.objects.len());
         let mut entries: u64 = 0;
         let mut bytes: u64 = 0;
-        while let Some(h) = tar.next().map_err(StoreError::Archive)? {
+        while let Some(h) = tar.next_entry().map_err(StoreError::Archive)? {
             entries += 1;
             if entries > limits.max_entries {
                 return Err(StoreError::Archive(ArchiveError::LimitExceeded {
@@ -197,7 +197,7 @@ impl Store {
 fn read_manifest<R: Read>(tar: &mut Reader<R>, limits: &ImportLimits) -> Result<Manifest> {
     let bad = |reason: String| StoreError::Archive(ArchiveError::BadManifest { reason });
     let h = tar
-        .next()
+        .next_entry()
         .map_err(StoreError::Archive)?
         .ok_or_else(|| bad("the archive is empty".to_owned()))?;
     if h.path != MANIFEST_NAME.as_bytes() || !matches!(h.kind, Kind::File { .. }) {

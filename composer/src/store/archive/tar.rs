@@ -119,8 +119,8 @@ impl<R: Read> Reader<R> {
 
     /// The next entry's header, or `None` at the end marker (after checking
     /// that only zeros follow). The previous entry's data must have been
-    /// read with [`Reader::copy_data`] or [`Reader::read_data`].
-    pub fn next(&mut self) -> Result<Option<Header>, ArchiveError> {
+    /// read with [`Reader::copy_data`].
+    pub fn next_entry(&mut self) -> Result<Option<Header>, ArchiveError> {
         if self.finished {
             return Ok(None);
         }
@@ -357,8 +357,11 @@ fn describe_type(flag: u8) -> String {
     }
 }
 
+/// One PAX record: key and value bytes.
+type PaxRecord = (Vec<u8>, Vec<u8>);
+
 /// Parses PAX records `"<len> <key>=<value>\n"`.
-fn parse_pax(mut data: &[u8], at: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ArchiveError> {
+fn parse_pax(mut data: &[u8], at: u64) -> Result<Vec<PaxRecord>, ArchiveError> {
     let bad = |reason: &str| ArchiveError::Malformed {
         offset: at,
         reason: format!("malformed PAX record: {reason}"),
@@ -516,7 +519,7 @@ mod tests {
     fn read_all(bytes: &[u8]) -> Result<Vec<(Header, Vec<u8>)>, ArchiveError> {
         let mut r = Reader::new(bytes);
         let mut out = Vec::new();
-        while let Some(h) = r.next()? {
+        while let Some(h) = r.next_entry()? {
             let mut data = Vec::new();
             r.copy_data(&mut data)?;
             out.push((h, data));
@@ -530,7 +533,7 @@ mod tests {
         let mut w = Writer::new(Vec::new());
         w.dir(b"d").unwrap();
         w.file(&long, true, 3, &mut &b"abc"[..]).unwrap();
-        w.symlink(b"l", &vec![b't'; 150]).unwrap();
+        w.symlink(b"l", &[b't'; 150]).unwrap();
         let bytes = w.finish().unwrap();
         let entries = read_all(&bytes).unwrap();
         assert_eq!(entries.len(), 3);
