@@ -1,13 +1,17 @@
 #!/bin/sh
 # Imago VM test backdoor (guest side).
 #
-# Runs as root on a virtio console (default /dev/hvc0) and executes commands
+# Runs as root on the virtio-serial port named org.imago.backdoor (or on the
+# device given as $1, e.g. a virtio console /dev/hvc0) and executes commands
 # sent by the host test driver (vm-tests/src/backdoor.rs). POSIX sh only: it
 # works with busybox sh, dash and bash; it needs base64, head, wc, mktemp,
-# sleep, kill and stty (busybox or coreutils).
+# sleep, kill and cat (busybox or coreutils), and stty for a tty device.
 #
-# Protocol (every line ends with \n; the console is switched to raw mode, so
-# nothing is echoed or translated):
+# A virtio-serial port is not a tty: bytes pass unchanged and fast (a virtio
+# console goes through the tty layer, ~15x slower for large outputs). On a
+# tty the line is switched to raw mode so nothing is echoed or translated.
+#
+# Protocol (every line ends with \n):
 #
 #   host -> guest   run <id> <timeout-secs> <stdin-len> <base64 of the script>
 #                   followed by exactly <stdin-len> bytes of base64 text
@@ -25,7 +29,16 @@
 # A command running longer than <timeout-secs> is killed (SIGKILL) and
 # reported with timed-out 1.
 
-dev=${1:-/dev/hvc0}
+port=org.imago.backdoor
+dev=${1:-}
+if [ -z "$dev" ]; then
+    # The virtio-serial port named $port: /dev/virtio-ports/$port with udev,
+    # found through sysfs without it.
+    dev=/dev/virtio-ports/$port
+    for p in /sys/class/virtio-ports/*; do
+        [ "$(cat "$p/name" 2>/dev/null)" = "$port" ] && dev=/dev/${p##*/}
+    done
+fi
 
 PATH=/run/current-system/sw/bin:/run/wrappers/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 HOME=/root
@@ -36,7 +49,8 @@ base=/run
 [ -d "$base" ] && [ -w "$base" ] || base=/tmp
 work=$(mktemp -d "$base/imago-backdoor.XXXXXX") || exit 1
 
-exec <"$dev" >"$dev" 2>/dev/null
+# One read-write open: a virtio-serial port can only be opened once.
+exec <>"$dev" >&0 2>/dev/null
 stty raw -echo 2>/dev/null
 
 cr=$(printf '\r')
@@ -80,7 +94,7 @@ while IFS=' ' read -r verb id tmo len cmd; do
         sleep "$tmo"
         : >"$work/timedout"
         kill -9 "$pid"
-    ) >/dev/null 2>&1 &
+    ) </dev/null >/dev/null 2>&1 &
     watchdog=$!
     wait "$pid"
     status=$?

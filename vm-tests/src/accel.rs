@@ -54,7 +54,7 @@ impl Accel {
     pub fn qemu_args(&self) -> Vec<String> {
         match self.kind {
             AccelKind::Kvm => ["-accel", "kvm", "-cpu", "host"].map(String::from).to_vec(),
-            AccelKind::Tcg => ["-accel", "tcg", "-cpu", "max"].map(String::from).to_vec(),
+            AccelKind::Tcg => ["-accel", "tcg"].map(String::from).to_vec(),
         }
     }
 
@@ -156,7 +156,8 @@ fn probe_kvm() -> Result<(), String> {
             Ok(Some(status)) => {
                 let output = child.wait_with_output().map_err(|e| e.to_string())?;
                 let stderr = String::from_utf8_lossy(&output.stderr);
-                return Err(format!("probe exited with {status}: {}", stderr.trim()));
+                let first = stderr.lines().next().unwrap_or_default();
+                return Err(format!("probe exited with {status}: {first}"));
             }
             Ok(None) if start.elapsed() > PROBE_TIMEOUT => {
                 let _ = child.kill();

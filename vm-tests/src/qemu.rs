@@ -35,8 +35,8 @@ pub const QEMU: &str = "qemu-system-x86_64";
 /// The 9p tag of the shared store.
 pub const STORE_TAG: &str = "imago-store";
 
-/// The virtio-serial port name of the backdoor (`/dev/virtio-ports/<name>`
-/// in the guest; it is also the first virtio console, `/dev/hvc0`).
+/// The virtio-serial port name of the backdoor: `/dev/virtio-ports/<name>`
+/// in a guest with udev, `/sys/class/virtio-ports/*/name` names it without.
 pub const BACKDOOR_PORT: &str = "org.imago.backdoor";
 
 /// Where one QEMU process keeps its sockets and writable files.
@@ -122,7 +122,7 @@ pub fn command_line(
     args.push("-chardev".into());
     args.push(opt("socket,id=backdoor,path=", &paths.backdoor, ""));
     args.push("-device".into());
-    args.push(format!("virtconsole,bus=vser.0,chardev=backdoor,name={BACKDOOR_PORT}").into());
+    args.push(format!("virtserialport,bus=vser.0,chardev=backdoor,name={BACKDOOR_PORT}").into());
     args.extend(["-device", "virtio-rng-pci"].map(OsString::from));
 
     match &config.boot {
