@@ -56,7 +56,7 @@ pub enum ErrorKind {
     DuplicateAttribute { name: SmolStr, first: Span },
     #[error("integer overflow in `{op}`")]
     IntegerOverflow { op: &'static str },
-    #[error("cannot read `{}`", path.display())]
+    #[error("cannot read `{}`: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -150,6 +150,9 @@ struct Inner {
     dropped_frames: usize,
     trace: Vec<String>,
     more_frames: usize,
+    /// False when the error has no place in any source (its span is the
+    /// evaluator's placeholder span): the diagnostic then has no label.
+    located: bool,
 }
 
 /// An evaluation error. Boxed, so `Result<Value, EvalError>` stays small.
@@ -177,6 +180,7 @@ impl EvalError {
             dropped_frames: 0,
             trace: Vec::new(),
             more_frames: 0,
+            located: true,
         }))
     }
 
@@ -266,6 +270,11 @@ impl EvalError {
         self.0.more_frames = more;
     }
 
+    /// Marks the error as having no source location.
+    pub(crate) fn set_unlocated(&mut self) {
+        self.0.located = false;
+    }
+
     /// The trace lines shown under the error.
     pub fn trace(&self) -> &[String] {
         &self.0.trace
@@ -346,9 +355,7 @@ impl IntoDiagnostic for EvalError {
             ErrorKind::IntegerOverflow { .. } => {
                 d = d.with_primary(inner.span, "result does not fit in 64 bits");
             }
-            ErrorKind::Io { source, .. } => {
-                d = d.with_primary(inner.span, source.to_string());
-            }
+            ErrorKind::Io { .. } => d = d.with_primary(inner.span, "needed here"),
             ErrorKind::Parse { diagnostics, .. } => {
                 let mut first = true;
                 for pd in diagnostics {
@@ -389,6 +396,9 @@ impl IntoDiagnostic for EvalError {
             }
             ErrorKind::Malformed => d = d.with_primary(inner.span, "syntax error here"),
             ErrorKind::External(ext) => d = (**ext).clone(),
+        }
+        if !inner.located {
+            d.labels.retain(|l| l.span != inner.span);
         }
         for line in &inner.trace {
             d = d.with_note(line.clone());

@@ -24,7 +24,7 @@ use crate::eval::paths::normalize;
 use crate::eval::value::Value;
 use crate::source::Span;
 use smol_str::SmolStr;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -32,8 +32,98 @@ use std::rc::Rc;
 const MAX_NESTING: usize = 5_000;
 
 enum Scope {
-    Names(HashMap<SmolStr, u32>),
+    Names(NameMap),
     With,
+}
+
+/// Above this many names, scopes and sets under construction get a hash
+/// index; below, a linear scan is cheaper than hashing.
+const INDEX_THRESHOLD: usize = 12;
+
+/// The names one scope binds, with their slot index.
+#[derive(Default)]
+struct NameMap {
+    names: Vec<(SmolStr, u32)>,
+    index: Option<HashMap<SmolStr, u32>>,
+}
+
+impl NameMap {
+    fn get(&self, name: &str) -> Option<u32> {
+        match &self.index {
+            Some(ix) => ix.get(name).copied(),
+            None => self.names.iter().find(|(n, _)| n == name).map(|(_, i)| *i),
+        }
+    }
+
+    /// Adds a name; false if it was already there.
+    fn insert(&mut self, name: SmolStr, idx: u32) -> bool {
+        if self.get(&name).is_some() {
+            return false;
+        }
+        if let Some(ix) = &mut self.index {
+            ix.insert(name.clone(), idx);
+        } else if self.names.len() >= INDEX_THRESHOLD {
+            let mut ix: HashMap<SmolStr, u32> = self.names.iter().cloned().collect();
+            ix.insert(name.clone(), idx);
+            self.index = Some(ix);
+        }
+        self.names.push((name, idx));
+        true
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(|(n, _)| n.as_str())
+    }
+}
+
+/// The static entries of a set under construction, in definition order.
+#[derive(Default)]
+struct EntryMap {
+    items: Vec<(SmolStr, Span, PEntry)>,
+    index: Option<HashMap<SmolStr, usize>>,
+}
+
+impl EntryMap {
+    fn position(&self, name: &str) -> Option<usize> {
+        match &self.index {
+            Some(ix) => ix.get(name).copied(),
+            None => self.items.iter().position(|(n, _, _)| n == name),
+        }
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<(&mut Span, &mut PEntry)> {
+        let i = self.position(name)?;
+        let (_, span, e) = &mut self.items[i];
+        Some((span, e))
+    }
+
+    fn first_span(&self, name: &str) -> Option<Span> {
+        self.position(name).map(|i| self.items[i].1)
+    }
+
+    fn push(&mut self, name: SmolStr, span: Span, e: PEntry) -> usize {
+        let i = self.items.len();
+        if let Some(ix) = &mut self.index {
+            ix.insert(name.clone(), i);
+        } else if i >= INDEX_THRESHOLD {
+            let mut ix: HashMap<SmolStr, usize> = self
+                .items
+                .iter()
+                .enumerate()
+                .map(|(j, (n, _, _))| (n.clone(), j))
+                .collect();
+            ix.insert(name.clone(), i);
+            self.index = Some(ix);
+        }
+        self.items.push((name, span, e));
+        i
+    }
+
+    fn into_sorted(self) -> Vec<(SmolStr, Span, PEntry)> {
+        let mut items = self.items;
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        items
+    }
 }
 
 pub(crate) struct Lowerer<'a> {
@@ -47,7 +137,7 @@ pub(crate) struct Lowerer<'a> {
 /// A set under construction.
 #[derive(Default)]
 struct PAttrs {
-    entries: BTreeMap<SmolStr, (Span, PEntry)>,
+    entries: EntryMap,
     dynamic: Vec<(IrRef, PEntry, Span)>,
     sources: Vec<IrRef>,
 }
@@ -247,7 +337,7 @@ impl<'a> Lowerer<'a> {
         for (depth, scope) in self.scopes.iter().rev().enumerate() {
             match scope {
                 Scope::Names(names) => {
-                    if let Some(&idx) = names.get(name) {
+                    if let Some(idx) = names.get(name) {
                         return Ok(Self::mk(
                             IrKind::Local {
                                 depth: depth as u32,
@@ -282,7 +372,7 @@ impl<'a> Lowerer<'a> {
             .scopes
             .iter()
             .flat_map(|s| match s {
-                Scope::Names(n) => n.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+                Scope::Names(n) => n.keys().collect::<Vec<_>>(),
                 Scope::With => Vec::new(),
             })
             .collect();
@@ -325,11 +415,7 @@ impl<'a> Lowerer<'a> {
     }
 
     /// The slot map of a `rec` set or `let`: its static names, sorted.
-    fn group_names(
-        &self,
-        bindings: &[Binding],
-        group: Group,
-    ) -> Result<HashMap<SmolStr, u32>, EvalError> {
+    fn group_names(&self, bindings: &[Binding], group: Group) -> Result<NameMap, EvalError> {
         let mut names: Vec<SmolStr> = Vec::new();
         for b in bindings {
             match b {
@@ -351,11 +437,11 @@ impl<'a> Lowerer<'a> {
         }
         names.sort();
         names.dedup();
-        Ok(names
-            .into_iter()
-            .enumerate()
-            .map(|(i, n)| (n, i as u32))
-            .collect())
+        let mut map = NameMap::default();
+        for (i, n) in names.into_iter().enumerate() {
+            map.insert(n, i as u32);
+        }
+        Ok(map)
     }
 
     fn lower_group(&mut self, bindings: &[Binding], group: Group) -> Result<AttrsIr, EvalError> {
@@ -381,10 +467,10 @@ impl<'a> Lowerer<'a> {
                             }
                             None => PEntry::Expr(self.lower_inherit_outer(n)?),
                         };
-                        if let Some((first, _)) = root.entries.get(&n.name) {
-                            return Err(duplicate(&n.name, *first, n.span));
+                        if let Some(first) = root.entries.first_span(&n.name) {
+                            return Err(duplicate(&n.name, first, n.span));
                         }
-                        root.entries.insert(n.name.clone(), (n.span, entry));
+                        root.entries.push(n.name.clone(), n.span, entry);
                     }
                 }
             }
@@ -408,7 +494,7 @@ impl<'a> Lowerer<'a> {
                     let new = self.lower_value(name, value)?;
                     match target.entries.get_mut(name) {
                         None => {
-                            target.entries.insert(name.clone(), (*span, new));
+                            target.entries.push(name.clone(), *span, new);
                         }
                         Some((first_span, existing)) => match (existing, new) {
                             (PEntry::Nested(old), PEntry::Nested(new)) => {
@@ -418,20 +504,25 @@ impl<'a> Lowerer<'a> {
                         },
                     }
                 } else {
-                    let entry = target
-                        .entries
-                        .entry(name.clone())
-                        .or_insert_with(|| (*span, PEntry::Nested(PAttrs::default())));
-                    match &mut entry.1 {
+                    let i = match target.entries.position(name) {
+                        Some(i) => i,
+                        None => target.entries.push(
+                            name.clone(),
+                            *span,
+                            PEntry::Nested(PAttrs::default()),
+                        ),
+                    };
+                    let (_, first_span, entry) = &mut target.entries.items[i];
+                    match entry {
                         PEntry::Nested(inner) => self.insert_path(inner, rest, value)?,
-                        _ => return Err(duplicate(name, entry.0, *span)),
+                        _ => return Err(duplicate(name, *first_span, *span)),
                     }
                 }
             }
             AttrKey::Dynamic(e) => {
                 let key = self.lower(e)?;
                 let entry = if rest.is_empty() {
-                    self.lower_value("", value)?
+                    self.lower_value(&SmolStr::default(), value)?
                 } else {
                     let mut inner = PAttrs::default();
                     self.insert_path(&mut inner, rest, value)?;
@@ -445,7 +536,7 @@ impl<'a> Lowerer<'a> {
 
     /// A binding's value; a literal non-recursive set becomes a mergeable
     /// nested set.
-    fn lower_value(&mut self, name: &str, value: &Expr) -> Result<PEntry, EvalError> {
+    fn lower_value(&mut self, name: &SmolStr, value: &Expr) -> Result<PEntry, EvalError> {
         if let ExprKind::Attrs {
             rec: false,
             bindings,
@@ -470,10 +561,10 @@ impl<'a> Lowerer<'a> {
                                 Some(s) => PEntry::InheritFrom(s),
                                 None => PEntry::Expr(self.lower_var(&n.name, n.span)?),
                             };
-                            if let Some((first, _)) = inner.entries.get(&n.name) {
-                                return Err(duplicate(&n.name, *first, n.span));
+                            if let Some(first) = inner.entries.first_span(&n.name) {
+                                return Err(duplicate(&n.name, first, n.span));
                             }
-                            inner.entries.insert(n.name.clone(), (n.span, entry));
+                            inner.entries.push(n.name.clone(), n.span, entry);
                         }
                     }
                 }
@@ -481,7 +572,7 @@ impl<'a> Lowerer<'a> {
             return Ok(PEntry::Nested(inner));
         }
         if !name.is_empty() {
-            self.name_hint = Some(SmolStr::new(name));
+            self.name_hint = Some(name.clone());
         }
         let ir = self.lower(value);
         self.name_hint = None;
@@ -497,7 +588,7 @@ impl<'a> Lowerer<'a> {
     ) -> Result<LambdaIr, EvalError> {
         match param {
             Param::Ident(id) => {
-                let mut names = HashMap::new();
+                let mut names = NameMap::default();
                 names.insert(id.name.clone(), 0);
                 self.scopes.push(Scope::Names(names));
                 let body = self.lower(body);
@@ -514,9 +605,9 @@ impl<'a> Lowerer<'a> {
                 ellipsis,
                 bind,
             } => {
-                let mut names = HashMap::new();
+                let mut names = NameMap::default();
                 for (i, e) in entries.iter().enumerate() {
-                    if names.insert(e.name.name.clone(), i as u32).is_some() {
+                    if !names.insert(e.name.name.clone(), i as u32) {
                         let first = entries
                             .iter()
                             .find(|x| x.name.name == e.name.name)
@@ -526,7 +617,7 @@ impl<'a> Lowerer<'a> {
                 }
                 if let Some(b) = bind {
                     if let Some(i) = names.get(&b.name) {
-                        let first = entries[*i as usize].name.span;
+                        let first = entries[i as usize].name.span;
                         return Err(duplicate(&b.name, first, b.span));
                     }
                     names.insert(b.name.clone(), entries.len() as u32);
@@ -578,11 +669,11 @@ fn merge(old: &mut PAttrs, new: PAttrs) -> Result<(), EvalError> {
             .into_iter()
             .map(|(k, v, s)| (k, shift_sources(v, offset), s)),
     );
-    for (name, (span, entry)) in new.entries {
+    for (name, span, entry) in new.entries.items {
         let entry = shift_sources(entry, offset);
         match old.entries.get_mut(&name) {
             None => {
-                old.entries.insert(name, (span, entry));
+                old.entries.push(name, span, entry);
             }
             Some((first, existing)) => match (existing, entry) {
                 (PEntry::Nested(a), PEntry::Nested(b)) => merge(a, b)?,
@@ -604,8 +695,9 @@ fn finish(p: PAttrs) -> AttrsIr {
     AttrsIr {
         entries: p
             .entries
+            .into_sorted()
             .into_iter()
-            .map(|(name, (span, e))| EntryIr {
+            .map(|(name, span, e)| EntryIr {
                 name,
                 span,
                 value: finish_entry(e, span),

@@ -375,6 +375,9 @@ impl Evaluator {
             })
             .collect();
         e.set_trace(lines, total.saturating_sub(shown));
+        if e.span() == self.native_span {
+            e.set_unlocated();
+        }
         e
     }
 }
