@@ -231,16 +231,29 @@ impl Printer {
                 self.out.push_str("; ");
                 self.expr(body, TOP);
             }
-            ExprKind::Unary { op, expr } => match op {
-                UnaryOp::Neg => {
-                    self.out.push('-');
-                    self.expr(expr, APP);
+            ExprKind::Unary { op, expr } => {
+                // `- -a` and `!!a` need no parentheses (which would count as
+                // extra nesting).
+                let same = matches!(&expr.kind, ExprKind::Unary { op: inner, .. } if inner == op);
+                match op {
+                    UnaryOp::Neg if same => {
+                        self.out.push_str("- ");
+                        self.kind(expr);
+                    }
+                    UnaryOp::Neg => {
+                        self.out.push('-');
+                        self.expr(expr, APP);
+                    }
+                    UnaryOp::Not if same => {
+                        self.out.push('!');
+                        self.kind(expr);
+                    }
+                    UnaryOp::Not => {
+                        self.out.push('!');
+                        self.expr(expr, NOT + 1);
+                    }
                 }
-                UnaryOp::Not => {
-                    self.out.push('!');
-                    self.expr(expr, NOT + 1);
-                }
-            },
+            }
             ExprKind::Binary { op, lhs, rhs } => {
                 let (prec, assoc) = op_level(*op);
                 let (lmin, rmin) = match assoc {

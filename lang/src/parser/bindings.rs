@@ -24,14 +24,21 @@ enum End {
 
 impl Parser<'_> {
     /// `{ bindings }` or `rec { bindings }`, from the `{`.
+    #[inline(never)]
     pub(super) fn attrs(&mut self, rec: bool, start: u32) -> Expr {
+        if !self.enter() {
+            self.leave();
+            return self.error_here();
+        }
         let open = self.bump();
         let bindings = self.bindings(End::Brace);
+        self.leave();
         self.expect_close(TokenKind::RBrace, open, "attribute set");
         self.node(start, ExprKind::Attrs { rec, bindings })
     }
 
     /// `let bindings in body`.
+    #[inline(never)]
     pub(super) fn let_in(&mut self) -> Expr {
         let kw = self.bump();
         let bindings = self.bindings(End::In);
@@ -68,76 +75,73 @@ impl Parser<'_> {
                 T::RBrace | T::RBracket | T::RParen | T::In | T::Eof => break,
                 T::Inherit => out.push(self.inherit()),
                 T::Ident | T::OrKw | T::StrOpen | T::Interp => out.push(self.assign(end)),
-                k => {
-                    let hint = match k {
-                        T::Semi => Some("remove the extra `;`".to_string()),
-                        T::IndOpen => Some(
-                            "attribute names may be \"strings\", not ''indented strings''"
-                                .to_string(),
-                        ),
-                        _ if k
-                            .spelling()
-                            .is_some_and(|s| s.chars().all(|c| c.is_ascii_alphabetic())) =>
-                        {
-                            Some(format!(
-                                "`{0}` is a keyword: quote it to use it as a name, \"{0}\"",
-                                k.spelling().unwrap_or("?")
-                            ))
-                        }
-                        _ => None,
-                    };
-                    let closer = if end == End::Brace { "`}`" } else { "`in`" };
-                    self.expected(
-                        format!("a binding (`name = value;` or `inherit`) or {closer}"),
-                        hint,
-                        None,
-                    );
-                    self.bump();
-                    self.recover(&[]);
-                    self.eat(T::Semi);
-                }
+                _ => self.bad_binding(end),
             }
         }
         out
     }
 
-    /// `path = value;`
-    fn assign(&mut self, end: End) -> Binding {
+    /// Reports and skips something that cannot start a binding.
+    #[inline(never)]
+    fn bad_binding(&mut self, end: End) {
         use TokenKind as T;
+        let k = self.peek();
+        let hint = match k {
+            T::Semi => Some("remove the extra `;`".to_string()),
+            T::IndOpen => {
+                Some("attribute names may be \"strings\", not ''indented strings''".to_string())
+            }
+            _ if k
+                .spelling()
+                .is_some_and(|s| s.chars().all(|c| c.is_ascii_alphabetic())) =>
+            {
+                Some(format!(
+                    "`{0}` is a keyword: quote it to use it as a name, \"{0}\"",
+                    k.spelling().unwrap_or("?")
+                ))
+            }
+            _ => None,
+        };
+        let closer = if end == End::Brace { "`}`" } else { "`in`" };
+        self.expected(
+            format!("a binding (`name = value;` or `inherit`) or {closer}"),
+            hint,
+            None,
+        );
+        self.bump();
+        self.recover(&[]);
+        self.eat(T::Semi);
+    }
+
+    /// `path = value;`
+    #[inline(never)]
+    fn assign(&mut self, end: End) -> Binding {
         let start = self.tok().start;
         let path = self.attr_path();
-        let name = self.path_text(&path);
-        let value = if self.eat(T::Assign).is_some() {
+        let value = if self.eat(TokenKind::Assign).is_some() {
             self.expr()
         } else {
-            let hint = match self.peek() {
-                T::EqEq => Some("a binding uses a single `=`".to_string()),
-                T::Colon => Some("a binding is written `name = value;`".to_string()),
-                T::Semi | T::RBrace if end == End::Brace => Some(
-                    "an attribute set holds `name = value;` bindings; function parameters are written `{ a, b }: body`"
-                        .to_string(),
-                ),
-                _ => None,
-            };
-            self.expected(format!("`=` after `{name}`"), hint, None);
-            if matches!(self.peek(), T::EqEq | T::Colon) {
-                self.bump();
-                self.expr()
-            } else {
-                self.recover(&[]);
-                self.eat(T::Semi);
-                let span = self.span(start, self.prev_end());
-                return Binding::Assign {
-                    path,
-                    value: Expr {
-                        kind: ExprKind::Error,
-                        span: self.span(span.end, span.end),
-                    },
-                    span,
-                };
+            match self.missing_assign(&path) {
+                Some(value) => value,
+                None => {
+                    let span = self.span(start, self.prev_end());
+                    return Binding::Assign {
+                        path,
+                        value: Expr {
+                            kind: ExprKind::Error,
+                            span: self.span(span.end, span.end),
+                        },
+                        span,
+                    };
+                }
             }
         };
-        let value = self.end_binding(&name, value, end);
+        let value = if self.peek() == TokenKind::Semi {
+            self.bump();
+            value
+        } else {
+            self.end_binding(&path, value, end)
+        };
         Binding::Assign {
             path,
             value,
@@ -145,14 +149,39 @@ impl Parser<'_> {
         }
     }
 
+    /// Reports a missing `=` after `path`; when `==` or `:` stands in its
+    /// place, parses the value anyway, else skips the binding (`None`).
+    #[inline(never)]
+    fn missing_assign(&mut self, path: &AttrPath) -> Option<Expr> {
+        use TokenKind as T;
+        let name = self.path_text(path);
+        let hint = match self.peek() {
+            T::EqEq => Some("a binding uses a single `=`".to_string()),
+            T::Colon => Some("a binding is written `name = value;`".to_string()),
+            T::Semi | T::RBrace => Some(
+                "an attribute set holds `name = value;` bindings; function parameters are written `{ a, b }: body`"
+                    .to_string(),
+            ),
+            _ => None,
+        };
+        self.expected(format!("`=` after `{name}`"), hint, None);
+        if matches!(self.peek(), T::EqEq | T::Colon) {
+            self.bump();
+            Some(self.expr())
+        } else {
+            self.recover(&[]);
+            self.eat(T::Semi);
+            None
+        }
+    }
+
     /// Expects the `;` after a binding's value. When it is missing and the
     /// value swallowed the next binding's name (`a = 1 \n b = 2;` reads as
     /// `a = 1 b`), reports the missing `;` and backs up to that name.
-    fn end_binding(&mut self, name: &str, value: Expr, end: End) -> Expr {
+    #[inline(never)]
+    fn end_binding(&mut self, path: &AttrPath, value: Expr, end: End) -> Expr {
         use TokenKind as T;
-        if self.eat(T::Semi).is_some() {
-            return value;
-        }
+        let name = self.path_text(path);
         let expected = format!("`;` after the binding of `{name}`");
         if self.peek() == T::Assign
             && let ExprKind::Apply { arg, .. } = &value.kind
@@ -205,63 +234,17 @@ impl Parser<'_> {
     }
 
     /// `inherit a b;` or `inherit (e) a b;`
+    #[inline(never)]
     fn inherit(&mut self) -> Binding {
-        use TokenKind as T;
         let kw = self.bump();
-        let from = if self.peek() == T::LParen {
-            let open = self.bump();
-            let e = self.expr();
-            self.expect_close(T::RParen, open, "parenthesis");
-            Some(Box::new(e))
+        let from = if self.peek() == TokenKind::LParen {
+            Some(Box::new(self.inherit_from()))
         } else {
             None
         };
         let mut names = Vec::new();
-        loop {
-            let t = self.tok();
-            match t.kind {
-                T::Ident | T::OrKw => {
-                    self.bump();
-                    names.push(Ident {
-                        name: SmolStr::new(self.text(t)),
-                        span: self.tspan(t),
-                    });
-                }
-                T::StrOpen => {
-                    let s = self.string();
-                    match static_name(&s) {
-                        Some(name) => names.push(Ident { name, span: s.span }),
-                        None => self.report(ParseError::DynamicInherit { span: s.span }),
-                    }
-                    super::depth::drop_deep(s);
-                }
-                T::Interp => {
-                    let open = self.bump();
-                    let e = self.expr();
-                    self.expect_close(T::RBrace, open, "interpolation");
-                    super::depth::drop_deep(e);
-                    let span = self.span(t.start, self.prev_end());
-                    self.report(ParseError::DynamicInherit { span });
-                }
-                T::Semi => {
-                    self.bump();
-                    break;
-                }
-                k => {
-                    let closing = matches!(k, T::RBrace | T::In | T::Eof);
-                    let hint = closing.then(|| "every binding ends with `;`".to_string());
-                    self.expected(
-                        "a name or `;` after `inherit`",
-                        hint,
-                        Some((self.tspan(kw), "this `inherit`".into())),
-                    );
-                    if !closing {
-                        self.recover(&[]);
-                        self.eat(T::Semi);
-                    }
-                    break;
-                }
-            }
+        while let Some(name) = self.inherit_name(kw) {
+            names.extend(name);
         }
         Binding::Inherit {
             from,
@@ -270,63 +253,74 @@ impl Parser<'_> {
         }
     }
 
+    /// `( e )` after `inherit`.
+    #[inline(never)]
+    fn inherit_from(&mut self) -> Expr {
+        let open = self.bump();
+        let e = self.expr();
+        self.expect_close(TokenKind::RParen, open, "parenthesis");
+        e
+    }
+
+    /// One name after `inherit`: `Some(Some(name))`, `Some(None)` for a
+    /// reported bad name, `None` at the end of the binding.
+    #[inline(never)]
+    fn inherit_name(&mut self, kw: super::token::Token) -> Option<Option<Ident>> {
+        use TokenKind as T;
+        let t = self.tok();
+        match t.kind {
+            T::Ident | T::OrKw => {
+                self.bump();
+                Some(Some(Ident {
+                    name: SmolStr::new(self.text(t)),
+                    span: self.tspan(t),
+                }))
+            }
+            T::StrOpen => {
+                let s = self.string();
+                let name = static_name(&s);
+                if name.is_none() {
+                    self.report(ParseError::DynamicInherit { span: s.span });
+                }
+                let span = s.span;
+                super::depth::drop_deep(s);
+                Some(name.map(|name| Ident { name, span }))
+            }
+            T::Interp => {
+                let e = self.interpolation();
+                super::depth::drop_deep(e);
+                let span = self.span(t.start, self.prev_end());
+                self.report(ParseError::DynamicInherit { span });
+                Some(None)
+            }
+            T::Semi => {
+                self.bump();
+                None
+            }
+            k => {
+                let closing = matches!(k, T::RBrace | T::In | T::Eof);
+                let hint = closing.then(|| "every binding ends with `;`".to_string());
+                self.expected(
+                    "a name or `;` after `inherit`",
+                    hint,
+                    Some((self.tspan(kw), "this `inherit`".into())),
+                );
+                if !closing {
+                    self.recover(&[]);
+                    self.eat(T::Semi);
+                }
+                None
+            }
+        }
+    }
+
     /// `a.b."c d".${e}`
     pub(super) fn attr_path(&mut self) -> AttrPath {
-        use TokenKind as T;
         let start = self.tok().start;
         let mut keys = Vec::new();
         loop {
-            let t = self.tok();
-            let key = match t.kind {
-                T::Ident | T::OrKw => {
-                    self.bump();
-                    AttrKey::Static {
-                        name: SmolStr::new(self.text(t)),
-                        span: self.tspan(t),
-                    }
-                }
-                T::StrOpen => {
-                    let s = self.string();
-                    match static_name(&s) {
-                        Some(name) => {
-                            let span = s.span;
-                            super::depth::drop_deep(s);
-                            AttrKey::Static { name, span }
-                        }
-                        None => AttrKey::Dynamic(s),
-                    }
-                }
-                T::Interp => {
-                    let open = self.bump();
-                    let e = self.expr();
-                    self.expect_close(T::RBrace, open, "interpolation");
-                    AttrKey::Dynamic(e)
-                }
-                k => {
-                    let hint = match k.spelling() {
-                        Some(s) if s.chars().all(|c| c.is_ascii_alphabetic()) => Some(format!(
-                            "`{s}` is a keyword: quote it to use it as a name, \"{s}\""
-                        )),
-                        _ => None,
-                    };
-                    self.expected("an attribute name", hint, None);
-                    if k.spelling()
-                        .is_some_and(|s| s.chars().all(|c| c.is_ascii_alphabetic()))
-                        && !matches!(k, T::In | T::Then | T::Else)
-                    {
-                        // A keyword used as a name: take it as one and go on.
-                        self.bump();
-                        AttrKey::Static {
-                            name: SmolStr::new(self.text(t)),
-                            span: self.tspan(t),
-                        }
-                    } else {
-                        AttrKey::Dynamic(self.error_here())
-                    }
-                }
-            };
-            keys.push(key);
-            if self.peek() != T::Dot {
+            keys.push(self.attr_key());
+            if self.peek() != TokenKind::Dot {
                 break;
             }
             self.bump();
@@ -334,6 +328,70 @@ impl Parser<'_> {
         AttrPath {
             keys,
             span: self.span(start, self.prev_end()),
+        }
+    }
+
+    /// One attribute name. Only dispatches: its frame is on the recursion
+    /// path of `${...}` names.
+    fn attr_key(&mut self) -> AttrKey {
+        match self.peek() {
+            TokenKind::Ident | TokenKind::OrKw => {
+                let t = self.bump();
+                AttrKey::Static {
+                    name: SmolStr::new(self.text(t)),
+                    span: self.tspan(t),
+                }
+            }
+            TokenKind::StrOpen => self.string_key(),
+            TokenKind::Interp => AttrKey::Dynamic(self.interpolation()),
+            _ => self.bad_key(),
+        }
+    }
+
+    /// `"name"` (static) or `"a${b}"` (dynamic).
+    #[inline(never)]
+    fn string_key(&mut self) -> AttrKey {
+        let s = self.string();
+        match static_name(&s) {
+            Some(name) => AttrKey::Static { name, span: s.span },
+            None => AttrKey::Dynamic(s),
+        }
+    }
+
+    /// `${ e }`, from the `${`: returns `e`.
+    #[inline(never)]
+    pub(super) fn interpolation(&mut self) -> Expr {
+        if !self.enter() {
+            self.leave();
+            return self.error_here();
+        }
+        let open = self.bump();
+        let e = self.expr();
+        self.leave();
+        self.expect_close(TokenKind::RBrace, open, "interpolation");
+        e
+    }
+
+    #[inline(never)]
+    fn bad_key(&mut self) -> AttrKey {
+        use TokenKind as T;
+        let t = self.tok();
+        let keyword = t
+            .kind
+            .spelling()
+            .filter(|s| s.chars().all(|c| c.is_ascii_alphabetic()));
+        let hint =
+            keyword.map(|s| format!("`{s}` is a keyword: quote it to use it as a name, \"{s}\""));
+        self.expected("an attribute name", hint, None);
+        if keyword.is_some() && !matches!(t.kind, T::In | T::Then | T::Else) {
+            // A keyword used as a name: take it as one and go on.
+            self.bump();
+            AttrKey::Static {
+                name: SmolStr::new(self.text(t)),
+                span: self.tspan(t),
+            }
+        } else {
+            AttrKey::Dynamic(self.error_here())
         }
     }
 

@@ -31,7 +31,8 @@ pub(crate) struct Parser<'s> {
     /// The lexer reported a string or comment running to the end of the
     /// file: "found end of file" errors would only repeat it.
     eof_swallowed: bool,
-    /// The depth limit was hit; everything after is skipped silently.
+    /// The depth limit or the error limit was hit; everything after is
+    /// skipped silently.
     too_deep: bool,
 }
 
@@ -192,6 +193,12 @@ impl<'s> Parser<'s> {
         if self.too_deep {
             return;
         }
+        if self.errors.len() >= super::MAX_ERRORS {
+            // Enough: skip the rest of the input.
+            self.too_deep = true;
+            self.pos = self.toks.len().saturating_sub(1);
+            return;
+        }
         let at_eof = err.span().start as usize >= self.src.len();
         if self.eof_swallowed && at_eof {
             return;
@@ -337,44 +344,13 @@ impl<'s> Parser<'s> {
             self.leave();
             return self.error_here();
         }
-        let t = self.tok();
-        let e = match t.kind {
-            TokenKind::Ident if self.peek_at(1) == TokenKind::Colon => {
-                self.bump();
-                self.bump();
-                let param = Param::Ident(Ident {
-                    name: SmolStr::new(self.text(t)),
-                    span: self.tspan(t),
-                });
-                let body = self.expr();
-                self.node(
-                    t.start,
-                    ExprKind::Lambda {
-                        param,
-                        body: Box::new(body),
-                    },
-                )
+        let e = match self.peek() {
+            TokenKind::Ident if self.peek_at(1) == TokenKind::Colon => self.ident_lambda(),
+            TokenKind::Ident if self.peek_at(1) == TokenKind::At => self.bind_pattern_lambda(),
+            TokenKind::LBrace if self.looks_like_pattern() => {
+                let start = self.tok().start;
+                self.pattern_lambda(None, start)
             }
-            TokenKind::Ident if self.peek_at(1) == TokenKind::At => {
-                self.bump();
-                self.bump();
-                let bind = Ident {
-                    name: SmolStr::new(self.text(t)),
-                    span: self.tspan(t),
-                };
-                if self.peek() == TokenKind::LBrace {
-                    self.pattern_lambda(Some(bind), t.start)
-                } else {
-                    self.expected(
-                        format!("`{{` after `{}@`", bind.name),
-                        Some("`name@{ ... }: body` binds the whole argument set to `name`".into()),
-                        None,
-                    );
-                    self.recover(&[]);
-                    self.node(t.start, ExprKind::Error)
-                }
-            }
-            TokenKind::LBrace if self.looks_like_pattern() => self.pattern_lambda(None, t.start),
             TokenKind::Let if self.peek_at(1) != TokenKind::LBrace => self.let_in(),
             TokenKind::With | TokenKind::Assert => self.with_or_assert(),
             TokenKind::If => self.if_then_else(),
@@ -390,6 +366,46 @@ impl<'s> Parser<'s> {
             kind,
             span: self.span(start, self.prev_end()),
         }
+    }
+
+    /// `x: body`
+    #[inline(never)]
+    fn ident_lambda(&mut self) -> Expr {
+        let t = self.bump();
+        self.bump();
+        let param = Param::Ident(Ident {
+            name: SmolStr::new(self.text(t)),
+            span: self.tspan(t),
+        });
+        let body = self.expr();
+        self.node(
+            t.start,
+            ExprKind::Lambda {
+                param,
+                body: Box::new(body),
+            },
+        )
+    }
+
+    /// `name @ { ... }: body`
+    #[inline(never)]
+    fn bind_pattern_lambda(&mut self) -> Expr {
+        let t = self.bump();
+        self.bump();
+        let bind = Ident {
+            name: SmolStr::new(self.text(t)),
+            span: self.tspan(t),
+        };
+        if self.peek() == TokenKind::LBrace {
+            return self.pattern_lambda(Some(bind), t.start);
+        }
+        self.expected(
+            format!("`{{` after `{}@`", bind.name),
+            Some("`name@{ ... }: body` binds the whole argument set to `name`".into()),
+            None,
+        );
+        self.recover(&[]);
+        self.node(t.start, ExprKind::Error)
     }
 
     /// Expects keyword `kind`; on failure reports, skips to it (or to a
@@ -413,6 +429,7 @@ impl<'s> Parser<'s> {
         self.eat(kind).is_some()
     }
 
+    #[inline(never)]
     fn if_then_else(&mut self) -> Expr {
         let kw = self.bump();
         let cond = self.expr();
@@ -447,6 +464,7 @@ impl<'s> Parser<'s> {
         )
     }
 
+    #[inline(never)]
     fn with_or_assert(&mut self) -> Expr {
         let kw = self.bump();
         let first = self.expr();
@@ -477,27 +495,39 @@ impl<'s> Parser<'s> {
 
     /// Operators by precedence climbing: everything binding tighter than
     /// `min`.
+    ///
+    /// Kept small: it is on the recursion path of every bracket.
     fn op(&mut self, min: u8) -> Expr {
-        let start = self.tok().start;
-        let mut lhs = match self.peek() {
-            TokenKind::Bang | TokenKind::Minus => {
-                let t = self.bump();
-                let (op, prec) = if t.kind == TokenKind::Bang {
-                    (UnaryOp::Not, PREC_NOT)
-                } else {
-                    (UnaryOp::Neg, PREC_NEG)
-                };
-                let operand = self.nested_op(prec);
-                self.node(
-                    start,
-                    ExprKind::Unary {
-                        op,
-                        expr: Box::new(operand),
-                    },
-                )
-            }
+        let lhs = match self.peek() {
+            TokenKind::Bang | TokenKind::Minus => self.unary(),
             _ => self.app(),
         };
+        self.binary(lhs, min)
+    }
+
+    /// `-e` or `!e`.
+    #[inline(never)]
+    fn unary(&mut self) -> Expr {
+        let t = self.bump();
+        let (op, prec) = if t.kind == TokenKind::Bang {
+            (UnaryOp::Not, PREC_NOT)
+        } else {
+            (UnaryOp::Neg, PREC_NEG)
+        };
+        let operand = self.nested_op(prec);
+        self.node(
+            t.start,
+            ExprKind::Unary {
+                op,
+                expr: Box::new(operand),
+            },
+        )
+    }
+
+    /// The operators after a first operand `lhs`, binding tighter than `min`.
+    #[inline(never)]
+    fn binary(&mut self, mut lhs: Expr, min: u8) -> Expr {
+        let start = lhs.span.start;
         // The last non-associative operator, to reject `a == b == c`.
         let mut last_non: Option<(u8, Token)> = None;
         loop {
@@ -587,26 +617,22 @@ impl<'s> Parser<'s> {
 
     /// `e.a.b`, `e.a.b or default`, or just `e`.
     pub(super) fn select(&mut self) -> Expr {
-        let start = self.tok().start;
         let e = self.simple();
-        if self.eat(TokenKind::Dot).is_none() {
-            return e;
+        if self.peek() == TokenKind::Dot {
+            self.select_rest(e)
+        } else {
+            e
         }
+    }
+
+    /// The `.a.b or d` part of a selection, from the `.`.
+    #[inline(never)]
+    fn select_rest(&mut self, e: Expr) -> Expr {
+        let start = e.span.start;
+        self.bump();
         let path = self.attr_path();
         let default = if self.eat(TokenKind::OrKw).is_some() {
-            if starts_operand(self.peek()) {
-                if self.enter() {
-                    let d = self.select();
-                    self.leave();
-                    Some(Box::new(d))
-                } else {
-                    self.leave();
-                    Some(Box::new(self.error_here()))
-                }
-            } else {
-                self.expected("a default value after `or`", None, None);
-                Some(Box::new(self.error_here()))
-            }
+            Some(Box::new(self.select_default()))
         } else {
             None
         };
@@ -620,85 +646,113 @@ impl<'s> Parser<'s> {
         )
     }
 
-    /// A literal, a name or a bracketed expression.
+    #[inline(never)]
+    fn select_default(&mut self) -> Expr {
+        if !starts_operand(self.peek()) {
+            self.expected("a default value after `or`", None, None);
+            return self.error_here();
+        }
+        let d = if self.enter() {
+            self.select()
+        } else {
+            self.error_here()
+        };
+        self.leave();
+        d
+    }
+
+    /// A literal, a name or a bracketed expression. Only dispatches, so that
+    /// its frame stays small on the recursion path.
     fn simple(&mut self) -> Expr {
-        let t = self.tok();
-        match t.kind {
-            TokenKind::Ident | TokenKind::OrKw => {
-                self.bump();
-                self.node(t.start, ExprKind::Var(SmolStr::new(self.text(t))))
-            }
-            TokenKind::Int => {
-                self.bump();
-                let text = self.text(t);
-                match text.parse::<i64>() {
-                    Ok(n) => self.node(t.start, ExprKind::Int(n)),
-                    Err(_) => {
-                        self.report(ParseError::NumberOutOfRange {
-                            text: text.to_string(),
-                            float: false,
-                            span: self.tspan(t),
-                        });
-                        self.node(t.start, ExprKind::Error)
-                    }
-                }
-            }
-            TokenKind::Float => {
-                self.bump();
-                let text = self.text(t);
-                match text.parse::<f64>() {
-                    Ok(x) if x.is_finite() => self.node(t.start, ExprKind::Float(x)),
-                    _ => {
-                        self.report(ParseError::NumberOutOfRange {
-                            text: text.to_string(),
-                            float: true,
-                            span: self.tspan(t),
-                        });
-                        self.node(t.start, ExprKind::Error)
-                    }
-                }
-            }
+        match self.peek() {
+            TokenKind::Ident | TokenKind::OrKw => self.var(),
+            TokenKind::Int | TokenKind::Float => self.number(),
             TokenKind::StrOpen => self.string(),
             TokenKind::IndOpen => self.ind_string(),
             TokenKind::PathText => self.path(),
-            TokenKind::LParen => {
-                let open = self.bump();
-                let inner = self.expr();
-                self.expect_close(TokenKind::RParen, open, "parenthesis");
-                self.node(t.start, ExprKind::Paren(Box::new(inner)))
-            }
+            TokenKind::LParen => self.paren(),
             TokenKind::LBracket => self.list(),
-            TokenKind::LBrace => self.attrs(false, t.start),
-            TokenKind::Rec => {
-                self.bump();
-                if self.peek() == TokenKind::LBrace {
-                    self.attrs(true, t.start)
-                } else {
-                    self.expected("`{` after `rec`", None, None);
-                    self.node(t.start, ExprKind::Error)
-                }
+            TokenKind::LBrace => {
+                let start = self.tok().start;
+                self.attrs(false, start)
             }
-            TokenKind::Let => {
-                // `let {` (the `let ... in` form is handled in `expr`).
-                self.bump();
-                self.report(ParseError::Unsupported {
-                    what: Unsupported::LegacyLet,
-                    span: self.tspan(t),
-                });
-                let set = self.attrs(false, t.start);
-                super::depth::drop_deep(set);
-                self.node(t.start, ExprKind::Error)
-            }
+            TokenKind::Rec => self.rec_attrs(),
+            TokenKind::Let => self.legacy_let(),
             TokenKind::Unsupported => {
-                self.bump();
+                let t = self.bump();
                 self.node(t.start, ExprKind::Error)
             }
             _ => self.unexpected_expr(),
         }
     }
 
+    #[inline(never)]
+    fn var(&mut self) -> Expr {
+        let t = self.bump();
+        self.node(t.start, ExprKind::Var(SmolStr::new(self.text(t))))
+    }
+
+    #[inline(never)]
+    fn number(&mut self) -> Expr {
+        let t = self.bump();
+        let text = self.text(t);
+        let float = t.kind == TokenKind::Float;
+        let kind = if float {
+            text.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .map(ExprKind::Float)
+        } else {
+            text.parse::<i64>().ok().map(ExprKind::Int)
+        };
+        match kind {
+            Some(kind) => self.node(t.start, kind),
+            None => {
+                self.report(ParseError::NumberOutOfRange {
+                    text: text.to_string(),
+                    float,
+                    span: self.tspan(t),
+                });
+                self.node(t.start, ExprKind::Error)
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn paren(&mut self) -> Expr {
+        let open = self.bump();
+        let inner = self.expr();
+        self.expect_close(TokenKind::RParen, open, "parenthesis");
+        self.node(open.start, ExprKind::Paren(Box::new(inner)))
+    }
+
+    #[inline(never)]
+    fn rec_attrs(&mut self) -> Expr {
+        let t = self.bump();
+        if self.peek() == TokenKind::LBrace {
+            self.attrs(true, t.start)
+        } else {
+            self.expected("`{` after `rec`", None, None);
+            self.node(t.start, ExprKind::Error)
+        }
+    }
+
+    /// `let { ... }` (the `let ... in` form is handled in `expr`).
+    #[inline(never)]
+    fn legacy_let(&mut self) -> Expr {
+        let t = self.bump();
+        self.report(ParseError::Unsupported {
+            what: Unsupported::LegacyLet,
+            span: self.tspan(t),
+        });
+        let set = self.attrs(false, t.start);
+        super::depth::drop_deep(set);
+        self.node(t.start, ExprKind::Error)
+    }
+
     /// Reports a token that cannot start an expression and skips to a
     /// synchronisation point.
+    #[inline(never)]
     fn unexpected_expr(&mut self) -> Expr {
         use TokenKind as T;
         let hint = match self.peek() {
@@ -713,6 +767,19 @@ impl<'s> Parser<'s> {
             }
             T::Colon => Some("a function is written `x: body` or `{ a, b }: body`".to_string()),
             T::Minus => Some("a negative number here needs parentheses, like `(-1)`".to_string()),
+            T::If | T::Let | T::With | T::Assert => {
+                // A full expression where only an operand may stand: say so,
+                // then parse it anyway.
+                let word = self.peek().spelling().unwrap_or("?");
+                self.expected(
+                    "an operand",
+                    Some(format!(
+                        "put the `{word}` expression in parentheses: `({word} ...)`"
+                    )),
+                    None,
+                );
+                return self.expr();
+            }
             T::Then | T::Else | T::In => Some(format!(
                 "`{}` is a keyword; is an expression missing before it?",
                 self.peek().spelling().unwrap_or("?")
@@ -741,6 +808,7 @@ impl<'s> Parser<'s> {
     }
 
     /// `[ a b c ]`: elements are selections, so `[ f x ]` has two.
+    #[inline(never)]
     fn list(&mut self) -> Expr {
         use TokenKind as T;
         let open = self.bump();

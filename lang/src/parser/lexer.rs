@@ -115,6 +115,8 @@ pub(crate) fn lex(file: FileId, src: &str) -> Lexed {
         errors: Vec::new(),
         modes: vec![Mode::Normal],
         eof_swallowed: false,
+        no_path_until: 0,
+        no_uri_until: 0,
     };
     lx.run();
     Lexed {
@@ -133,6 +135,11 @@ struct Lexer<'s> {
     errors: Vec<ParseError>,
     modes: Vec<Mode>,
     eof_swallowed: bool,
+    /// No path starts before this offset (see [`Lexer::path_len`]); keeps
+    /// lexing `a.b.c.d...` linear.
+    no_path_until: usize,
+    /// No URI starts before this offset.
+    no_uri_until: usize,
 }
 
 impl Lexer<'_> {
@@ -172,25 +179,19 @@ impl Lexer<'_> {
                 break;
             }
         }
-        // Report literals still open at the end, outermost first.
-        for mode in self.modes.clone() {
-            match mode {
-                Mode::Str { open } => {
-                    self.eof_swallowed = true;
-                    self.errors.push(ParseError::UnterminatedString {
-                        indented: false,
-                        span: Span::new(self.file, open, open + 1),
-                    });
-                }
-                Mode::Ind { open } => {
-                    self.eof_swallowed = true;
-                    self.errors.push(ParseError::UnterminatedString {
-                        indented: true,
-                        span: Span::new(self.file, open, open + 2),
-                    });
-                }
-                Mode::Normal | Mode::Path { .. } => {}
-            }
+        // Report the innermost literal still open at the end: that is where
+        // the rest of the file was swallowed.
+        let open = self.modes.iter().rev().find_map(|m| match *m {
+            Mode::Str { open } => Some((false, open, 1)),
+            Mode::Ind { open } => Some((true, open, 2)),
+            Mode::Normal | Mode::Path { .. } => None,
+        });
+        if let Some((indented, open, len)) = open {
+            self.eof_swallowed = true;
+            self.errors.push(ParseError::UnterminatedString {
+                indented,
+                span: Span::new(self.file, open, open + len),
+            });
         }
         let end = self.b.len();
         self.push(TokenKind::Eof, end, end);
@@ -345,19 +346,24 @@ impl Lexer<'_> {
             _ => None,
         };
         let end = s + ch.len_utf8().max(1);
+        self.pos = end;
+        if self.errors.len() >= super::MAX_ERRORS {
+            return;
+        }
         self.errors.push(ParseError::UnexpectedChar {
             ch,
             span: self.span(s, end),
             hint,
         });
-        self.pos = end;
     }
 
     fn unsupported(&mut self, what: Unsupported, s: usize, e: usize) {
-        self.errors.push(ParseError::Unsupported {
-            what,
-            span: self.span(s, e),
-        });
+        if self.errors.len() < super::MAX_ERRORS {
+            self.errors.push(ParseError::Unsupported {
+                what,
+                span: self.span(s, e),
+            });
+        }
         self.push(TokenKind::Unsupported, s, e);
     }
 
@@ -452,7 +458,14 @@ impl Lexer<'_> {
 
     /// Length of a path starting at `s`: Nix's `PATH` (`chars (/ chars+)+ /?`)
     /// or `PATH_SEG` (`chars /`) when `${` follows. Zero if none.
-    fn path_len(&self, s: usize) -> usize {
+    ///
+    /// When there is none, there is none either from any offset inside the
+    /// run of path characters (they all reach the same end), which is
+    /// remembered so that long dotted names are scanned once.
+    fn path_len(&mut self, s: usize) -> usize {
+        if s < self.no_path_until {
+            return 0;
+        }
         let j = s + self.path_chars(s);
         let mut k = j;
         let mut segments = 0;
@@ -470,16 +483,22 @@ impl Lexer<'_> {
         if self.at(j) == b'/' && self.b.get(j + 1..).is_some_and(|r| r.starts_with(b"${")) {
             return j + 1 - s;
         }
+        self.no_path_until = j;
         0
     }
 
     /// Length of a URI (`scheme:rest`) starting at `s`, or zero.
-    fn uri_len(&self, s: usize) -> usize {
+    fn uri_len(&mut self, s: usize) -> usize {
+        if s < self.no_uri_until {
+            return 0;
+        }
         let mut i = s + 1;
         while self.is(i, SCHEME) {
             i += 1;
         }
         if self.at(i) != b':' || !self.is(i + 1, URI) {
+            // Likewise for every start inside the scheme characters.
+            self.no_uri_until = i;
             return 0;
         }
         i += 1;
@@ -533,7 +552,7 @@ impl Lexer<'_> {
             self.push(TokenKind::PathText, p, p + n);
             return;
         }
-        if p > start && self.b[p - 1] == b'/' {
+        if p > start && self.b[p - 1] == b'/' && self.errors.len() < super::MAX_ERRORS {
             let text = self.src.get(start..p).unwrap_or("").to_string();
             self.errors.push(ParseError::TrailingSlash {
                 text,

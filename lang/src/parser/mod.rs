@@ -34,6 +34,10 @@ use crate::source::{FileId, Span};
 /// `let`/`with`/`assert` bodies and applications all count one level each.
 pub const MAX_DEPTH: u32 = 512;
 
+/// At most this many errors are reported for one file; the parser stops
+/// there.
+pub const MAX_ERRORS: usize = 100;
+
 /// The result of parsing one file: the tree (with error nodes where recovery
 /// happened) and all syntax errors, in source order.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +79,7 @@ pub fn parse(file: FileId, text: &str) -> Parse {
     let mut errors = lexed.errors;
     errors.append(&mut parser.errors);
     errors.sort_by_key(|e| e.span().start);
+    errors.truncate(MAX_ERRORS);
     let tree = depth::check(tree, &mut errors);
     Parse { expr: tree, errors }
 }

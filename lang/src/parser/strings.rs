@@ -42,13 +42,10 @@ impl Parser<'_> {
                     unescape_into(&mut lit, self.text(t));
                 }
                 TokenKind::Interp => {
-                    self.bump();
                     if !lit.is_empty() {
                         parts.push(StrPart::Lit(std::mem::take(&mut lit)));
                     }
-                    let e = self.expr();
-                    self.expect_close(TokenKind::RBrace, t, "interpolation");
-                    parts.push(StrPart::Interp(e));
+                    parts.push(StrPart::Interp(self.interpolation()));
                 }
                 TokenKind::StrClose => {
                     self.bump();
@@ -87,12 +84,7 @@ impl Parser<'_> {
                         indent: false,
                     });
                 }
-                TokenKind::Interp => {
-                    self.bump();
-                    let e = self.expr();
-                    self.expect_close(TokenKind::RBrace, t, "interpolation");
-                    pieces.push(Piece::Interp(e));
-                }
+                TokenKind::Interp => pieces.push(Piece::Interp(self.interpolation())),
                 TokenKind::IndClose => {
                     self.bump();
                     break;
@@ -127,13 +119,10 @@ impl Parser<'_> {
                     lit.push_str(self.text(t));
                 }
                 TokenKind::Interp => {
-                    self.bump();
                     if !lit.is_empty() {
                         parts.push(StrPart::Lit(std::mem::take(&mut lit)));
                     }
-                    let e = self.expr();
-                    self.expect_close(TokenKind::RBrace, t, "interpolation");
-                    parts.push(StrPart::Interp(e));
+                    parts.push(StrPart::Interp(self.interpolation()));
                 }
                 TokenKind::PathEnd => {
                     self.bump();
