@@ -31,16 +31,18 @@ impl Evaluator {
                 CoerceMode::ToString => Ok(NixString::new(p.to_string_lossy().as_ref())),
             },
             Value::Attrs(a) => {
-                if a.get("__toString").is_some() {
-                    let f = self.select_one(&v, "__toString", span)?;
-                    let r = self.call_value(&f, v.clone(), span)?;
-                    return self.coerce(&r, mode, span);
-                }
-                if a.get("outPath").is_some() {
-                    let o = self.select_one(&v, "outPath", span)?;
-                    return self.coerce(&o, mode, span);
-                }
-                Err(not_coercible(&v, span))
+                let inner = if a.get("__toString").is_some() {
+                    self.select_one(&v, "__toString", span)
+                        .and_then(|f| self.call_value(&f, v.clone(), span))
+                } else if a.get("outPath").is_some() {
+                    self.select_one(&v, "outPath", span)
+                } else {
+                    return Err(not_coercible(&v, span));
+                }?;
+                self.enter(0, None, span)?;
+                let r = self.coerce(&inner, mode, span);
+                self.leave();
+                r
             }
             Value::Int(i) if mode == CoerceMode::ToString => Ok(NixString::new(i.to_string())),
             Value::Float(f) if mode == CoerceMode::ToString => {
@@ -54,7 +56,10 @@ impl Evaluator {
                 let mut text = String::new();
                 let mut ctx = BTreeSet::new();
                 for (i, item) in items.iter().enumerate() {
-                    let s = self.coerce(item, mode, span)?;
+                    self.enter(0, None, span)?;
+                    let s = self.coerce(item, mode, span);
+                    self.leave();
+                    let s = s?;
                     if i > 0 {
                         text.push(' ');
                     }

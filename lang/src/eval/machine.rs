@@ -608,9 +608,13 @@ impl Evaluator {
                 }
             }
             Value::Attrs(a) if a.get("__functor").is_some() => {
-                let functor = self.select_one(&f, "__functor", span)?;
-                let g = self.call_value(&functor, f.clone(), span)?;
-                self.call_value(&g, arg, span)
+                self.enter(0, None, span)?;
+                let r = self
+                    .select_one(&f, "__functor", span)
+                    .and_then(|functor| self.call_value(&functor, f.clone(), span))
+                    .and_then(|g| self.call_value(&g, arg, span));
+                self.leave();
+                r
             }
             other => Err(EvalError::type_error("a function", other, span)),
         }
