@@ -61,7 +61,7 @@ fn main() {
         times.push(elapsed);
     }
     println!(
-        "boot to marker (TCG, virtiofs store, q35): median {:.2} s over {boots} boots",
+        "boot to marker (TCG, virtiofs store): median {:.2} s over {boots} boots",
         median(times).as_secs_f64()
     );
 }

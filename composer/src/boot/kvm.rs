@@ -133,6 +133,7 @@ fn cache_file() -> Result<PathBuf, AccelError> {
 /// killed and reaped before returning.
 fn probe(kernel: &Path, initrd: &Path) -> bool {
     let config = QemuConfig {
+        machine: qemu::Machine::detect(),
         kernel: kernel.to_owned(),
         initrd: initrd.to_owned(),
         cmdline: "console=ttyS0 panic=-1 imago.probe".into(),

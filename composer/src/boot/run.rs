@@ -153,6 +153,7 @@ impl VmLaunch {
             None => kvm::choose(&kernel, &initrd)?,
         };
         let config = QemuConfig {
+            machine: qemu::Machine::detect(),
             kernel,
             initrd,
             cmdline,
