@@ -27,7 +27,7 @@ pub(crate) enum StrPartIr {
 }
 
 pub(crate) enum IrKind {
-    /// A literal or a global: never a thunk.
+    /// A literal or a global (a global may be a lazy native value).
     Const(Value),
     /// A string with interpolations.
     Str(Vec<StrPartIr>),

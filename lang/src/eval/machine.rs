@@ -28,7 +28,11 @@ impl Evaluator {
     /// Evaluates `ir` in `env` to weak head normal form.
     pub(crate) fn eval(&self, ir: &Ir, env: &Rc<Env>) -> Result<Value, EvalError> {
         match &ir.kind {
-            IrKind::Const(v) => Ok(v.clone()),
+            IrKind::Const(v) => match v {
+                // A global may be a lazy native value.
+                Value::Thunk(t) => self.force_thunk(t),
+                other => Ok(other.clone()),
+            },
             IrKind::Local { depth, idx } => {
                 let v = env.lookup(*depth, *idx);
                 match v {
