@@ -162,3 +162,14 @@ fn cache_file_names_escape_the_epoch() {
         "busybox-static_1%3a1.35.0-4+b3_amd64.deb"
     );
 }
+
+#[test]
+fn the_lock_is_the_graph_package_index() {
+    use imago::graph::PackageIndex;
+    let lock = sample();
+    let pinned = PackageIndex::get(&lock, "systemd").unwrap();
+    assert_eq!(pinned.version, "252.38-1~deb12u1");
+    assert_eq!(pinned.depends, ["libc6", "libsystemd-shared"]);
+    assert_eq!(pinned.sha256, "ab".repeat(32));
+    assert!(PackageIndex::get(&lock, "absent").is_none());
+}

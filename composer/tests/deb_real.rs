@@ -141,3 +141,63 @@ fn resolves_downloads_and_unpacks_busybox_and_the_cloud_kernel() {
             .contains(&kernel_pkg)
     );
 }
+
+#[test]
+fn imago_lock_writes_the_lock_and_reports_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("system.imago");
+    std::fs::write(&config, "{ }\n").unwrap();
+    let imago = env!("CARGO_BIN_EXE_imago");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(imago)
+            .arg("lock")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stdout, stderr)
+    };
+    let (code, stdout, stderr) = run(&["--package", "busybox-static"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("1 packages (1 added, 0 removed, 0 changed)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("+ busybox-static 1:1.35.0"), "{stdout}");
+    let lock = Lock::read(&dir.path().join("imago.lock")).unwrap();
+    assert_eq!(lock.packages.keys().collect::<Vec<_>>(), ["busybox-static"]);
+
+    // Same roots again: pinned, nothing changes.
+    let (code, stdout, _) = run(&["--package", "busybox-static"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("(0 added, 0 removed, 0 changed)"),
+        "{stdout}"
+    );
+
+    // A different root: busybox-static is reported as no longer used.
+    let (code, stdout, stderr) = run(&["-p", "zlib1g"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("- busybox-static"), "{stdout}");
+    assert!(stdout.contains("no longer used"), "{stdout}");
+
+    // An unknown package is a clear error, and the lock is left alone.
+    let before = std::fs::read_to_string(dir.path().join("imago.lock")).unwrap();
+    let (code, _, stderr) = run(&["-p", "no-such-package-xyz"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("no-such-package-xyz"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("imago.lock")).unwrap(),
+        before
+    );
+
+    // A bad name is refused before apt runs.
+    let (code, _, stderr) = run(&["-p", "Bad_Name"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("`Bad_Name` is not a valid Debian package name"),
+        "{stderr}"
+    );
+}

@@ -488,6 +488,15 @@ fn rejects_file_cut_short_inside_tar() {
 }
 
 #[test]
+fn rejects_non_zero_padding() {
+    let mut data = tar_without_end(&[Entry::file("./f", "0123456789"), Entry::file("./g", "x")]);
+    data[512 + 10] = b'X';
+    data.extend_from_slice(&[0u8; 1024]);
+    let r = run(&deb_raw(PKG, Comp::Gz, data));
+    rejected(&r, "./f", |r| *r == Rule::NonZeroPadding);
+}
+
+#[test]
 fn rejects_garbage_after_end_marker() {
     let mut data = tar(&hello_entries());
     data.extend_from_slice(b"GARBAGE!");

@@ -173,7 +173,8 @@ where
                 drain(&mut d, &name)?;
             }
             Compression::Xz => {
-                let mut d = liblzma::bufread::XzDecoder::new(&mut buffered);
+                let mut d =
+                    liblzma::bufread::XzDecoder::new_stream(&mut buffered, xz_stream(&name)?);
                 on_tar(kind, &mut d)?;
                 drain(&mut d, &name)?;
             }
@@ -213,6 +214,23 @@ where
         .into());
     }
     Ok(())
+}
+
+/// An xz decoder: multi-threaded for streams with several blocks (dpkg
+/// writes big packages that way; single-block streams decode on one
+/// thread), with a hard memory limit so a hostile header cannot ask for
+/// gigabytes of dictionary.
+fn xz_stream(name: &str) -> Result<liblzma::stream::Stream, ContainerError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    liblzma::stream::MtStreamBuilder::new()
+        .threads(u32::try_from(threads).unwrap_or(1))
+        .memlimit_threading(512 << 20)
+        .memlimit_stop(1 << 30)
+        .decoder()
+        .map_err(|e| ContainerError::Io {
+            what: format!("member `{name}`: starting the xz decoder"),
+            source: e.into(),
+        })
 }
 
 /// Reads a decompressor to its end so its checksum trailer is verified.

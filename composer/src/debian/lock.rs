@@ -276,6 +276,21 @@ impl Lock {
     }
 }
 
+impl crate::graph::PackageIndex for Lock {
+    fn get(&self, name: &str) -> Option<crate::graph::PinnedPackage> {
+        self.packages
+            .get(name)
+            .map(|e| crate::graph::PinnedPackage {
+                name: e.name.clone(),
+                version: e.version.clone(),
+                architecture: e.architecture.clone(),
+                size: e.size,
+                sha256: e.sha256.clone(),
+                depends: e.depends.clone(),
+            })
+    }
+}
+
 /// Differences between two locks, for `imago lock`'s summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LockDiff {

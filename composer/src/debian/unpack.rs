@@ -22,11 +22,13 @@
 
 use super::deb::{self, ContainerError, Member};
 use rustix::fs::{AtFlags, Mode, OFlags};
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::rc::Rc;
 use unicode_normalization::UnicodeNormalization;
 
 /// Caps that stop decompression bombs and absurd archives.
@@ -122,6 +124,7 @@ pub enum Rule {
     EntryCount(u64),
     Truncated,
     TrailingGarbage,
+    NonZeroPadding,
     BadSymlinkTarget,
     BadControlMember,
 }
@@ -163,6 +166,7 @@ impl fmt::Display for Rule {
             Rule::EntryCount(max) => write!(f, "more than {max} entries"),
             Rule::Truncated => write!(f, "archive is truncated"),
             Rule::TrailingGarbage => write!(f, "non-zero data after the end-of-archive marker"),
+            Rule::NonZeroPadding => write!(f, "non-zero padding after the entry's data"),
             Rule::BadSymlinkTarget => write!(f, "symlink target is empty or contains NUL"),
             Rule::BadControlMember => write!(
                 f,
@@ -347,15 +351,17 @@ impl State {
 
     /// Reads the control archive into memory: plain files with simple names.
     fn read_control(&mut self, stream: &mut dyn Read) -> Result<Vec<(String, Vec<u8>)>, Fail> {
-        let mut tracked = Tracked::new(stream);
+        let padding = Rc::new(Padding::default());
+        let mut tracked = Tracked::new(stream, padding.clone());
         let mut files = Vec::new();
         let mut total = 0u64;
         {
             let mut archive = tar::Archive::new(&mut tracked);
             let entries = archive.entries().map_err(io_fail("control archive"))?;
             for entry in entries {
-                let mut entry = entry.map_err(|e| tar_error("control archive", e))?;
+                let mut entry = entry.map_err(|e| padding.error("control archive", e))?;
                 let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                padding.expect_after(&entry, &raw);
                 self.count_entry(&raw)?;
                 let name = raw.trim_start_matches("./").trim_end_matches('/');
                 let kind = entry.header().entry_type();
@@ -398,12 +404,14 @@ impl State {
     }
 
     fn extract_data(&mut self, stream: &mut dyn Read) -> Result<(), Fail> {
-        let mut tracked = Tracked::new(stream);
+        let padding = Rc::new(Padding::default());
+        let mut tracked = Tracked::new(stream, padding.clone());
         {
             let mut archive = tar::Archive::new(&mut tracked);
             let entries = archive.entries().map_err(io_fail("data archive"))?;
             for entry in entries {
-                let entry = entry.map_err(|e| tar_error("data archive", e))?;
+                let entry = entry.map_err(|e| padding.error("data archive", e))?;
+                padding.expect_after(&entry, &String::from_utf8_lossy(&entry.path_bytes()));
                 self.extract_entry(entry)?;
             }
         }
@@ -513,7 +521,7 @@ impl State {
                         | OFlags::WRONLY
                         | OFlags::NOFOLLOW
                         | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
+                    Mode::from_raw_mode(mode & 0o777),
                 )
                 .map_err(|e| Fail::Io(format!("creating `{raw}`"), e.into()))?;
                 let mut file = std::fs::File::from(fd);
@@ -532,8 +540,13 @@ impl State {
                 if written != size {
                     return Err(Fail::Rule(raw, Rule::Truncated));
                 }
-                rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o777))
-                    .map_err(|e| Fail::Io(format!("setting the mode of `{raw}`"), e.into()))?;
+                // Created with its final mode; only bits the umask removed
+                // need a second call.
+                let wanted = mode & 0o777;
+                if wanted & process_umask() != 0 {
+                    rustix::fs::fchmod(&file, Mode::from_raw_mode(wanted))
+                        .map_err(|e| Fail::Io(format!("setting the mode of `{raw}`"), e.into()))?;
+                }
             }
             T::Symlink => {
                 let target = entry
@@ -700,6 +713,23 @@ impl State {
     }
 }
 
+/// The process umask, read once from /proc/self/status (reading it with
+/// umask(2) would briefly change it for every thread). Unknown means "assume
+/// everything is masked", which makes every file get an explicit chmod.
+fn process_umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("Umask:"))
+                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            })
+            .unwrap_or(0o777)
+    })
+}
+
 fn write_new(dir: &OwnedFd, name: &str, data: &[u8]) -> io::Result<()> {
     let fd = rustix::fs::openat(
         dir,
@@ -712,8 +742,10 @@ fn write_new(dir: &OwnedFd, name: &str, data: &[u8]) -> io::Result<()> {
 
 /// Turns a tar error into a rule when it means a cut-short stream.
 fn tar_error(what: &str, e: io::Error) -> Fail {
+    let text = e.to_string();
     if e.kind() == io::ErrorKind::UnexpectedEof
-        || e.to_string().contains("failed to read entire block")
+        || text.contains("failed to read entire block")
+        || text.contains("unexpected EOF")
     {
         Fail::Rule(what.to_string(), Rule::Truncated)
     } else {
@@ -863,18 +895,51 @@ impl DirWalker {
     }
 }
 
-/// Wraps a tar stream to notice an early end (no end-of-archive marker) and
-/// to check that only zeros follow the marker.
+/// The padding after the current entry's data, which must be zeros. The
+/// tar reader skips it on its own; [`Tracked`] checks the bytes as they
+/// pass and flags the first non-zero one.
+#[derive(Default)]
+struct Padding {
+    /// Stream offsets `[start, end)` that must be zero.
+    range: Cell<(u64, u64)>,
+    entry: RefCell<String>,
+    bad: Cell<bool>,
+}
+
+impl Padding {
+    fn expect_after<R: Read>(&self, entry: &tar::Entry<'_, R>, name: &str) {
+        let end = entry.raw_file_position().saturating_add(entry.size());
+        self.range.set((end, end.div_ceil(512).saturating_mul(512)));
+        name.clone_into(&mut self.entry.borrow_mut());
+    }
+
+    /// The error for a failed step of the tar reader.
+    fn error(&self, what: &str, e: io::Error) -> Fail {
+        if self.bad.get() {
+            Fail::Rule(self.entry.borrow().clone(), Rule::NonZeroPadding)
+        } else {
+            tar_error(what, e)
+        }
+    }
+}
+
+/// Wraps a tar stream to notice an early end (no end-of-archive marker), to
+/// check the padding after each entry, and to check that only zeros follow
+/// the end-of-archive marker.
 struct Tracked<'a> {
     inner: &'a mut dyn Read,
     hit_eof: bool,
+    pos: u64,
+    padding: Rc<Padding>,
 }
 
 impl<'a> Tracked<'a> {
-    fn new(inner: &'a mut dyn Read) -> Self {
+    fn new(inner: &'a mut dyn Read, padding: Rc<Padding>) -> Self {
         Tracked {
             inner,
             hit_eof: false,
+            pos: 0,
+            padding,
         }
     }
 
@@ -903,6 +968,20 @@ impl Read for Tracked<'_> {
         if n == 0 && !buf.is_empty() {
             self.hit_eof = true;
         }
+        let (start, end) = self.padding.range.get();
+        let (from, to) = (self.pos, self.pos + n as u64);
+        if start < to && from < end {
+            let lo = usize::try_from(start.saturating_sub(from)).unwrap_or(n);
+            let hi = usize::try_from(end.min(to) - from).unwrap_or(n);
+            if buf[lo..hi].iter().any(|&b| b != 0) {
+                self.padding.bad.set(true);
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "non-zero padding",
+                ));
+            }
+        }
+        self.pos = to;
         Ok(n)
     }
 }
