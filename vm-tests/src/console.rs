@@ -2,8 +2,10 @@
 //!
 //! QEMU's first serial port (`ttyS0`) is connected to a Unix socket the
 //! driver listens on. A reader thread splits the byte stream into lines
-//! (dropping `\r`), stamps each with the time since the test started, keeps
-//! them in memory and echoes them to stderr prefixed with the machine name.
+//! (dropping `\r`, other control characters and ANSI escape sequences, which
+//! firmware uses to clear the screen), stamps each with the time since the
+//! test started, keeps them in memory and echoes them to stderr prefixed with
+//! the machine name.
 //!
 //! The console outlives QEMU restarts: [`Console::mark_boot`] records where
 //! the current boot begins, so `wait_for_console_text` only matches output of
@@ -25,10 +27,22 @@ struct Line {
     text: String,
 }
 
+/// Where the line splitter is within an escape sequence.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Escape {
+    #[default]
+    None,
+    /// After ESC.
+    Start,
+    /// Inside a CSI sequence (`ESC [ ... final`).
+    Csi,
+}
+
 #[derive(Debug, Default)]
 struct State {
     lines: Vec<Line>,
     partial: Vec<u8>,
+    escape: Escape,
     boot_start: usize,
 }
 
@@ -85,7 +99,25 @@ impl Console {
         let mut state = self.lock();
         let mut done = Vec::new();
         for &byte in bytes {
+            match state.escape {
+                Escape::Start => {
+                    state.escape = if byte == b'[' {
+                        Escape::Csi
+                    } else {
+                        Escape::None
+                    };
+                    continue;
+                }
+                Escape::Csi => {
+                    if (0x40..=0x7e).contains(&byte) {
+                        state.escape = Escape::None;
+                    }
+                    continue;
+                }
+                Escape::None => {}
+            }
             match byte {
+                0x1b => state.escape = Escape::Start,
                 b'\n' => {
                     let raw = std::mem::take(&mut state.partial);
                     let text = String::from_utf8_lossy(&raw).into_owned();
@@ -95,7 +127,10 @@ impl Console {
                     });
                     done.push(text);
                 }
-                b'\r' => {}
+                b'\t' => state.partial.push(byte),
+                // Carriage returns and other control characters only move
+                // the cursor of a terminal; they would garble logs.
+                0..=0x1f | 0x7f => {}
                 _ => state.partial.push(byte),
             }
         }
@@ -200,6 +235,22 @@ mod tests {
         assert_eq!(tail.len(), 2);
         assert!(tail[0].ends_with("] prompt> "), "{tail:?}");
         assert!(tail[1].ends_with("] marker two"), "{tail:?}");
+    }
+
+    #[test]
+    fn escape_sequences_and_controls_are_dropped() {
+        let console = Console::new("m", StepLog::new(false), false);
+        console.feed(b"\x1b[2J\x1b[01;01H\x1b[=3hBdsDxe: loading\x07\r\n\x1bcx\ty\n");
+        assert!(
+            console.tail(2)[0].ends_with("] BdsDxe: loading"),
+            "{:?}",
+            console.tail(2)
+        );
+        assert!(
+            console.tail(2)[1].ends_with("] x\ty"),
+            "{:?}",
+            console.tail(2)
+        );
     }
 
     #[test]

@@ -6,10 +6,13 @@
 
 mod guest;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use imago_vm_tests::{DiskFormat, DiskImage, Driver, Error, Failure, MachineConfig, vm_test};
+use imago_vm_tests::{
+    Boot, DiskFormat, DiskImage, Driver, Error, Failure, MachineConfig, MachineName, vm_test,
+};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -193,6 +196,14 @@ vm_test!(
         m.send_keys("hello console\n")?;
         m.wait_for_console_text("^imago-guest: got hello console$", 10 * SEC)?;
 
+        // Keys through the QEMU monitor; QEMU's own error for an unknown key.
+        m.send_monitor_keys("shift-a")?;
+        let (text, _) = failure_text(m.send_monitor_keys("no-such-key"));
+        assert!(
+            text.contains("QEMU monitor command send-key failed"),
+            "{text}"
+        );
+
         // A listening port.
         m.succeed("httpd -p 8080 -h /tmp", 5 * SEC)?;
         m.wait_for_open_port(8080, 10 * SEC)?;
@@ -375,6 +386,99 @@ vm_test!(
                 failure.report()
             );
         }
+        Ok(())
+    }
+);
+
+/// Builds an unpartitioned FAT ESP with systemd-boot, the guest's kernel and
+/// initrd and one Boot Loader Specification entry.
+fn esp_image(dir: &Path) -> PathBuf {
+    let guest = guest::guest();
+    let image = dir.join("esp.img");
+    let run = |command: &mut Command| {
+        let output = command
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .output()
+            .expect("run tool");
+        assert!(
+            output.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(Command::new("mkfs.vfat").arg("-C").arg(&image).arg("32768"));
+    let mmd = |path: &str| run(Command::new("mmd").arg("-i").arg(&image).arg(path));
+    for path in ["::/EFI", "::/EFI/BOOT", "::/loader", "::/loader/entries"] {
+        mmd(path);
+    }
+    let files = [
+        (
+            PathBuf::from("/usr/lib/systemd/boot/efi/systemd-bootx64.efi"),
+            "::/EFI/BOOT/BOOTX64.EFI",
+        ),
+        (guest.kernel.clone(), "::/vmlinuz"),
+        (guest.initrd.clone(), "::/initrd"),
+    ];
+    let loader = dir.join("loader.conf");
+    std::fs::write(&loader, "timeout 0\ndefault imago.conf\n").expect("write loader.conf");
+    let entry = dir.join("imago.conf");
+    let options = guest::CMDLINE;
+    std::fs::write(
+        &entry,
+        format!("title imago\nlinux /vmlinuz\ninitrd /initrd\noptions {options}\n"),
+    )
+    .expect("write entry");
+    for (source, target) in files.iter().map(|(s, t)| (s.as_path(), *t)).chain([
+        (loader.as_path(), "::/loader/loader.conf"),
+        (entry.as_path(), "::/loader/entries/imago.conf"),
+    ]) {
+        run(Command::new("mcopy")
+            .arg("-i")
+            .arg(&image)
+            .arg(source)
+            .arg(target));
+    }
+    image
+}
+
+vm_test!(
+    full,
+    fn uefi_boot_from_disk() {
+        let driver = Driver::new("uefi_boot_from_disk")?;
+        let image = esp_image(driver.dir());
+        let vars = PathBuf::from("/usr/share/OVMF/OVMF_VARS_4M.fd");
+        let vars_before = std::fs::read(&vars).expect("read OVMF vars");
+        let mut config = MachineConfig::new(
+            MachineName::new("uefi").expect("name"),
+            Boot::Uefi {
+                code: "/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
+                vars: vars.clone(),
+            },
+        );
+        config.disk = Some(DiskImage {
+            path: image.clone(),
+            format: DiskFormat::Raw,
+        });
+        config.memory_mib = 256;
+        config.poweroff_command = "poweroff -f".to_owned();
+        let image_before = std::fs::read(&image).expect("read image");
+        let m = driver.machine(config)?;
+        m.start()?;
+        m.wait_for_console_text(guest::READY_MARKER, 2 * BOOT)?;
+        assert!(
+            m.succeed("cat /proc/cmdline", 5 * SEC)?
+                .contains("console=ttyS0")
+        );
+        m.succeed("test -d /sys/firmware/efi", 5 * SEC)?;
+        m.shutdown(20 * SEC)?;
+        assert!(
+            std::fs::read(&vars).expect("read OVMF vars") == vars_before,
+            "vars template modified"
+        );
+        assert!(
+            std::fs::read(&image).expect("read image") == image_before,
+            "disk image modified"
+        );
         Ok(())
     }
 );
