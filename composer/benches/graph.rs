@@ -6,7 +6,9 @@
 //! 2. 1,000 independent small text steps into a fresh store, on 1 and on 2
 //!    threads. Target: at least 1.7x speed-up on two cores.
 //!
-//! Each figure is the median of repeated runs.
+//! Each figure is the median of repeated runs. Arguments select benchmarks
+//! by name (`noop`, `parallel`); none runs both:
+//! `cargo bench -p imago --bench graph -- noop`.
 
 use imago::graph::{BuildOptions, Graph, Registry, StepTable, ValidatedGraph, build};
 use imago::store::Store;
@@ -113,10 +115,25 @@ fn options(jobs: usize) -> BuildOptions {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base = tempfile::tempdir()?;
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
 
-    // 1. No-op rebuild.
+    if wanted("noop") {
+        noop(base.path())?;
+    }
+    if wanted("parallel") {
+        parallel(base.path())?;
+    }
+    Ok(())
+}
+
+/// 1. No-op rebuild.
+fn noop(base: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let graph = layered_graph()?;
-    let store = Store::open(base.path().join("noop"))?;
+    let store = Store::open(base.join("noop"))?;
     let first = build(&graph, &store, &Registry, &options(0))?;
     assert_eq!(first.built, 300);
     let mut times = Vec::new();
@@ -132,13 +149,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         times.len()
     );
 
-    // 2. 1,000 independent text steps on 1 and 2 threads.
+    Ok(())
+}
+
+/// 2. 1,000 independent text steps on 1 and 2 threads.
+fn parallel(base: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let graph = independent_graph(1000)?;
     let mut medians = BTreeMap::new();
     for jobs in [1usize, 2] {
         let mut times = Vec::new();
         for run in 0..5 {
-            let store = Store::open(base.path().join(format!("indep-{jobs}-{run}")))?;
+            let store = Store::open(base.join(format!("indep-{jobs}-{run}")))?;
             let t = Instant::now();
             let s = build(&graph, &store, &Registry, &options(jobs))?;
             times.push(t.elapsed());
