@@ -30,10 +30,11 @@ use super::cpio::{Archive, Entry};
 use super::kmod::{self, ModuleIndex};
 use crate::builders::{BuildContext, BuildError, Builder, ResolvedStep};
 
-/// zstd level for the archive. Level 19 makes a virtio initrd ~10% smaller
-/// than level 9 but costs seconds; the archive is built once per kernel and
-/// module set, so size wins.
-pub const ZSTD_LEVEL: i32 = 19;
+/// zstd level for the archive. Measured on a virtio initrd (3.0 MB of cpio,
+/// 2-core CI machine under load): level 9 gives 1.27 MB in 0.26 s, level 19
+/// gives 1.15 MB in 6.4 s. 10% of size is not worth 25 times the build time;
+/// the kernel unpacks either in a blink.
+pub const ZSTD_LEVEL: i32 = 9;
 
 /// Applets linked for the debug shell whatever the script declares.
 const SHELL_APPLETS: &[&str] = &["sh", "ls", "cat", "dmesg", "mount", "umount", "ps", "vi"];

@@ -347,7 +347,14 @@ fn share_kind(kernel_image: &Path) -> Result<ShareKind, RunError> {
     let no_share = || RunError::NoShare {
         kernel: kernel_image.to_owned(),
     };
-    let version = std::fs::read_to_string(object.join("version")).map_err(|_| no_share())?;
+    let version_file = object.join("version");
+    let version = std::fs::read_to_string(&version_file).map_err(|source| RunError::Modules {
+        dir: object.to_owned(),
+        source: KmodError::Io {
+            path: version_file,
+            source,
+        },
+    })?;
     let version = version.trim();
     let dir = object.join("lib/modules").join(version);
     let index = ModuleIndex::load(&dir, version).map_err(|source| RunError::Modules {
