@@ -129,7 +129,7 @@ impl Args {
 fn location(ev: &Evaluator, site: &Site) -> String {
     match site.span {
         Some(span) => ev.location(span),
-        None => site.file.clone(),
+        None => site.file.to_string(),
     }
 }
 

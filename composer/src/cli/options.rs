@@ -125,7 +125,7 @@ fn declared_at(ev: &Evaluator, site: &Site, root: &Path) -> String {
         .and_then(|s| ev.sources().get(s.file).map(|f| (f, s)))
     {
         Some((f, span)) => (f.path.clone(), Some(f.line_col(span.start).0)),
-        None => (PathBuf::from(&site.file), None),
+        None => (PathBuf::from(&*site.file), None),
     };
     let shown = file
         .strip_prefix(root)

@@ -18,6 +18,7 @@ use crate::source::Span;
 use smol_str::SmolStr;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// Where a module comes from, before it is loaded.
 #[derive(Clone)]
@@ -33,7 +34,7 @@ pub enum Source {
 /// A loaded module.
 pub struct Module {
     /// The module's file (or a display name such as `<command line>`).
-    pub file: String,
+    pub file: Rc<str>,
     /// Where the module was written, when known.
     pub span: Option<Span>,
     /// The `options` set, if any.
@@ -95,15 +96,7 @@ impl<'a> Collector<'a> {
             }
         })?;
         let file = path.display().to_string();
-        let span = self.ev.sources().find(path).map(|id| {
-            let len = self
-                .ev
-                .sources()
-                .get(id)
-                .map_or(0, |f| f.text.len().min(1) as u32);
-            Span::new(id, 0, len)
-        });
-        self.load_value(value, Site::new(file, span), false)
+        self.load_value(value, Site::new(file, None), false)
     }
 
     fn load_value(
@@ -123,8 +116,7 @@ impl<'a> Collector<'a> {
                     .ev
                     .sources()
                     .path(c.span().file)
-                    .map(|p| p.display().to_string())
-                    .unwrap_or(site.file.clone());
+                    .map_or_else(|| site.file.clone(), |p| p.display().to_string().into());
                 let s = c.span();
                 site = Site::new(file, Some(Span::new(s.file, s.start, s.start + 1)));
             }
@@ -132,6 +124,14 @@ impl<'a> Collector<'a> {
             v = self.ev.force(&self.ev.call(&v, arg)?)?;
         }
         let Some(attrs) = v.as_attrs().cloned() else {
+            if site.span.is_none() {
+                // Point at the start of the module's file, when it is one.
+                let sources = self.ev.sources();
+                site.span = sources.find(Path::new(&*site.file)).map(|id| {
+                    let len = sources.get(id).map_or(0, |f| f.text.len().min(1) as u32);
+                    Span::new(id, 0, len)
+                });
+            }
             return Err(ModuleError::BadModule {
                 message: format!(
                     "a module must be a set or a function returning a set, not {}",
@@ -150,10 +150,10 @@ impl<'a> Collector<'a> {
             });
             return Ok(());
         }
-        let file = match attrs.value("_file") {
+        let file: Rc<str> = match attrs.value("_file") {
             Some(f) => match self.ev.force(f)? {
-                Value::String(s) => s.as_str().to_string(),
-                Value::Path(p) => p.display().to_string(),
+                Value::String(s) => s.as_str().into(),
+                Value::Path(p) => p.display().to_string().into(),
                 _ => site.file.clone(),
             },
             None => site.file.clone(),

@@ -94,7 +94,7 @@ pub fn declare(
     ev: &Evaluator,
     root: &mut Namespace,
     options: &Value,
-    file: &str,
+    file: &Rc<str>,
     prefix: &OptionPath,
 ) -> Result<(), ModuleError> {
     walk(ev, root, options, OptionPath::root(), file, None, prefix)
@@ -105,7 +105,7 @@ fn walk(
     ns: &mut Namespace,
     set: &Value,
     path: OptionPath,
-    file: &str,
+    file: &Rc<str>,
     span: Option<crate::source::Span>,
     prefix: &OptionPath,
 ) -> Result<(), ModuleError> {
@@ -118,13 +118,13 @@ fn walk(
                 prefix.join(&path),
                 set.describe()
             ),
-            sites: vec![Site::new(file, span)],
+            sites: vec![Site::new(file.clone(), span)],
         });
     };
     for entry in attrs.entries() {
         let child_path = path.child(&entry.name);
         let value = ev.force(&entry.value)?;
-        let site = Site::new(file, entry.span.or(span));
+        let site = Site::new(file.clone(), entry.span.or(span));
         if is_kind(ev, &value, "option")? {
             let decl = read_decl(ev, &value, child_path.clone(), site, prefix)?;
             insert(ns, &entry.name, decl, prefix)?;

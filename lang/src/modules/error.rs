@@ -11,17 +11,18 @@ use crate::diag::{Code, Diagnostic, IntoDiagnostic};
 use crate::eval::error::{ErrorKind, EvalError};
 use crate::modules::path::OptionPath;
 use crate::source::{FileId, Span};
+use std::rc::Rc;
 
 /// Where something was written: a file (or a display name such as
 /// `<command line>`) and, when known, the exact span.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Site {
-    pub file: String,
+    pub file: Rc<str>,
     pub span: Option<Span>,
 }
 
 impl Site {
-    pub fn new(file: impl Into<String>, span: Option<Span>) -> Self {
+    pub fn new(file: impl Into<Rc<str>>, span: Option<Span>) -> Self {
         Site {
             file: file.into(),
             span,

@@ -69,7 +69,7 @@ pub struct Fragment {
     pub prio: Option<i64>,
 }
 
-type Partition = Rc<BTreeMap<SmolStr, Vec<Fragment>>>;
+type Partition = Rc<BTreeMap<SmolStr, Rc<Vec<Fragment>>>>;
 
 enum PartitionState {
     InProgress,
@@ -279,14 +279,16 @@ impl Fixpoint {
                     },
                 };
                 let p = self.partition(ev, &parent_path, parent_ns)?;
-                p.get(last).cloned().unwrap_or_default()
+                p.get(last).map(|f| f.to_vec()).unwrap_or_default()
             }
         };
         let mut out: BTreeMap<SmolStr, Vec<Fragment>> = BTreeMap::new();
         for f in fragments {
             self.expand(ev, f, ns, path, &mut out)?;
         }
-        Ok(Rc::new(out))
+        Ok(Rc::new(
+            out.into_iter().map(|(k, v)| (k, Rc::new(v))).collect(),
+        ))
     }
 
     /// Pushes properties down and splits a namespace definition by name.
@@ -394,16 +396,16 @@ impl Fixpoint {
         self: &Rc<Self>,
         ev: &Evaluator,
         path: &OptionPath,
-    ) -> Result<Vec<Fragment>, ModuleError> {
+    ) -> Result<Rc<Vec<Fragment>>, ModuleError> {
         let Some((last, parent)) = path.components().split_last() else {
-            return Ok(Vec::new());
+            return Ok(Rc::default());
         };
         let parent_path = OptionPath::from(parent.to_vec());
         let ns = match parent {
             [] => &self.tree,
             comps => match self.tree.find(comps) {
                 Some(Node::Namespace(n)) => n,
-                _ => return Ok(Vec::new()),
+                _ => return Ok(Rc::default()),
             },
         };
         let p = self.partition(ev, &parent_path, ns)?;
@@ -421,7 +423,7 @@ impl Fixpoint {
         let path = self.prefix.join(&decl.path);
         let mut defs = Vec::new();
         let mut dropped = Vec::new();
-        for f in self.fragments(ev, &decl.path)? {
+        for f in self.fragments(ev, &decl.path)?.iter() {
             self.set_site(&f.site);
             let mut holds = true;
             for c in &f.conds {
@@ -431,7 +433,9 @@ impl Fixpoint {
                 }
             }
             if !holds {
-                dropped.push(Dropped { site: f.site });
+                dropped.push(Dropped {
+                    site: f.site.clone(),
+                });
                 continue;
             }
             merge::discharge(

@@ -280,8 +280,8 @@ pub fn merge_values(
                     continue;
                 };
                 for item in list.iter() {
-                    let item_path = path.child(&format!("[{}]", items.len()));
                     let mut item_defs = Vec::new();
+                    // Errors in a property around an element name the list.
                     discharge(
                         ev,
                         item,
@@ -289,11 +289,13 @@ pub fn merge_values(
                         None,
                         None,
                         false,
-                        &item_path,
+                        path,
                         &mut item_defs,
                         &mut dropped,
                     )?;
                     for idef in item_defs {
+                        let index = items.len();
+                        let item_path = || path.child(&format!("[{index}]"));
                         items.push(element(ev, fp, &item_path, elem, vec![idef])?);
                     }
                 }
@@ -403,18 +405,22 @@ pub fn merge_values(
 
 /// The value of one list element or attribute: checked now when the type
 /// needs no further merging, else merged lazily.
+/// `path` computes the element's option path (only needed for messages and
+/// lazy values, so plain elements never build it).
 fn element(
     ev: &Evaluator,
     fp: &Rc<Fixpoint>,
-    path: &OptionPath,
+    path: &dyn Fn() -> OptionPath,
     ty: &Rc<Type>,
     defs: Vec<Def>,
 ) -> Result<Value, ModuleError> {
     if ty.is_simple() && defs.len() == 1 {
-        check(ev, ty, &defs[0], path)?;
+        if !ty.check(ev, &defs[0].value)? {
+            check(ev, ty, &defs[0], &path())?;
+        }
         return Ok(defs[0].value.clone());
     }
-    let (fp, path, ty) = (fp.clone(), path.clone(), ty.clone());
+    let (fp, path, ty) = (fp.clone(), path(), ty.clone());
     let name = path.to_string();
     Ok(Value::lazy(Some(&name), move |ev| {
         match merge_values(ev, &fp, &path, &ty, defs.clone()) {
@@ -442,7 +448,6 @@ fn merge_attrs(
         };
         for entry in attrs.entries() {
             let site = Site::new(d.site.file.clone(), entry.span.or(d.site.span));
-            let key_path = path.child(&entry.name);
             let slot = per_key
                 .entry(entry.name.clone())
                 .or_insert_with(|| (Vec::new(), entry.span));
@@ -453,7 +458,7 @@ fn merge_attrs(
                 None,
                 None,
                 false,
-                &key_path,
+                path,
                 &mut slot.0,
                 &mut dropped,
             )?;
@@ -465,7 +470,7 @@ fn merge_attrs(
             continue;
         }
         let winners = select_winners(kdefs);
-        let value = element(ev, fp, &path.child(&name), elem, winners)?;
+        let value = element(ev, fp, &|| path.child(&name), elem, winners)?;
         out.push((name, value, span));
     }
     Ok(Value::attrs_from_spanned(out))
