@@ -6,6 +6,9 @@
 //! must fail; the snapshot is the rendered diagnostic. Files are served from
 //! memory, so snapshots do not depend on the machine.
 
+// Test helpers outside #[test] functions panic on failure too.
+#![allow(clippy::unwrap_used)]
+
 use imago_lang::diag::{IntoDiagnostic, render};
 use imago_lang::eval::Evaluator;
 use imago_lang::hook::NoStore;
