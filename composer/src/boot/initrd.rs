@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::confine::confined;
 use super::cpio::{Archive, Entry};
 use super::kmod::{self, ModuleIndex};
 use crate::builders::{BuildContext, BuildError, Builder, ResolvedStep};
@@ -99,6 +100,19 @@ fn failed(e: impl std::error::Error + Send + Sync + 'static) -> BuildError {
     BuildError::Other(anyhow::Error::new(e))
 }
 
+/// Reads a file that must be a regular file, not a symlink to one.
+fn read_regular(path: &Path, what: &str) -> Result<Vec<u8>, BuildError> {
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(BuildError::io(format!("{what}: {}", path.display())))?;
+    if !meta.is_file() {
+        return Err(BuildError::Failed(format!(
+            "initrd: {what} {} is not a regular file",
+            path.display()
+        )));
+    }
+    read(path)
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, BuildError> {
     std::fs::read(path).map_err(BuildError::io(format!("read {}", path.display())))
 }
@@ -113,7 +127,7 @@ pub fn build_archive(inputs: &InitrdInputs, log: &mut dyn Write) -> Result<Vec<u
         .add("dev/console", Entry::CharDev { major: 5, minor: 1 })
         .map_err(failed)?;
 
-    let script = read(&inputs.stage1)?;
+    let script = read_regular(&inputs.stage1, "stage1")?;
     add_busybox(&mut archive, &inputs.busybox, &script)?;
     archive
         .add(
@@ -156,16 +170,19 @@ pub fn declared_applets(script: &str) -> BTreeSet<String> {
 }
 
 fn add_busybox(archive: &mut Archive, object: &Path, script: &[u8]) -> Result<(), BuildError> {
-    let binary = ["usr/bin/busybox", "bin/busybox"]
-        .iter()
-        .map(|p| object.join(p))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            BuildError::Failed(format!(
-                "initrd: busybox object {} has neither usr/bin/busybox nor bin/busybox",
-                object.display()
-            ))
-        })?;
+    let mut binary = None;
+    for candidate in ["usr/bin/busybox", "bin/busybox"] {
+        if let Some(path) = confined(object, candidate)?.filter(|p| p.is_file()) {
+            binary = Some(path);
+            break;
+        }
+    }
+    let binary = binary.ok_or_else(|| {
+        BuildError::Failed(format!(
+            "initrd: busybox object {} has neither usr/bin/busybox nor bin/busybox",
+            object.display()
+        ))
+    })?;
     archive
         .add(
             "bin/busybox",
@@ -201,7 +218,12 @@ fn add_modules(
     inputs: &InitrdInputs,
     log: &mut dyn Write,
 ) -> Result<Vec<String>, BuildError> {
-    let version_file = inputs.kernel.join("version");
+    let version_file = confined(&inputs.kernel, "version")?.ok_or_else(|| {
+        BuildError::Failed(format!(
+            "initrd: kernel object {} has no version file",
+            inputs.kernel.display()
+        ))
+    })?;
     let version = String::from_utf8_lossy(&read(&version_file)?)
         .trim()
         .to_owned();
@@ -211,7 +233,13 @@ fn add_modules(
             version_file.display()
         )));
     }
-    let modules_dir = inputs.kernel.join("lib/modules").join(&version);
+    let modules_dir =
+        confined(&inputs.kernel, &format!("lib/modules/{version}"))?.ok_or_else(|| {
+            BuildError::Failed(format!(
+                "initrd: kernel object {} has no lib/modules/{version}",
+                inputs.kernel.display()
+            ))
+        })?;
     let index = ModuleIndex::load(&modules_dir, &version).map_err(failed)?;
     let always = index.closure(&inputs.modules).map_err(failed)?;
     let available = index.closure(&inputs.available_modules).map_err(failed)?;
@@ -227,7 +255,13 @@ fn add_modules(
     let mut total = 0;
     for name in &included {
         let module = &index.modules[name];
-        let data = kmod::read_module(&modules_dir.join(&module.path)).map_err(failed)?;
+        let file = confined(&modules_dir, &module.path)?.ok_or_else(|| {
+            BuildError::Failed(format!(
+                "initrd: module `{name}` is missing: {}",
+                modules_dir.join(&module.path).display()
+            ))
+        })?;
+        let data = kmod::read_module(&file).map_err(failed)?;
         total += data.len();
         let path = format!("{base}/{}", stored_path(module));
         if let Some((parent, _)) = path.rsplit_once('/') {
@@ -259,8 +293,7 @@ fn add_modules(
             text_file(index.render_alias(Some(&included))),
         )
         .map_err(failed)?;
-    let builtin = modules_dir.join("modules.builtin");
-    if builtin.is_file() {
+    if let Some(builtin) = confined(&modules_dir, "modules.builtin")? {
         archive
             .add(
                 &format!("{base}/modules.builtin"),
@@ -286,7 +319,11 @@ fn add_extra(archive: &mut Archive, path: &str, source: &Path) -> Result<(), Bui
     if let Some((parent, _)) = path.rsplit_once('/') {
         archive.mkdir_p(parent).map_err(failed)?;
     }
-    for entry in walkdir::WalkDir::new(source).sort_by_file_name() {
+    // A symlink object stays a symlink: never read what it points at.
+    let walk = walkdir::WalkDir::new(source)
+        .follow_root_links(false)
+        .sort_by_file_name();
+    for entry in walk {
         let entry =
             entry.map_err(|e| BuildError::Failed(format!("initrd: extraFiles `{path}`: {e}")))?;
         let rel = entry

@@ -287,3 +287,42 @@ fn a_kernel_without_a_version_file_is_named() {
         .to_string();
     assert!(err.contains("version"), "{err}");
 }
+
+#[test]
+fn a_stage1_symlink_is_not_followed() {
+    let mut f = fixture(&[], &[]);
+    let link = f.inputs.stage1.with_file_name("stage1-link");
+    std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+    f.inputs.stage1 = link;
+    let err = build_archive(&f.inputs, &mut Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not a regular file"), "{err}");
+}
+
+#[test]
+fn busybox_linked_out_of_its_object_is_refused() {
+    let f = fixture(&[], &[]);
+    let bin = f.inputs.busybox.join("usr/bin/busybox");
+    std::fs::remove_file(&bin).unwrap();
+    std::os::unix::fs::symlink("/bin/sh", &bin).unwrap();
+    let err = build_archive(&f.inputs, &mut Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("outside the object"), "{err}");
+}
+
+#[test]
+fn an_extra_file_symlink_object_stays_a_symlink() {
+    let mut f = fixture(&[], &[]);
+    let link = f.inputs.stage1.with_file_name("extra-link");
+    std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+    f.inputs.extra_files.insert("etc/hostname".into(), link);
+    let bytes = build_archive(&f.inputs, &mut Vec::new()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let listing = cpio(&["-tv", "--quiet"], &bytes, dir.path());
+    assert!(
+        listing.contains("etc/hostname -> /etc/hostname"),
+        "{listing}"
+    );
+}

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::confine::confined;
 use super::kmod::{self, ModuleIndex};
 use crate::builders::{BuildContext, BuildError, Builder, ResolvedStep};
 
@@ -98,19 +99,21 @@ pub fn build_kernel(
 fn find_image(packages: &[(String, PathBuf)]) -> Result<(PathBuf, String), BuildError> {
     let mut found = Vec::new();
     for (logical, physical) in packages {
-        let boot = physical.join("boot");
-        let Ok(entries) = std::fs::read_dir(&boot) else {
+        let Some(boot) = confined(physical, "boot")?.filter(|b| b.is_dir()) else {
             continue;
         };
+        let entries =
+            std::fs::read_dir(&boot).map_err(BuildError::io(format!("read {}", boot.display())))?;
         for entry in entries {
             let entry = entry.map_err(BuildError::io(format!("read {}", boot.display())))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(version) = name.strip_prefix("vmlinuz-") {
-                found.push((
-                    format!("{logical}/boot/{name}"),
-                    entry.path(),
-                    version.to_owned(),
-                ));
+                let image = confined(physical, &format!("boot/{name}"))?
+                    .filter(|p| p.is_file())
+                    .ok_or_else(|| {
+                        BuildError::Failed(format!("kernel: {logical}/boot/{name} is not a file"))
+                    })?;
+                found.push((format!("{logical}/boot/{name}"), image, version.to_owned()));
             }
         }
     }
@@ -146,11 +149,19 @@ fn find_modules(
     packages: &[(String, PathBuf)],
     version: &str,
 ) -> Result<Option<PathBuf>, BuildError> {
-    let mut found = Vec::new();
+    if version.contains('/') || version == ".." {
+        return Err(BuildError::Failed(format!(
+            "kernel: invalid kernel version `{version}`"
+        )));
+    }
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
     for (logical, physical) in packages {
         for prefix in ["usr/lib/modules", "lib/modules"] {
-            let dir = physical.join(prefix).join(version);
-            if dir.is_dir() {
+            let Some(dir) = confined(physical, &format!("{prefix}/{version}"))? else {
+                continue;
+            };
+            // `lib` may be a symlink to `usr/lib`: the same directory twice.
+            if dir.is_dir() && !found.iter().any(|f| f.1 == dir) {
                 found.push((format!("{logical}/{prefix}/{version}"), dir));
             }
         }
@@ -326,6 +337,29 @@ mod tests {
             err.contains("cccc-linux-image-6.1.0-10-cloud-amd64/boot/vmlinuz-6.1.0-10"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_module_tree_linked_out_of_the_package_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let packages = kernel_packages(dir.path());
+        let mods = packages[1].1.join("usr/lib/modules");
+        std::fs::remove_dir_all(&mods).unwrap();
+        let outside = dir.path().join("host-modules/6.1.0-9-cloud-amd64");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("host-modules"), &mods).unwrap();
+        let err = build_kernel(&packages, &dir.path().join("out"), &mut Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("outside the object"), "{err}");
+    }
+
+    #[test]
+    fn lib_linked_to_usr_lib_is_one_module_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let packages = kernel_packages(dir.path());
+        std::os::unix::fs::symlink("usr/lib", packages[1].1.join("lib")).unwrap();
+        build_kernel(&packages, &dir.path().join("out"), &mut Vec::new()).unwrap();
     }
 
     #[test]

@@ -290,6 +290,10 @@ impl ModuleIndex {
                 text: line.to_owned(),
             };
             let (path, deps) = line.split_once(':').ok_or_else(malformed)?;
+            if !is_relative_inside(path) || deps.split_whitespace().any(|d| !is_relative_inside(d))
+            {
+                return Err(malformed());
+            }
             let name = module_name_of(path).ok_or_else(malformed)?;
             paths_to_names.insert(path.to_owned(), name.clone());
             raw.push((name, path.to_owned(), deps.to_owned()));
@@ -474,6 +478,15 @@ impl ModuleIndex {
         }
         out
     }
+}
+
+/// A relative path that stays below its directory (no `..`, no leading `/`).
+fn is_relative_inside(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 fn read_text(path: &Path) -> Result<String, KmodError> {

@@ -305,3 +305,16 @@ fn malformed_dep_file_names_file_and_line() {
         "{err}"
     );
 }
+
+#[test]
+fn dep_file_paths_leaving_the_tree_are_malformed() {
+    for line in ["../../etc/shadow.ko:", "/etc/x.ko:", "kernel/a.ko: ../b.ko"] {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("modules.dep"), format!("{line}\n")).unwrap();
+        let err = ModuleIndex::load(dir.path(), "v").unwrap_err();
+        assert!(
+            err.to_string().contains("modules.dep:1: malformed line"),
+            "{line}: {err}"
+        );
+    }
+}
