@@ -436,3 +436,45 @@ fn the_registry_knows_the_core_builders() {
     }
     assert!(registry::builder("nope").is_none());
 }
+
+#[test]
+fn sources_never_pass_through_symlinks_inside_objects() {
+    let e = env();
+    let outside = e.scratch.join("host");
+    fs::create_dir_all(outside.join("dir")).unwrap();
+    fs::write(outside.join("secret"), "s").unwrap();
+    let pkg = e.object("pkg", &[("ok", "1")]);
+    symlink(&outside, e.physical(&pkg).join("link")).unwrap();
+    // A tree entry reading through the link.
+    let msg = err_text(e.run(
+        "tree",
+        json!({ "entries": { "x": { "source": format!("{pkg}/link/secret") } } }),
+        &[&pkg],
+    ));
+    assert!(
+        msg.contains("passes through") && msg.contains("a symlink"),
+        "{msg}"
+    );
+    // A tree entry naming the link itself copies the link.
+    let (out, _) = e
+        .run(
+            "tree",
+            json!({ "entries": { "x": { "source": format!("{pkg}/link") } } }),
+            &[&pkg],
+        )
+        .unwrap();
+    assert_eq!(fs::read_link(out.join("x")).unwrap(), outside);
+    // A profile package under or at the link.
+    let msg = err_text(e.run(
+        "profile",
+        json!({ "packages": [format!("{pkg}/link/dir")] }),
+        &[&pkg],
+    ));
+    assert!(msg.contains("passes through"), "{msg}");
+    let msg = err_text(e.run(
+        "profile",
+        json!({ "packages": [format!("{pkg}/link")] }),
+        &[&pkg],
+    ));
+    assert!(msg.contains("is not a directory"), "{msg}");
+}

@@ -7,7 +7,7 @@
 //! store's file system); when that is impossible (another file system, or
 //! the inode's link count is exhausted) the file is copied instead.
 
-use super::BuildError;
+use super::{BuildContext, BuildError};
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -166,4 +166,30 @@ pub fn walk_error(root: &Path, e: walkdir::Error) -> BuildError {
         Some(source) => BuildError::Io { context, source },
         None => BuildError::Failed(format!("{context}: a directory loop")),
     }
+}
+
+/// The physical location of a logical store path (`/imago/store/<obj>/sub`),
+/// refusing a path that passes through a symlink on the way: reading
+/// `<obj>/link/file` where `link -> /etc` would read the host. The last
+/// component may itself be a symlink (it is copied as one, never followed).
+pub fn store_source(ctx: &BuildContext, logical: &str) -> Result<std::path::PathBuf, BuildError> {
+    let physical = ctx.physical(logical)?;
+    let mut dir = ctx.store_dir.clone();
+    let rel = physical
+        .strip_prefix(&ctx.store_dir)
+        .map_err(|_| BuildError::Params(format!("`{logical}` is not inside the store")))?;
+    let parts: Vec<_> = rel.components().collect();
+    for part in parts.iter().take(parts.len().saturating_sub(1)) {
+        dir.push(part);
+        let meta =
+            fs::symlink_metadata(&dir).map_err(BuildError::io(format!("reading `{logical}`")))?;
+        if !meta.is_dir() {
+            return Err(BuildError::Failed(format!(
+                "`{logical}` passes through `{}`, which is {} and not a directory",
+                dir.display(),
+                kind_from(&dir, &meta.file_type()).map_or("a special file", Kind::describe)
+            )));
+        }
+    }
+    Ok(physical)
 }

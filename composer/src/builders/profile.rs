@@ -16,7 +16,7 @@
 //! loses takes its whole subtree with it.
 
 use super::fsutil::{
-    Kind, copy_symlink, create_dir, kind_from, link_or_copy, set_mode, walk_error,
+    Kind, copy_symlink, create_dir, kind_from, link_or_copy, set_mode, store_source, walk_error,
 };
 use super::{BuildContext, BuildError, Builder, ResolvedStep};
 use std::collections::BTreeMap;
@@ -136,7 +136,7 @@ fn source(
             )));
         }
     };
-    let physical = ctx.physical(&logical)?;
+    let physical = store_source(ctx, &logical)?;
     match fs::symlink_metadata(&physical) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {

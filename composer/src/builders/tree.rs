@@ -16,7 +16,7 @@
 //! another entry (a file, a symlink or a copied source). Parent directories
 //! are created with mode 0755.
 
-use super::fsutil::{copy_tree, create_dir, set_mode};
+use super::fsutil::{copy_tree, create_dir, set_mode, store_source};
 use super::profile::relative;
 use super::{BuildContext, BuildError, Builder, ResolvedStep, STORE_PREFIX};
 use std::collections::BTreeMap;
@@ -121,7 +121,7 @@ impl Builder for TreeBuilder {
                 Entry::Symlink(link) => std::os::unix::fs::symlink(link, &target).map_err(
                     BuildError::io(format!("creating symlink `{}`", target.display())),
                 )?,
-                Entry::Source(source) => copy_tree(&ctx.physical(source)?, &target, true)?,
+                Entry::Source(source) => copy_tree(&store_source(ctx, source)?, &target, true)?,
             }
         }
         Ok(())
