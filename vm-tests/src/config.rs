@@ -2,7 +2,7 @@
 //!
 //! A [`MachineConfig`] is plain data: how the machine boots ([`Boot`]), an
 //! optional disk image used read-only as the backing file of a per-test
-//! overlay, the host store shared read-only over 9p, the networks it is
+//! overlay, the host store shared read-only over 9p or virtiofs, the networks it is
 //! attached to, and extra QEMU arguments. Everything is argv, never a shell
 //! string. `qemu.rs` turns it into a QEMU command line.
 
@@ -95,6 +95,19 @@ pub struct DiskImage {
     pub format: DiskFormat,
 }
 
+/// How the store is shared with the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreTransport {
+    /// 9p (`virtio-9p-pci`), read-only enforced by QEMU. Needs the guest's
+    /// `9p` and `9pnet_virtio` modules (not in Debian's cloud kernel).
+    #[default]
+    NineP,
+    /// virtiofs (`vhost-user-fs-pci` and a virtiofsd per machine, guest memory
+    /// in a shared memfd). Read-only only through the guest's `ro` mount.
+    /// Needs the guest's `virtiofs` module and a virtiofsd on the host.
+    VirtioFs,
+}
+
 /// A machine of a test.
 #[derive(Debug, Clone)]
 pub struct MachineConfig {
@@ -108,8 +121,10 @@ pub struct MachineConfig {
     pub memory_mib: u32,
     /// Number of CPUs.
     pub smp: u32,
-    /// A host directory shared read-only over 9p with tag `imago-store`.
+    /// A host directory shared read-only with tag `imago-store`.
     pub store: Option<PathBuf>,
+    /// How `store` is shared.
+    pub store_transport: StoreTransport,
     /// Networks the machine is attached to (one virtio-net NIC each, in order).
     pub networks: Vec<Network>,
     /// The shell command that powers the guest off (run through the
@@ -149,6 +164,7 @@ impl MachineConfig {
             memory_mib: 512,
             smp: 1,
             store: None,
+            store_transport: StoreTransport::NineP,
             networks: Vec::new(),
             poweroff_command: "poweroff".to_owned(),
             reboot_command: "reboot".to_owned(),

@@ -44,7 +44,7 @@ mod suite;
 pub use accel::{Accel, AccelKind, TCG_FACTOR};
 pub use command::{GuestCommand, shell_quote};
 pub use commands::Output;
-pub use config::{Boot, DiskFormat, DiskImage, MachineConfig, MachineName};
+pub use config::{Boot, DiskFormat, DiskImage, MachineConfig, MachineName, StoreTransport};
 pub use driver::{CONSOLE_TAIL, Driver};
 pub use error::{Error, Failure};
 pub use machine::Machine;

@@ -20,11 +20,14 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::backdoor::Backdoor;
+use crate::config::StoreTransport;
 use crate::config::{Boot, MachineConfig};
 use crate::console::Console;
 use crate::driver::Shared;
 use crate::error::{Error, Failure};
-use crate::qemu::{QemuProcess, RunPaths, command_line, create_overlay, display_argv};
+use crate::qemu::{
+    Process, RunPaths, command_line, create_overlay, display_argv, virtiofsd, virtiofsd_args,
+};
 use crate::qmp::Qmp;
 use crate::retry::{Poll, retry};
 
@@ -36,14 +39,16 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A started QEMU process and its connections.
 pub(crate) struct Running {
-    pub(crate) qemu: Mutex<QemuProcess>,
+    pub(crate) qemu: Mutex<Process>,
     pub(crate) backdoor: Backdoor,
     pub(crate) qmp: Mutex<Qmp>,
     pub(crate) console_input: Mutex<UnixStream>,
+    /// The virtiofsd serving the store, killed after QEMU.
+    _virtiofsd: Option<Process>,
 }
 
 impl Running {
-    pub(crate) fn qemu(&self) -> MutexGuard<'_, QemuProcess> {
+    pub(crate) fn qemu(&self) -> MutexGuard<'_, Process> {
         self.qemu.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -220,9 +225,17 @@ impl Machine {
             .iter()
             .map(|net| net.attach(self.index))
             .collect::<Result<Vec<_>, _>>()?;
+        let virtiofsd = match (&self.config.store, self.config.store_transport) {
+            (Some(store), StoreTransport::VirtioFs) => {
+                Some(self.substep("spawn virtiofsd", || {
+                    start_virtiofsd(store, &paths.virtiofs, self.scaled(CONNECT_TIMEOUT))
+                })?)
+            }
+            _ => None,
+        };
         let args = command_line(&self.config, &paths, &self.shared.accel, &networks);
         let qemu = self.substep("spawn QEMU", || {
-            let mut qemu = QemuProcess::spawn(&args)?;
+            let mut qemu = Process::spawn(crate::qemu::QEMU, &args)?;
             let program = display_argv(crate::qemu::QEMU, &args);
             eprintln!("{}: {program}", self.name());
             let timeout = self.scaled(CONNECT_TIMEOUT);
@@ -252,6 +265,7 @@ impl Machine {
             backdoor: Backdoor::new(backdoor_stream, self.name())?,
             qmp: Mutex::new(Qmp::new(qmp_stream)?),
             console_input: Mutex::new(input),
+            _virtiofsd: virtiofsd,
         };
         *self.lock_running() = Some(Arc::new(running));
         Ok(())
@@ -398,6 +412,34 @@ impl Drop for Machine {
     }
 }
 
+/// Starts virtiofsd serving `store` on `socket` and waits for the socket.
+fn start_virtiofsd(store: &Path, socket: &Path, timeout: Duration) -> Result<Process, Error> {
+    if socket.exists() {
+        std::fs::remove_file(socket)
+            .map_err(|e| Error::io(format!("removing stale socket {}", socket.display()), e))?;
+    }
+    let program = virtiofsd();
+    let mut daemon = Process::spawn(&program, &virtiofsd_args(store, socket))?;
+    retry(
+        &format!("{program} to create {}", socket.display()),
+        timeout,
+        Duration::from_millis(50),
+        |_| {
+            if socket.exists() {
+                return Ok(Poll::Ready(()));
+            }
+            match daemon.exit_status() {
+                Some(status) => Err(Error::Program {
+                    program: program.clone(),
+                    detail: format!("exited at startup ({status}): {}", daemon.stderr().trim()),
+                }),
+                None => Ok(Poll::Pending(None)),
+            }
+        },
+    )?;
+    Ok(daemon)
+}
+
 /// Binds a listening socket, replacing a stale socket file.
 fn listen(path: &Path) -> Result<UnixListener, Error> {
     if path.exists() {
@@ -415,7 +457,7 @@ fn listen(path: &Path) -> Result<UnixListener, Error> {
 /// Accepts QEMU's connection on `listener`, failing early if QEMU exits.
 fn accept_from(
     listener: &UnixListener,
-    qemu: &mut QemuProcess,
+    qemu: &mut Process,
     timeout: Duration,
     what: &str,
 ) -> Result<UnixStream, Error> {

@@ -6,7 +6,7 @@
 //! cannot start running the guest before the driver is connected: no early
 //! output is lost and there is no race on socket creation.
 //!
-//! [`QemuProcess`] owns the running process: its stderr is collected in the
+//! [`Process`] owns the running process: its stderr is collected in the
 //! background (for error messages), and it is killed with SIGKILL when
 //! dropped, including while a panic unwinds. So that QEMU also dies when the
 //! test process itself is killed, QEMU is started through
@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::accel::Accel;
-use crate::config::{Boot, MachineConfig};
+use crate::config::{Boot, MachineConfig, StoreTransport};
 use crate::error::Error;
 use crate::network::Attachment;
 use crate::retry::{Poll, retry};
@@ -32,7 +32,7 @@ use crate::retry::{Poll, retry};
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-x86_64";
 
-/// The 9p tag of the shared store.
+/// The 9p / virtiofs tag of the shared store.
 pub const STORE_TAG: &str = "imago-store";
 
 /// The virtio-serial port name of the backdoor: `/dev/virtio-ports/<name>`
@@ -48,6 +48,8 @@ pub struct RunPaths {
     pub backdoor: PathBuf,
     /// The QMP socket.
     pub qmp: PathBuf,
+    /// The virtiofsd socket (used with [`StoreTransport::VirtioFs`]).
+    pub virtiofs: PathBuf,
     /// The copy-on-write overlay of the disk image, if any.
     pub overlay: Option<PathBuf>,
     /// The copy of the UEFI variable store, if any.
@@ -61,6 +63,7 @@ impl RunPaths {
             console: dir.join("console.sock"),
             backdoor: dir.join("backdoor.sock"),
             qmp: dir.join("qmp.sock"),
+            virtiofs: dir.join("virtiofs.sock"),
             overlay: config.disk.as_ref().map(|_| dir.join("disk.qcow2")),
             vars: match config.boot {
                 Boot::Uefi { .. } => Some(dir.join("efivars.fd")),
@@ -160,15 +163,27 @@ pub fn command_line(
         ));
         args.extend(["-device", "virtio-blk-pci,drive=disk0,bootindex=1"].map(OsString::from));
     }
-    if let Some(store) = &config.store {
-        args.push("-fsdev".into());
-        args.push(opt(
-            "local,id=store,security_model=none,readonly=on,path=",
-            store,
-            "",
-        ));
-        args.push("-device".into());
-        args.push(format!("virtio-9p-pci,fsdev=store,mount_tag={STORE_TAG}").into());
+    match (&config.store, config.store_transport) {
+        (None, _) => {}
+        (Some(store), StoreTransport::NineP) => {
+            args.push("-fsdev".into());
+            args.push(opt(
+                "local,id=store,security_model=none,readonly=on,multidevs=remap,path=",
+                store,
+                "",
+            ));
+            args.push("-device".into());
+            args.push(format!("virtio-9p-pci,fsdev=store,mount_tag={STORE_TAG}").into());
+        }
+        (Some(_), StoreTransport::VirtioFs) => {
+            // vhost-user needs the guest memory shared with virtiofsd.
+            args.push("-object".into());
+            args.push(format!("memory-backend-memfd,id=mem,share=on,size={memory}M").into());
+            args.extend(["-numa", "node,memdev=mem", "-chardev"].map(OsString::from));
+            args.push(opt("socket,id=virtiofs,path=", &paths.virtiofs, ""));
+            args.push("-device".into());
+            args.push(format!("vhost-user-fs-pci,chardev=virtiofs,tag={STORE_TAG}").into());
+        }
     }
     for (i, net) in networks.iter().enumerate() {
         args.push("-netdev".into());
@@ -188,6 +203,39 @@ pub fn display_argv(program: &str, args: &[OsString]) -> String {
         text.push_str(&crate::command::shell_quote(&arg.to_string_lossy()));
     }
     text
+}
+
+/// The virtiofsd binary: `$IMAGO_VIRTIOFSD`, else the Rust virtiofsd in
+/// /usr/libexec, else QEMU's C virtiofsd.
+pub fn virtiofsd() -> String {
+    if let Ok(path) = std::env::var("IMAGO_VIRTIOFSD")
+        && !path.is_empty()
+    {
+        return path;
+    }
+    ["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .unwrap_or("virtiofsd")
+        .to_owned()
+}
+
+/// virtiofsd's arguments: serve `store` on `socket`, chrooted into it
+/// (options both the C and the Rust virtiofsd accept).
+pub fn virtiofsd_args(store: &Path, socket: &Path) -> Vec<OsString> {
+    let mut source = OsString::from("source=");
+    source.push(store);
+    let mut socket_arg = OsString::from("--socket-path=");
+    socket_arg.push(socket);
+    vec![
+        socket_arg,
+        "-o".into(),
+        source,
+        "-o".into(),
+        "sandbox=chroot".into(),
+        "-o".into(),
+        "cache=auto".into(),
+    ]
 }
 
 /// Creates the copy-on-write overlay `overlay` on top of `image`.
@@ -266,23 +314,23 @@ fn has_setpriv() -> bool {
     })
 }
 
-/// A running QEMU, killed when dropped.
+/// A running QEMU (or helper), killed when dropped.
 #[derive(Debug)]
-pub struct QemuProcess {
+pub struct Process {
     child: Child,
     stderr: Arc<Mutex<Vec<u8>>>,
     exited: Option<ExitStatus>,
 }
 
-impl QemuProcess {
-    /// Starts QEMU with `args`.
-    pub fn spawn(args: &[OsString]) -> Result<Self, Error> {
+impl Process {
+    /// Starts `program` (QEMU or a helper such as virtiofsd) with `args`.
+    pub fn spawn(program: &str, args: &[OsString]) -> Result<Self, Error> {
         let mut command = if has_setpriv() {
             let mut command = Command::new("setpriv");
-            command.args(["--pdeathsig", "KILL", "--", QEMU]);
+            command.args(["--pdeathsig", "KILL", "--", program]);
             command
         } else {
-            Command::new(QEMU)
+            Command::new(program)
         };
         command
             .args(args)
@@ -290,7 +338,7 @@ impl QemuProcess {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = spawn_from_spawner(command).map_err(|e| Error::Program {
-            program: QEMU.to_owned(),
+            program: program.to_owned(),
             detail: format!("cannot start it: {e}"),
         })?;
         let stderr = Arc::new(Mutex::new(Vec::new()));
@@ -317,7 +365,7 @@ impl QemuProcess {
         })
     }
 
-    /// QEMU's exit status, if it has exited.
+    /// The exit status, if the process has exited.
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
         if self.exited.is_none() {
             self.exited = self.child.try_wait().ok().flatten();
@@ -325,8 +373,8 @@ impl QemuProcess {
         self.exited
     }
 
-    /// What QEMU wrote to stderr so far (without its harmless GUI-module
-    /// warnings).
+    /// What the process wrote to stderr so far (without QEMU's harmless
+    /// GUI-module warnings).
     pub fn stderr(&self) -> String {
         let bytes = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
         String::from_utf8_lossy(&bytes)
@@ -336,7 +384,7 @@ impl QemuProcess {
             .join("\n")
     }
 
-    /// Waits up to `timeout` for QEMU to exit.
+    /// Waits up to `timeout` for the process to exit.
     pub fn wait_exit(&mut self, timeout: Duration, what: &str) -> Result<ExitStatus, Error> {
         retry(what, timeout, Duration::from_millis(100), |_| {
             Ok(match self.exit_status() {
@@ -346,7 +394,7 @@ impl QemuProcess {
         })
     }
 
-    /// Kills QEMU (SIGKILL) and reaps it.
+    /// Kills the process (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         if self.exit_status().is_none() {
             let _ = self.child.kill();
@@ -355,7 +403,7 @@ impl QemuProcess {
     }
 }
 
-impl Drop for QemuProcess {
+impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
     }
@@ -407,7 +455,10 @@ mod tests {
         assert!(joined.contains("-append console=ttyS0 quiet"), "{joined}");
         assert!(args.contains(&"console=ttyS0 quiet".to_owned()));
         assert!(joined.contains("file=/tmp/t,,x/m1/disk.qcow2"), "{joined}");
-        assert!(joined.contains("readonly=on,path=/imago/store"), "{joined}");
+        assert!(
+            joined.contains("readonly=on,multidevs=remap,path=/imago/store"),
+            "{joined}"
+        );
         assert!(joined.contains("mount_tag=imago-store"), "{joined}");
         assert!(
             joined.contains("socket,id=net0,udp=127.0.0.1:4000,localaddr=127.0.0.1:4001"),
@@ -415,6 +466,32 @@ mod tests {
         );
         assert!(joined.contains("mac=52:54:00:00:01:01"), "{joined}");
         assert!(!joined.contains("pflash"), "{joined}");
+    }
+
+    #[test]
+    fn virtiofs_store_argv() {
+        let mut config = MachineConfig::direct("m", "/k", "/i", "").unwrap();
+        config.store = Some("/imago/store".into());
+        config.store_transport = StoreTransport::VirtioFs;
+        config.memory_mib = 300;
+        let paths = RunPaths::in_dir(Path::new("/t/m"), &config);
+        let joined = strings(&command_line(&config, &paths, &tcg(), &[])).join(" ");
+        assert!(
+            joined.contains("memory-backend-memfd,id=mem,share=on,size=300M"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("socket,id=virtiofs,path=/t/m/virtiofs.sock"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("vhost-user-fs-pci,chardev=virtiofs,tag=imago-store"),
+            "{joined}"
+        );
+        assert!(!joined.contains("9p"), "{joined}");
+        let daemon = strings(&virtiofsd_args(Path::new("/imago/store"), &paths.virtiofs));
+        assert_eq!(daemon[0], "--socket-path=/t/m/virtiofs.sock");
+        assert!(daemon.contains(&"source=/imago/store".to_owned()));
     }
 
     #[test]

@@ -11,7 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use imago_vm_tests::{
-    Boot, DiskFormat, DiskImage, Driver, Error, Failure, MachineConfig, MachineName, vm_test,
+    Boot, DiskFormat, DiskImage, Driver, Error, Failure, MachineConfig, MachineName,
+    StoreTransport, vm_test,
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -350,8 +351,12 @@ vm_test!(
         let mut a = config("a");
         a.networks = vec![net.clone()];
         a.store = Some(store.path().to_owned());
+        std::fs::write(store.path().join("hello"), "from the host store\n")
+            .expect("write store file");
         let mut b = config("b");
         b.networks = vec![net.clone()];
+        b.store = Some(store.path().to_owned());
+        b.store_transport = StoreTransport::VirtioFs;
         let (a, b) = (driver.machine(a)?, driver.machine(b)?);
         a.start()?;
         b.start()?;
@@ -371,9 +376,21 @@ vm_test!(
         a.wait_until_succeeds(format!("ping -c 1 -W 1 {}", net.ipv4(b.index())), 20 * SEC)?;
         b.succeed(format!("ping -c 1 -W 5 {}", net.ipv4(a.index())), 10 * SEC)?;
 
-        // The store is offered over 9p (virtio device id 9); this kernel has no 9p
-        // module, so only the device is checked.
+        // The store is offered over 9p (virtio device id 9); the cloud kernel has
+        // no 9p module, so only the device is checked.
         a.succeed("grep -qx 0x0009 /sys/bus/virtio/devices/*/device", 5 * SEC)?;
+
+        // The same store over virtiofs, mounted read-only by the guest.
+        b.succeed(
+            "mkdir -p /imago/store && mount -t virtiofs -o ro imago-store /imago/store",
+            10 * SEC,
+        )?;
+        assert_eq!(
+            b.succeed("cat /imago/store/hello", 5 * SEC)?,
+            "from the host store\n"
+        );
+        b.fail("touch /imago/store/new", 5 * SEC)?;
+        assert!(!store.path().join("new").exists());
 
         // A failure report shows the console of every machine.
         let (_, failure) = failure_text(b.succeed("exit 1", 5 * SEC));

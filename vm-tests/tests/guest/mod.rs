@@ -7,7 +7,7 @@
 //! lock makes concurrent test processes share the work. The initramfs is
 //! assembled in memory on every run (so edits to backdoor.sh take effect):
 //! busybox, the `/init` below, backdoor.sh, and the kernel modules for
-//! virtio-pci, -console, -net and -blk with their dependencies, whose load
+//! virtio-pci, -console, -net, -blk and virtiofs with their dependencies, whose load
 //! order comes from each module's `.modinfo` `depends=` (the .deb ships no
 //! modules.dep).
 
@@ -26,7 +26,13 @@ use object::{Object, ObjectSection};
 pub const READY_MARKER: &str = "imago-guest: ready";
 
 /// The modules the guest loads (with their dependencies, in order).
-const ROOT_MODULES: &[&str] = &["virtio_pci", "virtio_console", "virtio_net", "virtio_blk"];
+const ROOT_MODULES: &[&str] = &[
+    "virtio_pci",
+    "virtio_console",
+    "virtio_net",
+    "virtio_blk",
+    "virtiofs",
+];
 
 /// The kernel command line of the guest.
 pub const CMDLINE: &str = "console=ttyS0 quiet";
