@@ -265,3 +265,49 @@ fn substitution_reaches_nested_strings_and_keys() {
     assert_eq!(out["deep"]["list"][0], format!("{real}/bin/sh and {real}"));
     assert_eq!(out["deep"]["n"], 3);
 }
+
+mod canonical {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = StepValue> {
+        let ctx = prop::collection::btree_set("[a-c]", 0..2).prop_map(|s| {
+            s.into_iter()
+                .map(|c| format!("/imago/pending/{c}"))
+                .collect()
+        });
+        let leaf = prop_oneof![
+            Just(StepValue::Null),
+            any::<bool>().prop_map(StepValue::Bool),
+            (-3i64..3).prop_map(StepValue::Int),
+            (-3i32..3).prop_map(|i| StepValue::Float(f64::from(i) / 2.0)),
+            ("[ab\"\\[\\]]{0,3}", ctx).prop_map(|(text, context)| StepValue::Str { text, context }),
+        ];
+        leaf.prop_recursive(3, 16, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(StepValue::List),
+                prop::collection::btree_map("[ab]", inner, 0..3).prop_map(StepValue::Attrs),
+            ]
+        })
+    }
+
+    fn step(v: StepValue) -> Step {
+        Step {
+            placeholder: String::new(),
+            builder: "b".into(),
+            name: "n".into(),
+            params: BTreeMap::from([("p".to_owned(), v)]),
+            inputs: BTreeSet::new(),
+        }
+    }
+
+    proptest! {
+        /// Two definitions share a canonical form exactly when they are equal,
+        /// so distinct steps never share a placeholder.
+        #[test]
+        fn canonical_forms_are_injective(a in value(), b in value()) {
+            let (ca, cb) = (step(a.clone()).canonical(), step(b.clone()).canonical());
+            prop_assert_eq!(ca == cb, a == b, "{} vs {}", ca, cb);
+        }
+    }
+}
