@@ -242,7 +242,12 @@ impl Printer {
                     }
                     UnaryOp::Neg => {
                         self.out.push('-');
+                        let at = self.out.len();
                         self.expr(expr, APP);
+                        // `-./a` would lex as one path.
+                        if matches!(self.out.as_bytes().get(at), Some(b'.' | b'/')) {
+                            self.out.insert(at, ' ');
+                        }
                     }
                     UnaryOp::Not if same => {
                         self.out.push('!');
@@ -409,38 +414,53 @@ impl Printer {
 
     fn string(&mut self, parts: &[StrPart]) {
         self.out.push('"');
-        for (i, part) in parts.iter().enumerate() {
-            match part {
-                StrPart::Lit(s) => {
-                    let interp_next = matches!(parts.get(i + 1), Some(StrPart::Interp(_)));
-                    let mut chars = s.chars().peekable();
-                    while let Some(c) = chars.next() {
-                        match c {
-                            '"' => self.out.push_str("\\\""),
-                            '\\' => self.out.push_str("\\\\"),
-                            '\n' => self.out.push_str("\\n"),
-                            '\r' => self.out.push_str("\\r"),
-                            '\t' => self.out.push_str("\\t"),
-                            '$' => {
-                                let brace = match chars.peek() {
-                                    Some('{') => true,
-                                    Some(_) => false,
-                                    None => interp_next,
-                                };
-                                self.out.push_str(if brace { "\\$" } else { "$" });
-                            }
-                            c => self.out.push(c),
-                        }
-                    }
-                }
+        let mut i = 0;
+        while i < parts.len() {
+            match &parts[i] {
                 StrPart::Interp(e) => {
                     self.out.push_str("${");
                     self.expr(e, TOP);
                     self.out.push('}');
+                    i += 1;
+                }
+                StrPart::Lit(_) => {
+                    // Adjacent literals print as one, so that a `$` at the end
+                    // of one sees a `{` starting the next.
+                    let mut text = String::new();
+                    while let Some(StrPart::Lit(s)) = parts.get(i) {
+                        text.push_str(s);
+                        i += 1;
+                    }
+                    let interp_next = i < parts.len();
+                    self.string_text(&text, interp_next);
                 }
             }
         }
         self.out.push('"');
+    }
+
+    /// Escapes literal string text; `interp_next` says whether an
+    /// interpolation follows it.
+    fn string_text(&mut self, s: &str, interp_next: bool) {
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => self.out.push_str("\\\""),
+                '\\' => self.out.push_str("\\\\"),
+                '\n' => self.out.push_str("\\n"),
+                '\r' => self.out.push_str("\\r"),
+                '\t' => self.out.push_str("\\t"),
+                '$' => {
+                    let brace = match chars.peek() {
+                        Some('{') => true,
+                        Some(_) => false,
+                        None => interp_next,
+                    };
+                    self.out.push_str(if brace { "\\$" } else { "$" });
+                }
+                c => self.out.push(c),
+            }
+        }
     }
 
     fn path(&mut self, p: &PathLit) {

@@ -5,115 +5,111 @@
 //! of additions, as deep as the input is long. Everything that walks a tree
 //! recursively (the printer, the evaluator, even `Drop`) would overflow the
 //! stack on such a chain. [`check`] therefore measures every finished tree
-//! with an explicit stack and replaces one deeper than [`super::MAX_DEPTH`] by
-//! an error node; [`drop_deep`] frees any tree without recursion.
+//! (recursing at most [`super::MAX_DEPTH`] levels) and replaces one deeper
+//! than that by an error node; [`drop_deep`] frees any tree without
+//! recursion.
 
 use super::MAX_DEPTH;
 use super::error::ParseError;
 use crate::ast::{AttrKey, AttrPath, Binding, Expr, ExprKind, Param, StrPart};
 use crate::source::Span;
 
-/// Calls `f` on each direct child expression of `e`.
-fn for_each_child<'a>(e: &'a Expr, mut f: impl FnMut(&'a Expr)) {
-    let path = |p: &'a AttrPath, f: &mut dyn FnMut(&'a Expr)| {
+/// The span of the first node found deeper than `limit` levels, if any.
+///
+/// Recursive, but never deeper than `limit` frames: the walk stops at the
+/// first node past the limit.
+pub(crate) fn too_deep(root: &Expr, limit: u32) -> Option<Span> {
+    walk(root, limit).err()
+}
+
+/// Checks that `e` and everything below it fit in `left` levels.
+fn walk(e: &Expr, left: u32) -> Result<(), Span> {
+    if left == 0 {
+        return Err(e.span);
+    }
+    let left = left - 1;
+    let path = |p: &AttrPath| -> Result<(), Span> {
         for k in &p.keys {
             if let AttrKey::Dynamic(e) = k {
-                f(e);
+                walk(e, left)?;
             }
         }
+        Ok(())
     };
-    let parts = |ps: &'a [StrPart], f: &mut dyn FnMut(&'a Expr)| {
+    let parts = |ps: &[StrPart]| -> Result<(), Span> {
         for p in ps {
             if let StrPart::Interp(e) = p {
-                f(e);
+                walk(e, left)?;
             }
         }
+        Ok(())
     };
-    let bindings = |bs: &'a [Binding], f: &mut dyn FnMut(&'a Expr)| {
+    let bindings = |bs: &[Binding]| -> Result<(), Span> {
         for b in bs {
             match b {
                 Binding::Assign { path: p, value, .. } => {
-                    for k in &p.keys {
-                        if let AttrKey::Dynamic(e) = k {
-                            f(e);
-                        }
-                    }
-                    f(value);
+                    path(p)?;
+                    walk(value, left)?;
                 }
                 Binding::Inherit { from, .. } => {
                     if let Some(e) = from {
-                        f(e);
+                        walk(e, left)?;
                     }
                 }
             }
         }
+        Ok(())
     };
     match &e.kind {
-        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Var(_) | ExprKind::Error => {}
-        ExprKind::Str(ps) => parts(ps, &mut f),
-        ExprKind::Path(p) => parts(&p.parts, &mut f),
-        ExprKind::List(items) => items.iter().for_each(f),
-        ExprKind::Attrs { bindings: bs, .. } => bindings(bs, &mut f),
+        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Var(_) | ExprKind::Error => Ok(()),
+        ExprKind::Str(ps) => parts(ps),
+        ExprKind::Path(p) => parts(&p.parts),
+        ExprKind::List(items) => items.iter().try_for_each(|i| walk(i, left)),
+        ExprKind::Attrs { bindings: bs, .. } => bindings(bs),
         ExprKind::Let { bindings: bs, body } => {
-            bindings(bs, &mut f);
-            f(body);
+            bindings(bs)?;
+            walk(body, left)
         }
         ExprKind::Lambda { param, body } => {
             if let Param::Pattern { entries, .. } = param {
                 for entry in entries {
                     if let Some(d) = &entry.default {
-                        f(d);
+                        walk(d, left)?;
                     }
                 }
             }
-            f(body);
-        }
-        ExprKind::Apply { func, arg } => {
-            f(func);
-            f(arg);
+            walk(body, left)
         }
         ExprKind::Select {
             expr,
             path: p,
             default,
         } => {
-            f(expr);
-            path(p, &mut f);
-            if let Some(d) = default {
-                f(d);
+            walk(expr, left)?;
+            path(p)?;
+            match default {
+                Some(d) => walk(d, left),
+                None => Ok(()),
             }
         }
         ExprKind::HasAttr { expr, path: p } => {
-            f(expr);
-            path(p, &mut f);
+            walk(expr, left)?;
+            path(p)
         }
         ExprKind::If { cond, then, else_ } => {
-            f(cond);
-            f(then);
-            f(else_);
+            walk(cond, left)?;
+            walk(then, left)?;
+            walk(else_, left)
         }
-        ExprKind::With { env: a, body: b } | ExprKind::Assert { cond: a, body: b } => {
-            f(a);
-            f(b);
+        ExprKind::Apply { func: a, arg: b }
+        | ExprKind::With { env: a, body: b }
+        | ExprKind::Assert { cond: a, body: b }
+        | ExprKind::Binary { lhs: a, rhs: b, .. } => {
+            walk(a, left)?;
+            walk(b, left)
         }
-        ExprKind::Binary { lhs, rhs, .. } => {
-            f(lhs);
-            f(rhs);
-        }
-        ExprKind::Unary { expr, .. } | ExprKind::Paren(expr) => f(expr),
+        ExprKind::Unary { expr, .. } | ExprKind::Paren(expr) => walk(expr, left),
     }
-}
-
-/// The span of the first node found deeper than `limit` levels, if any.
-pub(crate) fn too_deep(root: &Expr, limit: u32) -> Option<Span> {
-    let mut stack: Vec<(&Expr, u32)> = vec![(root, 1)];
-    while let Some((e, d)) = stack.pop() {
-        if d > limit {
-            return Some(e.span);
-        }
-        for_each_child(e, |c| stack.push((c, d + 1)));
-    }
-    None
 }
 
 /// Replaces a tree deeper than [`MAX_DEPTH`] by an error node (reporting it

@@ -34,6 +34,10 @@ pub(crate) struct Parser<'s> {
     /// The depth limit or the error limit was hit; everything after is
     /// skipped silently.
     too_deep: bool,
+    /// The deepest nesting reached, in [`Parser::enter`] levels.
+    max_depth_seen: u32,
+    /// The longest chain of nodes built by one loop (`f a b c`, `a + b + c`).
+    max_chain: u32,
 }
 
 /// Associativity of a binary operator.
@@ -122,6 +126,8 @@ impl<'s> Parser<'s> {
             depth: 0,
             eof_swallowed,
             too_deep: false,
+            max_depth_seen: 0,
+            max_chain: 0,
         }
     }
 
@@ -299,6 +305,7 @@ impl<'s> Parser<'s> {
     /// [`Parser::leave`] either way.
     pub(super) fn enter(&mut self) -> bool {
         self.depth += 1;
+        self.max_depth_seen = self.max_depth_seen.max(self.depth);
         if self.depth <= MAX_DEPTH {
             return true;
         }
@@ -316,6 +323,22 @@ impl<'s> Parser<'s> {
 
     pub(super) fn leave(&mut self) {
         self.depth -= 1;
+    }
+
+    /// Whether the finished tree might be deeper than [`MAX_DEPTH`], which
+    /// only a full walk can tell.
+    ///
+    /// Between two counted levels ([`Parser::enter`]) the parser builds at
+    /// most one chain of operators, one chain of applications and a few
+    /// other nodes (a selection, a string key, parentheses; fewer than
+    /// `PER_LEVEL`), so a path from the root crosses at most
+    /// `PER_LEVEL + 2 * max_chain` nodes per level. When that bound is small
+    /// the walk is skipped: it touches every node again and costs a tenth of
+    /// the parse.
+    pub(crate) fn may_be_too_deep(&self) -> bool {
+        const PER_LEVEL: u32 = 4;
+        let per_level = PER_LEVEL.saturating_add(self.max_chain.saturating_mul(2));
+        (self.max_depth_seen + 1).saturating_mul(per_level) > MAX_DEPTH
     }
 
     // ----- the whole file --------------------------------------------------
@@ -530,6 +553,7 @@ impl<'s> Parser<'s> {
         let start = lhs.span.start;
         // The last non-associative operator, to reject `a == b == c`.
         let mut last_non: Option<(u8, Token)> = None;
+        let mut chain = 0;
         loop {
             let t = self.tok();
             let (prec, assoc) = if t.kind == TokenKind::Question {
@@ -543,6 +567,8 @@ impl<'s> Parser<'s> {
             if prec <= min {
                 break;
             }
+            chain += 1;
+            self.max_chain = self.max_chain.max(chain);
             if let Some((p, first)) = last_non
                 && p == prec
             {
@@ -602,7 +628,10 @@ impl<'s> Parser<'s> {
     fn app(&mut self) -> Expr {
         let start = self.tok().start;
         let mut f = self.select();
+        let mut chain = 0;
         while starts_operand(self.peek()) {
+            chain += 1;
+            self.max_chain = self.max_chain.max(chain);
             let arg = self.select();
             f = self.node(
                 start,

@@ -80,6 +80,10 @@ pub fn parse(file: FileId, text: &str) -> Parse {
     errors.append(&mut parser.errors);
     errors.sort_by_key(|e| e.span().start);
     errors.truncate(MAX_ERRORS);
-    let tree = depth::check(tree, &mut errors);
+    let tree = if parser.may_be_too_deep() {
+        depth::check(tree, &mut errors)
+    } else {
+        tree
+    };
     Parse { expr: tree, errors }
 }
