@@ -78,7 +78,9 @@ while IFS=' ' read -r verb id tmo len cmd; do
         ;;
     esac
 
-    rm -f "$work/timedout"
+    # Fresh files: a background process of an earlier command may still
+    # hold (and write to) the old ones.
+    rm -f "$work/timedout" "$work/out" "$work/err" "$work/in" "$work/in.b64"
     printf '%s\n' "$cmd" | base64 -d >"$work/cmd" 2>/dev/null
     if [ "$len" -gt 0 ]; then
         head -c "$len" >"$work/in.b64"

@@ -97,6 +97,10 @@ vm_test!(
             assert!(error.contains(needle), "missing {needle:?} in:\n{error}");
         }
 
+        // A background process of an earlier command cannot pollute later output.
+        m.succeed("(sleep 1; echo late-output) &", 5 * SEC)?;
+        assert_eq!(m.succeed("sleep 2; echo next", 10 * SEC)?, "next\n");
+
         // Binary and large output.
         let binary = m.succeed_bytes(r"printf '\000\001\377abc\n\r'", 5 * SEC)?;
         assert_eq!(binary, b"\x00\x01\xffabc\n\r");
