@@ -2,8 +2,9 @@
 # Imago VM test backdoor (guest side).
 #
 # Runs as root on the virtio-serial port named org.imago.backdoor (or on the
-# device given as $1, e.g. a virtio console /dev/hvc0) and executes commands
-# sent by the host test driver (vm-tests/src/backdoor.rs). POSIX sh only: it
+# device given as $1, e.g. a virtio console /dev/hvc0, or on stdin and stdout
+# with $1 = -) and executes commands sent by the host test driver
+# (vm-tests/src/backdoor.rs). POSIX sh only: it
 # works with busybox sh, dash and bash; it needs base64, head, wc, mktemp,
 # sleep, kill and cat (busybox or coreutils), and stty for a tty device.
 #
@@ -48,10 +49,17 @@ umask 022
 base=/run
 [ -d "$base" ] && [ -w "$base" ] || base=/tmp
 work=$(mktemp -d "$base/imago-backdoor.XXXXXX") || exit 1
+trap 'rm -rf "$work"' EXIT
+trap 'exit 1' HUP INT TERM
 
-# One read-write open: a virtio-serial port can only be opened once.
-exec <>"$dev" >&0 2>/dev/null
-stty raw -echo 2>/dev/null
+if [ "$dev" = - ]; then
+    # The channel is stdin and stdout as they are (for testing on a host).
+    exec 2>/dev/null
+else
+    # One read-write open: a virtio-serial port can only be opened once.
+    exec <>"$dev" >&0 2>/dev/null
+    stty raw -echo 2>/dev/null
+fi
 
 cr=$(printf '\r')
 
@@ -100,7 +108,9 @@ while IFS=' ' read -r verb id tmo len cmd; do
     watchdog=$!
     wait "$pid"
     status=$?
-    kill "$watchdog" 2>/dev/null
+    # SIGKILL: a TERM could run the inherited traps (and the cleanup) in the
+    # watchdog subshell before it resets them.
+    kill -9 "$watchdog" 2>/dev/null
 
     timedout=0
     [ -e "$work/timedout" ] && timedout=1

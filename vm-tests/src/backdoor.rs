@@ -440,3 +440,104 @@ mod tests {
         assert_eq!(empty, "run 8 1 0 dHJ1ZQ==\n");
     }
 }
+
+/// The guest script itself, run by the host's dash and bash over pipes.
+#[cfg(test)]
+mod script_tests {
+    use std::io::{Read, Write};
+    use std::process::{Child, Command, Stdio};
+
+    use super::*;
+
+    fn start(shell: &str) -> (Child, Backdoor, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("backdoor.sh");
+        std::fs::write(&script, crate::BACKDOOR_SCRIPT).unwrap();
+        let mut child = Command::new(shell)
+            .arg(&script)
+            .arg("-")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let (mut to_child, mut from_child) =
+            (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+        let mut theirs_in = theirs.try_clone().unwrap();
+        let mut theirs_out = theirs;
+        std::thread::spawn(move || {
+            let mut buf = [0_u8; 65536];
+            while let Ok(n @ 1..) = from_child.read(&mut buf) {
+                if theirs_out.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::spawn(move || {
+            let mut buf = [0_u8; 65536];
+            while let Ok(n @ 1..) = theirs_in.read(&mut buf) {
+                if to_child.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+        (child, Backdoor::new(ours, "host").unwrap(), dir)
+    }
+
+    fn run(backdoor: &Backdoor, script: &str, stdin: &[u8], secs: u64) -> Reply {
+        match backdoor.run(script, stdin, Duration::from_secs(secs), script) {
+            Ok(reply) => reply,
+            Err(RunError::Closed) => panic!("backdoor closed"),
+            Err(RunError::Error(e)) => panic!("{e}"),
+        }
+    }
+
+    fn exercise(shell: &str) {
+        let (mut child, backdoor, _dir) = start(shell);
+        let reply = run(&backdoor, "echo out; echo err >&2; exit 5", b"", 10);
+        assert_eq!(
+            (
+                reply.status,
+                reply.timed_out,
+                &reply.stdout[..],
+                &reply.stderr[..]
+            ),
+            (5, false, &b"out\n"[..], &b"err\n"[..]),
+            "{shell}"
+        );
+        // Binary stdin comes back unchanged, in a script with quotes and
+        // several lines.
+        let data: Vec<u8> = (0..100_000_u32).map(|i| (i * 7 % 256) as u8).collect();
+        let reply = run(&backdoor, "x='a b'\ncat; printf '%s' \"$x\" >&2", &data, 10);
+        assert!(reply.stdout == data, "{shell}: stdin round trip differs");
+        assert_eq!(reply.stderr, b"a b");
+        // The working directory is / and stdin is /dev/null without data.
+        let reply = run(&backdoor, "pwd; cat", b"", 10);
+        assert_eq!(reply.stdout, b"/\n");
+        // A command over its time is killed and reported.
+        let start = Instant::now();
+        let reply = run(&backdoor, "echo started; sleep 30", b"", 1);
+        assert!(reply.timed_out, "{shell}: {reply:?}");
+        assert_eq!(reply.stdout, b"started\n");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{shell}: {:?}",
+            start.elapsed()
+        );
+        assert_eq!(run(&backdoor, "echo alive", b"", 10).stdout, b"alive\n");
+        // SIGTERM lets the script remove its working directory.
+        let pid = child.id().to_string();
+        assert!(Command::new("kill").arg(&pid).status().unwrap().success());
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn runs_under_dash() {
+        exercise("dash");
+    }
+
+    #[test]
+    fn runs_under_bash() {
+        exercise("bash");
+    }
+}
