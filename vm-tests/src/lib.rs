@@ -2,7 +2,7 @@
 //!
 //! A test creates a [`Driver`], describes machines with [`MachineConfig`]
 //! (kernel + initrd or UEFI + disk image, memory, networks, the store shared
-//! over 9p) and drives them with the vocabulary of the NixOS test driver:
+//! over 9p or virtiofs) and drives them with the vocabulary of the NixOS test driver:
 //! [`Machine::start`], [`Machine::succeed`], [`Machine::wait_until_succeeds`],
 //! [`Machine::wait_for_unit`], [`Machine::wait_for_console_text`],
 //! [`Machine::shutdown`], [`Machine::crash`], ...
