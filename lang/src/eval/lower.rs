@@ -3,11 +3,11 @@
 //! The lowerer keeps a stack of scopes mirroring the environment frames the
 //! evaluator will build (`let`, `rec`, function parameters, `with`). Each
 //! variable is resolved here: to a `(depth, index)` slot when a lexical scope
-//! binds it (lexical bindings always win over `with`), otherwise to the list of
-//! enclosing `with` frames to search at run time (innermost first). Globals
-//! (builtins and embedder globals) form the outermost lexical scope, so as in
-//! Nix they win over `with`. A name that none of these can
-//! provide is an undefined-variable error before anything runs, as in Nix.
+//! binds it (lexical bindings always win over `with`); else to a constant when
+//! it is a global (builtins and embedder globals form the outermost lexical
+//! scope, so as in Nix they win over `with` too); else to the list of enclosing
+//! `with` frames to search at run time, innermost first. A name that none of
+//! these can provide is an undefined-variable error before anything runs.
 //!
 //! Attribute paths `a.b.c = v;` are merged into nested sets here, together
 //! with literal non-recursive sets written for the same name

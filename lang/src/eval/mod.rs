@@ -30,6 +30,12 @@
 //! their sorted [`AttrEntry`]s, each with the span where it was defined;
 //! functions expose their definition span ([`Closure::span`]) and formals.
 //!
+//! Memory: environments are reference counted. A `let` or `rec` scope that
+//! holds a function closing over that same scope forms a reference cycle, and
+//! each evaluation of such a scope stays allocated until the process exits.
+//! `imago` evaluates once per process, where this costs little; a long-running
+//! embedder would need a cycle collector here.
+//!
 //! Errors are [`EvalError`]s (an [`ErrorKind`] with a stable `E02xx` code, a
 //! span and a trace of at most ten frames, user files first); they implement
 //! [`IntoDiagnostic`].
@@ -267,7 +273,10 @@ impl Evaluator {
                 Span::new(file, 0, 0),
             )
         })?;
-        let ir = lower::Lowerer::new(&self.globals, base_dir).lower(&expr)?;
+        let ir = lower::Lowerer::new(&self.globals, base_dir).lower(&expr);
+        // The tree is no longer needed: free it before evaluation allocates.
+        drop(expr);
+        let ir = ir?;
         let root = Rc::new(Env {
             slots: Vec::new(),
             parent: None,
