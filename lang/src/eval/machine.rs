@@ -61,7 +61,7 @@ impl Evaluator {
                 let entries = a
                     .entries
                     .iter()
-                    .zip(frame.slots.iter())
+                    .zip(frame.iter())
                     .map(|(e, v)| AttrEntry {
                         name: e.name.clone(),
                         value: v.clone(),
@@ -99,10 +99,7 @@ impl Evaluator {
             }
             IrKind::With { env: w, body } => {
                 let scope = self.delay(w, env);
-                let frame = Rc::new(Env {
-                    slots: vec![scope],
-                    parent: Some(env.clone()),
-                });
+                let frame = Rc::new(Env::single(scope, Some(env.clone())));
                 self.eval(body, &frame)
             }
             IrKind::Assert { cond, body } => {
@@ -269,10 +266,7 @@ impl Evaluator {
                 }
             })
             .collect();
-        let frame = Rc::new(Env {
-            slots,
-            parent: Some(env.clone()),
-        });
+        let frame = Rc::new(Env::from_vec(slots, Some(env.clone())));
         for (t, ir) in source_thunks.iter().zip(a.sources.iter()) {
             t.set(ThunkState::Suspended {
                 ir: ir.clone(),
@@ -514,6 +508,24 @@ impl Evaluator {
                     }
                 }
             }
+            ThunkState::Apply { f, arg, span } => {
+                if let Err(e) = self.enter(t.id(), None, span) {
+                    t.set(ThunkState::Apply { f, arg, span });
+                    return Err(e);
+                }
+                let r = self.call_value(&f, arg.clone(), span);
+                self.leave();
+                match r {
+                    Ok(v) => {
+                        t.set(ThunkState::Done(v.clone()));
+                        Ok(v)
+                    }
+                    Err(e) => {
+                        t.set(ThunkState::Apply { f, arg, span });
+                        Err(e)
+                    }
+                }
+            }
             ThunkState::Native { f, name } => {
                 let span = self.current_span();
                 if let Err(e) = self.enter(t.id(), name.clone(), span) {
@@ -639,10 +651,7 @@ impl Evaluator {
     ) -> Result<Value, EvalError> {
         let lambda = &c.lambda;
         let env = match &lambda.param {
-            ParamIr::Ident => Rc::new(Env {
-                slots: vec![arg],
-                parent: Some(c.env.clone()),
-            }),
+            ParamIr::Ident => Rc::new(Env::single(arg, Some(c.env.clone()))),
             ParamIr::Pattern {
                 entries,
                 ellipsis,
@@ -699,10 +708,7 @@ impl Evaluator {
                 if bind.is_some() {
                     slots.push(forced.clone());
                 }
-                let env = Rc::new(Env {
-                    slots,
-                    parent: Some(c.env.clone()),
-                });
+                let env = Rc::new(Env::from_vec(slots, Some(c.env.clone())));
                 for (t, ir, name) in defaults {
                     t.set(ThunkState::Suspended {
                         ir,

@@ -277,10 +277,7 @@ impl Evaluator {
         // The tree is no longer needed: free it before evaluation allocates.
         drop(expr);
         let ir = ir?;
-        let root = Rc::new(Env {
-            slots: Vec::new(),
-            parent: None,
-        });
+        let root = Rc::new(Env::from_vec(Vec::new(), None));
         self.eval(&ir, &root)
     }
 

@@ -437,13 +437,44 @@ impl PrimOpApp {
 
 /// A runtime environment frame: the values of the names one scope binds, and
 /// the enclosing frame. Variables are resolved to (depth, index) before
-/// evaluation, so lookups never compare names.
+/// evaluation, so lookups never compare names. The first slot is stored
+/// inline, so a one-argument function call allocates only the frame.
 pub(crate) struct Env {
-    pub slots: Vec<Value>,
+    first: Value,
+    rest: Vec<Value>,
     pub parent: Option<Rc<Env>>,
 }
 
 impl Env {
+    /// A frame with exactly one slot (`x: body`, `with e; body`).
+    pub fn single(v: Value, parent: Option<Rc<Env>>) -> Env {
+        Env {
+            first: v,
+            rest: Vec::new(),
+            parent,
+        }
+    }
+
+    /// A frame with these slots.
+    pub fn from_vec(mut slots: Vec<Value>, parent: Option<Rc<Env>>) -> Env {
+        let first = if slots.is_empty() {
+            Value::Null
+        } else {
+            slots.remove(0)
+        };
+        Env {
+            first,
+            rest: slots,
+            parent,
+        }
+    }
+
+    /// The slots in order (an empty frame yields one `null`; callers zip with
+    /// the names they bound).
+    pub fn iter(&self) -> impl Iterator<Item = &Value> {
+        std::iter::once(&self.first).chain(self.rest.iter())
+    }
+
     pub fn lookup(&self, depth: u32, idx: u32) -> &Value {
         let mut env = self;
         for _ in 0..depth {
@@ -452,7 +483,10 @@ impl Env {
                 None => break,
             }
         }
-        &env.slots[idx as usize]
+        match idx {
+            0 => &env.first,
+            i => env.rest.get(i as usize - 1).unwrap_or(&Value::Null),
+        }
     }
 }
 
@@ -470,6 +504,13 @@ pub(crate) enum ThunkState {
     Native {
         f: Rc<NativeFn>,
         name: Option<SmolStr>,
+    },
+    /// Not yet evaluated: `f arg` (used by `map`, `genList`, ...; cheaper
+    /// than a native closure).
+    Apply {
+        f: Value,
+        arg: Value,
+        span: Span,
     },
     /// Being evaluated right now: forcing it again is infinite recursion.
     Blackhole,
@@ -501,6 +542,11 @@ impl Thunk {
             env,
             name,
         })))
+    }
+
+    /// `f arg`, applied when forced.
+    pub(crate) fn apply(f: Value, arg: Value, span: Span) -> Thunk {
+        Thunk(Rc::new(RefCell::new(ThunkState::Apply { f, arg, span })))
     }
 
     pub(crate) fn uninit() -> Thunk {

@@ -34,10 +34,7 @@ pub(super) fn table() -> Vec<(&'static str, usize, Builtin)> {
 
 /// `f x`, lazily.
 fn lazy_call(f: &Value, x: Value, span: Span) -> Value {
-    let f = f.clone();
-    Value::Thunk(Thunk::native(None, move |ev| {
-        ev.call_value(&f, x.clone(), span)
-    }))
+    Value::Thunk(Thunk::apply(f.clone(), x, span))
 }
 
 fn map(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
