@@ -24,7 +24,7 @@ use serde::Deserialize;
 
 use super::confine::confined;
 use super::kmod::{self, ModuleIndex};
-use crate::builders::{BuildContext, BuildError, Builder, ResolvedStep};
+use crate::builders::{BuildContext, BuildError, Builder, ResolvedStep, fsutil};
 
 /// Parameters of the "kernel" builder.
 #[derive(Debug, Deserialize)]
@@ -66,17 +66,19 @@ pub fn build_kernel(
     let _ = writeln!(log, "kernel {version}: image {}", image.display());
 
     std::fs::create_dir_all(out).map_err(BuildError::io(format!("create {}", out.display())))?;
-    link_or_copy(&image, &out.join("bzImage"))?;
+    fsutil::link_or_copy(&image, &out.join("bzImage"))?;
     std::fs::write(out.join("version"), format!("{version}\n"))
         .map_err(BuildError::io("write version"))?;
 
-    let target = out.join("lib/modules").join(&version);
-    std::fs::create_dir_all(&target)
-        .map_err(BuildError::io(format!("create {}", target.display())))?;
+    let modules = out.join("lib/modules");
+    std::fs::create_dir_all(&modules)
+        .map_err(BuildError::io(format!("create {}", modules.display())))?;
+    let target = modules.join(&version);
     if let Some(src) = &modules_dir {
-        copy_tree(src, &target)?;
+        link_module_tree(src, &target)?;
     } else {
         let _ = writeln!(log, "kernel {version}: no module tree in any package");
+        fsutil::create_dir(&target)?;
     }
     let index = ModuleIndex::scan(&target, &version).map_err(|e| BuildError::Other(e.into()))?;
     let dep = index
@@ -176,64 +178,21 @@ fn find_modules(
     }
 }
 
-/// Recreates `src`'s tree under `dst` with hard links (copies across file
-/// systems), skipping stale depmod output. Symlinks are kept as symlinks.
-fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
-    for entry in walkdir::WalkDir::new(src).min_depth(1).sort_by_file_name() {
-        let entry =
-            entry.map_err(|e| BuildError::Failed(format!("walk {}: {e}", src.display())))?;
-        let rel = entry
-            .path()
-            .strip_prefix(src)
-            .map_err(|e| BuildError::Other(e.into()))?;
-        let target = dst.join(rel);
-        let file_type = entry.file_type();
-        if entry.depth() == 1
-            && file_type.is_file()
-            && kmod::is_depmod_output(&entry.file_name().to_string_lossy())
-        {
-            continue;
-        }
-        if file_type.is_dir() {
-            std::fs::create_dir_all(&target)
-                .map_err(BuildError::io(format!("create {}", target.display())))?;
-        } else if file_type.is_symlink() {
-            let link = std::fs::read_link(entry.path()).map_err(BuildError::io(format!(
-                "read link {}",
-                entry.path().display()
-            )))?;
-            std::os::unix::fs::symlink(&link, &target)
-                .map_err(BuildError::io(format!("create link {}", target.display())))?;
-        } else if file_type.is_file() {
-            link_or_copy(entry.path(), &target)?;
-        } else {
-            return Err(BuildError::Failed(format!(
-                "kernel: `{}` is neither a file, a directory nor a symlink",
-                entry.path().display()
-            )));
+/// Hard-links the module tree `src` to `dst` (copies across file systems),
+/// then drops stale depmod output: the index is recomputed.
+fn link_module_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
+    fsutil::copy_tree(src, dst, true)?;
+    let entries =
+        std::fs::read_dir(dst).map_err(BuildError::io(format!("read {}", dst.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(BuildError::io(format!("read {}", dst.display())))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if kmod::is_depmod_output(&name) && entry.path().is_file() {
+            std::fs::remove_file(entry.path())
+                .map_err(BuildError::io(format!("remove {}", entry.path().display())))?;
         }
     }
     Ok(())
-}
-
-/// Hard-links `src` to `dst`, copying when they are on different file systems.
-pub(crate) fn link_or_copy(src: &Path, dst: &Path) -> Result<(), BuildError> {
-    match std::fs::hard_link(src, dst) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
-            std::fs::copy(src, dst)
-                .map(|_| ())
-                .map_err(BuildError::io(format!(
-                    "copy {} to {}",
-                    src.display(),
-                    dst.display()
-                )))
-        }
-        Err(e) => Err(BuildError::Io {
-            context: format!("link {} to {}", src.display(), dst.display()),
-            source: e,
-        }),
-    }
 }
 
 #[cfg(test)]
