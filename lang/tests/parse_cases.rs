@@ -392,6 +392,14 @@ fn unexpected_characters() {
 }
 
 #[test]
+fn errors_are_capped() {
+    let parsed = p(&"% ".repeat(10_000));
+    assert_eq!(parsed.errors.len(), imago_lang::parser::MAX_ERRORS);
+    let parsed = p(&"{ a = ; } ".repeat(10_000));
+    assert!(parsed.errors.len() <= imago_lang::parser::MAX_ERRORS);
+}
+
+#[test]
 fn trailing_input_is_an_error() {
     assert_eq!(first_message("a = 1;"), "expected end of file, found `=`");
     assert_eq!(first_message("1 )"), "expected end of file, found `)`");

@@ -345,7 +345,9 @@ impl<'s> Parser<'s> {
 
     pub(crate) fn parse_file(&mut self) -> Expr {
         let e = self.expr();
-        if self.peek() != TokenKind::Eof {
+        // After an error, leftover text is usually its consequence (a closer
+        // the recovery did not pair up), not news.
+        if self.peek() != TokenKind::Eof && self.errors.is_empty() {
             let hint = match self.peek() {
                 TokenKind::Semi => Some("a file holds a single expression; bindings go inside `{ ... }` or `let ... in`".to_string()),
                 TokenKind::RBrace | TokenKind::RBracket | TokenKind::RParen => {

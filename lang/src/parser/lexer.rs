@@ -373,6 +373,13 @@ impl Lexer<'_> {
         while self.is(e, IDENT) {
             e += 1;
         }
+        // A longer path or URI needs one of these right after the name: path
+        // characters are name characters plus `.` and `+`, and a URI scheme
+        // ends with `:`.
+        if !matches!(self.at(e), b'.' | b'+' | b'/' | b':') {
+            self.keyword_or_ident(s, e);
+            return;
+        }
         let path = self.path_len(s);
         let uri = self.uri_len(s);
         if uri > e - s && uri >= path {
@@ -383,6 +390,10 @@ impl Lexer<'_> {
             self.path_start(s);
             return;
         }
+        self.keyword_or_ident(s, e);
+    }
+
+    fn keyword_or_ident(&mut self, s: usize, e: usize) {
         let kind = match &self.b[s..e] {
             b"if" => TokenKind::If,
             b"then" => TokenKind::Then,
