@@ -32,6 +32,10 @@ use crate::retry::{Poll, retry};
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-x86_64";
 
+/// QEMU's minimal firmware for direct kernel boot (~1 s faster than SeaBIOS
+/// under TCG); used when installed.
+pub const QBOOT: &str = "/usr/share/qemu/qboot.rom";
+
 /// The 9p / virtiofs tag of the shared store.
 pub const STORE_TAG: &str = "imago-store";
 
@@ -107,6 +111,9 @@ pub fn command_line(
         Boot::Uefi { .. } => "q35",
     };
     push(&["-machine", machine]);
+    if matches!(config.boot, Boot::Direct { .. }) && Path::new(QBOOT).is_file() {
+        push(&["-bios", QBOOT]);
+    }
     for arg in accel.qemu_args() {
         push(&[&arg]);
     }

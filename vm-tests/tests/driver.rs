@@ -36,6 +36,14 @@ fn failure_text<T: std::fmt::Debug>(result: Result<T, Failure>) -> (String, Fail
     (failure.to_string(), failure)
 }
 
+#[test]
+fn machines_and_drivers_can_be_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<imago_vm_tests::Machine>();
+    send_sync::<Driver>();
+    send_sync::<imago_vm_tests::Network>();
+}
+
 fn qemu_processes_mentioning(path: &Path) -> usize {
     let needle = path.to_string_lossy().into_owned();
     std::fs::read_dir("/proc")
@@ -331,6 +339,20 @@ vm_test!(
         assert!(!m.is_running());
         let (text, _) = failure_text(m.succeed("true", SEC));
         assert!(text.contains("machine m1 is not running"), "{text}");
+
+        // QEMU exiting during a command is reported with its exit status.
+        m.start()?;
+        let (text, failure) = failure_text(m.succeed("poweroff -f; sleep 10", BOOT));
+        assert!(
+            matches!(failure.error(), Error::QemuExited { .. }),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "QEMU of machine m1 exited (exit status: 0) while running `poweroff -f; sleep 10`"
+            ),
+            "{text}"
+        );
 
         // Dropping a running machine kills its QEMU.
         m.start()?;
