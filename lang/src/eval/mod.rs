@@ -49,7 +49,7 @@ mod machine;
 mod ops;
 pub mod paths;
 mod pkgs;
-mod print;
+pub mod print;
 
 pub use error::{ErrorKind, EvalError, Frame, FrameKind};
 pub use print::format_float;
