@@ -70,7 +70,7 @@ pub fn priority_name(p: i64) -> String {
         50 => "mkForce".into(),
         100 => "a plain definition".into(),
         1000 => "mkDefault".into(),
-        OPTION_DEFAULT_PRIORITY => "the option's default (mkOptionDefault)".into(),
+        OPTION_DEFAULT_PRIORITY => "the option's default, mkOptionDefault".into(),
         n => format!("mkOverride {n}"),
     }
 }

@@ -180,7 +180,10 @@ impl IntoDiagnostic for ModuleError {
             ModuleError::UndefinedOption {
                 site, suggestions, ..
             } => {
-                d = label(d, site, true, "defined here".into());
+                // Without a span the path came from the command line.
+                if site.span.is_some() {
+                    d = label(d, site, true, "defined here".into());
+                }
                 if let Some(h) = hint_from(suggestions) {
                     d = d.with_hint(h);
                 } else {
