@@ -14,5 +14,6 @@ pub mod cli;
 pub mod debian;
 pub mod fsio;
 pub mod graph;
+pub mod image;
 pub mod store;
 pub mod system_eval;

@@ -10,6 +10,7 @@ pub mod closure;
 pub mod config;
 pub mod eval;
 pub mod gc;
+pub mod image;
 pub mod lock;
 pub mod options;
 pub mod run;
@@ -54,6 +55,8 @@ pub enum Command {
     Build(build::Args),
     /// Build a system and boot it in QEMU with the serial console on this terminal.
     Run(run::Args),
+    /// Build a bootable GPT disk image (UEFI, systemd-boot) of a system.
+    Image(image::Args),
     /// Resolve the Debian packages a configuration uses and write imago.lock.
     Lock(lock::Args),
     /// Inspect and check the store.
@@ -76,6 +79,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Options(args) => args.run(&global),
         Command::Build(args) => args.run(&global),
         Command::Run(args) => args.run(&global),
+        Command::Image(args) => args.run(&global),
         Command::Lock(args) => args.run(&global),
         Command::Store(cmd) => cmd.run(&global),
         Command::Gc(args) => args.run(&global),
@@ -98,7 +102,9 @@ mod tests {
     fn help_lists_every_subcommand() {
         use clap::CommandFactory;
         let help = Cli::command().render_help().to_string();
-        for verb in ["eval", "config", "options", "build", "run", "lock", "store", "gc", "closure"] {
+        for verb in [
+            "eval", "config", "options", "build", "run", "image", "lock", "store", "gc", "closure",
+        ] {
             assert!(help.contains(verb), "`{verb}` missing from:\n{help}");
         }
     }
