@@ -481,9 +481,17 @@ impl State {
                     .walker
                     .dir(parent)
                     .map_err(io_fail(format!("opening the parent of `{raw}`")))?;
-                rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700))
+                // Created with its final mode when the owner keeps full
+                // access and the umask keeps every bit; otherwise owner-only
+                // now and the real mode at the end.
+                let wanted = mode & 0o1777;
+                let direct = wanted & 0o700 == 0o700 && wanted & process_umask() == 0;
+                let initial = if direct { wanted } else { 0o700 };
+                rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(initial))
                     .map_err(|e| Fail::Io(format!("creating directory `{raw}`"), e.into()))?;
-                self.dir_modes.push((path.clone(), mode & 0o1777));
+                if !direct {
+                    self.dir_modes.push((path.clone(), wanted));
+                }
             }
             T::Regular | T::Continuous => {
                 let size = entry.size();
@@ -644,7 +652,9 @@ impl State {
                             entry: None,
                         },
                     );
-                    self.dir_modes.push((prefix.clone(), 0o755));
+                    if 0o755 & process_umask() != 0 {
+                        self.dir_modes.push((prefix.clone(), 0o755));
+                    }
                 }
             }
         }
@@ -845,53 +855,61 @@ fn relocate_target(target: &[u8], new_comps: &[String]) -> Vec<u8> {
 /// following symlinks, creating missing ones, and caching the last one.
 struct DirWalker {
     root: OwnedFd,
-    cached: Option<(Vec<String>, OwnedFd)>,
+    /// Descriptors of the directories along the last path asked for, so
+    /// moving to a sibling or a child reopens only what changed.
+    stack: Vec<(String, OwnedFd)>,
 }
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
 
 impl DirWalker {
     fn new(root: OwnedFd) -> Self {
-        DirWalker { root, cached: None }
+        DirWalker {
+            root,
+            stack: Vec::new(),
+        }
     }
 
     /// The directory at `comps` (created if missing), cached.
     fn dir(&mut self, comps: &[String]) -> io::Result<&OwnedFd> {
-        if comps.is_empty() {
-            return Ok(&self.root);
+        let common = self
+            .stack
+            .iter()
+            .zip(comps)
+            .take_while(|((name, _), comp)| name == *comp)
+            .count();
+        self.stack.truncate(common);
+        for comp in &comps[common..] {
+            let parent = self.stack.last().map_or(&self.root, |(_, fd)| fd);
+            let fd = open_dir(parent, comp, true)?;
+            self.stack.push((comp.clone(), fd));
         }
-        let hit = self
-            .cached
-            .as_ref()
-            .is_some_and(|(p, _)| p.as_slice() == comps);
-        if !hit {
-            let fd = self.walk(comps, true)?;
-            self.cached = Some((comps.to_vec(), fd));
-        }
-        match &self.cached {
-            Some((_, fd)) => Ok(fd),
-            None => Err(io::Error::other("directory cache is empty")),
-        }
+        Ok(self.stack.last().map_or(&self.root, |(_, fd)| fd))
     }
 
     /// The existing directory at `comps`, not cached.
     fn open_path(&self, comps: &[String]) -> io::Result<OwnedFd> {
-        self.walk(comps, false)
-    }
-
-    fn walk(&self, comps: &[String], create: bool) -> io::Result<OwnedFd> {
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let mut current = rustix::fs::openat(&self.root, ".", flags, Mode::empty())?;
+        let mut current = rustix::fs::openat(&self.root, ".", DIR_FLAGS, Mode::empty())?;
         for comp in comps {
-            let next = match rustix::fs::openat(&current, comp.as_str(), flags, Mode::empty()) {
-                Ok(fd) => fd,
-                Err(rustix::io::Errno::NOENT) if create => {
-                    rustix::fs::mkdirat(&current, comp.as_str(), Mode::from_raw_mode(0o755))?;
-                    rustix::fs::openat(&current, comp.as_str(), flags, Mode::empty())?
-                }
-                Err(e) => return Err(e.into()),
-            };
-            current = next;
+            current = open_dir(&current, comp, false)?;
         }
         Ok(current)
+    }
+}
+
+/// Opens one directory below `parent` without following a symlink,
+/// creating it (0755) first if `create` and it is missing.
+fn open_dir(parent: &OwnedFd, name: &str, create: bool) -> io::Result<OwnedFd> {
+    match rustix::fs::openat(parent, name, DIR_FLAGS, Mode::empty()) {
+        Ok(fd) => Ok(fd),
+        Err(rustix::io::Errno::NOENT) if create => {
+            rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755))?;
+            Ok(rustix::fs::openat(parent, name, DIR_FLAGS, Mode::empty())?)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
