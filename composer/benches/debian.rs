@@ -71,7 +71,7 @@ fn main() -> anyhow::Result<()> {
     };
     // Largest first, so the big kernel package does not start last.
     let mut order = entries.clone();
-    order.sort_by(|a, b| b.size.cmp(&a.size));
+    order.sort_by_key(|e| std::cmp::Reverse(e.size));
     let mut ours = Vec::new();
     let cpu_before = cpu_seconds();
     for run in 0..runs {
