@@ -11,11 +11,12 @@
 //! A set with an `options` or `config` attribute is a full module; any other
 //! set is shorthand for its config (apart from `imports` and `_file`).
 
-use crate::eval::error::ErrorKind;
+use crate::eval::error::{ErrorKind, EvalError};
 use crate::eval::{Evaluator, Value};
 use crate::modules::error::{ModuleError, Site};
 use crate::source::Span;
 use smol_str::SmolStr;
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -50,16 +51,44 @@ pub struct Collector<'a> {
     /// The module arguments, by name.
     args: &'a [(SmolStr, Value)],
     seen: HashSet<PathBuf>,
+    /// Set (to `config` or `options`) when a module reads that argument
+    /// before every module is loaded.
+    early_use: Rc<Cell<Option<&'static str>>>,
     pub modules: Vec<Module>,
 }
 
 impl<'a> Collector<'a> {
-    pub fn new(ev: &'a Evaluator, args: &'a [(SmolStr, Value)]) -> Self {
+    pub fn new(
+        ev: &'a Evaluator,
+        args: &'a [(SmolStr, Value)],
+        early_use: Rc<Cell<Option<&'static str>>>,
+    ) -> Self {
         Collector {
             ev,
             args,
             seen: HashSet::new(),
+            early_use,
             modules: Vec::new(),
+        }
+    }
+
+    /// An error while loading the module at `site`: reading `config` too
+    /// early is reported there.
+    fn loading_error(&self, e: EvalError, site: &Site) -> ModuleError {
+        match self.early_use.take() {
+            Some(what) => ModuleError::BadModule {
+                message: format!(
+                    "`{what}` was used while the modules were being loaded \
+                     (`imports` and the shape of a module cannot depend on `{what}`)"
+                ),
+                site: site.clone(),
+                hint: Some(
+                    "compute `imports` from plain values or special arguments; for \
+                     conditional definitions use `lib.mkIf` inside `config`"
+                        .to_string(),
+                ),
+            },
+            None => ModuleError::Eval(e),
         }
     }
 
@@ -121,7 +150,11 @@ impl<'a> Collector<'a> {
                 site = Site::new(file, Some(Span::new(s.file, s.start, s.start + 1)));
             }
             let arg = self.module_args(&v, &site)?;
-            v = self.ev.force(&self.ev.call(&v, arg)?)?;
+            v = self
+                .ev
+                .call(&v, arg)
+                .and_then(|r| self.ev.force(&r))
+                .map_err(|e| self.loading_error(e, &site))?;
         }
         let Some(attrs) = v.as_attrs().cloned() else {
             if site.span.is_none() {
@@ -189,7 +222,10 @@ impl<'a> Collector<'a> {
         });
         if let Some(entry) = attrs.get("imports") {
             let import_site = Site::new(file.clone(), entry.span.or(site.span));
-            let list = self.ev.force(&entry.value)?;
+            let list = self
+                .ev
+                .force(&entry.value)
+                .map_err(|e| self.loading_error(e, &import_site))?;
             let Some(items) = list.as_list() else {
                 return Err(ModuleError::BadModule {
                     message: format!("`imports` must be a list, not {}", list.describe()),

@@ -28,7 +28,7 @@ use crate::modules::merge::{self, Def, Dropped, OPTION_DEFAULT_PRIORITY, Propert
 use crate::modules::path::OptionPath;
 use crate::modules::types::Type;
 use smol_str::SmolStr;
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::{Rc, Weak};
 
@@ -114,23 +114,28 @@ impl Fixpoint {
         special_args: Vec<(SmolStr, Value)>,
     ) -> Result<Rc<Fixpoint>, ModuleError> {
         let cell: Rc<OnceCell<Rc<Fixpoint>>> = Rc::new(OnceCell::new());
+        let early_use: Rc<Cell<Option<&'static str>>> = Rc::new(Cell::new(None));
         let early = |what: &'static str| {
             let cell = cell.clone();
+            let early_use = early_use.clone();
             Value::lazy(Some(what), move |_ev| match cell.get() {
                 Some(fp) => Ok(if what == "config" {
                     fp.config()
                 } else {
                     fp.options_value()
                 }),
-                None => Err(ModuleError::BadModule {
-                    message: format!(
-                        "`{what}` was used while the modules were being loaded \
+                None => Err({
+                    early_use.set(Some(what));
+                    ModuleError::BadModule {
+                        message: format!(
+                            "`{what}` was used while the modules were being loaded \
                          (`imports` and the shape of a module cannot depend on `{what}`)"
-                    ),
-                    site: Site::new("<module system>", None),
-                    hint: None,
-                }
-                .into_eval()),
+                        ),
+                        site: Site::new("<module system>", None),
+                        hint: None,
+                    }
+                    .into_eval()
+                }),
             })
         };
         let mut args: Vec<(SmolStr, Value)> = vec![
@@ -142,7 +147,7 @@ impl Fixpoint {
             args.retain(|(n, _)| n != name);
             args.push((name.clone(), value.clone()));
         }
-        let mut collector = Collector::new(ev, &args);
+        let mut collector = Collector::new(ev, &args, early_use.clone());
         for source in sources {
             collector.load(source)?;
         }
