@@ -311,3 +311,20 @@ mod canonical {
         }
     }
 }
+
+#[test]
+fn substitution_handles_adjacent_text_and_unknown_placeholders() {
+    let table = StepTable::new(None);
+    let x = table.add_step(text_step("x", s("1"))).unwrap();
+    let xy = table.add_step(text_step("x.conf", s("2"))).unwrap();
+    let rx = "/imago/store/0123456789abcdfghijklmnpqrsvwxyz0-x".to_owned();
+    let rxy = "/imago/store/0123456789abcdfghijklmnpqrsvwxyz1-x.conf".to_owned();
+    let paths = BTreeMap::from([(x.clone(), rx.clone()), (xy.clone(), rxy.clone())]);
+    let value = serde_json::json!({
+        "a": format!("{x}.conf {xy}/etc {x}{x}"),
+        "b": "/imago/pending/short and /imago/pending/",
+    });
+    let out = substitute(&value, &paths);
+    assert_eq!(out["a"], format!("{rx}.conf {rxy}/etc {rx}{rx}"));
+    assert_eq!(out["b"], value["b"]);
+}

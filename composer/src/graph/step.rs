@@ -13,9 +13,8 @@
 //! get identical placeholders in every run.
 
 use crate::store::{self, Blake3Digest};
-use aho_corasick::AhoCorasick;
 use imago_lang::hook::{StepRequest, StepValue};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Where placeholder paths live; nothing is ever stored there.
 pub const PENDING_PREFIX: &str = "/imago/pending/";
@@ -135,6 +134,10 @@ pub fn to_json(value: &StepValue) -> serde_json::Value {
 
 /// Replaces every occurrence of a key of `paths` (placeholders) by its value
 /// (a real store path) in every string of `value`, keys of objects included.
+///
+/// Placeholders are found by scanning for `/imago/pending/` and looking up
+/// the 32-character hash that follows, so the cost is linear in the text
+/// whatever the number of inputs.
 pub fn substitute(
     value: &serde_json::Value,
     paths: &BTreeMap<String, String>,
@@ -142,66 +145,60 @@ pub fn substitute(
     if paths.is_empty() {
         return value.clone();
     }
-    let patterns: Vec<&str> = paths.keys().map(String::as_str).collect();
-    let replacements: Vec<&str> = paths.values().map(String::as_str).collect();
-    match AhoCorasick::new(&patterns) {
-        Ok(ac) => substitute_with(value, &ac, &replacements),
-        // Building the automaton only fails for absurd pattern sizes; fall
-        // back to plain replacement.
-        Err(_) => substitute_plain(value, paths),
-    }
-}
-
-fn substitute_with(
-    value: &serde_json::Value,
-    ac: &AhoCorasick,
-    replacements: &[&str],
-) -> serde_json::Value {
-    use serde_json::Value;
-    match value {
-        Value::String(s) => Value::String(ac.replace_all(s, replacements)),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| substitute_with(v, ac, replacements))
-                .collect(),
-        ),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    (
-                        ac.replace_all(k, replacements),
-                        substitute_with(v, ac, replacements),
-                    )
-                })
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-fn substitute_plain(
-    value: &serde_json::Value,
-    paths: &BTreeMap<String, String>,
-) -> serde_json::Value {
-    use serde_json::Value;
-    let fix = |s: &str| {
-        paths.iter().fold(s.to_owned(), |acc, (from, to)| {
-            acc.replace(from.as_str(), to)
+    let by_hash: HashMap<&str, (&str, &str)> = paths
+        .iter()
+        .filter_map(|(placeholder, real)| {
+            let hash = placeholder.strip_prefix(PENDING_PREFIX)?.get(..32)?;
+            Some((hash, (placeholder.as_str(), real.as_str())))
         })
-    };
+        .collect();
+    substitute_with(value, &by_hash)
+}
+
+type ByHash<'a> = HashMap<&'a str, (&'a str, &'a str)>;
+
+fn substitute_with(value: &serde_json::Value, by_hash: &ByHash<'_>) -> serde_json::Value {
+    use serde_json::Value;
     match value {
-        Value::String(s) => Value::String(fix(s)),
+        Value::String(s) => Value::String(replace_in(s, by_hash)),
         Value::Array(items) => {
-            Value::Array(items.iter().map(|v| substitute_plain(v, paths)).collect())
+            Value::Array(items.iter().map(|v| substitute_with(v, by_hash)).collect())
         }
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| (fix(k), substitute_plain(v, paths)))
+                .map(|(k, v)| (replace_in(k, by_hash), substitute_with(v, by_hash)))
                 .collect(),
         ),
         other => other.clone(),
     }
+}
+
+fn replace_in(text: &str, by_hash: &ByHash<'_>) -> String {
+    if !text.contains(PENDING_PREFIX) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(PENDING_PREFIX) {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let hit = tail
+            .get(PENDING_PREFIX.len()..PENDING_PREFIX.len() + 32)
+            .and_then(|hash| by_hash.get(hash))
+            .filter(|(placeholder, _)| tail.starts_with(placeholder));
+        match hit {
+            Some((placeholder, real)) => {
+                out.push_str(real);
+                rest = &tail[placeholder.len()..];
+            }
+            None => {
+                out.push_str(PENDING_PREFIX);
+                rest = &tail[PENDING_PREFIX.len()..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The first string in `value` that still mentions `/imago/pending/`.
