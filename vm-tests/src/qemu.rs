@@ -32,10 +32,6 @@ use crate::retry::{Poll, retry};
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-x86_64";
 
-/// QEMU's minimal firmware for direct kernel boot (~1 s faster than SeaBIOS
-/// under TCG); used when installed.
-pub const QBOOT: &str = "/usr/share/qemu/qboot.rom";
-
 /// The 9p / virtiofs tag of the shared store.
 pub const STORE_TAG: &str = "imago-store";
 
@@ -110,10 +106,10 @@ pub fn command_line(
         Boot::Direct { .. } => "pc",
         Boot::Uefi { .. } => "q35",
     };
+    // SeaBIOS, not qboot: qboot's MP table does not connect the 8254 timer
+    // to the IO-APIC, so Linux takes a timing-sensitive fallback that panics
+    // ("IO-APIC + timer doesn't work!") under TCG on a loaded host.
     push(&["-machine", machine]);
-    if matches!(config.boot, Boot::Direct { .. }) && Path::new(QBOOT).is_file() {
-        push(&["-bios", QBOOT]);
-    }
     for arg in accel.qemu_args() {
         push(&[&arg]);
     }
