@@ -8,6 +8,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use regex::Regex;
@@ -17,6 +18,11 @@ use crate::command::{GuestCommand, shell_quote};
 use crate::error::{Error, Failure, show_output};
 use crate::machine::Machine;
 use crate::retry::{Poll, retry};
+
+/// How Linux announces a panic on the console.
+static KERNEL_PANIC: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"Kernel panic - not syncing").unwrap_or_else(|e| unreachable!("{e}"))
+});
 
 /// The longest pause between attempts of a wait.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -292,7 +298,8 @@ impl Machine {
     }
 
     /// Waits for a line of the serial console (of the current boot) to match
-    /// `pattern` (a regex); returns the line. Fails early if QEMU exits.
+    /// `pattern` (a regex); returns the line. Fails early if QEMU exits or
+    /// the kernel panics.
     pub fn wait_for_console_text(
         &self,
         pattern: &str,
@@ -303,6 +310,7 @@ impl Machine {
             let regex = Regex::new(pattern)
                 .map_err(|e| Error::Config(format!("invalid console pattern /{pattern}/: {e}")))?;
             let mut cursor = self.console.boot_cursor();
+            let mut panic_cursor = self.console.boot_cursor();
             retry(
                 &format!("console text /{pattern}/"),
                 timeout,
@@ -310,6 +318,13 @@ impl Machine {
                 |_| {
                     if let Some(line) = self.console.find(&regex, &mut cursor) {
                         return Ok(Poll::Ready(line));
+                    }
+                    // A panicked guest prints nothing more: fail now.
+                    if let Some(line) = self.console.find(&KERNEL_PANIC, &mut panic_cursor) {
+                        return Err(Error::KernelPanic {
+                            machine: self.name().to_owned(),
+                            line,
+                        });
                     }
                     let running = self.running()?;
                     let exited = running.qemu().exit_status().is_some();

@@ -114,6 +114,14 @@ pub enum Error {
         /// The command that was running.
         command: String,
     },
+    /// The guest kernel panicked while the driver waited for it.
+    #[error("the kernel of machine {machine} panicked: {line}")]
+    KernelPanic {
+        /// The machine name.
+        machine: String,
+        /// The console line reporting the panic.
+        line: String,
+    },
     /// A QEMU monitor (QMP) command failed.
     #[error("QEMU monitor command {command} failed: {message}")]
     Monitor {

@@ -276,6 +276,23 @@ vm_test!(
         for needle in ["exit code 1", "some-output", "some-error", report] {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
         }
+
+        // A kernel panic ends a console wait at once, naming the panic.
+        m1.succeed(
+            "(sleep 0.5; echo c > /proc/sysrq-trigger) >/dev/null 2>&1 &",
+            5 * SEC,
+        )?;
+        let started = Instant::now();
+        let (text, failure) = failure_text(m1.wait_for_console_text("never printed", 60 * SEC));
+        assert!(
+            matches!(failure.error(), Error::KernelPanic { .. }),
+            "{text}"
+        );
+        assert!(
+            text.contains("Kernel panic - not syncing: sysrq triggered crash"),
+            "{text}"
+        );
+        assert!(started.elapsed() < 30 * SEC, "took {:?}", started.elapsed());
         Ok(())
     }
 );
