@@ -162,7 +162,9 @@ impl Evaluator {
     }
 
     /// Parses and evaluates a file (a directory means its `default.imago`),
-    /// with `import` semantics: each file is evaluated at most once.
+    /// with `import` semantics: each file is evaluated at most once. `path`
+    /// should be absolute (relative paths inside the file resolve against its
+    /// directory).
     pub fn eval_file(&self, path: &Path) -> Result<Value, EvalError> {
         self.import(path, self.native_span)
             .map_err(|e| self.finish(e))
