@@ -33,6 +33,9 @@ use crate::error::Error;
 /// The marker every guest → host protocol line starts with.
 const MARKER: &str = "@imago-bd ";
 
+/// How often a waiting command checks whether to give up early.
+const ABORT_POLL: Duration = Duration::from_millis(250);
+
 /// Extra time after a command's timeout for the guest to report it.
 const REPLY_GRACE: Duration = Duration::from_secs(5);
 
@@ -279,11 +282,12 @@ impl Backdoor {
         stdin: &[u8],
         timeout: Duration,
         display: &str,
+        abort: &mut dyn FnMut() -> Option<Error>,
     ) -> Result<Reply, RunError> {
         let start = Instant::now();
         let deadline = start + timeout;
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        wait_ready(&mut state, deadline, timeout)?;
+        wait_ready(&mut state, deadline, timeout, abort)?;
         let id = state.next_id;
         state.next_id += 1;
         let left = deadline.saturating_duration_since(Instant::now());
@@ -300,8 +304,7 @@ impl Backdoor {
         }
         let reply_deadline = deadline + REPLY_GRACE;
         loop {
-            let left = reply_deadline.saturating_duration_since(Instant::now());
-            match state.events.recv_timeout(left) {
+            match recv(&state, reply_deadline, abort)? {
                 Ok(Event::Reply(got, reply)) if got == id => return Ok(reply),
                 Ok(Event::Reply(..)) => {}
                 Ok(Event::Ready) => {
@@ -330,10 +333,35 @@ impl Backdoor {
     }
 }
 
-fn wait_ready(state: &mut State, deadline: Instant, timeout: Duration) -> Result<(), RunError> {
-    while !state.ready {
+/// Receives the next event before `deadline`, calling `abort` every
+/// [`ABORT_POLL`] while waiting: an error from it (the guest kernel
+/// panicked) ends the wait at once.
+fn recv(
+    state: &State,
+    deadline: Instant,
+    abort: &mut dyn FnMut() -> Option<Error>,
+) -> Result<Result<Event, RecvTimeoutError>, RunError> {
+    loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match state.events.recv_timeout(left) {
+        match state.events.recv_timeout(left.min(ABORT_POLL)) {
+            Err(RecvTimeoutError::Timeout) if left > ABORT_POLL => {
+                if let Some(error) = abort() {
+                    return Err(error.into());
+                }
+            }
+            other => return Ok(other),
+        }
+    }
+}
+
+fn wait_ready(
+    state: &mut State,
+    deadline: Instant,
+    timeout: Duration,
+    abort: &mut dyn FnMut() -> Option<Error>,
+) -> Result<(), RunError> {
+    while !state.ready {
+        match recv(state, deadline, abort)? {
             Ok(Event::Ready) => state.ready = true,
             Ok(_) => {}
             Err(RecvTimeoutError::Timeout) => {
@@ -485,7 +513,13 @@ mod script_tests {
     }
 
     fn run(backdoor: &Backdoor, script: &str, stdin: &[u8], secs: u64) -> Reply {
-        match backdoor.run(script, stdin, Duration::from_secs(secs), script) {
+        match backdoor.run(
+            script,
+            stdin,
+            Duration::from_secs(secs),
+            script,
+            &mut || None,
+        ) {
             Ok(reply) => reply,
             Err(RunError::Closed) => panic!("backdoor closed"),
             Err(RunError::Error(e)) => panic!("{e}"),

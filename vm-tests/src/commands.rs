@@ -8,21 +8,16 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use regex::Regex;
 
 use crate::backdoor::{Reply, RunError};
 use crate::command::{GuestCommand, shell_quote};
+use crate::console::Cursor;
 use crate::error::{Error, Failure, show_output};
 use crate::machine::Machine;
 use crate::retry::{Poll, retry};
-
-/// How Linux announces a panic on the console.
-static KERNEL_PANIC: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"Kernel panic - not syncing").unwrap_or_else(|e| unreachable!("{e}"))
-});
 
 /// The longest pause between attempts of a wait.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -70,9 +65,11 @@ impl Machine {
     ) -> Result<Output, Error> {
         let running = self.running()?;
         let display = command.to_string();
+        let mut cursor = self.console.boot_cursor();
+        let mut abort = || self.kernel_panic(&mut cursor);
         match running
             .backdoor
-            .run(&command.script(), stdin, timeout, &display)
+            .run(&command.script(), stdin, timeout, &display, &mut abort)
         {
             Ok(Reply {
                 timed_out: true,
@@ -95,6 +92,16 @@ impl Machine {
                 Err(self.exited_error(&running, &format!("running {display}")))
             }
         }
+    }
+
+    /// An error if the kernel panicked (in the current boot, from `cursor` on).
+    pub(crate) fn kernel_panic(&self, cursor: &mut Cursor) -> Option<Error> {
+        self.console
+            .find_kernel_panic(cursor)
+            .map(|line| Error::KernelPanic {
+                machine: self.name().to_owned(),
+                line,
+            })
     }
 
     fn must_succeed(
@@ -320,11 +327,8 @@ impl Machine {
                         return Ok(Poll::Ready(line));
                     }
                     // A panicked guest prints nothing more: fail now.
-                    if let Some(line) = self.console.find(&KERNEL_PANIC, &mut panic_cursor) {
-                        return Err(Error::KernelPanic {
-                            machine: self.name().to_owned(),
-                            line,
-                        });
+                    if let Some(error) = self.kernel_panic(&mut panic_cursor) {
+                        return Err(error);
                     }
                     let running = self.running()?;
                     let exited = running.qemu().exit_status().is_some();

@@ -15,7 +15,7 @@
 
 use std::io::Read;
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::steplog::StepLog;
@@ -175,6 +175,15 @@ impl Console {
         cursor.0 = state.lines.len();
         let partial = String::from_utf8_lossy(&state.partial);
         regex.is_match(&partial).then(|| partial.into_owned())
+    }
+
+    /// The line of the current boot, from `cursor` on, where Linux reports a
+    /// panic, if any.
+    pub fn find_kernel_panic(&self, cursor: &mut Cursor) -> Option<String> {
+        static PANIC: LazyLock<regex::Regex> = LazyLock::new(|| {
+            regex::Regex::new("Kernel panic - not syncing").unwrap_or_else(|e| unreachable!("{e}"))
+        });
+        self.find(&PANIC, cursor)
     }
 
     /// The last `n` lines (and the incomplete one), each with its timestamp.

@@ -387,10 +387,13 @@ impl Machine {
         let script = format!("(sleep 0.2; {command}) </dev/null >/dev/null 2>&1 &");
         let display = format!("`{command}`");
         self.substep(format!("request {display}"), || {
-            match running
-                .backdoor
-                .run(&script, b"", self.scaled(REQUEST_TIMEOUT), &display)
-            {
+            match running.backdoor.run(
+                &script,
+                b"",
+                self.scaled(REQUEST_TIMEOUT),
+                &display,
+                &mut || None,
+            ) {
                 Ok(reply) if reply.status == 0 => Ok(()),
                 Ok(reply) => Err(Error::CommandFailed {
                     command: display.clone(),

@@ -293,6 +293,14 @@ vm_test!(
             "{text}"
         );
         assert!(started.elapsed() < 30 * SEC, "took {:?}", started.elapsed());
+        // And a command in the panicked guest.
+        let started = Instant::now();
+        let (text, failure) = failure_text(m1.succeed("true", 60 * SEC));
+        assert!(
+            matches!(failure.error(), Error::KernelPanic { .. }),
+            "{text}"
+        );
+        assert!(started.elapsed() < 10 * SEC, "took {:?}", started.elapsed());
         Ok(())
     }
 );
