@@ -17,7 +17,6 @@
 # The initrd builder creates a /bin symlink for each applet listed here:
 # imago-applets: sh mount umount mkdir ln chmod cat echo sleep modprobe
 # imago-applets: switch_root findfs reboot poweroff setsid cttyhack ls dmesg
-# imago-applets: mountpoint readlink uname
 
 PATH=/bin
 export PATH
@@ -94,8 +93,11 @@ load_for_hardware() {
 		before=$(cat /proc/modules)
 		aliases=$(cat /sys/bus/*/devices/*/modalias 2>/dev/null)
 		[ -n "$aliases" ] || break
-		# shellcheck disable=SC2086 # one word per alias
+		# One word per alias; no globbing of what the devices report.
+		set -f
+		# shellcheck disable=SC2086
 		modprobe -q -a $aliases 2>/dev/null
+		set +f
 		[ "$before" != "$(cat /proc/modules)" ] || break
 	done
 }
