@@ -20,6 +20,9 @@ pub struct OptionDecl {
     /// The path from the root of this evaluation (not including the prefix
     /// of an enclosing submodule).
     pub path: OptionPath,
+    /// The path including the prefix of an enclosing submodule, for
+    /// messages.
+    pub full: OptionPath,
     pub ty: Rc<Type>,
     pub default: Option<Value>,
     pub default_text: Option<Value>,
@@ -194,6 +197,7 @@ fn read_decl(
     };
     Ok(OptionDecl {
         path,
+        full,
         ty,
         default: get("default"),
         default_text: get("defaultText"),
@@ -230,6 +234,7 @@ fn insert(
         Node::Option(old) => match Type::combine(&old.ty, &decl.ty) {
             Some(ty) => OptionDecl {
                 path: decl.path,
+                full: decl.full,
                 ty,
                 default: old.default.clone().or(decl.default),
                 default_text: old.default_text.clone().or(decl.default_text),

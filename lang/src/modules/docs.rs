@@ -124,7 +124,7 @@ fn document(
     out: &mut Vec<OptionDoc>,
     depth: usize,
 ) -> Result<(), ModuleError> {
-    let path = fp.prefix.join(&decl.path);
+    let path = decl.full.clone();
     let default = match (&decl.default_text, &decl.default) {
         (Some(t), _) => Some(text_of(ev, t)),
         (None, Some(d)) => Some(literal_or_display(ev, d)),

@@ -425,7 +425,7 @@ impl Fixpoint {
         decl: &OptionDecl,
         always_default: bool,
     ) -> Result<(Vec<Def>, Vec<Dropped>), ModuleError> {
-        let path = self.prefix.join(&decl.path);
+        let path = decl.full.clone();
         let mut defs = Vec::new();
         let mut dropped = Vec::new();
         for f in self.fragments(ev, &decl.path)?.iter() {
@@ -487,7 +487,7 @@ impl Fixpoint {
         ev: &Evaluator,
         decl: &OptionDecl,
     ) -> Result<Option<Value>, ModuleError> {
-        let path = self.prefix.join(&decl.path);
+        let path = decl.full.clone();
         self.shared.stack.borrow_mut().push(CycleStep {
             option: path.clone(),
             site: decl.site.clone(),
@@ -510,7 +510,7 @@ impl Fixpoint {
         match self.merged(ev, decl)? {
             Some(v) => Ok(v),
             None => Err(ModuleError::NoValue {
-                path: self.prefix.join(&decl.path),
+                path: decl.full.clone(),
                 declared: decl.site.clone(),
             }),
         }
@@ -588,7 +588,7 @@ fn build_config(fp: &Rc<Fixpoint>, ns: &Namespace, path: &OptionPath) -> Value {
                 Node::Namespace(sub) => build_config(fp, sub, &path.child(name)),
                 Node::Option(decl) => {
                     let (fp, decl) = (fp.clone(), decl.clone());
-                    let label = fp.prefix.join(&decl.path).to_string();
+                    let label = decl.full.to_string();
                     Value::lazy(Some(&label), move |ev| {
                         fp.option_value(ev, &decl).map_err(ModuleError::into_eval)
                     })
