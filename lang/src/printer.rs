@@ -1,6 +1,6 @@
 //! Printing an AST back to source text.
 //!
-//! [`print`] writes an expression as valid source that parses back to the
+//! [`print()`] writes an expression as valid source that parses back to the
 //! same tree (up to spans, parentheses and how string literals are split).
 //! Parentheses are added only where precedence requires them: each node has a
 //! binding level (the same table as the parser's, see

@@ -5,8 +5,8 @@
 //! merging them and finding duplicates is the evaluator's job. Duplicate
 //! function parameters, in contrast, are a syntax error here, as in Nix.
 
+use super::cursor::Parser;
 use super::error::ParseError;
-use super::expr::Parser;
 use super::token::TokenKind;
 use crate::ast::{AttrKey, AttrPath, Binding, Expr, ExprKind, Ident, Param, PatternEntry, StrPart};
 use crate::source::Span;

@@ -2,21 +2,23 @@
 //!
 //! Parsing runs in three steps:
 //!
-//! 1. [`lexer`] turns the text into a flat vector of tokens (strings and paths
+//! 1. `lexer` turns the text into a flat vector of tokens (strings and paths
 //!    become sequences of pieces and interpolations), reporting characters
 //!    and literals it cannot use;
-//! 2. the recursive-descent parser ([`expr`], [`bindings`], [`strings`])
+//! 2. the recursive-descent parser (`expr`, `bindings`, `strings`, on the
+//!    token cursor and error recovery of `cursor`)
 //!    builds the tree with Nix's grammar and precedences, recording errors
 //!    and recovering at `;`, `}`, `]`, `)` and `in` so one run reports
-//!    several mistakes, with [`ExprKind::Error`](crate::ast::ExprKind::Error)
+//!    several mistakes, with [`crate::ast::ExprKind::Error`]
 //!    nodes where something was missing;
-//! 3. [`depth`] checks that the tree is at most [`MAX_DEPTH`] levels deep, so
+//! 3. `depth` checks that the tree is at most [`MAX_DEPTH`] levels deep, so
 //!    that no later recursive walk can overflow the stack.
 //!
 //! Errors carry stable codes (`E01xx`) and convert to diagnostics through
 //! [`crate::diag::IntoDiagnostic`].
 
 mod bindings;
+mod cursor;
 mod depth;
 mod error;
 mod expr;
@@ -74,7 +76,7 @@ pub fn parse(file: FileId, text: &str) -> Parse {
         };
     }
     let lexed = lexer::lex(file, text);
-    let mut parser = expr::Parser::new(text, file, lexed.tokens, lexed.eof_swallowed);
+    let mut parser = cursor::Parser::new(text, file, lexed.tokens, lexed.eof_swallowed);
     let tree = parser.parse_file();
     let mut errors = lexed.errors;
     errors.append(&mut parser.errors);

@@ -12,7 +12,7 @@
 //! a last line holding only spaces is dropped. Escapes: `''$` is `$` (so
 //! `''${` is a literal `${`), `'''` is `''`, and `''\x` is the escape `\x`.
 
-use super::expr::Parser;
+use super::cursor::Parser;
 use super::token::TokenKind;
 use crate::ast::{Expr, ExprKind, PathAnchor, PathLit, StrPart};
 use std::borrow::Cow;
