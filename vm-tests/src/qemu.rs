@@ -106,9 +106,6 @@ pub fn command_line(
         Boot::Direct { .. } => "pc",
         Boot::Uefi { .. } => "q35",
     };
-    // SeaBIOS, not qboot: qboot's MP table does not connect the 8254 timer
-    // to the IO-APIC, so Linux takes a timing-sensitive fallback that panics
-    // ("IO-APIC + timer doesn't work!") under TCG on a loaded host.
     push(&["-machine", machine]);
     for arg in accel.qemu_args() {
         push(&[&arg]);

@@ -34,8 +34,9 @@ const ROOT_MODULES: &[&str] = &[
     "virtiofs",
 ];
 
-/// The kernel command line of the guest.
-pub const CMDLINE: &str = "console=ttyS0 quiet";
+/// The kernel command line of the guest. `no_timer_check`: under TCG on a
+/// loaded host the IO-APIC timer check can fail and panic the kernel.
+pub const CMDLINE: &str = "console=ttyS0 quiet no_timer_check";
 
 /// `/init`: mount the API file systems, load the modules, start the
 /// backdoor, announce readiness, then echo what is typed on the console.
