@@ -392,6 +392,48 @@ fn unexpected_characters() {
 }
 
 #[test]
+fn every_syntax_error_code_is_documented() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/errors.md"))
+        .expect("docs/errors.md");
+    let section = doc
+        .split("## Syntax errors (E01xx)")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a syntax errors section");
+    // One input per error kind.
+    let inputs = [
+        "a & b",
+        "\"open",
+        "/* open",
+        "a = 1;",
+        "[ 1",
+        "99999999999999999999",
+        "./a/",
+        "<nixpkgs>",
+        "a == b == c",
+        "{ a, a }: a",
+        "{ inherit ${a}; }",
+    ];
+    let mut seen = Vec::new();
+    for src in inputs {
+        for err in p(src).errors {
+            let code = err.code().0;
+            assert!(
+                section.contains(&format!("| {code} |")),
+                "{code} is not in docs/errors.md"
+            );
+            seen.push(code);
+        }
+    }
+    let deep = "(".repeat(600);
+    seen.extend(p(&deep).errors.iter().map(|e| e.code().0));
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), 12, "{seen:?}");
+    assert!(section.contains("| E0113 |"));
+}
+
+#[test]
 fn errors_are_capped() {
     let parsed = p(&"% ".repeat(10_000));
     assert_eq!(parsed.errors.len(), imago_lang::parser::MAX_ERRORS);
