@@ -33,9 +33,14 @@ fn memory_io() -> MemoryIo {
     io
 }
 
-/// Evaluates `/test/<file>` with a `pkgs` special argument; the config as
-/// pretty JSON, or the rendered error.
+/// Evaluates `/test/<file>` with a `pkgs` special argument on a large stack
+/// (as the CLI does); the config as pretty JSON, or the rendered error.
 fn run(file: &str) -> Result<String, String> {
+    let file = file.to_string();
+    imago_lang::eval::with_large_stack(move || run_here(&file)).unwrap()
+}
+
+fn run_here(file: &str) -> Result<String, String> {
     let ev = Evaluator::new(Rc::new(memory_io()), Rc::new(NoStore));
     let pkgs = ev.packages_value();
     let result = eval_modules(

@@ -35,6 +35,9 @@ pub struct OptionDecl {
     pub value: Value,
 }
 
+/// How deep namespaces of options may nest.
+pub const MAX_NESTING: usize = 64;
+
 pub enum Node {
     Option(Rc<OptionDecl>),
     Namespace(Namespace),
@@ -112,6 +115,13 @@ fn walk(
     span: Option<crate::source::Span>,
     prefix: &OptionPath,
 ) -> Result<(), ModuleError> {
+    if path.components().len() > MAX_NESTING {
+        return Err(ModuleError::BadDeclaration {
+            path: prefix.join(&path),
+            message: format!("option declarations are nested more than {MAX_NESTING} levels deep"),
+            sites: vec![Site::new(file.clone(), span)],
+        });
+    }
     let set = ev.force(set)?;
     let Some(attrs) = set.as_attrs() else {
         return Err(ModuleError::BadDeclaration {

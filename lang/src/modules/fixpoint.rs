@@ -67,7 +67,12 @@ pub struct Fragment {
     pub site: Site,
     pub conds: Vec<Value>,
     pub prio: Option<i64>,
+    /// How many properties were pushed down to reach this fragment.
+    pub depth: u32,
 }
+
+/// How deeply properties may nest around the definition of a namespace.
+const MAX_FRAGMENT_DEPTH: u32 = 1000;
 
 type Partition = Rc<BTreeMap<SmolStr, Rc<Vec<Fragment>>>>;
 
@@ -271,6 +276,7 @@ impl Fixpoint {
                         site: Site::new(m.file.clone(), m.span),
                         conds: Vec::new(),
                         prio: None,
+                        depth: 0,
                     })
                 })
                 .collect(),
@@ -306,6 +312,17 @@ impl Fixpoint {
         out: &mut BTreeMap<SmolStr, Vec<Fragment>>,
     ) -> Result<(), ModuleError> {
         let full = self.prefix.join(path);
+        if f.depth > MAX_FRAGMENT_DEPTH {
+            return Err(ModuleError::BadDefinition {
+                message: format!(
+                    "`mkIf`/`mkMerge`/`mkOverride` are nested more than {MAX_FRAGMENT_DEPTH} \
+                     levels deep around `{}`",
+                    display_ns(&full)
+                ),
+                path: full,
+                site: f.site,
+            });
+        }
         let v = ev.force(&f.value)?;
         match merge::property(ev, &v, &full, &f.site)? {
             Some(Property::If { condition, content }) => {
@@ -316,6 +333,7 @@ impl Fixpoint {
                     Fragment {
                         value: content,
                         conds,
+                        depth: f.depth + 1,
                         ..f
                     },
                     ns,
@@ -329,6 +347,7 @@ impl Fixpoint {
                         ev,
                         Fragment {
                             value: item,
+                            depth: f.depth + 1,
                             ..f.clone()
                         },
                         ns,
@@ -343,6 +362,7 @@ impl Fixpoint {
                 Fragment {
                     value: content,
                     prio: f.prio.or(Some(priority)),
+                    depth: f.depth + 1,
                     ..f
                 },
                 ns,
@@ -389,6 +409,7 @@ impl Fixpoint {
                         site,
                         conds: f.conds.clone(),
                         prio: f.prio,
+                        depth: 0,
                     });
                 }
                 Ok(())

@@ -159,6 +159,47 @@ pub fn discharge(
     out: &mut Vec<Def>,
     dropped: &mut Vec<Dropped>,
 ) -> Result<(), ModuleError> {
+    let start = out.len();
+    DISCHARGE_DEPTH.with(|d| d.set(d.get() + 1));
+    let depth = DISCHARGE_DEPTH.with(|d| d.get());
+    let result = if depth > MAX_PROPERTY_NESTING {
+        Err(ModuleError::BadDefinition {
+            path: path.clone(),
+            message: format!(
+                "`mkIf`/`mkMerge`/`mkOverride`/`mkOrder` are nested more than \
+                 {MAX_PROPERTY_NESTING} levels deep in a definition of `{path}`"
+            ),
+            site: site.clone(),
+        })
+    } else {
+        discharge_one(ev, value, site, prio, order, is_default, path, out, dropped)
+    };
+    DISCHARGE_DEPTH.with(|d| d.set(d.get() - 1));
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// How deeply properties may nest around one definition.
+const MAX_PROPERTY_NESTING: usize = 1000;
+
+thread_local! {
+    static DISCHARGE_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[allow(clippy::too_many_arguments)]
+fn discharge_one(
+    ev: &Evaluator,
+    value: &Value,
+    site: &Site,
+    prio: Option<i64>,
+    order: Option<i64>,
+    is_default: bool,
+    path: &OptionPath,
+    out: &mut Vec<Def>,
+    dropped: &mut Vec<Dropped>,
+) -> Result<(), ModuleError> {
     let v = ev.force(value)?;
     match property(ev, &v, path, site)? {
         None => out.push(Def {

@@ -7,6 +7,22 @@ use crate::modules::error::ModuleError;
 /// Whether two values are equal the way `==` sees them, forcing as much as
 /// needed. Functions are never equal.
 pub fn deep_eq(ev: &Evaluator, a: &Value, b: &Value) -> Result<bool, ModuleError> {
+    eq_at(ev, a, b, 0)
+}
+
+/// How deep [`deep_eq`] looks before giving up.
+const MAX_EQ_DEPTH: usize = 10_000;
+
+fn eq_at(ev: &Evaluator, a: &Value, b: &Value, depth: usize) -> Result<bool, ModuleError> {
+    if depth > MAX_EQ_DEPTH {
+        return Err(ModuleError::BadDefinition {
+            path: crate::modules::path::OptionPath::root(),
+            message: format!(
+                "cannot compare two definitions nested more than {MAX_EQ_DEPTH} levels deep"
+            ),
+            site: crate::modules::error::Site::new("<module system>", None),
+        });
+    }
     let a = ev.force(a)?;
     let b = ev.force(b)?;
     Ok(match (&a, &b) {
@@ -25,7 +41,7 @@ pub fn deep_eq(ev: &Evaluator, a: &Value, b: &Value) -> Result<bool, ModuleError
                 return Ok(false);
             }
             for (p, q) in x.iter().zip(y.iter()) {
-                if !deep_eq(ev, p, q)? {
+                if !eq_at(ev, p, q, depth + 1)? {
                     return Ok(false);
                 }
             }
@@ -37,13 +53,13 @@ pub fn deep_eq(ev: &Evaluator, a: &Value, b: &Value) -> Result<bool, ModuleError
             }
             // Like Nix, two steps (derivations) compare by their outPath.
             if let (Some(p), Some(q)) = (x.value("outPath"), y.value("outPath")) {
-                return deep_eq(ev, p, q);
+                return eq_at(ev, p, q, depth + 1);
             }
             if x.len() != y.len() || !x.names().eq(y.names()) {
                 return Ok(false);
             }
             for (p, q) in x.entries().iter().zip(y.entries().iter()) {
-                if !deep_eq(ev, &p.value, &q.value)? {
+                if !eq_at(ev, &p.value, &q.value, depth + 1)? {
                     return Ok(false);
                 }
             }
