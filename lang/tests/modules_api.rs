@@ -120,6 +120,19 @@ fn explain_of_an_unknown_option_suggests_names() {
 }
 
 #[test]
+fn explain_inside_a_value_names_the_option() {
+    let (ev, evaluated) = setup();
+    let err = evaluated
+        .explain(&ev, &path("users.alice.home"))
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("inside the value of the option `users`"),
+        "{text}"
+    );
+}
+
+#[test]
 fn docs_include_submodule_options_with_placeholders() {
     let (ev, evaluated) = setup();
     let docs = evaluated.option_docs(&ev).unwrap();

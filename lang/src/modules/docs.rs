@@ -291,6 +291,23 @@ impl Evaluated {
     pub fn explain(&self, ev: &Evaluator, path: &OptionPath) -> Result<Explanation, ModuleError> {
         let fp = &self.fixpoint;
         let Some(decl) = self.declaration(path) else {
+            // A path inside an option's value (a submodule, an attribute set):
+            // name the option that holds it.
+            let comps = path.components();
+            if let Some(holder) = (1..comps.len())
+                .map(|n| OptionPath::from(comps[..n].to_vec()))
+                .find(|p| self.declaration(p).is_some())
+            {
+                return Err(ModuleError::BadDefinition {
+                    message: format!(
+                        "`{path}` is inside the value of the option `{holder}`; \
+                         `--explain` works on declared options: explain `{holder}`, \
+                         or print the value with `-A {path}`"
+                    ),
+                    path: path.clone(),
+                    site: Site::new("<command line>", None),
+                });
+            }
             let all = fp.tree.option_paths();
             let suggestions =
                 crate::diag::suggest(&path.to_string(), all.iter().map(String::as_str));

@@ -18,6 +18,12 @@
 //! A stack of the options being merged (shared with submodule evaluations)
 //! turns the evaluator's "infinite recursion" into the chain of options
 //! involved.
+//!
+//! Memory: `config` refers to the fixpoint (its lazy values merge through
+//! it) and the fixpoint holds the modules, whose functions captured
+//! `config`: these `Rc` cycles keep an evaluation alive until the process
+//! ends. Evaluations are one-shot (a CLI command, a build), so this is
+//! accepted rather than complicating every value with weak references.
 
 use crate::eval::error::ErrorKind;
 use crate::eval::{Attrs, Evaluator, Value};
