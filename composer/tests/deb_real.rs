@@ -162,7 +162,7 @@ fn imago_lock_writes_the_lock_and_reports_changes() {
     let (code, stdout, stderr) = run(&["--package", "busybox-static"]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(
-        stdout.contains("1 packages (1 added, 0 removed, 0 changed)"),
+        stdout.contains("1 packages (1 added, 0 removed, 0 changed, 0 unused)"),
         "{stdout}"
     );
     assert!(stdout.contains("+ busybox-static 1:1.35.0"), "{stdout}");
@@ -173,15 +173,25 @@ fn imago_lock_writes_the_lock_and_reports_changes() {
     let (code, stdout, _) = run(&["--package", "busybox-static"]);
     assert_eq!(code, Some(0));
     assert!(
-        stdout.contains("(0 added, 0 removed, 0 changed)"),
+        stdout.contains("(0 added, 0 removed, 0 changed, 0 unused)"),
         "{stdout}"
     );
 
-    // A different root: busybox-static is reported as no longer used.
+    // A different root: busybox-static is kept (the lock may be shared)
+    // but reported as unused; --prune removes it.
     let (code, stdout, stderr) = run(&["-p", "zlib1g"]);
     assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("unused by these files (kept; --prune removes them): busybox-static"),
+        "{stdout}"
+    );
+    let lock = Lock::read(&dir.path().join("imago.lock")).unwrap();
+    assert!(lock.packages.contains_key("busybox-static"));
+    let (code, stdout, stderr) = run(&["-p", "zlib1g", "--prune"]);
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("- busybox-static"), "{stdout}");
-    assert!(stdout.contains("no longer used"), "{stdout}");
+    let lock = Lock::read(&dir.path().join("imago.lock")).unwrap();
+    assert!(!lock.packages.contains_key("busybox-static"));
 
     // An unknown package is a clear error, and the lock is left alone.
     let before = std::fs::read_to_string(dir.path().join("imago.lock")).unwrap();

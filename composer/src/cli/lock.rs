@@ -2,7 +2,8 @@
 //! `imago.lock` beside it.
 //!
 //! The roots are the names given with `--package`, or else the packages the
-//! configuration requests when evaluated in record mode
+//! configuration requests when its attribute (`-A`, by default the system's
+//! toplevel) is evaluated with the step table in record mode
 //! ([`collect_packages`]). Packages already in the lock keep their pinned
 //! versions (passed to apt as `NAME=VERSION`) unless `--update` names them
 //! (or names nothing, which means all). apt resolves the closure in its
@@ -22,8 +23,17 @@ use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The configuration file; the lock is written beside it as imago.lock.
-    pub file: PathBuf,
+    /// The configuration files (all in one directory: they share the
+    /// imago.lock written beside them).
+    #[arg(required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// The attribute whose packages are locked: `config.<option path>` for a
+    /// system, or a path into the file's own value.
+    #[arg(short = 'A', long = "attr", default_value = super::build::DEFAULT_ATTR, value_name = "ATTR.PATH")]
+    pub attr: String,
+    /// The module library directory.
+    #[arg(long, env = crate::system_eval::MODULES_ENV, value_name = "DIR")]
+    pub modules: Option<PathBuf>,
     /// Lock these packages instead of the ones the configuration uses
     /// (repeatable).
     #[arg(long = "package", short = 'p', value_name = "NAME")]
@@ -32,17 +42,36 @@ pub struct Args {
     /// versions in the package lists, after refreshing them.
     #[arg(long, num_args = 0.., value_name = "NAME")]
     pub update: Option<Vec<String>>,
+    /// Remove lock entries that none of the files uses (by default they are
+    /// kept, since other configurations beside these may share the lock,
+    /// and only reported).
+    #[arg(long)]
+    pub prune: bool,
 }
 
 impl Args {
-    pub fn run(self, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let lock_path = Lock::path_for(&self.file);
+    pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        let lock_path = Lock::path_for(&self.files[0]);
+        if let Some(other) = self.files.iter().find(|f| Lock::path_for(f) != lock_path) {
+            bail!(
+                "{} and {} are in different directories, so they do not share a lock; lock them separately",
+                self.files[0].display(),
+                other.display()
+            );
+        }
         let old = Lock::read_or_default(&lock_path)?;
-        let roots: BTreeSet<String> = if self.packages.is_empty() {
-            collect_packages(&self.file)?
+        let mut roots = BTreeSet::new();
+        if self.packages.is_empty() {
+            for file in &self.files {
+                match collect_packages(global, file, &self.attr, self.modules.as_deref())? {
+                    Some(names) => roots.extend(names),
+                    // The evaluation's diagnostics are already on stderr.
+                    None => return Ok(ExitCode::from(1)),
+                }
+            }
         } else {
-            self.packages.iter().cloned().collect()
-        };
+            roots.extend(self.packages.iter().cloned());
+        }
         for name in roots.iter().chain(self.update.iter().flatten()) {
             if !is_package_name(name) {
                 bail!("`{name}` is not a valid Debian package name");
@@ -51,7 +80,7 @@ impl Args {
         if roots.is_empty() {
             bail!(
                 "{} uses no Debian packages: nothing to lock",
-                self.file.display()
+                self.files[0].display()
             );
         }
         if let Some(names) = &self.update {
@@ -97,24 +126,27 @@ impl Args {
             new.packages.len(),
             t.elapsed().as_secs_f64()
         );
+        if !self.prune {
+            keep_unused(&old, &mut new);
+        }
+        let unused = new.unused(roots.iter().map(String::as_str));
         new.write(&lock_path)?;
-        print!("{}", summary(&lock_path, &old, &new));
+        print!("{}", summary(&lock_path, &old, &new, &unused));
         Ok(ExitCode::SUCCESS)
     }
 }
 
-/// The Debian package names a configuration uses, found by evaluating it
-/// with the step table in record mode.
-///
-/// The configuration evaluator's file-system IO and the system evaluation
-/// are not wired into the composer yet, so this reports that clearly and
-/// points at `--package`.
-pub fn collect_packages(file: &Path) -> anyhow::Result<BTreeSet<String>> {
-    bail!(
-        "finding the packages {} uses needs the configuration evaluator, which `imago lock` cannot run yet; \
-         name the packages with --package NAME (repeatable)",
-        file.display()
-    )
+/// The Debian package names `attr` of a configuration uses, found by
+/// evaluating it with the step table in record mode. `Ok(None)`: the
+/// evaluation failed and its diagnostics were printed on stderr.
+pub fn collect_packages(
+    global: &GlobalArgs,
+    file: &Path,
+    attr: &str,
+    modules: Option<&Path>,
+) -> anyhow::Result<Option<BTreeSet<String>>> {
+    super::build::requested_packages(global, file, attr, modules)
+        .with_context(|| format!("finding the packages {} uses", file.display()))
 }
 
 /// What to ask apt for: pinned versions for everything kept from the old
@@ -157,25 +189,49 @@ pub fn plan_requests(
     requests.into_iter().collect()
 }
 
+/// Carries over the old entries the new resolution did not produce (with
+/// what they depend on), so a lock shared by several configurations keeps
+/// the others' pins.
+pub fn keep_unused(old: &Lock, new: &mut Lock) {
+    let missing: Vec<&str> = old
+        .packages
+        .keys()
+        .filter(|n| !new.packages.contains_key(*n))
+        .map(String::as_str)
+        .collect();
+    for name in old.closure(missing).unwrap_or_default() {
+        if let Some(entry) = old.packages.get(&name) {
+            new.packages.entry(name).or_insert_with(|| entry.clone());
+        }
+    }
+}
+
 /// The short report `imago lock` prints.
-pub fn summary(path: &Path, old: &Lock, new: &Lock) -> String {
+pub fn summary(path: &Path, old: &Lock, new: &Lock, unused: &[String]) -> String {
     let diff = LockDiff::between(old, new);
     let mut out = format!(
-        "{}: {} packages ({} added, {} removed, {} changed)\n",
+        "{}: {} packages ({} added, {} removed, {} changed, {} unused)\n",
         path.display(),
         new.packages.len(),
         diff.added.len(),
         diff.removed.len(),
-        diff.changed.len()
+        diff.changed.len(),
+        unused.len()
     );
     for (name, version) in &diff.added {
         out.push_str(&format!("  + {name} {version}\n"));
     }
     for (name, version) in &diff.removed {
-        out.push_str(&format!("  - {name} {version} (no longer used)\n"));
+        out.push_str(&format!("  - {name} {version}\n"));
     }
     for (name, from, to) in &diff.changed {
         out.push_str(&format!("  ~ {name} {from} -> {to}\n"));
+    }
+    if !unused.is_empty() {
+        out.push_str(&format!(
+            "  unused by these files (kept; --prune removes them): {}\n",
+            unused.join(", ")
+        ));
     }
     out
 }
@@ -235,6 +291,10 @@ mod tests {
             Some(vec!["libc6".to_string(), "systemd".to_string()])
         );
         assert!(Cli::try_parse_from(["imago", "lock"]).is_err());
+        let a = parse(&["imago", "lock", "a.imago", "b.imago", "--prune"]);
+        assert_eq!(a.files.len(), 2);
+        assert!(a.prune);
+        assert_eq!(a.attr, "config.system.build.toplevel");
     }
 
     #[test]
@@ -260,14 +320,32 @@ mod tests {
     fn summary_lists_changes_and_unused_entries() {
         let old = lock(&[entry("a", "1", &[]), entry("gone", "1", &[])]);
         let new = lock(&[entry("a", "2", &[]), entry("b", "1", &[])]);
-        let text = summary(Path::new("imago.lock"), &old, &new);
+        let text = summary(Path::new("imago.lock"), &old, &new, &["b".to_string()]);
         assert!(
-            text.starts_with("imago.lock: 2 packages (1 added, 1 removed, 1 changed)"),
+            text.starts_with("imago.lock: 2 packages (1 added, 1 removed, 1 changed, 1 unused)"),
             "{text}"
         );
         assert!(text.contains("+ b 1"));
-        assert!(text.contains("- gone 1 (no longer used)"));
+        assert!(text.contains("- gone 1"));
         assert!(text.contains("~ a 1 -> 2"));
+        assert!(text.contains("unused by these files (kept; --prune removes them): b"));
+    }
+
+    #[test]
+    fn unused_entries_are_kept_with_their_dependencies() {
+        let old = lock(&[
+            entry("other", "1", &["libx"]),
+            entry("libx", "1", &[]),
+            entry("mine", "1", &[]),
+        ]);
+        let mut new = lock(&[entry("mine", "2", &[])]);
+        keep_unused(&old, &mut new);
+        assert_eq!(
+            new.packages.keys().collect::<Vec<_>>(),
+            ["libx", "mine", "other"]
+        );
+        assert_eq!(new.packages["mine"].version, "2");
+        assert_eq!(new.unused(["mine"]), ["libx", "other"]);
     }
 
     trait ArgForTest {
