@@ -3,8 +3,9 @@
 //! The protocol (each step durable before the next, so a crash at any point
 //! leaves nothing half-valid):
 //! 1. the builder writes `<tmp>/out`;
-//! 2. one walk canonicalizes modes, hashes, scans references, fsyncs
-//!    (fault points `after-hash`, `after-fsync`);
+//! 2. one walk canonicalizes modes, hashes and scans references (fault
+//!    point `after-hash`); one `syncfs` makes the output durable (fault
+//!    point `after-fsync`);
 //! 3. under the shared GC lock and the object's exclusive lock: if the path
 //!    is already valid, the temp dir is dropped; a leftover at the final path
 //!    that is not registered is removed; `out` is renamed into place (fault
@@ -85,6 +86,7 @@ impl Store {
         let out = tmp.out();
         let hashed = canon::hash_tree(&out, Mode::Canonicalize, candidate_refs)?;
         self.fault.hit("after-hash")?;
+        canon::sync_filesystem(&out)?;
         self.fault.hit("after-fsync")?;
         let path = StorePath::from_digest(&hashed.digest, name)?;
         let obj = NewObject {

@@ -21,7 +21,8 @@
 //!
 //! The same walk can also canonicalize the tree it hashes (used when adding
 //! an object): it clears write, setuid, setgid and sticky bits (files become
-//! 0444 or 0555, directories 0555) and fsyncs every file and directory. It
+//! 0444 or 0555, directories 0555); the caller then makes it durable with
+//! [`sync_filesystem`] (one `syncfs`, cheaper than fsyncing each file). It
 //! also scans file contents and symlink targets for the hash parts of
 //! candidate references with Aho-Corasick, chunk by chunk, keeping the last
 //! 31 bytes of the previous chunk so a hash split across two reads is found.
@@ -48,7 +49,7 @@ const CHUNK: usize = 1 << 20;
 pub(crate) enum Mode {
     /// Only read.
     ReadOnly,
-    /// Strip write/setuid/setgid/sticky bits and fsync everything. The top
+    /// Strip write/setuid/setgid/sticky bits. The top
     /// directory (if the root is a directory) keeps its owner write bit so it
     /// can still be renamed; [`finish_top`] makes it read-only afterwards.
     Canonicalize,
@@ -215,9 +216,6 @@ fn serialize<S: Sink + ?Sized>(
         buf: vec![0; CHUNK],
     };
     walk.node(root, &meta, 0, &mut out)?;
-    if mode == Mode::Canonicalize && meta.is_dir() {
-        fsync_dir(root)?;
-    }
     Ok(out.count)
 }
 
@@ -317,8 +315,6 @@ impl Walk<'_> {
                 file.set_permissions(Permissions::from_mode(perm))
                     .map_err(StoreError::io("making file read-only", path))?;
             }
-            file.sync_all()
-                .map_err(StoreError::io("syncing file", path))?;
         }
         Ok(())
     }
@@ -355,9 +351,6 @@ impl Walk<'_> {
         if self.mode == Mode::Canonicalize {
             // The top directory stays owner-writable until renamed into place.
             let perm = if depth == 0 { 0o755 } else { 0o555 };
-            if depth > 0 {
-                fsync_dir(path)?;
-            }
             if meta.mode() & 0o7777 != perm {
                 fs::set_permissions(path, Permissions::from_mode(perm))
                     .map_err(StoreError::io("making directory read-only", path))?;
@@ -399,6 +392,18 @@ pub(crate) fn finish_top(path: &Path) -> Result<()> {
             .map_err(StoreError::io("making directory read-only", path))?;
     }
     Ok(())
+}
+
+/// Makes everything written under `path` durable with one `syncfs(2)` of
+/// its file system. One call instead of an fsync per file and directory:
+/// an object of a thousand small files took seconds to fsync one by one
+/// on ext4 (a journal commit each), and the guarantee is the same.
+pub(crate) fn sync_filesystem(path: &Path) -> Result<()> {
+    // Open the directory holding `path` (a symlink cannot be opened).
+    let dir = path.parent().unwrap_or(path);
+    let handle = File::open(dir).map_err(StoreError::io("opening for sync", dir))?;
+    rustix::fs::syncfs(&handle)
+        .map_err(|e| StoreError::io("syncing the file system", dir)(e.into()))
 }
 
 /// fsyncs a directory (its entries become durable).

@@ -171,6 +171,7 @@ impl Store {
             }
             hashed.push(h);
         }
+        canon::sync_filesystem(tmp.path())?;
         let to_place: Vec<(PathBuf, NewObject<'_>)> = manifest
             .objects
             .iter()
