@@ -15,6 +15,7 @@
 # Protocol (every line ends with \n):
 #
 #   host -> guest   run <id> <timeout-secs> <stdin-len> <base64 of the script>
+#                   (<timeout-secs> may have decimals: 2.5)
 #                   followed by exactly <stdin-len> bytes of base64 text
 #                   (newlines allowed) that become the command's stdin;
 #                   with <stdin-len> 0 the command reads /dev/null.
@@ -79,8 +80,14 @@ printf '@imago-bd ready %s\n' "$$"
 while IFS=' ' read -r verb id tmo len cmd; do
     cmd=${cmd%"$cr"}
     [ "$verb" = run ] || continue
-    case "$id:$tmo:$len" in
-    *[!0-9:]* | :* | *:: | *:)
+    case "$id:$len" in
+    *[!0-9:]* | :* | *:)
+        printf '@imago-bd bad %s\n' "$id"
+        continue
+        ;;
+    esac
+    case "$tmo" in
+    '' | .* | *[!0-9.]*)
         printf '@imago-bd bad %s\n' "$id"
         continue
         ;;

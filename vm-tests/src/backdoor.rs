@@ -201,14 +201,19 @@ fn decode(pending: &Pending, what: &str) -> Result<Vec<u8>, Event> {
 }
 
 /// Encodes a request: the header line and the base64 stdin in 76-column lines.
-pub fn encode_request(id: u64, guest_timeout_secs: u64, script: &str, stdin: &[u8]) -> Vec<u8> {
+pub fn encode_request(id: u64, guest_timeout: Duration, script: &str, stdin: &[u8]) -> Vec<u8> {
+    // Tenths of a second, rounded up, at least 0.1 s (`sleep` takes decimals
+    // in busybox and coreutils).
+    let tenths = guest_timeout.as_millis().div_ceil(100).max(1);
     let mut body = String::new();
     for chunk in stdin.chunks(57) {
         body.push_str(&BASE64.encode(chunk));
         body.push('\n');
     }
     let mut request = format!(
-        "run {id} {guest_timeout_secs} {} {}\n",
+        "run {id} {}.{} {} {}\n",
+        tenths / 10,
+        tenths % 10,
         body.len(),
         BASE64.encode(script.as_bytes())
     )
@@ -291,8 +296,7 @@ impl Backdoor {
         let id = state.next_id;
         state.next_id += 1;
         let left = deadline.saturating_duration_since(Instant::now());
-        let guest_secs = left.as_secs_f64().ceil().max(1.0) as u64;
-        let request = encode_request(id, guest_secs, script, stdin);
+        let request = encode_request(id, left, script, stdin);
         {
             let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
             writer
@@ -461,11 +465,13 @@ mod tests {
 
     #[test]
     fn request_encoding() {
-        let request = encode_request(7, 3, "echo hi", &[1, 2, 3]);
+        let request = encode_request(7, Duration::from_secs(3), "echo hi", &[1, 2, 3]);
         let text = String::from_utf8(request).unwrap();
-        assert_eq!(text, "run 7 3 5 ZWNobyBoaQ==\nAQID\n");
-        let empty = String::from_utf8(encode_request(8, 1, "true", b"")).unwrap();
-        assert_eq!(empty, "run 8 1 0 dHJ1ZQ==\n");
+        assert_eq!(text, "run 7 3.0 5 ZWNobyBoaQ==\nAQID\n");
+        let empty = encode_request(8, Duration::from_millis(1501), "true", b"");
+        assert_eq!(String::from_utf8(empty).unwrap(), "run 8 1.6 0 dHJ1ZQ==\n");
+        let tiny = encode_request(9, Duration::ZERO, "true", b"");
+        assert!(String::from_utf8(tiny).unwrap().starts_with("run 9 0.1 0 "));
     }
 }
 
@@ -559,6 +565,22 @@ mod script_tests {
             start.elapsed()
         );
         assert_eq!(run(&backdoor, "echo alive", b"", 10).stdout, b"alive\n");
+        let start = Instant::now();
+        let reply = backdoor
+            .run(
+                "sleep 30",
+                b"",
+                Duration::from_millis(700),
+                "sleep",
+                &mut || None,
+            )
+            .unwrap_or_else(|_| panic!("{shell}: no reply"));
+        assert!(reply.timed_out, "{shell}: {reply:?}");
+        assert!(
+            start.elapsed() < Duration::from_millis(2500),
+            "{shell}: {:?}",
+            start.elapsed()
+        );
         // SIGTERM lets the script remove its working directory.
         let pid = child.id().to_string();
         assert!(Command::new("kill").arg(&pid).status().unwrap().success());

@@ -17,6 +17,9 @@ use imago_vm_tests::{
 
 const SEC: Duration = Duration::from_secs(1);
 
+/// The timeout of waits that are meant to time out.
+const SHORT: Duration = Duration::from_millis(500);
+
 /// Boot timeout (scaled by the accelerator factor like every timeout).
 const BOOT: Duration = Duration::from_secs(20);
 
@@ -143,7 +146,7 @@ vm_test!(
         let factor = driver.accel().factor;
         let limit = |base: Duration| base.mul_f64(factor) + 6 * SEC;
         let t = Instant::now();
-        let (text, failure) = failure_text(m.succeed("sleep 600", SEC));
+        let (text, failure) = failure_text(m.succeed("sleep 600", SHORT));
         assert!(
             matches!(failure.error(), Error::CommandTimedOut { .. }),
             "{text}"
@@ -155,11 +158,11 @@ vm_test!(
                 .contains("`sleep 600` timed out"),
             "{text}"
         );
-        assert!(t.elapsed() < limit(SEC), "took {:?}", t.elapsed());
+        assert!(t.elapsed() < limit(SHORT), "took {:?}", t.elapsed());
         assert_eq!(m.succeed("echo still alive", 5 * SEC)?, "still alive\n");
 
         let t = Instant::now();
-        let (text, _) = failure_text(m.wait_until_succeeds("echo not yet; exit 1", SEC));
+        let (text, _) = failure_text(m.wait_until_succeeds("echo not yet; exit 1", SHORT));
         assert!(
             text.contains("waiting for `echo not yet; exit 1` to succeed"),
             "{text}"
@@ -168,14 +171,14 @@ vm_test!(
             text.contains("exit code 1") && text.contains("not yet"),
             "{text}"
         );
-        assert!(t.elapsed() < limit(SEC), "took {:?}", t.elapsed());
+        assert!(t.elapsed() < limit(SHORT), "took {:?}", t.elapsed());
 
-        let (text, _) = failure_text(m.wait_for_console_text("never printed", SEC));
+        let (text, _) = failure_text(m.wait_for_console_text("never printed", SHORT));
         assert!(
             text.contains("waiting for console text /never printed/"),
             "{text}"
         );
-        let (text, _) = failure_text(m.wait_for_unit("sshd.service", SEC));
+        let (text, _) = failure_text(m.wait_for_unit("sshd.service", SHORT));
         assert!(
             text.contains("unit sshd.service to be active")
                 && text.contains("systemctl: not found"),
