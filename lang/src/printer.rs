@@ -207,7 +207,7 @@ impl Printer {
                 }
             }
             ExprKind::HasAttr { expr, path } => {
-                self.expr(expr, HAS_ATTR + 1);
+                self.expr(expr, HAS_ATTR);
                 self.out.push_str(" ? ");
                 self.attr_path(path);
             }

@@ -57,6 +57,7 @@ fn precedence_follows_nix() {
         ("f -1", "(- f 1)"),
         ("a ? b.c", "(? a \"b\".\"c\")"),
         ("a ++ b ? c", "(++ a (? b \"c\"))"),
+        ("a ? b ? c.d", "(? (? a \"b\") \"c\".\"d\")"),
         ("f a b", "(app (app f a) b)"),
         ("f a.b c", "(app (app f (. a \"b\")) c)"),
         ("a.b or c d", "(app (. a \"b\" or c) d)"),
@@ -74,13 +75,7 @@ fn precedence_follows_nix() {
 
 #[test]
 fn non_associative_operators_are_rejected() {
-    for src in [
-        "a == b == c",
-        "a < b < c",
-        "a != b == c",
-        "a ? b ? c",
-        "a <= b > c",
-    ] {
+    for src in ["a == b == c", "a < b < c", "a != b == c", "a <= b > c"] {
         assert_eq!(codes(src), vec!["E0109"], "{src}");
     }
     assert_eq!(

@@ -82,7 +82,7 @@ pub enum ParseError {
     /// A URI, `<nixpath>`, `~/x` or legacy `let { }`.
     #[error("{what}")]
     Unsupported { what: Unsupported, span: Span },
-    /// `a == b == c`, `a < b < c`, `a ? b ? c`.
+    /// `a == b == c`, `a < b < c`.
     #[error("operator `{next}` cannot follow `{op}` without parentheses")]
     NonAssociative {
         op: &'static str,

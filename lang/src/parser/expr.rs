@@ -314,8 +314,10 @@ impl Parser<'_> {
         let mut chain = 0;
         loop {
             let t = self.tok();
+            // `?` takes an attribute path, not an operand, so `a ? b ? c`
+            // is `(a ? b) ? c`, as in Nix.
             let (prec, assoc) = if t.kind == TokenKind::Question {
-                (PREC_HAS_ATTR, Assoc::Non)
+                (PREC_HAS_ATTR, Assoc::Left)
             } else {
                 match binop(t.kind) {
                     Some(op) => binop_prec(op),
