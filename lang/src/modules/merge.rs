@@ -652,3 +652,56 @@ fn function_to(fp: &Rc<Fixpoint>, path: &OptionPath, result: &Rc<Type>, defs: Ve
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(value: i64, prio: i64, order: i64) -> Def {
+        Def {
+            value: Value::Int(value),
+            site: Site::new("t", None),
+            prio,
+            order,
+            is_default: false,
+        }
+    }
+
+    fn values(defs: &[Def]) -> Vec<i64> {
+        defs.iter()
+            .map(|d| match d.value {
+                Value::Int(i) => i,
+                _ => -1,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lowest_priority_number_wins() {
+        let defs = vec![
+            def(1, DEFAULT_PRIORITY, DEFAULT_ORDER),
+            def(2, 1000, DEFAULT_ORDER),
+            def(3, 50, DEFAULT_ORDER),
+            def(4, OPTION_DEFAULT_PRIORITY, DEFAULT_ORDER),
+            def(5, 50, DEFAULT_ORDER),
+        ];
+        assert_eq!(values(&select_winners(defs)), vec![3, 5]);
+    }
+
+    #[test]
+    fn winners_sort_by_order_and_keep_module_order() {
+        let defs = vec![
+            def(1, 100, 1000),
+            def(2, 100, 1500),
+            def(3, 100, 500),
+            def(4, 100, 1000),
+            def(5, 100, 500),
+        ];
+        assert_eq!(values(&select_winners(defs)), vec![3, 5, 1, 4, 2]);
+    }
+
+    #[test]
+    fn no_definitions_stay_none() {
+        assert!(select_winners(Vec::new()).is_empty());
+    }
+}

@@ -425,3 +425,47 @@ impl Type {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compound_descriptions_are_parenthesised() {
+        let s = Rc::new(Type::Str);
+        let list = Rc::new(Type::ListOf(s.clone()));
+        assert_eq!(list.description(), "list of string");
+        let nested = Type::AttrsOf(list.clone());
+        assert_eq!(nested.description(), "attribute set of (list of string)");
+        let either = Type::OneOf(vec![Rc::new(Type::Int), list]);
+        assert_eq!(either.description(), "signed integer or (list of string)");
+        let port = Type::IntBetween {
+            min: Some(0),
+            max: Some(65535),
+        };
+        assert_eq!(
+            port.description(),
+            "integer between 0 and 65535 (both inclusive)"
+        );
+    }
+
+    #[test]
+    fn submodule_declarations_combine_through_wrappers() {
+        let a = Rc::new(Type::AttrsOf(Rc::new(Type::Submodule(vec![(
+            Value::Null,
+            Site::new("a", None),
+        )]))));
+        let b = Rc::new(Type::AttrsOf(Rc::new(Type::Submodule(vec![(
+            Value::Null,
+            Site::new("b", None),
+        )]))));
+        match Type::combine(&a, &b).as_deref() {
+            Some(Type::AttrsOf(inner)) => match &**inner {
+                Type::Submodule(m) => assert_eq!(m.len(), 2),
+                _ => panic!("not a submodule"),
+            },
+            _ => panic!("did not combine"),
+        }
+        assert!(Type::combine(&Rc::new(Type::Str), &Rc::new(Type::Str)).is_none());
+    }
+}
