@@ -311,3 +311,38 @@ fn error_codes_are_distinct() {
     codes.dedup();
     assert_eq!(codes.len(), kinds.len());
 }
+
+/// A recursion whose every level is a deep expression: bounded by the native
+/// stack budget (the call-depth limit alone would allow a stack overflow).
+fn deep_expression_recursion() -> String {
+    let body = format!("{}f (n - 1){}", "1 + (".repeat(200), ")".repeat(200));
+    format!("let f = n: if n == 0 then 0 else {body}; in f 100000")
+}
+
+#[test]
+fn deep_expressions_in_deep_recursion_stop_within_the_stack() {
+    let code = with_large_stack(|| {
+        let ev = ev_with(MemoryIo::new());
+        eval(&ev, &deep_expression_recursion())
+            .unwrap_err()
+            .code()
+            .0
+    })
+    .unwrap();
+    assert_eq!(code, "E0216");
+}
+
+#[test]
+fn stack_budget_protects_small_stacks() {
+    // The default test thread has a 2 MB stack.
+    let ev = ev_with(MemoryIo::new());
+    ev.set_stack_budget(512 * 1024);
+    let e = eval(
+        &ev,
+        "let f = n: if n == 0 then 0 else 1 + f (n - 1); in f 100000",
+    )
+    .unwrap_err();
+    assert_eq!(e.code().0, "E0216");
+    // The evaluator is still usable afterwards.
+    assert_eq!(show(&ev, "1 + 1"), "2");
+}

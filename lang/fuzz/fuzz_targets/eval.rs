@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let io = MemoryIo::new().with_file("/fuzz/lib.imago", "{ x = 1; f = a: a + 1; }");
     let mut ev = Evaluator::new(Rc::new(io), Rc::new(NoStore));
     ev.set_max_depth(500);
+    ev.set_stack_budget(4 << 20);
     let pkgs = ev.packages_value();
     ev.with_global("pkgs", pkgs);
     let result = ev

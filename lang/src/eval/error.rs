@@ -69,7 +69,9 @@ pub enum ErrorKind {
     },
     #[error("{}", .0.message)]
     Hook(#[source] crate::hook::HookError),
-    #[error("evaluation nested too deeply (more than {limit} levels)")]
+    /// More than `limit` nested calls and forces, or more native stack than
+    /// the evaluator's budget.
+    #[error("evaluation nested too deeply")]
     DepthLimit { limit: usize },
     #[error("{function}: {message}")]
     InvalidArgument {
@@ -383,10 +385,10 @@ impl IntoDiagnostic for EvalError {
                     d = d.with_hint(hint.clone());
                 }
             }
-            ErrorKind::DepthLimit { .. } => {
-                d = d
-                    .with_primary(inner.span, "while evaluating this")
-                    .with_hint("look for a function that calls itself without end");
+            ErrorKind::DepthLimit { limit } => {
+                d = d.with_primary(inner.span, "while evaluating this").with_hint(format!(
+                    "at most {limit} calls may be nested; look for a function that calls itself without end"
+                ));
             }
             ErrorKind::InvalidArgument { .. } => {
                 d = d.with_primary(inner.span, "here");

@@ -27,6 +27,29 @@ use std::rc::Rc;
 impl Evaluator {
     /// Evaluates `ir` in `env` to weak head normal form.
     pub(crate) fn eval(&self, ir: &Ir, env: &Rc<Env>) -> Result<Value, EvalError> {
+        // Bound the native stack actually used, whatever the frame sizes
+        // (debug builds use far more per level than release builds): measure
+        // the distance from where the outermost evaluation started.
+        let marker = 0u8;
+        let here = std::ptr::addr_of!(marker) as usize;
+        let depth = self.eval_depth.get();
+        if depth == 0 {
+            self.stack_base.set(here);
+        } else if self.stack_base.get().abs_diff(here) > self.stack_budget.get() {
+            return Err(EvalError::new(
+                ErrorKind::DepthLimit {
+                    limit: self.max_depth.get(),
+                },
+                ir.span,
+            ));
+        }
+        self.eval_depth.set(depth + 1);
+        let r = self.eval_inner(ir, env);
+        self.eval_depth.set(depth);
+        r
+    }
+
+    fn eval_inner(&self, ir: &Ir, env: &Rc<Env>) -> Result<Value, EvalError> {
         match &ir.kind {
             IrKind::Const(v) => match v {
                 // A global may be a lazy native value.

@@ -18,9 +18,11 @@
 //! # Embedding
 //!
 //! [`Evaluator`] is single-threaded (it uses `Rc`). Deeply recursive programs
-//! need a deep native stack: run evaluation inside [`with_large_stack`]; the
-//! evaluator itself turns more than [`DEFAULT_MAX_DEPTH`] nested calls or
-//! forces into an error (`E0216`) instead of overflowing.
+//! need a deep native stack: run evaluation inside [`with_large_stack`] (or
+//! lower [`Evaluator::set_stack_budget`] on a smaller stack). The evaluator
+//! turns more than [`DEFAULT_MAX_DEPTH`] nested calls or forces, or more
+//! native stack than its budget, into an error (`E0216`) instead of
+//! overflowing.
 //!
 //! Rust code builds values with [`Value::attrs_from`], [`Value::list`],
 //! [`Value::string`], [`Value::primop`] (a builtin receiving `&Evaluator`,
@@ -75,6 +77,10 @@ pub const DEFAULT_MAX_DEPTH: usize = 10_000;
 /// Native stack size for [`with_large_stack`].
 pub const LARGE_STACK: usize = 256 * 1024 * 1024;
 
+/// Native stack evaluation may use by default: what [`with_large_stack`]
+/// provides, less a margin for the embedder's own frames.
+pub const DEFAULT_STACK_BUDGET: usize = LARGE_STACK - 32 * 1024 * 1024;
+
 /// The file a directory import reads.
 pub const DEFAULT_FILE: &str = "default.imago";
 
@@ -104,6 +110,9 @@ pub struct Evaluator {
     pub(crate) path_steps: RefCell<HashMap<PathBuf, String>>,
     pub(crate) stack: RefCell<Vec<StackEntry>>,
     pub(crate) max_depth: Cell<usize>,
+    pub(crate) eval_depth: Cell<u32>,
+    pub(crate) stack_base: Cell<usize>,
+    pub(crate) stack_budget: Cell<usize>,
     pub(crate) trace_handler: RefCell<TraceHandler>,
     pub(crate) regex_cache: RefCell<HashMap<String, Rc<regex::Regex>>>,
     pub(crate) packages: RefCell<Option<Value>>,
@@ -125,6 +134,9 @@ impl Evaluator {
             path_steps: RefCell::new(HashMap::new()),
             stack: RefCell::new(Vec::new()),
             max_depth: Cell::new(DEFAULT_MAX_DEPTH),
+            eval_depth: Cell::new(0),
+            stack_base: Cell::new(0),
+            stack_budget: Cell::new(DEFAULT_STACK_BUDGET),
             trace_handler: RefCell::new(Rc::new(|msg: &str| eprintln!("trace: {msg}"))),
             regex_cache: RefCell::new(HashMap::new()),
             packages: RefCell::new(None),
@@ -154,6 +166,13 @@ impl Evaluator {
     /// Where `builtins.trace` output goes (default: stderr, `trace: msg`).
     pub fn set_trace_handler(&self, handler: TraceHandler) {
         *self.trace_handler.borrow_mut() = handler;
+    }
+
+    /// How many bytes of native stack evaluation may use before failing with
+    /// a depth error (default [`DEFAULT_STACK_BUDGET`], which assumes
+    /// [`with_large_stack`]). Lower it when evaluating on a smaller stack.
+    pub fn set_stack_budget(&self, bytes: usize) {
+        self.stack_budget.set(bytes);
     }
 
     /// The limit on nested calls and forces (default [`DEFAULT_MAX_DEPTH`]).
