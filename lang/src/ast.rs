@@ -47,7 +47,10 @@ pub enum ExprKind {
     /// `{ ... }` or `rec { ... }`
     Attrs { rec: bool, bindings: Vec<Binding> },
     /// `let bindings in body`
-    Let { bindings: Vec<Binding>, body: Box<Expr> },
+    Let {
+        bindings: Vec<Binding>,
+        body: Box<Expr>,
+    },
     /// `param: body`
     Lambda { param: Param, body: Box<Expr> },
     /// `func arg`

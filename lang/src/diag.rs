@@ -144,7 +144,10 @@ impl<'a> Files<'a> for MapFiles<'a> {
             given: line_index,
             max: starts.len() - 1,
         })?;
-        let end = starts.get(line_index + 1).copied().unwrap_or(file.text.len());
+        let end = starts
+            .get(line_index + 1)
+            .copied()
+            .unwrap_or(file.text.len());
         Ok(start..end)
     }
 }
@@ -279,7 +282,11 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .collect();
     scored.sort();
     scored.dedup();
-    scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, c)| c.to_string())
+        .collect()
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -314,7 +321,10 @@ mod tests {
         let d = Diagnostic::error(Code("E0201"), "undefined variable `y`")
             .with_primary(Span::new(f, 14, 15), "not defined here");
         let text = render(&[d], &map, false);
-        assert!(text.contains("error[E0201]: undefined variable `y`"), "{text}");
+        assert!(
+            text.contains("error[E0201]: undefined variable `y`"),
+            "{text}"
+        );
         assert!(text.contains("/cfg/a.imago:2:4"), "{text}");
         assert!(text.contains('^'), "{text}");
     }

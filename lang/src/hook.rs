@@ -97,7 +97,11 @@ pub struct NoStore;
 
 impl StoreHook for NoStore {
     fn add_step(&self, request: StepRequest) -> Result<String, HookError> {
-        Ok(format!("/imago/pending/{}-{}", fnv_hex(&format!("{request:?}")), request.name))
+        Ok(format!(
+            "/imago/pending/{}-{}",
+            fnv_hex(&format!("{request:?}")),
+            request.name
+        ))
     }
 }
 
