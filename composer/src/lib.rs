@@ -13,6 +13,7 @@ pub mod builders;
 pub mod cli;
 pub mod debian;
 pub mod fsio;
+pub mod generations;
 pub mod graph;
 pub mod image;
 pub mod store;

@@ -1,0 +1,319 @@
+#!@tools@/bin/sh
+# switch-to-configuration ACTION [SYSTEM] — make SYSTEM (a toplevel of the
+# system `@name@`) the running system, the boot default, or both.
+#
+#   test    activate SYSTEM now and reload/restart services; the boot
+#           default is unchanged (a reboot returns to it)
+#   boot    add SYSTEM as a new generation: profile link, kernel and initrd
+#           on the ESP, a boot entry with 3 tries, made the default
+#   switch  boot, then test
+#
+# SYSTEM defaults to the toplevel this script belongs to (the directory above
+# `bin/`). Runs under busybox with Imago's own tools: the target needs no
+# imago binary. The algorithm and its failure handling are described in
+# docs/generations.md.
+#
+# Environment (for tests and unusual layouts): IMAGO_PROFILES (default
+# /imago/var/profiles), IMAGO_ESP (default /boot), IMAGO_CMDLINE (default
+# /proc/cmdline), IMAGO_RUN (default /run: booted-system, current-system),
+# IMAGO_ESP_FREE_KIB (overrides the measured free space of the
+# ESP, in KiB).
+set -eu
+export PATH=@tools@/bin
+umask 022
+
+name=@name@
+kernel_src=@kernel@
+initrd_src=@initrd@
+kernel_params=@params@
+limit=@limit@
+init_system=@init@
+store_prefix=/imago/store/
+tries=3
+
+profiles=${IMAGO_PROFILES:-/imago/var/profiles}
+esp=${IMAGO_ESP:-/boot}
+cmdline_file=${IMAGO_CMDLINE:-/proc/cmdline}
+run=${IMAGO_RUN:-/run}
+
+die() {
+    echo "switch-to-configuration: $*" >&2
+    exit 1
+}
+
+usage() {
+    echo "usage: switch-to-configuration switch|boot|test [SYSTEM]" >&2
+    exit 2
+}
+
+[ $# -ge 1 ] && [ $# -le 2 ] || usage
+action=$1
+case $action in
+    switch | boot | test) ;;
+    *) usage ;;
+esac
+
+if [ $# -eq 2 ]; then
+    system=$2
+else
+    # <toplevel>/bin/switch-to-configuration or <toplevel>/etc/imago/…
+    case $0 in
+        */bin/switch-to-configuration) system=${0%/bin/switch-to-configuration} ;;
+        */etc/imago/switch-to-configuration) system=${0%/etc/imago/switch-to-configuration} ;;
+        *) system="" ;;
+    esac
+    [ -n "$system" ] || die "cannot tell the system from $0; give it: switch-to-configuration $action SYSTEM"
+fi
+[ -d "$system" ] || die "system $system is not a directory"
+system=$(cd "$system" && pwd -P)
+[ -f "$system/boot.json" ] && [ -x "$system/activate" ] ||
+    die "$system is not a system toplevel (no boot.json or activate)"
+got_name=$(cat "$system/system-name" 2>/dev/null || true)
+[ "$got_name" = "$name" ] ||
+    die "$system is the system '$got_name', but this script belongs to '$name'"
+
+# Write $2 (text) to the file $1 durably: temp file, fsync, rename.
+write_file() {
+    tmp="$1.imago-tmp"
+    printf '%s' "$2" >"$tmp"
+    sync "$tmp"
+    mv -f "$tmp" "$1"
+}
+
+# The ESP file name of a file in the store, as image building names it:
+# /imago/store/<hash>-linux/bzImage -> <hash>-linux-bzImage.
+esp_name() {
+    printf '%s' "${1#"$store_prefix"}" | tr / -
+}
+
+# The generation numbers in the profile directory, one a line, ascending.
+generations() {
+    for link in "$profiles"/system-*-link; do
+        [ -L "$link" ] || continue
+        n=${link##*/system-}
+        n=${n%-link}
+        case $n in '' | *[!0-9]*) continue ;; esac
+        echo "$n"
+    done | sort -n
+}
+
+# The boot entry file of generation $1 (with or without a boot counter),
+# empty when there is none.
+entry_of() {
+    for f in "$esp/loader/entries/imago-$name-$1.conf" "$esp/loader/entries/imago-$name-$1+"*.conf; do
+        [ -f "$f" ] && { echo "$f"; return 0; }
+    done
+    return 0
+}
+
+# The root device words of the kernel command line: from the system's own
+# parameters when it names a root, else from the running kernel's.
+root_words() {
+    case " $kernel_params " in *" root="*) return 0 ;; esac
+    [ -r "$cmdline_file" ] || die "cannot read $cmdline_file to find the root device"
+    words=""
+    for w in $(cat "$cmdline_file"); do
+        case $w in root=* | rootfstype=*) words="$words $w" ;; esac
+    done
+    case $words in *root=*) ;; *) die "the system names no root device and $cmdline_file has no root=" ;; esac
+    echo "$words"
+}
+
+# Copy the store file $1 to the ESP as $2 unless it is there (names carry the
+# content hash): temp file, fsync, rename.
+copy_to_esp() {
+    dest="$esp/EFI/imago/$2"
+    [ -f "$dest" ] && return 0
+    cp "$1" "$dest.imago-tmp" || { rm -f "$dest.imago-tmp"; die "copying $1 to $dest failed"; }
+    sync "$dest.imago-tmp"
+    mv -f "$dest.imago-tmp" "$dest"
+}
+
+# Size in KiB of the file $1, rounded up, plus one 4 KiB cluster.
+kib() {
+    echo $(( ($(stat -L -c %s "$1") + 1023) / 1024 + 4 ))
+}
+
+do_boot() {
+    [ -d "$esp/loader" ] ||
+        die "the EFI system partition is not mounted at $esp (no $esp/loader); nothing was changed"
+    mkdir -p "$profiles"
+    kernel_file=$(esp_name "$kernel_src")
+    initrd_file=$(esp_name "$initrd_src")
+
+    # The generation: the current one when it already is this system.
+    gen=""
+    current=$(readlink "$profiles/system" 2>/dev/null || true)
+    if [ -n "$current" ] && [ "$(readlink "$profiles/$current" 2>/dev/null || true)" = "$system" ]; then
+        gen=${current#system-}
+        gen=${gen%-link}
+    fi
+    new_generation=false
+    if [ -z "$gen" ]; then
+        last=$(generations | tail -n 1)
+        gen=$(( ${last:-0} + 1 ))
+        new_generation=true
+    fi
+    entry=$(entry_of "$gen")
+    options="$kernel_params imago.system=$system$(root_words) rw"
+
+    # Room on the ESP, before anything is written.
+    need=8
+    [ -f "$esp/EFI/imago/$kernel_file" ] || need=$(( need + $(kib "$system/kernel") ))
+    [ -f "$esp/EFI/imago/$initrd_file" ] || need=$(( need + $(kib "$system/initrd") ))
+    if [ -n "${IMAGO_ESP_FREE_KIB:-}" ]; then
+        free=$IMAGO_ESP_FREE_KIB
+    else
+        free=$(df -P -k "$esp" | awk 'NR == 2 { print $4 }')
+    fi
+    [ "$free" -ge "$need" ] ||
+        die "the EFI system partition at $esp has $free KiB free but generation $gen needs $need KiB; nothing was changed (delete old generations with 'imago generations delete' or lower boot.loader.configurationLimit)"
+
+    # The profile link first: it keeps the system alive for garbage
+    # collection while the ESP refers to it.
+    if $new_generation; then
+        ln -sfn "$system" "$profiles/system-$gen-link.imago-tmp"
+        mv -Tf "$profiles/system-$gen-link.imago-tmp" "$profiles/system-$gen-link"
+    fi
+
+    mkdir -p "$esp/EFI/imago" "$esp/loader/entries"
+    copy_to_esp "$system/kernel" "$kernel_file"
+    copy_to_esp "$system/initrd" "$initrd_file"
+    if [ -z "$entry" ]; then
+        entry="$esp/loader/entries/imago-$name-$gen+$tries.conf"
+        write_file "$entry" "title $name (generation $gen, $(date -u +%Y-%m-%d))
+version $gen
+linux /EFI/imago/$kernel_file
+initrd /EFI/imago/$initrd_file
+options $options
+"
+    fi
+
+    # The default: the newest good entry of this system.
+    loader="$esp/loader/loader.conf"
+    want="default imago-$name-*"
+    if ! grep -qxF "$want" "$loader" 2>/dev/null; then
+        if [ -f "$loader" ]; then
+            rest=$(grep -v '^default[[:space:]]' "$loader" || true)
+        else
+            rest="timeout 0
+console-mode keep
+editor no"
+        fi
+        write_file "$loader" "$want
+$rest
+"
+    fi
+
+    ln -sfn "system-$gen-link" "$profiles/system.imago-tmp"
+    mv -Tf "$profiles/system.imago-tmp" "$profiles/system"
+    sync -f "$profiles" 2>/dev/null || sync
+
+    prune "$gen"
+    echo "switch-to-configuration: generation $gen ($system) is the boot default"
+}
+
+# Keep at most $limit entries of this system: never the new one ($1), the
+# booted one, or one of the running system. Then delete kernels and initrds
+# no entry uses.
+prune() {
+    booted=$(readlink "$run/booted-system" 2>/dev/null || true)
+    running=$(readlink "$run/current-system" 2>/dev/null || true)
+    count=0
+    for n in $(generations | sort -rn); do
+        f=$(entry_of "$n")
+        [ -n "$f" ] || continue
+        count=$(( count + 1 ))
+        [ "$count" -gt "$limit" ] || continue
+        [ "$n" = "$1" ] && continue
+        target=$(readlink "$profiles/system-$n-link" 2>/dev/null || true)
+        if [ -n "$target" ] && { [ "$target" = "$booted" ] || [ "$target" = "$running" ]; }; then
+            continue
+        fi
+        rm -f "$f"
+        echo "switch-to-configuration: removed the boot entry of generation $n (limit $limit)"
+    done
+    sync -f "$esp/loader/entries" 2>/dev/null || true
+    for f in "$esp/EFI/imago"/*; do
+        [ -f "$f" ] || continue
+        case $f in *.imago-tmp) rm -f "$f"; continue ;; esac
+        used=false
+        for e in "$esp/loader/entries"/*.conf; do
+            [ -f "$e" ] || continue
+            if grep -qE "^(linux|initrd)[[:space:]]+/EFI/imago/${f##*/}\$" "$e"; then
+                used=true
+                break
+            fi
+        done
+        $used || rm -f "$f"
+    done
+}
+
+# Start, stop and restart units after activation (systemd).
+systemd_services() {
+    old=$1
+    new_units="$system/etc/systemd/system"
+    old_units="$old/etc/systemd/system"
+    systemctl daemon-reload || echo "switch-to-configuration: systemctl daemon-reload failed" >&2
+    status=0
+    if [ -n "$old" ] && [ -d "$old_units" ]; then
+        for u in "$old_units"/*.service; do
+            [ -e "$u" ] || continue
+            unit=${u##*/}
+            [ -e "$new_units/$unit" ] && continue
+            echo "switch-to-configuration: stopping $unit"
+            systemctl stop "$unit" || status=1
+        done
+    fi
+    for w in "$new_units/multi-user.target.wants"/*; do
+        [ -e "$w" ] || [ -L "$w" ] || continue
+        unit=${w##*/}
+        if [ -n "$old" ] && [ -e "$old_units/multi-user.target.wants/$unit" ]; then
+            if [ -e "$old_units/$unit" ] && [ -e "$new_units/$unit" ] &&
+                ! cmp -s "$old_units/$unit" "$new_units/$unit"; then
+                echo "switch-to-configuration: restarting $unit"
+                systemctl restart "$unit" || status=1
+            fi
+        else
+            echo "switch-to-configuration: starting $unit"
+            systemctl start "$unit" || status=1
+        fi
+    done
+    return $status
+}
+
+# Reload inittab and run the `once` services that are new (busybox init).
+busybox_services() {
+    old=$1
+    kill -HUP 1 || echo "switch-to-configuration: could not signal init" >&2
+    grep '^[^#]*::once:' "$system/etc/inittab" | while IFS= read -r line; do
+        if [ -n "$old" ] && [ -f "$old/etc/inittab" ] && grep -qxF "$line" "$old/etc/inittab"; then
+            continue
+        fi
+        cmd=${line#*::once:}
+        echo "switch-to-configuration: starting $cmd"
+        (sh -c "$cmd" </dev/null >/dev/console 2>&1 &)
+    done
+}
+
+do_test() {
+    old=$(readlink "$run/current-system" 2>/dev/null || true)
+    if ! "$system/activate" "$system"; then
+        die "activation of $system failed; the running system ${old:-(unknown)} is still current"
+    fi
+    if [ "$init_system" = systemd ]; then
+        systemd_services "$old" || die "some services of $system failed to start or stop"
+    else
+        busybox_services "$old"
+    fi
+    echo "switch-to-configuration: $system is the running system"
+}
+
+case $action in
+    boot) do_boot ;;
+    test) do_test ;;
+    switch)
+        do_boot
+        do_test
+        ;;
+esac
