@@ -28,13 +28,34 @@ pub const MODULES_ENV: &str = "IMAGO_MODULES";
 /// The module library directory: the `--modules` flag (clap also reads
 /// `IMAGO_MODULES` into it), else the `modules/` directory of the source tree
 /// this binary was built from.
+/// The result is absolute and lexically normalised (no `.` or `..`), so that
+/// file names under it print the same way everywhere.
 pub fn modules_dir(flag: Option<&Path>) -> PathBuf {
     match flag {
-        Some(dir) => dir.to_path_buf(),
-        None => Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../modules"))
-            .components()
-            .collect(),
+        Some(dir) => normalize(&absolute(dir)),
+        None => normalize(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../modules"
+        ))),
     }
+}
+
+/// Removes `.` and resolves `..` lexically.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 /// An evaluation that failed, with the evaluator that knows its sources.
@@ -232,6 +253,25 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    #[test]
+    fn the_library_directory_is_normalised() {
+        let d = modules_dir(None);
+        assert!(d.is_absolute(), "{}", d.display());
+        assert!(
+            !d.components().any(|c| matches!(
+                c,
+                std::path::Component::ParentDir | std::path::Component::CurDir
+            )),
+            "{}",
+            d.display()
+        );
+        assert!(d.ends_with("modules"), "{}", d.display());
+        assert_eq!(
+            normalize(Path::new("/a/b/../c/./d")),
+            PathBuf::from("/a/c/d")
+        );
     }
 
     #[test]

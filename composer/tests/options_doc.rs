@@ -69,6 +69,14 @@ fn every_declared_option_is_documented() {
         if o["type"].as_str().is_none_or(str::is_empty) {
             problems.push(format!("`{name}` has no type"));
         }
+        // Machine-independent: library files are named relative to the
+        // source tree.
+        let declared = o["declarations"][0].as_str().unwrap_or("");
+        if !declared.starts_with("modules/") {
+            problems.push(format!(
+                "`{name}` is declared in `{declared}`, not under modules/"
+            ));
+        }
     }
     assert!(
         problems.is_empty(),
