@@ -197,6 +197,19 @@ impl Driver {
         result
     }
 
+    /// Runs host-side preparation (building a system, a disk image) as a
+    /// step of the log; an error becomes a [`Failure`] with
+    /// [`Error::Setup`], so setup problems are reported like guest ones.
+    pub fn setup<T, E: std::fmt::Display>(
+        &self,
+        text: &str,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, Failure> {
+        self.shared.step(text.to_owned(), || {
+            f().map_err(|e| Error::Setup(e.to_string()))
+        })
+    }
+
     /// The current report: step log and console tails.
     pub fn report(&self) -> String {
         self.shared.report()

@@ -35,6 +35,9 @@ pub enum Error {
     /// The machine configuration is unusable.
     #[error("invalid machine configuration: {0}")]
     Config(String),
+    /// Host-side preparation of a test (building a system, an image) failed.
+    #[error("test setup failed: {0}")]
+    Setup(String),
     /// An operation needed a running machine.
     #[error("machine {0} is not running (call start() first)")]
     NotRunning(String),

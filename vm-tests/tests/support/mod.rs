@@ -1,0 +1,225 @@
+//! Test support for VM tests of real Imago systems: build a system file of
+//! `vm-tests/systems/` into a store shared by all tests, make a disk image
+//! of it, and turn either into a [`MachineConfig`].
+//!
+//! How it works:
+//! * Systems are built by calling the composer library
+//!   (`imago::cli::build::build_file`, the pipeline of `imago build`) in the
+//!   test process. The `imago` binary is not used: `cargo test -p
+//!   imago-vm-tests` does not build it, so looking for it next to the test
+//!   executable would find nothing or a stale binary.
+//! * The store is `$CARGO_TARGET_TMPDIR/imago-vm-store` (under the target
+//!   directory), so later runs reuse every cached step; Debian packages come
+//!   from the user's shared download cache (`~/.cache/imago`). The store's
+//!   step locks make parallel test processes safe; within one process a
+//!   mutex builds each system once.
+//! * Disk images are written to `$CARGO_TARGET_TMPDIR/imago-vm-images`,
+//!   named after the toplevel's store path (so a changed system gets a new
+//!   image) and written atomically by the image builder. Machines only
+//!   ever see a copy-on-write overlay of them.
+//! * Direct-boot machines share the store over virtiofs (Debian's cloud
+//!   kernel has no 9p) with the kernel command line of the toplevel's
+//!   `boot.json`, as `imago run` does, plus `console=ttyS0` and
+//!   `no_timer_check` (see docs/vm-tests.md).
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use imago::boot::bootspec::BootSpec;
+use imago::cli::build::{BuildRequest, DEFAULT_ATTR, Outcome, build_file};
+use imago::cli::{ErrorFormat, GlobalArgs};
+use imago::debian::apt::default_deb_cache;
+use imago::graph::BuildOptions;
+use imago::graph::progress::ProgressMode;
+use imago::image::{ImageOptions, build_raw};
+use imago::store::{Store, StorePath};
+use imago_vm_tests::{
+    Boot, DiskFormat, DiskImage, Driver, Failure, MachineConfig, MachineName, StoreTransport,
+};
+
+/// Kernel parameters added to every direct boot: the store over virtiofs
+/// (the tag the driver uses), the console on the serial port, and no IO-APIC
+/// timer check (it fails under TCG on a loaded host).
+const EXTRA_KERNEL_PARAMS: &[&str] = &[
+    "imago.store=virtiofs:imago-store",
+    "console=ttyS0",
+    "no_timer_check",
+];
+
+/// OVMF's firmware code and variable store template (package `ovmf`).
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE.fd";
+/// See [`OVMF_CODE`].
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS.fd";
+
+/// A built system.
+#[derive(Debug, Clone)]
+pub struct System {
+    /// The toplevel's store path.
+    pub toplevel: StorePath,
+    /// The toplevel's directory in the store.
+    pub physical: PathBuf,
+    /// Its `boot.json`.
+    pub spec: BootSpec,
+    /// The store directory.
+    pub store: PathBuf,
+}
+
+/// The directory of the test system files.
+pub fn systems_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("systems")
+}
+
+/// The store shared by all VM tests of this target directory.
+pub fn store_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("imago-vm-store")
+}
+
+fn images_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("imago-vm-images")
+}
+
+/// Builds `vm-tests/systems/<name>.imago` (once per process) as a step of
+/// the driver's log.
+pub fn system(driver: &Driver, name: &str) -> Result<System, Failure> {
+    static BUILT: OnceLock<Mutex<HashMap<String, System>>> = OnceLock::new();
+    let file = systems_dir().join(format!("{name}.imago"));
+    driver.setup(&format!("build system {}", file.display()), || {
+        // Held during the build: two tests wanting one system build it once.
+        let mut built = BUILT
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(system) = built.get(name) {
+            return Ok(system.clone());
+        }
+        let system = build_system(&file)?;
+        built.insert(name.to_owned(), system.clone());
+        Ok::<_, String>(system)
+    })
+}
+
+fn build_system(file: &Path) -> Result<System, String> {
+    let store_dir = store_dir();
+    std::fs::create_dir_all(&store_dir)
+        .map_err(|e| format!("cannot create the store {}: {e}", store_dir.display()))?;
+    let global = GlobalArgs {
+        store: Some(store_dir.clone()),
+        error_format: ErrorFormat::Human,
+    };
+    let store = open_store(&store_dir)?;
+    let request = BuildRequest {
+        file: file.to_owned(),
+        attr: DEFAULT_ATTR.to_owned(),
+        modules: None,
+        options: BuildOptions {
+            jobs: 0,
+            keep_going: false,
+            offline: false,
+            deb_cache: default_deb_cache(),
+            progress: ProgressMode::Auto,
+        },
+    };
+    let built = match build_file(&global, &store, &request) {
+        Ok(Outcome::Built(built)) => built,
+        Ok(Outcome::Failed) => {
+            return Err(format!(
+                "building {} failed (the report is on stderr above)",
+                file.display()
+            ));
+        }
+        Err(e) => return Err(format!("building {}: {e:#}", file.display())),
+    };
+    let physical = store.physical(&built.path);
+    let spec = BootSpec::read(&physical).map_err(|e| format!("{e}"))?;
+    Ok(System {
+        toplevel: built.path,
+        physical,
+        spec,
+        store: store_dir,
+    })
+}
+
+fn open_store(dir: &Path) -> Result<Store, String> {
+    Store::open(dir).map_err(|e| format!("cannot open the store {}: {e}", dir.display()))
+}
+
+/// Maps a logical store path of `boot.json` to the store directory.
+fn physical_path(system: &System, logical: &str) -> Result<PathBuf, String> {
+    let (object, sub) = StorePath::from_absolute(logical)
+        .map_err(|e| format!("boot.json of {}: `{logical}`: {e}", system.toplevel))?;
+    let mut path = system.store.join(object.as_str());
+    if !sub.is_empty() {
+        path.push(sub.trim_start_matches('/'));
+    }
+    Ok(path)
+}
+
+impl System {
+    /// A machine booting this system's kernel and initrd directly, with the
+    /// store over virtiofs.
+    pub fn direct(&self, driver: &Driver, machine: &str) -> Result<MachineConfig, Failure> {
+        driver.setup(
+            &format!("configure machine {machine} (direct boot)"),
+            || {
+                let kernel = physical_path(self, &self.spec.kernel)?;
+                let initrd = physical_path(self, &self.spec.initrd)?;
+                let extra: Vec<String> =
+                    EXTRA_KERNEL_PARAMS.iter().map(|&p| p.to_owned()).collect();
+                let cmdline = self.spec.cmdline(&self.toplevel.to_absolute(), &extra);
+                let mut config = MachineConfig::direct(machine, kernel, initrd, cmdline)
+                    .map_err(|e| e.to_string())?;
+                config.store = Some(self.store.clone());
+                config.store_transport = StoreTransport::VirtioFs;
+                Ok::<_, String>(config)
+            },
+        )
+    }
+
+    /// A machine booting this system's disk image (built once, cached by
+    /// toplevel) through OVMF and systemd-boot.
+    pub fn uefi_disk(&self, driver: &Driver, machine: &str) -> Result<MachineConfig, Failure> {
+        let image = driver.setup(&format!("disk image of {}", self.toplevel), || {
+            self.disk_image()
+        })?;
+        driver.setup(&format!("configure machine {machine} (UEFI disk)"), || {
+            let name = MachineName::new(machine).map_err(|e| e.to_string())?;
+            let mut config = MachineConfig::new(
+                name,
+                Boot::Uefi {
+                    code: OVMF_CODE.into(),
+                    vars: OVMF_VARS.into(),
+                },
+            );
+            config.disk = Some(DiskImage {
+                path: image,
+                format: DiskFormat::Raw,
+            });
+            Ok::<_, String>(config)
+        })
+    }
+
+    /// The raw disk image, built if missing.
+    fn disk_image(&self) -> Result<PathBuf, String> {
+        static LOCK: Mutex<()> = Mutex::new(());
+        let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = images_dir();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let output = dir.join(format!("{}.raw", self.toplevel.as_str()));
+        if output.is_file() {
+            return Ok(output);
+        }
+        let store = open_store(&self.store)?;
+        let options = ImageOptions {
+            size: None,
+            esp_size: ImageOptions::DEFAULT_ESP,
+            output: output.clone(),
+        };
+        build_raw(&store, &self.toplevel, &options)
+            .map_err(|e| format!("making a disk image of {}: {e}", self.toplevel))?;
+        Ok(output)
+    }
+}
