@@ -5,7 +5,9 @@
 //! - `lock.rs`: `imago.lock` (pinned versions, sizes, SHA-256, dependencies).
 //! - `apt.rs`: apt in a private state directory (never the host's).
 //! - `fetch.rs`: the download cache, verified against the lock.
-//! - `deb.rs` / `unpack.rs`: the .deb container and safe extraction.
+//! - `deb.rs` / `unpack.rs`: the .deb container and safe extraction, with
+//!   `names.rs` (entry names, merged /usr) and `dirfd.rs` (descriptor-based
+//!   file-system access).
 //! - `builder.rs`: the `deb` and `deb-file` builders.
 //!
 //! docs/packages.md describes the formats and rules for users.
@@ -14,6 +16,8 @@ pub mod apt;
 pub mod builder;
 pub mod control;
 pub mod deb;
+mod dirfd;
 pub mod fetch;
 pub mod lock;
+pub mod names;
 pub mod unpack;

@@ -21,6 +21,9 @@
 //! is iterative, so deep trees cannot overflow the stack.
 
 use super::deb::{self, ContainerError, Member};
+use super::dirfd::{DirWalker, process_umask, write_new};
+use super::names::{MERGED_DIRS, plain, relocate_target};
+pub use super::names::{merge_usr, validate_name};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -96,9 +99,6 @@ pub const SETUID_ALLOW_LIST: &[&str] = &[
     "usr/sbin/pam_extrausers_chkpwd",
     "usr/sbin/unix_chkpwd",
 ];
-
-/// Top-level directories that merged /usr moves under `usr/`.
-const MERGED_DIRS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
 /// The reserved directory inside every unpacked object.
 pub const META_DIR: &str = ".imago/deb";
@@ -723,33 +723,6 @@ impl State {
     }
 }
 
-/// The process umask, read once from /proc/self/status (reading it with
-/// umask(2) would briefly change it for every thread). Unknown means "assume
-/// everything is masked", which makes every file get an explicit chmod.
-fn process_umask() -> u32 {
-    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *UMASK.get_or_init(|| {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix("Umask:"))
-                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-            })
-            .unwrap_or(0o777)
-    })
-}
-
-fn write_new(dir: &OwnedFd, name: &str, data: &[u8]) -> io::Result<()> {
-    let fd = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o644),
-    )?;
-    std::fs::File::from(fd).write_all(data)
-}
-
 /// Turns a tar error into a rule when it means a cut-short stream.
 fn tar_error(what: &str, e: io::Error) -> Fail {
     let text = e.to_string();
@@ -760,156 +733,6 @@ fn tar_error(what: &str, e: io::Error) -> Fail {
         Fail::Rule(what.to_string(), Rule::Truncated)
     } else {
         Fail::Io(what.to_string(), e)
-    }
-}
-
-/// An entry name without `./` and trailing `/`, to tell a true duplicate
-/// from two names that only meet through the /usr merge.
-fn plain(raw: &str) -> &str {
-    let raw = raw.strip_prefix("./").unwrap_or(raw);
-    raw.strip_suffix('/').unwrap_or(raw)
-}
-
-/// Validates an entry name and returns its components (empty for the root).
-pub fn validate_name(raw: &[u8], max_depth: usize) -> Result<Vec<String>, Rule> {
-    if raw.contains(&0) {
-        return Err(Rule::BadName("contains a NUL byte"));
-    }
-    let text = std::str::from_utf8(raw).map_err(|_| Rule::BadName("not valid UTF-8"))?;
-    if text.is_empty() {
-        return Err(Rule::BadName("empty name"));
-    }
-    if text.starts_with('/') {
-        return Err(Rule::AbsolutePath);
-    }
-    let text = text.strip_prefix("./").unwrap_or(text);
-    let text = text.strip_suffix('/').unwrap_or(text);
-    if text.is_empty() || text == "." {
-        return Ok(Vec::new());
-    }
-    let mut comps = Vec::new();
-    for comp in text.split('/') {
-        match comp {
-            "" => return Err(Rule::BadName("empty path component")),
-            "." => return Err(Rule::BadName("`.` path component")),
-            ".." => return Err(Rule::ParentComponent),
-            _ => comps.push(comp.to_string()),
-        }
-        if comps.len() > max_depth {
-            return Err(Rule::TooDeep(max_depth));
-        }
-    }
-    if comps[0] == ".imago" {
-        return Err(Rule::Reserved);
-    }
-    Ok(comps)
-}
-
-/// `bin/x` → `usr/bin/x` (and the other merged directories).
-pub fn merge_usr(mut comps: Vec<String>) -> Vec<String> {
-    if comps
-        .first()
-        .is_some_and(|c| MERGED_DIRS.contains(&c.as_str()))
-    {
-        comps.insert(0, "usr".to_string());
-    }
-    comps
-}
-
-/// A relative symlink target written for `/bin/x` must still reach the same
-/// place from `/usr/bin/x`: resolve it lexically against the original
-/// location, map it through the merge, and make it relative again.
-fn relocate_target(target: &[u8], new_comps: &[String]) -> Vec<u8> {
-    let Ok(text) = std::str::from_utf8(target) else {
-        return target.to_vec();
-    };
-    if text.starts_with('/') {
-        return target.to_vec();
-    }
-    // Original parent: the new path without `usr/` and without the name.
-    let mut abs: Vec<&str> = new_comps[1..new_comps.len() - 1]
-        .iter()
-        .map(String::as_str)
-        .collect();
-    for comp in text.split('/') {
-        match comp {
-            "" | "." => {}
-            ".." => {
-                abs.pop();
-            }
-            c => abs.push(c),
-        }
-    }
-    let mapped = merge_usr(abs.iter().map(|s| s.to_string()).collect());
-    let from = &new_comps[..new_comps.len() - 1];
-    let common = from.iter().zip(&mapped).take_while(|(a, b)| a == b).count();
-    let mut rel: Vec<&str> = vec![".."; from.len() - common];
-    rel.extend(mapped[common..].iter().map(String::as_str));
-    if rel.is_empty() {
-        return b".".to_vec();
-    }
-    rel.join("/").into_bytes()
-}
-
-/// Opens directories under the root one component at a time, never
-/// following symlinks, creating missing ones, and caching the last one.
-struct DirWalker {
-    root: OwnedFd,
-    /// Descriptors of the directories along the last path asked for, so
-    /// moving to a sibling or a child reopens only what changed.
-    stack: Vec<(String, OwnedFd)>,
-}
-
-const DIR_FLAGS: OFlags = OFlags::RDONLY
-    .union(OFlags::DIRECTORY)
-    .union(OFlags::NOFOLLOW)
-    .union(OFlags::CLOEXEC);
-
-impl DirWalker {
-    fn new(root: OwnedFd) -> Self {
-        DirWalker {
-            root,
-            stack: Vec::new(),
-        }
-    }
-
-    /// The directory at `comps` (created if missing), cached.
-    fn dir(&mut self, comps: &[String]) -> io::Result<&OwnedFd> {
-        let common = self
-            .stack
-            .iter()
-            .zip(comps)
-            .take_while(|((name, _), comp)| name == *comp)
-            .count();
-        self.stack.truncate(common);
-        for comp in &comps[common..] {
-            let parent = self.stack.last().map_or(&self.root, |(_, fd)| fd);
-            let fd = open_dir(parent, comp, true)?;
-            self.stack.push((comp.clone(), fd));
-        }
-        Ok(self.stack.last().map_or(&self.root, |(_, fd)| fd))
-    }
-
-    /// The existing directory at `comps`, not cached.
-    fn open_path(&self, comps: &[String]) -> io::Result<OwnedFd> {
-        let mut current = rustix::fs::openat(&self.root, ".", DIR_FLAGS, Mode::empty())?;
-        for comp in comps {
-            current = open_dir(&current, comp, false)?;
-        }
-        Ok(current)
-    }
-}
-
-/// Opens one directory below `parent` without following a symlink,
-/// creating it (0755) first if `create` and it is missing.
-fn open_dir(parent: &OwnedFd, name: &str, create: bool) -> io::Result<OwnedFd> {
-    match rustix::fs::openat(parent, name, DIR_FLAGS, Mode::empty()) {
-        Ok(fd) => Ok(fd),
-        Err(rustix::io::Errno::NOENT) if create => {
-            rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755))?;
-            Ok(rustix::fs::openat(parent, name, DIR_FLAGS, Mode::empty())?)
-        }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -1001,39 +824,5 @@ impl Read for Tracked<'_> {
         }
         self.pos = to;
         Ok(n)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_validated() {
-        assert_eq!(
-            validate_name(b"./usr/bin/x", 256).unwrap(),
-            vec!["usr", "bin", "x"]
-        );
-        assert_eq!(validate_name(b"./", 256).unwrap(), Vec::<String>::new());
-        assert_eq!(validate_name(b"../x", 256), Err(Rule::ParentComponent));
-        assert_eq!(validate_name(b"a/../../x", 256), Err(Rule::ParentComponent));
-        assert_eq!(validate_name(b"/etc/passwd", 256), Err(Rule::AbsolutePath));
-        assert!(matches!(validate_name(b"a//b", 256), Err(Rule::BadName(_))));
-        assert!(matches!(
-            validate_name(b"a/./b", 256),
-            Err(Rule::BadName(_))
-        ));
-        assert!(matches!(validate_name(b"", 256), Err(Rule::BadName(_))));
-        assert_eq!(validate_name(b"a/b/c", 2), Err(Rule::TooDeep(2)));
-        assert_eq!(validate_name(b"./.imago/x", 256), Err(Rule::Reserved));
-    }
-
-    #[test]
-    fn relative_symlinks_follow_the_merge() {
-        let comps: Vec<String> = ["usr", "bin", "x"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(relocate_target(b"y", &comps), b"y".to_vec());
-        assert_eq!(relocate_target(b"../usr/bin/z", &comps), b"z".to_vec());
-        assert_eq!(relocate_target(b"../sbin/z", &comps), b"../sbin/z".to_vec());
-        assert_eq!(relocate_target(b"/bin/z", &comps), b"/bin/z".to_vec());
     }
 }
