@@ -127,6 +127,10 @@ fn bench_archive(dir: &Path, mb: usize, runs: usize) {
             dst.import(archive.as_slice()).unwrap();
             let t = start.elapsed();
             drop(dst);
+            let _ = std::process::Command::new("chmod")
+                .args(["-R", "u+w"])
+                .arg(dir.join(format!("dst{i}")))
+                .status();
             fs::remove_dir_all(dir.join(format!("dst{i}"))).ok();
             t
         })
@@ -147,10 +151,8 @@ fn main() {
     bench_hash(dir.path(), mb, runs);
     bench_archive(dir.path(), mb, runs);
     // Read-only objects need write bits back before the temp dir can go.
-    for sub in ["src"] {
-        let _ = std::process::Command::new("chmod")
-            .args(["-R", "u+w"])
-            .arg(dir.path().join(sub))
-            .status();
-    }
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "u+w"])
+        .arg(dir.path())
+        .status();
 }
