@@ -1,6 +1,7 @@
 #!@tools@/bin/sh
 # switch-to-configuration ACTION [SYSTEM] — make SYSTEM (a toplevel of the
-# system `@name@`) the running system, the boot default, or both.
+# system this script was built for) the running system, the boot default,
+# or both.
 #
 #   test    activate SYSTEM now and reload/restart services; the boot
 #           default is unchanged (a reboot returns to it)

@@ -10,9 +10,11 @@ pub mod closure;
 pub mod config;
 pub mod eval;
 pub mod gc;
+pub mod generations;
 pub mod image;
 pub mod lock;
 pub mod options;
+pub mod rollback;
 pub mod run;
 pub mod store;
 
@@ -67,6 +69,10 @@ pub enum Command {
     /// Export or import a closure as a zstd-compressed tar stream.
     #[command(subcommand)]
     Closure(closure::Command),
+    /// List or delete the generations of a profile directory.
+    Generations(generations::Args),
+    /// Make the previous generation of a profile directory current.
+    Rollback(rollback::Args),
 }
 
 /// Runs a parsed command line. Exit codes: 0 success, 1 failure (including
@@ -84,6 +90,8 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Store(cmd) => cmd.run(&global),
         Command::Gc(args) => args.run(&global),
         Command::Closure(cmd) => cmd.run(&global),
+        Command::Generations(args) => args.run(&global),
+        Command::Rollback(args) => args.run(&global),
     };
     match result {
         Ok(code) => code,

@@ -107,7 +107,7 @@ impl Esp {
             let system = field("options").and_then(|o| {
                 o.split_whitespace()
                     .filter_map(|w| w.strip_prefix("imago.system="))
-                    .last()
+                    .next_back()
                     .map(str::to_owned)
             });
             out.push(EntryFile {

@@ -1,0 +1,72 @@
+//! `imago rollback`: make the generation before the current one current in
+//! a profile directory, and with `--esp` the boot default.
+
+use super::GlobalArgs;
+use crate::generations::{Esp, Profile};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The profile directory (holds system-<N>-link and system).
+    #[arg(long, value_name = "DIR", default_value = "/imago/var/profiles")]
+    pub profile: PathBuf,
+    /// A mounted EFI system partition: its loader.conf default becomes the
+    /// previous generation's entry (the next `switch-to-configuration boot`
+    /// restores the "newest good" default).
+    #[arg(long, value_name = "DIR")]
+    pub esp: Option<PathBuf>,
+}
+
+impl Args {
+    pub fn run(self, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        let profile = Profile::open(&self.profile)?;
+        // Check the ESP before changing the profile, so that a missing entry
+        // leaves both untouched.
+        let esp_entry = match &self.esp {
+            None => None,
+            Some(dir) => {
+                let esp = Esp::open(dir)?;
+                let current = profile.current()?.ok_or_else(|| {
+                    anyhow::anyhow!("{} has no current generation", self.profile.display())
+                })?;
+                let gens = profile.generations()?;
+                let Some(prev) = gens.iter().rev().find(|g| g.number < current) else {
+                    anyhow::bail!(
+                        "generation {current} is the oldest in {}; there is nothing to roll back to",
+                        self.profile.display()
+                    );
+                };
+                let target = prev.target.to_string_lossy().into_owned();
+                let entry = esp
+                    .entries()?
+                    .into_iter()
+                    .find(|e| e.generation == prev.number && e.system.as_deref() == Some(&*target))
+                    .with_context(|| {
+                        format!(
+                            "generation {} has no boot entry on {}; nothing was changed",
+                            prev.number,
+                            dir.display()
+                        )
+                    })?;
+                Some((esp, entry))
+            }
+        };
+        let (from, to) = profile
+            .rollback()
+            .with_context(|| format!("rolling back {}", self.profile.display()))?;
+        println!("rolled back from generation {from} to generation {to}");
+        if let Some((esp, entry)) = esp_entry {
+            let name = entry
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| entry.blessed_name());
+            esp.set_default(&name)
+                .context("making the previous generation the boot default")?;
+            println!("boot default: {name}");
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,379 @@
+//! `switch-to-configuration boot` (modules/system/switch-to-configuration.sh)
+//! run under the host's busybox against a profile directory and an ESP in a
+//! temporary directory: generation numbering, the entry file and its boot
+//! counter, kernels copied once, loader.conf's default, the entry limit, and
+//! refusals (full ESP, unmounted ESP, foreign system) that change nothing.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const SCRIPT: &str = include_str!("../../modules/system/switch-to-configuration.sh");
+
+fn busybox() -> PathBuf {
+    for dir in ["/bin", "/usr/bin", "/sbin", "/usr/sbin"] {
+        let p = Path::new(dir).join("busybox");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("these tests need busybox (Debian package busybox-static)");
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A machine with generation 1 (`sys1`) as `imago image` leaves it.
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        let tools = root.join("tools/bin");
+        fs::create_dir_all(&tools).unwrap();
+        let bb = busybox();
+        for applet in [
+            "awk", "basename", "cat", "cmp", "cp", "cut", "date", "df", "dirname", "echo", "false",
+            "grep", "head", "kill", "ln", "ls", "mkdir", "mv", "printf", "readlink", "rm", "sed",
+            "sh", "sleep", "sort", "stat", "sync", "tail", "test", "tr", "true", "wc",
+        ] {
+            symlink(&bb, tools.join(applet)).unwrap();
+        }
+        let f = Fixture { dir };
+        let root = root.as_path();
+        let sys1 = f.system("sys1", 1, 10);
+        let esp = root.join("esp");
+        fs::create_dir_all(esp.join("loader/entries")).unwrap();
+        fs::create_dir_all(esp.join("EFI/imago")).unwrap();
+        fs::write(
+            esp.join("loader/loader.conf"),
+            "default imago-web-1.conf\ntimeout 0\nconsole-mode keep\neditor no\n",
+        )
+        .unwrap();
+        fs::write(
+            esp.join("loader/entries/imago-web-1.conf"),
+            format!(
+                "title web (generation 1)\nversion 1\nlinux /EFI/imago/{k}-linux-bzImage\ninitrd /EFI/imago/{i}-initrd\noptions console=ttyS0 imago.system={s} root=UUID=1234 rootfstype=ext4 rw\n",
+                k = hash(1),
+                i = hash(10),
+                s = sys1.display()
+            ),
+        )
+        .unwrap();
+        fs::write(
+            esp.join(format!("EFI/imago/{}-linux-bzImage", hash(1))),
+            "kernel 1",
+        )
+        .unwrap();
+        fs::write(
+            esp.join(format!("EFI/imago/{}-initrd", hash(10))),
+            "initrd 10",
+        )
+        .unwrap();
+        let profiles = root.join("profiles");
+        fs::create_dir_all(&profiles).unwrap();
+        symlink(&sys1, profiles.join("system-1-link")).unwrap();
+        symlink("system-1-link", profiles.join("system")).unwrap();
+        fs::create_dir_all(root.join("run")).unwrap();
+        symlink(&sys1, root.join("run/booted-system")).unwrap();
+        symlink(&sys1, root.join("run/current-system")).unwrap();
+        fs::write(
+            root.join("cmdline"),
+            "console=ttyS0 imago.system=x root=UUID=1234 rootfstype=ext4 rw\n",
+        )
+        .unwrap();
+        f
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A toplevel of the system `web` named `dir` with kernel `k` and initrd
+    /// `i` (the numbers make their store hashes), default limit 10.
+    fn system(&self, dir: &str, k: u32, i: u32) -> PathBuf {
+        self.system_with(dir, "web", k, i, 10, "console=ttyS0")
+    }
+
+    fn system_with(
+        &self,
+        dir: &str,
+        name: &str,
+        k: u32,
+        i: u32,
+        limit: u32,
+        params: &str,
+    ) -> PathBuf {
+        let root = self.root();
+        let store = root.join("store");
+        let kdir = store.join(format!("{}-linux", hash(k)));
+        fs::create_dir_all(&kdir).unwrap();
+        fs::write(kdir.join("bzImage"), format!("kernel {k}")).unwrap();
+        let initrd = store.join(format!("{}-initrd", hash(i)));
+        fs::write(&initrd, format!("initrd {i}")).unwrap();
+        let sys = root.join(dir);
+        fs::create_dir_all(sys.join("bin")).unwrap();
+        fs::write(sys.join("boot.json"), "{}\n").unwrap();
+        fs::write(sys.join("system-name"), format!("{name}\n")).unwrap();
+        fs::write(sys.join("activate"), "#!/bin/sh\nexit 0\n").unwrap();
+        fs::set_permissions(sys.join("activate"), fs::Permissions::from_mode(0o755)).unwrap();
+        symlink(kdir.join("bzImage"), sys.join("kernel")).unwrap();
+        symlink(&initrd, sys.join("initrd")).unwrap();
+        let text = SCRIPT
+            .replace("@tools@", &root.join("tools").to_string_lossy())
+            .replace("@name@", &format!("'{name}'"))
+            .replace(
+                "@kernel@",
+                &format!("'/imago/store/{}-linux/bzImage'", hash(k)),
+            )
+            .replace("@initrd@", &format!("'/imago/store/{}-initrd'", hash(i)))
+            .replace("@params@", &format!("'{params}'"))
+            .replace("@limit@", &limit.to_string())
+            .replace("@init@", "busybox");
+        let script = sys.join("bin/switch-to-configuration");
+        fs::write(&script, text).unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        sys
+    }
+
+    fn switch(&self, sys: &Path, action: &str, env: &[(&str, &str)]) -> Output {
+        let root = self.root();
+        let mut cmd = Command::new(sys.join("bin/switch-to-configuration"));
+        cmd.arg(action)
+            .env_clear()
+            .env("IMAGO_PROFILES", root.join("profiles"))
+            .env("IMAGO_ESP", root.join("esp"))
+            .env("IMAGO_CMDLINE", root.join("cmdline"))
+            .env("IMAGO_RUN", root.join("run"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn ok(&self, sys: &Path, action: &str) -> String {
+        let out = self.switch(sys, action, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "switch-to-configuration {action} failed: {stderr}"
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn entries(&self) -> Vec<String> {
+        names(&self.root().join("esp/loader/entries"))
+    }
+
+    fn esp_files(&self) -> Vec<String> {
+        names(&self.root().join("esp/EFI/imago"))
+    }
+
+    fn link(&self, name: &str) -> PathBuf {
+        fs::read_link(self.root().join("profiles").join(name)).unwrap()
+    }
+
+    /// Every path below the fixture with its content or link target.
+    fn snapshot(&self) -> BTreeMap<PathBuf, String> {
+        let mut out = BTreeMap::new();
+        for e in walkdir::WalkDir::new(self.root()) {
+            let e = e.unwrap();
+            let p = e.path().to_owned();
+            let v = if e.path_is_symlink() {
+                format!("-> {}", fs::read_link(&p).unwrap().display())
+            } else if e.file_type().is_file() {
+                fs::read_to_string(&p).unwrap_or_default()
+            } else {
+                "dir".to_owned()
+            };
+            out.insert(p, v);
+        }
+        out
+    }
+}
+
+fn hash(n: u32) -> String {
+    format!("{n:0>32}")
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn boot_adds_a_counted_entry_and_makes_it_the_default() {
+    let f = Fixture::new();
+    let sys2 = f.system("sys2", 2, 20);
+    let out = f.ok(&sys2, "boot");
+    assert!(out.contains("generation 2"), "{out}");
+
+    assert_eq!(f.link("system-2-link"), sys2);
+    assert_eq!(f.link("system"), PathBuf::from("system-2-link"));
+    assert_eq!(f.entries(), ["imago-web-1.conf", "imago-web-2+3.conf"]);
+    let entry = fs::read_to_string(f.root().join("esp/loader/entries/imago-web-2+3.conf")).unwrap();
+    let lines: Vec<&str> = entry.lines().collect();
+    assert!(
+        lines[0].starts_with("title web (generation 2, 20"),
+        "{entry}"
+    );
+    assert_eq!(
+        &lines[1..],
+        [
+            "version 2".to_owned(),
+            format!("linux /EFI/imago/{}-linux-bzImage", hash(2)),
+            format!("initrd /EFI/imago/{}-initrd", hash(20)),
+            format!(
+                "options console=ttyS0 imago.system={} root=UUID=1234 rootfstype=ext4 rw",
+                sys2.display()
+            ),
+        ]
+    );
+    assert_eq!(
+        fs::read_to_string(
+            f.root()
+                .join(format!("esp/EFI/imago/{}-linux-bzImage", hash(2)))
+        )
+        .unwrap(),
+        "kernel 2"
+    );
+    assert_eq!(
+        fs::read_to_string(f.root().join("esp/loader/loader.conf")).unwrap(),
+        "default imago-web-*\ntimeout 0\nconsole-mode keep\neditor no\n"
+    );
+    assert!(
+        !f.snapshot()
+            .keys()
+            .any(|p| p.to_string_lossy().contains("imago-tmp")),
+        "temporary files left behind"
+    );
+
+    // Again: the profile already is this system, nothing new.
+    let before = f.snapshot();
+    f.ok(&sys2, "boot");
+    assert_eq!(f.snapshot(), before);
+}
+
+#[test]
+fn a_system_that_names_its_root_keeps_it() {
+    let f = Fixture::new();
+    let sys2 = f.system_with("sys2", "web", 2, 20, 10, "root=LABEL=data console=ttyS0");
+    f.ok(&sys2, "boot");
+    let entry = fs::read_to_string(f.root().join("esp/loader/entries/imago-web-2+3.conf")).unwrap();
+    assert!(
+        entry.contains(&format!(
+            "options root=LABEL=data console=ttyS0 imago.system={} rw\n",
+            sys2.display()
+        )),
+        "{entry}"
+    );
+}
+
+#[test]
+fn a_shared_kernel_is_copied_once_and_kept() {
+    let f = Fixture::new();
+    let sys2 = f.system("sys2", 1, 20);
+    f.ok(&sys2, "boot");
+    assert_eq!(
+        f.esp_files(),
+        [
+            format!("{}-linux-bzImage", hash(1)),
+            format!("{}-initrd", hash(10)),
+            format!("{}-initrd", hash(20))
+        ]
+    );
+}
+
+#[test]
+fn a_full_esp_is_refused_before_anything_changes() {
+    let f = Fixture::new();
+    let sys2 = f.system("sys2", 2, 20);
+    let before = f.snapshot();
+    let out = f.switch(&sys2, "boot", &[("IMAGO_ESP_FREE_KIB", "1")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("has 1 KiB free but generation 2 needs"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert_eq!(f.snapshot(), before);
+}
+
+#[test]
+fn an_unmounted_esp_is_refused() {
+    let f = Fixture::new();
+    let sys2 = f.system("sys2", 2, 20);
+    fs::remove_dir_all(f.root().join("esp")).unwrap();
+    fs::create_dir(f.root().join("esp")).unwrap();
+    let before = f.snapshot();
+    let out = f.switch(&sys2, "boot", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is not mounted at"), "{stderr}");
+    assert_eq!(f.snapshot(), before);
+}
+
+#[test]
+fn another_systems_toplevel_is_refused() {
+    let f = Fixture::new();
+    let sys2 = f.system("sys2", 2, 20);
+    let db = f.system_with("db", "db", 3, 30, 10, "console=ttyS0");
+    let before = f.snapshot();
+    let mut cmd = Command::new(sys2.join("bin/switch-to-configuration"));
+    let out = cmd
+        .args(["boot", &db.to_string_lossy()])
+        .env("IMAGO_PROFILES", f.root().join("profiles"))
+        .env("IMAGO_ESP", f.root().join("esp"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is the system 'db', but this script belongs to 'web'"),
+        "{stderr}"
+    );
+    assert_eq!(f.snapshot(), before);
+
+    let out = f.switch(&sys2, "reboot", &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_limit_removes_old_entries_and_unused_kernels_but_not_the_booted_one() {
+    let f = Fixture::new();
+    for n in 2..=4 {
+        let sys = f.system_with(&format!("sys{n}"), "web", n, n * 10, 2, "console=ttyS0");
+        f.ok(&sys, "boot");
+    }
+    // Generation 1 is booted; 3 and 4 are the newest two; 2 goes.
+    assert_eq!(
+        f.entries(),
+        [
+            "imago-web-1.conf",
+            "imago-web-3+3.conf",
+            "imago-web-4+3.conf"
+        ]
+    );
+    let mut want = vec![
+        format!("{}-linux-bzImage", hash(1)),
+        format!("{}-linux-bzImage", hash(3)),
+        format!("{}-linux-bzImage", hash(4)),
+        format!("{}-initrd", hash(10)),
+        format!("{}-initrd", hash(30)),
+        format!("{}-initrd", hash(40)),
+    ];
+    want.sort();
+    assert_eq!(f.esp_files(), want);
+    // The profile keeps every generation: deleting them is `imago generations delete`.
+    assert_eq!(f.link("system-2-link"), f.root().join("sys2"));
+    assert_eq!(f.link("system"), PathBuf::from("system-4-link"));
+}
