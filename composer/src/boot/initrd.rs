@@ -31,10 +31,11 @@ use super::cpio::{Archive, Entry};
 use super::kmod::{self, ModuleIndex};
 use crate::builders::{BuildContext, BuildError, Builder, ResolvedStep};
 
-/// zstd level for the archive. Measured on a virtio initrd (3.0 MB of cpio,
-/// 2-core CI machine under load): level 9 gives 1.27 MB in 0.26 s, level 19
-/// gives 1.15 MB in 6.4 s. 10% of size is not worth 25 times the build time;
-/// the kernel unpacks either in a blink.
+/// zstd level for the archive. Measured with `cargo bench --bench boot` on a
+/// virtio initrd (3.0 MB of cpio, shared 2-core machine under load): level 9
+/// gives 1226 KiB in 0.08–0.2 s, level 19 gives 1121 KiB in 0.9–3.7 s. 9% of
+/// size is not worth ten times the build time; the kernel unpacks either in
+/// a blink.
 pub const ZSTD_LEVEL: i32 = 9;
 
 /// Applets linked for the debug shell whatever the script declares.
