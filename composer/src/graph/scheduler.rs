@@ -18,7 +18,7 @@
 //!    `store.lock_step(key)`, so that of two processes building the same
 //!    step one builds and the other waits and reuses); otherwise the
 //!    builder writes into a fresh temporary build directory, the output is
-//!    added (`store.add`, the inputs as candidate references, the placeholder
+//!    added (`store.add`, the closure of the inputs as candidate references, the placeholder
 //!    as deriver) and recorded in the cache.
 //!
 //! Outputs added or found in the cache stay temporary GC roots for as long as
@@ -392,9 +392,14 @@ impl<'a> Run<'a> {
         }
         let tmp = self.store.temp_build_dir()?;
         builder.build(self.ctx, &resolved, &tmp.out(), log)?;
+        // An output may mention any object its inputs refer to (a tree that
+        // copies a unit file naming a script, say), not only the inputs
+        // themselves: every object of the inputs' closure is a candidate
+        // reference, so closures, images and GC never miss one.
+        let candidates: Vec<StorePath> = self.store.closure(input_paths)?.into_iter().collect();
         let path = self
             .store
-            .add(tmp, &step.name, input_paths, Some(&step.placeholder))?;
+            .add(tmp, &step.name, &candidates, Some(&step.placeholder))?;
         self.store.cache_put(&key, &path)?;
         Ok((path, key, false))
     }
