@@ -232,7 +232,7 @@ fn boot_adds_a_counted_entry_and_makes_it_the_default() {
             format!("linux /EFI/imago/{}-linux-bzImage", hash(2)),
             format!("initrd /EFI/imago/{}-initrd", hash(20)),
             format!(
-                "options console=ttyS0 imago.system={} root=UUID=1234 rootfstype=ext4 rw",
+                "options console=ttyS0 imago.system={} imago.generation=2 root=UUID=1234 rootfstype=ext4 rw",
                 sys2.display()
             ),
         ]
@@ -270,7 +270,7 @@ fn a_system_that_names_its_root_keeps_it() {
     let entry = fs::read_to_string(f.root().join("esp/loader/entries/imago-web-2+3.conf")).unwrap();
     assert!(
         entry.contains(&format!(
-            "options root=LABEL=data console=ttyS0 imago.system={} rw\n",
+            "options root=LABEL=data console=ttyS0 imago.system={} imago.generation=2 rw\n",
             sys2.display()
         )),
         "{entry}"

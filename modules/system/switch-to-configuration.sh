@@ -156,7 +156,7 @@ do_boot() {
         new_generation=true
     fi
     entry=$(entry_of "$gen")
-    options="$kernel_params imago.system=$system$(root_words) rw"
+    options="$kernel_params imago.system=$system imago.generation=$gen$(root_words) rw"
 
     # Room on the ESP, before anything is written.
     need=8
