@@ -64,3 +64,82 @@ vm_test!(
         Ok(())
     }
 );
+
+vm_test!(
+    full,
+    fn server_serves_and_accepts_ssh() {
+        let driver = Driver::new("server_serves_and_accepts_ssh")?;
+        let system = support::system(&driver, "server")?;
+        let mut config = system.direct(&driver, "server")?;
+        config.memory_mib = 1024;
+        config.smp = 2;
+        let m = driver.machine(config)?;
+        m.start()?;
+        m.wait_for_unit("multi-user.target", 60 * SEC)?;
+        m.wait_for_unit("sshd.service", 10 * SEC)?;
+        m.wait_for_unit("lighttpd.service", 10 * SEC)?;
+        m.wait_for_console_text("IMAGO-SERVER-UP", 10 * SEC)?;
+        // No unit failed on the way.
+        assert_eq!(
+            m.succeed(
+                [
+                    "systemctl",
+                    "list-units",
+                    "--failed",
+                    "--plain",
+                    "--no-legend"
+                ],
+                CMD
+            )?,
+            ""
+        );
+
+        assert_eq!(
+            m.succeed("stat -c '%F %a %U' /etc/shadow", CMD)?,
+            "regular file 600 root\n"
+        );
+        // alice exists, with her home, her shell and her key.
+        m.succeed(
+            "grep -q '^alice:x:[0-9]*:[0-9]*:[^:]*:/home/alice:/bin/bash$' /etc/passwd",
+            CMD,
+        )?;
+        assert_eq!(
+            m.succeed("stat -c '%F %U' /home/alice", CMD)?,
+            "directory alice\n"
+        );
+        m.succeed("test -x /bin/bash", CMD)?;
+        assert_eq!(m.succeed("cat /proc/sys/kernel/hostname", CMD)?, "server\n");
+
+        // The web server serves the page, and sshd listens.
+        m.wait_for_open_port(80, 10 * SEC)?;
+        let page = m.succeed("busybox wget -qO- http://127.0.0.1/", CMD)?;
+        assert!(page.contains("<h1>Served by server</h1>"), "{page}");
+        m.wait_for_open_port(22, 10 * SEC)?;
+        Ok(())
+    }
+);
+
+vm_test!(
+    full,
+    fn minimal_disk_image_boots_with_uefi() {
+        let driver = Driver::new("minimal_disk_image_boots_with_uefi")?;
+        let system = support::system(&driver, "minimal")?;
+        let mut config = system.uefi_disk(&driver, "disk")?;
+        config.memory_mib = 512;
+        let m = driver.machine(config)?;
+        m.start()?;
+        m.wait_for_console_text(HELLO, 60 * SEC)?;
+        // The root file system is the image's, not a shared store.
+        let mounts = m.succeed("cat /proc/mounts", CMD)?;
+        assert!(
+            mounts.lines().any(|l| l.starts_with("/dev/vda2 / ext4 ")),
+            "root is not /dev/vda2 (ext4):\n{mounts}"
+        );
+        assert!(!mounts.contains("virtiofs"), "{mounts}");
+        assert_eq!(
+            m.succeed("readlink /run/current-system", CMD)?.trim_end(),
+            system.toplevel.to_absolute()
+        );
+        Ok(())
+    }
+);
