@@ -8,6 +8,7 @@ use std::process::ExitCode;
 pub mod build;
 pub mod closure;
 pub mod config;
+pub mod deploy;
 pub mod eval;
 pub mod gc;
 pub mod generations;
@@ -73,6 +74,8 @@ pub enum Command {
     Generations(generations::Args),
     /// Make the previous generation of a profile directory current.
     Rollback(rollback::Args),
+    /// Copy a system's closure to a machine over ssh and switch it there.
+    Deploy(deploy::Args),
 }
 
 /// Runs a parsed command line. Exit codes: 0 success, 1 failure (including
@@ -92,6 +95,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Closure(cmd) => cmd.run(&global),
         Command::Generations(args) => args.run(&global),
         Command::Rollback(args) => args.run(&global),
+        Command::Deploy(args) => args.run(&global),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,196 @@
+//! `imago deploy` against a "remote" store in a temporary directory, with a
+//! stand-in for ssh that runs the remote script locally: only the missing
+//! objects travel, they arrive complete, the new system's
+//! switch-to-configuration runs with the chosen action, and failures are
+//! reported.
+
+#![allow(clippy::unwrap_used)]
+
+use imago::store::{Store, StorePath};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Setup {
+    dir: tempfile::TempDir,
+    dep: StorePath,
+    top: StorePath,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let src = dir.path().join("dep-src");
+    fs::write(&src, "dependency\n").unwrap();
+    let dep = store.add_path(&src, "dep").unwrap();
+    let marker = dir.path().join("marker");
+    let tmp = store.temp_build_dir().unwrap();
+    let out = tmp.out();
+    fs::create_dir_all(out.join("etc/imago")).unwrap();
+    let script = out.join("etc/imago/switch-to-configuration");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n# uses {}\n[ \"$1\" = fail ] && exit 3\necho \"$1\" > {}\n",
+            dep.to_absolute(),
+            marker.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let top = store
+        .add(tmp, "imago-system-t", std::slice::from_ref(&dep), None)
+        .unwrap();
+    fs::create_dir_all(dir.path().join("remote")).unwrap();
+    let ssh = dir.path().join("fake-ssh");
+    fs::write(
+        &ssh,
+        format!(
+            "#!/bin/sh\nwhile [ \"$1\" != -- ]; do shift; done\nshift\necho \"$1\" >> {}\nshift\nexec sh -c \"$*\"\n",
+            dir.path().join("ssh.log").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&ssh, fs::Permissions::from_mode(0o755)).unwrap();
+    Setup { dir, dep, top }
+}
+
+impl Setup {
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn deploy(&self, extra: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_imago"))
+            .arg("--store")
+            .arg(self.path("store"))
+            .args(["deploy", "--toplevel", &self.top.to_absolute()])
+            .args(["--target", "ssh://root@test-machine"])
+            .arg("--ssh")
+            .arg(self.path("fake-ssh"))
+            .arg("--remote-store")
+            .arg(self.path("remote"))
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+
+    fn remote_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.path("remote"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn same_tree(a: &Path, b: &Path) {
+    for e in walkdir::WalkDir::new(a) {
+        let e = e.unwrap();
+        let rel = e.path().strip_prefix(a).unwrap();
+        let other = if rel.as_os_str().is_empty() {
+            b.to_owned()
+        } else {
+            b.join(rel)
+        };
+        let (ma, mb) = (
+            e.path().symlink_metadata().unwrap(),
+            other.symlink_metadata().unwrap(),
+        );
+        assert_eq!(ma.file_type(), mb.file_type(), "{}", rel.display());
+        assert_eq!(
+            ma.permissions().mode() & 0o111,
+            mb.permissions().mode() & 0o111,
+            "{}",
+            rel.display()
+        );
+        if ma.is_file() {
+            assert_eq!(
+                fs::read(e.path()).unwrap(),
+                fs::read(&other).unwrap(),
+                "{}",
+                rel.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn deploy_copies_the_closure_and_switches() {
+    let s = setup();
+    let out = s.deploy(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("copied 2 objects to root@test-machine"),
+        "{stdout}"
+    );
+    let mut want = vec![s.dep.to_string(), s.top.to_string()];
+    want.sort();
+    assert_eq!(s.remote_names(), want, "no temporary directory is left");
+    same_tree(
+        &s.path("store").join(s.top.to_string()),
+        &s.path("remote").join(s.top.to_string()),
+    );
+    same_tree(
+        &s.path("store").join(s.dep.to_string()),
+        &s.path("remote").join(s.dep.to_string()),
+    );
+    assert_eq!(fs::read_to_string(s.path("marker")).unwrap(), "switch\n");
+    let log = fs::read_to_string(s.path("ssh.log")).unwrap();
+    assert!(log.lines().all(|l| l == "root@test-machine"), "{log}");
+}
+
+#[test]
+fn only_missing_objects_travel_and_the_action_is_passed() {
+    let s = setup();
+    fs::copy(
+        s.path("store").join(s.dep.to_string()),
+        s.path("remote").join(s.dep.to_string()),
+    )
+    .unwrap();
+    let out = s.deploy(&["--boot"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("copied 1 objects"), "{stdout}");
+    assert_eq!(fs::read_to_string(s.path("marker")).unwrap(), "boot\n");
+
+    let out = s.deploy(&["--test"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("has the whole closure"), "{stdout}");
+    assert_eq!(fs::read_to_string(s.path("marker")).unwrap(), "test\n");
+}
+
+#[test]
+fn failures_are_reported() {
+    let s = setup();
+    fs::remove_dir(s.path("remote")).unwrap();
+    let out = s.deploy(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("failed"), "{stderr}");
+    assert!(stderr.contains("on root@test-machine"), "{stderr}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_imago"))
+        .args([
+            "deploy",
+            "--toplevel",
+            "x",
+            "--target",
+            "ssh://-oProxyCommand=evil",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a host name"));
+}
