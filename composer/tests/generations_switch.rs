@@ -306,6 +306,12 @@ fn a_full_esp_is_refused_before_anything_changes() {
     );
     assert!(stderr.contains("nothing was changed"), "{stderr}");
     assert_eq!(f.snapshot(), before);
+
+    let out = f.switch(&sys2, "boot", &[("IMAGO_ESP_FREE_KIB", "lots")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot tell the free space"), "{stderr}");
+    assert_eq!(f.snapshot(), before);
 }
 
 #[test]

@@ -165,8 +165,11 @@ do_boot() {
     if [ -n "${IMAGO_ESP_FREE_KIB:-}" ]; then
         free=$IMAGO_ESP_FREE_KIB
     else
-        free=$(df -P -k "$esp" | awk 'NR == 2 { print $4 }')
+        free=$(df -P -k "$esp" | awk 'NR == 2 { print $4 }') || free=""
     fi
+    case $free in
+        '' | *[!0-9]*) die "cannot tell the free space of the EFI system partition at $esp (got '$free'); nothing was changed" ;;
+    esac
     [ "$free" -ge "$need" ] ||
         die "the EFI system partition at $esp has $free KiB free but generation $gen needs $need KiB; nothing was changed (delete old generations with 'imago generations delete' or lower boot.loader.configurationLimit)"
 
