@@ -194,3 +194,12 @@ fn failures_are_reported() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a host name"));
 }
+
+#[test]
+fn copy_only_runs_nothing_on_the_target() {
+    let s = setup();
+    let out = s.deploy(&["--copy-only"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.remote_names().len(), 2);
+    assert!(!s.path("marker").exists());
+}

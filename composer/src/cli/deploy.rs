@@ -136,9 +136,10 @@ impl Args {
                 self.target.destination
             );
         }
-        let action = if self.copy_only {
+        if self.copy_only {
             return Ok(ExitCode::SUCCESS);
-        } else if self.boot {
+        }
+        let action = if self.boot {
             "boot"
         } else if self.test {
             "test"
