@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -26,6 +27,16 @@ fn busybox() -> PathBuf {
 
 struct Fixture {
     dir: tempfile::TempDir,
+    /// Stands in for busybox init: `test` sends it SIGHUP.
+    init: std::cell::RefCell<std::process::Child>,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let init = self.init.get_mut();
+        let _ = init.kill();
+        let _ = init.wait();
+    }
 }
 
 impl Fixture {
@@ -37,14 +48,20 @@ impl Fixture {
         fs::create_dir_all(&tools).unwrap();
         let bb = busybox();
         for applet in [
-            "awk", "basename", "cat", "cmp", "cp", "cut", "date", "df", "dirname", "echo", "false",
-            "grep", "head", "kill", "ln", "ls", "mkdir", "mv", "printf", "readlink", "rm", "sed",
-            "sh", "sleep", "sort", "stat", "sync", "tail", "test", "tr", "true", "wc",
+            "awk", "basename", "cat", "cmp", "cp", "cut", "date", "df", "dirname", "echo", "env",
+            "false", "grep", "head", "kill", "ln", "ls", "mkdir", "mv", "printf", "readlink", "rm",
+            "sed", "sh", "sleep", "sort", "stat", "sync", "tail", "test", "tr", "true", "wc",
         ] {
             symlink(&bb, tools.join(applet)).unwrap();
         }
-        let f = Fixture { dir };
+        let init = Command::new("sleep").arg("60").spawn().unwrap();
+        let f = Fixture {
+            dir,
+            init: std::cell::RefCell::new(init),
+        };
         let root = root.as_path();
+        // Never talk to the host's systemd.
+        f.fake_tool("systemctl");
         let sys1 = f.system("sys1", 1, 10);
         let esp = root.join("esp");
         fs::create_dir_all(esp.join("loader/entries")).unwrap();
@@ -148,7 +165,9 @@ impl Fixture {
             .env("IMAGO_PROFILES", root.join("profiles"))
             .env("IMAGO_ESP", root.join("esp"))
             .env("IMAGO_CMDLINE", root.join("cmdline"))
-            .env("IMAGO_RUN", root.join("run"));
+            .env("IMAGO_RUN", root.join("run"))
+            .env("IMAGO_CONSOLE", root.join("console.log"))
+            .env("IMAGO_INIT_PID", self.init.borrow().id().to_string());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -193,6 +212,59 @@ impl Fixture {
             out.insert(p, v);
         }
         out
+    }
+}
+
+impl Fixture {
+    /// Replaces the tool `name` with a script that appends its arguments to
+    /// `<root>/calls.log`.
+    fn fake_tool(&self, name: &str) {
+        let path = self.root().join("tools/bin").join(name);
+        let _ = fs::remove_file(&path);
+        fs::write(
+            &path,
+            format!(
+                "#!{}/tools/bin/sh\necho \"{name} $*\" >> {}/calls.log\n",
+                self.root().display(),
+                self.root().display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn calls(&self) -> Vec<String> {
+        fs::read_to_string(self.root().join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Makes `sys` a system of `init` whose activation records its argument
+    /// and moves /run/current-system (or fails when `fail`).
+    fn activation(&self, sys: &Path, init: &str, fail: bool) {
+        let script = sys.join("bin/switch-to-configuration");
+        let text = fs::read_to_string(&script).unwrap();
+        fs::write(
+            &script,
+            text.replace("init_system=busybox", &format!("init_system={init}")),
+        )
+        .unwrap();
+        let body = if fail {
+            "echo 'activate: users: broken' >&2\nexit 4\n".to_owned()
+        } else {
+            format!(
+                "echo \"activate $1\" >> {root}/calls.log\nln -sfn \"$1\" {root}/run/current-system\n",
+                root = self.root().display()
+            )
+        };
+        fs::write(sys.join("activate"), format!("#!/bin/sh\n{body}")).unwrap();
+    }
+
+    fn write(&self, path: &Path, text: &str) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
     }
 }
 
@@ -382,4 +454,122 @@ fn the_limit_removes_old_entries_and_unused_kernels_but_not_the_booted_one() {
     // The profile keeps every generation: deleting them is `imago generations delete`.
     assert_eq!(f.link("system-2-link"), f.root().join("sys2"));
     assert_eq!(f.link("system"), PathBuf::from("system-4-link"));
+}
+
+#[test]
+fn test_on_systemd_reloads_and_stops_starts_and_restarts_what_changed() {
+    let f = Fixture::new();
+    let sys1 = f.root().join("sys1");
+    let sys2 = f.system("sys2", 2, 20);
+    f.activation(&sys2, "systemd", false);
+    let units = |s: &Path| s.join("etc/systemd/system");
+    for (sys, unit, text) in [
+        (&sys1, "same.service", "same"),
+        (&sys1, "changed.service", "old"),
+        (&sys1, "removed.service", "x"),
+        (&sys2, "same.service", "same"),
+        (&sys2, "changed.service", "new"),
+        (&sys2, "added.service", "y"),
+    ] {
+        f.write(&units(sys).join(unit), text);
+        let wants = units(sys).join("multi-user.target.wants");
+        fs::create_dir_all(&wants).unwrap();
+        symlink(format!("../{unit}"), wants.join(unit)).unwrap();
+    }
+    let out = f.ok(&sys2, "test");
+    assert!(out.contains("is the running system"), "{out}");
+    let mut calls = f.calls();
+    assert_eq!(calls[0], format!("activate {}", sys2.display()));
+    assert_eq!(calls[1], "systemctl daemon-reload");
+    calls.drain(..2);
+    calls.sort();
+    assert_eq!(
+        calls,
+        [
+            "systemctl restart changed.service",
+            "systemctl start added.service",
+            "systemctl stop removed.service",
+        ]
+    );
+    assert_eq!(
+        fs::read_link(f.root().join("run/current-system")).unwrap(),
+        sys2
+    );
+    // `test` leaves the boot default alone.
+    assert_eq!(f.link("system"), PathBuf::from("system-1-link"));
+    assert_eq!(f.entries(), ["imago-web-1.conf"]);
+}
+
+#[test]
+fn failed_activation_keeps_the_old_system_current_and_touches_no_service() {
+    let f = Fixture::new();
+    let sys1 = f.root().join("sys1");
+    let sys2 = f.system("sys2", 2, 20);
+    f.activation(&sys2, "busybox", true);
+    let out = f.switch(&sys2, "test", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("activate: users: broken"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "activation of {} failed; the running system {} is still current",
+            sys2.display(),
+            sys1.display()
+        )),
+        "{stderr}"
+    );
+    assert!(f.calls().is_empty(), "{:?}", f.calls());
+    assert_eq!(
+        fs::read_link(f.root().join("run/current-system")).unwrap(),
+        sys1
+    );
+}
+
+#[test]
+fn test_on_busybox_reloads_inittab_and_runs_new_once_services() {
+    let f = Fixture::new();
+    let sys1 = f.root().join("sys1");
+    let sys2 = f.system("sys2", 2, 20);
+    f.activation(&sys2, "busybox", false);
+    let root = f.root().display().to_string();
+    f.write(
+        &sys1.join("etc/inittab"),
+        &format!("::sysinit:/s\n::once:echo old >> {root}/ran.log\n"),
+    );
+    f.write(
+        &sys2.join("etc/inittab"),
+        &format!(
+            "::sysinit:/s\n::once:echo old >> {root}/ran.log\n# ::once:echo comment >> {root}/ran.log\n::once:echo new >> {root}/ran.log\n"
+        ),
+    );
+    f.ok(&sys2, "test");
+    assert_eq!(f.calls(), [format!("activate {}", sys2.display())]);
+    let status = f.init.borrow_mut().wait().unwrap();
+    assert_eq!(status.signal(), Some(1), "init got SIGHUP");
+    // The new service runs in the background.
+    let ran = f.root().join("ran.log");
+    for _ in 0..100 {
+        if ran.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(fs::read_to_string(&ran).unwrap(), "new\n");
+}
+
+#[test]
+fn switch_adds_the_generation_then_activates() {
+    let f = Fixture::new();
+    let sys2 = f.system("sys2", 2, 20);
+    f.activation(&sys2, "busybox", false);
+    f.write(&sys2.join("etc/inittab"), "::sysinit:/s\n");
+    let out = f.ok(&sys2, "switch");
+    assert!(out.contains("generation 2"), "{out}");
+    assert!(out.contains("is the running system"), "{out}");
+    assert_eq!(f.link("system"), PathBuf::from("system-2-link"));
+    assert_eq!(
+        fs::read_link(f.root().join("run/current-system")).unwrap(),
+        sys2
+    );
 }

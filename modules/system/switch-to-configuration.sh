@@ -17,10 +17,13 @@
 # Environment (for tests and unusual layouts): IMAGO_PROFILES (default
 # /imago/var/profiles), IMAGO_ESP (default /boot), IMAGO_CMDLINE (default
 # /proc/cmdline), IMAGO_RUN (default /run: booted-system, current-system),
+# IMAGO_CONSOLE (default /dev/console: output of services started by `test`),
+# IMAGO_INIT_PID (default 1: the busybox init that `test` signals),
 # IMAGO_ESP_FREE_KIB (overrides the measured free space of the
 # ESP, in KiB).
 set -eu
-export PATH=@tools@/bin
+# Imago's tools first; systemctl comes from the system's /usr.
+export PATH=@tools@/bin:/usr/bin:/usr/sbin
 umask 022
 
 name=@name@
@@ -36,6 +39,8 @@ profiles=${IMAGO_PROFILES:-/imago/var/profiles}
 esp=${IMAGO_ESP:-/boot}
 cmdline_file=${IMAGO_CMDLINE:-/proc/cmdline}
 run=${IMAGO_RUN:-/run}
+console=${IMAGO_CONSOLE:-/dev/console}
+init_pid=${IMAGO_INIT_PID:-1}
 
 die() {
     echo "switch-to-configuration: $*" >&2
@@ -289,14 +294,14 @@ systemd_services() {
 # Reload inittab and run the `once` services that are new (busybox init).
 busybox_services() {
     old=$1
-    kill -HUP 1 || echo "switch-to-configuration: could not signal init" >&2
+    kill -HUP "$init_pid" || echo "switch-to-configuration: could not signal init" >&2
     grep '^[^#]*::once:' "$system/etc/inittab" | while IFS= read -r line; do
         if [ -n "$old" ] && [ -f "$old/etc/inittab" ] && grep -qxF "$line" "$old/etc/inittab"; then
             continue
         fi
         cmd=${line#*::once:}
         echo "switch-to-configuration: starting $cmd"
-        (sh -c "$cmd" </dev/null >/dev/console 2>&1 &)
+        (sh -c "$cmd" </dev/null >"$console" 2>&1 &)
     done
 }
 
