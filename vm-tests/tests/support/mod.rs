@@ -146,6 +146,27 @@ fn open_store(dir: &Path) -> Result<Store, String> {
     Store::open(dir).map_err(|e| format!("cannot open the store {}: {e}", dir.display()))
 }
 
+/// Removes the images of earlier builds of the same system (same name,
+/// other hash), so the images directory does not grow with every change.
+/// Best effort: a file that cannot be removed is left for the next run.
+fn prune_older_images(dir: &Path, toplevel: &StorePath, keep: &Path) {
+    let suffix = format!("-{}.raw", toplevel.name());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let stale = path != keep
+            && entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.ends_with(&suffix));
+        if stale {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 /// Maps a logical store path of `boot.json` to the store directory.
 fn physical_path(system: &System, logical: &str) -> Result<PathBuf, String> {
     let (object, sub) = StorePath::from_absolute(logical)
@@ -220,6 +241,7 @@ impl System {
         };
         build_raw(&store, &self.toplevel, &options)
             .map_err(|e| format!("making a disk image of {}: {e}", self.toplevel))?;
+        prune_older_images(&dir, &self.toplevel, &output);
         Ok(output)
     }
 }
