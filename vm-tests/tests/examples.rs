@@ -136,6 +136,11 @@ vm_test!(
             "root is not /dev/vda2 (ext4):\n{mounts}"
         );
         assert!(!mounts.contains("virtiofs"), "{mounts}");
+        // Modes survive the image builder too.
+        assert_eq!(
+            m.succeed("stat -c '%F %a %U' /etc/shadow", CMD)?,
+            "regular file 600 root\n"
+        );
         assert_eq!(
             m.succeed("readlink /run/current-system", CMD)?.trim_end(),
             system.toplevel.to_absolute()
