@@ -573,3 +573,40 @@ fn switch_adds_the_generation_then_activates() {
         sys2
     );
 }
+
+#[test]
+fn a_failure_while_writing_the_esp_leaves_the_old_state() {
+    let f = Fixture::new();
+    let sys2 = f.system("sys2", 2, 20);
+    // The loader.conf cannot be replaced: a directory is in the way of its
+    // temporary file, after the kernel, initrd and entry were written.
+    fs::create_dir(f.root().join("esp/loader/loader.conf.imago-tmp")).unwrap();
+    let before = f.snapshot();
+    let out = f.switch(&sys2, "boot", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("the boot default is unchanged"), "{stderr}");
+    let after = f.snapshot();
+    // Only the copied kernel and initrd remain (named by content, unused,
+    // removed by the next successful run).
+    let added: Vec<String> = after
+        .keys()
+        .filter(|p| !before.contains_key(*p))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        added,
+        [
+            format!("{}-linux-bzImage", hash(2)),
+            format!("{}-initrd", hash(20)),
+        ]
+    );
+    for (p, v) in &before {
+        assert_eq!(after.get(p), Some(v), "{}", p.display());
+    }
+
+    fs::remove_dir(f.root().join("esp/loader/loader.conf.imago-tmp")).unwrap();
+    f.ok(&sys2, "boot");
+    assert_eq!(f.link("system"), PathBuf::from("system-2-link"));
+    assert_eq!(f.entries(), ["imago-web-1.conf", "imago-web-2+3.conf"]);
+}

@@ -47,6 +47,25 @@ die() {
     exit 1
 }
 
+# What an unfinished `boot` leaves to undo: the new generation's link and a
+# temporary file. The old default entry and profile are never touched
+# before the last steps, so removing these restores the old state.
+undo_link=""
+undo_entry=""
+undo_tmp=""
+cleanup() {
+    status=$?
+    set +e
+    [ -n "$undo_tmp" ] && rm -f "$undo_tmp"
+    [ -n "$undo_entry" ] && rm -f "$undo_entry"
+    if [ -n "$undo_link" ]; then
+        rm -f "$undo_link"
+        echo "switch-to-configuration: the new generation was not added; the boot default is unchanged" >&2
+    fi
+    exit $status
+}
+trap cleanup EXIT
+
 usage() {
     echo "usage: switch-to-configuration switch|boot|test [SYSTEM]" >&2
     exit 2
@@ -80,10 +99,11 @@ got_name=$(cat "$system/system-name" 2>/dev/null || true)
 
 # Write $2 (text) to the file $1 durably: temp file, fsync, rename.
 write_file() {
-    tmp="$1.imago-tmp"
-    printf '%s' "$2" >"$tmp"
-    sync "$tmp"
-    mv -f "$tmp" "$1"
+    undo_tmp="$1.imago-tmp"
+    printf '%s' "$2" >"$undo_tmp"
+    sync "$undo_tmp"
+    mv -f "$undo_tmp" "$1"
+    undo_tmp=""
 }
 
 # The ESP file name of a file in the store, as image building names it:
@@ -130,9 +150,11 @@ root_words() {
 copy_to_esp() {
     dest="$esp/EFI/imago/$2"
     [ -f "$dest" ] && return 0
-    cp "$1" "$dest.imago-tmp" || { rm -f "$dest.imago-tmp"; die "copying $1 to $dest failed"; }
-    sync "$dest.imago-tmp"
-    mv -f "$dest.imago-tmp" "$dest"
+    undo_tmp="$dest.imago-tmp"
+    cp "$1" "$undo_tmp" || die "copying $1 to $dest failed"
+    sync "$undo_tmp"
+    mv -f "$undo_tmp" "$dest"
+    undo_tmp=""
 }
 
 # Size in KiB of the file $1, rounded up, plus one 4 KiB cluster.
@@ -143,6 +165,8 @@ kib() {
 do_boot() {
     [ -d "$esp/loader" ] ||
         die "the EFI system partition is not mounted at $esp (no $esp/loader); nothing was changed"
+    [ -f "$system/kernel" ] && [ -f "$system/initrd" ] ||
+        die "$system has no kernel or initrd file; nothing was changed"
     mkdir -p "$profiles"
     kernel_file=$(esp_name "$kernel_src")
     initrd_file=$(esp_name "$initrd_src")
@@ -181,6 +205,7 @@ do_boot() {
     # The profile link first: it keeps the system alive for garbage
     # collection while the ESP refers to it.
     if $new_generation; then
+        undo_link="$profiles/system-$gen-link"
         ln -sfn "$system" "$profiles/system-$gen-link.imago-tmp"
         mv -Tf "$profiles/system-$gen-link.imago-tmp" "$profiles/system-$gen-link"
     fi
@@ -190,6 +215,7 @@ do_boot() {
     copy_to_esp "$system/initrd" "$initrd_file"
     if [ -z "$entry" ]; then
         entry="$esp/loader/entries/imago-$name-$gen+$tries.conf"
+        undo_entry=$entry
         write_file "$entry" "title $name (generation $gen, $(date -u +%Y-%m-%d))
 version $gen
 linux /EFI/imago/$kernel_file
@@ -216,6 +242,8 @@ $rest
 
     ln -sfn "system-$gen-link" "$profiles/system.imago-tmp"
     mv -Tf "$profiles/system.imago-tmp" "$profiles/system"
+    undo_link=""
+    undo_entry=""
     sync -f "$profiles" 2>/dev/null || sync
 
     prune "$gen"
