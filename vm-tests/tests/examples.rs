@@ -10,7 +10,7 @@ mod support;
 
 use std::time::Duration;
 
-use imago_vm_tests::{Driver, vm_test};
+use imago_vm_tests::{Driver, Error, vm_test};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -30,6 +30,30 @@ fn test_systems_share_the_examples_lock() {
         ours == examples,
         "vm-tests/systems/imago.lock differs from examples/imago.lock: copy it again"
     );
+}
+
+#[test]
+fn a_broken_system_fails_the_setup_step_naming_the_file() {
+    let driver = Driver::new("a_broken_system_fails_the_setup_step").expect("driver");
+    let missing = driver.dir().join("missing.imago");
+    let failure = support::system_file(&driver, &missing).expect_err("no such file");
+    assert!(matches!(failure.error(), Error::Setup(_)), "{failure}");
+    assert!(
+        failure.error().to_string().contains("missing.imago"),
+        "{failure}"
+    );
+
+    let broken = driver.dir().join("broken.imago");
+    std::fs::write(&broken, "{ imports = [ ; }\n").expect("write broken.imago");
+    let failure = support::system_file(&driver, &broken).expect_err("syntax error");
+    let text = failure.to_string();
+    assert!(matches!(failure.error(), Error::Setup(_)), "{text}");
+    assert!(
+        text.contains("step failed: build system") && text.contains("broken.imago"),
+        "{text}"
+    );
+    // The step log shows the failed step.
+    assert!(failure.report().contains("FAILED"), "{text}");
 }
 
 vm_test!(

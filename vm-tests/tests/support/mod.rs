@@ -84,19 +84,25 @@ fn images_dir() -> PathBuf {
 /// Builds `vm-tests/systems/<name>.imago` (once per process) as a step of
 /// the driver's log.
 pub fn system(driver: &Driver, name: &str) -> Result<System, Failure> {
-    static BUILT: OnceLock<Mutex<HashMap<String, System>>> = OnceLock::new();
-    let file = systems_dir().join(format!("{name}.imago"));
+    system_file(driver, &systems_dir().join(format!("{name}.imago")))
+}
+
+/// Builds the system file `file` (once per process) as a step of the
+/// driver's log. A failed evaluation or build fails the step with
+/// `Error::Setup` naming the file; the build's own report is on stderr.
+pub fn system_file(driver: &Driver, file: &Path) -> Result<System, Failure> {
+    static BUILT: OnceLock<Mutex<HashMap<PathBuf, System>>> = OnceLock::new();
     driver.setup(&format!("build system {}", file.display()), || {
         // Held during the build: two tests wanting one system build it once.
         let mut built = BUILT
             .get_or_init(Mutex::default)
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(system) = built.get(name) {
+        if let Some(system) = built.get(file) {
             return Ok(system.clone());
         }
-        let system = build_system(&file)?;
-        built.insert(name.to_owned(), system.clone());
+        let system = build_system(file)?;
+        built.insert(file.to_owned(), system.clone());
         Ok::<_, String>(system)
     })
 }
