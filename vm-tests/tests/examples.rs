@@ -85,6 +85,8 @@ vm_test!(
             m.succeed("readlink /run/current-system", CMD)?.trim_end(),
             system.toplevel.to_absolute()
         );
+        // busybox init powers the machine off.
+        m.shutdown(20 * SEC)?;
         Ok(())
     }
 );
@@ -139,6 +141,8 @@ vm_test!(
         let page = m.succeed("busybox wget -qO- http://127.0.0.1/", CMD)?;
         assert!(page.contains("<h1>Served by server</h1>"), "{page}");
         m.wait_for_open_port(22, 10 * SEC)?;
+        // systemd stops everything and powers the machine off.
+        m.shutdown(40 * SEC)?;
         Ok(())
     }
 );
