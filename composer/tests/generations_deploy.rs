@@ -199,7 +199,11 @@ fn failures_are_reported() {
 fn copy_only_runs_nothing_on_the_target() {
     let s = setup();
     let out = s.deploy(&["--copy-only"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(s.remote_names().len(), 2);
     assert!(!s.path("marker").exists());
 }
