@@ -39,7 +39,12 @@ impl Evaluator {
         ]))
     }
 
-    /// `builtins.step attrs`.
+    /// `builtins.step attrs`: the argument set extended with
+    /// `type = "step"` and `outPath`. As with Nix's `derivation`, the result
+    /// is lazy: only forcing `outPath` (or interpolating the set) forces the
+    /// parameters and asks the hook for the step, so a module may put a step
+    /// into an option whose definitions are merged before the step's
+    /// parameters can be computed.
     pub(crate) fn step_builtin(&self, arg: &Value, span: Span) -> Result<Value, EvalError> {
         let v = self.force_value(arg)?;
         let Value::Attrs(a) = &v else {
@@ -49,8 +54,29 @@ impl Evaluator {
                 span,
             ));
         };
+        let request = v.clone();
+        let out_path = Value::lazy(Some("outPath"), move |ev| {
+            let step = ev.request_step(&request, span)?;
+            ev.select_one(&step, "outPath", span)
+        });
+        let extra = Attrs::from_pairs([
+            (SmolStr::new("type"), Value::string("step"), None),
+            (SmolStr::new("outPath"), out_path, None),
+        ]);
+        Ok(Value::Attrs(Rc::new(a.update(&extra))))
+    }
+
+    /// Forces a step's parameters and records it with the hook.
+    fn request_step(&self, v: &Value, span: Span) -> Result<Value, EvalError> {
+        let Value::Attrs(a) = v else {
+            return Err(EvalError::type_error(
+                "a set as the argument of `step`",
+                v,
+                span,
+            ));
+        };
         let field = |key: &str| -> Result<String, EvalError> {
-            let x = self.select_one(&v, key, span)?;
+            let x = self.select_one(v, key, span)?;
             match &x {
                 Value::String(s) => Ok(s.as_str().to_string()),
                 other => Err(EvalError::type_error(
