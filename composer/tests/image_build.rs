@@ -3,6 +3,9 @@
 //! independent readers (the `gpt` and `fatfs` crates, e2fsprogs' debugfs),
 //! and two builds must be byte-identical.
 
+// Test helpers outside #[test] functions panic on failure too.
+#![allow(clippy::unwrap_used)]
+
 use imago::image::{ImageError, ImageIds, ImageOptions, MIB, build_raw};
 use imago::store::{Store, StorePath};
 use std::fs;
@@ -10,6 +13,8 @@ use std::io::Read;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::Command;
+
+const AWKWARD: &str = "system-systemd\\x2dcryptsetup \"quoted\".slice";
 
 struct System {
     _dir: tempfile::TempDir,
@@ -34,6 +39,8 @@ fn system(with_bootloader: bool) -> System {
     let kernel_src = scratch.join("linux");
     fs::create_dir(&kernel_src).unwrap();
     fs::write(kernel_src.join("bzImage"), vec![0x4d; 300_000]).unwrap();
+    // Names like systemd's escaped unit names must survive the debugfs pass.
+    fs::write(kernel_src.join(AWKWARD), b"x").unwrap();
     let kernel = store.add_path(&kernel_src, "linux").unwrap();
     let initrd = add_file(&store, &scratch, "initrd", &[0x07; 100_000]);
     let bootloader: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
@@ -207,6 +214,22 @@ fn root_holds_the_closure_and_generation_one() {
     assert!(kernel.contains("Size: 300000"), "{kernel}");
     assert!(kernel.contains("mtime: 0x00000001"), "{kernel}");
     assert!(kernel.contains("ctime: 0x00000001"), "{kernel}");
+    let linux = sys
+        .store
+        .closure(std::slice::from_ref(&sys.toplevel))
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name() == "linux")
+        .unwrap();
+    let awkward = debugfs(
+        &image,
+        offset,
+        &format!(
+            "stat \"/imago/store/{linux}/{}\"",
+            AWKWARD.replace('"', "\"\"")
+        ),
+    );
+    assert!(awkward.contains("ctime: 0x00000001"), "{awkward}");
     let usr = debugfs(&image, offset, "stat /bin");
     assert!(usr.contains("Type: symlink"), "{usr}");
 }

@@ -190,9 +190,8 @@ fn mkfs(stage: &Path, image: &Path, layout: &Layout, ids: &ImageIds) -> Result<(
 
 /// Sets the change time of every inode mkfs created to [`FIXED_TIME`].
 fn fix_ctimes(stage: &Path, image: &Path, layout: &Layout) -> Result<()> {
-    let mut script = String::from(
-        "sif / ctime 1\nsif / ctime_extra 0\nsif /lost+found ctime 1\nsif /lost+found ctime_extra 0\n",
-    );
+    use std::os::unix::ffi::OsStrExt;
+    let mut script: Vec<u8> = b"sif / ctime 1\nsif / ctime_extra 0\nsif /lost+found ctime 1\nsif /lost+found ctime_extra 0\n".to_vec();
     for entry in walkdir::WalkDir::new(stage)
         .min_depth(1)
         .sort_by_file_name()
@@ -202,20 +201,36 @@ fn fix_ctimes(stage: &Path, image: &Path, layout: &Layout) -> Result<()> {
         let rel = entry
             .path()
             .strip_prefix(stage)
-            .map_err(|e| ImageError::Invalid(e.to_string()))?;
-        let rel = rel.to_str().filter(|r| !r.contains(['"', '\n', '\\'])).ok_or_else(|| {
-            ImageError::Invalid(format!(
-                "{} has a name debugfs cannot address (non-UTF-8, a quote, a backslash or a newline)",
+            .map_err(|e| ImageError::Invalid(e.to_string()))?
+            .as_os_str()
+            .as_bytes();
+        if rel.contains(&b'\n') {
+            return Err(ImageError::Invalid(format!(
+                "{} has a newline in its name, which debugfs cannot address",
                 entry.path().display()
-            ))
-        })?;
-        script.push_str(&format!(
-            "sif \"/{rel}\" ctime 1\nsif \"/{rel}\" ctime_extra 0\n"
-        ));
+            )));
+        }
+        // debugfs reads one command per line; inside double quotes a quote is
+        // written twice and every other byte stands for itself.
+        let mut quoted = b"\"/".to_vec();
+        for &b in rel {
+            if b == b'"' {
+                quoted.push(b'"');
+            }
+            quoted.push(b);
+        }
+        quoted.push(b'"');
+        for field in [&b"ctime 1"[..], &b"ctime_extra 0"[..]] {
+            script.extend_from_slice(b"sif ");
+            script.extend_from_slice(&quoted);
+            script.push(b' ');
+            script.extend_from_slice(field);
+            script.push(b'\n');
+        }
     }
     let mut cmds =
         tempfile::NamedTempFile::new().map_err(ImageError::io("creating the debugfs script"))?;
-    std::io::Write::write_all(&mut cmds, script.as_bytes())
+    std::io::Write::write_all(&mut cmds, &script)
         .map_err(ImageError::io("writing the debugfs script"))?;
     let device = format!("{}?offset={}", image.display(), layout.root_offset);
     let out = Command::new("debugfs")
