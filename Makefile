@@ -14,7 +14,7 @@ run: host-tools
 	./target/release/imago run $(EXAMPLE)
 
 test: host-tools-test check
-	$(CARGO) test --workspace --locked
+	$(CARGO) test --workspace --locked --no-fail-fast
 
 check:
 	$(CARGO) fmt --all -- --check

@@ -289,7 +289,16 @@ fn a_real_full_disk_is_a_clear_error() {
     assert!(text.contains("No space left on device"), "{text}");
     assert_eq!(store.verify(false).unwrap().checked, 0);
     assert!(temp_leftovers(&store_dir).is_empty());
-    // Space is back: a small add works.
+    // Space is back: a small add works. Another test of this binary may be
+    // forking a child at the moment the big temporary file is closed; until
+    // that child execs, it holds a copy of the descriptor and the tmpfs keeps
+    // the pages. Wait (bounded) for the space to be released first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rustix::fs::statvfs(&mnt).map_or(0, |s| s.f_bavail * s.f_frsize) < 512 * 1024
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let small = store.add_path(&dir.path().join("small"), "small");
     let du = std::process::Command::new("du")
         .arg("-a")
