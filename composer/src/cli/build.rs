@@ -185,6 +185,29 @@ pub fn requested_packages(
     }
 }
 
+/// Builds `request` and insists that the result is a whole object — a
+/// system toplevel, as `imago run`, `image` and `deploy` need — not a path
+/// inside one. `Ok(None)`: the build failed and was reported on stderr.
+pub fn build_toplevel(
+    global: &GlobalArgs,
+    store: &Store,
+    request: &BuildRequest,
+) -> anyhow::Result<Option<StorePath>> {
+    match build_file(global, store, request)
+        .with_context(|| format!("building {}", request.file.display()))?
+    {
+        Outcome::Built(built) if built.suffix.is_empty() => Ok(Some(built.path)),
+        Outcome::Built(built) => anyhow::bail!(
+            "`{}` of {} is {}{}, a path inside an object, not a system toplevel",
+            request.attr,
+            request.file.display(),
+            built.path.to_absolute(),
+            built.suffix
+        ),
+        Outcome::Failed => Ok(None),
+    }
+}
+
 /// Evaluates, builds and reports failures on stderr.
 pub fn build_file(
     global: &GlobalArgs,

@@ -9,7 +9,7 @@
 //! read-write for the copy and read-only again afterwards.
 
 use super::GlobalArgs;
-use super::build::{BuildRequest, DEFAULT_ATTR, Outcome, build_file};
+use super::build::{BuildRequest, DEFAULT_ATTR, build_toplevel};
 use crate::debian::apt::default_deb_cache;
 use crate::graph::BuildOptions;
 use crate::graph::progress::ProgressMode;
@@ -182,18 +182,7 @@ impl Args {
                 progress: ProgressMode::Auto,
             },
         };
-        match build_file(global, store, &request)
-            .with_context(|| format!("building {}", file.display()))?
-        {
-            Outcome::Built(b) if b.suffix.is_empty() => Ok(Some(b.path)),
-            Outcome::Built(b) => anyhow::bail!(
-                "{} is {}{}, a path inside an object; deploy needs a system toplevel",
-                self.attr,
-                b.path.to_absolute(),
-                b.suffix
-            ),
-            Outcome::Failed => Ok(None),
-        }
+        build_toplevel(global, store, &request)
     }
 
     fn ssh_command(&self, remote_script: &str) -> Command {

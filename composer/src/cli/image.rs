@@ -3,7 +3,7 @@
 //! [`crate::image`]).
 
 use super::GlobalArgs;
-use super::build::{BuildRequest, DEFAULT_ATTR, Outcome, build_file};
+use super::build::{BuildRequest, DEFAULT_ATTR, build_toplevel};
 use crate::debian::apt::default_deb_cache;
 use crate::graph::BuildOptions;
 use crate::graph::progress::ProgressMode;
@@ -141,18 +141,7 @@ impl Args {
                 progress: ProgressMode::Auto,
             },
         };
-        match build_file(global, store, &request)
-            .with_context(|| format!("building {}", self.file.display()))?
-        {
-            Outcome::Built(built) if built.suffix.is_empty() => Ok(Some(built.path)),
-            Outcome::Built(built) => anyhow::bail!(
-                "`{}` is {}{}, a path inside an object; an image needs a system toplevel",
-                self.attr,
-                built.path.to_absolute(),
-                built.suffix
-            ),
-            Outcome::Failed => Ok(None),
-        }
+        build_toplevel(global, store, &request)
     }
 }
 

@@ -4,7 +4,7 @@
 //! already built toplevel instead.
 
 use super::GlobalArgs;
-use super::build::{BuildRequest, DEFAULT_ATTR, Outcome, build_file};
+use super::build::{BuildRequest, DEFAULT_ATTR, build_toplevel};
 use crate::boot::run::{RunOptions, run_system};
 use crate::debian::apt::default_deb_cache;
 use crate::graph::BuildOptions;
@@ -121,21 +121,7 @@ impl Args {
                 progress: ProgressMode::Auto,
             },
         };
-        let built = match build_file(global, store, &request)
-            .with_context(|| format!("building {}", file.display()))?
-        {
-            Outcome::Built(built) => built,
-            Outcome::Failed => return Ok(None),
-        };
-        anyhow::ensure!(
-            built.suffix.is_empty(),
-            "`{}` of {} is {}{}, a path inside an object; `imago run` needs a system toplevel",
-            self.attr,
-            file.display(),
-            built.path.to_absolute(),
-            built.suffix
-        );
-        Ok(Some(built.path))
+        build_toplevel(global, store, &request)
     }
 }
 
