@@ -7,6 +7,7 @@
 //! out. `--explain` lists every definition of one option with its priority
 //! and location, and says which won and why.
 
+use super::printed::Printed;
 use super::{ErrorFormat, GlobalArgs};
 use crate::system_eval::{self, SystemEvalFailure};
 use anyhow::Context;
@@ -15,7 +16,7 @@ use imago_lang::hook::NoStore;
 use imago_lang::modules::docs::priority_name;
 use imago_lang::modules::{DefStatus, Explanation, OptionPath, Site};
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -44,11 +45,6 @@ pub struct Args {
     pub modules: Option<PathBuf>,
 }
 
-enum Outcome {
-    Text(String),
-    Failed(String),
-}
-
 impl Args {
     pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let format = global.error_format;
@@ -68,17 +64,7 @@ impl Args {
         let outcome =
             imago_lang::eval::with_large_stack(move || self.evaluate(attr, explain, format, color))
                 .context("cannot start the evaluation thread")??;
-        match outcome {
-            Outcome::Text(text) => {
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "{text}").context("cannot write to stdout")?;
-                Ok(ExitCode::SUCCESS)
-            }
-            Outcome::Failed(rendered) => {
-                eprint!("{rendered}");
-                Ok(ExitCode::from(1))
-            }
-        }
+        outcome.finish()
     }
 
     fn evaluate(
@@ -87,18 +73,9 @@ impl Args {
         explain: Option<OptionPath>,
         format: ErrorFormat,
         color: bool,
-    ) -> anyhow::Result<Outcome> {
+    ) -> anyhow::Result<Printed> {
         let modules_dir = system_eval::modules_dir(self.modules.as_deref());
-        let failed = |f: SystemEvalFailure| -> anyhow::Result<Outcome> {
-            Ok(Outcome::Failed(match format {
-                ErrorFormat::Human => f.render(color),
-                ErrorFormat::Json => format!(
-                    "{}\n",
-                    serde_json::to_string_pretty(&f.to_json())
-                        .context("cannot encode the error")?
-                ),
-            }))
-        };
+        let failed = |f: SystemEvalFailure| Printed::failure(&f, format, color);
         let (ev, evaluated) =
             match system_eval::eval_system(&self.file, Rc::new(NoStore), &modules_dir) {
                 Ok(pair) => pair,
@@ -117,7 +94,7 @@ impl Args {
             }),
         };
         match result {
-            Ok(text) => Ok(Outcome::Text(text)),
+            Ok(text) => Ok(Printed::Text(text)),
             Err(error) => failed(SystemEvalFailure {
                 evaluator: Box::new(ev),
                 error,

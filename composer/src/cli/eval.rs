@@ -8,13 +8,14 @@
 //! globally. Errors are rendered as diagnostics (or JSON with
 //! `--error-format json`) and exit with status 1.
 
+use super::printed::Printed;
 use super::{ErrorFormat, GlobalArgs};
 use crate::fsio::FsIo;
 use anyhow::Context;
 use imago_lang::diag::{self, IntoDiagnostic};
 use imago_lang::eval::{EvalError, Evaluator, Value};
 use imago_lang::hook::NoStore;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -38,11 +39,6 @@ pub struct Args {
     pub strict: bool,
 }
 
-/// What the evaluation thread hands back.
-enum Outcome {
-    Value(String),
-    Failed(String),
-}
 
 impl Args {
     pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
@@ -52,25 +48,15 @@ impl Args {
         let outcome =
             imago_lang::eval::with_large_stack(move || self.evaluate(&cwd, format, color))
                 .context("cannot start the evaluation thread")??;
-        match outcome {
-            Outcome::Value(text) => {
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "{text}").context("cannot write to stdout")?;
-                Ok(ExitCode::SUCCESS)
-            }
-            Outcome::Failed(rendered) => {
-                eprint!("{rendered}");
-                Ok(ExitCode::from(1))
-            }
-        }
+        outcome.finish()
     }
 
-    fn evaluate(self, cwd: &Path, format: ErrorFormat, color: bool) -> anyhow::Result<Outcome> {
+    fn evaluate(self, cwd: &Path, format: ErrorFormat, color: bool) -> anyhow::Result<Printed> {
         let mut ev = Evaluator::new(Rc::new(FsIo), Rc::new(NoStore));
         let pkgs = ev.packages_value();
         ev.with_global("pkgs", pkgs);
         match self.value(&ev, cwd) {
-            Ok(text) => Ok(Outcome::Value(text)),
+            Ok(text) => Ok(Printed::Text(text)),
             Err(e) => {
                 let diags = match e.parse_diagnostics() {
                     Some(d) => d.to_vec(),
@@ -87,7 +73,7 @@ impl Args {
                         )
                     }
                 };
-                Ok(Outcome::Failed(rendered))
+                Ok(Printed::Failed(rendered))
             }
         }
     }

@@ -15,6 +15,7 @@ pub mod generations;
 pub mod image;
 pub mod lock;
 pub mod options;
+mod printed;
 pub mod rollback;
 pub mod run;
 pub mod store;

@@ -10,6 +10,7 @@
 //! shown relative to it (`modules/config/users.imago:12`), so the output
 //! does not depend on where the source tree is.
 
+use super::printed::Printed;
 use super::{ErrorFormat, GlobalArgs};
 use crate::system_eval::{self, SystemEvalFailure};
 use anyhow::Context;
@@ -46,11 +47,6 @@ struct Entry {
     declared: String,
 }
 
-enum Outcome {
-    Text(String),
-    Failed(String),
-}
-
 impl Args {
     pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let format = global.error_format;
@@ -58,30 +54,21 @@ impl Args {
         let outcome = imago_lang::eval::with_large_stack(move || self.document(format, color))
             .context("cannot start the evaluation thread")??;
         match outcome {
-            Outcome::Text(text) => {
+            Printed::Text(text) => {
                 let mut out = std::io::stdout().lock();
                 write!(out, "{text}").context("cannot write to stdout")?;
                 Ok(ExitCode::SUCCESS)
             }
-            Outcome::Failed(rendered) => {
+            Printed::Failed(rendered) => {
                 eprint!("{rendered}");
                 Ok(ExitCode::from(1))
             }
         }
     }
 
-    fn document(self, format: ErrorFormat, color: bool) -> anyhow::Result<Outcome> {
+    fn document(self, format: ErrorFormat, color: bool) -> anyhow::Result<Printed> {
         let modules_dir = system_eval::modules_dir(self.modules.as_deref());
-        let failed = |f: SystemEvalFailure| -> anyhow::Result<Outcome> {
-            Ok(Outcome::Failed(match format {
-                ErrorFormat::Human => f.render(color),
-                ErrorFormat::Json => format!(
-                    "{}\n",
-                    serde_json::to_string_pretty(&f.to_json())
-                        .context("cannot encode the error")?
-                ),
-            }))
-        };
+        let failed = |f: SystemEvalFailure| Printed::failure(&f, format, color);
         let (ev, evaluated) =
             match system_eval::declare_system(self.file.as_deref(), Rc::new(NoStore), &modules_dir)
             {
@@ -114,7 +101,7 @@ impl Args {
         } else {
             plain(&entries)
         };
-        Ok(Outcome::Text(text))
+        Ok(Printed::Text(text))
     }
 }
 
