@@ -48,7 +48,7 @@ impl BootEntry {
         ids: &ImageIds,
         date: Option<&str>,
     ) -> BootEntry {
-        let mut extra = Vec::new();
+        let mut extra = vec![format!("imago.generation={generation}")];
         if !spec.kernel_params.iter().any(|p| p.starts_with("root=")) {
             extra.push(format!("root=UUID={}", ids.root_fs_uuid));
             extra.push("rootfstype=ext4".to_owned());
@@ -132,7 +132,7 @@ mod tests {
         assert!(text.contains("title web (generation 1)\n"), "{text}");
         assert!(
             text.contains(&format!(
-                "options console=ttyS0 imago.system=/imago/store/0000000000000000000000000000000c-imago-system-web root=UUID={} rootfstype=ext4 rw\n",
+                "options console=ttyS0 imago.system=/imago/store/0000000000000000000000000000000c-imago-system-web imago.generation=1 root=UUID={} rootfstype=ext4 rw\n",
                 ids.root_fs_uuid
             )),
             "{text}"

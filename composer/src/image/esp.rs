@@ -150,8 +150,10 @@ pub fn write(
             out.write_all(text.as_bytes()).map_err(io(dst))?;
             out.flush().map_err(io(dst))
         };
+        // The same glob `switch-to-configuration` writes: systemd-boot picks
+        // the newest entry that still has tries left.
         let loader = LoaderConfig {
-            default: entry.file_name.clone(),
+            default: format!("imago-{}-*", spec.system_name),
             timeout: 0,
         };
         write_text("loader/loader.conf", &loader.render())?;
