@@ -39,7 +39,6 @@ pub struct Args {
     pub strict: bool,
 }
 
-
 impl Args {
     pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let cwd = std::env::current_dir().context("cannot determine the current directory")?;
