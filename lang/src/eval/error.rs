@@ -283,20 +283,6 @@ impl EvalError {
     }
 }
 
-fn hint_from(suggestions: &[String]) -> Option<String> {
-    match suggestions {
-        [] => None,
-        [one] => Some(format!("did you mean `{one}`?")),
-        many => Some(format!(
-            "did you mean one of {}?",
-            many.iter()
-                .map(|s| format!("`{s}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-    }
-}
-
 impl IntoDiagnostic for EvalError {
     fn to_diagnostic(&self) -> Diagnostic {
         let inner = &self.0;
@@ -305,13 +291,13 @@ impl IntoDiagnostic for EvalError {
         match kind {
             ErrorKind::UndefinedVariable { suggestions, .. } => {
                 d = d.with_primary(inner.span, "not defined in this scope");
-                if let Some(h) = hint_from(suggestions) {
+                if let Some(h) = crate::diag::did_you_mean(suggestions) {
                     d = d.with_hint(h);
                 }
             }
             ErrorKind::MissingAttribute { suggestions, .. } => {
                 d = d.with_primary(inner.span, "no such attribute");
-                if let Some(h) = hint_from(suggestions) {
+                if let Some(h) = crate::diag::did_you_mean(suggestions) {
                     d = d.with_hint(h);
                 }
             }
@@ -340,7 +326,7 @@ impl IntoDiagnostic for EvalError {
                 d = d
                     .with_primary(inner.span, "argument given here")
                     .with_secondary(*function, "function defined here");
-                if let Some(h) = hint_from(suggestions) {
+                if let Some(h) = crate::diag::did_you_mean(suggestions) {
                     d = d.with_hint(h);
                 }
             }

@@ -156,20 +156,6 @@ fn label(d: Diagnostic, site: &Site, primary: bool, message: String) -> Diagnost
     }
 }
 
-fn hint_from(suggestions: &[String]) -> Option<String> {
-    match suggestions {
-        [] => None,
-        [one] => Some(format!("did you mean `{one}`?")),
-        many => Some(format!(
-            "did you mean one of {}?",
-            many.iter()
-                .map(|s| format!("`{s}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-    }
-}
-
 impl IntoDiagnostic for ModuleError {
     fn to_diagnostic(&self) -> Diagnostic {
         if let ModuleError::Eval(e) = self {
@@ -184,7 +170,7 @@ impl IntoDiagnostic for ModuleError {
                 if site.span.is_some() {
                     d = label(d, site, true, "defined here".into());
                 }
-                if let Some(h) = hint_from(suggestions) {
+                if let Some(h) = crate::diag::did_you_mean(suggestions) {
                     d = d.with_hint(h);
                 } else {
                     d = d.with_hint("`imago options` lists every declared option");
