@@ -185,6 +185,50 @@ pub fn requested_packages(
     }
 }
 
+/// Which system a command acts on: a configuration to build, or a toplevel
+/// already in the store (`imago run`, `imago deploy`).
+#[derive(Debug, clap::Args)]
+pub struct SystemArgs {
+    /// The configuration file.
+    #[arg(required_unless_present = "toplevel", conflicts_with = "toplevel")]
+    pub file: Option<PathBuf>,
+    /// Use an already built toplevel instead of building FILE: a store path,
+    /// `<hash>-<name>`, or a symlink into the store such as an out-link.
+    #[arg(long, value_name = "PATH")]
+    pub toplevel: Option<String>,
+    /// The attribute that is the system.
+    #[arg(short = 'A', long = "attr", default_value = DEFAULT_ATTR, conflicts_with = "toplevel")]
+    pub attr: String,
+}
+
+impl SystemArgs {
+    /// The toplevel: `--toplevel` looked up in `store`, or FILE built with
+    /// `options`. `Ok(None)`: the build failed and was reported on stderr.
+    pub fn toplevel(
+        &self,
+        global: &GlobalArgs,
+        store: &Store,
+        options: BuildOptions,
+    ) -> anyhow::Result<Option<StorePath>> {
+        match (&self.toplevel, &self.file) {
+            (Some(arg), _) => super::store::parse_object_arg(store, arg)
+                .with_context(|| format!("--toplevel {arg}"))
+                .map(Some),
+            (None, Some(file)) => build_toplevel(
+                global,
+                store,
+                &BuildRequest {
+                    file: file.clone(),
+                    attr: self.attr.clone(),
+                    modules: None,
+                    options,
+                },
+            ),
+            (None, None) => anyhow::bail!("give a configuration FILE or --toplevel PATH"),
+        }
+    }
+}
+
 /// Builds `request` and insists that the result is a whole object — a
 /// system toplevel, as `imago run`, `image` and `deploy` need — not a path
 /// inside one. `Ok(None)`: the build failed and was reported on stderr.

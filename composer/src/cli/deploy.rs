@@ -9,7 +9,7 @@
 //! read-write for the copy and read-only again afterwards.
 
 use super::GlobalArgs;
-use super::build::{BuildRequest, DEFAULT_ATTR, build_toplevel};
+use super::build::SystemArgs;
 use crate::debian::apt::default_deb_cache;
 use crate::graph::BuildOptions;
 use crate::graph::progress::ProgressMode;
@@ -17,20 +17,12 @@ use crate::store::{Store, StorePath};
 use anyhow::Context;
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The configuration file.
-    #[arg(required_unless_present = "toplevel", conflicts_with = "toplevel")]
-    pub file: Option<PathBuf>,
-    /// Deploy an already built toplevel instead of building FILE.
-    #[arg(long, value_name = "PATH")]
-    pub toplevel: Option<String>,
-    /// The attribute to build.
-    #[arg(short = 'A', long = "attr", default_value = DEFAULT_ATTR, conflicts_with = "toplevel")]
-    pub attr: String,
+    #[command(flatten)]
+    pub system: SystemArgs,
     /// The machine: ssh://[user@]host[:port].
     #[arg(long, value_name = "URL", value_parser = parse_target)]
     pub target: SshTarget,
@@ -109,14 +101,19 @@ fn sh_quote(s: &str) -> String {
 impl Args {
     pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let store = super::store::open_store(global)?;
-        let toplevel = match (&self.toplevel, &self.file) {
-            (Some(arg), _) => super::store::parse_object_arg(&store, arg)
-                .with_context(|| format!("--toplevel {arg}"))?,
-            (None, Some(file)) => match self.build(global, &store, file)? {
-                Some(p) => p,
-                None => return Ok(ExitCode::from(1)),
+        let Some(toplevel) = self.system.toplevel(
+            global,
+            &store,
+            BuildOptions {
+                jobs: 0,
+                keep_going: false,
+                offline: false,
+                deb_cache: default_deb_cache(),
+                progress: ProgressMode::Auto,
             },
-            (None, None) => anyhow::bail!("give a configuration FILE or --toplevel PATH"),
+        )?
+        else {
+            return Ok(ExitCode::from(1));
         };
         let closure = store
             .closure_sorted(std::slice::from_ref(&toplevel))
@@ -162,27 +159,6 @@ impl Args {
             return Ok(ExitCode::from(1));
         }
         Ok(ExitCode::SUCCESS)
-    }
-
-    fn build(
-        &self,
-        global: &GlobalArgs,
-        store: &Store,
-        file: &std::path::Path,
-    ) -> anyhow::Result<Option<StorePath>> {
-        let request = BuildRequest {
-            file: file.to_owned(),
-            attr: self.attr.clone(),
-            modules: None,
-            options: BuildOptions {
-                jobs: 0,
-                keep_going: false,
-                offline: false,
-                deb_cache: default_deb_cache(),
-                progress: ProgressMode::Auto,
-            },
-        };
-        build_toplevel(global, store, &request)
     }
 
     fn ssh_command(&self, remote_script: &str) -> Command {

@@ -4,29 +4,19 @@
 //! already built toplevel instead.
 
 use super::GlobalArgs;
-use super::build::{BuildRequest, DEFAULT_ATTR, build_toplevel};
+use super::build::SystemArgs;
 use crate::boot::run::{RunOptions, run_system};
 use crate::debian::apt::default_deb_cache;
 use crate::graph::BuildOptions;
 use crate::graph::progress::ProgressMode;
-use crate::store::{Store, StorePath};
 use anyhow::Context;
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The configuration file.
-    #[arg(required_unless_present = "toplevel", conflicts_with = "toplevel")]
-    pub file: Option<PathBuf>,
-    /// Boot an already built toplevel instead of building FILE: a store path,
-    /// `<hash>-<name>`, or a symlink into the store such as an out-link.
-    #[arg(long, value_name = "PATH")]
-    pub toplevel: Option<String>,
-    /// The attribute to build and boot.
-    #[arg(short = 'A', long = "attr", default_value = DEFAULT_ATTR, conflicts_with = "toplevel")]
-    pub attr: String,
+    #[command(flatten)]
+    pub system: SystemArgs,
     /// Never touch the network while building.
     #[arg(long)]
     pub offline: bool,
@@ -67,14 +57,19 @@ fn parse_memory(text: &str) -> Result<u32, String> {
 impl Args {
     pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let store = super::store::open_store(global)?;
-        let toplevel = match (&self.toplevel, &self.file) {
-            (Some(arg), _) => super::store::parse_object_arg(&store, arg)
-                .with_context(|| format!("--toplevel {arg}"))?,
-            (None, Some(file)) => match self.build(global, &store, file)? {
-                Some(path) => path,
-                None => return Ok(ExitCode::from(1)),
+        let Some(toplevel) = self.system.toplevel(
+            global,
+            &store,
+            BuildOptions {
+                jobs: self.jobs.map_or(0, usize::from),
+                keep_going: false,
+                offline: self.offline,
+                deb_cache: default_deb_cache(),
+                progress: ProgressMode::Auto,
             },
-            (None, None) => anyhow::bail!("give a configuration FILE or --toplevel PATH"),
+        )?
+        else {
+            return Ok(ExitCode::from(1));
         };
         let physical = store.physical(&toplevel);
         anyhow::ensure!(
@@ -101,35 +96,15 @@ impl Args {
             ExitCode::from(1)
         })
     }
-
-    /// Builds `file`'s system; `None` when the build failed (already reported).
-    fn build(
-        &self,
-        global: &GlobalArgs,
-        store: &Store,
-        file: &std::path::Path,
-    ) -> anyhow::Result<Option<StorePath>> {
-        let request = BuildRequest {
-            file: file.to_owned(),
-            attr: self.attr.clone(),
-            modules: None,
-            options: BuildOptions {
-                jobs: self.jobs.map_or(0, usize::from),
-                keep_going: false,
-                offline: self.offline,
-                deb_cache: default_deb_cache(),
-                progress: ProgressMode::Auto,
-            },
-        };
-        build_toplevel(global, store, &request)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::build::DEFAULT_ATTR;
     use crate::cli::{Cli, Command};
     use clap::Parser;
+    use std::path::PathBuf;
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
         let mut argv = vec!["imago", "run"];
@@ -155,7 +130,7 @@ mod tests {
             "-S",
         ])
         .unwrap();
-        assert_eq!(args.file, Some(PathBuf::from("sys.imago")));
+        assert_eq!(args.system.file, Some(PathBuf::from("sys.imago")));
         assert_eq!(args.memory, 2048);
         assert_eq!(args.smp, 4);
         assert_eq!(args.kernel_params, ["imago.debug1"]);
@@ -165,13 +140,13 @@ mod tests {
     #[test]
     fn toplevel_replaces_the_file() {
         let args = parse(&["--toplevel", "./result"]).unwrap();
-        assert_eq!(args.toplevel.as_deref(), Some("./result"));
+        assert_eq!(args.system.toplevel.as_deref(), Some("./result"));
         assert_eq!(args.memory, 1024);
         assert!(parse(&["sys.imago", "--toplevel", "./result"]).is_err());
         assert!(parse(&[]).is_err(), "FILE or --toplevel is required");
         assert!(parse(&["--toplevel", "x", "-A", "config.x"]).is_err());
         let args = parse(&["sys.imago"]).unwrap();
-        assert_eq!(args.attr, DEFAULT_ATTR);
+        assert_eq!(args.system.attr, DEFAULT_ATTR);
         assert!(!args.offline);
     }
 
