@@ -142,7 +142,14 @@ impl VmLaunch {
                 socket: runtime_dir.path().join("store.sock"),
             },
         };
-        let mut extra = vec![store.kernel_param(), "console=ttyS0".to_owned()];
+        // `no_timer_check`: under TCG on a busy host the kernel's IO-APIC
+        // timer check can fail and panic ("IO-APIC + timer doesn't work!");
+        // the check only matters on broken physical hardware.
+        let mut extra = vec![
+            store.kernel_param(),
+            "console=ttyS0".to_owned(),
+            "no_timer_check".to_owned(),
+        ];
         extra.extend(opts.kernel_params.iter().cloned());
         let cmdline = spec.cmdline(toplevel_logical, &extra);
         let accel = match opts.accel {
@@ -442,7 +449,7 @@ mod tests {
         ));
         assert_eq!(
             launch.config.cmdline,
-            "quiet imago.system=/imago/store/0000000000000000000000000000000c-system imago.store=virtiofs:imago-store console=ttyS0"
+            "quiet imago.system=/imago/store/0000000000000000000000000000000c-system imago.store=virtiofs:imago-store console=ttyS0 no_timer_check"
         );
     }
 
