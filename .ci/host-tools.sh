@@ -34,6 +34,8 @@ need_file /usr/share/keyrings/debian-archive-keyring.gpg debian-archive-keyring
 if [ "$purpose" = test ]; then
     need nix-instantiate nix-bin
     need cpio cpio
+    # switch-to-configuration's tests run the script under the host's busybox.
+    need busybox busybox-static
 fi
 
 if [ -z "$missing" ]; then
