@@ -17,7 +17,7 @@ use super::bls::{BootEntry, ESP_DIR, LoaderConfig, esp_name};
 use super::ids::ImageIds;
 use super::{ImageError, Result};
 use crate::boot::bootspec::BootSpec;
-use crate::store::Store;
+use crate::store::{Store, StorePath};
 use fatfs::{
     Date, DateTime, FatType, FileSystem, FormatVolumeOptions, FsOptions, Time, TimeProvider,
 };
@@ -109,11 +109,13 @@ pub fn write(
             root.create_dir(dir).map_err(io(dir))?;
         }
         let physical = |logical: &str| -> Result<std::path::PathBuf> {
-            let rest = logical
-                .strip_prefix(crate::builders::STORE_PREFIX)
-                .and_then(|r| r.strip_prefix('/'))
-                .ok_or_else(|| ImageError::Invalid(format!("`{logical}` is not in the store")))?;
-            Ok(store.dir().join(rest))
+            let (object, sub) = StorePath::from_absolute(logical)
+                .map_err(|e| ImageError::Invalid(e.to_string()))?;
+            let base = store.physical(&object);
+            Ok(match sub.trim_start_matches('/') {
+                "" => base,
+                sub => base.join(sub),
+            })
         };
         // The toplevel's entries are links to logical store paths.
         let link = toplevel_dir.join(TOPLEVEL_BOOTLOADER);
