@@ -16,5 +16,6 @@ pub mod fsio;
 pub mod generations;
 pub mod graph;
 pub mod image;
+pub mod remote;
 pub mod store;
 pub mod system_eval;

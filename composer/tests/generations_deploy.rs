@@ -27,8 +27,8 @@ fn setup() -> Setup {
     let marker = dir.path().join("marker");
     let tmp = store.temp_build_dir().unwrap();
     let out = tmp.out();
-    fs::create_dir_all(out.join("etc/imago")).unwrap();
-    let script = out.join("etc/imago/switch-to-configuration");
+    fs::create_dir_all(out.join("bin")).unwrap();
+    let script = out.join("bin/switch-to-configuration");
     fs::write(
         &script,
         format!(
@@ -206,4 +206,71 @@ fn copy_only_runs_nothing_on_the_target() {
     );
     assert_eq!(s.remote_names().len(), 2);
     assert!(!s.path("marker").exists());
+}
+
+/// `imago rollback|generations --target` run the target's current
+/// generation's script (here a stand-in that logs its arguments, reached
+/// through a fake ssh that maps /imago/var/profiles to a directory).
+#[test]
+fn rollback_and_generations_run_the_targets_generation_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("profiles/system/bin");
+    fs::create_dir_all(&bin).unwrap();
+    let log = dir.path().join("tool.log");
+    fs::write(
+        bin.join("switch-to-configuration"),
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\n[ \"$1\" = delete-generations ] && [ \"$2\" = 1 ] && {{ echo 'generation 1 is booted' >&2; exit 1; }}\necho \"did $*\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(
+        bin.join("switch-to-configuration"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let ssh = dir.path().join("fake-ssh");
+    fs::write(
+        &ssh,
+        format!(
+            "#!/bin/sh\nwhile [ \"$1\" != -- ]; do shift; done\nshift 2\nexec sh -c \"$(echo \"$*\" | sed 's|/imago/var/profiles|{}|')\"\n",
+            dir.path().join("profiles").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&ssh, fs::Permissions::from_mode(0o755)).unwrap();
+    let imago = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_imago"))
+            .args(args)
+            .args(["--target", "ssh://root@m", "--ssh"])
+            .arg(&ssh)
+            .output()
+            .unwrap()
+    };
+    let out = imago(&["rollback"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "did rollback switch\n"
+    );
+    assert!(imago(&["rollback", "--boot"]).status.success());
+    assert!(imago(&["generations"]).status.success());
+    assert!(imago(&["generations", "delete", "2", "3"]).status.success());
+    let out = imago(&["generations", "delete", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "switch-to-configuration delete-generations 1 failed on root@m (exit status 1)"
+        ),
+        "{stderr}"
+    );
+    let out = imago(&["generations", "delete", "--older-than", "30d"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--older-than works on a local"));
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        "rollback switch\nrollback boot\nlist-generations\ndelete-generations 2 3\ndelete-generations 1\n"
+    );
 }

@@ -160,7 +160,7 @@ impl Fixture {
     fn switch(&self, sys: &Path, action: &str, env: &[(&str, &str)]) -> Output {
         let root = self.root();
         let mut cmd = Command::new(sys.join("bin/switch-to-configuration"));
-        cmd.arg(action)
+        cmd.args(action.split(' '))
             .env_clear()
             .env("IMAGO_PROFILES", root.join("profiles"))
             .env("IMAGO_ESP", root.join("esp"))
@@ -609,4 +609,157 @@ fn a_failure_while_writing_the_esp_leaves_the_old_state() {
     f.ok(&sys2, "boot");
     assert_eq!(f.link("system"), PathBuf::from("system-2-link"));
     assert_eq!(f.entries(), ["imago-web-1.conf", "imago-web-2+3.conf"]);
+}
+
+#[test]
+fn rollback_makes_the_previous_generation_the_default_without_adding_one() {
+    let f = Fixture::new();
+    let sys2 = f.system("sys2", 2, 20);
+    f.ok(&sys2, "boot");
+    let out = f.ok(&sys2, "rollback");
+    assert!(
+        out.contains("rolling back from generation 2 to generation 1"),
+        "{out}"
+    );
+    // Generation 1's own script ran: no generation 3, and generation 1's
+    // entry is named as the default (the glob would pick generation 2).
+    assert_eq!(f.link("system"), PathBuf::from("system-1-link"));
+    assert!(!f.root().join("profiles/system-3-link").exists());
+    assert_eq!(f.entries(), ["imago-web-1.conf", "imago-web-2+3.conf"]);
+    let loader = fs::read_to_string(f.root().join("esp/loader/loader.conf")).unwrap();
+    assert_eq!(loader.lines().next(), Some("default imago-web-1.conf"));
+    // `rollback` ran `switch`: generation 1 was activated too.
+    assert_eq!(
+        fs::read_link(f.root().join("run/current-system")).unwrap(),
+        f.root().join("sys1")
+    );
+
+    // Nothing older than generation 1.
+    let out = f.switch(&sys2, "rollback", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("generation 1 is the oldest"), "{stderr}");
+
+    // A new generation is the newest again: back to "newest good".
+    let sys3 = f.system("sys3", 3, 30);
+    f.ok(&sys3, "boot");
+    let loader = fs::read_to_string(f.root().join("esp/loader/loader.conf")).unwrap();
+    assert_eq!(loader.lines().next(), Some("default imago-web-*"));
+}
+
+#[test]
+fn rollback_boot_only_changes_the_default() {
+    let f = Fixture::new();
+    let sys2 = f.system("sys2", 2, 20);
+    f.activation(&sys2, "busybox", false);
+    f.write(&sys2.join("etc/inittab"), "::sysinit:/s\n");
+    f.ok(&sys2, "switch");
+    f.ok(&sys2, "rollback boot");
+    assert_eq!(f.link("system"), PathBuf::from("system-1-link"));
+    // Still running generation 2 until the next boot.
+    assert_eq!(
+        fs::read_link(f.root().join("run/current-system")).unwrap(),
+        sys2
+    );
+    assert_eq!(
+        f.switch(&sys2, "rollback sideways", &[]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn list_generations_marks_the_current_and_booted_ones() {
+    let f = Fixture::new();
+    let sys2 = f.system("sys2", 2, 20);
+    f.ok(&sys2, "boot");
+    let out = f.ok(&sys2, "list-generations");
+    assert_eq!(
+        out,
+        format!(
+            "1\tbooted\t{}\timago-web-1.conf\n2\tcurrent\t{}\timago-web-2+3.conf\n",
+            f.root().join("sys1").display(),
+            sys2.display()
+        )
+    );
+}
+
+#[test]
+fn delete_generations_removes_links_entries_and_unused_files_but_never_one_in_use() {
+    let f = Fixture::new();
+    let sys2 = f.system("sys2", 2, 20);
+    let sys3 = f.system("sys3", 3, 30);
+    f.ok(&sys2, "boot");
+    f.ok(&sys3, "boot");
+    let before = f.snapshot();
+    for (number, why) in [
+        ("1", "generation 1 is booted or running"),
+        ("3", "generation 3 is the current one"),
+        ("7", "there is no generation 7"),
+        ("x", "'x' is not a generation number"),
+    ] {
+        // Checked before anything is deleted, even with a valid one first.
+        let out = f.switch(&sys3, &format!("delete-generations 2 {number}"), &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{number}: {stderr}");
+        assert!(stderr.contains(why), "{number}: {stderr}");
+        assert_eq!(f.snapshot(), before, "{number}");
+    }
+    let out = f.ok(&sys3, "delete-generations 2");
+    assert!(out.contains("deleted generation 2"), "{out}");
+    assert!(!f.root().join("profiles/system-2-link").exists());
+    assert_eq!(f.entries(), ["imago-web-1.conf", "imago-web-3+3.conf"]);
+    let mut want = vec![
+        format!("{}-linux-bzImage", hash(1)),
+        format!("{}-linux-bzImage", hash(3)),
+        format!("{}-initrd", hash(10)),
+        format!("{}-initrd", hash(30)),
+    ];
+    want.sort();
+    assert_eq!(f.esp_files(), want);
+}
+
+#[test]
+fn entries_of_generations_deleted_elsewhere_are_pruned_unless_booted() {
+    let f = Fixture::new();
+    let sys2 = f.system("sys2", 2, 20);
+    f.ok(&sys2, "boot");
+    // The host-side tools deleted the links of generations 1 and 2.
+    fs::remove_file(f.root().join("profiles/system-1-link")).unwrap();
+    fs::remove_file(f.root().join("profiles/system-2-link")).unwrap();
+    let sys3 = f.system("sys3", 3, 30);
+    let out = f.ok(&sys3, "boot");
+    assert!(
+        out.contains("removed the boot entry of deleted generation 2"),
+        "{out}"
+    );
+    // Generation 1 is booted: its entry and files stay.
+    assert_eq!(f.entries(), ["imago-web-1.conf", "imago-web-3+3.conf"]);
+    assert!(!f.esp_files().contains(&format!("{}-initrd", hash(20))));
+}
+
+#[test]
+fn the_pause_hook_stops_after_the_named_step() {
+    let f = Fixture::new();
+    let sys2 = f.system("sys2", 2, 20);
+    let mut child = Command::new(sys2.join("bin/switch-to-configuration"))
+        .arg("boot")
+        .env_clear()
+        .env("IMAGO_PROFILES", f.root().join("profiles"))
+        .env("IMAGO_ESP", f.root().join("esp"))
+        .env("IMAGO_CMDLINE", f.root().join("cmdline"))
+        .env("IMAGO_RUN", f.root().join("run"))
+        .env("IMAGO_SWITCH_PAUSE_AFTER", "entry")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut line = [0u8; 200];
+    let n = std::io::Read::read(&mut stderr, &mut line).unwrap();
+    let text = String::from_utf8_lossy(&line[..n]);
+    assert!(text.contains("paused after entry"), "{text}");
+    // The entry is written, the default not yet changed.
+    assert_eq!(f.entries(), ["imago-web-1.conf", "imago-web-2+3.conf"]);
+    assert_eq!(f.link("system"), PathBuf::from("system-1-link"));
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(9));
 }

@@ -1,13 +1,22 @@
 #!@tools@/bin/sh
 # switch-to-configuration ACTION [SYSTEM] — make SYSTEM (a toplevel of the
 # system this script was built for) the running system, the boot default,
-# or both.
+# or both; or manage the machine's generations.
 #
 #   test    activate SYSTEM now and reload/restart services; the boot
 #           default is unchanged (a reboot returns to it)
 #   boot    add SYSTEM as a new generation: profile link, kernel and initrd
 #           on the ESP, a boot entry with 3 tries, made the default
 #   switch  boot, then test
+#   rollback [switch|boot|test]
+#           make the generation before the current one current again, with
+#           that generation's own script (default: switch)
+#   list-generations
+#           one line per generation: number, current/booted marks, toplevel,
+#           boot entry
+#   delete-generations N...
+#           delete generations (never the current, booted or running one):
+#           profile links, boot entries, and kernels/initrds no entry uses
 #
 # SYSTEM defaults to the toplevel this script belongs to (the directory above
 # `bin/`). Runs under busybox with Imago's own tools: the target needs no
@@ -20,7 +29,10 @@
 # IMAGO_CONSOLE (default /dev/console: output of services started by `test`),
 # IMAGO_INIT_PID (default 1: the busybox init that `test` signals),
 # IMAGO_ESP_FREE_KIB (overrides the measured free space of the
-# ESP, in KiB).
+# ESP, in KiB), IMAGO_GENERATION (set by `rollback`: `boot` makes the
+# existing generation N the default instead of adding one),
+# IMAGO_SWITCH_PAUSE_AFTER (a step name: stop there and wait forever, for
+# power-cut tests; the steps are listed where `paused_after` is called).
 set -eu
 # Imago's tools first; systemctl comes from the system's /usr.
 export PATH=@tools@/bin:/usr/bin:/usr/sbin
@@ -68,17 +80,31 @@ trap cleanup EXIT
 
 usage() {
     echo "usage: switch-to-configuration switch|boot|test [SYSTEM]" >&2
+    echo "       switch-to-configuration rollback [switch|boot|test]" >&2
+    echo "       switch-to-configuration list-generations" >&2
+    echo "       switch-to-configuration delete-generations N..." >&2
     exit 2
 }
 
-[ $# -ge 1 ] && [ $# -le 2 ] || usage
+# Test hook: with IMAGO_SWITCH_PAUSE_AFTER=$1, report and wait forever here
+# (a VM test then cuts the power).
+paused_after() {
+    [ "${IMAGO_SWITCH_PAUSE_AFTER:-}" = "$1" ] || return 0
+    echo "switch-to-configuration: paused after $1 (IMAGO_SWITCH_PAUSE_AFTER)" >&2
+    while :; do sleep 60; done
+}
+
+[ $# -ge 1 ] || usage
 action=$1
 case $action in
-    switch | boot | test) ;;
+    switch | boot | test) [ $# -le 2 ] || usage ;;
+    rollback) [ $# -le 2 ] || usage ;;
+    list-generations) [ $# -eq 1 ] || usage ;;
+    delete-generations) [ $# -ge 2 ] || usage ;;
     *) usage ;;
 esac
 
-if [ $# -eq 2 ]; then
+if [ $# -eq 2 ] && [ "$action" != rollback ] && [ "$action" != delete-generations ]; then
     system=$2
 else
     # <toplevel>/bin/switch-to-configuration or <toplevel>/etc/imago/…
@@ -121,6 +147,29 @@ generations() {
         case $n in '' | *[!0-9]*) continue ;; esac
         echo "$n"
     done | sort -n
+}
+
+# The generation numbers of this system's boot entries, one a line.
+entry_numbers() {
+    for f in "$esp/loader/entries/imago-$name-"*.conf; do
+        [ -f "$f" ] || continue
+        n=${f##*/imago-"$name"-}
+        n=${n%.conf}
+        n=${n%%+*}
+        case $n in '' | *[!0-9]*) continue ;; esac
+        echo "$n"
+    done
+}
+
+# The number of the current generation (`system` -> system-N-link), or
+# nothing.
+current_generation() {
+    link=$(readlink "$profiles/system" 2>/dev/null || true)
+    n=${link#system-}
+    n=${n%-link}
+    case $n in '' | *[!0-9]*) return 0 ;; esac
+    [ "$link" = "system-$n-link" ] && echo "$n"
+    return 0
 }
 
 # The boot entry file of generation $1 (with or without a boot counter),
@@ -171,16 +220,23 @@ do_boot() {
     kernel_file=$(esp_name "$kernel_src")
     initrd_file=$(esp_name "$initrd_src")
 
-    # The generation: the current one when it already is this system.
+    # The generation: the one `rollback` names, else the current one when it
+    # already is this system, else a new one.
     gen=""
-    current=$(readlink "$profiles/system" 2>/dev/null || true)
-    if [ -n "$current" ] && [ "$(readlink "$profiles/$current" 2>/dev/null || true)" = "$system" ]; then
-        gen=${current#system-}
-        gen=${gen%-link}
+    if [ -n "${IMAGO_GENERATION:-}" ]; then
+        gen=$IMAGO_GENERATION
+        [ "$(readlink "$profiles/system-$gen-link" 2>/dev/null || true)" = "$system" ] ||
+            die "generation $gen is not $system; nothing was changed"
+    else
+        current=$(current_generation)
+        if [ -n "$current" ] && [ "$(readlink "$profiles/system-$current-link")" = "$system" ]; then
+            gen=$current
+        fi
     fi
     new_generation=false
     if [ -z "$gen" ]; then
-        last=$(generations | tail -n 1)
+        # Never reuse a number that still has a boot entry.
+        last=$( (generations; entry_numbers) | sort -n | tail -n 1)
         gen=$(( ${last:-0} + 1 ))
         new_generation=true
     fi
@@ -210,9 +266,13 @@ do_boot() {
         mv -Tf "$profiles/system-$gen-link.imago-tmp" "$profiles/system-$gen-link"
     fi
 
+    paused_after profile-link
+
     mkdir -p "$esp/EFI/imago" "$esp/loader/entries"
     copy_to_esp "$system/kernel" "$kernel_file"
+    paused_after kernel
     copy_to_esp "$system/initrd" "$initrd_file"
+    paused_after initrd
     if [ -z "$entry" ]; then
         entry="$esp/loader/entries/imago-$name-$gen+$tries.conf"
         undo_entry=$entry
@@ -223,10 +283,18 @@ initrd /EFI/imago/$initrd_file
 options $options
 "
     fi
+    paused_after entry
 
-    # The default: the newest good entry of this system.
+    # The default: the newest good entry of this system when this is the
+    # newest generation (so that a failing one falls back by itself), else
+    # (after a rollback) this generation's entry; systemd-boot compares the
+    # entry's name without its boot counter.
     loader="$esp/loader/loader.conf"
-    want="default imago-$name-*"
+    if [ "$gen" = "$(generations | tail -n 1)" ]; then
+        want="default imago-$name-*"
+    else
+        want="default imago-$name-$gen.conf"
+    fi
     if ! grep -qxF "$want" "$loader" 2>/dev/null; then
         if [ -f "$loader" ]; then
             rest=$(grep -v '^default[[:space:]]' "$loader" || true)
@@ -239,23 +307,30 @@ editor no"
 $rest
 "
     fi
+    paused_after loader
 
     ln -sfn "system-$gen-link" "$profiles/system.imago-tmp"
     mv -Tf "$profiles/system.imago-tmp" "$profiles/system"
     undo_link=""
     undo_entry=""
     sync -f "$profiles" 2>/dev/null || sync
+    paused_after profile
 
     prune "$gen"
+    paused_after prune
     echo "switch-to-configuration: generation $gen ($system) is the boot default"
 }
 
+# Whether the toplevel $1 is the booted or the running system.
+in_use() {
+    [ "$1" = "$(readlink "$run/booted-system" 2>/dev/null || true)" ] ||
+        [ "$1" = "$(readlink "$run/current-system" 2>/dev/null || true)" ]
+}
+
 # Keep at most $limit entries of this system: never the new one ($1), the
-# booted one, or one of the running system. Then delete kernels and initrds
-# no entry uses.
+# booted one, or one of the running system. Remove the entries of deleted
+# generations (no profile link), then kernels and initrds no entry uses.
 prune() {
-    booted=$(readlink "$run/booted-system" 2>/dev/null || true)
-    running=$(readlink "$run/current-system" 2>/dev/null || true)
     count=0
     for n in $(generations | sort -rn); do
         f=$(entry_of "$n")
@@ -264,11 +339,17 @@ prune() {
         [ "$count" -gt "$limit" ] || continue
         [ "$n" = "$1" ] && continue
         target=$(readlink "$profiles/system-$n-link" 2>/dev/null || true)
-        if [ -n "$target" ] && { [ "$target" = "$booted" ] || [ "$target" = "$running" ]; }; then
-            continue
-        fi
+        [ -n "$target" ] && in_use "$target" && continue
         rm -f "$f"
         echo "switch-to-configuration: removed the boot entry of generation $n (limit $limit)"
+    done
+    for n in $(entry_numbers); do
+        [ -L "$profiles/system-$n-link" ] && continue
+        f=$(entry_of "$n")
+        target=$(sed -n 's/^options.* imago\.system=\([^ ]*\).*/\1/p' "$f")
+        [ -n "$target" ] && in_use "$target" && continue
+        rm -f "$f"
+        echo "switch-to-configuration: removed the boot entry of deleted generation $n"
     done
     sync -f "$esp/loader/entries" 2>/dev/null || true
     for f in "$esp/EFI/imago"/*; do
@@ -338,6 +419,7 @@ do_test() {
     if ! "$system/activate" "$system"; then
         die "activation of $system failed; the running system ${old:-(unknown)} is still current"
     fi
+    paused_after activation
     if [ "$init_system" = systemd ]; then
         systemd_services "$old" || die "some services of $system failed to start or stop"
     else
@@ -346,11 +428,72 @@ do_test() {
     echo "switch-to-configuration: $system is the running system"
 }
 
+# Make the generation before the current one current again, by running its
+# own script with IMAGO_GENERATION (no new generation is added).
+do_rollback() {
+    mode=${1:-switch}
+    case $mode in switch | boot | test) ;; *) usage ;; esac
+    current=$(current_generation)
+    [ -n "$current" ] || die "$profiles has no current generation; nothing to roll back from"
+    prev=""
+    for n in $(generations); do
+        [ "$n" -lt "$current" ] && prev=$n
+    done
+    [ -n "$prev" ] || die "generation $current is the oldest; there is nothing to roll back to"
+    target=$(readlink "$profiles/system-$prev-link")
+    script="$target/bin/switch-to-configuration"
+    [ -x "$script" ] || die "generation $prev ($target) has no bin/switch-to-configuration; nothing was changed"
+    echo "switch-to-configuration: rolling back from generation $current to generation $prev"
+    trap - EXIT
+    IMAGO_GENERATION=$prev exec "$script" "$mode"
+}
+
+do_list() {
+    current=$(current_generation)
+    booted=$(readlink "$run/booted-system" 2>/dev/null || true)
+    for n in $(generations); do
+        target=$(readlink "$profiles/system-$n-link")
+        marks=""
+        [ "$n" = "$current" ] && marks="$marks current"
+        [ "$target" = "$booted" ] && marks="$marks booted"
+        f=$(entry_of "$n")
+        printf '%s\t%s\t%s\t%s\n' "$n" "${marks# }" "$target" "${f##*/}"
+    done
+}
+
+# Delete generations $@: all are checked before any is deleted.
+do_delete() {
+    current=$(current_generation)
+    for n in "$@"; do
+        case $n in '' | *[!0-9]*) die "'$n' is not a generation number; nothing was deleted" ;; esac
+        [ -L "$profiles/system-$n-link" ] || die "there is no generation $n; nothing was deleted"
+        [ "$n" != "$current" ] || die "generation $n is the current one; nothing was deleted"
+        target=$(readlink "$profiles/system-$n-link")
+        ! in_use "$target" || die "generation $n is booted or running; nothing was deleted"
+    done
+    for n in "$@"; do
+        f=$(entry_of "$n")
+        [ -n "$f" ] && rm -f "$f"
+        rm -f "$profiles/system-$n-link"
+        echo "switch-to-configuration: deleted generation $n"
+    done
+    sync -f "$profiles" 2>/dev/null || sync
+    if [ -d "$esp/loader" ]; then
+        prune "$current"
+    fi
+}
+
 case $action in
     boot) do_boot ;;
     test) do_test ;;
     switch)
         do_boot
         do_test
+        ;;
+    rollback) do_rollback "${2:-}" ;;
+    list-generations) do_list ;;
+    delete-generations)
+        shift
+        do_delete "$@"
         ;;
 esac

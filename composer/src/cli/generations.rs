@@ -1,6 +1,7 @@
 //! `imago generations`: list or delete the generations of a profile
 //! directory (`/imago/var/profiles` of a mounted image, or any directory
-//! laid out the same way), and with `--esp` their boot entries.
+//! laid out the same way), and with `--esp` their boot entries; with
+//! `--target`, those of a machine.
 
 use super::GlobalArgs;
 use crate::generations::{Esp, Generation, Profile, format_utc_date, parse_age};
@@ -22,8 +23,10 @@ pub struct Args {
     /// A mounted EFI system partition whose boot entries follow the
     /// generations: deleting a generation deletes its entry, and kernels and
     /// initrds no entry uses.
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", conflicts_with = "target")]
     pub esp: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: super::target::TargetArgs,
     #[command(subcommand)]
     pub action: Option<Action>,
 }
@@ -50,6 +53,21 @@ pub enum Action {
 
 impl Args {
     pub fn run(self, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        if let Some(remote) = self.target.remote() {
+            let args: Vec<String> = match self.action.unwrap_or(Action::List) {
+                Action::List => vec!["list-generations".into()],
+                Action::Delete {
+                    older_than: Some(_),
+                    ..
+                } => anyhow::bail!(
+                    "--older-than works on a local profile directory only; with --target, name the generations (see `imago generations --target URL`)"
+                ),
+                Action::Delete { numbers, .. } => std::iter::once("delete-generations".into())
+                    .chain(numbers.iter().map(u32::to_string))
+                    .collect(),
+            };
+            return super::target::run_on_target(&remote, &args);
+        }
         let profile = Profile::open(&self.profile)?;
         let esp = self.esp.as_deref().map(Esp::open).transpose()?;
         match self.action.unwrap_or(Action::List) {

@@ -19,6 +19,7 @@ mod printed;
 pub mod rollback;
 pub mod run;
 pub mod store;
+mod target;
 
 /// Imago: compose whole systems from a declarative configuration.
 #[derive(Debug, Parser)]

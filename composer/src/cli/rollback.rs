@@ -1,5 +1,6 @@
 //! `imago rollback`: make the generation before the current one current in
-//! a profile directory, and with `--esp` the boot default.
+//! a profile directory, and with `--esp` the boot default; with `--target`,
+//! on a machine (activated at once unless `--boot`).
 
 use super::GlobalArgs;
 use crate::generations::{Esp, Profile};
@@ -15,12 +16,22 @@ pub struct Args {
     /// A mounted EFI system partition: its loader.conf default becomes the
     /// previous generation's entry (the next `switch-to-configuration boot`
     /// restores the "newest good" default).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "target")]
     pub esp: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: super::target::TargetArgs,
+    /// With --target: only make the previous generation the boot default
+    /// (the running system stays until the next boot).
+    #[arg(long, requires = "target")]
+    pub boot: bool,
 }
 
 impl Args {
     pub fn run(self, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        if let Some(remote) = self.target.remote() {
+            let mode = if self.boot { "boot" } else { "switch" };
+            return super::target::run_on_target(&remote, &["rollback".into(), mode.into()]);
+        }
         let profile = Profile::open(&self.profile)?;
         // Check the ESP before changing the profile, so that a missing entry
         // leaves both untouched.

@@ -1,0 +1,155 @@
+//! Copying a closure to a machine and switching it there.
+//!
+//! The objects travel as a plain tar stream into a temporary directory of
+//! the target's store, unpacked by the target's tar, and are then renamed
+//! into place one by one, references first (a rename is atomic, so an
+//! interrupted copy leaves only complete objects and a temporary directory).
+//! The store, bind-mounted read-only by stage 1, is remounted read-write for
+//! the copy and read-only again afterwards.
+
+use super::{Remote, sh_quote, stderr_suffix};
+use crate::store::{Store, StorePath};
+use anyhow::Context;
+use std::collections::BTreeSet;
+use std::io::Write;
+
+/// What `switch-to-configuration` does on the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Activate now and make it the boot default.
+    Switch,
+    /// Only make it the boot default.
+    Boot,
+    /// Only activate it now.
+    Test,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Switch => "switch",
+            Self::Boot => "boot",
+            Self::Test => "test",
+        }
+    }
+}
+
+/// Copies the part of `toplevel`'s closure that `remote_store` on `remote`
+/// lacks; returns how many objects were copied.
+pub fn copy_closure(
+    store: &Store,
+    toplevel: &StorePath,
+    remote: &dyn Remote,
+    remote_store: &str,
+) -> anyhow::Result<usize> {
+    let closure = store
+        .closure_sorted(std::slice::from_ref(toplevel))
+        .with_context(|| format!("computing the closure of {}", toplevel.to_absolute()))?;
+    let present = present(remote, remote_store)?;
+    let missing: Vec<StorePath> = closure
+        .into_iter()
+        .filter(|p| !present.contains(p.as_str()))
+        .collect();
+    if !missing.is_empty() {
+        send(store, &missing, remote, remote_store)?;
+    }
+    Ok(missing.len())
+}
+
+/// Runs `<toplevel>/bin/switch-to-configuration ACTION` on `remote`.
+pub fn run_switch(
+    remote: &dyn Remote,
+    remote_store: &str,
+    toplevel: &StorePath,
+    action: Action,
+) -> anyhow::Result<super::RemoteOutput> {
+    let script = format!(
+        "{} {}",
+        sh_quote(&format!(
+            "{remote_store}/{toplevel}/bin/switch-to-configuration"
+        )),
+        action.as_str()
+    );
+    let out = remote.run(&script, None)?;
+    if !out.success() {
+        anyhow::bail!(
+            "switch-to-configuration {} failed on {} ({}){}",
+            action.as_str(),
+            remote.name(),
+            out.describe_status(),
+            stderr_suffix(&out)
+        );
+    }
+    Ok(out)
+}
+
+/// The object names in the target's store.
+fn present(remote: &dyn Remote, remote_store: &str) -> anyhow::Result<BTreeSet<String>> {
+    let out = remote.run(&format!("cd {} && ls -A", sh_quote(remote_store)), None)?;
+    anyhow::ensure!(
+        out.success(),
+        "listing {remote_store} on {} failed ({}){}",
+        remote.name(),
+        out.describe_status(),
+        stderr_suffix(&out)
+    );
+    Ok(out
+        .stdout_text()
+        .lines()
+        .filter(|l| l.parse::<StorePath>().is_ok())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Streams `missing` (references first) into the target's store.
+fn send(
+    store: &Store,
+    missing: &[StorePath],
+    remote: &dyn Remote,
+    remote_store: &str,
+) -> anyhow::Result<()> {
+    let names: Vec<String> = missing.iter().map(|p| sh_quote(p.as_str())).collect();
+    let script = format!(
+        r#"set -e
+store={store}
+ro=false
+if grep -q "^[^ ]* $store [^ ]* ro[, ]" /proc/mounts; then mount -o remount,bind,rw "$store"; ro=true; fi
+tmp="$store/.imago-deploy-$$"
+trap 'rm -rf "$tmp"; if $ro; then mount -o remount,bind,ro "$store"; fi' EXIT
+mkdir "$tmp"
+tar -x -f - -C "$tmp"
+sync
+for p in {names}; do [ -e "$store/$p" ] || mv "$tmp/$p" "$store/$p"; done
+sync
+"#,
+        store = sh_quote(remote_store),
+        names = names.join(" ")
+    );
+    let mut write = |out: &mut dyn Write| -> anyhow::Result<()> {
+        let mut tar = tar::Builder::new(out);
+        tar.follow_symlinks(false);
+        for p in missing {
+            let physical = store.physical(p);
+            let name = p.to_string();
+            if physical.symlink_metadata()?.is_dir() {
+                tar.append_dir_all(&name, &physical)
+            } else {
+                tar.append_path_with_name(&physical, &name)
+            }
+            .with_context(|| format!("sending {}", p.to_absolute()))?;
+        }
+        tar.finish()?;
+        Ok(())
+    };
+    let out = remote
+        .run(&script, Some(&mut write))
+        .with_context(|| format!("copying to {}", remote.name()))?;
+    anyhow::ensure!(
+        out.success(),
+        "unpacking into {remote_store} on {} failed ({}){}; no incomplete object was moved into the store",
+        remote.name(),
+        out.describe_status(),
+        stderr_suffix(&out)
+    );
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! Machines reached by a shell: the target side of `imago deploy`,
+//! `imago rollback --target` and `imago generations --target`.
+//!
+//! A [`Remote`] runs a POSIX shell script on a machine, optionally feeding it
+//! a byte stream, and returns its exit status and output. [`SshRemote`] is
+//! the one the command line uses; the VM tests implement it over their
+//! backdoor, so they exercise the same copying and switching code. Targets
+//! need no imago binary: the scripts use the target's shell, tar and the
+//! system's own `switch-to-configuration`.
+
+mod deploy;
+mod ssh;
+
+pub use deploy::{Action, copy_closure, run_switch};
+pub use ssh::{SshRemote, SshTarget, parse_target};
+
+use std::io::Write;
+
+/// A writer of a script's standard input.
+pub type Input<'a> = &'a mut dyn FnMut(&mut dyn Write) -> anyhow::Result<()>;
+
+/// What a script printed, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteOutput {
+    /// The exit status; `None` when the script was killed by a signal.
+    pub status: Option<i32>,
+    pub stdout: Vec<u8>,
+    /// What the remote side did not pass straight to the user.
+    pub stderr: Vec<u8>,
+}
+
+impl RemoteOutput {
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// "exit status N" or "killed by a signal".
+    pub fn describe_status(&self) -> String {
+        match self.status {
+            Some(code) => format!("exit status {code}"),
+            None => "killed by a signal".to_owned(),
+        }
+    }
+}
+
+/// A machine that runs shell scripts.
+pub trait Remote {
+    /// The machine's name in messages (e.g. `root@web`).
+    fn name(&self) -> String;
+
+    /// Runs `script` with `sh -c`, feeding `input` (if any) to its standard
+    /// input. An error means the script could not be run at all; a script
+    /// that fails is an `Ok` with its status.
+    fn run(&self, script: &str, input: Option<Input<'_>>) -> anyhow::Result<RemoteOutput>;
+}
+
+/// Quotes `word` for a POSIX shell.
+pub fn sh_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// The profile directory on a target.
+pub const PROFILES: &str = "/imago/var/profiles";
+
+/// Runs the current generation's `switch-to-configuration` with `args` on
+/// `remote` (rollback, list-generations, delete-generations); its output
+/// goes to the user, a failure names the machine and the status.
+pub fn run_generation_tool(remote: &dyn Remote, args: &[String]) -> anyhow::Result<RemoteOutput> {
+    let mut words = vec![sh_quote(&format!(
+        "{PROFILES}/system/bin/switch-to-configuration"
+    ))];
+    words.extend(args.iter().map(|a| sh_quote(a)));
+    let out = remote.run(&words.join(" "), None)?;
+    if !out.success() {
+        anyhow::bail!(
+            "switch-to-configuration {} failed on {} ({}){}",
+            args.join(" "),
+            remote.name(),
+            out.describe_status(),
+            stderr_suffix(&out)
+        );
+    }
+    Ok(out)
+}
+
+/// ": <stderr>" when the remote side captured any.
+fn stderr_suffix(out: &RemoteOutput) -> String {
+    let text = String::from_utf8_lossy(&out.stderr);
+    let text = text.trim();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("a'b"), r"'a'\''b'");
+        assert_eq!(sh_quote(""), "''");
+    }
+}
