@@ -123,13 +123,16 @@ got_name=$(cat "$system/system-name" 2>/dev/null || true)
 [ "$got_name" = "$name" ] ||
     die "$system is the system '$got_name', but this script belongs to '$name'"
 
-# Write $2 (text) to the file $1 durably: temp file, fsync, rename.
+# Write $2 (text) to the file $1 durably: temp file, fsync, rename, then
+# sync the file system so the rename itself survives a power cut (FAT has
+# no journal; the ESP is small).
 write_file() {
     undo_tmp="$1.imago-tmp"
     printf '%s' "$2" >"$undo_tmp"
     sync "$undo_tmp"
     mv -f "$undo_tmp" "$1"
     undo_tmp=""
+    sync -f "$1" 2>/dev/null || sync
 }
 
 # The ESP file name of a file in the store, as image building names it:
@@ -204,6 +207,7 @@ copy_to_esp() {
     sync "$undo_tmp"
     mv -f "$undo_tmp" "$dest"
     undo_tmp=""
+    sync -f "$dest" 2>/dev/null || sync
 }
 
 # Size in KiB of the file $1, rounded up, plus one 4 KiB cluster.
@@ -264,6 +268,7 @@ do_boot() {
         undo_link="$profiles/system-$gen-link"
         ln -sfn "$system" "$profiles/system-$gen-link.imago-tmp"
         mv -Tf "$profiles/system-$gen-link.imago-tmp" "$profiles/system-$gen-link"
+        sync -f "$profiles" 2>/dev/null || sync
     fi
 
     paused_after profile-link

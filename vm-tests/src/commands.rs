@@ -136,6 +136,22 @@ impl Machine {
         })
     }
 
+    /// Runs a command with `stdin` as its standard input and returns its
+    /// status and output, whatever the status (e.g. a tar stream to unpack).
+    pub fn execute_with_input(
+        &self,
+        command: impl Into<GuestCommand>,
+        stdin: &[u8],
+        timeout: Duration,
+    ) -> Result<Output, Failure> {
+        let command = command.into();
+        let timeout = self.scaled(timeout);
+        self.step(
+            format!("execute {command} with {} bytes of input", stdin.len()),
+            || self.run_command(&command, stdin, timeout),
+        )
+    }
+
     /// Runs a command that must exit with status 0; returns its stdout as
     /// text. The error of a failing command names it, its exit code and both
     /// outputs.
@@ -341,6 +357,38 @@ impl Machine {
                         }
                         return Err(self.exited_error(&running, "waiting for console text"));
                     }
+                    Ok(Poll::Pending(
+                        self.console.tail(1).pop().map(|l| format!("last line {l}")),
+                    ))
+                },
+            )
+        })
+    }
+
+    /// Types `keys` on the serial console every `interval` until a line of
+    /// the console (of the current boot) matches `pattern`; returns the line.
+    /// For boot menus that only open when a key arrives at the right moment.
+    pub fn send_keys_until(
+        &self,
+        keys: &str,
+        pattern: &str,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Result<String, Failure> {
+        let timeout = self.scaled(timeout);
+        self.step(format!("send keys {keys:?} until /{pattern}/"), || {
+            let regex = Regex::new(pattern)
+                .map_err(|e| Error::Config(format!("invalid console pattern /{pattern}/: {e}")))?;
+            let mut cursor = self.console.boot_cursor();
+            retry(
+                &format!("console text /{pattern}/"),
+                timeout,
+                interval,
+                |_| {
+                    if let Some(line) = self.console.find(&regex, &mut cursor) {
+                        return Ok(Poll::Ready(line));
+                    }
+                    self.write_console(keys.as_bytes())?;
                     Ok(Poll::Pending(
                         self.console.tail(1).pop().map(|l| format!("last line {l}")),
                     ))

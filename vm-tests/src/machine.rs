@@ -275,15 +275,20 @@ impl Machine {
     /// escape sequence for a boot menu on the serial console).
     pub fn send_keys(&self, text: &str) -> Result<(), Failure> {
         self.step(format!("send keys {text:?}"), || {
-            let running = self.running()?;
-            let mut input = running
-                .console_input
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            input
-                .write_all(text.as_bytes())
-                .map_err(|e| Error::io("writing to the serial console", e))
+            self.write_console(text.as_bytes())
         })
+    }
+
+    /// Writes bytes to the serial console.
+    pub(crate) fn write_console(&self, bytes: &[u8]) -> Result<(), Error> {
+        let running = self.running()?;
+        let mut input = running
+            .console_input
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        input
+            .write_all(bytes)
+            .map_err(|e| Error::io("writing to the serial console", e))
     }
 
     /// Presses a key combination on the graphical console through the QEMU
@@ -317,6 +322,19 @@ impl Machine {
         self.step("crash (system_reset)", || {
             let running = self.running()?;
             self.monitor("system_reset", None)?;
+            running.backdoor.reset();
+            self.console.mark_boot();
+            Ok(())
+        })
+    }
+
+    /// Declares that the guest is rebooting by itself (a kernel panic with
+    /// `panic=N`, a watchdog): what follows on the console is a new boot, so
+    /// earlier panics no longer fail waits, and the next command waits for
+    /// the new boot's backdoor.
+    pub fn expect_reboot(&self) -> Result<(), Failure> {
+        self.step("expect the guest to reboot by itself", || {
+            let running = self.running()?;
             running.backdoor.reset();
             self.console.mark_boot();
             Ok(())

@@ -17,6 +17,9 @@
 //!   named after the toplevel's store path (so a changed system gets a new
 //!   image) and written atomically by the image builder. Machines only
 //!   ever see a copy-on-write overlay of them.
+//! * `switch_to` copies a system's missing closure into a running guest and
+//!   switches it there with the code of `imago deploy` (`imago::remote`),
+//!   the backdoor standing in for ssh.
 //! * Direct-boot machines share the store over virtiofs (Debian's cloud
 //!   kernel has no 9p) with the kernel command line of the toplevel's
 //!   `boot.json`, as `imago run` does, plus `console=ttyS0` and
@@ -35,10 +38,13 @@ use imago::debian::apt::default_deb_cache;
 use imago::graph::BuildOptions;
 use imago::graph::progress::ProgressMode;
 use imago::image::{ImageOptions, build_raw};
+use imago::remote::{self, Action, Remote, RemoteOutput};
 use imago::store::{Store, StorePath};
 use imago_vm_tests::{
-    Boot, DiskFormat, DiskImage, Driver, Failure, MachineConfig, MachineName, StoreTransport,
+    Boot, DiskFormat, DiskImage, Driver, Failure, Machine, MachineConfig, MachineName,
+    StoreTransport,
 };
+use std::time::Duration;
 
 /// Kernel parameters added to every direct boot: the store over virtiofs
 /// (the tag the driver uses), the console on the serial port, and no IO-APIC
@@ -250,4 +256,67 @@ impl System {
         prune_older_images(&dir, &self.toplevel, &output);
         Ok(output)
     }
+}
+
+/// A running guest as an `imago::remote::Remote`: scripts run as root
+/// through the backdoor, each within `timeout` (scaled by the accelerator).
+pub struct GuestRemote<'a> {
+    pub machine: &'a Machine,
+    pub timeout: Duration,
+}
+
+impl Remote for GuestRemote<'_> {
+    fn name(&self) -> String {
+        format!("machine {}", self.machine.name())
+    }
+
+    fn run(&self, script: &str, input: Option<remote::Input<'_>>) -> anyhow::Result<RemoteOutput> {
+        let mut data = Vec::new();
+        if let Some(write) = input {
+            write(&mut data)?;
+        }
+        let out = self
+            .machine
+            .execute_with_input(script, &data, self.timeout)
+            .map_err(|failure| anyhow::anyhow!("{}", failure.error()))?;
+        Ok(RemoteOutput {
+            status: Some(out.status),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
+    }
+}
+
+/// Copies `system`'s closure into the guest's /imago/store (only what it
+/// lacks) and runs `switch-to-configuration ACTION` there, as `imago deploy`
+/// does over ssh. Returns the script's output.
+pub fn switch_to(
+    driver: &Driver,
+    machine: &Machine,
+    system: &System,
+    action: Action,
+    timeout: Duration,
+) -> Result<String, Failure> {
+    driver.setup(
+        &format!(
+            "{}: switch_to {} ({})",
+            machine.name(),
+            system.toplevel,
+            action.as_str()
+        ),
+        || {
+            let store = open_store(&system.store)?;
+            let guest = GuestRemote { machine, timeout };
+            let switched = remote::copy_closure(&store, &system.toplevel, &guest, "/imago/store")
+                .and_then(|_| remote::run_switch(&guest, "/imago/store", &system.toplevel, action));
+            match switched {
+                Ok(out) => Ok(format!(
+                    "{}{}",
+                    out.stdout_text(),
+                    String::from_utf8_lossy(&out.stderr)
+                )),
+                Err(e) => Err(format!("{e:#}")),
+            }
+        },
+    )
 }
