@@ -457,7 +457,7 @@ fn the_limit_removes_old_entries_and_unused_kernels_but_not_the_booted_one() {
 }
 
 #[test]
-fn test_on_systemd_reloads_and_stops_starts_and_restarts_what_changed() {
+fn test_on_systemd_stops_removed_units_then_reloads_starts_and_restarts_what_changed() {
     let f = Fixture::new();
     let sys1 = f.root().join("sys1");
     let sys2 = f.system("sys2", 2, 20);
@@ -467,6 +467,7 @@ fn test_on_systemd_reloads_and_stops_starts_and_restarts_what_changed() {
         (&sys1, "same.service", "same"),
         (&sys1, "changed.service", "old"),
         (&sys1, "removed.service", "x"),
+        (&sys1, "finished.service", "a oneshot that ran"),
         (&sys2, "same.service", "same"),
         (&sys2, "changed.service", "new"),
         (&sys2, "added.service", "y"),
@@ -476,21 +477,42 @@ fn test_on_systemd_reloads_and_stops_starts_and_restarts_what_changed() {
         fs::create_dir_all(&wants).unwrap();
         symlink(format!("../{unit}"), wants.join(unit)).unwrap();
     }
+    // A removed unit that is not running is unloaded by the reload: it is
+    // not stopped (systemctl would fail with "not loaded").
+    let systemctl = f.root().join("tools/bin/systemctl");
+    let text = fs::read_to_string(&systemctl).unwrap();
+    fs::write(
+        &systemctl,
+        text.replace(
+            "\necho",
+            "\n[ \"$*\" = 'is-active --quiet finished.service' ] && exit 3\necho",
+        ),
+    )
+    .unwrap();
     let out = f.ok(&sys2, "test");
     assert!(out.contains("is the running system"), "{out}");
     let mut calls = f.calls();
-    assert_eq!(calls[0], format!("activate {}", sys2.display()));
-    assert_eq!(calls[1], "systemctl daemon-reload");
-    calls.drain(..2);
+    // Removed units are stopped first, while their files and /etc exist.
+    assert_eq!(
+        calls[..5],
+        [
+            "systemctl is-active --quiet removed.service".to_owned(),
+            "systemctl stop removed.service".to_owned(),
+            format!("activate {}", sys2.display()),
+            "systemctl daemon-reload".to_owned(),
+            calls[4].clone(),
+        ]
+    );
+    calls.drain(..4);
     calls.sort();
     assert_eq!(
         calls,
         [
             "systemctl restart changed.service",
             "systemctl start added.service",
-            "systemctl stop removed.service",
         ]
     );
+    assert!(!out.contains("finished.service"), "{out}");
     assert_eq!(
         fs::read_link(f.root().join("run/current-system")).unwrap(),
         sys2

@@ -372,22 +372,33 @@ prune() {
     done
 }
 
-# Start, stop and restart units after activation (systemd).
+# Stop the services of the running system that the new one lacks, before
+# activation: their unit files and the /etc they read are still there
+# (systemd).
+systemd_stop_removed() {
+    old=$1
+    new_units="$system/etc/systemd/system"
+    old_units="$old/etc/systemd/system"
+    status=0
+    [ -n "$old" ] && [ -d "$old_units" ] || return 0
+    for u in "$old_units"/*.service; do
+        [ -e "$u" ] || continue
+        unit=${u##*/}
+        [ -e "$new_units/$unit" ] && continue
+        systemctl is-active --quiet "$unit" || continue
+        echo "switch-to-configuration: stopping $unit"
+        systemctl stop "$unit" || status=1
+    done
+    return $status
+}
+
+# Start and restart units after activation (systemd).
 systemd_services() {
     old=$1
     new_units="$system/etc/systemd/system"
     old_units="$old/etc/systemd/system"
     systemctl daemon-reload || echo "switch-to-configuration: systemctl daemon-reload failed" >&2
     status=0
-    if [ -n "$old" ] && [ -d "$old_units" ]; then
-        for u in "$old_units"/*.service; do
-            [ -e "$u" ] || continue
-            unit=${u##*/}
-            [ -e "$new_units/$unit" ] && continue
-            echo "switch-to-configuration: stopping $unit"
-            systemctl stop "$unit" || status=1
-        done
-    fi
     for w in "$new_units/multi-user.target.wants"/*; do
         [ -e "$w" ] || [ -L "$w" ] || continue
         unit=${w##*/}
@@ -421,12 +432,17 @@ busybox_services() {
 
 do_test() {
     old=$(readlink "$run/current-system" 2>/dev/null || true)
+    stopped=0
+    if [ "$init_system" = systemd ]; then
+        systemd_stop_removed "$old" || stopped=1
+    fi
     if ! "$system/activate" "$system"; then
         die "activation of $system failed; the running system ${old:-(unknown)} is still current"
     fi
     paused_after activation
     if [ "$init_system" = systemd ]; then
-        systemd_services "$old" || die "some services of $system failed to start or stop"
+        systemd_services "$old" && [ $stopped = 0 ] ||
+            die "some services of $system failed to start or stop"
     else
         busybox_services "$old"
     fi

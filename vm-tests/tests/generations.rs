@@ -345,3 +345,67 @@ vm_test!(
         )
     }
 );
+
+vm_test!(
+    full,
+    fn switching_a_systemd_system_restarts_starts_and_stops_services() {
+        let driver = Driver::new("switching_a_systemd_system_restarts_starts_and_stops_services")?;
+        let gen1 = support::system(&driver, "server")?;
+        let gen2 = support::system(&driver, "server-gen2")?;
+        let mut config = gen1.direct(&driver, "server")?;
+        config.memory_mib = 1024;
+        config.smp = 2;
+        let m = driver.machine(config)?;
+        m.start()?;
+        m.wait_for_unit("multi-user.target", 90 * SEC)?;
+        m.wait_for_console_text("IMAGO-SERVER-UP", 10 * SEC)?;
+        m.wait_for_open_port(80, 10 * SEC)?;
+        // sshd listens once its first-boot host keys exist.
+        m.wait_for_open_port(22, 60 * SEC)?;
+        let pid = |m: &Machine| -> Result<String, Failure> {
+            Ok(
+                m.succeed("systemctl show -P MainPID lighttpd.service", CMD)?
+                    .trim()
+                    .to_owned(),
+            )
+        };
+        let before = pid(&m)?;
+
+        // `test`: activate without touching the boot default (direct boot
+        // has no ESP). The store is shared with the host, so nothing is
+        // copied.
+        let out = support::switch_to(&driver, &m, &gen2, Action::Test, SWITCH)?;
+        assert!(out.contains("restarting lighttpd.service"), "{out}");
+        assert!(out.contains("starting gen2.service"), "{out}");
+        assert!(out.contains("stopping sshd.service"), "{out}");
+        assert!(!out.contains("hello.service"), "{out}");
+        m.wait_for_console_text("IMAGO-SERVER-GEN2", 10 * SEC)?;
+        m.wait_for_unit("lighttpd.service", 10 * SEC)?;
+        assert_ne!(pid(&m)?, before, "lighttpd was not restarted");
+        m.wait_for_open_port(80, 10 * SEC)?;
+        let page = m.succeed("busybox wget -qO- http://127.0.0.1/", CMD)?;
+        assert!(page.contains("<h1>Generation 2</h1>"), "{page}");
+        m.succeed("grep -q '^bob:x:' /etc/passwd && test -d /home/bob", CMD)?;
+        m.fail("test -e /etc/systemd/system/hello.service", CMD)?;
+        m.fail("systemctl is-active sshd.service", CMD)?;
+        m.wait_until_fails("grep -q ' 00000000:0016 .* 0A ' /proc/net/tcp", 10 * SEC)?;
+        assert_eq!(
+            m.succeed(
+                [
+                    "systemctl",
+                    "list-units",
+                    "--failed",
+                    "--plain",
+                    "--no-legend"
+                ],
+                CMD
+            )?,
+            ""
+        );
+        assert_eq!(
+            readlink(&m, "/run/current-system")?,
+            gen2.toplevel.to_absolute()
+        );
+        Ok(())
+    }
+);
