@@ -93,6 +93,10 @@ pub struct DiskImage {
     pub path: PathBuf,
     /// Its format.
     pub format: DiskFormat,
+    /// The disk's size as the guest sees it, in bytes, when larger than the
+    /// image (the overlay is made that large: a bigger disk, as when an
+    /// image is written to a larger drive). `None`: the image's size.
+    pub size: Option<u64>,
 }
 
 /// How the store is shared with the guest.
@@ -197,6 +201,19 @@ impl MachineConfig {
                 )));
             }
         }
+        if let Some(disk) = &self.disk
+            && let Some(size) = disk.size
+            && disk.format == DiskFormat::Raw
+        {
+            let image = std::fs::metadata(&disk.path).map(|m| m.len()).unwrap_or(0);
+            if size < image {
+                return Err(Error::Config(format!(
+                    "machine {}: disk size {size} is smaller than the image {} ({image} bytes)",
+                    self.name,
+                    disk.path.display()
+                )));
+            }
+        }
         if let Some(store) = &self.store
             && !store.is_dir()
         {
@@ -270,6 +287,7 @@ mod tests {
         config.disk = Some(DiskImage {
             path: file,
             format: DiskFormat::Raw,
+            size: None,
         });
         config.validate().unwrap();
         config.smp = 0;

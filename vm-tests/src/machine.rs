@@ -199,7 +199,7 @@ impl Machine {
             && !overlay.exists()
         {
             self.substep("create disk overlay", || {
-                create_overlay(&disk.path, disk.format.as_str(), overlay)
+                create_overlay(&disk.path, disk.format.as_str(), overlay, disk.size)
             })?;
         }
         if let (Boot::Uefi { vars, .. }, Some(copy)) = (&self.config.boot, &paths.vars)

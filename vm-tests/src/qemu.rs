@@ -239,7 +239,13 @@ pub fn virtiofsd_args(store: &Path, socket: &Path) -> Vec<OsString> {
 }
 
 /// Creates the copy-on-write overlay `overlay` on top of `image`.
-pub fn create_overlay(image: &Path, format: &str, overlay: &Path) -> Result<(), Error> {
+/// With `size`, the overlay's virtual size in bytes (a larger disk).
+pub fn create_overlay(
+    image: &Path,
+    format: &str,
+    overlay: &Path,
+    size: Option<u64>,
+) -> Result<(), Error> {
     let backing = std::fs::canonicalize(image)
         .map_err(|e| Error::io(format!("resolving disk image {}", image.display()), e))?;
     let mut command = Command::new("qemu-img");
@@ -247,6 +253,9 @@ pub fn create_overlay(image: &Path, format: &str, overlay: &Path) -> Result<(), 
         .args(["create", "-q", "-f", "qcow2", "-F", format, "-b"])
         .arg(&backing)
         .arg(overlay);
+    if let Some(size) = size {
+        command.arg(size.to_string());
+    }
     let output = command.output().map_err(|e| Error::Program {
         program: "qemu-img".to_owned(),
         detail: format!("cannot run it (is qemu-utils installed?): {e}"),
@@ -436,6 +445,7 @@ mod tests {
         config.disk = Some(DiskImage {
             path: "/img/disk.raw".into(),
             format: DiskFormat::Raw,
+            size: None,
         });
         config.store = Some("/imago/store".into());
         let dir = Path::new("/tmp/t,x/m1");

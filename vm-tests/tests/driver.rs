@@ -318,6 +318,7 @@ vm_test!(
         config.disk = Some(DiskImage {
             path: image.clone(),
             format: DiskFormat::Raw,
+            size: None,
         });
         let m = driver.machine(config)?;
         m.start()?;
@@ -529,6 +530,7 @@ vm_test!(
         config.disk = Some(DiskImage {
             path: image.clone(),
             format: DiskFormat::Raw,
+            size: None,
         });
         config.memory_mib = 256;
         config.poweroff_command = "poweroff -f".to_owned();

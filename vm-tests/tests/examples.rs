@@ -10,12 +10,14 @@ mod support;
 
 use std::time::Duration;
 
-use imago_vm_tests::{Driver, Error, vm_test};
+use imago_vm_tests::{Driver, Error, Failure, vm_test};
 
 const SEC: Duration = Duration::from_secs(1);
 
 /// A command through the backdoor (scaled by the accelerator factor).
 const CMD: Duration = Duration::from_secs(5);
+
+const GIB: u64 = 1 << 30;
 
 /// What examples/minimal.imago's `hello` service prints on the console.
 const HELLO: &str = "hello from minimal: IMAGO-HELLO-OK";
@@ -154,9 +156,38 @@ vm_test!(
         let system = support::system(&driver, "minimal")?;
         let mut config = system.uefi_disk(&driver, "disk")?;
         config.memory_mib = 512;
+        // A disk larger than the image: the root grows to fill it.
+        if let Some(disk) = &mut config.disk {
+            disk.size = Some(GIB);
+        }
         let m = driver.machine(config)?;
         m.start()?;
         m.wait_for_console_text(HELLO, 60 * SEC)?;
+        m.wait_for_console_text(
+            "grow-root: /dev/vda has [0-9]+ MiB after /dev/vda2",
+            5 * SEC,
+        )?;
+        // The partition ends at the disk's end (GPT keeps 33 sectors), and
+        // ext4 fills it.
+        let sectors = |f: &str| -> Result<u64, Failure> {
+            Ok(m.succeed(["cat", f], CMD)?.trim().parse().unwrap_or(0))
+        };
+        let size = sectors("/sys/class/block/vda2/size")?;
+        let end = sectors("/sys/class/block/vda2/start")? + size;
+        let total = sectors("/sys/class/block/vda/size")?;
+        assert_eq!(total, GIB / 512);
+        assert!(
+            total - end <= 33 + 2048,
+            "partition ends at {end} of {total} sectors"
+        );
+        // ext4's own overhead (inode tables, journal) stays below 10 %.
+        let df = m.succeed("df -k / | awk 'NR == 2 { print $2 }'", CMD)?;
+        let kib: u64 = df.trim().parse().unwrap_or(0);
+        assert!(
+            kib * 10 >= size / 2 * 9,
+            "root is {kib} KiB in a partition of {} KiB",
+            size / 2
+        );
         // The root file system is the image's, not a shared store.
         let mounts = m.succeed("cat /proc/mounts", CMD)?;
         assert!(

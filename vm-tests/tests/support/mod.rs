@@ -229,6 +229,7 @@ impl System {
             config.disk = Some(DiskImage {
                 path: image,
                 format: DiskFormat::Raw,
+                size: None,
             });
             Ok::<_, String>(config)
         })
