@@ -255,3 +255,66 @@ fn rollback_without_an_entry_for_the_target_changes_nothing() {
     assert!(err.contains("generation 2 has no boot entry on"), "{err}");
     assert_eq!(m.state(), before);
 }
+
+/// `imago gc --esp`: generations deleted from the profile lose their boot
+/// entries and the kernels only they used, except the booted generation's
+/// and the one loader.conf names; `--dry-run` only lists.
+#[test]
+fn gc_removes_entries_of_deleted_generations_but_not_the_booted_or_default_one() {
+    let m = Machine::new();
+    // Generations 1 and 2 were deleted without --esp; 2 is still booted.
+    fs::remove_file(m.path("profiles/system-1-link")).unwrap();
+    fs::remove_file(m.path("profiles/system-2-link")).unwrap();
+    fs::create_dir_all(m.path("run")).unwrap();
+    symlink(top(2), m.path("run/booted-system")).unwrap();
+    let gc = |extra: &[&str]| {
+        let esp = m.path("esp");
+        let store = m.path("store");
+        let run = m.path("run");
+        let mut args = vec![
+            "--store",
+            store.to_str().unwrap(),
+            "gc",
+            "--esp",
+            esp.to_str().unwrap(),
+            "--run-dir",
+            run.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        m.imago(&args)
+    };
+
+    let before = m.state();
+    let out = ok(&gc(&["--dry-run"]));
+    assert!(
+        out.contains("would remove") && out.contains("imago-web-1.conf"),
+        "{out}"
+    );
+    assert!(!out.contains("imago-web-2.conf"), "{out}");
+    assert_eq!(m.state(), before);
+
+    let out = ok(&gc(&[]));
+    assert!(out.contains("imago-web-1.conf"), "{out}");
+    assert_eq!(
+        m.names("esp/loader/entries"),
+        ["imago-web-2.conf", "imago-web-3+2-1.conf"]
+    );
+    // Every remaining entry's kernel and initrd exist; k1 went with its entry.
+    assert_eq!(
+        m.names("esp/EFI/imago"),
+        ["i-initrd", "k2-bzImage", "k3-bzImage"]
+    );
+
+    // The entry loader.conf names is kept even when nothing else keeps it.
+    fs::remove_file(m.path("run/booted-system")).unwrap();
+    fs::write(
+        m.path("esp/loader/loader.conf"),
+        "default imago-web-2.conf\ntimeout 0\n",
+    )
+    .unwrap();
+    ok(&gc(&[]));
+    assert_eq!(
+        m.names("esp/loader/entries"),
+        ["imago-web-2.conf", "imago-web-3+2-1.conf"]
+    );
+}

@@ -1,7 +1,10 @@
-//! `imago gc`: delete store objects that no root reaches.
+//! `imago gc`: delete store objects that no root reaches, and with `--esp`
+//! first the boot entries (and kernels and initrds) of deleted generations.
 
 use super::GlobalArgs;
+use crate::generations::{Esp, Profile};
 use anyhow::Context;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -9,10 +12,41 @@ pub struct Args {
     /// Only list what would be deleted.
     #[arg(long)]
     pub dry_run: bool,
+    /// A mounted EFI system partition: remove the boot entries of
+    /// generations no longer in the profile (never the booted, running or
+    /// default one), then kernels and initrds no entry uses.
+    #[arg(long, value_name = "DIR")]
+    pub esp: Option<PathBuf>,
+    /// The profile directory whose generations keep their entries.
+    #[arg(long, value_name = "DIR", default_value = "/imago/var/profiles")]
+    pub profile: PathBuf,
+    /// The directory holding booted-system and current-system.
+    #[arg(long, value_name = "DIR", default_value = "/run", hide = true)]
+    pub run_dir: PathBuf,
 }
 
 impl Args {
     pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        if let Some(dir) = &self.esp {
+            let esp = Esp::open(dir)?;
+            let profile = Profile::open(&self.profile)?;
+            let stale = esp.deleted_generation_entries(&profile, &in_use_systems(&self.run_dir))?;
+            if self.dry_run {
+                for e in &stale {
+                    println!(
+                        "would remove {} (and the kernel and initrd only it uses)",
+                        e.path.display()
+                    );
+                }
+            } else {
+                for path in esp
+                    .remove_entries(&stale)
+                    .with_context(|| format!("removing boot entries on {}", dir.display()))?
+                {
+                    println!("removed {}", path.display());
+                }
+            }
+        }
         let store = super::store::open_store(global)?;
         let report = store.gc(self.dry_run).context("collecting garbage")?;
         let verb = if self.dry_run {
@@ -34,6 +68,16 @@ impl Args {
         );
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The toplevels of `<run>/booted-system` and `<run>/current-system` that
+/// exist.
+fn in_use_systems(run: &Path) -> Vec<String> {
+    ["booted-system", "current-system"]
+        .iter()
+        .filter_map(|l| std::fs::read_link(run.join(l)).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect()
 }
 
 fn human_bytes(n: u64) -> String {

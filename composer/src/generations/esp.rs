@@ -143,6 +143,49 @@ impl Esp {
         Ok(removed)
     }
 
+    /// The entries of generations deleted from `profile`. An entry stays
+    /// while `system-<N>-link` of its generation points at the system it
+    /// boots, when it boots one of `in_use` (the booted and running
+    /// systems), and when loader.conf's `default` names it exactly.
+    pub fn deleted_generation_entries(
+        &self,
+        profile: &super::Profile,
+        in_use: &[String],
+    ) -> Result<Vec<EntryFile>, GenerationsError> {
+        let links: Vec<(u32, String)> = profile
+            .generations()?
+            .into_iter()
+            .map(|g| (g.number, g.target.to_string_lossy().into_owned()))
+            .collect();
+        let default = self.default_pattern()?;
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter(|e| {
+                let Some(system) = e.system.as_deref() else {
+                    return false;
+                };
+                let linked = links
+                    .iter()
+                    .any(|(n, target)| *n == e.generation && target == system);
+                let is_default = default.as_deref() == Some(e.blessed_name().as_str());
+                !(linked || is_default || in_use.iter().any(|s| s == system))
+            })
+            .collect())
+    }
+
+    /// Removes `entries`, then every kernel or initrd no entry uses, so no
+    /// entry is left pointing at a missing file. Returns the removed files.
+    pub fn remove_entries(&self, entries: &[EntryFile]) -> Result<Vec<PathBuf>, GenerationsError> {
+        let mut removed = Vec::new();
+        for e in entries {
+            remove(&e.path)?;
+            removed.push(e.path.clone());
+        }
+        removed.extend(self.remove_unused_files()?);
+        Ok(removed)
+    }
+
     /// Deletes files under `EFI/imago/` that no entry's `linux` or `initrd`
     /// names (any entry, Imago's or not), and leftover temporary files.
     pub fn remove_unused_files(&self) -> Result<Vec<PathBuf>, GenerationsError> {
