@@ -136,6 +136,9 @@ vm_test!(
             "directory alice\n"
         );
         m.succeed("test -x /bin/bash", CMD)?;
+        // PAM is set up: root becomes alice with su and runuser.
+        assert_eq!(m.succeed("su alice -c 'id -un'", CMD)?, "alice\n");
+        assert_eq!(m.succeed("runuser -u alice -- id -un", CMD)?, "alice\n");
         assert_eq!(m.succeed("cat /proc/sys/kernel/hostname", CMD)?, "server\n");
 
         // The web server serves the page, and sshd listens.
