@@ -45,6 +45,20 @@ impl Output {
     }
 }
 
+/// A command that succeeds when something listens on TCP `port` (state
+/// `0A` in /proc/net/tcp or tcp6).
+fn listening(port: u16) -> GuestCommand {
+    GuestCommand::Shell(format!(
+        "grep -qE '^ *[0-9]+: [0-9A-F]+:{port:04X} [0-9A-F]+:[0-9A-F]+ 0A ' /proc/net/tcp /proc/net/tcp6 2>/dev/null"
+    ))
+}
+
+/// A console pattern, or the error naming it.
+fn console_regex(pattern: &str) -> Result<Regex, Error> {
+    Regex::new(pattern)
+        .map_err(|e| Error::Config(format!("invalid console pattern /{pattern}/: {e}")))
+}
+
 /// A one-line summary of an attempt, for timeout messages.
 fn summary(output: &Output) -> String {
     format!(
@@ -270,13 +284,18 @@ impl Machine {
     /// Waits for a TCP port to be listened on in the guest (any address,
     /// IPv4 or IPv6), read from /proc/net/tcp{,6} so no tool is needed.
     pub fn wait_for_open_port(&self, port: u16, timeout: Duration) -> Result<(), Failure> {
-        let script = format!(
-            "grep -qE '^ *[0-9]+: [0-9A-F]+:{port:04X} [0-9A-F]+:[0-9A-F]+ 0A ' /proc/net/tcp /proc/net/tcp6 2>/dev/null"
-        );
-        let command = GuestCommand::Shell(script);
         let timeout = self.scaled(timeout);
         self.step(format!("wait for TCP port {port}"), || {
-            self.wait_for_status(&command, timeout, "succeed", |s| s == 0)
+            self.wait_for_status(&listening(port), timeout, "succeed", |s| s == 0)
+                .map(drop)
+        })
+    }
+
+    /// Waits until nothing listens on a TCP port in the guest any more.
+    pub fn wait_for_closed_port(&self, port: u16, timeout: Duration) -> Result<(), Failure> {
+        let timeout = self.scaled(timeout);
+        self.step(format!("wait for TCP port {port} to close"), || {
+            self.wait_for_status(&listening(port), timeout, "fail", |s| s != 0)
                 .map(drop)
         })
     }
@@ -330,8 +349,7 @@ impl Machine {
     ) -> Result<String, Failure> {
         let timeout = self.scaled(timeout);
         self.step(format!("wait for console text /{pattern}/"), || {
-            let regex = Regex::new(pattern)
-                .map_err(|e| Error::Config(format!("invalid console pattern /{pattern}/: {e}")))?;
+            let regex = console_regex(pattern)?;
             let mut cursor = self.console.boot_cursor();
             let mut panic_cursor = self.console.boot_cursor();
             retry(
@@ -377,8 +395,7 @@ impl Machine {
     ) -> Result<String, Failure> {
         let timeout = self.scaled(timeout);
         self.step(format!("send keys {keys:?} until /{pattern}/"), || {
-            let regex = Regex::new(pattern)
-                .map_err(|e| Error::Config(format!("invalid console pattern /{pattern}/: {e}")))?;
+            let regex = console_regex(pattern)?;
             let mut cursor = self.console.boot_cursor();
             retry(
                 &format!("console text /{pattern}/"),

@@ -108,19 +108,7 @@ vm_test!(
         m.wait_for_unit("lighttpd.service", 10 * SEC)?;
         m.wait_for_console_text("IMAGO-SERVER-UP", 10 * SEC)?;
         // No unit failed on the way.
-        assert_eq!(
-            m.succeed(
-                [
-                    "systemctl",
-                    "list-units",
-                    "--failed",
-                    "--plain",
-                    "--no-legend"
-                ],
-                CMD
-            )?,
-            ""
-        );
+        support::no_failed_units(&m)?;
 
         assert_eq!(
             m.succeed("stat -c '%F %a %U' /etc/shadow", CMD)?,

@@ -321,3 +321,19 @@ pub fn switch_to(
         },
     )
 }
+
+/// Fails when any systemd unit of the guest is in the failed state.
+pub fn no_failed_units(machine: &Machine) -> Result<(), Failure> {
+    let failed = machine.succeed(
+        [
+            "systemctl",
+            "list-units",
+            "--failed",
+            "--plain",
+            "--no-legend",
+        ],
+        Duration::from_secs(5),
+    )?;
+    assert!(failed.is_empty(), "failed units:\n{failed}");
+    Ok(())
+}
