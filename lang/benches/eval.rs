@@ -7,7 +7,8 @@
 //! daemon, as root: `--option build-users-group ''` with a dummy store and a
 //! private state directory. Prints the median of repeated runs.
 //!
-//! Run with `cargo bench -p imago-lang --bench eval`.
+//! Run with `cargo bench -p imago-lang --bench eval`; extra arguments keep
+//! only the programs whose name contains one of them (`-- attrs10k`).
 
 use imago_lang::eval::{Evaluator, with_large_stack};
 use imago_lang::hook::NoStore;
@@ -124,11 +125,18 @@ fn main() {
         ("lists 100k", lists_program(100_000)),
         ("strings 10k", strings_program(10_000)),
     ];
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     println!(
         "{:<22} {:>12} {:>12} {:>8}  result",
         "program", "imago (ms)", "nix (ms)", "nix/imago"
     );
     for (name, text) in programs {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
         let t = text.clone();
         let (imago, result) = with_large_stack(move || {
             let runs: Vec<(Duration, String)> = (0..IMAGO_RUNS).map(|_| imago_once(&t)).collect();

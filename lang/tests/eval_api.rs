@@ -346,3 +346,24 @@ fn stack_budget_protects_small_stacks() {
     // The evaluator is still usable afterwards.
     assert_eq!(show(&ev, "1 + 1"), "2");
 }
+
+#[test]
+fn recursive_scopes_are_freed_with_the_evaluator() {
+    let programs = [
+        "let f = x: f x; in f",
+        "(rec { a = 1; f = x: a + f x; }).f",
+        "({ a ? b, b ? (x: a) }: b) { }",
+        "let inherit ({ g = x: h; }) g; h = x: g; in h",
+    ];
+    for text in programs {
+        let ev = ev_with(MemoryIo::new());
+        let v = eval(&ev, text).unwrap();
+        let f = Rc::downgrade(v.as_closure().unwrap());
+        drop(v);
+        // The function's scope refers to the function itself...
+        assert!(f.upgrade().is_some(), "{text}: no cycle to free");
+        // ...and the evaluator frees that cycle when it goes.
+        drop(ev);
+        assert!(f.upgrade().is_none(), "{text}: leaked");
+    }
+}

@@ -269,7 +269,7 @@ impl Evaluator {
     /// The frame of a `rec` set or `let`: one slot per static name, each a
     /// thunk evaluated in the frame itself.
     fn build_frame(&self, a: &AttrsIr, env: &Rc<Env>) -> Rc<Env> {
-        let source_thunks: Vec<Thunk> = a.sources.iter().map(|_| Thunk::uninit()).collect();
+        let source_thunks: Vec<Thunk> = a.sources.iter().map(|_| self.knot()).collect();
         let sources: Vec<Value> = source_thunks.iter().cloned().map(Value::Thunk).collect();
         let mut pending: Vec<(Thunk, IrRef, SmolStr)> = Vec::new();
         let slots = a
@@ -279,7 +279,7 @@ impl Evaluator {
                 EntryValue::Expr(ir) => match &ir.kind {
                     IrKind::Const(v) => v.clone(),
                     _ => {
-                        let t = Thunk::uninit();
+                        let t = self.knot();
                         pending.push((t.clone(), ir.clone(), e.name.clone()));
                         Value::Thunk(t)
                     }
@@ -305,6 +305,14 @@ impl Evaluator {
             });
         }
         frame
+    }
+
+    /// An empty thunk for a recursive scope, registered so that the cycle it
+    /// may close is freed with the evaluator.
+    fn knot(&self) -> Thunk {
+        let t = Thunk::uninit();
+        self.knots.register(&t);
+        t
     }
 
     /// Adds `${key} = value;` entries (a `null` key skips the entry).
@@ -712,7 +720,7 @@ impl Evaluator {
                         Some(v) => slots.push(v),
                         None => match &p.default {
                             Some(d) => {
-                                let t = Thunk::uninit();
+                                let t = self.knot();
                                 defaults.push((t.clone(), d.clone(), p.name.clone()));
                                 slots.push(Value::Thunk(t));
                             }

@@ -570,6 +570,10 @@ impl Thunk {
         }
     }
 
+    pub(crate) fn downgrade(&self) -> std::rc::Weak<RefCell<ThunkState>> {
+        Rc::downgrade(&self.0)
+    }
+
     pub(crate) fn id(&self) -> usize {
         Rc::as_ptr(&self.0) as usize
     }
