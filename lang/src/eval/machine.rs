@@ -271,18 +271,13 @@ impl Evaluator {
     fn build_frame(&self, a: &AttrsIr, env: &Rc<Env>) -> Rc<Env> {
         let source_thunks: Vec<Thunk> = a.sources.iter().map(|_| self.knot()).collect();
         let sources: Vec<Value> = source_thunks.iter().cloned().map(Value::Thunk).collect();
-        let mut pending: Vec<(Thunk, IrRef, SmolStr)> = Vec::new();
         let slots = a
             .entries
             .iter()
             .map(|e| match &e.value {
                 EntryValue::Expr(ir) => match &ir.kind {
                     IrKind::Const(v) => v.clone(),
-                    _ => {
-                        let t = self.knot();
-                        pending.push((t.clone(), ir.clone(), e.name.clone()));
-                        Value::Thunk(t)
-                    }
+                    _ => Value::Thunk(self.knot()),
                 },
                 EntryValue::InheritFrom { .. } => {
                     self.entry_value(&e.value, &e.name, e.span, env, &sources)
@@ -297,12 +292,17 @@ impl Evaluator {
                 name: None,
             });
         }
-        for (t, ir, name) in pending {
-            t.set(ThunkState::Suspended {
-                ir,
-                env: frame.clone(),
-                name: Some(name),
-            });
+        // Fill in the knots made above, now that their frame exists.
+        for (e, slot) in a.entries.iter().zip(frame.iter()) {
+            if let (EntryValue::Expr(ir), Value::Thunk(t)) = (&e.value, slot)
+                && !matches!(ir.kind, IrKind::Const(_))
+            {
+                t.set(ThunkState::Suspended {
+                    ir: ir.clone(),
+                    env: frame.clone(),
+                    name: Some(e.name.clone()),
+                });
+            }
         }
         frame
     }

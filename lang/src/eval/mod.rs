@@ -307,10 +307,8 @@ impl Evaluator {
                 Span::new(file, 0, 0),
             )
         })?;
-        let ir = lower::Lowerer::new(&self.globals, base_dir).lower(&expr);
-        // The tree is no longer needed: free it before evaluation allocates.
-        drop(expr);
-        let ir = ir?;
+        // Lowering consumes the tree, freeing it as it goes.
+        let ir = lower::Lowerer::new(&self.globals, base_dir).lower(expr)?;
         let root = Rc::new(Env::from_vec(Vec::new(), None));
         self.eval(&ir, &root)
     }
