@@ -281,7 +281,7 @@ impl<'a> Lowerer<'a> {
                 }
             }
             ExprKind::Lambda { param, body } => {
-                IrKind::Lambda(Rc::new(self.lower_lambda(param, *body, span, hint)?))
+                IrKind::Lambda(Rc::new(self.lower_lambda(*param, *body, span, hint)?))
             }
             ExprKind::Apply { func, arg } => IrKind::Apply {
                 func: self.lower(*func)?,

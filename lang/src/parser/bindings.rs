@@ -513,7 +513,7 @@ impl Parser<'_> {
         self.node(
             start,
             ExprKind::Lambda {
-                param,
+                param: Box::new(param),
                 body: Box::new(body),
             },
         )
