@@ -246,7 +246,10 @@ impl<'a> Lowerer<'a> {
                         let p = resolve_path_text(base.as_deref(), &text);
                         IrKind::Const(Value::Path(Rc::from(p)))
                     }
-                    Err(parts) => IrKind::Path { base, parts },
+                    Err(parts) => IrKind::Path {
+                        base,
+                        parts: parts.into_boxed_slice(),
+                    },
                 }
             }
             ExprKind::Var(name) => return self.lower_var(&name, span),
@@ -365,7 +368,7 @@ impl<'a> Lowerer<'a> {
         Ok(Err(out))
     }
 
-    fn lower_keys(&mut self, path: AttrPath) -> Result<Vec<KeyIr>, EvalError> {
+    fn lower_keys(&mut self, path: AttrPath) -> Result<Box<[KeyIr]>, EvalError> {
         path.keys
             .into_iter()
             .map(|k| {
@@ -405,10 +408,10 @@ impl<'a> Lowerer<'a> {
             return Err(self.undefined(name, span));
         }
         Ok(Self::mk(
-            IrKind::WithVar {
+            IrKind::WithVar(Box::new(WithVarIr {
                 name: name.clone(),
                 withs,
-            },
+            })),
             span,
         ))
     }
@@ -449,11 +452,11 @@ impl<'a> Lowerer<'a> {
                 },
                 ir.span,
             ),
-            IrKind::WithVar { name, withs } => Self::mk(
-                IrKind::WithVar {
-                    name: name.clone(),
-                    withs: withs.iter().map(|d| d + 1).collect(),
-                },
+            IrKind::WithVar(w) => Self::mk(
+                IrKind::WithVar(Box::new(WithVarIr {
+                    name: w.name.clone(),
+                    withs: w.withs.iter().map(|d| d + 1).collect(),
+                })),
                 ir.span,
             ),
             _ => ir,

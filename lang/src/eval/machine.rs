@@ -74,7 +74,7 @@ impl Evaluator {
                     s.as_str(),
                 ))))
             }
-            IrKind::WithVar { name, withs } => self.eval_with_var(name, withs, env, ir.span),
+            IrKind::WithVar(w) => self.eval_with_var(&w.name, &w.withs, env, ir.span),
             IrKind::List(items) => Ok(Value::List(Rc::new(
                 items.iter().map(|i| self.delay(i, env)).collect(),
             ))),
@@ -271,20 +271,16 @@ impl Evaluator {
     fn build_frame(&self, a: &AttrsIr, env: &Rc<Env>) -> Rc<Env> {
         let source_thunks: Vec<Thunk> = a.sources.iter().map(|_| Thunk::uninit()).collect();
         let sources: Vec<Value> = source_thunks.iter().cloned().map(Value::Thunk).collect();
-        let slots = a
-            .entries
-            .iter()
-            .map(|e| match &e.value {
-                EntryValue::Expr(ir) => match &ir.kind {
-                    IrKind::Const(v) => v.clone(),
-                    _ => Value::Thunk(Thunk::uninit()),
-                },
-                EntryValue::InheritFrom { .. } => {
-                    self.entry_value(&e.value, &e.name, e.span, env, &sources)
-                }
-            })
-            .collect();
-        let frame = Rc::new(Env::from_vec(slots, Some(env.clone())));
+        let slots = a.entries.iter().map(|e| match &e.value {
+            EntryValue::Expr(ir) => match &ir.kind {
+                IrKind::Const(v) => v.clone(),
+                _ => Value::Thunk(Thunk::uninit()),
+            },
+            EntryValue::InheritFrom { .. } => {
+                self.entry_value(&e.value, &e.name, e.span, env, &sources)
+            }
+        });
+        let frame = Rc::new(Env::from_slots(slots, Some(env.clone())));
         self.knots.register_frame(&frame, &a.knots);
         for (t, ir) in source_thunks.iter().zip(a.sources.iter()) {
             t.set(ThunkState::Suspended {
@@ -532,12 +528,13 @@ impl Evaluator {
                     }
                 }
             }
-            ThunkState::Apply { f, arg, span } => {
+            ThunkState::Apply { call, arg } => {
+                let span = call.span;
                 if let Err(e) = self.enter(t.id(), None, span) {
-                    t.set(ThunkState::Apply { f, arg, span });
+                    t.set(ThunkState::Apply { call, arg });
                     return Err(e);
                 }
-                let r = self.call_value(&f, arg.clone(), span);
+                let r = self.call_value(&call.f, arg.clone(), span);
                 self.leave();
                 match r {
                     Ok(v) => {
@@ -545,7 +542,7 @@ impl Evaluator {
                         Ok(v)
                     }
                     Err(e) => {
-                        t.set(ThunkState::Apply { f, arg, span });
+                        t.set(ThunkState::Apply { call, arg });
                         Err(e)
                     }
                 }
