@@ -367,3 +367,14 @@ fn recursive_scopes_are_freed_with_the_evaluator() {
         assert!(f.upgrade().is_none(), "{text}: leaked");
     }
 }
+
+#[test]
+fn a_value_forced_after_its_evaluator_is_dropped_is_an_error() {
+    let ev = ev_with(MemoryIo::new());
+    let v = eval(&ev, "let a = 1 + 1; in [ a ]").unwrap();
+    drop(ev);
+    let item = v.as_list().unwrap()[0].clone();
+    let other = ev_with(MemoryIo::new());
+    let e = other.force(&item).unwrap_err();
+    assert_eq!(e.code().0, "E0219");
+}
