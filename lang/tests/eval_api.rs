@@ -368,6 +368,28 @@ fn recursive_scopes_are_freed_with_the_evaluator() {
     }
 }
 
+/// Found by the `eval` fuzz target: the scope is freed once `x` is
+/// evaluated, but `x`'s value refers to `x` itself.
+#[test]
+fn values_that_refer_to_their_own_binding_are_freed_with_the_evaluator() {
+    let programs = [
+        "let x = { a = 1; zelf = x; }; in x",
+        "let inherit (s) a; s = { a = { b = a; }; }; in a",
+        "({ a ? { b = a; } }: a) { }",
+    ];
+    for text in programs {
+        let ev = ev_with(MemoryIo::new());
+        let v = eval(&ev, text).unwrap();
+        // Force everything, so that the knots hold their values.
+        assert!(!ev.display(&v, true).unwrap().is_empty());
+        let set = Rc::downgrade(v.as_attrs().unwrap());
+        drop(v);
+        assert!(set.upgrade().is_some(), "{text}: no cycle to free");
+        drop(ev);
+        assert!(set.upgrade().is_none(), "{text}: leaked");
+    }
+}
+
 #[test]
 fn a_value_forced_after_its_evaluator_is_dropped_is_an_error() {
     let ev = ev_with(MemoryIo::new());

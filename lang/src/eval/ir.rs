@@ -115,45 +115,6 @@ pub(crate) struct AttrsIr {
     pub dynamic: Vec<DynEntryIr>,
     /// The `e` of each `inherit (e) ...;`, evaluated once and shared.
     pub sources: Vec<IrRef>,
-    /// As a `rec`/`let` frame: the slots that hold the frame's own thunks
-    /// (every entry but constants), which can tie it into a cycle.
-    pub knots: KnotSlots,
-}
-
-/// A set of slot indexes, without allocating for small frames.
-#[derive(Clone)]
-pub(crate) enum KnotSlots {
-    /// Slots below 64.
-    Mask(u64),
-    List(Rc<[u32]>),
-}
-
-impl KnotSlots {
-    pub fn new(slots: impl Iterator<Item = u32> + Clone) -> Self {
-        if slots.clone().all(|i| i < 64) {
-            KnotSlots::Mask(slots.fold(0, |m, i| m | (1 << i)))
-        } else {
-            KnotSlots::List(slots.collect())
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        match self {
-            KnotSlots::Mask(m) => *m == 0,
-            KnotSlots::List(l) => l.is_empty(),
-        }
-    }
-
-    /// The slot indexes, in increasing order.
-    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        let (mask, list) = match self {
-            KnotSlots::Mask(m) => (*m, &[][..]),
-            KnotSlots::List(l) => (0, &l[..]),
-        };
-        (0..64)
-            .filter(move |i| mask & (1 << i) != 0)
-            .chain(list.iter().copied())
-    }
 }
 
 pub(crate) struct EntryIr {

@@ -1,51 +1,35 @@
 //! Breaking the reference cycles of recursive scopes.
 //!
 //! Values are reference counted, and a recursive scope ties a knot: the frame
-//! of a `let` or `rec` set holds thunks whose environment is that frame, and
-//! the frame of a call holds the thunks of its `? default`s, evaluated in the
-//! same frame. Such a cycle never reaches a count of zero on its own.
+//! of a `let` or `rec` set holds thunks whose environment is that frame (and
+//! the thunks of its `inherit (e)` names), and the frame of a call holds the
+//! thunks of its `? default`s, evaluated in the same frame. Such a cycle never
+//! reaches a count of zero on its own. Forcing a knot does not always undo
+//! it: in `let x = { self = x; }; in x` the frame is freed once `x` is
+//! evaluated, but `x`'s value refers to `x` itself.
 //!
 //! Every other edge between values is fixed when the value is built, so a
 //! cycle can only close through one of these knot thunks. The evaluator
-//! therefore remembers them (weakly) here — a `let` or `rec` frame as a whole,
-//! with the list of its slots that are knots — and when it is
-//! dropped it empties every knot still alive, which frees the whole scope. A
-//! value kept after its evaluator is dropped can no longer be forced through
-//! such a thunk: forcing it fails (`E0219`) instead of looking at freed
-//! state.
+//! therefore remembers each of them (weakly) here, and when it is dropped it
+//! empties every knot still alive, which frees whatever cycle it was part of.
+//! A value kept after its evaluator is dropped can no longer be forced
+//! through such a thunk: forcing it fails (`E0219`) instead of looking at
+//! freed state.
 //!
-//! Knots that die normally (no cycle formed, or it was undone by forcing)
-//! leave a dead weak reference behind; the list drops those whenever it has
-//! doubled since the last sweep, so it stays within twice the number of live
-//! knots.
+//! Knots that die normally leave a dead weak reference behind; the list drops
+//! those whenever it has doubled since the last sweep, so it stays within
+//! twice the number of live knots.
 
-use crate::eval::ir::KnotSlots;
-use crate::eval::value::{Env, Thunk, ThunkState, Value};
+use crate::eval::value::{Thunk, ThunkState};
 use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
+use std::rc::Weak;
 
 /// Below this many entries the list is not swept.
 const MIN_SWEEP: usize = 1024;
 
-enum Knot {
-    /// A `let` or `rec` frame and its knot slots.
-    Frame(Weak<Env>, KnotSlots),
-    /// One thunk (a `? default`).
-    Thunk(Weak<RefCell<ThunkState>>),
-}
-
-impl Knot {
-    fn is_alive(&self) -> bool {
-        match self {
-            Knot::Frame(w, _) => w.strong_count() > 0,
-            Knot::Thunk(w) => w.strong_count() > 0,
-        }
-    }
-}
-
-/// The knots of one evaluator.
+/// The knot thunks of one evaluator.
 pub(crate) struct Knots {
-    knots: RefCell<Vec<Knot>>,
+    thunks: RefCell<Vec<Weak<RefCell<ThunkState>>>>,
     /// Sweep dead entries when the list reaches this length.
     sweep_at: Cell<usize>,
 }
@@ -53,63 +37,34 @@ pub(crate) struct Knots {
 impl Knots {
     pub fn new() -> Self {
         Knots {
-            knots: RefCell::new(Vec::new()),
+            thunks: RefCell::new(Vec::new()),
             sweep_at: Cell::new(MIN_SWEEP),
         }
     }
 
-    fn push(&self, k: Knot) {
-        let mut knots = self.knots.borrow_mut();
-        if knots.len() >= self.sweep_at.get() {
-            knots.retain(Knot::is_alive);
-            self.sweep_at.set((knots.len() * 2).max(MIN_SWEEP));
-        }
-        knots.push(k);
-    }
-
-    /// Remembers a `let` or `rec` frame whose slots `knots` hold its own
-    /// thunks.
-    pub fn register_frame(&self, frame: &Rc<Env>, knots: &KnotSlots) {
-        if !knots.is_empty() {
-            self.push(Knot::Frame(Rc::downgrade(frame), knots.clone()));
-        }
-    }
-
     /// Remembers a thunk that may close a cycle.
-    pub fn register_thunk(&self, t: &Thunk) {
-        self.push(Knot::Thunk(t.downgrade()));
+    pub fn register(&self, t: &Thunk) {
+        let mut thunks = self.thunks.borrow_mut();
+        if thunks.len() >= self.sweep_at.get() {
+            thunks.retain(|w| w.strong_count() > 0);
+            self.sweep_at.set((thunks.len() * 2).max(MIN_SWEEP));
+        }
+        thunks.push(t.downgrade());
     }
 
-    /// Empties every knot still alive, which breaks every cycle through it.
+    /// Empties every knot thunk still alive, which breaks every cycle
+    /// through it.
     pub fn clear(&self) {
-        let knots = std::mem::take(&mut *self.knots.borrow_mut());
-        for k in knots {
-            match k {
-                Knot::Thunk(w) => {
-                    if let Some(t) = w.upgrade() {
-                        empty(&t);
-                    }
-                }
-                Knot::Frame(w, slots) => {
-                    let Some(frame) = w.upgrade() else { continue };
-                    for i in slots.iter() {
-                        if let Value::Thunk(t) = frame.lookup(0, i) {
-                            empty(&t.0);
-                        }
-                    }
-                }
-            }
+        let thunks = std::mem::take(&mut *self.thunks.borrow_mut());
+        for w in thunks {
+            let Some(t) = w.upgrade() else { continue };
+            // Move the state out before dropping it: dropping may release
+            // other knots, which must not find this one borrowed.
+            let state = match t.try_borrow_mut() {
+                Ok(mut s) => std::mem::replace(&mut *s, ThunkState::Uninit),
+                Err(_) => continue,
+            };
+            drop(state);
         }
     }
-}
-
-/// Replaces a thunk's state with nothing. The state is moved out before it
-/// is dropped: dropping it may release other knots, which must not find this
-/// one borrowed.
-fn empty(t: &RefCell<ThunkState>) {
-    let state = match t.try_borrow_mut() {
-        Ok(mut s) => std::mem::replace(&mut *s, ThunkState::Uninit),
-        Err(_) => return,
-    };
-    drop(state);
 }

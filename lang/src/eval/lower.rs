@@ -738,7 +738,7 @@ fn shift_sources(e: PEntry, offset: usize) -> PEntry {
 }
 
 fn finish(p: PAttrs) -> AttrsIr {
-    let mut attrs = AttrsIr {
+    AttrsIr {
         entries: p
             .entries
             .into_sorted()
@@ -759,20 +759,7 @@ fn finish(p: PAttrs) -> AttrsIr {
             })
             .collect(),
         sources: p.sources,
-        knots: KnotSlots::Mask(0),
-    };
-    attrs.knots = KnotSlots::new(
-        attrs
-            .entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| match &e.value {
-                EntryValue::Expr(ir) => !matches!(ir.kind, IrKind::Const(_)),
-                EntryValue::InheritFrom { .. } => true,
-            })
-            .map(|(i, _)| i as u32),
-    );
-    attrs
+    }
 }
 
 /// A nested set becomes an ordinary (non-recursive) set expression evaluated

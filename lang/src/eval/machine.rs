@@ -269,19 +269,22 @@ impl Evaluator {
     /// The frame of a `rec` set or `let`: one slot per static name, each a
     /// thunk evaluated in the frame itself.
     fn build_frame(&self, a: &AttrsIr, env: &Rc<Env>) -> Rc<Env> {
-        let source_thunks: Vec<Thunk> = a.sources.iter().map(|_| Thunk::uninit()).collect();
+        let source_thunks: Vec<Thunk> = a.sources.iter().map(|_| self.knot()).collect();
         let sources: Vec<Value> = source_thunks.iter().cloned().map(Value::Thunk).collect();
         let slots = a.entries.iter().map(|e| match &e.value {
             EntryValue::Expr(ir) => match &ir.kind {
                 IrKind::Const(v) => v.clone(),
-                _ => Value::Thunk(Thunk::uninit()),
+                _ => Value::Thunk(self.knot()),
             },
             EntryValue::InheritFrom { .. } => {
-                self.entry_value(&e.value, &e.name, e.span, env, &sources)
+                let v = self.entry_value(&e.value, &e.name, e.span, env, &sources);
+                if let Value::Thunk(t) = &v {
+                    self.knots.register(t);
+                }
+                v
             }
         });
         let frame = Rc::new(Env::from_slots(slots, Some(env.clone())));
-        self.knots.register_frame(&frame, &a.knots);
         for (t, ir) in source_thunks.iter().zip(a.sources.iter()) {
             t.set(ThunkState::Suspended {
                 ir: ir.clone(),
@@ -302,6 +305,14 @@ impl Evaluator {
             }
         }
         frame
+    }
+
+    /// An empty thunk for a recursive scope, registered so that the cycle it
+    /// may close is freed with the evaluator.
+    fn knot(&self) -> Thunk {
+        let t = Thunk::uninit();
+        self.knots.register(&t);
+        t
     }
 
     /// Adds `${key} = value;` entries (a `null` key skips the entry).
@@ -710,8 +721,7 @@ impl Evaluator {
                         Some(v) => slots.push(v),
                         None => match &p.default {
                             Some(d) => {
-                                let t = Thunk::uninit();
-                                self.knots.register_thunk(&t);
+                                let t = self.knot();
                                 defaults.push((t.clone(), d.clone(), p.name.clone()));
                                 slots.push(Value::Thunk(t));
                             }
