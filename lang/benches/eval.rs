@@ -1,13 +1,18 @@
 //! Evaluator benchmarks, side by side with Nix.
 //!
 //! Each program is written in the subset Imago and Nix share. For Imago the
-//! time is parse + lower + evaluate + deep force, in process; for Nix it is a
+//! time is parse + lower + evaluate + deep force + printing + freeing it all
+//! (dropping the evaluator), in process; for Nix it is a
 //! whole `nix-instantiate --eval --strict` run (so it includes Nix's start-up,
 //! printed separately as the `nix startup` row). Nix runs offline, without a
 //! daemon, as root: `--option build-users-group ''` with a dummy store and a
-//! private state directory. Prints the median of repeated runs.
+//! private state directory. Prints the median of repeated runs: wall time
+//! for both, and for Imago also the CPU time of the evaluating thread (from
+//! `/proc/thread-self/schedstat`, on Linux), which stays meaningful when
+//! other work shares the machine.
 //!
-//! Run with `cargo bench -p imago-lang --bench eval`.
+//! Run with `cargo bench -p imago-lang --bench eval`; extra arguments keep
+//! only the programs whose name contains one of them (`-- attrs10k`).
 
 use imago_lang::eval::{Evaluator, with_large_stack};
 use imago_lang::hook::NoStore;
@@ -66,7 +71,17 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn imago_once(text: &str) -> (Duration, String) {
+/// Time this thread has run on a CPU, where Linux tells.
+fn thread_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    Some(Duration::from_nanos(
+        s.split_whitespace().next()?.parse().ok()?,
+    ))
+}
+
+/// One run: wall time, CPU time (if known) and the printed result.
+fn imago_once(text: &str) -> (Duration, Option<Duration>, String) {
+    let cpu = thread_cpu();
     let start = Instant::now();
     let ev = Evaluator::new(Rc::new(MemoryIo::new()), Rc::new(NoStore));
     let out = match ev.eval_source("bench.imago", text, Path::new("/")) {
@@ -76,7 +91,12 @@ fn imago_once(text: &str) -> (Duration, String) {
         },
         Err(e) => format!("error: {e}"),
     };
-    (start.elapsed(), out)
+    // Freeing is part of the cost (and left for later, it would be charged
+    // to the next run).
+    drop(ev);
+    let wall = start.elapsed();
+    let cpu = cpu.zip(thread_cpu()).map(|(a, b)| b.saturating_sub(a));
+    (wall, cpu, out)
 }
 
 fn nix_once(file: &Path, state: &Path) -> Option<(Duration, String)> {
@@ -124,16 +144,28 @@ fn main() {
         ("lists 100k", lists_program(100_000)),
         ("strings 10k", strings_program(10_000)),
     ];
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     println!(
-        "{:<22} {:>12} {:>12} {:>8}  result",
-        "program", "imago (ms)", "nix (ms)", "nix/imago"
+        "{:<22} {:>12} {:>10} {:>12} {:>8}  result",
+        "program", "imago (ms)", "cpu (ms)", "nix (ms)", "nix/imago"
     );
     for (name, text) in programs {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
         let t = text.clone();
-        let (imago, result) = with_large_stack(move || {
-            let runs: Vec<(Duration, String)> = (0..IMAGO_RUNS).map(|_| imago_once(&t)).collect();
-            let result = runs[0].1.clone();
-            (median(runs.into_iter().map(|r| r.0).collect()), result)
+        let (imago, cpu, result) = with_large_stack(move || {
+            let runs: Vec<_> = (0..IMAGO_RUNS).map(|_| imago_once(&t)).collect();
+            let result = runs[0].2.clone();
+            let cpu: Option<Vec<Duration>> = runs.iter().map(|r| r.1).collect();
+            (
+                median(runs.iter().map(|r| r.0).collect()),
+                cpu.map(median),
+                result,
+            )
         })
         .unwrap_or_else(|e| panic!("cannot start the evaluation thread: {e}"));
         let file = tmp.join(format!(
@@ -148,16 +180,17 @@ fn main() {
             Some((median(runs.into_iter().map(|r| r.0).collect()), agree))
         });
         let short: String = result.chars().take(40).collect();
+        let cpu = cpu.map_or("n/a".to_string(), |c| format!("{:.2}", ms(c)));
         match nix {
             Some((n, agree)) => println!(
-                "{name:<22} {:>12.2} {:>12.2} {:>8.1}  {short}{}",
+                "{name:<22} {:>12.2} {cpu:>10} {:>12.2} {:>8.1}  {short}{}",
                 ms(imago),
                 ms(n),
                 ms(n) / ms(imago),
                 if agree { "" } else { "  (DIFFERS from nix)" }
             ),
             None => println!(
-                "{name:<22} {:>12.2} {:>12} {:>8}  {short}",
+                "{name:<22} {:>12.2} {cpu:>10} {:>12} {:>8}  {short}",
                 ms(imago),
                 "n/a",
                 "-"

@@ -51,8 +51,9 @@ pub enum ExprKind {
         bindings: Vec<Binding>,
         body: Box<Expr>,
     },
-    /// `param: body`
-    Lambda { param: Param, body: Box<Expr> },
+    /// `param: body` (the parameter is boxed: it is the largest part of any
+    /// node, and keeping it out makes every node smaller)
+    Lambda { param: Box<Param>, body: Box<Expr> },
     /// `func arg`
     Apply { func: Box<Expr>, arg: Box<Expr> },
     /// `expr.a.b` or `expr.a.b or default`

@@ -346,3 +346,57 @@ fn stack_budget_protects_small_stacks() {
     // The evaluator is still usable afterwards.
     assert_eq!(show(&ev, "1 + 1"), "2");
 }
+
+#[test]
+fn recursive_scopes_are_freed_with_the_evaluator() {
+    let programs = [
+        "let f = x: f x; in f",
+        "(rec { a = 1; f = x: a + f x; }).f",
+        "({ a ? b, b ? (x: a) }: b) { }",
+        "let inherit ({ g = x: h; }) g; h = x: g; in h",
+    ];
+    for text in programs {
+        let ev = ev_with(MemoryIo::new());
+        let v = eval(&ev, text).unwrap();
+        let f = Rc::downgrade(v.as_closure().unwrap());
+        drop(v);
+        // The function's scope refers to the function itself...
+        assert!(f.upgrade().is_some(), "{text}: no cycle to free");
+        // ...and the evaluator frees that cycle when it goes.
+        drop(ev);
+        assert!(f.upgrade().is_none(), "{text}: leaked");
+    }
+}
+
+/// Found by the `eval` fuzz target: the scope is freed once `x` is
+/// evaluated, but `x`'s value refers to `x` itself.
+#[test]
+fn values_that_refer_to_their_own_binding_are_freed_with_the_evaluator() {
+    let programs = [
+        "let x = { a = 1; zelf = x; }; in x",
+        "let inherit (s) a; s = { a = { b = a; }; }; in a",
+        "({ a ? { b = a; } }: a) { }",
+    ];
+    for text in programs {
+        let ev = ev_with(MemoryIo::new());
+        let v = eval(&ev, text).unwrap();
+        // Force everything, so that the knots hold their values.
+        assert!(!ev.display(&v, true).unwrap().is_empty());
+        let set = Rc::downgrade(v.as_attrs().unwrap());
+        drop(v);
+        assert!(set.upgrade().is_some(), "{text}: no cycle to free");
+        drop(ev);
+        assert!(set.upgrade().is_none(), "{text}: leaked");
+    }
+}
+
+#[test]
+fn a_value_forced_after_its_evaluator_is_dropped_is_an_error() {
+    let ev = ev_with(MemoryIo::new());
+    let v = eval(&ev, "let a = 1 + 1; in [ a ]").unwrap();
+    drop(ev);
+    let item = v.as_list().unwrap()[0].clone();
+    let other = ev_with(MemoryIo::new());
+    let e = other.force(&item).unwrap_err();
+    assert_eq!(e.code().0, "E0219");
+}

@@ -149,7 +149,7 @@ fn expr() -> impl Strategy<Value = Expr> {
                     body: b(body)
                 })),
             (ident(), inner.clone()).prop_map(move |(name, body)| e(ExprKind::Lambda {
-                param: Param::Ident(Ident { name, span: Z }),
+                param: Box::new(Param::Ident(Ident { name, span: Z })),
                 body: b(body),
             })),
             (
@@ -162,7 +162,7 @@ fn expr() -> impl Strategy<Value = Expr> {
                     bind.as_ref().is_none_or(|b| !entries.contains_key(b))
                 })
                 .prop_map(move |(entries, ellipsis, bind, body)| e(ExprKind::Lambda {
-                    param: Param::Pattern {
+                    param: Box::new(Param::Pattern {
                         entries: entries
                             .into_iter()
                             .map(|(name, default)| PatternEntry {
@@ -172,7 +172,7 @@ fn expr() -> impl Strategy<Value = Expr> {
                             .collect(),
                         ellipsis,
                         bind: bind.map(|name| Ident { name, span: Z }),
-                    },
+                    }),
                     body: b(body),
                 })),
             (inner.clone(), inner.clone()).prop_map(move |(f, a)| e(ExprKind::Apply {

@@ -80,7 +80,11 @@ pub enum ErrorKind {
     },
     #[error("the set `{name}` is open: its attribute names are not known")]
     OpenSet { name: String },
-    #[error("cannot evaluate an expression that failed to parse")]
+    /// Only through the library API: an expression that failed to parse, or
+    /// a value forced after its evaluator was dropped.
+    #[error(
+        "cannot evaluate a malformed expression (one that failed to parse, or a value whose evaluator was dropped)"
+    )]
     Malformed,
     /// An error raised by Rust code built on the evaluator (the module
     /// system) while the evaluator forced one of its values: it carries its
@@ -382,7 +386,7 @@ impl IntoDiagnostic for EvalError {
             ErrorKind::OpenSet { .. } => {
                 d = d.with_primary(inner.span, "listing attributes here");
             }
-            ErrorKind::Malformed => d = d.with_primary(inner.span, "syntax error here"),
+            ErrorKind::Malformed => d = d.with_primary(inner.span, "malformed here"),
             ErrorKind::External(ext) => d = (**ext).clone(),
         }
         if !inner.located {

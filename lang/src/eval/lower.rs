@@ -40,39 +40,57 @@ enum Scope {
 /// index; below, a linear scan is cheaper than hashing.
 const INDEX_THRESHOLD: usize = 12;
 
-/// The names one scope binds, with their slot index.
+/// The names one scope binds; a name's slot index is its position.
 #[derive(Default)]
 struct NameMap {
-    names: Vec<(SmolStr, u32)>,
+    names: Vec<SmolStr>,
     index: Option<HashMap<SmolStr, u32>>,
 }
 
 impl NameMap {
+    /// A map of distinct names, slot `i` being `names[i]`.
+    fn from_distinct(names: Vec<SmolStr>) -> Self {
+        let index = (names.len() > INDEX_THRESHOLD).then(|| {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), i as u32))
+                .collect()
+        });
+        NameMap { names, index }
+    }
+
     fn get(&self, name: &str) -> Option<u32> {
         match &self.index {
             Some(ix) => ix.get(name).copied(),
-            None => self.names.iter().find(|(n, _)| n == name).map(|(_, i)| *i),
+            None => self.names.iter().position(|n| n == name).map(|i| i as u32),
         }
     }
 
-    /// Adds a name; false if it was already there.
-    fn insert(&mut self, name: SmolStr, idx: u32) -> bool {
+    /// Adds a name in the next slot; false if it was already there.
+    fn push(&mut self, name: SmolStr) -> bool {
         if self.get(&name).is_some() {
             return false;
         }
+        let idx = self.names.len() as u32;
         if let Some(ix) = &mut self.index {
             ix.insert(name.clone(), idx);
         } else if self.names.len() >= INDEX_THRESHOLD {
-            let mut ix: HashMap<SmolStr, u32> = self.names.iter().cloned().collect();
+            let mut ix: HashMap<SmolStr, u32> = self
+                .names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), i as u32))
+                .collect();
             ix.insert(name.clone(), idx);
             self.index = Some(ix);
         }
-        self.names.push((name, idx));
+        self.names.push(name);
         true
     }
 
     fn keys(&self) -> impl Iterator<Item = &str> {
-        self.names.iter().map(|(n, _)| n.as_str())
+        self.names.iter().map(SmolStr::as_str)
     }
 }
 
@@ -84,6 +102,15 @@ struct EntryMap {
 }
 
 impl EntryMap {
+    /// A map for about `n` entries, indexed from the start when that many
+    /// need it (growing a large index costs more than building it once).
+    fn with_capacity(n: usize) -> Self {
+        EntryMap {
+            items: Vec::with_capacity(n),
+            index: (n > INDEX_THRESHOLD).then(|| HashMap::with_capacity(n)),
+        }
+    }
+
     fn position(&self, name: &str) -> Option<usize> {
         match &self.index {
             Some(ix) => ix.get(name).copied(),
@@ -121,7 +148,8 @@ impl EntryMap {
 
     fn into_sorted(self) -> Vec<(SmolStr, Span, PEntry)> {
         let mut items = self.items;
-        items.sort_by(|a, b| a.0.cmp(&b.0));
+        // Names are unique here, so an unstable sort gives the same order.
+        items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         items
     }
 }
@@ -140,6 +168,17 @@ struct PAttrs {
     entries: EntryMap,
     dynamic: Vec<(IrRef, PEntry, Span)>,
     sources: Vec<IrRef>,
+}
+
+impl PAttrs {
+    /// A set for about `n` bindings.
+    fn with_capacity(n: usize) -> Self {
+        PAttrs {
+            entries: EntryMap::with_capacity(n),
+            dynamic: Vec::new(),
+            sources: Vec::new(),
+        }
+    }
 }
 
 enum PEntry {
@@ -166,7 +205,10 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    pub fn lower(&mut self, e: &Expr) -> Result<IrRef, EvalError> {
+    /// Lowers a tree, consuming it: each node is freed as soon as it has
+    /// been read, while it is still in the cache, and its memory is reused
+    /// for the lowered tree.
+    pub fn lower(&mut self, e: Expr) -> Result<IrRef, EvalError> {
         self.depth += 1;
         if self.depth > MAX_NESTING {
             self.depth -= 1;
@@ -184,12 +226,12 @@ impl<'a> Lowerer<'a> {
         Rc::new(Ir { kind, span })
     }
 
-    fn lower_inner(&mut self, e: &Expr) -> Result<IrRef, EvalError> {
+    fn lower_inner(&mut self, e: Expr) -> Result<IrRef, EvalError> {
         let hint = self.name_hint.take();
-        let span = e.span;
-        let kind = match &e.kind {
-            ExprKind::Int(i) => IrKind::Const(Value::Int(*i)),
-            ExprKind::Float(f) => IrKind::Const(Value::Float(*f)),
+        let Expr { kind, span } = e;
+        let kind = match kind {
+            ExprKind::Int(i) => IrKind::Const(Value::Int(i)),
+            ExprKind::Float(f) => IrKind::Const(Value::Float(f)),
             ExprKind::Str(parts) => match self.lower_parts(parts)? {
                 Ok(text) => IrKind::Const(Value::string(text)),
                 Err(parts) => IrKind::Str(parts),
@@ -199,24 +241,27 @@ impl<'a> Lowerer<'a> {
                     PathAnchor::Relative => Some(self.base_dir.clone()),
                     PathAnchor::Absolute => None,
                 };
-                match self.lower_parts(&lit.parts)? {
+                match self.lower_parts(lit.parts)? {
                     Ok(text) => {
                         let p = resolve_path_text(base.as_deref(), &text);
                         IrKind::Const(Value::Path(Rc::from(p)))
                     }
-                    Err(parts) => IrKind::Path { base, parts },
+                    Err(parts) => IrKind::Path {
+                        base,
+                        parts: parts.into_boxed_slice(),
+                    },
                 }
             }
-            ExprKind::Var(name) => return self.lower_var(name, span),
+            ExprKind::Var(name) => return self.lower_var(&name, span),
             ExprKind::List(items) => IrKind::List(
                 items
-                    .iter()
+                    .into_iter()
                     .map(|i| self.lower(i))
                     .collect::<Result<_, _>>()?,
             ),
             ExprKind::Attrs { rec, bindings } => {
-                if *rec {
-                    let names = self.group_names(bindings, Group::Rec)?;
+                if rec {
+                    let names = self.group_names(&bindings, Group::Rec)?;
                     self.scopes.push(Scope::Names(names));
                     let r = self.lower_group(bindings, Group::Rec);
                     self.scopes.pop();
@@ -226,11 +271,11 @@ impl<'a> Lowerer<'a> {
                 }
             }
             ExprKind::Let { bindings, body } => {
-                let names = self.group_names(bindings, Group::Let)?;
+                let names = self.group_names(&bindings, Group::Let)?;
                 self.scopes.push(Scope::Names(names));
                 let r = self
                     .lower_group(bindings, Group::Let)
-                    .and_then(|g| Ok((g, self.lower(body)?)));
+                    .and_then(|g| Ok((g, self.lower(*body)?)));
                 self.scopes.pop();
                 let (group, body) = r?;
                 IrKind::Let {
@@ -239,56 +284,56 @@ impl<'a> Lowerer<'a> {
                 }
             }
             ExprKind::Lambda { param, body } => {
-                IrKind::Lambda(Rc::new(self.lower_lambda(param, body, span, hint)?))
+                IrKind::Lambda(Rc::new(self.lower_lambda(*param, *body, span, hint)?))
             }
             ExprKind::Apply { func, arg } => IrKind::Apply {
-                func: self.lower(func)?,
-                arg: self.lower(arg)?,
+                func: self.lower(*func)?,
+                arg: self.lower(*arg)?,
             },
             ExprKind::Select {
                 expr,
                 path,
                 default,
             } => IrKind::Select {
-                expr: self.lower(expr)?,
+                expr: self.lower(*expr)?,
                 path: self.lower_keys(path)?,
-                default: default.as_ref().map(|d| self.lower(d)).transpose()?,
+                default: default.map(|d| self.lower(*d)).transpose()?,
             },
             ExprKind::HasAttr { expr, path } => IrKind::HasAttr {
-                expr: self.lower(expr)?,
+                expr: self.lower(*expr)?,
                 path: self.lower_keys(path)?,
             },
             ExprKind::If { cond, then, else_ } => IrKind::If {
-                cond: self.lower(cond)?,
-                then: self.lower(then)?,
-                else_: self.lower(else_)?,
+                cond: self.lower(*cond)?,
+                then: self.lower(*then)?,
+                else_: self.lower(*else_)?,
             },
             ExprKind::With { env, body } => {
-                let env = self.lower(env)?;
+                let env = self.lower(*env)?;
                 self.scopes.push(Scope::With);
-                let body = self.lower(body);
+                let body = self.lower(*body);
                 self.scopes.pop();
                 IrKind::With { env, body: body? }
             }
             ExprKind::Assert { cond, body } => IrKind::Assert {
-                cond: self.lower(cond)?,
-                body: self.lower(body)?,
+                cond: self.lower(*cond)?,
+                body: self.lower(*body)?,
             },
             ExprKind::Unary { op, expr } => {
-                let inner = self.lower(expr)?;
+                let inner = self.lower(*expr)?;
                 match op {
                     UnaryOp::Not => IrKind::Not(inner),
                     UnaryOp::Neg => IrKind::Neg(inner),
                 }
             }
             ExprKind::Binary { op, lhs, rhs } => IrKind::Binary {
-                op: *op,
-                lhs: self.lower(lhs)?,
-                rhs: self.lower(rhs)?,
+                op,
+                lhs: self.lower(*lhs)?,
+                rhs: self.lower(*rhs)?,
             },
             ExprKind::Paren(inner) => {
                 self.name_hint = hint;
-                return self.lower(inner);
+                return self.lower(*inner);
             }
             ExprKind::Error => return Err(EvalError::new(ErrorKind::Malformed, span)),
         };
@@ -298,13 +343,17 @@ impl<'a> Lowerer<'a> {
     /// `Ok(text)` when every part is literal, else the lowered parts.
     fn lower_parts(
         &mut self,
-        parts: &[StrPart],
+        parts: Vec<StrPart>,
     ) -> Result<Result<String, Vec<StrPartIr>>, EvalError> {
         if parts.iter().all(|p| matches!(p, StrPart::Lit(_))) {
             let mut s = String::new();
             for p in parts {
                 if let StrPart::Lit(t) = p {
-                    s.push_str(t);
+                    if s.is_empty() {
+                        s = t;
+                    } else {
+                        s.push_str(&t);
+                    }
                 }
             }
             return Ok(Ok(s));
@@ -312,19 +361,19 @@ impl<'a> Lowerer<'a> {
         let mut out = Vec::with_capacity(parts.len());
         for p in parts {
             out.push(match p {
-                StrPart::Lit(t) => StrPartIr::Lit(Rc::from(t.as_str())),
+                StrPart::Lit(t) => StrPartIr::Lit(Rc::from(t)),
                 StrPart::Interp(e) => StrPartIr::Interp(self.lower(e)?),
             });
         }
         Ok(Err(out))
     }
 
-    fn lower_keys(&mut self, path: &AttrPath) -> Result<Vec<KeyIr>, EvalError> {
+    fn lower_keys(&mut self, path: AttrPath) -> Result<Box<[KeyIr]>, EvalError> {
         path.keys
-            .iter()
+            .into_iter()
             .map(|k| {
                 Ok(match k {
-                    AttrKey::Static { name, span } => KeyIr::Static(name.clone(), *span),
+                    AttrKey::Static { name, span } => KeyIr::Static(name, span),
                     AttrKey::Dynamic(e) => KeyIr::Dynamic(self.lower(e)?),
                 })
             })
@@ -359,10 +408,10 @@ impl<'a> Lowerer<'a> {
             return Err(self.undefined(name, span));
         }
         Ok(Self::mk(
-            IrKind::WithVar {
+            IrKind::WithVar(Box::new(WithVarIr {
                 name: name.clone(),
                 withs,
-            },
+            })),
             span,
         ))
     }
@@ -403,11 +452,11 @@ impl<'a> Lowerer<'a> {
                 },
                 ir.span,
             ),
-            IrKind::WithVar { name, withs } => Self::mk(
-                IrKind::WithVar {
-                    name: name.clone(),
-                    withs: withs.iter().map(|d| d + 1).collect(),
-                },
+            IrKind::WithVar(w) => Self::mk(
+                IrKind::WithVar(Box::new(WithVarIr {
+                    name: w.name.clone(),
+                    withs: w.withs.iter().map(|d| d + 1).collect(),
+                })),
                 ir.span,
             ),
             _ => ir,
@@ -416,7 +465,7 @@ impl<'a> Lowerer<'a> {
 
     /// The slot map of a `rec` set or `let`: its static names, sorted.
     fn group_names(&self, bindings: &[Binding], group: Group) -> Result<NameMap, EvalError> {
-        let mut names: Vec<SmolStr> = Vec::new();
+        let mut names: Vec<SmolStr> = Vec::with_capacity(bindings.len());
         for b in bindings {
             match b {
                 Binding::Assign { path, .. } => match path.keys.first() {
@@ -435,26 +484,22 @@ impl<'a> Lowerer<'a> {
                 }
             }
         }
-        names.sort();
+        names.sort_unstable();
         names.dedup();
-        let mut map = NameMap::default();
-        for (i, n) in names.into_iter().enumerate() {
-            map.insert(n, i as u32);
-        }
-        Ok(map)
+        Ok(NameMap::from_distinct(names))
     }
 
-    fn lower_group(&mut self, bindings: &[Binding], group: Group) -> Result<AttrsIr, EvalError> {
-        let mut root = PAttrs::default();
+    fn lower_group(&mut self, bindings: Vec<Binding>, group: Group) -> Result<AttrsIr, EvalError> {
+        let mut root = PAttrs::with_capacity(bindings.len());
         for b in bindings {
             match b {
                 Binding::Assign { path, value, .. } => {
-                    self.insert_path(&mut root, &path.keys, value)?;
+                    self.insert_path(&mut root, path.keys.into_iter(), value)?;
                 }
                 Binding::Inherit { from, names, .. } => {
                     let source = match from {
                         Some(f) => {
-                            root.sources.push(self.lower(f)?);
+                            root.sources.push(self.lower(*f)?);
                             Some(root.sources.len() - 1)
                         }
                         None => None,
@@ -465,12 +510,12 @@ impl<'a> Lowerer<'a> {
                             None if group == Group::Plain => {
                                 PEntry::Expr(self.lower_var(&n.name, n.span)?)
                             }
-                            None => PEntry::Expr(self.lower_inherit_outer(n)?),
+                            None => PEntry::Expr(self.lower_inherit_outer(&n)?),
                         };
                         if let Some(first) = root.entries.first_span(&n.name) {
                             return Err(duplicate(&n.name, first, n.span));
                         }
-                        root.entries.push(n.name.clone(), n.span, entry);
+                        root.entries.push(n.name, n.span, entry);
                     }
                 }
             }
@@ -482,53 +527,55 @@ impl<'a> Lowerer<'a> {
     fn insert_path(
         &mut self,
         target: &mut PAttrs,
-        keys: &[AttrKey],
-        value: &Expr,
+        mut keys: std::vec::IntoIter<AttrKey>,
+        value: Expr,
     ) -> Result<(), EvalError> {
-        let Some((first, rest)) = keys.split_first() else {
+        let Some(first) = keys.next() else {
             return Err(EvalError::new(ErrorKind::Malformed, value.span));
         };
+        let last = keys.len() == 0;
         match first {
             AttrKey::Static { name, span } => {
-                if rest.is_empty() {
-                    let new = self.lower_value(name, value)?;
-                    match target.entries.get_mut(name) {
+                if last {
+                    let new = self.lower_value(&name, value)?;
+                    match target.entries.get_mut(&name) {
                         None => {
-                            target.entries.push(name.clone(), *span, new);
+                            target.entries.push(name, span, new);
                         }
                         Some((first_span, existing)) => match (existing, new) {
                             (PEntry::Nested(old), PEntry::Nested(new)) => {
                                 merge(old, new)?;
                             }
-                            _ => return Err(duplicate(name, *first_span, *span)),
+                            _ => return Err(duplicate(&name, *first_span, span)),
                         },
                     }
                 } else {
-                    let i = match target.entries.position(name) {
+                    let i = match target.entries.position(&name) {
                         Some(i) => i,
                         None => target.entries.push(
                             name.clone(),
-                            *span,
+                            span,
                             PEntry::Nested(PAttrs::default()),
                         ),
                     };
                     let (_, first_span, entry) = &mut target.entries.items[i];
                     match entry {
-                        PEntry::Nested(inner) => self.insert_path(inner, rest, value)?,
-                        _ => return Err(duplicate(name, *first_span, *span)),
+                        PEntry::Nested(inner) => self.insert_path(inner, keys, value)?,
+                        _ => return Err(duplicate(&name, *first_span, span)),
                     }
                 }
             }
             AttrKey::Dynamic(e) => {
+                let key_span = e.span;
                 let key = self.lower(e)?;
-                let entry = if rest.is_empty() {
+                let entry = if last {
                     self.lower_value(&SmolStr::default(), value)?
                 } else {
                     let mut inner = PAttrs::default();
-                    self.insert_path(&mut inner, rest, value)?;
+                    self.insert_path(&mut inner, keys, value)?;
                     PEntry::Nested(inner)
                 };
-                target.dynamic.push((key, entry, e.span));
+                target.dynamic.push((key, entry, key_span));
             }
         }
         Ok(())
@@ -536,22 +583,22 @@ impl<'a> Lowerer<'a> {
 
     /// A binding's value; a literal non-recursive set becomes a mergeable
     /// nested set.
-    fn lower_value(&mut self, name: &SmolStr, value: &Expr) -> Result<PEntry, EvalError> {
+    fn lower_value(&mut self, name: &SmolStr, value: Expr) -> Result<PEntry, EvalError> {
         if let ExprKind::Attrs {
             rec: false,
             bindings,
-        } = &value.kind
+        } = value.kind
         {
-            let mut inner = PAttrs::default();
+            let mut inner = PAttrs::with_capacity(bindings.len());
             for b in bindings {
                 match b {
                     Binding::Assign { path, value, .. } => {
-                        self.insert_path(&mut inner, &path.keys, value)?;
+                        self.insert_path(&mut inner, path.keys.into_iter(), value)?;
                     }
                     Binding::Inherit { from, names, .. } => {
                         let source = match from {
                             Some(f) => {
-                                inner.sources.push(self.lower(f)?);
+                                inner.sources.push(self.lower(*f)?);
                                 Some(inner.sources.len() - 1)
                             }
                             None => None,
@@ -564,7 +611,7 @@ impl<'a> Lowerer<'a> {
                             if let Some(first) = inner.entries.first_span(&n.name) {
                                 return Err(duplicate(&n.name, first, n.span));
                             }
-                            inner.entries.push(n.name.clone(), n.span, entry);
+                            inner.entries.push(n.name, n.span, entry);
                         }
                     }
                 }
@@ -581,15 +628,14 @@ impl<'a> Lowerer<'a> {
 
     fn lower_lambda(
         &mut self,
-        param: &Param,
-        body: &Expr,
+        param: Param,
+        body: Expr,
         span: Span,
         name: Option<SmolStr>,
     ) -> Result<LambdaIr, EvalError> {
         match param {
             Param::Ident(id) => {
-                let mut names = NameMap::default();
-                names.insert(id.name.clone(), 0);
+                let names = NameMap::from_distinct(vec![id.name]);
                 self.scopes.push(Scope::Names(names));
                 let body = self.lower(body);
                 self.scopes.pop();
@@ -606,8 +652,8 @@ impl<'a> Lowerer<'a> {
                 bind,
             } => {
                 let mut names = NameMap::default();
-                for (i, e) in entries.iter().enumerate() {
-                    if !names.insert(e.name.name.clone(), i as u32) {
+                for e in &entries {
+                    if !names.push(e.name.name.clone()) {
                         let first = entries
                             .iter()
                             .find(|x| x.name.name == e.name.name)
@@ -615,20 +661,20 @@ impl<'a> Lowerer<'a> {
                         return Err(duplicate(&e.name.name, first, e.name.span));
                     }
                 }
-                if let Some(b) = bind {
+                if let Some(b) = &bind {
                     if let Some(i) = names.get(&b.name) {
                         let first = entries[i as usize].name.span;
                         return Err(duplicate(&b.name, first, b.span));
                     }
-                    names.insert(b.name.clone(), entries.len() as u32);
+                    names.push(b.name.clone());
                 }
                 self.scopes.push(Scope::Names(names));
                 let r = (|| {
                     let mut out = Vec::with_capacity(entries.len());
                     for e in entries {
                         out.push(PatternEntryIr {
-                            name: e.name.name.clone(),
-                            default: e.default.as_ref().map(|d| self.lower(d)).transpose()?,
+                            name: e.name.name,
+                            default: e.default.map(|d| self.lower(d)).transpose()?,
                         });
                     }
                     Ok::<_, EvalError>((out, self.lower(body)?))
@@ -638,8 +684,8 @@ impl<'a> Lowerer<'a> {
                 Ok(LambdaIr {
                     param: ParamIr::Pattern {
                         entries: out,
-                        ellipsis: *ellipsis,
-                        bind: bind.as_ref().map(|b| b.name.clone()),
+                        ellipsis,
+                        bind: bind.map(|b| b.name),
                     },
                     body,
                     span,

@@ -74,7 +74,7 @@ impl Evaluator {
                     s.as_str(),
                 ))))
             }
-            IrKind::WithVar { name, withs } => self.eval_with_var(name, withs, env, ir.span),
+            IrKind::WithVar(w) => self.eval_with_var(&w.name, &w.withs, env, ir.span),
             IrKind::List(items) => Ok(Value::List(Rc::new(
                 items.iter().map(|i| self.delay(i, env)).collect(),
             ))),
@@ -269,27 +269,22 @@ impl Evaluator {
     /// The frame of a `rec` set or `let`: one slot per static name, each a
     /// thunk evaluated in the frame itself.
     fn build_frame(&self, a: &AttrsIr, env: &Rc<Env>) -> Rc<Env> {
-        let source_thunks: Vec<Thunk> = a.sources.iter().map(|_| Thunk::uninit()).collect();
+        let source_thunks: Vec<Thunk> = a.sources.iter().map(|_| self.knot()).collect();
         let sources: Vec<Value> = source_thunks.iter().cloned().map(Value::Thunk).collect();
-        let mut pending: Vec<(Thunk, IrRef, SmolStr)> = Vec::new();
-        let slots = a
-            .entries
-            .iter()
-            .map(|e| match &e.value {
-                EntryValue::Expr(ir) => match &ir.kind {
-                    IrKind::Const(v) => v.clone(),
-                    _ => {
-                        let t = Thunk::uninit();
-                        pending.push((t.clone(), ir.clone(), e.name.clone()));
-                        Value::Thunk(t)
-                    }
-                },
-                EntryValue::InheritFrom { .. } => {
-                    self.entry_value(&e.value, &e.name, e.span, env, &sources)
+        let slots = a.entries.iter().map(|e| match &e.value {
+            EntryValue::Expr(ir) => match &ir.kind {
+                IrKind::Const(v) => v.clone(),
+                _ => Value::Thunk(self.knot()),
+            },
+            EntryValue::InheritFrom { .. } => {
+                let v = self.entry_value(&e.value, &e.name, e.span, env, &sources);
+                if let Value::Thunk(t) = &v {
+                    self.knots.register(t);
                 }
-            })
-            .collect();
-        let frame = Rc::new(Env::from_vec(slots, Some(env.clone())));
+                v
+            }
+        });
+        let frame = Rc::new(Env::from_slots(slots, Some(env.clone())));
         for (t, ir) in source_thunks.iter().zip(a.sources.iter()) {
             t.set(ThunkState::Suspended {
                 ir: ir.clone(),
@@ -297,14 +292,27 @@ impl Evaluator {
                 name: None,
             });
         }
-        for (t, ir, name) in pending {
-            t.set(ThunkState::Suspended {
-                ir,
-                env: frame.clone(),
-                name: Some(name),
-            });
+        // Fill in the knots made above, now that their frame exists.
+        for (e, slot) in a.entries.iter().zip(frame.iter()) {
+            if let (EntryValue::Expr(ir), Value::Thunk(t)) = (&e.value, slot)
+                && !matches!(ir.kind, IrKind::Const(_))
+            {
+                t.set(ThunkState::Suspended {
+                    ir: ir.clone(),
+                    env: frame.clone(),
+                    name: Some(e.name.clone()),
+                });
+            }
         }
         frame
+    }
+
+    /// An empty thunk for a recursive scope, registered so that the cycle it
+    /// may close is freed with the evaluator.
+    fn knot(&self) -> Thunk {
+        let t = Thunk::uninit();
+        self.knots.register(&t);
+        t
     }
 
     /// Adds `${key} = value;` entries (a `null` key skips the entry).
@@ -531,12 +539,13 @@ impl Evaluator {
                     }
                 }
             }
-            ThunkState::Apply { f, arg, span } => {
+            ThunkState::Apply { call, arg } => {
+                let span = call.span;
                 if let Err(e) = self.enter(t.id(), None, span) {
-                    t.set(ThunkState::Apply { f, arg, span });
+                    t.set(ThunkState::Apply { call, arg });
                     return Err(e);
                 }
-                let r = self.call_value(&f, arg.clone(), span);
+                let r = self.call_value(&call.f, arg.clone(), span);
                 self.leave();
                 match r {
                     Ok(v) => {
@@ -544,7 +553,7 @@ impl Evaluator {
                         Ok(v)
                     }
                     Err(e) => {
-                        t.set(ThunkState::Apply { f, arg, span });
+                        t.set(ThunkState::Apply { call, arg });
                         Err(e)
                     }
                 }
@@ -712,7 +721,7 @@ impl Evaluator {
                         Some(v) => slots.push(v),
                         None => match &p.default {
                             Some(d) => {
-                                let t = Thunk::uninit();
+                                let t = self.knot();
                                 defaults.push((t.clone(), d.clone(), p.name.clone()));
                                 slots.push(Value::Thunk(t));
                             }

@@ -32,11 +32,14 @@
 //! their sorted [`AttrEntry`]s, each with the span where it was defined;
 //! functions expose their definition span ([`Closure::span`]) and formals.
 //!
-//! Memory: environments are reference counted. A `let` or `rec` scope that
-//! holds a function closing over that same scope forms a reference cycle, and
-//! each evaluation of such a scope stays allocated until the process exits.
-//! `imago` evaluates once per process, where this costs little; a long-running
-//! embedder would need a cycle collector here.
+//! Memory: values and environments are reference counted. A `let` or `rec`
+//! scope that holds a function closing over that same scope forms a reference
+//! cycle; the evaluator remembers the thunks that can close such cycles and
+//! empties them when it is dropped, so everything an evaluation
+//! allocated is freed with its [`Evaluator`]. Values must therefore not be
+//! used after their evaluator is dropped: forcing one then may fail (`E0219`).
+//! Within one evaluator, scopes caught in such a cycle stay allocated until
+//! the evaluator is dropped.
 //!
 //! Errors are [`EvalError`]s (an [`ErrorKind`] with a stable `E02xx` code, a
 //! span and a trace of at most ten frames, user files first); they implement
@@ -46,6 +49,7 @@ mod builtins;
 mod coerce;
 pub mod error;
 mod ir;
+mod knots;
 mod lower;
 mod machine;
 mod ops;
@@ -118,6 +122,14 @@ pub struct Evaluator {
     pub(crate) packages: RefCell<Option<Value>>,
     /// Span for errors raised by Rust callers with no source location.
     pub(crate) native_span: Span,
+    /// Thunks of recursive scopes, emptied on drop to free their cycles.
+    pub(crate) knots: knots::Knots,
+}
+
+impl Drop for Evaluator {
+    fn drop(&mut self) {
+        self.knots.clear();
+    }
 }
 
 impl Evaluator {
@@ -141,6 +153,7 @@ impl Evaluator {
             regex_cache: RefCell::new(HashMap::new()),
             packages: RefCell::new(None),
             native_span: Span::new(native, 0, 0),
+            knots: knots::Knots::new(),
         };
         ev.globals = builtins::globals();
         ev
@@ -294,10 +307,8 @@ impl Evaluator {
                 Span::new(file, 0, 0),
             )
         })?;
-        let ir = lower::Lowerer::new(&self.globals, base_dir).lower(&expr);
-        // The tree is no longer needed: free it before evaluation allocates.
-        drop(expr);
-        let ir = ir?;
+        // Lowering consumes the tree, freeing it as it goes.
+        let ir = lower::Lowerer::new(&self.globals, base_dir).lower(expr)?;
         let root = Rc::new(Env::from_vec(Vec::new(), None));
         self.eval(&ir, &root)
     }

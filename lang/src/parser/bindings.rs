@@ -317,7 +317,8 @@ impl Parser<'_> {
     /// `a.b."c d".${e}`
     pub(super) fn attr_path(&mut self) -> AttrPath {
         let start = self.tok().start;
-        let mut keys = Vec::new();
+        // Most paths have one key: do not reserve Vec's default four.
+        let mut keys = Vec::with_capacity(1);
         loop {
             keys.push(self.attr_key());
             if self.peek() != TokenKind::Dot {
@@ -512,7 +513,7 @@ impl Parser<'_> {
         self.node(
             start,
             ExprKind::Lambda {
-                param,
+                param: Box::new(param),
                 body: Box::new(body),
             },
         )

@@ -71,7 +71,7 @@ fn walk(e: &Expr, left: u32) -> Result<(), Span> {
             walk(body, left)
         }
         ExprKind::Lambda { param, body } => {
-            if let Param::Pattern { entries, .. } = param {
+            if let Param::Pattern { entries, .. } = &**param {
                 for entry in entries {
                     if let Some(d) = &entry.default {
                         walk(d, left)?;
@@ -184,7 +184,7 @@ fn move_children(kind: ExprKind, out: &mut Vec<Expr>) {
             out.push(*body);
         }
         ExprKind::Lambda { param, body } => {
-            if let Param::Pattern { entries, .. } = param {
+            if let Param::Pattern { entries, .. } = *param {
                 out.extend(entries.into_iter().filter_map(|e| e.default));
             }
             out.push(*body);

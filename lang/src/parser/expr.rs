@@ -162,7 +162,7 @@ impl Parser<'_> {
         self.node(
             t.start,
             ExprKind::Lambda {
-                param,
+                param: Box::new(param),
                 body: Box::new(body),
             },
         )

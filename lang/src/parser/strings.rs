@@ -32,7 +32,8 @@ impl Parser<'_> {
     /// `"..."`, from the opening quote.
     pub(super) fn string(&mut self) -> Expr {
         let open = self.bump();
-        let mut parts = Vec::new();
+        // Most strings are one literal part: do not reserve Vec's default four.
+        let mut parts = Vec::with_capacity(1);
         let mut lit = String::new();
         loop {
             let t = self.tok();
@@ -110,7 +111,7 @@ impl Parser<'_> {
             // `a/b` means `./a/b`, as in Nix.
             lit.push_str("./");
         }
-        let mut parts = Vec::new();
+        let mut parts = Vec::with_capacity(1);
         loop {
             let t = self.tok();
             match t.kind {

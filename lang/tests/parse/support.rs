@@ -36,7 +36,7 @@ pub fn normalize(e: &Expr) -> Expr {
             body: Box::new(normalize(body)),
         },
         ExprKind::Lambda { param, body } => ExprKind::Lambda {
-            param: match param {
+            param: Box::new(match &**param {
                 Param::Ident(id) => Param::Ident(norm_ident(id)),
                 Param::Pattern {
                     entries,
@@ -53,7 +53,7 @@ pub fn normalize(e: &Expr) -> Expr {
                     ellipsis: *ellipsis,
                     bind: bind.as_ref().map(norm_ident),
                 },
-            },
+            }),
             body: Box::new(normalize(body)),
         },
         ExprKind::Apply { func, arg } => ExprKind::Apply {
@@ -257,7 +257,7 @@ fn dump(e: &Expr, out: &mut String) {
         }
         ExprKind::Lambda { param, body } => {
             out.push_str("(fn ");
-            match param {
+            match &**param {
                 Param::Ident(id) => out.push_str(&id.name),
                 Param::Pattern {
                     entries,

@@ -3,10 +3,11 @@
 use super::{Builtin, attrs, boolean, int, list, string};
 use crate::eval::Evaluator;
 use crate::eval::error::EvalError;
-use crate::eval::value::{Thunk, Value};
+use crate::eval::value::{ApplyFn, Thunk, Value};
 use crate::source::Span;
 use smol_str::SmolStr;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 pub(super) fn table() -> Vec<(&'static str, usize, Builtin)> {
     vec![
@@ -33,17 +34,15 @@ pub(super) fn table() -> Vec<(&'static str, usize, Builtin)> {
 }
 
 /// `f x`, lazily.
-fn lazy_call(f: &Value, x: Value, span: Span) -> Value {
-    Value::Thunk(Thunk::apply(f.clone(), x, span))
+fn lazy_call(call: &Rc<ApplyFn>, x: Value) -> Value {
+    Value::Thunk(Thunk::apply(call.clone(), x))
 }
 
 fn map(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
     let items = list(ev, &a[1], span, "map")?;
+    let call = ApplyFn::new(a[0].clone(), span);
     Ok(Value::list(
-        items
-            .iter()
-            .map(|x| lazy_call(&a[0], x.clone(), span))
-            .collect(),
+        items.iter().map(|x| lazy_call(&call, x.clone())).collect(),
     ))
 }
 
@@ -137,10 +136,9 @@ fn gen_list(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError>
             span,
         ));
     }
+    let call = ApplyFn::new(a[0].clone(), span);
     Ok(Value::list(
-        (0..n)
-            .map(|i| lazy_call(&a[0], Value::Int(i), span))
-            .collect(),
+        (0..n).map(|i| lazy_call(&call, Value::Int(i))).collect(),
     ))
 }
 
