@@ -17,10 +17,11 @@
 //! <dir>/.imago/roots/sessions/<session>  temporary roots of a running process
 //! ```
 //!
-//! Adding ([`Store::add`]): canonicalize + hash + scan references + fsync in
-//! one walk of `<tmp>/out`, then under the object's lock rename it to
-//! `<dir>/<hash>-<name>`, fsync the store directory and register it in one
-//! SQLite transaction. A crash anywhere leaves either a temp dir (removed at
+//! Adding ([`Store::add`]): canonicalize + hash + scan references in one walk
+//! of `<tmp>/out`, then a group commit (`commit.rs`) syncs the file system
+//! once for a batch of outputs, renames each under its object's lock to
+//! `<dir>/<hash>-<name>`, fsyncs the store directory and registers the batch
+//! (with build-cache entries) in one SQLite transaction. A crash anywhere leaves either a temp dir (removed at
 //! the next open) or an unregistered object at its final path (removed at the
 //! next open that can take the GC lock), never a valid half-written object.
 
@@ -34,13 +35,15 @@ pub mod lock;
 pub mod path;
 
 mod add;
+mod commit;
 mod gc;
 mod remove;
+mod repair;
 mod roots;
 mod session;
 mod verify;
 
-pub use add::TempBuildDir;
+pub use add::{AddSpec, TempBuildDir};
 pub use archive::{ArchiveError, ImportLimits};
 pub use db::ObjectInfo;
 pub use digest::Blake3Digest;
@@ -66,6 +69,7 @@ pub struct Store {
     db: Mutex<Connection>,
     session: Session,
     fault: fault::Fault,
+    committer: commit::Committer,
 }
 
 impl Store {
@@ -122,6 +126,7 @@ impl Store {
             db: Mutex::new(conn),
             session,
             fault: fault::Fault::from_env(),
+            committer: commit::Committer::default(),
         };
         store.recover()?;
         Ok(store)
