@@ -16,6 +16,7 @@
 //! one verified.
 
 mod export;
+mod flush;
 mod import;
 pub mod tar;
 
