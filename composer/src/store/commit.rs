@@ -74,14 +74,19 @@ impl std::fmt::Debug for Committer {
     }
 }
 
-/// Gives up leadership when the leader's loop ends, even by a panic (then
-/// the requests it held are dropped, and their callbacks with them).
+/// Gives up leadership if the leader's loop ends by a panic. The requests it
+/// held, and those queued since, are dropped with their callbacks, so that
+/// nobody waits for them (a dropped callback is how a waiter learns).
 struct Leading<'a>(&'a Committer);
 
 impl Drop for Leading<'_> {
     fn drop(&mut self) {
-        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.1 = false;
+        let orphans = {
+            let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.1 = false;
+            std::mem::take(&mut state.0)
+        };
+        drop(orphans);
     }
 }
 
