@@ -120,26 +120,21 @@ fn bench_archive(dir: &Path, mb: usize, runs: usize) {
         mbps(bytes, m),
         archive.len() as f64 / (1 << 20) as f64
     );
-    // Each run imports into a fresh store; they are all deleted after the
-    // last run. Deleting one right before the next import made ext4's inode
-    // allocator skip the thousand just-freed inodes on every file creation
-    // (`ext4_create` -> `recently_deleted`, a third of the import's time in
-    // `perf`), which measured the file system's reaction to the benchmark.
     let samples: Vec<Duration> = (0..runs)
         .map(|i| {
             let dst = Store::open(dir.join(format!("dst{i}"))).unwrap();
             let start = Instant::now();
             dst.import(archive.as_slice()).unwrap();
-            start.elapsed()
+            let t = start.elapsed();
+            drop(dst);
+            let _ = std::process::Command::new("chmod")
+                .args(["-R", "u+w"])
+                .arg(dir.join(format!("dst{i}")))
+                .status();
+            fs::remove_dir_all(dir.join(format!("dst{i}"))).ok();
+            t
         })
         .collect();
-    for i in 0..runs {
-        let _ = std::process::Command::new("chmod")
-            .args(["-R", "u+w"])
-            .arg(dir.join(format!("dst{i}")))
-            .status();
-        fs::remove_dir_all(dir.join(format!("dst{i}"))).ok();
-    }
     let m = median(samples);
     println!(
         "import ({mb} MiB of store data, verified, fsynced): median {:.3} s, {:.0} MB/s",

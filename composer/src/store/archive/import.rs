@@ -14,7 +14,6 @@
 //! `xt_TCPMSS.ko` beside `xt_tcpmss.ko`), and `O_EXCL` turns a collision on a
 //! case-folding file system into an error instead of an overwrite.
 
-use super::flush::Flusher;
 use super::tar::{Header, Kind, Reader};
 use super::{ArchiveError, MANIFEST_NAME, MANIFEST_VERSION, Manifest};
 use crate::store::canon::{self, MAX_DEPTH, Mode};
@@ -105,7 +104,6 @@ impl Store {
         let manifest = read_manifest(&mut tar, &limits)?;
         let tmp = self.temp_build_dir()?;
         let mut staged: Vec<Staged> = Vec::with_capacity(manifest.objects.len());
-        let flusher = Flusher::start();
         let mut entries: u64 = 0;
         let mut bytes: u64 = 0;
         while let Some(h) = tar.next_entry().map_err(StoreError::Archive)? {
@@ -123,7 +121,7 @@ impl Store {
                     limit: limits.max_bytes,
                 }));
             }
-            unpack_entry(&mut tar, &h, &manifest, &mut staged, tmp.path(), &flusher)?;
+            unpack_entry(&mut tar, &h, &manifest, &mut staged, tmp.path())?;
         }
         if staged.len() != manifest.objects.len() {
             let missing = &manifest.objects[staged.len()].path;
@@ -281,7 +279,6 @@ fn unpack_entry<R: Read>(
     manifest: &Manifest,
     staged: &mut Vec<Staged>,
     tmp: &Path,
-    flusher: &Flusher,
 ) -> Result<()> {
     let mut path: &[u8] = &h.path;
     if h.kind == Kind::Dir {
@@ -330,7 +327,7 @@ fn unpack_entry<R: Read>(
             return Err(bad_entry(&h.path, "appears before its object's root entry"));
         }
         let root = tmp.join(staged.len().to_string());
-        create(tar, h, &root, flusher)?;
+        create(tar, h, &root)?;
         staged.push(Staged {
             root,
             kinds: HashMap::from([(Vec::new(), h.kind)]),
@@ -367,19 +364,14 @@ fn unpack_entry<R: Read>(
         return Err(bad_entry(&h.path, "duplicate entry"));
     }
     let target = st.root.join(OsStr::from_bytes(&rel));
-    create(tar, h, &target, flusher)?;
+    create(tar, h, &target)?;
     st.kinds.insert(rel, h.kind);
     Ok(())
 }
 
 /// Creates one entry at `target` (whose parent is a directory this import
 /// created), never overwriting.
-fn create<R: Read>(
-    tar: &mut Reader<R>,
-    h: &Header,
-    target: &Path,
-    flusher: &Flusher,
-) -> Result<()> {
+fn create<R: Read>(tar: &mut Reader<R>, h: &Header, target: &Path) -> Result<()> {
     match h.kind {
         Kind::Dir => fs::create_dir(target).map_err(StoreError::io("creating directory", target)),
         Kind::Symlink => {
@@ -392,12 +384,10 @@ fn create<R: Read>(
         Kind::File { executable } => {
             let mut f =
                 File::create_new(target).map_err(StoreError::io("creating file", target))?;
-            let mut w = flusher.writer(&mut f);
-            tar.copy_data(&mut w).map_err(|e| match e {
+            tar.copy_data(&mut f).map_err(|e| match e {
                 ArchiveError::Write { source } => StoreError::io("writing file", target)(source),
                 other => StoreError::Archive(other),
             })?;
-            w.finish();
             let mode = if executable { 0o755 } else { 0o644 };
             f.set_permissions(fs::Permissions::from_mode(mode))
                 .map_err(StoreError::io("setting mode", target))

@@ -16,7 +16,6 @@
 //! one verified.
 
 mod export;
-mod flush;
 mod import;
 pub mod tar;
 
