@@ -186,7 +186,7 @@ impl Store {
 
     /// Every reference must be valid or among the request's own objects.
     fn check_references(&self, request: &Request) -> Result<()> {
-        let conn = self.conn();
+        let conn = self.reader();
         let own: BTreeSet<&StorePath> = request.objects.iter().map(|(_, o)| &o.path).collect();
         for (_, o) in &request.objects {
             for r in &o.references {
@@ -227,7 +227,7 @@ impl Store {
             if !seen.insert(&o.path) {
                 continue;
             }
-            let valid = db::is_valid(&self.conn(), &o.path)
+            let valid = db::is_valid(&self.reader(), &o.path)
                 .map_err(db::db_err(&self.db_path))
                 .map_err(before)?;
             if valid {

@@ -121,6 +121,19 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Opens a second connection to the database at `path` (created by
+/// [`open`]) for lookups only.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
+    let err = |e| StoreError::Db {
+        path: path.to_owned(),
+        source: e,
+    };
+    let conn = Connection::open(path).map_err(err)?;
+    conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
+    conn.pragma_update(None, "query_only", "ON").map_err(err)?;
+    Ok(conn)
+}
+
 /// Starts a write transaction. IMMEDIATE takes the write lock up front
 /// (waiting through the busy handler), so a transaction never fails
 /// half-way because another process wrote since it first read.
