@@ -8,7 +8,9 @@
 //!
 //! Each figure is the median of repeated runs. Arguments select benchmarks
 //! by name (`noop`, `parallel`); none runs both:
-//! `cargo bench -p imago --bench graph -- noop`.
+//! `cargo bench -p imago --bench graph -- noop`. `IMAGO_BENCH_JOBS` (say
+//! `2`) limits the parallel benchmark to those thread counts, for profiling
+//! or counting system calls of one of them.
 
 use imago::graph::{BuildOptions, Graph, Registry, StepTable, ValidatedGraph, build};
 use imago::store::Store;
@@ -156,7 +158,11 @@ fn noop(base: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
 fn parallel(base: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let graph = independent_graph(1000)?;
     let mut medians = BTreeMap::new();
-    for jobs in [1usize, 2] {
+    let wanted: Vec<usize> = std::env::var("IMAGO_BENCH_JOBS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|j| j.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 2]);
+    for jobs in wanted {
         let mut times = Vec::new();
         for run in 0..5 {
             let store = Store::open(base.join(format!("indep-{jobs}-{run}")))?;

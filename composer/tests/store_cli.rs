@@ -124,6 +124,33 @@ fn verify_reports_a_flipped_byte_and_exits_1() {
 }
 
 #[test]
+fn verify_repairs_from_a_closure_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let src = dir.path().join("data");
+    fs::write(&src, vec![0u8; 4096]).unwrap();
+    let path = ok(&imago(&store, &["store", "add", src.to_str().unwrap()]));
+    let archive = dir.path().join("c.tar.zst");
+    let archive = archive.to_str().unwrap();
+    ok(&imago(
+        &store,
+        &["closure", "export", path.trim(), "-o", archive],
+    ));
+    let physical = store.join(path.trim().trim_start_matches("/imago/store/"));
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&physical, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&physical, vec![1u8; 4096]).unwrap();
+    let text = ok(&imago(
+        &store,
+        &["store", "verify", "--repair", "--from", archive],
+    ));
+    assert!(text.contains("restored from the archive"), "{text}");
+    assert!(text.contains("1 broken, 1 repaired"), "{text}");
+    let verify = ok(&imago(&store, &["store", "verify"]));
+    assert!(verify.contains("checked 1 objects: 0 broken"), "{verify}");
+}
+
+#[test]
 fn errors_name_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");

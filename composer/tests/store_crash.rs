@@ -32,6 +32,9 @@ fn crash_child() {
         println!("result: {result:?}");
         return;
     }
+    if std::env::var_os("IMAGO_TEST_PARALLEL").is_some() {
+        return parallel_adds(&store);
+    }
     let dep = add_file(&store, "dep", b"dependency", &[]);
     let result = {
         let tmp = store.temp_build_dir().unwrap();
@@ -43,6 +46,24 @@ fn crash_child() {
         store.add(tmp, "crashy", &[dep], None)
     };
     println!("result: {result:?}");
+}
+
+/// Four threads adding five objects each at once, so that the group commit
+/// registers several outputs per batch.
+fn parallel_adds(store: &Store) {
+    std::thread::scope(|scope| {
+        for t in 0..4u8 {
+            scope.spawn(move || {
+                for i in 0..5u8 {
+                    let tmp = store.temp_build_dir().unwrap();
+                    fs::create_dir(tmp.out()).unwrap();
+                    fs::write(tmp.out().join("data"), vec![t * 16 + i; 50_000]).unwrap();
+                    let result = store.add(tmp, &format!("p{t}-{i}"), &[], None);
+                    println!("result: {result:?}");
+                }
+            });
+        }
+    });
 }
 
 /// The store after recovery: every registered object verifies, the top
@@ -106,6 +127,53 @@ fn a_crash_at_every_point_of_add_leaves_a_valid_store() {
         let dep_valid = names.iter().any(|n| n.ends_with("-dep"));
         assert_eq!(dep_valid, point == "after-commit", "{point}: {names:?}");
     }
+}
+
+#[test]
+fn a_crash_at_every_point_of_parallel_adds_leaves_a_valid_store() {
+    if is_child() {
+        return;
+    }
+    for point in POINTS {
+        let dir = tempfile::tempdir().unwrap();
+        let out = child(
+            "crash_child",
+            &[
+                ("IMAGO_TEST_STORE", dir.path().to_str().unwrap()),
+                ("IMAGO_TEST_PARALLEL", "1"),
+                ("IMAGO_FAULT_INJECT", point),
+            ],
+        )
+        .output()
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{point}: the child did not crash");
+        assert!(
+            stderr.contains(&format!("injected crash at `{point}`")),
+            "{point}: {stderr}"
+        );
+        let names = check_recovered(dir.path());
+        if point != "after-commit" {
+            assert!(names.is_empty(), "{point}: {names:?}");
+        }
+    }
+    // Without a fault, every add of every thread lands.
+    let dir = tempfile::tempdir().unwrap();
+    let out = child(
+        "crash_child",
+        &[
+            ("IMAGO_TEST_STORE", dir.path().to_str().unwrap()),
+            ("IMAGO_TEST_PARALLEL", "1"),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(check_recovered(dir.path()).len(), 20);
 }
 
 #[test]

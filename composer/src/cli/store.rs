@@ -21,6 +21,10 @@ pub struct VerifyArgs {
     /// Restore broken objects from a source when one exists.
     #[arg(long)]
     pub repair: bool,
+    /// The source to repair from: a closure archive (`imago closure export`)
+    /// holding the broken objects.
+    #[arg(long, value_name = "ARCHIVE", requires = "repair")]
+    pub from: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -42,7 +46,7 @@ impl Command {
     pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let store = open_store(global)?;
         match self {
-            Command::Verify(args) => verify(&store, args.repair),
+            Command::Verify(args) => verify(&store, args.repair, args.from.as_deref()),
             Command::Info(args) => info(&store, &args.path),
             Command::Add(args) => add(&store, &args),
         }
@@ -83,8 +87,17 @@ pub fn parse_object_arg(store: &Store, arg: &str) -> anyhow::Result<StorePath> {
     Ok(first.parse::<StorePath>()?)
 }
 
-fn verify(store: &Store, repair: bool) -> anyhow::Result<ExitCode> {
-    let report = store.verify(repair).context("verifying the store")?;
+fn verify(store: &Store, repair: bool, from: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let report = match from {
+        Some(archive) => {
+            let file = std::fs::File::open(archive)
+                .with_context(|| format!("opening {}", archive.display()))?;
+            store
+                .repair_from(std::io::BufReader::new(file))
+                .with_context(|| format!("repairing the store from {}", archive.display()))?
+        }
+        None => store.verify(repair).context("verifying the store")?,
+    };
     for p in &report.problems {
         let what = match &p.problem {
             Problem::Missing => "missing".to_owned(),
@@ -180,6 +193,19 @@ mod tests {
     fn parses_subcommands() {
         let cli = Cli::try_parse_from(["imago", "store", "verify", "--repair"]).unwrap();
         assert!(matches!(cli.command, Command::Store(super::Command::Verify(a)) if a.repair));
+        let cli = Cli::try_parse_from([
+            "imago",
+            "store",
+            "verify",
+            "--repair",
+            "--from",
+            "c.tar.zst",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.command, Command::Store(super::Command::Verify(a)) if a.from.is_some())
+        );
+        assert!(Cli::try_parse_from(["imago", "store", "verify", "--from", "c.tar.zst"]).is_err());
         let cli = Cli::try_parse_from(["imago", "--store", "/s", "store", "info", "x"]).unwrap();
         assert_eq!(
             cli.global.store.as_deref(),

@@ -17,6 +17,7 @@
 pub mod dag;
 pub mod packages;
 pub mod progress;
+mod reply;
 pub mod report;
 pub mod scheduler;
 pub mod step;

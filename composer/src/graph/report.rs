@@ -66,6 +66,8 @@ pub enum StepFailureCause {
     UnresolvedPlaceholder(String),
     #[error("the builder panicked: {0}")]
     Panicked(String),
+    #[error("its output was never registered (the thread committing it to the store stopped)")]
+    Unregistered,
 }
 
 /// A failed step, its log and who needed it.

@@ -17,9 +17,12 @@
 //! 3. a cache hit is the output (checked once more after taking
 //!    `store.lock_step(key)`, so that of two processes building the same
 //!    step one builds and the other waits and reuses); otherwise the
-//!    builder writes into a fresh temporary build directory, the output is
-//!    added (`store.add`, the closure of the inputs as candidate references, the placeholder
-//!    as deriver) and recorded in the cache.
+//!    builder writes into a fresh temporary build directory, and the output
+//!    is handed to the store's group commit (`store.add_then`, the closure
+//!    of the inputs as candidate references, the placeholder as deriver, the
+//!    key as its build-cache entry). The worker then takes the next step;
+//!    the step is done, and its dependents can start, once the output is
+//!    registered. The step lock is held until then.
 //!
 //! Outputs added or found in the cache stay temporary GC roots for as long as
 //! the [`Store`] is open. The first failure stops new work (running steps
@@ -28,12 +31,11 @@
 
 use super::dag::{StepId, ValidatedGraph};
 use super::progress::{Progress, ProgressMode};
-use super::report::{
-    BuildSummary, RootOutput, ScheduleError, StepFailure, StepFailureCause, StepReport,
-};
+use super::reply::{Done, Msg, Reply, StepInfo};
+use super::report::{BuildSummary, RootOutput, ScheduleError, StepFailure, StepFailureCause};
 use super::step::{find_pending, substitute};
 use crate::builders::{BuildContext, Builder, ResolvedStep, registry};
-use crate::store::{Blake3Digest, Store, StorePath};
+use crate::store::{AddSpec, Blake3Digest, StepLock, Store, StorePath, TempBuildDir};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -189,9 +191,16 @@ struct Run<'a> {
     progress: Progress,
 }
 
-enum Done {
-    Ok(StepReport, StorePath),
-    Failed(StepFailureCause, String),
+/// How a step's worker ended: the output is known, or it is queued for the
+/// store's group commit (with the step lock, held until it is registered).
+enum Outcome {
+    Cached(StorePath, Blake3Digest),
+    Built {
+        tmp: TempBuildDir,
+        key: Blake3Digest,
+        lock: StepLock,
+        candidates: Vec<StorePath>,
+    },
 }
 
 impl<'a> Run<'a> {
@@ -218,11 +227,14 @@ impl<'a> Run<'a> {
         let mut outputs: BTreeMap<StepId, StorePath> = BTreeMap::new();
         let mut summary = BuildSummary::default();
         let mut failures: Vec<StepFailure> = Vec::new();
-        let (tx, rx) = mpsc::channel::<(StepId, Done)>();
-        let mut running = 0usize;
+        let (tx, rx) = mpsc::channel::<Msg>();
+        // Workers busy building, and steps started but not done (a step's
+        // output may still be waiting for the group commit).
+        let mut building = 0usize;
+        let mut outstanding = 0usize;
         let mut stopped = false;
         loop {
-            while !stopped && running < jobs {
+            while !stopped && building < jobs {
                 let Some(id) = ready.pop_front() else { break };
                 let substitutions: BTreeMap<String, String> = graph
                     .inputs(id)
@@ -239,29 +251,48 @@ impl<'a> Run<'a> {
                 input_paths.sort();
                 input_paths.dedup();
                 let tx = tx.clone();
-                running += 1;
-                self.progress.started(&graph.step(id).name);
+                building += 1;
+                outstanding += 1;
+                let step = graph.step(id);
+                self.progress.started(&step.name);
+                let info = StepInfo {
+                    name: step.name.clone(),
+                    builder: step.builder.clone(),
+                    placeholder: step.placeholder.clone(),
+                    build_start: self.start,
+                    start_ms: ms(self.start.elapsed()),
+                };
                 scope.spawn(move |_| {
-                    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        self.run_step(id, &substitutions, &input_paths)
-                    }))
-                    .unwrap_or_else(|panic| {
+                    let mut reply = Some(Reply::new(tx.clone(), id, info));
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.run_step(id, &substitutions, &input_paths, &mut reply);
+                    }));
+                    if let (Err(panic), Some(reply)) = (result, reply.take()) {
                         let text = panic
                             .downcast_ref::<&str>()
                             .map(|s| (*s).to_owned())
                             .or_else(|| panic.downcast_ref::<String>().cloned())
                             .unwrap_or_else(|| "unknown panic".to_owned());
-                        Done::Failed(StepFailureCause::Panicked(text), String::new())
-                    });
+                        reply.failed(StepFailureCause::Panicked(text), String::new());
+                    }
                     // The receiver outlives every worker (it waits for them).
-                    let _ = tx.send((id, done));
+                    let _ = tx.send(Msg::Slot);
                 });
             }
-            if running == 0 {
+            // Done when nothing is pending and nothing more can start (a
+            // ready step may be waiting only for a worker's slot).
+            if outstanding == 0 && (stopped || ready.is_empty()) {
                 break;
             }
-            let Ok((id, done)) = rx.recv() else { break };
-            running -= 1;
+            let Ok(msg) = rx.recv() else { break };
+            let (id, done) = match msg {
+                Msg::Slot => {
+                    building -= 1;
+                    continue;
+                }
+                Msg::Step(id, done) => (id, done),
+            };
+            outstanding -= 1;
             let step = graph.step(id);
             match done {
                 Done::Ok(report, path) => {
@@ -328,33 +359,44 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Runs one step on a worker thread.
+    /// Runs one step on a worker thread; the step's [`Reply`] is sent now,
+    /// or once the store has registered its output.
     fn run_step(
         &self,
         id: StepId,
         substitutions: &BTreeMap<String, String>,
         input_paths: &[StorePath],
-    ) -> Done {
-        let started = ms(self.start.elapsed());
+        reply: &mut Option<Reply>,
+    ) {
         let step = self.graph.step(id);
         let mut log: Vec<u8> = Vec::new();
         let result = self.resolve_and_build(step, substitutions, input_paths, &mut log);
         let log = String::from_utf8_lossy(&log).into_owned();
+        let Some(reply) = reply.take() else { return };
         match result {
-            Ok((path, key, cached)) => Done::Ok(
-                StepReport {
-                    name: step.name.clone(),
-                    builder: step.builder.clone(),
-                    placeholder: step.placeholder.clone(),
-                    path: path.to_absolute(),
-                    cached,
-                    key: key.to_string(),
-                    start_ms: started,
-                    end_ms: ms(self.start.elapsed()),
-                },
-                path,
-            ),
-            Err(cause) => Done::Failed(cause, log),
+            Ok(Outcome::Cached(path, key)) => reply.ok(path, &key, true),
+            Ok(Outcome::Built {
+                tmp,
+                key,
+                lock,
+                candidates,
+            }) => {
+                let spec = AddSpec {
+                    name: &step.name,
+                    candidate_refs: &candidates,
+                    deriver: Some(&step.placeholder),
+                    cache_key: Some(key),
+                };
+                self.store.add_then(tmp, &spec, move |result| {
+                    // Registered with its cache entry: others may reuse it.
+                    drop(lock);
+                    match result {
+                        Ok(path) => reply.ok(path, &key, false),
+                        Err(e) => reply.failed(e.into(), log),
+                    }
+                });
+            }
+            Err(cause) => reply.failed(cause, log),
         }
     }
 
@@ -364,7 +406,7 @@ impl<'a> Run<'a> {
         substitutions: &BTreeMap<String, String>,
         input_paths: &[StorePath],
         log: &mut Vec<u8>,
-    ) -> Result<(StorePath, Blake3Digest, bool), StepFailureCause> {
+    ) -> Result<Outcome, StepFailureCause> {
         let params = substitute(&step.params_json(), substitutions);
         if let Some(text) = find_pending(&params) {
             return Err(StepFailureCause::UnresolvedPlaceholder(text.to_owned()));
@@ -383,12 +425,12 @@ impl<'a> Run<'a> {
         // Fast path: a cached step needs no lock (the cache only names valid
         // objects, and `cache_get` roots what it returns).
         if let Some(path) = self.store.cache_get(&key)? {
-            return Ok((path, key, true));
+            return Ok(Outcome::Cached(path, key));
         }
-        let _lock = self.store.lock_step(&key)?;
+        let lock = self.store.lock_step(&key)?;
         // Another process may have built it while we waited for the lock.
         if let Some(path) = self.store.cache_get(&key)? {
-            return Ok((path, key, true));
+            return Ok(Outcome::Cached(path, key));
         }
         let tmp = self.store.temp_build_dir()?;
         builder.build(self.ctx, &resolved, &tmp.out(), log)?;
@@ -397,11 +439,12 @@ impl<'a> Run<'a> {
         // themselves: every object of the inputs' closure is a candidate
         // reference, so closures, images and GC never miss one.
         let candidates: Vec<StorePath> = self.store.closure(input_paths)?.into_iter().collect();
-        let path = self
-            .store
-            .add(tmp, &step.name, &candidates, Some(&step.placeholder))?;
-        self.store.cache_put(&key, &path)?;
-        Ok((path, key, false))
+        Ok(Outcome::Built {
+            tmp,
+            key,
+            lock,
+            candidates,
+        })
     }
 }
 

@@ -1,33 +1,46 @@
-//! Adding objects: temp build dirs, [`Store::add`] and [`Store::add_path`].
+//! Adding objects: temp build dirs, [`Store::add`], [`Store::add_then`] and
+//! [`Store::add_path`].
 //!
 //! The protocol (each step durable before the next, so a crash at any point
 //! leaves nothing half-valid):
 //! 1. the builder writes `<tmp>/out`;
 //! 2. one walk canonicalizes modes, hashes and scans references (fault
-//!    point `after-hash`); one `syncfs` makes the output durable (fault
-//!    point `after-fsync`);
-//! 3. under the shared GC lock and the object's exclusive lock: if the path
-//!    is already valid, the temp dir is dropped; a leftover at the final path
+//!    point `after-hash`);
+//! 3. the output is queued for the group commit (`commit.rs`), which syncs
+//!    the file system once per batch (fault point `after-fsync`); under the
+//!    shared GC lock and the object's exclusive lock: if the path is
+//!    already valid, the temp dir is dropped; a leftover at the final path
 //!    that is not registered is removed; `out` is renamed into place (fault
 //!    point `after-rename`), its top directory made read-only, the store
 //!    directory fsynced;
-//! 4. one transaction registers the object and its references (fault points
-//!    `before-commit`, `after-commit`), and the session records it as a
-//!    temporary root.
+//! 4. one transaction registers the batch's objects, their references and
+//!    build-cache entries (fault points `before-commit`, `after-commit`),
+//!    and the session records them as temporary roots.
 
 use super::canon::{self, Mode};
-use super::db::{self, NewObject};
+use super::commit::Request;
+use super::db::NewObject;
+use super::digest::Blake3Digest;
 use super::error::{Result, StoreError};
-use super::lock;
 use super::path::{StorePath, validate_name};
 use super::remove::remove_tree;
 use super::{Store, canon::MAX_DEPTH};
-use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::mpsc;
+
+/// What [`Store::add_then`] adds: the object's name, the store paths it
+/// may refer to, free text saying what built it, and the build-cache key
+/// to record for it in the same transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct AddSpec<'a> {
+    pub name: &'a str,
+    pub candidate_refs: &'a [StorePath],
+    pub deriver: Option<&'a str>,
+    pub cache_key: Option<Blake3Digest>,
+}
 
 /// A fresh directory under `.imago/tmp/` for one build, removed on drop.
 /// The builder writes its output at [`TempBuildDir::out`].
@@ -77,118 +90,74 @@ impl Store {
         candidate_refs: &[StorePath],
         deriver: Option<&str>,
     ) -> Result<StorePath> {
-        validate_name(name).map_err(|reason| {
+        let (tx, rx) = mpsc::channel();
+        let spec = AddSpec {
+            name,
+            candidate_refs,
+            deriver,
+            cache_key: None,
+        };
+        self.add_then(tmp, &spec, move |r| {
+            let _ = tx.send(r);
+        });
+        rx.recv().unwrap_or_else(|_| {
+            Err(StoreError::Batch {
+                path: None,
+                cause: "the committing thread stopped".to_owned(),
+            })
+        })
+    }
+
+    /// Adds like [`Store::add`], but hands the result to `done` instead of
+    /// waiting for it: the output is hashed on this thread, then queued for
+    /// the next group commit (see `commit.rs`), which registers it together
+    /// with its build-cache entry `spec.cache_key`. `done` runs once the
+    /// object is registered or has failed, on whichever thread commits it
+    /// (possibly this one, before `add_then` returns); it must not wait for
+    /// another add of this `Store`. Whatever must outlive the registration,
+    /// such as a [`super::StepLock`], belongs in `done`.
+    pub fn add_then(
+        &self,
+        tmp: TempBuildDir,
+        spec: &AddSpec<'_>,
+        done: impl FnOnce(Result<StorePath>) + Send + 'static,
+    ) {
+        let object = match self.prepare(&tmp, spec) {
+            Ok(o) => o,
+            Err(e) => {
+                drop(tmp);
+                return done(Err(e));
+            }
+        };
+        let path = object.path.clone();
+        self.submit(Request {
+            objects: vec![(tmp.out(), object)],
+            cache_key: spec.cache_key,
+            needs_sync: true,
+            done: Box::new(move |r| {
+                drop(tmp);
+                done(r.map(|()| path));
+            }),
+        });
+    }
+
+    /// Canonicalizes, hashes and scans the output (fault point `after-hash`).
+    fn prepare(&self, tmp: &TempBuildDir, spec: &AddSpec<'_>) -> Result<NewObject> {
+        validate_name(spec.name).map_err(|reason| {
             StoreError::InvalidPath(super::path::StorePathError {
-                text: name.chars().take(300).collect(),
+                text: spec.name.chars().take(300).collect(),
                 reason,
             })
         })?;
-        let out = tmp.out();
-        let hashed = canon::hash_tree(&out, Mode::Canonicalize, candidate_refs)?;
+        let hashed = canon::hash_tree(&tmp.out(), Mode::Canonicalize, spec.candidate_refs)?;
         self.fault.hit("after-hash")?;
-        canon::sync_filesystem(&out)?;
-        self.fault.hit("after-fsync")?;
-        let path = StorePath::from_digest(&hashed.digest, name)?;
-        let obj = NewObject {
-            path: &path,
+        Ok(NewObject {
+            path: StorePath::from_digest(&hashed.digest, spec.name)?,
             digest: hashed.digest,
             size: hashed.nar_size,
-            references: &hashed.references,
-            deriver,
-        };
-        self.move_into_place(&out, &[obj])?;
-        drop(tmp);
-        Ok(path)
-    }
-
-    /// Renames each staged object to its final path and registers them all
-    /// in one transaction (used by [`Store::add`] and closure import). Every
-    /// reference must be valid or among `objects`.
-    pub(crate) fn move_into_place_many(&self, staged: &[(PathBuf, NewObject<'_>)]) -> Result<()> {
-        let _gc = lock::shared(&self.gc_lock_path())?;
-        {
-            let conn = self.conn();
-            let new: BTreeSet<&StorePath> = staged.iter().map(|(_, o)| o.path).collect();
-            for (_, o) in staged {
-                for r in o.references {
-                    if !new.contains(r)
-                        && !db::is_valid(&conn, r).map_err(db::db_err(&self.db_path))?
-                    {
-                        return Err(StoreError::NotValid { path: r.clone() });
-                    }
-                }
-            }
-        }
-        // Object locks in path order, so concurrent imports cannot deadlock.
-        let mut lock_order: Vec<&StorePath> = staged.iter().map(|(_, o)| o.path).collect();
-        lock_order.sort();
-        lock_order.dedup();
-        let mut locks = Vec::with_capacity(lock_order.len());
-        for p in lock_order {
-            let lock_path = self.state.join("locks/objects").join(format!("{p}.lock"));
-            locks.push(lock::exclusive(&lock_path)?);
-        }
-        let mut placed = Vec::new();
-        let mut committed = false;
-        let result = self.place_and_register(staged, &mut placed, &mut committed);
-        if result.is_err() && !committed {
-            // Nothing half-done stays behind: unregistered objects go.
-            for dest in &placed {
-                let _ = remove_tree(dest);
-            }
-        }
-        drop(locks);
-        result
-    }
-
-    fn place_and_register(
-        &self,
-        staged: &[(PathBuf, NewObject<'_>)],
-        placed: &mut Vec<PathBuf>,
-        committed: &mut bool,
-    ) -> Result<()> {
-        let mut to_register = Vec::new();
-        for (src, o) in staged {
-            let valid = db::is_valid(&self.conn(), o.path).map_err(db::db_err(&self.db_path))?;
-            if valid {
-                continue;
-            }
-            let dest = self.physical(o.path);
-            // A leftover of a crashed add (never a valid object: checked
-            // above, under the object's lock). Removed, never followed.
-            remove_tree(&dest)?;
-            fs::rename(src, &dest)
-                .map_err(StoreError::io("moving object into the store", &dest))?;
-            placed.push(dest.clone());
-            self.fault.hit("after-rename")?;
-            canon::finish_top(&dest)?;
-            to_register.push(o.clone());
-        }
-        canon::fsync_dir(&self.dir)?;
-        for (_, o) in staged {
-            self.session.add_root(o.path)?;
-        }
-        self.fault.hit("before-commit")?;
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        {
-            let mut conn = self.conn();
-            let tx = db::write_tx(&mut conn).map_err(db::db_err(&self.db_path))?;
-            db::register(&tx, &to_register, now).map_err(db::db_err(&self.db_path))?;
-            tx.commit().map_err(db::db_err(&self.db_path))?;
-        }
-        *committed = true;
-        self.fault.hit("after-commit")?;
-        Ok(())
-    }
-
-    fn move_into_place(&self, out: &Path, objects: &[NewObject<'_>]) -> Result<()> {
-        let staged: Vec<(PathBuf, NewObject<'_>)> = objects
-            .iter()
-            .map(|o| (out.to_owned(), o.clone()))
-            .collect();
-        self.move_into_place_many(&staged)
+            references: hashed.references,
+            deriver: spec.deriver.map(str::to_owned),
+        })
     }
 
     /// Copies a local file, symlink or directory tree into the store as

@@ -55,12 +55,12 @@ pub struct ObjectInfo {
 
 /// A new object to register.
 #[derive(Debug, Clone)]
-pub(crate) struct NewObject<'a> {
-    pub path: &'a StorePath,
+pub(crate) struct NewObject {
+    pub path: StorePath,
     pub digest: Blake3Digest,
     pub size: u64,
-    pub references: &'a BTreeSet<StorePath>,
-    pub deriver: Option<&'a str>,
+    pub references: BTreeSet<StorePath>,
+    pub deriver: Option<String>,
 }
 
 pub(crate) fn db_err(path: &Path) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
@@ -118,6 +118,19 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
         }
         tx.commit().map_err(err)?;
     }
+    Ok(conn)
+}
+
+/// Opens a second connection to the database at `path` (created by
+/// [`open`]) for lookups only.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
+    let err = |e| StoreError::Db {
+        path: path.to_owned(),
+        source: e,
+    };
+    let conn = Connection::open(path).map_err(err)?;
+    conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
+    conn.pragma_update(None, "query_only", "ON").map_err(err)?;
     Ok(conn)
 }
 
@@ -210,7 +223,7 @@ pub(crate) fn all_objects(conn: &Connection) -> rusqlite::Result<Vec<(StorePath,
 /// already valid) inside `tx`. Already-valid paths are skipped.
 pub(crate) fn register(
     tx: &Transaction<'_>,
-    objects: &[NewObject<'_>],
+    objects: &[&NewObject],
     now: i64,
 ) -> rusqlite::Result<()> {
     let mut insert = tx.prepare_cached(
@@ -232,7 +245,7 @@ pub(crate) fn register(
          SELECT a.id, b.id FROM objects a, objects b WHERE a.path = ?1 AND b.path = ?2",
     )?;
     for o in objects {
-        for r in o.references {
+        for r in &o.references {
             add_ref.execute(params![o.path.as_str(), r.as_str()])?;
         }
     }

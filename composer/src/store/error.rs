@@ -56,6 +56,11 @@ pub enum StoreError {
     BadRoot { link: PathBuf, reason: String },
     #[error(transparent)]
     Archive(#[from] super::archive::ArchiveError),
+    #[error("{} was not registered: the batch it was committed with failed: {cause}", path.as_ref().map_or("an object", StorePath::as_str))]
+    Batch {
+        path: Option<StorePath>,
+        cause: String,
+    },
     #[error("injected fault at `{point}`")]
     InjectedFault {
         point: &'static str,

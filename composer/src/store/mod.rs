@@ -17,10 +17,11 @@
 //! <dir>/.imago/roots/sessions/<session>  temporary roots of a running process
 //! ```
 //!
-//! Adding ([`Store::add`]): canonicalize + hash + scan references + fsync in
-//! one walk of `<tmp>/out`, then under the object's lock rename it to
-//! `<dir>/<hash>-<name>`, fsync the store directory and register it in one
-//! SQLite transaction. A crash anywhere leaves either a temp dir (removed at
+//! Adding ([`Store::add`]): canonicalize + hash + scan references in one walk
+//! of `<tmp>/out`, then a group commit (`commit.rs`) syncs the file system
+//! once for a batch of outputs, renames each under its object's lock to
+//! `<dir>/<hash>-<name>`, fsyncs the store directory and registers the batch
+//! (with build-cache entries) in one SQLite transaction. A crash anywhere leaves either a temp dir (removed at
 //! the next open) or an unregistered object at its final path (removed at the
 //! next open that can take the GC lock), never a valid half-written object.
 
@@ -34,13 +35,15 @@ pub mod lock;
 pub mod path;
 
 mod add;
+mod commit;
 mod gc;
 mod remove;
+mod repair;
 mod roots;
 mod session;
 mod verify;
 
-pub use add::TempBuildDir;
+pub use add::{AddSpec, TempBuildDir};
 pub use archive::{ArchiveError, ImportLimits};
 pub use db::ObjectInfo;
 pub use digest::Blake3Digest;
@@ -63,9 +66,15 @@ pub struct Store {
     dir: PathBuf,
     state: PathBuf,
     db_path: PathBuf,
+    /// Writes (registrations, cache entries, GC) go through `db`; lookups
+    /// through `reader`, so that builders looking up the cache do not wait
+    /// while a group commit holds `db` for its transaction (WAL readers do
+    /// not block the writer, and see every committed transaction).
     db: Mutex<Connection>,
+    reader: Mutex<Connection>,
     session: Session,
     fault: fault::Fault,
+    committer: commit::Committer,
 }
 
 impl Store {
@@ -114,14 +123,17 @@ impl Store {
         }
         let db_path = state.join("db.sqlite");
         let conn = db::open(&db_path)?;
+        let reader = db::open_reader(&db_path)?;
         let session = Session::create(&state.join("roots/sessions"), &state.join("tmp"))?;
         let store = Store {
             dir,
             state,
             db_path,
             db: Mutex::new(conn),
+            reader: Mutex::new(reader),
             session,
             fault: fault::Fault::from_env(),
+            committer: commit::Committer::default(),
         };
         store.recover()?;
         Ok(store)
@@ -139,17 +151,17 @@ impl Store {
 
     /// Whether `path` is registered (complete, durable, read-only).
     pub fn is_valid(&self, path: &StorePath) -> Result<bool> {
-        db::is_valid(&self.conn(), path).map_err(db::db_err(&self.db_path))
+        db::is_valid(&self.reader(), path).map_err(db::db_err(&self.db_path))
     }
 
     /// What the database knows about `path`; `None` if it is not valid.
     pub fn info(&self, path: &StorePath) -> Result<Option<ObjectInfo>> {
-        db::info(&self.conn(), path).map_err(db::db_err(&self.db_path))
+        db::info(&self.reader(), path).map_err(db::db_err(&self.db_path))
     }
 
     /// The objects `path` refers to (an error if `path` is not valid).
     pub fn references(&self, path: &StorePath) -> Result<BTreeSet<StorePath>> {
-        let conn = self.conn();
+        let conn = self.reader();
         if !db::is_valid(&conn, path).map_err(db::db_err(&self.db_path))? {
             return Err(StoreError::NotValid { path: path.clone() });
         }
@@ -159,7 +171,7 @@ impl Store {
     /// The reflexive transitive closure of `paths` under references. Every
     /// path must be valid.
     pub fn closure(&self, paths: &[StorePath]) -> Result<BTreeSet<StorePath>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut seen = BTreeSet::new();
         let mut todo: Vec<StorePath> = paths.to_vec();
         while let Some(p) = todo.pop() {
@@ -186,7 +198,7 @@ impl Store {
     /// protected from GC for the life of this `Store`.
     pub fn cache_get(&self, key: &Blake3Digest) -> Result<Option<StorePath>> {
         let _gc = lock::shared(&self.gc_lock_path())?;
-        let found = db::cache_get(&self.conn(), key).map_err(db::db_err(&self.db_path))?;
+        let found = db::cache_get(&self.reader(), key).map_err(db::db_err(&self.db_path))?;
         if let Some(p) = &found {
             self.session.add_root(p)?;
         }
@@ -217,6 +229,12 @@ impl Store {
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        self.reader
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -1,9 +1,8 @@
 //! Verification: rehash every valid object and compare with the digest
 //! recorded when it was added. A missing object or a single flipped byte is
-//! named. Repair needs a source for the object's bytes; built objects have
-//! none yet (a rebuild through the build cache's deriver is future work), so
-//! `repair` reports "no source to repair from" for each problem instead of
-//! pretending.
+//! named. Repair needs a source for the object's bytes: a closure archive
+//! ([`Store::repair_from`], `repair.rs`). Without one, `repair` reports "no
+//! source to repair from" for each problem instead of pretending.
 
 use super::Store;
 use super::canon::{self, Mode};
@@ -11,6 +10,10 @@ use super::db;
 use super::digest::Blake3Digest;
 use super::error::{Result, StoreError};
 use super::path::StorePath;
+
+/// The note of a problem `repair` had nothing to restore from.
+pub const NO_SOURCE: &str =
+    "no source to repair from: pass --from ARCHIVE, a closure export holding it";
 
 /// What is wrong with one object.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -71,7 +74,7 @@ impl Store {
                     error: format!("{e}"),
                 },
             };
-            let note = repair.then(|| "no source to repair from".to_owned());
+            let note = repair.then(|| NO_SOURCE.to_owned());
             report.problems.push(VerifyProblem {
                 path,
                 problem,

@@ -16,11 +16,11 @@
 
 use super::tar::{Header, Kind, Reader};
 use super::{ArchiveError, MANIFEST_NAME, MANIFEST_VERSION, Manifest};
-use crate::store::Store;
 use crate::store::canon::{self, MAX_DEPTH, Mode};
 use crate::store::db::NewObject;
 use crate::store::error::{Result, StoreError};
 use crate::store::path::StorePath;
+use crate::store::{Store, TempBuildDir};
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -78,6 +78,26 @@ impl Store {
         input: impl Read,
         limits: ImportLimits,
     ) -> Result<Vec<StorePath>> {
+        let verified = self.unpack_verified(input, limits)?;
+        let paths = verified
+            .objects
+            .iter()
+            .map(|(_, o)| o.path.clone())
+            .collect();
+        self.commit_wait(verified.objects, None, false)?;
+        drop(verified.tmp);
+        Ok(paths)
+    }
+
+    /// Unpacks every object of a closure archive into a temp dir and
+    /// verifies it against the manifest (digest, size, hash part,
+    /// references), then syncs the file system. Registers nothing: the
+    /// caller moves the objects into place.
+    pub(crate) fn unpack_verified(
+        &self,
+        input: impl Read,
+        limits: ImportLimits,
+    ) -> Result<Verified> {
         let read_err = |e| StoreError::Archive(ArchiveError::Read { source: e });
         let decoder = zstd::Decoder::new(input).map_err(read_err)?;
         let mut tar = Reader::new(decoder);
@@ -172,27 +192,32 @@ impl Store {
             hashed.push(h);
         }
         canon::sync_filesystem(tmp.path())?;
-        let to_place: Vec<(PathBuf, NewObject<'_>)> = manifest
+        let objects = manifest
             .objects
-            .iter()
-            .zip(&staged)
+            .into_iter()
+            .zip(staged)
             .map(|(o, st)| {
                 (
-                    st.root.clone(),
+                    st.root,
                     NewObject {
-                        path: &o.path,
+                        path: o.path,
                         digest: o.digest,
                         size: o.size,
-                        references: &o.references,
-                        deriver: o.deriver.as_deref(),
+                        references: o.references,
+                        deriver: o.deriver,
                     },
                 )
             })
             .collect();
-        self.move_into_place_many(&to_place)?;
-        drop(tmp);
-        Ok(manifest.objects.into_iter().map(|o| o.path).collect())
+        Ok(Verified { tmp, objects })
     }
+}
+
+/// The verified objects of an archive, staged in `tmp` (removed on drop),
+/// in dependency order.
+pub(crate) struct Verified {
+    pub tmp: TempBuildDir,
+    pub objects: Vec<(PathBuf, NewObject)>,
 }
 
 fn read_manifest<R: Read>(tar: &mut Reader<R>, limits: &ImportLimits) -> Result<Manifest> {

@@ -20,6 +20,7 @@ mod import;
 pub mod tar;
 
 pub use import::ImportLimits;
+pub(crate) use import::Verified;
 
 use super::digest::Blake3Digest;
 use super::path::StorePath;
