@@ -532,6 +532,51 @@ fn rejects_garbage_after_compressed_stream() {
     }
 }
 
+/// A .deb whose xz data member has a wrong integrity check (the CRC64 of
+/// its single block, just before the stream's index).
+fn deb_with_bad_xz_check() -> Vec<u8> {
+    let mut data = Comp::Xz.compress(&tar(&hello_entries()));
+    let len = data.len();
+    let backward = u32::from_le_bytes(data[len - 8..len - 4].try_into().unwrap());
+    let index_size = (backward as usize + 1) * 4;
+    let check_at = len - 12 - index_size - 8;
+    data[check_at] ^= 0xff;
+    support::ar(&[
+        ("debian-binary", b"2.0\n".to_vec()),
+        (
+            "control.tar.xz",
+            Comp::Xz.compress(&support::control_tar(PKG)),
+        ),
+        ("data.tar.xz", data),
+    ])
+}
+
+#[test]
+fn xz_integrity_check_is_verified_unless_the_caller_opts_out() {
+    let bytes = deb_with_bad_xz_check();
+    let r = run(&bytes);
+    let msg = r
+        .result
+        .as_ref()
+        .expect_err("a wrong xz check was accepted")
+        .to_string();
+    assert!(
+        msg.contains("package `hello`") && msg.contains("data"),
+        "{msg}"
+    );
+    assert_only_out(r.tmp.path());
+    // The `deb` builder opts out: it checks the whole file's SHA-256.
+    let r = run_with(
+        &bytes,
+        Limits {
+            xz_check: false,
+            ..Limits::default()
+        },
+    );
+    r.result.as_ref().unwrap();
+    check_hello(&r.out);
+}
+
 #[test]
 fn rejects_garbage_after_ar_members() {
     let mut bytes = deb(PKG, Comp::Gz, &hello_entries());

@@ -98,9 +98,11 @@ impl Builder for DebBuilder {
                 .map_err(|e| BuildError::Other(e.into()))?;
         }
         // Packages from the archive are authenticated by the lock; Debian
-        // needs case-only name pairs (see `Limits`).
+        // needs case-only name pairs (see `Limits`), and the SHA-256 of the
+        // whole file, checked below, makes xz's CRC64 redundant.
         let limits = self.limits.unwrap_or(Limits {
             allow_case_only_collisions: true,
+            xz_check: false,
             ..Limits::default()
         });
         let result = unpack_verified(&path, &entry, out, &limits, &ctx.deb_cache);

@@ -93,7 +93,13 @@ impl<R: Read> Read for ExactReader<R> {
 /// the control and the data archive. The callback must read its stream to
 /// the end (tar end marker and padding included); whatever it leaves is
 /// checked here: leftover bytes after the compressed stream are an error.
-pub fn walk<R, F, E>(reader: R, mut on_tar: F) -> Result<(), E>
+///
+/// `xz_check`: whether to verify the integrity check (CRC64) inside xz
+/// members. A caller that verifies the whole file's digest itself (the `deb`
+/// builder checks SHA-256 against the lock) passes `false` and saves the
+/// CRC pass over every decompressed byte; the multi-threaded decoder used
+/// for large members always verifies it.
+pub fn walk<R, F, E>(reader: R, xz_check: bool, mut on_tar: F) -> Result<(), E>
 where
     R: Read,
     F: FnMut(Member, &mut dyn Read) -> Result<(), E>,
@@ -173,8 +179,8 @@ where
                 drain(&mut d, &name)?;
             }
             Compression::Xz => {
-                let mut d =
-                    liblzma::bufread::XzDecoder::new_stream(&mut buffered, xz_stream(&name)?);
+                let stream = xz_stream(&name, size, xz_check)?;
+                let mut d = liblzma::bufread::XzDecoder::new_stream(&mut buffered, stream);
                 on_tar(kind, &mut d)?;
                 drain(&mut d, &name)?;
             }
@@ -216,21 +222,42 @@ where
     Ok(())
 }
 
-/// An xz decoder: multi-threaded for streams with several blocks (dpkg
-/// writes big packages that way; single-block streams decode on one
-/// thread), with a hard memory limit so a hostile header cannot ask for
-/// gigabytes of dictionary.
-fn xz_stream(name: &str) -> Result<liblzma::stream::Stream, ContainerError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    liblzma::stream::MtStreamBuilder::new()
-        .threads(u32::try_from(threads).unwrap_or(1))
-        .memlimit_threading(512 << 20)
-        .memlimit_stop(1 << 30)
-        .decoder()
-        .map_err(|e| ContainerError::Io {
-            what: format!("member `{name}`: starting the xz decoder"),
-            source: e.into(),
-        })
+/// xz members at least this large (compressed) get the multi-threaded
+/// decoder: dpkg compresses big packages (the kernel) as several blocks,
+/// which it decodes in parallel. For the single-block streams of ordinary
+/// packages it would only add a worker thread and a copy of every byte.
+const XZ_MT_MIN_MEMBER: u64 = 8 << 20;
+
+/// The most memory an xz decoder may use, so a hostile header cannot ask
+/// for gigabytes of dictionary.
+const XZ_MEMLIMIT: u64 = 1 << 30;
+
+/// An xz decoder for a member of `size` bytes (see [`XZ_MT_MIN_MEMBER`]),
+/// with a hard memory limit.
+fn xz_stream(
+    name: &str,
+    size: u64,
+    check: bool,
+) -> Result<liblzma::stream::Stream, ContainerError> {
+    let started = if size >= XZ_MT_MIN_MEMBER {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        liblzma::stream::MtStreamBuilder::new()
+            .threads(u32::try_from(threads).unwrap_or(1))
+            .memlimit_threading(512 << 20)
+            .memlimit_stop(XZ_MEMLIMIT)
+            .decoder()
+    } else {
+        let flags = if check {
+            0
+        } else {
+            liblzma::stream::IGNORE_CHECK
+        };
+        liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, flags)
+    };
+    started.map_err(|e| ContainerError::Io {
+        what: format!("member `{name}`: starting the xz decoder"),
+        source: e.into(),
+    })
 }
 
 /// Reads a decompressor to its end so its checksum trailer is verified.

@@ -52,6 +52,11 @@ pub struct Limits {
     /// `deb` builder, whose input is authenticated by the lock, allows them;
     /// the default (used for imported .debs) rejects them.
     pub allow_case_only_collisions: bool,
+    /// Whether xz's own integrity check (CRC64) of the decompressed data is
+    /// verified. Only a caller that checks the whole file's digest itself
+    /// may turn it off (the `deb` builder, against the lock's SHA-256); a
+    /// corrupted stream still fails there, after unpacking.
+    pub xz_check: bool,
 }
 
 impl Default for Limits {
@@ -62,6 +67,7 @@ impl Default for Limits {
             max_depth: 256,
             max_control_bytes: 64 << 20,
             allow_case_only_collisions: false,
+            xz_check: true,
         }
     }
 }
@@ -275,7 +281,7 @@ pub fn unpack_deb(
     .map_err(attach)?;
     let mut state = State::new(root, *limits);
     let mut control_files: Vec<(String, Vec<u8>)> = Vec::new();
-    deb::walk(reader, |member, stream| match member {
+    deb::walk(reader, limits.xz_check, |member, stream| match member {
         Member::Control => {
             control_files = state.read_control(stream)?;
             Ok(())
