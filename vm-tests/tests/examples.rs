@@ -128,6 +128,7 @@ vm_test!(
         assert_eq!(m.succeed("su alice -c 'id -un'", CMD)?, "alice\n");
         assert_eq!(m.succeed("runuser -u alice -- id -un", CMD)?, "alice\n");
         assert_eq!(m.succeed("cat /proc/sys/kernel/hostname", CMD)?, "server\n");
+        assert_eq!(m.succeed("hostname", CMD)?, "server\n");
 
         // The web server serves the page, and sshd listens.
         m.wait_for_open_port(80, 10 * SEC)?;
