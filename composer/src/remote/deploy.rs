@@ -63,24 +63,11 @@ pub fn run_switch(
     toplevel: &StorePath,
     action: Action,
 ) -> anyhow::Result<super::RemoteOutput> {
-    let script = format!(
-        "{} {}",
-        sh_quote(&format!(
-            "{remote_store}/{toplevel}/bin/switch-to-configuration"
-        )),
-        action.as_str()
-    );
-    let out = remote.run(&script, None)?;
-    if !out.success() {
-        anyhow::bail!(
-            "switch-to-configuration {} failed on {} ({}){}",
-            action.as_str(),
-            remote.name(),
-            out.describe_status(),
-            stderr_suffix(&out)
-        );
-    }
-    Ok(out)
+    super::run_script_tool(
+        remote,
+        &format!("{remote_store}/{toplevel}/bin/switch-to-configuration"),
+        &[action.as_str().to_owned()],
+    )
 }
 
 /// The object names in the target's store.

@@ -70,9 +70,22 @@ pub const PROFILES: &str = "/imago/var/profiles";
 /// `remote` (rollback, list-generations, delete-generations); its output
 /// goes to the user, a failure names the machine and the status.
 pub fn run_generation_tool(remote: &dyn Remote, args: &[String]) -> anyhow::Result<RemoteOutput> {
-    let mut words = vec![sh_quote(&format!(
-        "{PROFILES}/system/bin/switch-to-configuration"
-    ))];
+    run_script_tool(
+        remote,
+        &format!("{PROFILES}/system/bin/switch-to-configuration"),
+        args,
+    )
+}
+
+/// Runs the `switch-to-configuration` at `script` with `args` on `remote`;
+/// a failure names the arguments, the machine, the status and what the
+/// script printed on stderr (when the remote side captured it).
+fn run_script_tool(
+    remote: &dyn Remote,
+    script: &str,
+    args: &[String],
+) -> anyhow::Result<RemoteOutput> {
+    let mut words = vec![sh_quote(script)];
     words.extend(args.iter().map(|a| sh_quote(a)));
     let out = remote.run(&words.join(" "), None)?;
     if !out.success() {
