@@ -8,6 +8,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+/// The allocator the `imago` binary uses, so that figures match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/boot_support/mod.rs"]
 mod boot_support;
 

@@ -34,6 +34,10 @@
 //! processes deleting files on the same file system still distort the
 //! figures: compare CPU times, and repeat.
 
+/// The allocator the `imago` binary uses, so that figures match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use imago::builders::{BuildContext, Builder, ResolvedStep};
 use imago::cli::{ErrorFormat, GlobalArgs};
 use imago::debian::apt::default_cache_root;

@@ -12,6 +12,10 @@
 //! `2`) limits the parallel benchmark to those thread counts, for profiling
 //! or counting system calls of one of them.
 
+/// The allocator the `imago` binary uses, so that figures match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use imago::graph::{BuildOptions, Graph, Registry, StepTable, ValidatedGraph, build};
 use imago::store::Store;
 use imago_lang::hook::{StepRequest, StepValue, StoreHook};

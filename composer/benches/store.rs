@@ -8,6 +8,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+/// The allocator the `imago` binary uses, so that figures match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use imago::store::canon::serialize_into;
 use imago::store::{Store, StorePath};
 use std::fs;

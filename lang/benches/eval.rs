@@ -14,6 +14,10 @@
 //! Run with `cargo bench -p imago-lang --bench eval`; extra arguments keep
 //! only the programs whose name contains one of them (`-- attrs10k`).
 
+/// The allocator the `imago` binary uses, so that figures match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use imago_lang::eval::{Evaluator, with_large_stack};
 use imago_lang::hook::NoStore;
 use imago_lang::io::MemoryIo;

@@ -10,6 +10,10 @@
 //!    priorities, conditions and list contributions), merged and converted to
 //!    JSON. Target: < 500 ms.
 
+/// The allocator the `imago` binary uses, so that figures match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use imago_lang::eval::{Evaluator, Value};
 use imago_lang::hook::NoStore;
 use imago_lang::io::{EvalIo, FileKind, MemoryIo};

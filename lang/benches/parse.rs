@@ -9,6 +9,10 @@
 //! thread (from `/proc/thread-self/schedstat`, on Linux), which stays
 //! meaningful when other work shares the machine.
 
+/// The allocator the `imago` binary uses, so that figures match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use imago_lang::parser::parse;
 use imago_lang::printer::print;
 use imago_lang::source::FileId;
