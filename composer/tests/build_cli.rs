@@ -178,3 +178,35 @@ fn the_default_attribute_builds_a_systems_toplevel() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("system.nosuch"), "{}", stderr(&out));
 }
+
+#[test]
+fn repair_rebuilds_a_corrupted_output_and_what_hard_links_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let first = env.imago(&["-A", "greeting"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let greeting = PathBuf::from(stdout(&first).lines().nth(1).unwrap());
+    assert!(env.imago(&["-A", "tree"]).status.success());
+    // The tree hard-links the greeting: corrupting one corrupts both.
+    std::fs::set_permissions(&greeting, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&greeting, "tampered\n").unwrap();
+    let verify = |env: &Env| {
+        Command::new(env!("CARGO_BIN_EXE_imago"))
+            .arg("--store")
+            .arg(env.store())
+            .args(["store", "verify"])
+            .output()
+            .unwrap()
+    };
+    let broken = verify(&env);
+    assert_eq!(broken.status.code(), Some(1), "{}", stdout(&broken));
+
+    let repaired = env.imago(&["-A", "tree", "--repair"]);
+    assert!(repaired.status.success(), "{}", stderr(&repaired));
+    let err = stderr(&repaired);
+    assert!(err.contains("repaired /imago/store/"), "{err}");
+    assert!(err.contains("2 object(s) repaired"), "{err}");
+    assert_eq!(std::fs::read_to_string(&greeting).unwrap(), "hello\n");
+    let clean = verify(&env);
+    assert!(clean.status.success(), "{}", stdout(&clean));
+}

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// Writes `text`; sleeps `sleep_ms` first; fails when `fail` is true;
-/// ignores `noise`. Counts its invocations.
+/// Writes `text` (followed by its call count when `unreproducible`);
+/// sleeps `sleep_ms` first; fails when `fail` is true; ignores `noise`.
+/// Counts its invocations.
 #[derive(Default)]
 struct TestBuilder {
     calls: AtomicUsize,
@@ -31,6 +32,8 @@ struct TestParams {
     #[serde(default)]
     fail: bool,
     #[serde(default)]
+    unreproducible: bool,
+    #[serde(default)]
     #[allow(dead_code)]
     noise: i64,
 }
@@ -43,14 +46,19 @@ impl Builder for TestBuilder {
         out: &Path,
         log: &mut dyn Write,
     ) -> Result<(), BuildError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
         let p: TestParams = step.params()?;
         std::thread::sleep(Duration::from_millis(p.sleep_ms));
         writeln!(log, "building {} now", step.name).unwrap();
         if p.fail {
             return Err(BuildError::Failed("told to fail".into()));
         }
-        std::fs::write(out, p.text).unwrap();
+        let text = if p.unreproducible {
+            format!("{} {call}", p.text)
+        } else {
+            p.text
+        };
+        std::fs::write(out, text).unwrap();
         Ok(())
     }
 }
@@ -596,4 +604,110 @@ fn a_profile_never_writes_through_a_symlink() {
     let out = PathBuf::from(&summary.outputs[0].physical);
     assert_eq!(std::fs::read_link(out.join("d")).unwrap(), outside.path());
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+}
+
+/// The physical path of a step's output in a summary.
+fn output_of(store: &Store, summary: &imago::graph::BuildSummary, name: &str) -> PathBuf {
+    let report = summary.steps.iter().find(|r| r.name == name).unwrap();
+    let path: imago::store::StorePath = report
+        .path
+        .strip_prefix("/imago/store/")
+        .unwrap()
+        .parse()
+        .unwrap();
+    store.physical(&path)
+}
+
+/// Replaces a registered (read-only) file's contents.
+fn tamper(file: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(file, text).unwrap();
+}
+
+#[test]
+fn repair_rebuilds_corrupted_and_deleted_outputs_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let a = add(&table, "a", vec![("text", s("A", &[]))]);
+    let b = add(&table, "b", vec![("text", s("B", &[]))]);
+    let c = add(&table, "c", vec![("text", text_of(&[&a, &b]))]);
+    let g = graph(&table, &[&c]);
+    let builders = Builders::default();
+    let first = build(&g, &store, &builders, &opts(2)).unwrap();
+    let (a_out, b_out) = (
+        output_of(&store, &first, "a"),
+        output_of(&store, &first, "b"),
+    );
+    tamper(&a_out, "corrupted");
+    std::fs::remove_file(&b_out).unwrap();
+    assert_eq!(store.verify(false).unwrap().problems.len(), 2);
+
+    // Without --repair the cache answers, broken or not.
+    let plain = build(&g, &store, &builders, &opts(2)).unwrap();
+    assert_eq!((plain.cached, plain.repaired, builders.calls()), (3, 0, 3));
+
+    let repair = BuildOptions {
+        repair: true,
+        ..opts(2)
+    };
+    let repaired = build(&g, &store, &builders, &repair).unwrap();
+    assert_eq!(
+        (repaired.built, repaired.cached, repaired.repaired),
+        (2, 1, 2)
+    );
+    assert_eq!(builders.calls(), 5, "only the two broken steps ran again");
+    assert_eq!(first.outputs, repaired.outputs, "same paths as before");
+    assert_eq!(std::fs::read_to_string(&a_out).unwrap(), "A");
+    assert_eq!(std::fs::read_to_string(&b_out).unwrap(), "B");
+    assert!(store.verify(false).unwrap().problems.is_empty());
+    let flags: BTreeMap<&str, bool> = repaired
+        .steps
+        .iter()
+        .map(|r| (r.name.as_str(), r.repaired))
+        .collect();
+    assert_eq!(
+        flags,
+        BTreeMap::from([("a", true), ("b", true), ("c", false)])
+    );
+}
+
+#[test]
+fn repair_with_an_unreproducible_builder_keeps_the_broken_copy_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let a = add(
+        &table,
+        "a",
+        vec![
+            ("text", s("A", &[])),
+            ("unreproducible", StepValue::Bool(true)),
+        ],
+    );
+    let g = graph(&table, &[&a]);
+    let builders = Builders::default();
+    let first = build(&g, &store, &builders, &opts(1)).unwrap();
+    let a_out = output_of(&store, &first, "a");
+    tamper(&a_out, "corrupted");
+    let repair = BuildOptions {
+        repair: true,
+        ..opts(1)
+    };
+    let Err(ScheduleError::Failed { failures, .. }) = build(&g, &store, &builders, &repair) else {
+        panic!("repairing with a builder that gives other bytes must fail");
+    };
+    let message = failures[0].to_string();
+    assert!(message.contains("gave different contents"), "{message}");
+    assert!(message.contains("not reproducible"), "{message}");
+    assert_eq!(std::fs::read_to_string(&a_out).unwrap(), "corrupted");
+    assert_eq!(store.verify(false).unwrap().problems.len(), 1);
+    // Nothing of the failed rebuild is left behind.
+    let left: Vec<_> = walkdir::WalkDir::new(dir.path().join(".imago/tmp"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() == "out")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -67,6 +67,10 @@ pub struct Args {
     /// Never touch the network: every package must already be cached.
     #[arg(long)]
     pub offline: bool,
+    /// Rehash every output the build cache provides and rebuild each one
+    /// that was corrupted or deleted, putting the rebuilt copy in its place.
+    #[arg(long)]
+    pub repair: bool,
     /// The module library directory.
     #[arg(long, env = system_eval::MODULES_ENV, value_name = "DIR")]
     pub modules: Option<PathBuf>,
@@ -111,6 +115,7 @@ impl Args {
                 jobs: self.jobs.map_or(0, usize::from),
                 keep_going: self.keep_going,
                 offline: self.offline,
+                repair: self.repair,
                 deb_cache: default_deb_cache(),
                 progress: ProgressMode::Auto,
             },
@@ -123,6 +128,16 @@ impl Args {
             store
                 .add_root(link, &built.path)
                 .with_context(|| format!("making the out-link {}", link.display()))?;
+        }
+        if self.repair {
+            for step in built.summary.steps.iter().filter(|s| s.repaired) {
+                eprintln!("imago: repaired {} (rebuilt `{}`)", step.path, step.name);
+            }
+            eprintln!(
+                "imago: {} object(s) repaired, {} cached output(s) checked",
+                built.summary.repaired,
+                built.summary.cached + built.summary.repaired
+            );
         }
         let mut out = std::io::stdout().lock();
         if self.json {

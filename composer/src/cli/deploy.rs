@@ -48,6 +48,7 @@ impl Args {
                 jobs: 0,
                 keep_going: false,
                 offline: false,
+                repair: false,
                 deb_cache: default_deb_cache(),
                 progress: ProgressMode::Auto,
             },

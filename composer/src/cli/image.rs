@@ -137,6 +137,7 @@ impl Args {
                 jobs: 0,
                 keep_going: false,
                 offline: self.offline,
+                repair: false,
                 deb_cache: default_deb_cache(),
                 progress: ProgressMode::Auto,
             },

@@ -64,6 +64,7 @@ impl Args {
                 jobs: self.jobs.map_or(0, usize::from),
                 keep_going: false,
                 offline: self.offline,
+                repair: false,
                 deb_cache: default_deb_cache(),
                 progress: ProgressMode::Auto,
             },

@@ -26,6 +26,18 @@ pub(crate) enum Done {
     Failed(StepFailureCause, String),
 }
 
+/// How a step got its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum How {
+    /// The builder ran.
+    Built,
+    /// The build cache had it.
+    Cached,
+    /// The build cache had it, but broken: the builder ran again and its
+    /// output replaced the broken copy (`--repair`).
+    Repaired,
+}
+
 /// What a step's report needs besides its output.
 #[derive(Debug, Clone)]
 pub(crate) struct StepInfo {
@@ -53,14 +65,15 @@ impl Reply {
         }
     }
 
-    pub(crate) fn ok(mut self, path: StorePath, key: &Blake3Digest, cached: bool) {
+    pub(crate) fn ok(mut self, path: StorePath, key: &Blake3Digest, how: How) {
         let info = &self.info;
         let report = StepReport {
             name: info.name.clone(),
             builder: info.builder.clone(),
             placeholder: info.placeholder.clone(),
             path: path.to_absolute(),
-            cached,
+            cached: how == How::Cached,
+            repaired: how == How::Repaired,
             key: key.to_string(),
             start_ms: info.start_ms,
             end_ms: info.build_start.elapsed().as_secs_f64() * 1000.0,

@@ -20,6 +20,9 @@ pub struct StepReport {
     pub path: String,
     /// True when the output came from the build cache.
     pub cached: bool,
+    /// True when the cached output was broken and `--repair` rebuilt it
+    /// in place.
+    pub repaired: bool,
     /// The cache key, `blake3:<hex>`.
     pub key: String,
     /// When the step started and ended, in milliseconds since the build
@@ -45,6 +48,9 @@ pub struct BuildSummary {
     pub built: usize,
     /// Steps answered by the build cache.
     pub cached: usize,
+    /// Of the steps built, those whose cached output was broken and was
+    /// replaced by the rebuilt one (`--repair`).
+    pub repaired: usize,
     /// Steps never run because an input failed (or the build stopped).
     pub skipped: usize,
     pub outputs: Vec<RootOutput>,

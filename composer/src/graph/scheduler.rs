@@ -24,6 +24,9 @@
 //!    the step is done, and its dependents can start, once the output is
 //!    registered. The step lock is held until then.
 //!
+//! With `repair`, a cache hit is rehashed first; a broken output is rebuilt
+//! under the step lock and exchanged into place ([`Store::repair_with`]).
+//!
 //! Outputs added or found in the cache stay temporary GC roots for as long as
 //! the [`Store`] is open. The first failure stops new work (running steps
 //! finish) unless `keep_going`, which builds everything not downstream of a
@@ -31,7 +34,7 @@
 
 use super::dag::{StepId, ValidatedGraph};
 use super::progress::{Progress, ProgressMode};
-use super::reply::{Done, Msg, Reply, StepInfo};
+use super::reply::{Done, How, Msg, Reply, StepInfo};
 use super::report::{BuildSummary, RootOutput, ScheduleError, StepFailure, StepFailureCause};
 use super::step::{find_pending, substitute};
 use crate::builders::{BuildContext, Builder, ResolvedStep, registry};
@@ -64,6 +67,9 @@ pub struct BuildOptions {
     /// Build everything not downstream of a failure instead of stopping.
     pub keep_going: bool,
     pub offline: bool,
+    /// Rehash every output the build cache answers with, and rebuild each
+    /// broken one in place (see [`Store::repair_with`]).
+    pub repair: bool,
     /// The Debian package download cache handed to builders.
     pub deb_cache: PathBuf,
     pub progress: ProgressMode,
@@ -75,6 +81,7 @@ impl Default for BuildOptions {
             jobs: 0,
             keep_going: false,
             offline: false,
+            repair: false,
             deb_cache: PathBuf::new(),
             progress: ProgressMode::Quiet,
         }
@@ -176,6 +183,7 @@ pub fn build(
         ctx: &ctx,
         start: Instant::now(),
         progress: Progress::new(options.progress, graph.len()),
+        repair: options.repair,
     };
     let result = pool.in_place_scope(|scope| run.coordinate(scope, jobs, options.keep_going));
     run.progress.done();
@@ -189,12 +197,15 @@ struct Run<'a> {
     ctx: &'a BuildContext,
     start: Instant,
     progress: Progress,
+    repair: bool,
 }
 
 /// How a step's worker ended: the output is known, or it is queued for the
 /// store's group commit (with the step lock, held until it is registered).
 enum Outcome {
     Cached(StorePath, Blake3Digest),
+    /// A broken cached output was rebuilt and put back (`--repair`).
+    Repaired(StorePath, Blake3Digest),
     Built {
         tmp: TempBuildDir,
         key: Blake3Digest,
@@ -303,6 +314,9 @@ impl<'a> Run<'a> {
                     } else {
                         summary.built += 1;
                     }
+                    if report.repaired {
+                        summary.repaired += 1;
+                    }
                     summary.steps.push(report);
                     outputs.insert(id, path);
                     for dependent in graph.dependents(id) {
@@ -374,7 +388,8 @@ impl<'a> Run<'a> {
         let log = String::from_utf8_lossy(&log).into_owned();
         let Some(reply) = reply.take() else { return };
         match result {
-            Ok(Outcome::Cached(path, key)) => reply.ok(path, &key, true),
+            Ok(Outcome::Cached(path, key)) => reply.ok(path, &key, How::Cached),
+            Ok(Outcome::Repaired(path, key)) => reply.ok(path, &key, How::Repaired),
             Ok(Outcome::Built {
                 tmp,
                 key,
@@ -391,7 +406,7 @@ impl<'a> Run<'a> {
                     // Registered with its cache entry: others may reuse it.
                     drop(lock);
                     match result {
-                        Ok(path) => reply.ok(path, &key, false),
+                        Ok(path) => reply.ok(path, &key, How::Built),
                         Err(e) => reply.failed(e.into(), log),
                     }
                 });
@@ -425,7 +440,15 @@ impl<'a> Run<'a> {
         // Fast path: a cached step needs no lock (the cache only names valid
         // objects, and `cache_get` roots what it returns).
         if let Some(path) = self.store.cache_get(&key)? {
-            return Ok(Outcome::Cached(path, key));
+            if !self.repair || self.store.check_object(&path)?.is_none() {
+                return Ok(Outcome::Cached(path, key));
+            }
+            let _lock = self.store.lock_step(&key)?;
+            let tmp = self.store.temp_build_dir()?;
+            builder.build(self.ctx, &resolved, &tmp.out(), log)?;
+            let candidates: Vec<StorePath> = self.store.closure(input_paths)?.into_iter().collect();
+            self.store.repair_with(tmp, &path, &candidates)?;
+            return Ok(Outcome::Repaired(path, key));
         }
         let lock = self.store.lock_step(&key)?;
         // Another process may have built it while we waited for the lock.

@@ -42,6 +42,14 @@ pub enum StoreError {
     TooDeep { path: PathBuf, limit: usize },
     #[error("{path} is not a valid object in this store")]
     NotValid { path: StorePath },
+    #[error(
+        "rebuilding {path} gave different contents ({found}, recorded {expected}); the builder is not reproducible, so the broken copy stays: restore it with `imago store verify --repair --from ARCHIVE`"
+    )]
+    RebuildDiffers {
+        path: StorePath,
+        expected: Blake3Digest,
+        found: Blake3Digest,
+    },
     #[error("hash mismatch for {path}: expected {expected}, found {found}")]
     HashMismatch {
         path: StorePath,

@@ -1,5 +1,6 @@
 //! Repair: restoring broken objects from a closure archive
-//! (`imago store verify --repair --from ARCHIVE`).
+//! (`imago store verify --repair --from ARCHIVE`) or from a rebuild
+//! (`imago build --repair`, [`Store::repair_with`]).
 //!
 //! The archive is unpacked and verified exactly as an import is (nothing
 //! from a failing stream is used). Each broken object that the archive holds
@@ -15,10 +16,11 @@
 
 use super::archive::{ImportLimits, Verified};
 use super::canon;
+use super::digest::Blake3Digest;
 use super::error::{Result, StoreError};
 use super::lock;
 use super::verify::VerifyReport;
-use super::{Store, StorePath};
+use super::{Store, StorePath, TempBuildDir};
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 use std::fs;
 use std::io::Read;
@@ -54,6 +56,43 @@ impl Store {
         let Some((src, object)) = verified.objects.iter().find(|(_, o)| &o.path == path) else {
             return Ok(false);
         };
+        self.swap_in(src, path, object.digest)
+    }
+
+    /// Puts a rebuilt copy of the valid object `path` in place (`imago
+    /// build --repair`): the output at `tmp.out()` is canonicalized and
+    /// hashed, and must have exactly the digest recorded for `path` — a
+    /// builder that gives different bytes this time repairs nothing (the
+    /// error names both digests). The copy is synced before it replaces
+    /// the broken one, as in [`Store::repair_from`].
+    pub fn repair_with(
+        &self,
+        tmp: TempBuildDir,
+        path: &StorePath,
+        candidate_refs: &[StorePath],
+    ) -> Result<()> {
+        let info = self
+            .info(path)?
+            .ok_or_else(|| StoreError::NotValid { path: path.clone() })?;
+        let out = tmp.out();
+        let hashed = canon::hash_tree(&out, canon::Mode::Canonicalize, candidate_refs)?;
+        if hashed.digest != info.digest {
+            return Err(StoreError::RebuildDiffers {
+                path: path.clone(),
+                expected: info.digest,
+                found: hashed.digest,
+            });
+        }
+        canon::sync_filesystem(&out)?;
+        if !self.swap_in(&out, path, info.digest)? {
+            return Err(StoreError::NotValid { path: path.clone() });
+        }
+        Ok(())
+    }
+
+    /// Exchanges the verified copy at `src` (digest `digest`) with whatever
+    /// is at `path`'s location; false if `path` stopped being valid.
+    fn swap_in(&self, src: &Path, path: &StorePath, digest: Blake3Digest) -> Result<bool> {
         let _gc = lock::shared(&self.gc_lock_path())?;
         let lock_path = self
             .state
@@ -64,11 +103,11 @@ impl Store {
             // Deleted meanwhile (GC): nothing to restore.
             return Ok(false);
         };
-        if info.digest != object.digest {
+        if info.digest != digest {
             return Err(StoreError::HashMismatch {
                 path: path.clone(),
                 expected: info.digest,
-                found: object.digest,
+                found: digest,
             });
         }
         let dest = self.physical(path);
@@ -83,7 +122,7 @@ impl Store {
         } else {
             RenameFlags::empty()
         };
-        renameat_with(CWD, src.as_path(), CWD, dest.as_path(), flags)
+        renameat_with(CWD, src, CWD, dest.as_path(), flags)
             .map_err(|e| StoreError::io("putting the repaired object in place", &dest)(e.into()))?;
         canon::finish_top(&dest)?;
         canon::fsync_dir(&self.dir)?;

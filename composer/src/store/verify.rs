@@ -1,8 +1,10 @@
 //! Verification: rehash every valid object and compare with the digest
 //! recorded when it was added. A missing object or a single flipped byte is
 //! named. Repair needs a source for the object's bytes: a closure archive
-//! ([`Store::repair_from`], `repair.rs`). Without one, `repair` reports "no
-//! source to repair from" for each problem instead of pretending.
+//! ([`Store::repair_from`], `repair.rs`), or the build that made it
+//! (`imago build --repair`, [`Store::repair_with`]). Without one, `repair`
+//! reports "no source to repair from" for each problem instead of
+//! pretending.
 
 use super::Store;
 use super::canon::{self, Mode};
@@ -12,8 +14,7 @@ use super::error::{Result, StoreError};
 use super::path::StorePath;
 
 /// The note of a problem `repair` had nothing to restore from.
-pub const NO_SOURCE: &str =
-    "no source to repair from: pass --from ARCHIVE, a closure export holding it";
+pub const NO_SOURCE: &str = "no source to repair from: pass --from ARCHIVE, a closure export holding it, or rebuild it with `imago build --repair`";
 
 /// What is wrong with one object.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -62,17 +63,8 @@ impl Store {
             problems: Vec::new(),
         };
         for (path, expected) in objects {
-            let physical = self.physical(&path);
-            let problem = match canon::hash_tree(&physical, Mode::ReadOnly, &[]) {
-                Ok(h) if h.digest == expected => continue,
-                Ok(h) => Problem::HashMismatch {
-                    expected,
-                    found: h.digest,
-                },
-                Err(StoreError::MissingOutput { .. }) => Problem::Missing,
-                Err(e) => Problem::Unreadable {
-                    error: format!("{e}"),
-                },
+            let Some(problem) = self.check_against(&path, expected) else {
+                continue;
             };
             let note = repair.then(|| NO_SOURCE.to_owned());
             report.problems.push(VerifyProblem {
@@ -83,5 +75,28 @@ impl Store {
             });
         }
         Ok(report)
+    }
+
+    /// Rehashes one valid object: `None` if it still holds what was
+    /// registered. An object that is not valid is an error.
+    pub fn check_object(&self, path: &StorePath) -> Result<Option<Problem>> {
+        let info = self
+            .info(path)?
+            .ok_or_else(|| StoreError::NotValid { path: path.clone() })?;
+        Ok(self.check_against(path, info.digest))
+    }
+
+    fn check_against(&self, path: &StorePath, expected: Blake3Digest) -> Option<Problem> {
+        match canon::hash_tree(&self.physical(path), Mode::ReadOnly, &[]) {
+            Ok(h) if h.digest == expected => None,
+            Ok(h) => Some(Problem::HashMismatch {
+                expected,
+                found: h.digest,
+            }),
+            Err(StoreError::MissingOutput { .. }) => Some(Problem::Missing),
+            Err(e) => Some(Problem::Unreadable {
+                error: format!("{e}"),
+            }),
+        }
     }
 }

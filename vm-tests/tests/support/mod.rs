@@ -130,6 +130,7 @@ fn build_system(file: &Path) -> Result<System, String> {
             jobs: 0,
             keep_going: false,
             offline: false,
+            repair: false,
             deb_cache: default_deb_cache(),
             progress: ProgressMode::Auto,
         },
