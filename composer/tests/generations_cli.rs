@@ -318,3 +318,34 @@ fn gc_removes_entries_of_deleted_generations_but_not_the_booted_or_default_one()
         ["imago-web-2.conf", "imago-web-3+2-1.conf"]
     );
 }
+
+/// On a machine, /imago/store holds objects but no database: `imago gc
+/// --esp` collects the boot entries and leaves the store alone (instead of
+/// taking every object for a crash leftover); a plain `imago gc` refuses.
+#[test]
+fn gc_on_a_machines_own_store_leaves_its_objects_alone() {
+    let m = Machine::new();
+    fs::remove_file(m.path("profiles/system-1-link")).unwrap();
+    let object = m.path("machine-store/0123456789abcdfghijklmnpqrsvwxyz-system");
+    fs::create_dir_all(&object).unwrap();
+    let store = m.path("machine-store");
+    let (esp, run) = (m.path("esp"), m.path("run"));
+    let out = ok(&m.imago(&[
+        "--store",
+        store.to_str().unwrap(),
+        "gc",
+        "--esp",
+        esp.to_str().unwrap(),
+        "--run-dir",
+        run.to_str().unwrap(),
+    ]));
+    assert!(out.contains("imago-web-1.conf"), "{out}");
+    assert!(out.contains("has no store database"), "{out}");
+    assert!(object.exists());
+    let plain = m.imago(&["--store", store.to_str().unwrap(), "gc"]);
+    assert_eq!(plain.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&plain.stderr);
+    assert!(err.contains("no Imago store database"), "{err}");
+    assert!(object.exists());
+    assert!(!store.join(".imago").exists());
+}

@@ -440,3 +440,30 @@ fn queued_adds_from_many_threads_register_with_their_cache_entries() {
     }
     assert!(store.verify(false).unwrap().problems.is_empty());
 }
+
+#[test]
+fn a_directory_of_objects_without_a_database_is_refused_and_left_alone() {
+    // What a machine's /imago/store looks like: objects, no database.
+    let dir = tempfile::tempdir().unwrap();
+    let object = dir.path().join("0123456789abcdfghijklmnpqrsvwxyz-hello");
+    fs::create_dir(&object).unwrap();
+    fs::write(object.join("f"), "hi").unwrap();
+    let err = Store::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("no Imago store database"), "{err}");
+    assert!(
+        err.contains("0123456789abcdfghijklmnpqrsvwxyz-hello"),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(object.join("f")).unwrap(), "hi");
+    assert!(!dir.path().join(".imago").exists(), "nothing written");
+    // Other files do not stop a new store, and a store reopens.
+    let other = tempfile::tempdir().unwrap();
+    fs::write(other.path().join("README"), "notes").unwrap();
+    let store = Store::open(other.path()).unwrap();
+    let tmp = store.temp_build_dir().unwrap();
+    fs::write(tmp.out(), "x").unwrap();
+    let p = store.add(tmp, "x", &[], None).unwrap();
+    drop(store);
+    let store = Store::open(other.path()).unwrap();
+    assert!(store.is_valid(&p).unwrap());
+}

@@ -3,6 +3,7 @@
 
 use super::GlobalArgs;
 use crate::generations::{Esp, Profile};
+use crate::store::{Store, StoreError};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,7 +48,19 @@ impl Args {
                 }
             }
         }
-        let store = super::store::open_store(global)?;
+        let store = match Store::open_or_default(global.store.as_deref()) {
+            Ok(store) => store,
+            // On an Imago machine the store carries no database: the boot
+            // entries were the part to collect.
+            Err(StoreError::Unmanaged { dir, .. }) if self.esp.is_some() => {
+                println!(
+                    "{} has no store database (a machine's own store): its objects are not collected",
+                    dir.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("opening the store")),
+        };
         let report = store.gc(self.dry_run).context("collecting garbage")?;
         let verb = if self.dry_run {
             "would delete"

@@ -60,6 +60,10 @@ pub enum StoreError {
         "cannot determine the default store directory (neither $XDG_DATA_HOME nor $HOME is set); pass --store DIR"
     )]
     NoDefaultDir,
+    #[error(
+        "{} holds store objects (such as {example}) but no Imago store database (.imago/db.sqlite): it looks like a machine's store or a copy of one. Imago would take its objects for crash leftovers and delete them, so it refuses to use it; pass --store with another directory"
+    , dir.display())]
+    Unmanaged { dir: PathBuf, example: String },
     #[error("{}: {reason}", link.display())]
     BadRoot { link: PathBuf, reason: String },
     #[error(transparent)]

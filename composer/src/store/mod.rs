@@ -110,6 +110,10 @@ impl Store {
         let dir =
             fs::canonicalize(dir).map_err(StoreError::io("resolving store directory", dir))?;
         let state = dir.join(".imago");
+        let db_path = state.join("db.sqlite");
+        if !db_path.exists() {
+            refuse_unmanaged(&dir)?;
+        }
         for sub in [
             "tmp",
             "locks/steps",
@@ -121,7 +125,6 @@ impl Store {
             let p = state.join(sub);
             fs::create_dir_all(&p).map_err(StoreError::io("creating store state directory", &p))?;
         }
-        let db_path = state.join("db.sqlite");
         let conn = db::open(&db_path)?;
         let reader = db::open_reader(&db_path)?;
         let session = Session::create(&state.join("roots/sessions"), &state.join("tmp"))?;
@@ -290,4 +293,23 @@ impl Store {
         }
         Ok(removed)
     }
+}
+
+/// A directory without a store database may become a store only if it
+/// holds no objects: a machine's `/imago/store` (images carry no database)
+/// or a copied store would otherwise lose every object to the recovery of
+/// unregistered leftovers.
+fn refuse_unmanaged(dir: &Path) -> Result<()> {
+    let entries = fs::read_dir(dir).map_err(StoreError::io("reading", dir))?;
+    for entry in entries {
+        let entry = entry.map_err(StoreError::io("reading", dir))?;
+        let name = entry.file_name();
+        if let Some(name) = name.to_str().filter(|n| StorePathRef::parse(n).is_ok()) {
+            return Err(StoreError::Unmanaged {
+                dir: dir.to_owned(),
+                example: name.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
