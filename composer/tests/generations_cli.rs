@@ -256,6 +256,22 @@ fn rollback_without_an_entry_for_the_target_changes_nothing() {
     assert_eq!(m.state(), before);
 }
 
+/// `imago --store STORE gc --esp <esp> --run-dir <run> EXTRA...` on `m`.
+fn gc_esp(m: &Machine, store: &Path, extra: &[&str]) -> Output {
+    let (esp, run) = (m.path("esp"), m.path("run"));
+    let mut args = vec![
+        "--store",
+        store.to_str().unwrap(),
+        "gc",
+        "--esp",
+        esp.to_str().unwrap(),
+        "--run-dir",
+        run.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    m.imago(&args)
+}
+
 /// `imago gc --esp`: generations deleted from the profile lose their boot
 /// entries and the kernels only they used, except the booted generation's
 /// and the one loader.conf names; `--dry-run` only lists.
@@ -267,22 +283,7 @@ fn gc_removes_entries_of_deleted_generations_but_not_the_booted_or_default_one()
     fs::remove_file(m.path("profiles/system-2-link")).unwrap();
     fs::create_dir_all(m.path("run")).unwrap();
     symlink(top(2), m.path("run/booted-system")).unwrap();
-    let gc = |extra: &[&str]| {
-        let esp = m.path("esp");
-        let store = m.path("store");
-        let run = m.path("run");
-        let mut args = vec![
-            "--store",
-            store.to_str().unwrap(),
-            "gc",
-            "--esp",
-            esp.to_str().unwrap(),
-            "--run-dir",
-            run.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        m.imago(&args)
-    };
+    let gc = |extra: &[&str]| gc_esp(&m, &m.path("store"), extra);
 
     let before = m.state();
     let out = ok(&gc(&["--dry-run"]));
@@ -329,16 +330,7 @@ fn gc_on_a_machines_own_store_leaves_its_objects_alone() {
     let object = m.path("machine-store/0123456789abcdfghijklmnpqrsvwxyz-system");
     fs::create_dir_all(&object).unwrap();
     let store = m.path("machine-store");
-    let (esp, run) = (m.path("esp"), m.path("run"));
-    let out = ok(&m.imago(&[
-        "--store",
-        store.to_str().unwrap(),
-        "gc",
-        "--esp",
-        esp.to_str().unwrap(),
-        "--run-dir",
-        run.to_str().unwrap(),
-    ]));
+    let out = ok(&gc_esp(&m, &store, &[]));
     assert!(out.contains("imago-web-1.conf"), "{out}");
     assert!(out.contains("has no store database"), "{out}");
     assert!(object.exists());
