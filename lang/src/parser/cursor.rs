@@ -10,7 +10,7 @@
 use super::MAX_DEPTH;
 use super::error::ParseError;
 use super::token::{Token, TokenKind, describe};
-use crate::ast::{Expr, ExprKind};
+use crate::ast::{Binding, Expr, ExprKind};
 use crate::source::{FileId, Span};
 
 pub(crate) struct Parser<'s> {
@@ -30,11 +30,19 @@ pub(crate) struct Parser<'s> {
     max_depth_seen: u32,
     /// The longest chain of nodes built by one loop (`f a b c`, `a + b + c`).
     pub(super) max_chain: u32,
+    /// Bindings of the sets being parsed, innermost last (see
+    /// `Parser::bindings`).
+    pub(super) binding_stack: Vec<Binding>,
 }
 
 impl<'s> Parser<'s> {
     pub(crate) fn new(src: &'s str, file: FileId, toks: Vec<Token>, eof_swallowed: bool) -> Self {
+        // Nearly every binding ends with `;`: room for all of them means the
+        // binding stack never grows (memory that is reserved but not used is
+        // never touched).
+        let semicolons = toks.iter().filter(|t| t.kind == TokenKind::Semi).count();
         Parser {
+            binding_stack: Vec::with_capacity(semicolons + 1),
             src,
             file,
             toks,
