@@ -181,17 +181,26 @@ impl PAttrs {
     }
 }
 
+/// An entry of a set under construction (a nested set is boxed: entries
+/// are moved around while sets are built, and most are expressions).
 enum PEntry {
     Expr(IrRef),
     InheritFrom(usize),
-    Nested(PAttrs),
+    Nested(Box<PAttrs>),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Group {
-    Plain,
     Rec,
     Let,
+}
+
+/// The bindings of a `rec` set or `let` under construction: one entry per
+/// slot (the static names, sorted), plus its dynamic entries and
+/// `inherit (e)` sources.
+struct PGroup {
+    slots: Vec<Option<(Span, PEntry)>>,
+    rest: PAttrs,
 }
 
 impl<'a> Lowerer<'a> {
@@ -263,23 +272,23 @@ impl<'a> Lowerer<'a> {
                 if rec {
                     let names = self.group_names(&bindings, Group::Rec)?;
                     self.scopes.push(Scope::Names(names));
-                    let r = self.lower_group(bindings, Group::Rec);
-                    self.scopes.pop();
-                    IrKind::RecAttrs(Rc::new(r?))
+                    let r = self.lower_group(bindings);
+                    let names = self.pop_names();
+                    IrKind::RecAttrs(Rc::new(finish_group(names, r?, span)?))
                 } else {
-                    IrKind::Attrs(Rc::new(self.lower_group(bindings, Group::Plain)?))
+                    IrKind::Attrs(Rc::new(self.lower_plain(bindings)?))
                 }
             }
             ExprKind::Let { bindings, body } => {
                 let names = self.group_names(&bindings, Group::Let)?;
                 self.scopes.push(Scope::Names(names));
                 let r = self
-                    .lower_group(bindings, Group::Let)
+                    .lower_group(bindings)
                     .and_then(|g| Ok((g, self.lower(*body)?)));
-                self.scopes.pop();
+                let names = self.pop_names();
                 let (group, body) = r?;
                 IrKind::Let {
-                    group: Rc::new(group),
+                    group: Rc::new(finish_group(names, group, span)?),
                     body,
                 }
             }
@@ -463,6 +472,14 @@ impl<'a> Lowerer<'a> {
         })
     }
 
+    /// Leaves the innermost scope, returning the names it bound.
+    fn pop_names(&mut self) -> Vec<SmolStr> {
+        match self.scopes.pop() {
+            Some(Scope::Names(n)) => n.names,
+            _ => Vec::new(),
+        }
+    }
+
     /// The slot map of a `rec` set or `let`: its static names, sorted.
     fn group_names(&self, bindings: &[Binding], group: Group) -> Result<NameMap, EvalError> {
         let mut names: Vec<SmolStr> = Vec::with_capacity(bindings.len());
@@ -489,38 +506,116 @@ impl<'a> Lowerer<'a> {
         Ok(NameMap::from_distinct(names))
     }
 
-    fn lower_group(&mut self, bindings: Vec<Binding>, group: Group) -> Result<AttrsIr, EvalError> {
+    /// A non-recursive set's bindings.
+    fn lower_plain(&mut self, bindings: Vec<Binding>) -> Result<AttrsIr, EvalError> {
         let mut root = PAttrs::with_capacity(bindings.len());
+        self.lower_bindings(&mut root, bindings)?;
+        Ok(finish(root))
+    }
+
+    /// Adds the bindings of a non-recursive set to `target`.
+    fn lower_bindings(
+        &mut self,
+        target: &mut PAttrs,
+        bindings: Vec<Binding>,
+    ) -> Result<(), EvalError> {
         for b in bindings {
             match b {
                 Binding::Assign { path, value, .. } => {
-                    self.insert_path(&mut root, path.keys.into_iter(), value)?;
+                    self.insert_path(target, path.keys.into_iter(), value)?;
                 }
                 Binding::Inherit { from, names, .. } => {
                     let source = match from {
                         Some(f) => {
-                            root.sources.push(self.lower(*f)?);
-                            Some(root.sources.len() - 1)
+                            target.sources.push(self.lower(*f)?);
+                            Some(target.sources.len() - 1)
                         }
                         None => None,
                     };
                     for n in names {
                         let entry = match source {
                             Some(s) => PEntry::InheritFrom(s),
-                            None if group == Group::Plain => {
-                                PEntry::Expr(self.lower_var(&n.name, n.span)?)
-                            }
-                            None => PEntry::Expr(self.lower_inherit_outer(&n)?),
+                            None => PEntry::Expr(self.lower_var(&n.name, n.span)?),
                         };
-                        if let Some(first) = root.entries.first_span(&n.name) {
+                        if let Some(first) = target.entries.first_span(&n.name) {
                             return Err(duplicate(&n.name, first, n.span));
                         }
-                        root.entries.push(n.name, n.span, entry);
+                        target.entries.push(n.name, n.span, entry);
                     }
                 }
             }
         }
-        Ok(finish(root))
+        Ok(())
+    }
+
+    /// The bindings of a `rec` set or `let` whose slot map (from
+    /// [`Lowerer::group_names`]) is the innermost scope: each static name
+    /// goes straight to its slot, in the order the frame has them.
+    fn lower_group(&mut self, bindings: Vec<Binding>) -> Result<PGroup, EvalError> {
+        let n = match self.scopes.last() {
+            Some(Scope::Names(names)) => names.names.len(),
+            _ => 0,
+        };
+        let mut group = PGroup {
+            slots: Vec::with_capacity(n),
+            rest: PAttrs::default(),
+        };
+        group.slots.resize_with(n, || None);
+        for b in bindings {
+            match b {
+                Binding::Assign { path, value, .. } => {
+                    let mut keys = path.keys.into_iter();
+                    match keys.next() {
+                        Some(AttrKey::Static {
+                            name,
+                            span: key_span,
+                        }) => {
+                            let slot = self.slot_of(&name, key_span)?;
+                            let existing = group.slots[slot].as_mut().map(|(s, e)| (s, e));
+                            if let Some(new) =
+                                self.define(existing, &name, key_span, keys, value)?
+                            {
+                                group.slots[slot] = Some((key_span, new));
+                            }
+                        }
+                        Some(AttrKey::Dynamic(e)) => {
+                            self.insert_dynamic(&mut group.rest, e, keys, value)?;
+                        }
+                        None => return Err(EvalError::new(ErrorKind::Malformed, value.span)),
+                    }
+                }
+                Binding::Inherit { from, names, .. } => {
+                    let source = match from {
+                        Some(f) => {
+                            group.rest.sources.push(self.lower(*f)?);
+                            Some(group.rest.sources.len() - 1)
+                        }
+                        None => None,
+                    };
+                    for n in names {
+                        let entry = match source {
+                            Some(s) => PEntry::InheritFrom(s),
+                            None => PEntry::Expr(self.lower_inherit_outer(&n)?),
+                        };
+                        let slot = self.slot_of(&n.name, n.span)?;
+                        if let Some((first, _)) = &group.slots[slot] {
+                            return Err(duplicate(&n.name, *first, n.span));
+                        }
+                        group.slots[slot] = Some((n.span, entry));
+                    }
+                }
+            }
+        }
+        Ok(group)
+    }
+
+    /// The slot of a static name of the group being lowered.
+    fn slot_of(&self, name: &str, span: Span) -> Result<usize, EvalError> {
+        match self.scopes.last() {
+            Some(Scope::Names(names)) => names.get(name).map(|i| i as usize),
+            _ => None,
+        }
+        .ok_or_else(|| EvalError::new(ErrorKind::Malformed, span))
     }
 
     /// Adds `keys = value` under `target`, merging nested sets.
@@ -533,51 +628,73 @@ impl<'a> Lowerer<'a> {
         let Some(first) = keys.next() else {
             return Err(EvalError::new(ErrorKind::Malformed, value.span));
         };
-        let last = keys.len() == 0;
         match first {
             AttrKey::Static { name, span } => {
-                if last {
-                    let new = self.lower_value(&name, value)?;
-                    match target.entries.get_mut(&name) {
-                        None => {
-                            target.entries.push(name, span, new);
-                        }
-                        Some((first_span, existing)) => match (existing, new) {
-                            (PEntry::Nested(old), PEntry::Nested(new)) => {
-                                merge(old, new)?;
-                            }
-                            _ => return Err(duplicate(&name, *first_span, span)),
-                        },
-                    }
-                } else {
-                    let i = match target.entries.position(&name) {
-                        Some(i) => i,
-                        None => target.entries.push(
-                            name.clone(),
-                            span,
-                            PEntry::Nested(PAttrs::default()),
-                        ),
-                    };
-                    let (_, first_span, entry) = &mut target.entries.items[i];
-                    match entry {
-                        PEntry::Nested(inner) => self.insert_path(inner, keys, value)?,
-                        _ => return Err(duplicate(&name, *first_span, span)),
-                    }
+                let existing = target.entries.get_mut(&name);
+                if let Some(new) = self.define(existing, &name, span, keys, value)? {
+                    target.entries.push(name, span, new);
                 }
             }
-            AttrKey::Dynamic(e) => {
-                let key_span = e.span;
-                let key = self.lower(e)?;
-                let entry = if last {
-                    self.lower_value(&SmolStr::default(), value)?
+            AttrKey::Dynamic(e) => self.insert_dynamic(target, e, keys, value)?,
+        }
+        Ok(())
+    }
+
+    /// `name.keys = value`, where `existing` is what `name` already holds:
+    /// the new entry if there was none, else merges into it (only nested
+    /// sets merge; anything else is a duplicate).
+    fn define(
+        &mut self,
+        existing: Option<(&mut Span, &mut PEntry)>,
+        name: &SmolStr,
+        span: Span,
+        keys: std::vec::IntoIter<AttrKey>,
+        value: Expr,
+    ) -> Result<Option<PEntry>, EvalError> {
+        let last = keys.len() == 0;
+        match existing {
+            None if last => Ok(Some(self.lower_value(name, value)?)),
+            None => {
+                let mut inner = PAttrs::default();
+                self.insert_path(&mut inner, keys, value)?;
+                Ok(Some(PEntry::Nested(Box::new(inner))))
+            }
+            Some((first_span, entry)) => {
+                if last {
+                    let new = self.lower_value(name, value)?;
+                    match (entry, new) {
+                        (PEntry::Nested(old), PEntry::Nested(new)) => merge(old, *new)?,
+                        _ => return Err(duplicate(name, *first_span, span)),
+                    }
                 } else {
-                    let mut inner = PAttrs::default();
-                    self.insert_path(&mut inner, keys, value)?;
-                    PEntry::Nested(inner)
-                };
-                target.dynamic.push((key, entry, key_span));
+                    match entry {
+                        PEntry::Nested(inner) => self.insert_path(inner, keys, value)?,
+                        _ => return Err(duplicate(name, *first_span, span)),
+                    }
+                }
+                Ok(None)
             }
         }
+    }
+
+    /// `${e}.keys = value`: a computed name, checked at run time.
+    fn insert_dynamic(
+        &mut self,
+        target: &mut PAttrs,
+        e: Expr,
+        keys: std::vec::IntoIter<AttrKey>,
+        value: Expr,
+    ) -> Result<(), EvalError> {
+        let key_span = e.span;
+        let key = self.lower(e)?;
+        let entry = if keys.len() == 0 {
+            self.lower_value(&SmolStr::default(), value)?
+        } else {
+            let mut inner = PAttrs::default();
+            self.insert_path(&mut inner, keys, value)?;
+            PEntry::Nested(Box::new(inner))
+        };
+        target.dynamic.push((key, entry, key_span));
         Ok(())
     }
 
@@ -590,33 +707,8 @@ impl<'a> Lowerer<'a> {
         } = value.kind
         {
             let mut inner = PAttrs::with_capacity(bindings.len());
-            for b in bindings {
-                match b {
-                    Binding::Assign { path, value, .. } => {
-                        self.insert_path(&mut inner, path.keys.into_iter(), value)?;
-                    }
-                    Binding::Inherit { from, names, .. } => {
-                        let source = match from {
-                            Some(f) => {
-                                inner.sources.push(self.lower(*f)?);
-                                Some(inner.sources.len() - 1)
-                            }
-                            None => None,
-                        };
-                        for n in names {
-                            let entry = match source {
-                                Some(s) => PEntry::InheritFrom(s),
-                                None => PEntry::Expr(self.lower_var(&n.name, n.span)?),
-                            };
-                            if let Some(first) = inner.entries.first_span(&n.name) {
-                                return Err(duplicate(&n.name, first, n.span));
-                            }
-                            inner.entries.push(n.name, n.span, entry);
-                        }
-                    }
-                }
-            }
-            return Ok(PEntry::Nested(inner));
+            self.lower_bindings(&mut inner, bindings)?;
+            return Ok(PEntry::Nested(Box::new(inner)));
         }
         if !name.is_empty() {
             self.name_hint = Some(name.clone());
@@ -722,7 +814,7 @@ fn merge(old: &mut PAttrs, new: PAttrs) -> Result<(), EvalError> {
                 old.entries.push(name, span, entry);
             }
             Some((first, existing)) => match (existing, entry) {
-                (PEntry::Nested(a), PEntry::Nested(b)) => merge(a, b)?,
+                (PEntry::Nested(a), PEntry::Nested(b)) => merge(a, *b)?,
                 _ => return Err(duplicate(&name, *first, span)),
             },
         }
@@ -735,6 +827,25 @@ fn shift_sources(e: PEntry, offset: usize) -> PEntry {
         PEntry::InheritFrom(i) => PEntry::InheritFrom(i + offset),
         other => other,
     }
+}
+
+/// A group's entries in slot order, named by `names` (its slot map).
+fn finish_group(names: Vec<SmolStr>, g: PGroup, span: Span) -> Result<AttrsIr, EvalError> {
+    let mut entries = Vec::with_capacity(names.len());
+    for (name, slot) in names.into_iter().zip(g.slots) {
+        // Every name of the slot map comes from a binding.
+        let Some((span, e)) = slot else {
+            return Err(EvalError::new(ErrorKind::Malformed, span));
+        };
+        entries.push(EntryIr {
+            name,
+            span,
+            value: finish_entry(e, span),
+        });
+    }
+    let mut ir = finish(g.rest);
+    ir.entries = entries;
+    Ok(ir)
 }
 
 fn finish(p: PAttrs) -> AttrsIr {
@@ -769,7 +880,7 @@ fn finish_entry(e: PEntry, span: Span) -> EntryValue {
         PEntry::Expr(ir) => EntryValue::Expr(ir),
         PEntry::InheritFrom(s) => EntryValue::InheritFrom { source: s },
         PEntry::Nested(p) => EntryValue::Expr(Rc::new(Ir {
-            kind: IrKind::Attrs(Rc::new(finish(p))),
+            kind: IrKind::Attrs(Rc::new(finish(*p))),
             span,
         })),
     }
