@@ -274,9 +274,9 @@ impl<'a> Lowerer<'a> {
                     self.scopes.push(Scope::Names(names));
                     let r = self.lower_group(bindings);
                     let names = self.pop_names();
-                    IrKind::RecAttrs(Rc::new(finish_group(names, r?, span)?))
+                    IrKind::RecAttrs(finish_group(names, r?, span)?)
                 } else {
-                    IrKind::Attrs(Rc::new(self.lower_plain(bindings)?))
+                    IrKind::Attrs(self.lower_plain(bindings)?)
                 }
             }
             ExprKind::Let { bindings, body } => {
@@ -288,7 +288,7 @@ impl<'a> Lowerer<'a> {
                 let names = self.pop_names();
                 let (group, body) = r?;
                 IrKind::Let {
-                    group: Rc::new(finish_group(names, group, span)?),
+                    group: finish_group(names, group, span)?,
                     body,
                 }
             }
@@ -843,9 +843,10 @@ fn finish_group(names: Vec<SmolStr>, g: PGroup, span: Span) -> Result<AttrsIr, E
             value: finish_entry(e, span),
         });
     }
-    let mut ir = finish(g.rest);
-    ir.entries = entries;
-    Ok(ir)
+    Ok(AttrsIr {
+        entries: entries.into_boxed_slice(),
+        rare: finish_rare(g.rest.dynamic, g.rest.sources),
+    })
 }
 
 fn finish(p: PAttrs) -> AttrsIr {
@@ -860,8 +861,20 @@ fn finish(p: PAttrs) -> AttrsIr {
                 value: finish_entry(e, span),
             })
             .collect(),
-        dynamic: p
-            .dynamic
+        rare: finish_rare(p.dynamic, p.sources),
+    }
+}
+
+/// The dynamic entries and sources of a set, if it has any.
+fn finish_rare(
+    dynamic: Vec<(IrRef, PEntry, Span)>,
+    sources: Vec<IrRef>,
+) -> Option<Box<RareAttrsIr>> {
+    if dynamic.is_empty() && sources.is_empty() {
+        return None;
+    }
+    Some(Box::new(RareAttrsIr {
+        dynamic: dynamic
             .into_iter()
             .map(|(key, e, span)| DynEntryIr {
                 key,
@@ -869,8 +882,8 @@ fn finish(p: PAttrs) -> AttrsIr {
                 span,
             })
             .collect(),
-        sources: p.sources,
-    }
+        sources,
+    }))
 }
 
 /// A nested set becomes an ordinary (non-recursive) set expression evaluated
@@ -880,7 +893,7 @@ fn finish_entry(e: PEntry, span: Span) -> EntryValue {
         PEntry::Expr(ir) => EntryValue::Expr(ir),
         PEntry::InheritFrom(s) => EntryValue::InheritFrom { source: s },
         PEntry::Nested(p) => EntryValue::Expr(Rc::new(Ir {
-            kind: IrKind::Attrs(Rc::new(finish(*p))),
+            kind: IrKind::Attrs(finish(*p)),
             span,
         })),
     }

@@ -227,7 +227,7 @@ impl Evaluator {
     }
 
     fn delay_sources(&self, a: &AttrsIr, env: &Rc<Env>) -> Vec<Value> {
-        a.sources.iter().map(|s| self.delay(s, env)).collect()
+        a.sources().iter().map(|s| self.delay(s, env)).collect()
     }
 
     fn entry_value(
@@ -269,7 +269,7 @@ impl Evaluator {
     /// The frame of a `rec` set or `let`: one slot per static name, each a
     /// thunk evaluated in the frame itself.
     fn build_frame(&self, a: &AttrsIr, env: &Rc<Env>) -> Rc<Env> {
-        let source_thunks: Vec<Thunk> = a.sources.iter().map(|_| self.knot()).collect();
+        let source_thunks: Vec<Thunk> = a.sources().iter().map(|_| self.knot()).collect();
         let sources: Vec<Value> = source_thunks.iter().cloned().map(Value::Thunk).collect();
         let slots = a.entries.iter().map(|e| match &e.value {
             EntryValue::Expr(ir) => match &ir.kind {
@@ -285,7 +285,7 @@ impl Evaluator {
             }
         });
         let frame = Rc::new(Env::from_slots(slots, Some(env.clone())));
-        for (t, ir) in source_thunks.iter().zip(a.sources.iter()) {
+        for (t, ir) in source_thunks.iter().zip(a.sources().iter()) {
             t.set(ThunkState::Suspended {
                 ir: ir.clone(),
                 env: frame.clone(),
@@ -323,7 +323,7 @@ impl Evaluator {
         env: &Rc<Env>,
         sources: &[Value],
     ) -> Result<Value, EvalError> {
-        for d in &a.dynamic {
+        for d in a.dynamic() {
             let key = self.eval(&d.key, env)?;
             let name: SmolStr = match &key {
                 Value::Null => continue,
