@@ -282,7 +282,7 @@ impl Parser<'_> {
             T::Ident | T::OrKw => {
                 self.bump();
                 Some(Some(Ident {
-                    name: SmolStr::new(self.text(t)),
+                    name: self.name(t),
                     span: self.tspan(t),
                 }))
             }
@@ -349,7 +349,7 @@ impl Parser<'_> {
             TokenKind::Ident | TokenKind::OrKw => {
                 let t = self.bump();
                 AttrKey::Static {
-                    name: SmolStr::new(self.text(t)),
+                    name: self.name(t),
                     span: self.tspan(t),
                 }
             }
@@ -398,7 +398,7 @@ impl Parser<'_> {
             // A keyword used as a name: take it as one and go on.
             self.bump();
             AttrKey::Static {
-                name: SmolStr::new(self.text(t)),
+                name: self.name(t),
                 span: self.tspan(t),
             }
         } else {
@@ -453,7 +453,7 @@ impl Parser<'_> {
                 T::Ident => {
                     self.bump();
                     let name = Ident {
-                        name: SmolStr::new(self.text(t)),
+                        name: self.name(t),
                         span: self.tspan(t),
                     };
                     let default = if self.eat(T::Question).is_some() {
@@ -497,7 +497,7 @@ impl Parser<'_> {
             if t.kind == T::Ident {
                 self.bump();
                 bind = Some(Ident {
-                    name: SmolStr::new(self.text(t)),
+                    name: self.name(t),
                     span: self.tspan(t),
                 });
             } else {

@@ -12,6 +12,7 @@ use super::error::ParseError;
 use super::token::{Token, TokenKind, describe};
 use crate::ast::{Binding, Expr, ExprKind};
 use crate::source::{FileId, Span};
+use smol_str::SmolStr;
 
 pub(crate) struct Parser<'s> {
     pub(super) src: &'s str,
@@ -91,6 +92,16 @@ impl<'s> Parser<'s> {
 
     pub(super) fn text(&self, t: Token) -> &'s str {
         self.src.get(t.start as usize..t.end as usize).unwrap_or("")
+    }
+
+    /// A token's text as a name.
+    pub(super) fn name(&self, t: Token) -> SmolStr {
+        let text = self.text(t);
+        if text.len() <= 23 {
+            SmolStr::new_inline(text)
+        } else {
+            SmolStr::new(text)
+        }
     }
 
     pub(super) fn span(&self, start: u32, end: u32) -> Span {
