@@ -239,10 +239,10 @@ impl<'a> Lowerer<'a> {
         let hint = self.name_hint.take();
         let Expr { kind, span } = e;
         let kind = match kind {
-            ExprKind::Int(i) => IrKind::Const(Value::Int(i)),
-            ExprKind::Float(f) => IrKind::Const(Value::Float(f)),
+            ExprKind::Int(i) => IrKind::Const(ConstIr::Int(i)),
+            ExprKind::Float(f) => IrKind::Const(ConstIr::Float(f)),
             ExprKind::Str(parts) => match self.lower_parts(parts)? {
-                Ok(text) => IrKind::Const(Value::string(text)),
+                Ok(text) => IrKind::Const(ConstIr::Str(Rc::from(text))),
                 Err(parts) => IrKind::Str(parts),
             },
             ExprKind::Path(lit) => {
@@ -253,12 +253,12 @@ impl<'a> Lowerer<'a> {
                 match self.lower_parts(lit.parts)? {
                     Ok(text) => {
                         let p = resolve_path_text(base.as_deref(), &text);
-                        IrKind::Const(Value::Path(Rc::from(p)))
+                        IrKind::Const(ConstIr::Path(Rc::from(p)))
                     }
-                    Err(parts) => IrKind::Path {
+                    Err(parts) => IrKind::Path(Box::new(PathIr {
                         base,
                         parts: parts.into_boxed_slice(),
-                    },
+                    })),
                 }
             }
             ExprKind::Var(name) => return self.lower_var(&name, span),
@@ -287,9 +287,14 @@ impl<'a> Lowerer<'a> {
                     .and_then(|g| Ok((g, self.lower(*body)?)));
                 let names = self.pop_names();
                 let (group, body) = r?;
-                IrKind::Let {
-                    group: finish_group(names, group, span)?,
-                    body,
+                let group = finish_group(names, group, span)?;
+                if group.rare.is_some() {
+                    IrKind::LetSources(Box::new(LetSourcesIr { group, body }))
+                } else {
+                    IrKind::Let {
+                        entries: group.entries,
+                        body,
+                    }
                 }
             }
             ExprKind::Lambda { param, body } => {
@@ -303,11 +308,18 @@ impl<'a> Lowerer<'a> {
                 expr,
                 path,
                 default,
-            } => IrKind::Select {
-                expr: self.lower(*expr)?,
-                path: self.lower_keys(path)?,
-                default: default.map(|d| self.lower(*d)).transpose()?,
-            },
+            } => {
+                let expr = self.lower(*expr)?;
+                let path = self.lower_keys(path)?;
+                match default {
+                    Some(d) => IrKind::SelectOr(Box::new(SelectOrIr {
+                        expr,
+                        path,
+                        default: self.lower(*d)?,
+                    })),
+                    None => IrKind::Select { expr, path },
+                }
+            }
             ExprKind::HasAttr { expr, path } => IrKind::HasAttr {
                 expr: self.lower(*expr)?,
                 path: self.lower_keys(path)?,
@@ -411,7 +423,7 @@ impl<'a> Lowerer<'a> {
         // As in Nix, globals live in the outermost lexical scope, so they
         // win over `with`.
         if let Some(v) = self.globals.get(name) {
-            return Ok(Self::mk(IrKind::Const(v.clone()), span));
+            return Ok(Self::mk(IrKind::Const(ConstIr::new(v.clone())), span));
         }
         if withs.is_empty() {
             return Err(self.undefined(name, span));
