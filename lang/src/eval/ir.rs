@@ -129,6 +129,7 @@ impl ConstIr {
         }
     }
 
+    #[inline]
     pub fn value(&self) -> Value {
         match self {
             ConstIr::Null => Value::Null,

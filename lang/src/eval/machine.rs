@@ -53,11 +53,10 @@ impl Evaluator {
 
     fn eval_inner(&self, ir: &Ir, env: &Rc<Env>) -> Result<Value, EvalError> {
         match &ir.kind {
-            IrKind::Const(c) => match c {
-                // A global may be a lazy native value.
-                ConstIr::Thunk(t) => self.force_thunk(t),
-                other => Ok(other.value()),
-            },
+            IrKind::Const(ConstIr::Int(i)) => Ok(Value::Int(*i)),
+            // A global may be a lazy native value.
+            IrKind::Const(ConstIr::Thunk(t)) => self.force_thunk(t),
+            IrKind::Const(c) => Ok(c.value()),
             IrKind::Local { depth, idx } => {
                 let v = env.lookup(*depth, *idx);
                 match v {
