@@ -7,12 +7,14 @@
 //! attribute paths `a.b.c = ...` are merged into nested sets, and duplicate
 //! static attributes have already been rejected.
 //!
-//! Nodes are kept small (56 bytes; rare or large parts are boxed): every
-//! node is its own allocation, and a node of this size reuses the memory of
-//! the syntax-tree node freed just before it is built.
+//! Nodes are kept small (48 bytes; rare or large parts are boxed): every
+//! node is its own allocation of 64 bytes with its reference counts, one
+//! cache line. Evaluation is bound by the latency of reading nodes (each is
+//! read once per evaluation, in no order the hardware could predict), so
+//! the number of lines a node spans shows directly.
 
 use crate::ast::BinOp;
-use crate::eval::value::Value;
+use crate::eval::value::{Attrs, Closure, NixString, PrimOpApp, Thunk, Value};
 use crate::source::Span;
 use smol_str::SmolStr;
 use std::path::Path;
@@ -32,15 +34,11 @@ pub(crate) enum StrPartIr {
 
 pub(crate) enum IrKind {
     /// A literal or a global (a global may be a lazy native value).
-    Const(Value),
+    Const(ConstIr),
     /// A string with interpolations.
     Str(Vec<StrPartIr>),
-    /// A path with interpolations; `base` is the directory relative paths
-    /// resolve against (`None` for absolute paths).
-    Path {
-        base: Option<Rc<Path>>,
-        parts: Box<[StrPartIr]>,
-    },
+    /// A path with interpolations.
+    Path(Box<PathIr>),
     /// A lexically bound variable.
     Local {
         depth: u32,
@@ -50,14 +48,16 @@ pub(crate) enum IrKind {
     WithVar(Box<WithVarIr>),
     List(Vec<IrRef>),
     /// A non-recursive set: values evaluate in the current environment.
-    Attrs(Rc<AttrsIr>),
+    Attrs(AttrsIr),
     /// `rec { }`: a new frame holds the static attributes.
-    RecAttrs(Rc<AttrsIr>),
-    /// `let`: a new frame holds the bindings.
+    RecAttrs(AttrsIr),
+    /// `let`: a new frame holds the bindings (static names only, sorted).
     Let {
-        group: Rc<AttrsIr>,
+        entries: Box<[EntryIr]>,
         body: IrRef,
     },
+    /// A `let` with `inherit (e) ...;` bindings.
+    LetSources(Box<LetSourcesIr>),
     Lambda(Rc<LambdaIr>),
     Apply {
         func: IrRef,
@@ -66,8 +66,9 @@ pub(crate) enum IrKind {
     Select {
         expr: IrRef,
         path: Box<[KeyIr]>,
-        default: Option<IrRef>,
     },
+    /// `expr.a.b or default`
+    SelectOr(Box<SelectOrIr>),
     HasAttr {
         expr: IrRef,
         path: Box<[KeyIr]>,
@@ -95,6 +96,77 @@ pub(crate) enum IrKind {
     },
 }
 
+/// A constant: a [`Value`] in a form that keeps the node small (a literal
+/// string has no context; globals of other kinds are rare and boxed).
+pub(crate) enum ConstIr {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Rc<str>),
+    Path(Rc<Path>),
+    Attrs(Rc<Attrs>),
+    Lambda(Rc<Closure>),
+    PrimOp(Rc<PrimOpApp>),
+    Thunk(Thunk),
+    Other(Box<Value>),
+}
+
+impl ConstIr {
+    pub fn new(v: Value) -> Self {
+        match v {
+            Value::Null => ConstIr::Null,
+            Value::Bool(b) => ConstIr::Bool(b),
+            Value::Int(i) => ConstIr::Int(i),
+            Value::Float(f) => ConstIr::Float(f),
+            Value::String(s) if !s.has_context() => ConstIr::Str(Rc::from(s.as_str())),
+            Value::Path(p) => ConstIr::Path(p),
+            Value::Attrs(a) => ConstIr::Attrs(a),
+            Value::Lambda(c) => ConstIr::Lambda(c),
+            Value::PrimOp(p) => ConstIr::PrimOp(p),
+            Value::Thunk(t) => ConstIr::Thunk(t),
+            other => ConstIr::Other(Box::new(other)),
+        }
+    }
+
+    #[inline]
+    pub fn value(&self) -> Value {
+        match self {
+            ConstIr::Null => Value::Null,
+            ConstIr::Bool(b) => Value::Bool(*b),
+            ConstIr::Int(i) => Value::Int(*i),
+            ConstIr::Float(f) => Value::Float(*f),
+            ConstIr::Str(s) => Value::String(NixString::new(s.clone())),
+            ConstIr::Path(p) => Value::Path(p.clone()),
+            ConstIr::Attrs(a) => Value::Attrs(a.clone()),
+            ConstIr::Lambda(c) => Value::Lambda(c.clone()),
+            ConstIr::PrimOp(p) => Value::PrimOp(p.clone()),
+            ConstIr::Thunk(t) => Value::Thunk(t.clone()),
+            ConstIr::Other(v) => (**v).clone(),
+        }
+    }
+}
+
+/// A path with interpolations; `base` is the directory relative paths
+/// resolve against (`None` for absolute paths).
+pub(crate) struct PathIr {
+    pub base: Option<Rc<Path>>,
+    pub parts: Box<[StrPartIr]>,
+}
+
+/// A `let` with `inherit (e) ...;` bindings.
+pub(crate) struct LetSourcesIr {
+    pub group: AttrsIr,
+    pub body: IrRef,
+}
+
+/// `expr.a.b or default`
+pub(crate) struct SelectOrIr {
+    pub expr: IrRef,
+    pub path: Box<[KeyIr]>,
+    pub default: IrRef,
+}
+
 /// A variable that only a `with` can provide: search the `with` frames at
 /// these depths, innermost first.
 pub(crate) struct WithVarIr {
@@ -107,14 +179,32 @@ pub(crate) enum KeyIr {
     Dynamic(IrRef),
 }
 
-/// The bindings of a set, a `rec` set or a `let`.
+/// The bindings of a set, a `rec` set or a `let`. Kept inside its node
+/// (two words): evaluation reads it right after the node, and one memory
+/// access fewer per set or `let` is measurable.
 pub(crate) struct AttrsIr {
     /// Static names, sorted; in `rec`/`let` the index is the slot index.
-    pub entries: Vec<EntryIr>,
+    pub entries: Box<[EntryIr]>,
+    /// Dynamic entries and `inherit (e)` sources, when there are any.
+    pub rare: Option<Box<RareAttrsIr>>,
+}
+
+/// The less common parts of a set.
+pub(crate) struct RareAttrsIr {
     /// `${e} = v;` entries, in source order.
     pub dynamic: Vec<DynEntryIr>,
     /// The `e` of each `inherit (e) ...;`, evaluated once and shared.
     pub sources: Vec<IrRef>,
+}
+
+impl AttrsIr {
+    pub fn dynamic(&self) -> &[DynEntryIr] {
+        self.rare.as_ref().map_or(&[], |r| &r.dynamic)
+    }
+
+    pub fn sources(&self) -> &[IrRef] {
+        self.rare.as_ref().map_or(&[], |r| &r.sources)
+    }
 }
 
 pub(crate) struct EntryIr {
@@ -167,15 +257,16 @@ mod tests {
     use crate::eval::value::{Env, ThunkState};
     use std::cell::RefCell;
 
-    /// The most frequent allocations share one size (72 bytes with their
-    /// reference counts), so that each reuses the memory freed by another:
-    /// lowering builds a node where it just freed a syntax node, evaluation
-    /// builds frames and thunks where it freed nodes. Growing one of these
+    /// The most frequent allocations: a lowered node is one cache line
+    /// with its reference counts (64 bytes), see the module comment.
+    /// Syntax nodes, frames and thunks share one size (72 bytes with their
+    /// reference counts or in their box), so that evaluation builds frames
+    /// and thunks where lowering freed syntax nodes. Growing one of these
     /// is measurable in the eval benchmark.
     #[test]
-    fn frequent_allocations_share_one_size() {
+    fn frequent_allocations_keep_their_sizes() {
+        assert_eq!(size_of::<super::Ir>(), 48);
         assert_eq!(size_of::<crate::ast::Expr>(), 72);
-        assert_eq!(size_of::<super::Ir>(), 56);
         assert_eq!(size_of::<Env>(), 56);
         assert_eq!(size_of::<RefCell<ThunkState>>(), 56);
     }

@@ -181,17 +181,26 @@ impl PAttrs {
     }
 }
 
+/// An entry of a set under construction (a nested set is boxed: entries
+/// are moved around while sets are built, and most are expressions).
 enum PEntry {
     Expr(IrRef),
     InheritFrom(usize),
-    Nested(PAttrs),
+    Nested(Box<PAttrs>),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Group {
-    Plain,
     Rec,
     Let,
+}
+
+/// The bindings of a `rec` set or `let` under construction: one entry per
+/// slot (the static names, sorted), plus its dynamic entries and
+/// `inherit (e)` sources.
+struct PGroup {
+    slots: Vec<Option<(Span, PEntry)>>,
+    rest: PAttrs,
 }
 
 impl<'a> Lowerer<'a> {
@@ -230,10 +239,10 @@ impl<'a> Lowerer<'a> {
         let hint = self.name_hint.take();
         let Expr { kind, span } = e;
         let kind = match kind {
-            ExprKind::Int(i) => IrKind::Const(Value::Int(i)),
-            ExprKind::Float(f) => IrKind::Const(Value::Float(f)),
+            ExprKind::Int(i) => IrKind::Const(ConstIr::Int(i)),
+            ExprKind::Float(f) => IrKind::Const(ConstIr::Float(f)),
             ExprKind::Str(parts) => match self.lower_parts(parts)? {
-                Ok(text) => IrKind::Const(Value::string(text)),
+                Ok(text) => IrKind::Const(ConstIr::Str(Rc::from(text))),
                 Err(parts) => IrKind::Str(parts),
             },
             ExprKind::Path(lit) => {
@@ -244,12 +253,12 @@ impl<'a> Lowerer<'a> {
                 match self.lower_parts(lit.parts)? {
                     Ok(text) => {
                         let p = resolve_path_text(base.as_deref(), &text);
-                        IrKind::Const(Value::Path(Rc::from(p)))
+                        IrKind::Const(ConstIr::Path(Rc::from(p)))
                     }
-                    Err(parts) => IrKind::Path {
+                    Err(parts) => IrKind::Path(Box::new(PathIr {
                         base,
                         parts: parts.into_boxed_slice(),
-                    },
+                    })),
                 }
             }
             ExprKind::Var(name) => return self.lower_var(&name, span),
@@ -263,24 +272,29 @@ impl<'a> Lowerer<'a> {
                 if rec {
                     let names = self.group_names(&bindings, Group::Rec)?;
                     self.scopes.push(Scope::Names(names));
-                    let r = self.lower_group(bindings, Group::Rec);
-                    self.scopes.pop();
-                    IrKind::RecAttrs(Rc::new(r?))
+                    let r = self.lower_group(bindings);
+                    let names = self.pop_names();
+                    IrKind::RecAttrs(finish_group(names, r?, span)?)
                 } else {
-                    IrKind::Attrs(Rc::new(self.lower_group(bindings, Group::Plain)?))
+                    IrKind::Attrs(self.lower_plain(bindings)?)
                 }
             }
             ExprKind::Let { bindings, body } => {
                 let names = self.group_names(&bindings, Group::Let)?;
                 self.scopes.push(Scope::Names(names));
                 let r = self
-                    .lower_group(bindings, Group::Let)
+                    .lower_group(bindings)
                     .and_then(|g| Ok((g, self.lower(*body)?)));
-                self.scopes.pop();
+                let names = self.pop_names();
                 let (group, body) = r?;
-                IrKind::Let {
-                    group: Rc::new(group),
-                    body,
+                let group = finish_group(names, group, span)?;
+                if group.rare.is_some() {
+                    IrKind::LetSources(Box::new(LetSourcesIr { group, body }))
+                } else {
+                    IrKind::Let {
+                        entries: group.entries,
+                        body,
+                    }
                 }
             }
             ExprKind::Lambda { param, body } => {
@@ -294,11 +308,18 @@ impl<'a> Lowerer<'a> {
                 expr,
                 path,
                 default,
-            } => IrKind::Select {
-                expr: self.lower(*expr)?,
-                path: self.lower_keys(path)?,
-                default: default.map(|d| self.lower(*d)).transpose()?,
-            },
+            } => {
+                let expr = self.lower(*expr)?;
+                let path = self.lower_keys(path)?;
+                match default {
+                    Some(d) => IrKind::SelectOr(Box::new(SelectOrIr {
+                        expr,
+                        path,
+                        default: self.lower(*d)?,
+                    })),
+                    None => IrKind::Select { expr, path },
+                }
+            }
             ExprKind::HasAttr { expr, path } => IrKind::HasAttr {
                 expr: self.lower(*expr)?,
                 path: self.lower_keys(path)?,
@@ -402,7 +423,7 @@ impl<'a> Lowerer<'a> {
         // As in Nix, globals live in the outermost lexical scope, so they
         // win over `with`.
         if let Some(v) = self.globals.get(name) {
-            return Ok(Self::mk(IrKind::Const(v.clone()), span));
+            return Ok(Self::mk(IrKind::Const(ConstIr::new(v.clone())), span));
         }
         if withs.is_empty() {
             return Err(self.undefined(name, span));
@@ -463,6 +484,14 @@ impl<'a> Lowerer<'a> {
         })
     }
 
+    /// Leaves the innermost scope, returning the names it bound.
+    fn pop_names(&mut self) -> Vec<SmolStr> {
+        match self.scopes.pop() {
+            Some(Scope::Names(n)) => n.names,
+            _ => Vec::new(),
+        }
+    }
+
     /// The slot map of a `rec` set or `let`: its static names, sorted.
     fn group_names(&self, bindings: &[Binding], group: Group) -> Result<NameMap, EvalError> {
         let mut names: Vec<SmolStr> = Vec::with_capacity(bindings.len());
@@ -489,38 +518,116 @@ impl<'a> Lowerer<'a> {
         Ok(NameMap::from_distinct(names))
     }
 
-    fn lower_group(&mut self, bindings: Vec<Binding>, group: Group) -> Result<AttrsIr, EvalError> {
+    /// A non-recursive set's bindings.
+    fn lower_plain(&mut self, bindings: Vec<Binding>) -> Result<AttrsIr, EvalError> {
         let mut root = PAttrs::with_capacity(bindings.len());
+        self.lower_bindings(&mut root, bindings)?;
+        Ok(finish(root))
+    }
+
+    /// Adds the bindings of a non-recursive set to `target`.
+    fn lower_bindings(
+        &mut self,
+        target: &mut PAttrs,
+        bindings: Vec<Binding>,
+    ) -> Result<(), EvalError> {
         for b in bindings {
             match b {
                 Binding::Assign { path, value, .. } => {
-                    self.insert_path(&mut root, path.keys.into_iter(), value)?;
+                    self.insert_path(target, path.keys.into_iter(), value)?;
                 }
                 Binding::Inherit { from, names, .. } => {
                     let source = match from {
                         Some(f) => {
-                            root.sources.push(self.lower(*f)?);
-                            Some(root.sources.len() - 1)
+                            target.sources.push(self.lower(*f)?);
+                            Some(target.sources.len() - 1)
                         }
                         None => None,
                     };
                     for n in names {
                         let entry = match source {
                             Some(s) => PEntry::InheritFrom(s),
-                            None if group == Group::Plain => {
-                                PEntry::Expr(self.lower_var(&n.name, n.span)?)
-                            }
-                            None => PEntry::Expr(self.lower_inherit_outer(&n)?),
+                            None => PEntry::Expr(self.lower_var(&n.name, n.span)?),
                         };
-                        if let Some(first) = root.entries.first_span(&n.name) {
+                        if let Some(first) = target.entries.first_span(&n.name) {
                             return Err(duplicate(&n.name, first, n.span));
                         }
-                        root.entries.push(n.name, n.span, entry);
+                        target.entries.push(n.name, n.span, entry);
                     }
                 }
             }
         }
-        Ok(finish(root))
+        Ok(())
+    }
+
+    /// The bindings of a `rec` set or `let` whose slot map (from
+    /// [`Lowerer::group_names`]) is the innermost scope: each static name
+    /// goes straight to its slot, in the order the frame has them.
+    fn lower_group(&mut self, bindings: Vec<Binding>) -> Result<PGroup, EvalError> {
+        let n = match self.scopes.last() {
+            Some(Scope::Names(names)) => names.names.len(),
+            _ => 0,
+        };
+        let mut group = PGroup {
+            slots: Vec::with_capacity(n),
+            rest: PAttrs::default(),
+        };
+        group.slots.resize_with(n, || None);
+        for b in bindings {
+            match b {
+                Binding::Assign { path, value, .. } => {
+                    let mut keys = path.keys.into_iter();
+                    match keys.next() {
+                        Some(AttrKey::Static {
+                            name,
+                            span: key_span,
+                        }) => {
+                            let slot = self.slot_of(&name, key_span)?;
+                            let existing = group.slots[slot].as_mut().map(|(s, e)| (s, e));
+                            if let Some(new) =
+                                self.define(existing, &name, key_span, keys, value)?
+                            {
+                                group.slots[slot] = Some((key_span, new));
+                            }
+                        }
+                        Some(AttrKey::Dynamic(e)) => {
+                            self.insert_dynamic(&mut group.rest, e, keys, value)?;
+                        }
+                        None => return Err(EvalError::new(ErrorKind::Malformed, value.span)),
+                    }
+                }
+                Binding::Inherit { from, names, .. } => {
+                    let source = match from {
+                        Some(f) => {
+                            group.rest.sources.push(self.lower(*f)?);
+                            Some(group.rest.sources.len() - 1)
+                        }
+                        None => None,
+                    };
+                    for n in names {
+                        let entry = match source {
+                            Some(s) => PEntry::InheritFrom(s),
+                            None => PEntry::Expr(self.lower_inherit_outer(&n)?),
+                        };
+                        let slot = self.slot_of(&n.name, n.span)?;
+                        if let Some((first, _)) = &group.slots[slot] {
+                            return Err(duplicate(&n.name, *first, n.span));
+                        }
+                        group.slots[slot] = Some((n.span, entry));
+                    }
+                }
+            }
+        }
+        Ok(group)
+    }
+
+    /// The slot of a static name of the group being lowered.
+    fn slot_of(&self, name: &str, span: Span) -> Result<usize, EvalError> {
+        match self.scopes.last() {
+            Some(Scope::Names(names)) => names.get(name).map(|i| i as usize),
+            _ => None,
+        }
+        .ok_or_else(|| EvalError::new(ErrorKind::Malformed, span))
     }
 
     /// Adds `keys = value` under `target`, merging nested sets.
@@ -533,51 +640,73 @@ impl<'a> Lowerer<'a> {
         let Some(first) = keys.next() else {
             return Err(EvalError::new(ErrorKind::Malformed, value.span));
         };
-        let last = keys.len() == 0;
         match first {
             AttrKey::Static { name, span } => {
-                if last {
-                    let new = self.lower_value(&name, value)?;
-                    match target.entries.get_mut(&name) {
-                        None => {
-                            target.entries.push(name, span, new);
-                        }
-                        Some((first_span, existing)) => match (existing, new) {
-                            (PEntry::Nested(old), PEntry::Nested(new)) => {
-                                merge(old, new)?;
-                            }
-                            _ => return Err(duplicate(&name, *first_span, span)),
-                        },
-                    }
-                } else {
-                    let i = match target.entries.position(&name) {
-                        Some(i) => i,
-                        None => target.entries.push(
-                            name.clone(),
-                            span,
-                            PEntry::Nested(PAttrs::default()),
-                        ),
-                    };
-                    let (_, first_span, entry) = &mut target.entries.items[i];
-                    match entry {
-                        PEntry::Nested(inner) => self.insert_path(inner, keys, value)?,
-                        _ => return Err(duplicate(&name, *first_span, span)),
-                    }
+                let existing = target.entries.get_mut(&name);
+                if let Some(new) = self.define(existing, &name, span, keys, value)? {
+                    target.entries.push(name, span, new);
                 }
             }
-            AttrKey::Dynamic(e) => {
-                let key_span = e.span;
-                let key = self.lower(e)?;
-                let entry = if last {
-                    self.lower_value(&SmolStr::default(), value)?
+            AttrKey::Dynamic(e) => self.insert_dynamic(target, e, keys, value)?,
+        }
+        Ok(())
+    }
+
+    /// `name.keys = value`, where `existing` is what `name` already holds:
+    /// the new entry if there was none, else merges into it (only nested
+    /// sets merge; anything else is a duplicate).
+    fn define(
+        &mut self,
+        existing: Option<(&mut Span, &mut PEntry)>,
+        name: &SmolStr,
+        span: Span,
+        keys: std::vec::IntoIter<AttrKey>,
+        value: Expr,
+    ) -> Result<Option<PEntry>, EvalError> {
+        let last = keys.len() == 0;
+        match existing {
+            None if last => Ok(Some(self.lower_value(name, value)?)),
+            None => {
+                let mut inner = PAttrs::default();
+                self.insert_path(&mut inner, keys, value)?;
+                Ok(Some(PEntry::Nested(Box::new(inner))))
+            }
+            Some((first_span, entry)) => {
+                if last {
+                    let new = self.lower_value(name, value)?;
+                    match (entry, new) {
+                        (PEntry::Nested(old), PEntry::Nested(new)) => merge(old, *new)?,
+                        _ => return Err(duplicate(name, *first_span, span)),
+                    }
                 } else {
-                    let mut inner = PAttrs::default();
-                    self.insert_path(&mut inner, keys, value)?;
-                    PEntry::Nested(inner)
-                };
-                target.dynamic.push((key, entry, key_span));
+                    match entry {
+                        PEntry::Nested(inner) => self.insert_path(inner, keys, value)?,
+                        _ => return Err(duplicate(name, *first_span, span)),
+                    }
+                }
+                Ok(None)
             }
         }
+    }
+
+    /// `${e}.keys = value`: a computed name, checked at run time.
+    fn insert_dynamic(
+        &mut self,
+        target: &mut PAttrs,
+        e: Expr,
+        keys: std::vec::IntoIter<AttrKey>,
+        value: Expr,
+    ) -> Result<(), EvalError> {
+        let key_span = e.span;
+        let key = self.lower(e)?;
+        let entry = if keys.len() == 0 {
+            self.lower_value(&SmolStr::default(), value)?
+        } else {
+            let mut inner = PAttrs::default();
+            self.insert_path(&mut inner, keys, value)?;
+            PEntry::Nested(Box::new(inner))
+        };
+        target.dynamic.push((key, entry, key_span));
         Ok(())
     }
 
@@ -590,33 +719,8 @@ impl<'a> Lowerer<'a> {
         } = value.kind
         {
             let mut inner = PAttrs::with_capacity(bindings.len());
-            for b in bindings {
-                match b {
-                    Binding::Assign { path, value, .. } => {
-                        self.insert_path(&mut inner, path.keys.into_iter(), value)?;
-                    }
-                    Binding::Inherit { from, names, .. } => {
-                        let source = match from {
-                            Some(f) => {
-                                inner.sources.push(self.lower(*f)?);
-                                Some(inner.sources.len() - 1)
-                            }
-                            None => None,
-                        };
-                        for n in names {
-                            let entry = match source {
-                                Some(s) => PEntry::InheritFrom(s),
-                                None => PEntry::Expr(self.lower_var(&n.name, n.span)?),
-                            };
-                            if let Some(first) = inner.entries.first_span(&n.name) {
-                                return Err(duplicate(&n.name, first, n.span));
-                            }
-                            inner.entries.push(n.name, n.span, entry);
-                        }
-                    }
-                }
-            }
-            return Ok(PEntry::Nested(inner));
+            self.lower_bindings(&mut inner, bindings)?;
+            return Ok(PEntry::Nested(Box::new(inner)));
         }
         if !name.is_empty() {
             self.name_hint = Some(name.clone());
@@ -722,7 +826,7 @@ fn merge(old: &mut PAttrs, new: PAttrs) -> Result<(), EvalError> {
                 old.entries.push(name, span, entry);
             }
             Some((first, existing)) => match (existing, entry) {
-                (PEntry::Nested(a), PEntry::Nested(b)) => merge(a, b)?,
+                (PEntry::Nested(a), PEntry::Nested(b)) => merge(a, *b)?,
                 _ => return Err(duplicate(&name, *first, span)),
             },
         }
@@ -737,6 +841,26 @@ fn shift_sources(e: PEntry, offset: usize) -> PEntry {
     }
 }
 
+/// A group's entries in slot order, named by `names` (its slot map).
+fn finish_group(names: Vec<SmolStr>, g: PGroup, span: Span) -> Result<AttrsIr, EvalError> {
+    let mut entries = Vec::with_capacity(names.len());
+    for (name, slot) in names.into_iter().zip(g.slots) {
+        // Every name of the slot map comes from a binding.
+        let Some((span, e)) = slot else {
+            return Err(EvalError::new(ErrorKind::Malformed, span));
+        };
+        entries.push(EntryIr {
+            name,
+            span,
+            value: finish_entry(e, span),
+        });
+    }
+    Ok(AttrsIr {
+        entries: entries.into_boxed_slice(),
+        rare: finish_rare(g.rest.dynamic, g.rest.sources),
+    })
+}
+
 fn finish(p: PAttrs) -> AttrsIr {
     AttrsIr {
         entries: p
@@ -749,8 +873,20 @@ fn finish(p: PAttrs) -> AttrsIr {
                 value: finish_entry(e, span),
             })
             .collect(),
-        dynamic: p
-            .dynamic
+        rare: finish_rare(p.dynamic, p.sources),
+    }
+}
+
+/// The dynamic entries and sources of a set, if it has any.
+fn finish_rare(
+    dynamic: Vec<(IrRef, PEntry, Span)>,
+    sources: Vec<IrRef>,
+) -> Option<Box<RareAttrsIr>> {
+    if dynamic.is_empty() && sources.is_empty() {
+        return None;
+    }
+    Some(Box::new(RareAttrsIr {
+        dynamic: dynamic
             .into_iter()
             .map(|(key, e, span)| DynEntryIr {
                 key,
@@ -758,8 +894,8 @@ fn finish(p: PAttrs) -> AttrsIr {
                 span,
             })
             .collect(),
-        sources: p.sources,
-    }
+        sources,
+    }))
 }
 
 /// A nested set becomes an ordinary (non-recursive) set expression evaluated
@@ -769,7 +905,7 @@ fn finish_entry(e: PEntry, span: Span) -> EntryValue {
         PEntry::Expr(ir) => EntryValue::Expr(ir),
         PEntry::InheritFrom(s) => EntryValue::InheritFrom { source: s },
         PEntry::Nested(p) => EntryValue::Expr(Rc::new(Ir {
-            kind: IrKind::Attrs(Rc::new(finish(p))),
+            kind: IrKind::Attrs(finish(*p)),
             span,
         })),
     }

@@ -13,7 +13,9 @@
 //! a crash. On error a thunk is restored, so `tryEval` can retry it.
 
 use crate::eval::error::{ErrorKind, EvalError, FrameKind};
-use crate::eval::ir::{AttrsIr, EntryValue, Ir, IrKind, IrRef, KeyIr, ParamIr, StrPartIr};
+use crate::eval::ir::{
+    AttrsIr, ConstIr, EntryIr, EntryValue, Ir, IrKind, IrRef, KeyIr, ParamIr, StrPartIr,
+};
 use crate::eval::lower::resolve_path_text;
 use crate::eval::value::{
     AttrEntry, Attrs, Closure, Env, NixString, PrimOpApp, Thunk, ThunkState, Value,
@@ -51,11 +53,10 @@ impl Evaluator {
 
     fn eval_inner(&self, ir: &Ir, env: &Rc<Env>) -> Result<Value, EvalError> {
         match &ir.kind {
-            IrKind::Const(v) => match v {
-                // A global may be a lazy native value.
-                Value::Thunk(t) => self.force_thunk(t),
-                other => Ok(other.clone()),
-            },
+            IrKind::Const(ConstIr::Int(i)) => Ok(Value::Int(*i)),
+            // A global may be a lazy native value.
+            IrKind::Const(ConstIr::Thunk(t)) => self.force_thunk(t),
+            IrKind::Const(c) => Ok(c.value()),
             IrKind::Local { depth, idx } => {
                 let v = env.lookup(*depth, *idx);
                 match v {
@@ -64,13 +65,13 @@ impl Evaluator {
                 }
             }
             IrKind::Str(parts) => self.eval_str(parts, env),
-            IrKind::Path { base, parts } => {
-                let s = self.eval_str(parts, env)?;
+            IrKind::Path(p) => {
+                let s = self.eval_str(&p.parts, env)?;
                 let Value::String(s) = s else {
                     return Err(EvalError::new(ErrorKind::Malformed, ir.span));
                 };
                 Ok(Value::Path(Rc::from(resolve_path_text(
-                    base.as_deref(),
+                    p.base.as_deref(),
                     s.as_str(),
                 ))))
             }
@@ -80,7 +81,7 @@ impl Evaluator {
             ))),
             IrKind::Attrs(a) => self.build_plain(a, env),
             IrKind::RecAttrs(a) => {
-                let frame = self.build_frame(a, env);
+                let frame = self.build_frame(&a.entries, a.sources(), env);
                 let entries = a
                     .entries
                     .iter()
@@ -94,9 +95,13 @@ impl Evaluator {
                 let sources = self.delay_sources(a, &frame);
                 self.add_dynamic(Attrs::from_sorted(entries), a, &frame, &sources)
             }
-            IrKind::Let { group, body } => {
-                let frame = self.build_frame(group, env);
+            IrKind::Let { entries, body } => {
+                let frame = self.build_frame(entries, &[], env);
                 self.eval(body, &frame)
+            }
+            IrKind::LetSources(l) => {
+                let frame = self.build_frame(&l.group.entries, l.group.sources(), env);
+                self.eval(&l.body, &frame)
             }
             IrKind::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure {
                 lambda: l.clone(),
@@ -107,11 +112,8 @@ impl Evaluator {
                 let a = self.delay(arg, env);
                 self.call_value(&f, a, ir.span)
             }
-            IrKind::Select {
-                expr,
-                path,
-                default,
-            } => self.eval_select(expr, path, default.as_ref(), env),
+            IrKind::Select { expr, path } => self.eval_select(expr, path, None, env),
+            IrKind::SelectOr(s) => self.eval_select(&s.expr, &s.path, Some(&s.default), env),
             IrKind::HasAttr { expr, path } => self.eval_has_attr(expr, path, env),
             IrKind::If { cond, then, else_ } => {
                 if self.eval_bool(cond, env, "the condition of `if`")? {
@@ -216,7 +218,7 @@ impl Evaluator {
 
     fn delay_named(&self, ir: &IrRef, env: &Rc<Env>, name: Option<&SmolStr>) -> Value {
         match &ir.kind {
-            IrKind::Const(v) => v.clone(),
+            IrKind::Const(c) => c.value(),
             IrKind::Local { depth, idx } => env.lookup(*depth, *idx).clone(),
             IrKind::Lambda(l) => Value::Lambda(Rc::new(Closure {
                 lambda: l.clone(),
@@ -227,7 +229,7 @@ impl Evaluator {
     }
 
     fn delay_sources(&self, a: &AttrsIr, env: &Rc<Env>) -> Vec<Value> {
-        a.sources.iter().map(|s| self.delay(s, env)).collect()
+        a.sources().iter().map(|s| self.delay(s, env)).collect()
     }
 
     fn entry_value(
@@ -268,12 +270,12 @@ impl Evaluator {
 
     /// The frame of a `rec` set or `let`: one slot per static name, each a
     /// thunk evaluated in the frame itself.
-    fn build_frame(&self, a: &AttrsIr, env: &Rc<Env>) -> Rc<Env> {
-        let source_thunks: Vec<Thunk> = a.sources.iter().map(|_| self.knot()).collect();
+    fn build_frame(&self, entries: &[EntryIr], source_irs: &[IrRef], env: &Rc<Env>) -> Rc<Env> {
+        let source_thunks: Vec<Thunk> = source_irs.iter().map(|_| self.knot()).collect();
         let sources: Vec<Value> = source_thunks.iter().cloned().map(Value::Thunk).collect();
-        let slots = a.entries.iter().map(|e| match &e.value {
+        let slots = entries.iter().map(|e| match &e.value {
             EntryValue::Expr(ir) => match &ir.kind {
-                IrKind::Const(v) => v.clone(),
+                IrKind::Const(c) => c.value(),
                 _ => Value::Thunk(self.knot()),
             },
             EntryValue::InheritFrom { .. } => {
@@ -285,7 +287,7 @@ impl Evaluator {
             }
         });
         let frame = Rc::new(Env::from_slots(slots, Some(env.clone())));
-        for (t, ir) in source_thunks.iter().zip(a.sources.iter()) {
+        for (t, ir) in source_thunks.iter().zip(source_irs) {
             t.set(ThunkState::Suspended {
                 ir: ir.clone(),
                 env: frame.clone(),
@@ -293,7 +295,7 @@ impl Evaluator {
             });
         }
         // Fill in the knots made above, now that their frame exists.
-        for (e, slot) in a.entries.iter().zip(frame.iter()) {
+        for (e, slot) in entries.iter().zip(frame.iter()) {
             if let (EntryValue::Expr(ir), Value::Thunk(t)) = (&e.value, slot)
                 && !matches!(ir.kind, IrKind::Const(_))
             {
@@ -323,7 +325,7 @@ impl Evaluator {
         env: &Rc<Env>,
         sources: &[Value],
     ) -> Result<Value, EvalError> {
-        for d in &a.dynamic {
+        for d in a.dynamic() {
             let key = self.eval(&d.key, env)?;
             let name: SmolStr = match &key {
                 Value::Null => continue,

@@ -67,18 +67,28 @@ impl Parser<'_> {
         )
     }
 
+    /// The bindings up to `end`, in a vector of exactly their number: they
+    /// are gathered on the parser's binding stack (shared by nested sets)
+    /// and moved out at the end, so that no set keeps spare capacity and a
+    /// large set is not copied again at each doubling.
     fn bindings(&mut self, end: End) -> Vec<Binding> {
         use TokenKind as T;
-        let mut out = Vec::new();
+        let mark = self.binding_stack.len();
         loop {
             match self.peek() {
                 T::RBrace | T::RBracket | T::RParen | T::In | T::Eof => break,
-                T::Inherit => out.push(self.inherit()),
-                T::Ident | T::OrKw | T::StrOpen | T::Interp => out.push(self.assign(end)),
+                T::Inherit => {
+                    let b = self.inherit();
+                    self.binding_stack.push(b);
+                }
+                T::Ident | T::OrKw | T::StrOpen | T::Interp => {
+                    let b = self.assign(end);
+                    self.binding_stack.push(b);
+                }
                 _ => self.bad_binding(end),
             }
         }
-        out
+        self.binding_stack.drain(mark..).collect()
     }
 
     /// Reports and skips something that cannot start a binding.
@@ -272,7 +282,7 @@ impl Parser<'_> {
             T::Ident | T::OrKw => {
                 self.bump();
                 Some(Some(Ident {
-                    name: SmolStr::new(self.text(t)),
+                    name: self.name(t),
                     span: self.tspan(t),
                 }))
             }
@@ -339,7 +349,7 @@ impl Parser<'_> {
             TokenKind::Ident | TokenKind::OrKw => {
                 let t = self.bump();
                 AttrKey::Static {
-                    name: SmolStr::new(self.text(t)),
+                    name: self.name(t),
                     span: self.tspan(t),
                 }
             }
@@ -388,7 +398,7 @@ impl Parser<'_> {
             // A keyword used as a name: take it as one and go on.
             self.bump();
             AttrKey::Static {
-                name: SmolStr::new(self.text(t)),
+                name: self.name(t),
                 span: self.tspan(t),
             }
         } else {
@@ -443,7 +453,7 @@ impl Parser<'_> {
                 T::Ident => {
                     self.bump();
                     let name = Ident {
-                        name: SmolStr::new(self.text(t)),
+                        name: self.name(t),
                         span: self.tspan(t),
                     };
                     let default = if self.eat(T::Question).is_some() {
@@ -487,7 +497,7 @@ impl Parser<'_> {
             if t.kind == T::Ident {
                 self.bump();
                 bind = Some(Ident {
-                    name: SmolStr::new(self.text(t)),
+                    name: self.name(t),
                     span: self.tspan(t),
                 });
             } else {

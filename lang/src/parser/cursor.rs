@@ -10,8 +10,9 @@
 use super::MAX_DEPTH;
 use super::error::ParseError;
 use super::token::{Token, TokenKind, describe};
-use crate::ast::{Expr, ExprKind};
+use crate::ast::{Binding, Expr, ExprKind};
 use crate::source::{FileId, Span};
+use smol_str::SmolStr;
 
 pub(crate) struct Parser<'s> {
     pub(super) src: &'s str,
@@ -30,11 +31,19 @@ pub(crate) struct Parser<'s> {
     max_depth_seen: u32,
     /// The longest chain of nodes built by one loop (`f a b c`, `a + b + c`).
     pub(super) max_chain: u32,
+    /// Bindings of the sets being parsed, innermost last (see
+    /// `Parser::bindings`).
+    pub(super) binding_stack: Vec<Binding>,
 }
 
 impl<'s> Parser<'s> {
     pub(crate) fn new(src: &'s str, file: FileId, toks: Vec<Token>, eof_swallowed: bool) -> Self {
+        // Nearly every binding ends with `;`: room for all of them means the
+        // binding stack never grows (memory that is reserved but not used is
+        // never touched).
+        let semicolons = toks.iter().filter(|t| t.kind == TokenKind::Semi).count();
         Parser {
+            binding_stack: Vec::with_capacity(semicolons + 1),
             src,
             file,
             toks,
@@ -83,6 +92,16 @@ impl<'s> Parser<'s> {
 
     pub(super) fn text(&self, t: Token) -> &'s str {
         self.src.get(t.start as usize..t.end as usize).unwrap_or("")
+    }
+
+    /// A token's text as a name.
+    pub(super) fn name(&self, t: Token) -> SmolStr {
+        let text = self.text(t);
+        if text.len() <= 23 {
+            SmolStr::new_inline(text)
+        } else {
+            SmolStr::new(text)
+        }
     }
 
     pub(super) fn span(&self, start: u32, end: u32) -> Span {

@@ -19,7 +19,6 @@ use super::error::{ParseError, Unsupported};
 use super::token::{Token, TokenKind};
 use crate::ast::{BinOp, Expr, ExprKind, Ident, Param, UnaryOp};
 use crate::source::Span;
-use smol_str::SmolStr;
 
 /// Associativity of a binary operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +154,7 @@ impl Parser<'_> {
         let t = self.bump();
         self.bump();
         let param = Param::Ident(Ident {
-            name: SmolStr::new(self.text(t)),
+            name: self.name(t),
             span: self.tspan(t),
         });
         let body = self.expr();
@@ -174,7 +173,7 @@ impl Parser<'_> {
         let t = self.bump();
         self.bump();
         let bind = Ident {
-            name: SmolStr::new(self.text(t)),
+            name: self.name(t),
             span: self.tspan(t),
         };
         if self.peek() == TokenKind::LBrace {
@@ -478,7 +477,7 @@ impl Parser<'_> {
     #[inline(never)]
     fn var(&mut self) -> Expr {
         let t = self.bump();
-        self.node(t.start, ExprKind::Var(SmolStr::new(self.text(t))))
+        self.node(t.start, ExprKind::Var(self.name(t)))
     }
 
     #[inline(never)]
