@@ -18,9 +18,7 @@
 //! skips mmdebstrap; `IMAGO_BENCH_ONLY=store|unpack|serial` runs one series
 //! of imago's alone (and no mmdebstrap), for profiling, and
 //! `IMAGO_BENCH_ONLY=xz` compares liblzma's decoders on the set's data
-//! members in memory; `IMAGO_BENCH_ORDER=reverse` hands the steps to the
-//! graph in the opposite order (the scheduler then starts the largest
-//! package first instead of last); `IMAGO_BENCH_COLD=1` adds one cold run of each side
+//! members in memory; `IMAGO_BENCH_COLD=1` adds one cold run of each side
 //! (imago with an empty download cache in the work directory, mmdebstrap
 //! downloading itself). The work directory is a temporary directory under
 //! `$TMPDIR`; mmdebstrap also works under `$TMPDIR`.
@@ -205,9 +203,6 @@ fn into_store(entries: &[LockEntry], cache: &Path, dir: &Path) -> anyhow::Result
         })?;
         roots.push(step.placeholder.clone());
         steps.insert(step.placeholder.clone(), step);
-    }
-    if std::env::var("IMAGO_BENCH_ORDER").as_deref() == Ok("reverse") {
-        roots.reverse();
     }
     let graph = Graph::from_steps(&steps, &roots)?.validate()?;
     let store = Store::open(dir)?;

@@ -35,10 +35,20 @@ struct TestParams {
     unreproducible: bool,
     #[serde(default)]
     #[allow(dead_code)]
+    weight: u64,
+    #[serde(default)]
+    #[allow(dead_code)]
     noise: i64,
 }
 
 impl Builder for TestBuilder {
+    fn weight(&self, params: &BTreeMap<String, StepValue>) -> u64 {
+        match params.get("weight") {
+            Some(StepValue::Int(n)) => *n as u64,
+            _ => 0,
+        }
+    }
+
     fn build(
         &self,
         _ctx: &BuildContext,
@@ -710,4 +720,38 @@ fn repair_with_an_unreproducible_builder_keeps_the_broken_copy_and_says_why() {
         .filter(|e| e.file_name() == "out")
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn the_heaviest_ready_step_starts_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let step = |name: &str, weight: i64| {
+        add(
+            &table,
+            name,
+            vec![("text", s(name, &[])), ("weight", StepValue::Int(weight))],
+        )
+    };
+    let light = step("light", 1);
+    let heavy = step("heavy", 500);
+    let middle = step("middle", 30);
+    let unweighted = step("unweighted", 0);
+    // `after` becomes ready when `light` is built, and outweighs the rest.
+    let after = add(
+        &table,
+        "after",
+        vec![
+            ("text", text_of(&[&light])),
+            ("weight", StepValue::Int(900)),
+        ],
+    );
+    let g = graph(&table, &[&light, &heavy, &middle, &unweighted, &after]);
+    let summary = build(&g, &store, &Builders::default(), &opts(1)).unwrap();
+    let mut order: Vec<&str> = summary.steps.iter().map(|r| r.name.as_str()).collect();
+    // One worker: completion order is start order.
+    assert_eq!(order[..3], ["heavy", "middle", "light"]);
+    order.drain(..3);
+    assert_eq!(order, ["after", "unweighted"]);
 }

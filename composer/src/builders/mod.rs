@@ -17,6 +17,8 @@ pub mod registry;
 pub mod text;
 pub mod tree;
 
+use imago_lang::hook::StepValue;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -113,6 +115,15 @@ pub trait Builder: Sync {
     /// after a change in what the builder produces rebuilds its steps.
     fn version(&self) -> u32 {
         1
+    }
+
+    /// A rough measure of the work the step takes, from its parameters
+    /// (the `deb` builder: the package's size in bytes). Of the steps ready
+    /// to run, the scheduler starts the heaviest first, so that a large
+    /// step does not run alone at the end while the other cores idle.
+    /// 0 (the default) for builders whose steps are all small.
+    fn weight(&self, _params: &BTreeMap<String, StepValue>) -> u64 {
+        0
     }
 
     /// Extra input to the step's cache key beyond its parameters, for

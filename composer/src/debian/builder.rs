@@ -17,7 +17,9 @@ use super::fetch::{self, FetchOptions, Sha256Reader};
 use super::lock::LockEntry;
 use super::unpack::{self, Limits, Summary};
 use crate::builders::{BuildContext, BuildError, Builder, ResolvedStep};
+use imago_lang::hook::StepValue;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
@@ -60,6 +62,14 @@ struct DebFileParams {
 }
 
 impl Builder for DebBuilder {
+    /// The .deb's size: decompressing dominates unpacking.
+    fn weight(&self, params: &BTreeMap<String, StepValue>) -> u64 {
+        match params.get("size") {
+            Some(StepValue::Int(n)) => u64::try_from(*n).unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     fn build(
         &self,
         ctx: &BuildContext,

@@ -2,7 +2,9 @@
 //!
 //! The calling thread coordinates; a rayon pool of `jobs` threads runs the
 //! steps. A step is started once all its inputs are built, and at most `jobs`
-//! steps run at once. Running a step:
+//! steps run at once; of the steps ready, the heaviest by its builder's
+//! estimate ([`Builder::weight`]: a package's size) starts first, so a large
+//! package does not unpack alone at the end. Running a step:
 //!
 //! 1. every input placeholder in every string of the parameters (object keys
 //!    included, recursively) is replaced by the input's real path
@@ -39,7 +41,8 @@ use super::report::{BuildSummary, RootOutput, ScheduleError, StepFailure, StepFa
 use super::step::{find_pending, substitute};
 use crate::builders::{BuildContext, Builder, ResolvedStep, registry};
 use crate::store::{AddSpec, Blake3Digest, StepLock, Store, StorePath, TempBuildDir};
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Instant;
@@ -226,11 +229,11 @@ impl<'a> Run<'a> {
     {
         let graph = self.graph;
         let mut waiting: BTreeMap<StepId, usize> = BTreeMap::new();
-        let mut ready: VecDeque<StepId> = VecDeque::new();
+        let mut ready = Ready::default();
         for &id in graph.topological() {
             let n = graph.inputs(id).count();
             if n == 0 {
-                ready.push_back(id);
+                ready.push(id, self.weight(id));
             } else {
                 waiting.insert(id, n);
             }
@@ -246,7 +249,7 @@ impl<'a> Run<'a> {
         let mut stopped = false;
         loop {
             while !stopped && building < jobs {
-                let Some(id) = ready.pop_front() else { break };
+                let Some(id) = ready.pop() else { break };
                 let substitutions: BTreeMap<String, String> = graph
                     .inputs(id)
                     .filter_map(|i| {
@@ -324,7 +327,7 @@ impl<'a> Run<'a> {
                             *n -= 1;
                             if *n == 0 {
                                 waiting.remove(&dependent);
-                                ready.push_back(dependent);
+                                ready.push(dependent, self.weight(dependent));
                             }
                         }
                     }
@@ -371,6 +374,14 @@ impl<'a> Run<'a> {
                 summary: Box::new(summary),
             })
         }
+    }
+
+    /// What the step's builder estimates its work to be.
+    fn weight(&self, id: StepId) -> u64 {
+        let step = self.graph.step(id);
+        self.builders
+            .get(&step.builder)
+            .map_or(0, |b| b.weight(&step.params))
     }
 
     /// Runs one step on a worker thread; the step's [`Reply`] is sent now,
@@ -468,6 +479,29 @@ impl<'a> Run<'a> {
             lock,
             candidates,
         })
+    }
+}
+
+/// Steps whose inputs are all built: the heaviest first (see
+/// [`Builder::weight`]), and among equals the first to become ready.
+#[derive(Default)]
+struct Ready {
+    heap: BinaryHeap<(u64, Reverse<u64>, StepId)>,
+    pushed: u64,
+}
+
+impl Ready {
+    fn push(&mut self, id: StepId, weight: u64) {
+        self.heap.push((weight, Reverse(self.pushed), id));
+        self.pushed += 1;
+    }
+
+    fn pop(&mut self) -> Option<StepId> {
+        self.heap.pop().map(|(_, _, id)| id)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.heap.is_empty()
     }
 }
 
