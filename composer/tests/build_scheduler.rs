@@ -749,9 +749,14 @@ fn the_heaviest_ready_step_starts_first() {
     );
     let g = graph(&table, &[&light, &heavy, &middle, &unweighted, &after]);
     let summary = build(&g, &store, &Builders::default(), &opts(1)).unwrap();
-    let mut order: Vec<&str> = summary.steps.iter().map(|r| r.name.as_str()).collect();
-    // One worker: completion order is start order.
+    let mut started: Vec<_> = summary.steps.iter().collect();
+    started.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
+    let order: Vec<&str> = started.iter().map(|r| r.name.as_str()).collect();
+    // `after` may start before or after `unweighted`: it is ready only once
+    // `light` is registered, which the commit thread does meanwhile.
     assert_eq!(order[..3], ["heavy", "middle", "light"]);
-    order.drain(..3);
-    assert_eq!(order, ["after", "unweighted"]);
+    assert!(
+        order[3..] == ["after", "unweighted"] || order[3..] == ["unweighted", "after"],
+        "{order:?}"
+    );
 }

@@ -19,12 +19,15 @@
 //! 3. a cache hit is the output (checked once more after taking
 //!    `store.lock_step(key)`, so that of two processes building the same
 //!    step one builds and the other waits and reuses); otherwise the
-//!    builder writes into a fresh temporary build directory, and the output
-//!    is handed to the store's group commit (`store.add_then`, the closure
-//!    of the inputs as candidate references, the placeholder as deriver, the
-//!    key as its build-cache entry). The worker then takes the next step;
-//!    the step is done, and its dependents can start, once the output is
-//!    registered. The step lock is held until then.
+//!    builder writes into a fresh temporary build directory; the worker
+//!    hashes the output (`store.prepare`: the closure of the inputs as
+//!    candidate references, the placeholder as deriver, the key as its
+//!    build-cache entry) and hands it to the commit thread, which passes
+//!    everything queued since its last commit to the store's group commit
+//!    at once (`store.commit_prepared`), so no worker waits for a sync. The
+//!    worker then takes the next step; the step is done, and its dependents
+//!    can start, once the output is registered. The step lock is held until
+//!    then.
 //!
 //! With `repair`, a cache hit is rehashed first; a broken output is rebuilt
 //! under the step lock and exchanged into place ([`Store::repair_with`]).
@@ -40,7 +43,9 @@ use super::reply::{Done, How, Msg, Reply, StepInfo};
 use super::report::{BuildSummary, RootOutput, ScheduleError, StepFailure, StepFailureCause};
 use super::step::{find_pending, substitute};
 use crate::builders::{BuildContext, Builder, ResolvedStep, registry};
-use crate::store::{AddSpec, Blake3Digest, StepLock, Store, StorePath, TempBuildDir};
+use crate::store::{
+    AddDone, AddSpec, Blake3Digest, Prepared, StepLock, Store, StorePath, TempBuildDir,
+};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::path::PathBuf;
@@ -179,18 +184,35 @@ pub fn build(
         deb_cache: options.deb_cache.clone(),
         offline: options.offline,
     };
-    let run = Run {
-        graph,
-        store,
-        builders,
-        ctx: &ctx,
-        start: Instant::now(),
-        progress: Progress::new(options.progress, graph.len()),
-        repair: options.repair,
-    };
-    let result = pool.in_place_scope(|scope| run.coordinate(scope, jobs, options.keep_going));
-    run.progress.done();
-    result
+    std::thread::scope(|threads| {
+        let (commits, queued) = mpsc::channel::<(Prepared, AddDone)>();
+        threads.spawn(move || commit_loop(store, &queued));
+        let run = Run {
+            graph,
+            store,
+            builders,
+            ctx: &ctx,
+            start: Instant::now(),
+            progress: Progress::new(options.progress, graph.len()),
+            repair: options.repair,
+            commits,
+        };
+        let result = pool.in_place_scope(|scope| run.coordinate(scope, jobs, options.keep_going));
+        run.progress.done();
+        // Dropping `run` closes the channel, which ends the commit thread.
+        result
+    })
+}
+
+/// The commit thread: hands every output the workers queued since its last
+/// commit to the store's group commit at once, so that the workers never
+/// wait for a sync and the batches are as large as the syncs are slow.
+fn commit_loop(store: &Store, queued: &mpsc::Receiver<(Prepared, AddDone)>) {
+    while let Ok(first) = queued.recv() {
+        let mut batch = vec![first];
+        batch.extend(queued.try_iter());
+        store.commit_prepared(batch);
+    }
 }
 
 struct Run<'a> {
@@ -201,6 +223,8 @@ struct Run<'a> {
     start: Instant,
     progress: Progress,
     repair: bool,
+    /// To the commit thread.
+    commits: mpsc::Sender<(Prepared, AddDone)>,
 }
 
 /// How a step's worker ended: the output is known, or it is queued for the
@@ -413,7 +437,11 @@ impl<'a> Run<'a> {
                     deriver: Some(&step.placeholder),
                     cache_key: Some(key),
                 };
-                self.store.add_then(tmp, &spec, move |result| {
+                let prepared = match self.store.prepare(tmp, &spec) {
+                    Ok(p) => p,
+                    Err(e) => return reply.failed(e.into(), log),
+                };
+                let done: AddDone = Box::new(move |result| {
                     // Registered with its cache entry: others may reuse it.
                     drop(lock);
                     match result {
@@ -421,6 +449,11 @@ impl<'a> Run<'a> {
                         Err(e) => reply.failed(e.into(), log),
                     }
                 });
+                // The commit thread outlives every worker; if it is gone
+                // (it panicked), committing here is the fallback.
+                if let Err(mpsc::SendError(item)) = self.commits.send((prepared, done)) {
+                    self.store.commit_prepared(vec![item]);
+                }
             }
             Err(cause) => reply.failed(cause, log),
         }

@@ -42,6 +42,26 @@ pub struct AddSpec<'a> {
     pub cache_key: Option<Blake3Digest>,
 }
 
+/// What [`Store::commit_prepared`] calls once an output is registered or
+/// has failed.
+pub type AddDone = Box<dyn FnOnce(Result<StorePath>) + Send>;
+
+/// An output canonicalized and hashed by [`Store::prepare`], waiting for
+/// [`Store::commit_prepared`]. Dropping it removes the output.
+#[derive(Debug)]
+pub struct Prepared {
+    tmp: TempBuildDir,
+    object: NewObject,
+    cache_key: Option<Blake3Digest>,
+}
+
+impl Prepared {
+    /// The path the output will have.
+    pub fn path(&self) -> &StorePath {
+        &self.object.path
+    }
+}
+
 /// A fresh directory under `.imago/tmp/` for one build, removed on drop.
 /// The builder writes its output at [`TempBuildDir::out`].
 #[derive(Debug)]
@@ -122,27 +142,53 @@ impl Store {
         spec: &AddSpec<'_>,
         done: impl FnOnce(Result<StorePath>) + Send + 'static,
     ) {
-        let object = match self.prepare(&tmp, spec) {
-            Ok(o) => o,
-            Err(e) => {
-                drop(tmp);
-                return done(Err(e));
-            }
-        };
-        let path = object.path.clone();
-        self.submit(Request {
-            objects: vec![(tmp.out(), object)],
+        match self.prepare(tmp, spec) {
+            Ok(prepared) => self.commit_prepared(vec![(prepared, Box::new(done))]),
+            Err(e) => done(Err(e)),
+        }
+    }
+
+    /// The first half of [`Store::add_then`]: canonicalizes, hashes and
+    /// scans the output on this thread. The temp dir goes on failure.
+    pub fn prepare(&self, tmp: TempBuildDir, spec: &AddSpec<'_>) -> Result<Prepared> {
+        let object = self.hash_output(&tmp, spec)?;
+        Ok(Prepared {
+            tmp,
+            object,
             cache_key: spec.cache_key,
-            needs_sync: true,
-            done: Box::new(move |r| {
-                drop(tmp);
-                done(r.map(|()| path));
-            }),
-        });
+        })
+    }
+
+    /// The second half of [`Store::add_then`]: queues prepared outputs
+    /// together for the group commit, committing on this thread if no other
+    /// is. A caller that must not wait for syncs (the scheduler's workers)
+    /// hands its outputs to one thread that calls this.
+    pub fn commit_prepared(&self, items: Vec<(Prepared, AddDone)>) {
+        let requests = items
+            .into_iter()
+            .map(|(prepared, done)| {
+                let Prepared {
+                    tmp,
+                    object,
+                    cache_key,
+                } = prepared;
+                let path = object.path.clone();
+                Request {
+                    objects: vec![(tmp.out(), object)],
+                    cache_key,
+                    needs_sync: true,
+                    done: Box::new(move |r| {
+                        drop(tmp);
+                        done(r.map(|()| path));
+                    }),
+                }
+            })
+            .collect();
+        self.submit_all(requests);
     }
 
     /// Canonicalizes, hashes and scans the output (fault point `after-hash`).
-    fn prepare(&self, tmp: &TempBuildDir, spec: &AddSpec<'_>) -> Result<NewObject> {
+    fn hash_output(&self, tmp: &TempBuildDir, spec: &AddSpec<'_>) -> Result<NewObject> {
         validate_name(spec.name).map_err(|reason| {
             StoreError::InvalidPath(super::path::StorePathError {
                 text: spec.name.chars().take(300).collect(),

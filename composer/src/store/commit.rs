@@ -94,14 +94,20 @@ impl Store {
     /// Queues `request`; commits it (and whatever else is queued) on this
     /// thread if no other thread is committing.
     pub(crate) fn submit(&self, request: Request) {
+        self.submit_all(vec![request]);
+    }
+
+    /// Queues `requests` together; commits them (and whatever else is
+    /// queued) on this thread if no other thread is committing.
+    pub(crate) fn submit_all(&self, requests: Vec<Request>) {
         {
             let mut state = self
                 .committer
                 .state
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            state.0.push(request);
-            if state.1 {
+            state.0.extend(requests);
+            if state.1 || state.0.is_empty() {
                 return;
             }
             state.1 = true;

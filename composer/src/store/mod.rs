@@ -43,7 +43,7 @@ mod roots;
 mod session;
 mod verify;
 
-pub use add::{AddSpec, TempBuildDir};
+pub use add::{AddDone, AddSpec, Prepared, TempBuildDir};
 pub use archive::{ArchiveError, ImportLimits};
 pub use db::ObjectInfo;
 pub use digest::Blake3Digest;
