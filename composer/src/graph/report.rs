@@ -125,6 +125,11 @@ pub enum ScheduleError {
         #[source]
         source: rayon::ThreadPoolBuildError,
     },
+    #[error("cannot start the commit thread")]
+    CommitThread {
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{} step(s) failed; first: {}", .failures.len(), .failures.first().map(ToString::to_string).unwrap_or_default())]
     Failed {
         failures: Vec<StepFailure>,

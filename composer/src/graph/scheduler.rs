@@ -186,7 +186,12 @@ pub fn build(
     };
     std::thread::scope(|threads| {
         let (commits, queued) = mpsc::channel::<(Prepared, AddDone)>();
-        threads.spawn(move || commit_loop(store, &queued));
+        let committer = std::thread::Builder::new()
+            .name("imago-commit".to_owned())
+            .spawn_scoped(threads, move || commit_loop(store, &queued));
+        if let Err(source) = committer {
+            return Err(ScheduleError::CommitThread { source });
+        }
         let run = Run {
             graph,
             store,

@@ -83,8 +83,12 @@ impl TempBuildDir {
 
 impl Drop for TempBuildDir {
     fn drop(&mut self) {
-        // Best effort; a failure here is collected at the next open.
-        let _ = remove_tree(&self.dir);
+        // Usually empty by now (its output was renamed into place): one
+        // rmdir. Otherwise the whole tree, best effort; a failure here is
+        // collected at the next open.
+        if fs::remove_dir(&self.dir).is_err() {
+            let _ = remove_tree(&self.dir);
+        }
     }
 }
 

@@ -213,7 +213,7 @@ fn serialize<S: Sink + ?Sized>(
     let mut walk = Walk {
         mode,
         scanner,
-        buf: vec![0; CHUNK],
+        buf: Vec::new(),
     };
     walk.node(root, &meta, 0, &mut out)?;
     Ok(out.count)
@@ -222,6 +222,8 @@ fn serialize<S: Sink + ?Sized>(
 struct Walk<'a> {
     mode: Mode,
     scanner: &'a mut Scanner,
+    /// Grown on demand up to [`CHUNK`]: most objects are small files, and
+    /// zeroing a 1 MiB buffer for each cost more than hashing them.
     buf: Vec<u8>,
 }
 
@@ -288,6 +290,12 @@ impl Walk<'_> {
         out.u64(u64::from(executable));
         out.u64(len);
         self.scanner.reset();
+        // One byte more than the file, so that one read returns it all and
+        // the next one reports the end.
+        let want = usize::try_from(len.saturating_add(1)).map_or(CHUNK, |n| n.min(CHUNK));
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
         let mut seen: u64 = 0;
         loop {
             let n = match file.read(&mut self.buf) {
