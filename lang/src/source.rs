@@ -45,32 +45,42 @@ impl Span {
 pub struct SourceFile {
     pub path: PathBuf,
     pub text: Rc<str>,
-    line_starts: Vec<u32>,
+    /// Where each line starts; built on the first diagnostic, since a file
+    /// that evaluates cleanly never needs it.
+    line_starts: std::cell::OnceCell<Vec<u32>>,
 }
 
 impl SourceFile {
     fn new(path: PathBuf, text: Rc<str>) -> Self {
-        let mut line_starts = vec![0];
-        line_starts.extend(
-            text.bytes()
-                .enumerate()
-                .filter(|&(_, b)| b == b'\n')
-                .map(|(i, _)| (i + 1) as u32),
-        );
         SourceFile {
             path,
             text,
-            line_starts,
+            line_starts: std::cell::OnceCell::new(),
         }
+    }
+
+    fn line_starts(&self) -> &[u32] {
+        self.line_starts.get_or_init(|| {
+            let mut starts = vec![0];
+            starts.extend(
+                self.text
+                    .bytes()
+                    .enumerate()
+                    .filter(|&(_, b)| b == b'\n')
+                    .map(|(i, _)| (i + 1) as u32),
+            );
+            starts
+        })
     }
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: u32) -> (usize, usize) {
-        let line = match self.line_starts.binary_search(&offset) {
+        let starts = self.line_starts();
+        let line = match starts.binary_search(&offset) {
             Ok(i) => i,
             Err(i) => i - 1,
         };
-        let start = self.line_starts[line] as usize;
+        let start = starts[line] as usize;
         let end = (offset as usize).min(self.text.len());
         let col = self
             .text
@@ -81,11 +91,9 @@ impl SourceFile {
 
     /// The text of 1-based line `line`, without its newline.
     pub fn line_text(&self, line: usize) -> &str {
-        let start = self.line_starts.get(line - 1).copied().unwrap_or(0) as usize;
-        let end = self
-            .line_starts
-            .get(line)
-            .map_or(self.text.len(), |&e| e as usize);
+        let starts = self.line_starts();
+        let start = starts.get(line - 1).copied().unwrap_or(0) as usize;
+        let end = starts.get(line).map_or(self.text.len(), |&e| e as usize);
         self.text
             .get(start..end)
             .unwrap_or("")
