@@ -150,13 +150,29 @@ pub fn write_exec(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// Builds the kernel, initrd and a busybox toplevel into a fresh store.
+/// Builds the kernel, initrd and a busybox toplevel into a fresh store,
+/// `<target tmp>/<dir_name>/<pid>`: one per test process (nextest runs each
+/// test in its own), whose leftovers the next process removes.
 pub fn build_system(dir_name: &str) -> System {
     let debs = debs();
-    let store = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir_name);
-    if store.exists() {
-        std::fs::remove_dir_all(&store).unwrap();
+    let parent = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir_name);
+    std::fs::create_dir_all(&parent).unwrap();
+    for entry in std::fs::read_dir(&parent).unwrap().flatten() {
+        let name = entry.file_name();
+        let alive = name
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+        }
     }
+    let store = parent.join(std::process::id().to_string());
     std::fs::create_dir_all(&store).unwrap();
     let ctx = BuildContext {
         store_dir: store.clone(),
