@@ -487,21 +487,18 @@ impl<'a> Run<'a> {
         let salt = builder.key_salt(self.ctx, &resolved)?;
         let key = cache_key(builder, &resolved, salt);
         // Fast path: a cached step needs no lock (the cache only names valid
-        // objects, and `cache_get` roots what it returns).
-        if let Some(path) = self.store.cache_get(&key)? {
-            if !self.repair || self.store.check_object(&path)?.is_none() {
-                return Ok(Outcome::Cached(path, key));
-            }
-            let _lock = self.store.lock_step(&key)?;
-            let tmp = self.store.temp_build_dir()?;
-            builder.build(self.ctx, &resolved, &tmp.out(), log)?;
-            let candidates: Vec<StorePath> = self.store.closure(input_paths)?.into_iter().collect();
-            self.store.repair_with(tmp, &path, &candidates)?;
-            return Ok(Outcome::Repaired(path, key));
-        }
+        // objects, and `cache_get` roots what it returns). With `repair`, a
+        // cached output that no longer hashes right is rebuilt instead.
+        let broken = match self.store.cache_get(&key)? {
+            Some(path) if self.repair && self.store.check_object(&path)?.is_some() => Some(path),
+            Some(path) => return Ok(Outcome::Cached(path, key)),
+            None => None,
+        };
         let lock = self.store.lock_step(&key)?;
         // Another process may have built it while we waited for the lock.
-        if let Some(path) = self.store.cache_get(&key)? {
+        if broken.is_none()
+            && let Some(path) = self.store.cache_get(&key)?
+        {
             return Ok(Outcome::Cached(path, key));
         }
         let tmp = self.store.temp_build_dir()?;
@@ -511,6 +508,11 @@ impl<'a> Run<'a> {
         // themselves: every object of the inputs' closure is a candidate
         // reference, so closures, images and GC never miss one.
         let candidates: Vec<StorePath> = self.store.closure(input_paths)?.into_iter().collect();
+        if let Some(path) = broken {
+            self.store.repair_with(tmp, &path, &candidates)?;
+            drop(lock);
+            return Ok(Outcome::Repaired(path, key));
+        }
         Ok(Outcome::Built {
             tmp,
             key,

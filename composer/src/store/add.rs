@@ -55,13 +55,6 @@ pub struct Prepared {
     cache_key: Option<Blake3Digest>,
 }
 
-impl Prepared {
-    /// The path the output will have.
-    pub fn path(&self) -> &StorePath {
-        &self.object.path
-    }
-}
-
 /// A fresh directory under `.imago/tmp/` for one build, removed on drop.
 /// The builder writes its output at [`TempBuildDir::out`].
 #[derive(Debug)]
