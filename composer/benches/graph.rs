@@ -173,6 +173,55 @@ fn confine(all: &rustix::thread::CpuSet, n: usize) -> std::io::Result<()> {
     Ok(rustix::thread::sched_setaffinity(None, &set)?)
 }
 
+/// CPU time in clock ticks (`USER_HZ`, 100 per second on Linux).
+#[derive(Default)]
+struct CpuTicks(u64);
+
+impl CpuTicks {
+    /// User and system time of this process, all threads.
+    fn process() -> std::io::Result<CpuTicks> {
+        let stat = std::fs::read_to_string("/proc/self/stat")?;
+        // Fields after the command name (which may hold spaces): utime and
+        // stime are the 14th and 15th fields of the line.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<u64> = rest
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        Ok(CpuTicks(fields.iter().sum()))
+    }
+
+    /// Non-idle time of every core of the machine: kernel threads too (a
+    /// file system's journal, a loop device's workers), which the affinity
+    /// of this process does not confine.
+    fn machine() -> std::io::Result<CpuTicks> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        let line = stat.lines().next().unwrap_or_default();
+        let ticks: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest time is
+        // already counted in user).
+        let busy: u64 = ticks
+            .iter()
+            .take(8)
+            .enumerate()
+            .filter(|(i, _)| *i != 3 && *i != 4)
+            .map(|(_, t)| t)
+            .sum();
+        Ok(CpuTicks(busy))
+    }
+
+    /// Average cores busy over `wall`.
+    fn cores(&self, wall: Duration) -> f64 {
+        self.0 as f64 / 100.0 / wall.as_secs_f64()
+    }
+}
+
 /// 2. 1,000 independent text steps on 1 and 2 threads.
 fn parallel(base: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let graph = independent_graph(1000)?;
@@ -185,17 +234,25 @@ fn parallel(base: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     for jobs in wanted {
         confine(&all, jobs)?;
         let mut times = Vec::new();
+        let (mut process, mut machine) = (CpuTicks::default(), CpuTicks::default());
         for run in 0..5 {
             let store = Store::open(base.join(format!("indep-{jobs}-{run}")))?;
+            let before = (CpuTicks::process()?, CpuTicks::machine()?);
             let t = Instant::now();
             let s = build(&graph, &store, &Registry, &options(jobs))?;
             times.push(t.elapsed());
+            process.0 += CpuTicks::process()?.0 - before.0.0;
+            machine.0 += CpuTicks::machine()?.0 - before.1.0;
             assert_eq!(s.built, 1000);
         }
+        let wall: Duration = times.iter().sum();
         let m = median(times);
         println!(
-            "1000 independent text steps, {jobs} thread(s) on {jobs} core(s): median {:.1} ms over 5 runs",
-            m.as_secs_f64() * 1e3
+            "1000 independent text steps, {jobs} thread(s) on {jobs} core(s): median {:.1} ms over 5 runs \
+             (busy cores: this process {:.2}, the whole machine {:.2})",
+            m.as_secs_f64() * 1e3,
+            process.cores(wall),
+            machine.cores(wall),
         );
         medians.insert(jobs, m);
     }

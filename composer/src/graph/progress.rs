@@ -22,6 +22,7 @@ pub enum ProgressMode {
 pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     plain: bool,
+    /// The steps running, for the bar's message (kept only with a bar).
     running: Mutex<BTreeSet<String>>,
 }
 
@@ -57,6 +58,9 @@ impl Progress {
     }
 
     pub(crate) fn started(&self, name: &str) {
+        if self.bar.is_none() {
+            return;
+        }
         let mut running = self.running();
         running.insert(name.to_owned());
         if let Some(bar) = &self.bar {
@@ -66,9 +70,9 @@ impl Progress {
 
     /// A step finished; `built` is `Some(path)` when its builder ran.
     pub(crate) fn finished(&self, name: &str, built: Option<&str>) {
-        let mut running = self.running();
-        running.remove(name);
         if let Some(bar) = &self.bar {
+            let mut running = self.running();
+            running.remove(name);
             bar.inc(1);
             bar.set_message(running.iter().cloned().collect::<Vec<_>>().join(" "));
         } else if self.plain

@@ -1,24 +1,58 @@
 //! How a running step tells the scheduler's coordinator that it finished.
 //!
-//! A step ends twice: its worker frees a build slot ([`Msg::Slot`]) as soon
-//! as the output is hashed and queued for the store's group commit, and the
-//! step itself is done ([`Msg::Step`]) when the output is registered, which
-//! may happen later and on another thread. A [`Reply`] carries the second
-//! message; one that is dropped unsent (a panic while committing) still
+//! A step's worker goes on to the next ready step as soon as the output is
+//! hashed and queued for the store's group commit; the step itself is done
+//! when the output is registered, which may happen later and on another
+//! thread. A [`Reply`] carries that message to the coordinator's
+//! [`Mailbox`]; one that is dropped unsent (a panic while committing) still
 //! reports the step as failed, so the coordinator never waits forever.
+//!
+//! Outputs are registered in batches; their replies are posted without
+//! waking the coordinator, which is woken once for the whole batch: waking
+//! it per step would switch threads twice per step.
 
 use super::dag::StepId;
 use super::report::{StepFailureCause, StepReport};
 use crate::store::{Blake3Digest, StorePath};
-use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
-/// What the coordinator receives.
-pub(crate) enum Msg {
-    /// A worker finished its part; another step may start building.
-    Slot,
-    /// A step is done.
-    Step(StepId, Done),
+/// Finished steps, waiting for the coordinator.
+#[derive(Default)]
+pub(crate) struct Mailbox {
+    posted: Mutex<Vec<(StepId, Done)>>,
+    wake: Condvar,
+}
+
+impl Mailbox {
+    /// Posts a finished step; wakes the coordinator unless `quiet` (then
+    /// the poster calls [`Mailbox::wake`] later).
+    fn post(&self, id: StepId, done: Done, quiet: bool) {
+        self.posted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((id, done));
+        if !quiet {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Wakes the coordinator for what was posted quietly.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Waits until something is posted and takes all of it.
+    pub(crate) fn take(&self) -> Vec<(StepId, Done)> {
+        let mut posted = self.posted.lock().unwrap_or_else(PoisonError::into_inner);
+        while posted.is_empty() {
+            posted = self
+                .wake
+                .wait(posted)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        std::mem::take(&mut *posted)
+    }
 }
 
 pub(crate) enum Done {
@@ -49,20 +83,29 @@ pub(crate) struct StepInfo {
     pub start_ms: f64,
 }
 
-/// Sends a step's [`Done`] exactly once.
+/// Posts a step's [`Done`] exactly once.
 pub(crate) struct Reply {
-    tx: Option<Sender<Msg>>,
+    mailbox: Option<Arc<Mailbox>>,
     id: StepId,
     info: StepInfo,
+    quiet: bool,
 }
 
 impl Reply {
-    pub(crate) fn new(tx: Sender<Msg>, id: StepId, info: StepInfo) -> Reply {
+    pub(crate) fn new(mailbox: Arc<Mailbox>, id: StepId, info: StepInfo) -> Reply {
         Reply {
-            tx: Some(tx),
+            mailbox: Some(mailbox),
             id,
             info,
+            quiet: false,
         }
+    }
+
+    /// Posts without waking the coordinator: the caller arranges a
+    /// [`Mailbox::wake`] after it (a dropped, unsent reply still wakes).
+    pub(crate) fn quiet(mut self) -> Reply {
+        self.quiet = true;
+        self
     }
 
     pub(crate) fn ok(mut self, path: StorePath, key: &Blake3Digest, how: How) {
@@ -86,15 +129,16 @@ impl Reply {
     }
 
     fn send(&mut self, done: Done) {
-        if let Some(tx) = self.tx.take() {
-            // The coordinator outlives every step (it waits for them all).
-            let _ = tx.send(Msg::Step(self.id, done));
+        if let Some(mailbox) = self.mailbox.take() {
+            mailbox.post(self.id, done, self.quiet);
         }
     }
 }
 
 impl Drop for Reply {
     fn drop(&mut self) {
+        // Dropped unsent: whoever dropped it may never wake the coordinator.
+        self.quiet = false;
         self.send(Done::Failed(StepFailureCause::Unregistered, String::new()));
     }
 }

@@ -39,7 +39,7 @@
 
 use super::dag::{StepId, ValidatedGraph};
 use super::progress::{Progress, ProgressMode};
-use super::reply::{Done, How, Msg, Reply, StepInfo};
+use super::reply::{Done, How, Mailbox, Reply, StepInfo};
 use super::report::{BuildSummary, RootOutput, ScheduleError, StepFailure, StepFailureCause};
 use super::step::{find_pending, substitute};
 use crate::builders::{BuildContext, Builder, ResolvedStep, registry};
@@ -49,7 +49,8 @@ use crate::store::{
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Instant;
 
 /// The builders a build may use, by name.
@@ -186,9 +187,11 @@ pub fn build(
     };
     std::thread::scope(|threads| {
         let (commits, queued) = mpsc::channel::<(Prepared, AddDone)>();
+        let mailbox = Arc::new(Mailbox::default());
+        let woken = Arc::clone(&mailbox);
         let committer = std::thread::Builder::new()
             .name("imago-commit".to_owned())
-            .spawn_scoped(threads, move || commit_loop(store, &queued));
+            .spawn_scoped(threads, move || commit_loop(store, &queued, &woken));
         if let Err(source) = committer {
             return Err(ScheduleError::CommitThread { source });
         }
@@ -201,6 +204,8 @@ pub fn build(
             progress: Progress::new(options.progress, graph.len()),
             repair: options.repair,
             commits,
+            mailbox,
+            queue: Mutex::default(),
         };
         let result = pool.in_place_scope(|scope| run.coordinate(scope, jobs, options.keep_going));
         run.progress.done();
@@ -211,13 +216,38 @@ pub fn build(
 
 /// The commit thread: hands every output the workers queued since its last
 /// commit to the store's group commit at once, so that the workers never
-/// wait for a sync and the batches are as large as the syncs are slow.
-fn commit_loop(store: &Store, queued: &mpsc::Receiver<(Prepared, AddDone)>) {
+/// wait for a sync and the batches are as large as the syncs are slow. The
+/// steps' replies are posted quietly; the coordinator is woken once per
+/// batch, by whichever thread runs the batch's last callback.
+fn commit_loop(
+    store: &Store,
+    queued: &mpsc::Receiver<(Prepared, AddDone)>,
+    mailbox: &Arc<Mailbox>,
+) {
     while let Ok(first) = queued.recv() {
         let mut batch = vec![first];
         batch.extend(queued.try_iter());
-        store.commit_prepared(batch);
+        store.commit_prepared(waking(batch, mailbox));
     }
+}
+
+/// `items` with callbacks that wake the coordinator after the last of them.
+fn waking(items: Vec<(Prepared, AddDone)>, mailbox: &Arc<Mailbox>) -> Vec<(Prepared, AddDone)> {
+    let left = Arc::new(AtomicUsize::new(items.len()));
+    items
+        .into_iter()
+        .map(|(prepared, done)| {
+            let left = Arc::clone(&left);
+            let mailbox = Arc::clone(mailbox);
+            let done: AddDone = Box::new(move |result| {
+                done(result);
+                if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    mailbox.wake();
+                }
+            });
+            (prepared, done)
+        })
+        .collect()
 }
 
 struct Run<'a> {
@@ -230,6 +260,31 @@ struct Run<'a> {
     repair: bool,
     /// To the commit thread.
     commits: mpsc::Sender<(Prepared, AddDone)>,
+    /// From every step, to the coordinator.
+    mailbox: Arc<Mailbox>,
+    queue: Mutex<Queue>,
+}
+
+/// What the coordinator and the workers share.
+#[derive(Default)]
+struct Queue {
+    ready: Ready,
+    /// The output of every step done.
+    outputs: BTreeMap<StepId, StorePath>,
+    /// Worker loops running (each runs one step at a time).
+    loops: usize,
+    /// Steps started and not done (an output may be waiting for the commit).
+    outstanding: usize,
+    /// No step starts any more (a failure, without `keep_going`).
+    stopped: bool,
+}
+
+/// A step a worker takes, with what it needs of its inputs.
+struct Start {
+    id: StepId,
+    substitutions: BTreeMap<String, String>,
+    input_paths: Vec<StorePath>,
+    info: StepInfo,
 }
 
 /// How a step's worker ended: the output is known, or it is queued for the
@@ -258,130 +313,92 @@ impl<'a> Run<'a> {
     {
         let graph = self.graph;
         let mut waiting: BTreeMap<StepId, usize> = BTreeMap::new();
-        let mut ready = Ready::default();
-        for &id in graph.topological() {
-            let n = graph.inputs(id).count();
-            if n == 0 {
-                ready.push(id, self.weight(id));
-            } else {
-                waiting.insert(id, n);
+        {
+            let mut queue = self.queue();
+            for &id in graph.topological() {
+                let n = graph.inputs(id).count();
+                if n == 0 {
+                    queue.ready.push(id, self.weight(id));
+                } else {
+                    waiting.insert(id, n);
+                }
             }
         }
-        let mut outputs: BTreeMap<StepId, StorePath> = BTreeMap::new();
         let mut summary = BuildSummary::default();
         let mut failures: Vec<StepFailure> = Vec::new();
-        let (tx, rx) = mpsc::channel::<Msg>();
-        // Workers busy building, and steps started but not done (a step's
-        // output may still be waiting for the group commit).
-        let mut building = 0usize;
-        let mut outstanding = 0usize;
-        let mut stopped = false;
         loop {
-            while !stopped && building < jobs {
-                let Some(id) = ready.pop() else { break };
-                let substitutions: BTreeMap<String, String> = graph
-                    .inputs(id)
-                    .filter_map(|i| {
-                        outputs
-                            .get(&i)
-                            .map(|p| (graph.step(i).placeholder.clone(), p.to_absolute()))
-                    })
-                    .collect();
-                let mut input_paths: Vec<StorePath> = graph
-                    .inputs(id)
-                    .filter_map(|i| outputs.get(&i).cloned())
-                    .collect();
-                input_paths.sort();
-                input_paths.dedup();
-                let tx = tx.clone();
-                building += 1;
-                outstanding += 1;
-                let step = graph.step(id);
-                self.progress.started(&step.name);
-                let info = StepInfo {
-                    name: step.name.clone(),
-                    builder: step.builder.clone(),
-                    placeholder: step.placeholder.clone(),
-                    build_start: self.start,
-                    start_ms: ms(self.start.elapsed()),
-                };
-                scope.spawn(move |_| {
-                    let mut reply = Some(Reply::new(tx.clone(), id, info));
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        self.run_step(id, &substitutions, &input_paths, &mut reply);
-                    }));
-                    if let (Err(panic), Some(reply)) = (result, reply.take()) {
-                        let text = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| (*s).to_owned())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "unknown panic".to_owned());
-                        reply.failed(StepFailureCause::Panicked(text), String::new());
-                    }
-                    // The receiver outlives every worker (it waits for them).
-                    let _ = tx.send(Msg::Slot);
-                });
-            }
-            // Done when nothing is pending and nothing more can start (a
-            // ready step may be waiting only for a worker's slot).
-            if outstanding == 0 && (stopped || ready.is_empty()) {
-                break;
-            }
-            let Ok(msg) = rx.recv() else { break };
-            let (id, done) = match msg {
-                Msg::Slot => {
-                    building -= 1;
-                    continue;
+            {
+                let mut queue = self.queue();
+                // Done when nothing is pending and nothing more can start.
+                if queue.outstanding == 0 && (queue.stopped || queue.ready.is_empty()) {
+                    break;
                 }
-                Msg::Step(id, done) => (id, done),
-            };
-            outstanding -= 1;
-            let step = graph.step(id);
-            match done {
-                Done::Ok(report, path) => {
-                    self.progress
-                        .finished(&step.name, (!report.cached).then_some(report.path.as_str()));
-                    if report.cached {
-                        summary.cached += 1;
-                    } else {
-                        summary.built += 1;
+                // Each loop takes ready steps until none is left.
+                let idle = jobs.saturating_sub(queue.loops);
+                let startable = if queue.stopped { 0 } else { queue.ready.len() };
+                for _ in 0..idle.min(startable) {
+                    queue.loops += 1;
+                    scope.spawn(move |_| self.work());
+                }
+            }
+            // Everything that finished meanwhile; the queue is locked once,
+            // and not while progress is printed.
+            let batch = self.mailbox.take();
+            let finished = batch.len();
+            let mut built: Vec<(StepId, StorePath)> = Vec::with_capacity(finished);
+            let mut stop = false;
+            for (id, done) in batch {
+                let step = graph.step(id);
+                match done {
+                    Done::Ok(report, path) => {
+                        self.progress
+                            .finished(&step.name, (!report.cached).then_some(report.path.as_str()));
+                        if report.cached {
+                            summary.cached += 1;
+                        } else {
+                            summary.built += 1;
+                        }
+                        if report.repaired {
+                            summary.repaired += 1;
+                        }
+                        summary.steps.push(report);
+                        built.push((id, path));
                     }
-                    if report.repaired {
-                        summary.repaired += 1;
+                    Done::Failed(cause, log) => {
+                        self.progress.failed(&step.name);
+                        failures.push(StepFailure {
+                            name: step.name.clone(),
+                            builder: step.builder.clone(),
+                            placeholder: step.placeholder.clone(),
+                            cause,
+                            log,
+                            chain: graph
+                                .chain_to(id)
+                                .into_iter()
+                                .map(|i| graph.step(i).name.clone())
+                                .collect(),
+                        });
+                        stop |= !keep_going;
                     }
-                    summary.steps.push(report);
-                    outputs.insert(id, path);
-                    for dependent in graph.dependents(id) {
-                        if let Some(n) = waiting.get_mut(&dependent) {
-                            *n -= 1;
-                            if *n == 0 {
-                                waiting.remove(&dependent);
-                                ready.push(dependent, self.weight(dependent));
-                            }
+                }
+            }
+            let mut queue = self.queue();
+            queue.outstanding -= finished;
+            queue.stopped |= stop;
+            for (id, path) in built {
+                queue.outputs.insert(id, path);
+                for dependent in graph.dependents(id) {
+                    if let Some(n) = waiting.get_mut(&dependent) {
+                        *n -= 1;
+                        if *n == 0 {
+                            waiting.remove(&dependent);
+                            queue.ready.push(dependent, self.weight(dependent));
                         }
                     }
                 }
-                Done::Failed(cause, log) => {
-                    self.progress.failed(&step.name);
-                    failures.push(StepFailure {
-                        name: step.name.clone(),
-                        builder: step.builder.clone(),
-                        placeholder: step.placeholder.clone(),
-                        cause,
-                        log,
-                        chain: graph
-                            .chain_to(id)
-                            .into_iter()
-                            .map(|i| graph.step(i).name.clone())
-                            .collect(),
-                    });
-                    if !keep_going {
-                        stopped = true;
-                    }
-                }
             }
         }
-        drop(tx);
+        let outputs = std::mem::take(&mut self.queue().outputs);
         summary.skipped = graph.len() - summary.built - summary.cached - failures.len();
         summary.outputs = graph
             .roots()
@@ -403,6 +420,82 @@ impl<'a> Run<'a> {
                 summary: Box::new(summary),
             })
         }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A worker's loop: takes the heaviest ready step and runs it, until no
+    /// step is ready (or the build stopped).
+    fn work(&self) {
+        while let Some(start) = self.next_step() {
+            let Start {
+                id,
+                substitutions,
+                input_paths,
+                info,
+            } = start;
+            let mut reply = Some(Reply::new(Arc::clone(&self.mailbox), id, info));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.run_step(id, &substitutions, &input_paths, &mut reply);
+            }));
+            if let (Err(panic), Some(reply)) = (result, reply.take()) {
+                let text = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                reply.failed(StepFailureCause::Panicked(text), String::new());
+            }
+        }
+    }
+
+    /// Takes the next ready step with what it needs of its inputs, or ends
+    /// the calling loop.
+    fn next_step(&self) -> Option<Start> {
+        let graph = self.graph;
+        let mut queue = self.queue();
+        let id = if queue.stopped {
+            None
+        } else {
+            queue.ready.pop()
+        };
+        let Some(id) = id else {
+            queue.loops -= 1;
+            return None;
+        };
+        queue.outstanding += 1;
+        let substitutions: BTreeMap<String, String> = graph
+            .inputs(id)
+            .filter_map(|i| {
+                queue
+                    .outputs
+                    .get(&i)
+                    .map(|p| (graph.step(i).placeholder.clone(), p.to_absolute()))
+            })
+            .collect();
+        let mut input_paths: Vec<StorePath> = graph
+            .inputs(id)
+            .filter_map(|i| queue.outputs.get(&i).cloned())
+            .collect();
+        drop(queue);
+        input_paths.sort();
+        input_paths.dedup();
+        let step = graph.step(id);
+        self.progress.started(&step.name);
+        Some(Start {
+            id,
+            substitutions,
+            input_paths,
+            info: StepInfo {
+                name: step.name.clone(),
+                builder: step.builder.clone(),
+                placeholder: step.placeholder.clone(),
+                build_start: self.start,
+                start_ms: ms(self.start.elapsed()),
+            },
+        })
     }
 
     /// What the step's builder estimates its work to be.
@@ -446,6 +539,9 @@ impl<'a> Run<'a> {
                     Ok(p) => p,
                     Err(e) => return reply.failed(e.into(), log),
                 };
+                // Posted quietly; the coordinator is woken once per batch
+                // (see `commit_loop`).
+                let reply = reply.quiet();
                 let done: AddDone = Box::new(move |result| {
                     // Registered with its cache entry: others may reuse it.
                     drop(lock);
@@ -457,7 +553,8 @@ impl<'a> Run<'a> {
                 // The commit thread outlives every worker; if it is gone
                 // (it panicked), committing here is the fallback.
                 if let Err(mpsc::SendError(item)) = self.commits.send((prepared, done)) {
-                    self.store.commit_prepared(vec![item]);
+                    self.store
+                        .commit_prepared(waking(vec![item], &self.mailbox));
                 }
             }
             Err(cause) => reply.failed(cause, log),
@@ -542,6 +639,10 @@ impl Ready {
 
     fn is_empty(&self) -> bool {
         self.heap.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.heap.len()
     }
 }
 

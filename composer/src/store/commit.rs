@@ -10,10 +10,10 @@
 //!    request whose reference is not valid fails alone);
 //! 2. runs one `syncfs(2)` if any request still needs its files made
 //!    durable (fault point `after-fsync`);
-//! 3. takes the object locks of every path in the batch, in path order (so
-//!    concurrent processes cannot deadlock), renames each object that is not
-//!    valid yet into place (fault point `after-rename`) and makes its top
-//!    directory read-only;
+//! 3. takes the store's commit lock (so that no other process moves the
+//!    same object at once), renames each object that is not valid yet into
+//!    place (fault point `after-rename`) and makes its top directory
+//!    read-only;
 //! 4. fsyncs the store directory once, records every object as a temporary
 //!    root of the session, and registers every object, its references and
 //!    its build-cache entry in one transaction (fault points
@@ -192,7 +192,7 @@ impl Store {
 
     /// Every reference must be valid or among the request's own objects.
     fn check_references(&self, request: &Request) -> Result<()> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let own: BTreeSet<&StorePath> = request.objects.iter().map(|(_, o)| &o.path).collect();
         for (_, o) in &request.objects {
             for r in &o.references {
@@ -216,24 +216,14 @@ impl Store {
             canon::sync_filesystem(&self.tmp_root()).map_err(before)?;
             self.fault.hit("after-fsync").map_err(before)?;
         }
-        let mut lock_order: Vec<&StorePath> = batch
-            .iter()
-            .flat_map(|r| r.objects.iter().map(|(_, o)| &o.path))
-            .collect();
-        lock_order.sort();
-        lock_order.dedup();
-        let mut locks = Vec::with_capacity(lock_order.len());
-        for p in lock_order {
-            let lock_path = self.state.join("locks/objects").join(format!("{p}.lock"));
-            locks.push(lock::exclusive(&lock_path).map_err(before)?);
-        }
+        let commit_lock = lock::exclusive(&self.commit_lock_path()).map_err(before)?;
         let mut to_register: Vec<&NewObject> = Vec::new();
         let mut seen: BTreeSet<&StorePath> = BTreeSet::new();
         for (src, o) in batch.iter().flat_map(|r| r.objects.iter()) {
             if !seen.insert(&o.path) {
                 continue;
             }
-            let valid = db::is_valid(&self.reader(), &o.path)
+            let valid = db::is_valid(&*self.reader().map_err(before)?, &o.path)
                 .map_err(db::db_err(&self.db_path))
                 .map_err(before)?;
             if valid {
@@ -241,7 +231,7 @@ impl Store {
             }
             let dest = self.physical(&o.path);
             // A leftover of a crashed add (never a valid object: checked
-            // above, under the object's lock). Removed, never followed.
+            // above, under the commit lock). Removed, never followed.
             remove_tree(&dest).map_err(before)?;
             fs::rename(src, &dest)
                 .map_err(StoreError::io("moving object into the store", &dest))
@@ -281,7 +271,7 @@ impl Store {
             }
             tx.commit().map_err(db_err)?;
         }
-        drop(locks);
+        drop(commit_lock);
         self.fault.hit("after-commit").map_err(|e| (e, true))?;
         Ok(())
     }

@@ -1,18 +1,21 @@
 //! File locks (`flock`, through `std::fs::File::lock`) that coordinate
 //! processes sharing a store. Locks are released when the process dies.
 //!
-//! - `.imago/locks/steps/<hex key>.lock` ([`StepLock`]): exclusive while one
-//!   process builds a step, so a second process waits and then finds the
-//!   cache entry.
-//! - `.imago/locks/objects/<hash>-<name>.lock`: exclusive from the moment an
-//!   object is renamed into place until it is registered (or found valid).
+//! - `.imago/locks/steps.lock` ([`StepLock`]): one byte per build step key,
+//!   locked exclusively (an open-file-description lock, `F_OFD_SETLKW`, on
+//!   the byte at an offset taken from the key) while one thread or process
+//!   builds the step, so a second one waits and then finds the cache entry.
+//!   One file serves every step: no lock file is created per step.
+//! - `.imago/locks/commit.lock`: exclusive while objects are moved into
+//!   place and registered (a group commit, a repair's exchange), so that no
+//!   object is renamed twice or replaced before it is registered.
 //! - `.imago/locks/gc.lock`: shared by every add and every cache lookup while
 //!   they register temporary roots; exclusive for garbage collection and for
 //!   the crash recovery at open. So GC never sees an object between "renamed"
 //!   and "protected by a root".
 //!
 //! Lock files are never deleted (deleting a lock file others may hold open
-//! would split the lock); they are empty and small.
+//! would split the lock); they are empty, and there are three.
 
 use super::digest::Blake3Digest;
 use super::error::{Result, StoreError};
@@ -77,11 +80,95 @@ pub(crate) fn try_lock_file(file: &File, path: &Path) -> Result<bool> {
 }
 
 pub(crate) fn step_lock(locks_dir: &Path, key: &Blake3Digest) -> Result<StepLock> {
-    let path: PathBuf = locks_dir
-        .join("steps")
-        .join(format!("{}.lock", key.to_hex()));
+    let path: PathBuf = locks_dir.join("steps.lock");
+    // Its own open file description, so that threads of one process exclude
+    // each other as processes do; closing it (on drop) releases the lock.
+    let file = open_lock_file(&path)?;
+    lock_byte(&file, key_offset(key)).map_err(StoreError::io("locking", &path))?;
     Ok(StepLock {
-        _file: exclusive(&path)?,
+        _file: file,
         key: *key,
     })
+}
+
+/// The byte of `steps.lock` that stands for `key`: 62 bits of the key, so
+/// that two keys share a byte with negligible probability (and then only
+/// wait for each other) and every offset is a valid `off_t`.
+fn key_offset(key: &Blake3Digest) -> i64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&key.0[..8]);
+    i64::try_from(u64::from_le_bytes(first) >> 2).unwrap_or(i64::MAX - 1)
+}
+
+/// Blocks until the exclusive open-file-description lock on the one byte
+/// at `offset` of `file` is held.
+fn lock_byte(file: &File, offset: i64) -> std::io::Result<()> {
+    use nix::fcntl::{FcntlArg, fcntl};
+    use nix::libc;
+    let request = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: offset,
+        l_len: 1,
+        // Must be 0 for open-file-description locks.
+        l_pid: 0,
+    };
+    loop {
+        match fcntl(file, FcntlArg::F_OFD_SETLKW(&request)) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn key(n: u8) -> Blake3Digest {
+        Blake3Digest::of(&[n])
+    }
+
+    #[test]
+    fn a_step_lock_excludes_other_threads_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = step_lock(dir.path(), &key(1)).unwrap();
+        let taken = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let (started, wait) = mpsc::channel();
+            let (dir, taken) = (&dir, &taken);
+            s.spawn(move || {
+                started.send(()).unwrap();
+                let _second = step_lock(dir.path(), &key(1)).unwrap();
+                taken.store(true, Ordering::SeqCst);
+            });
+            wait.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(
+                !taken.load(Ordering::SeqCst),
+                "a second lock on the same key was granted while the first is held"
+            );
+            drop(held);
+        });
+        assert!(taken.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn different_steps_lock_independently_and_create_no_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let _a = step_lock(dir.path(), &key(1)).unwrap();
+        // Would block forever if the keys shared a lock.
+        let _b = step_lock(dir.path(), &key(2)).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["steps.lock"]);
+        assert_ne!(key_offset(&key(1)), key_offset(&key(2)));
+        assert!(key_offset(&key(1)) >= 0);
+    }
 }

@@ -37,6 +37,7 @@ pub mod path;
 mod add;
 mod commit;
 mod gc;
+mod readers;
 mod remove;
 mod repair;
 mod roots;
@@ -67,11 +68,12 @@ pub struct Store {
     state: PathBuf,
     db_path: PathBuf,
     /// Writes (registrations, cache entries, GC) go through `db`; lookups
-    /// through `reader`, so that builders looking up the cache do not wait
-    /// while a group commit holds `db` for its transaction (WAL readers do
-    /// not block the writer, and see every committed transaction).
+    /// through `readers`, so that builders looking up the cache do not wait
+    /// while a group commit holds `db` for its transaction, nor for each
+    /// other (WAL readers do not block the writer, and see every committed
+    /// transaction).
     db: Mutex<Connection>,
-    reader: Mutex<Connection>,
+    readers: readers::Readers,
     session: Session,
     fault: fault::Fault,
     committer: commit::Committer,
@@ -116,8 +118,7 @@ impl Store {
         }
         for sub in [
             "tmp",
-            "locks/steps",
-            "locks/objects",
+            "locks",
             "roots/named",
             "roots/links",
             "roots/sessions",
@@ -126,14 +127,14 @@ impl Store {
             fs::create_dir_all(&p).map_err(StoreError::io("creating store state directory", &p))?;
         }
         let conn = db::open(&db_path)?;
-        let reader = db::open_reader(&db_path)?;
+        let readers = readers::Readers::open(db_path.clone())?;
         let session = Session::create(&state.join("roots/sessions"), &state.join("tmp"))?;
         let store = Store {
             dir,
             state,
             db_path,
             db: Mutex::new(conn),
-            reader: Mutex::new(reader),
+            readers,
             session,
             fault: fault::Fault::from_env(),
             committer: commit::Committer::default(),
@@ -154,17 +155,17 @@ impl Store {
 
     /// Whether `path` is registered (complete, durable, read-only).
     pub fn is_valid(&self, path: &StorePath) -> Result<bool> {
-        db::is_valid(&self.reader(), path).map_err(db::db_err(&self.db_path))
+        db::is_valid(&*self.reader()?, path).map_err(db::db_err(&self.db_path))
     }
 
     /// What the database knows about `path`; `None` if it is not valid.
     pub fn info(&self, path: &StorePath) -> Result<Option<ObjectInfo>> {
-        db::info(&self.reader(), path).map_err(db::db_err(&self.db_path))
+        db::info(&*self.reader()?, path).map_err(db::db_err(&self.db_path))
     }
 
     /// The objects `path` refers to (an error if `path` is not valid).
     pub fn references(&self, path: &StorePath) -> Result<BTreeSet<StorePath>> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         if !db::is_valid(&conn, path).map_err(db::db_err(&self.db_path))? {
             return Err(StoreError::NotValid { path: path.clone() });
         }
@@ -174,7 +175,7 @@ impl Store {
     /// The reflexive transitive closure of `paths` under references. Every
     /// path must be valid.
     pub fn closure(&self, paths: &[StorePath]) -> Result<BTreeSet<StorePath>> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let mut seen = BTreeSet::new();
         let mut todo: Vec<StorePath> = paths.to_vec();
         while let Some(p) = todo.pop() {
@@ -201,7 +202,7 @@ impl Store {
     /// protected from GC for the life of this `Store`.
     pub fn cache_get(&self, key: &Blake3Digest) -> Result<Option<StorePath>> {
         let _gc = lock::shared(&self.gc_lock_path())?;
-        let found = db::cache_get(&self.reader(), key).map_err(db::db_err(&self.db_path))?;
+        let found = db::cache_get(&*self.reader()?, key).map_err(db::db_err(&self.db_path))?;
         if let Some(p) = &found {
             self.session.add_root(p)?;
         }
@@ -236,14 +237,16 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn reader(&self) -> MutexGuard<'_, Connection> {
-        self.reader
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn reader(&self) -> Result<readers::Reader<'_>> {
+        self.readers.get()
     }
 
     fn gc_lock_path(&self) -> PathBuf {
         self.state.join("locks/gc.lock")
+    }
+
+    fn commit_lock_path(&self) -> PathBuf {
+        self.state.join("locks/commit.lock")
     }
 
     fn sessions_dir(&self) -> PathBuf {

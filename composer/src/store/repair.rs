@@ -94,11 +94,7 @@ impl Store {
     /// is at `path`'s location; false if `path` stopped being valid.
     fn swap_in(&self, src: &Path, path: &StorePath, digest: Blake3Digest) -> Result<bool> {
         let _gc = lock::shared(&self.gc_lock_path())?;
-        let lock_path = self
-            .state
-            .join("locks/objects")
-            .join(format!("{path}.lock"));
-        let _lock = lock::exclusive(&lock_path)?;
+        let _lock = lock::exclusive(&self.commit_lock_path())?;
         let Some(info) = self.info(path)? else {
             // Deleted meanwhile (GC): nothing to restore.
             return Ok(false);
