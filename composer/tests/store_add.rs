@@ -467,3 +467,20 @@ fn a_directory_of_objects_without_a_database_is_refused_and_left_alone() {
     let store = Store::open(other.path()).unwrap();
     assert!(store.is_valid(&p).unwrap());
 }
+
+#[test]
+fn a_temporary_output_is_only_a_path_and_goes_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let tmp = store.temp_build_dir().unwrap();
+    let out = tmp.out();
+    assert!(!out.exists(), "nothing is created for a build's output");
+    assert!(out.parent().unwrap().is_dir());
+    assert_ne!(out, store.temp_build_dir().unwrap().out());
+    // A failed build's partial output (a read-only tree) goes with the guard.
+    fs::create_dir(&out).unwrap();
+    fs::write(out.join("partial"), "x").unwrap();
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o555)).unwrap();
+    drop(tmp);
+    assert!(fs::symlink_metadata(&out).is_err());
+}

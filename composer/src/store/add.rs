@@ -55,41 +55,36 @@ pub struct Prepared {
     cache_key: Option<Blake3Digest>,
 }
 
-/// A fresh directory under `.imago/tmp/` for one build, removed on drop.
-/// The builder writes its output at [`TempBuildDir::out`].
+/// A fresh path under `.imago/tmp/` for one build's output, removed on drop
+/// if it is still there. Nothing is created: the builder writes its output
+/// (a file, a directory or a symlink) at [`TempBuildDir::out`], so that a
+/// step costs no directory to create and remove around it.
 #[derive(Debug)]
 pub struct TempBuildDir {
-    dir: PathBuf,
+    out: PathBuf,
 }
 
 impl TempBuildDir {
     /// Where the builder writes its single output (does not exist yet).
     pub fn out(&self) -> PathBuf {
-        self.dir.join("out")
-    }
-
-    /// The temp directory itself (the builder may use it for scratch files).
-    pub fn path(&self) -> &Path {
-        &self.dir
+        self.out.clone()
     }
 }
 
 impl Drop for TempBuildDir {
     fn drop(&mut self) {
-        // Usually empty by now (its output was renamed into place): one
-        // rmdir. Otherwise the whole tree, best effort; a failure here is
+        // Usually gone by now (renamed into place): one failed lstat.
+        // Otherwise the whole tree, best effort; a failure here is
         // collected at the next open.
-        if fs::remove_dir(&self.dir).is_err() {
-            let _ = remove_tree(&self.dir);
-        }
+        let _ = remove_tree(&self.out);
     }
 }
 
 impl Store {
-    /// A fresh temporary directory inside the store for one build.
+    /// A fresh temporary path inside the store for one build's output.
     pub fn temp_build_dir(&self) -> Result<TempBuildDir> {
         Ok(TempBuildDir {
-            dir: self.session.new_temp_dir()?,
+            out: self.session.new_temp_path()?,
         })
     }
 

@@ -244,9 +244,9 @@ impl Store {
         if !placed.is_empty() {
             canon::fsync_dir(&self.dir).map_err(before)?;
         }
-        for p in &seen {
-            self.session.add_root(p).map_err(before)?;
-        }
+        self.session
+            .add_roots(seen.iter().copied())
+            .map_err(before)?;
         self.fault.hit("before-commit").map_err(before)?;
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)

@@ -95,6 +95,7 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
         .map_err(err)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(err)?;
+    stable_plans(&conn).map_err(err)?;
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(err)?;
@@ -131,7 +132,21 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(err)?;
     conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
     conn.pragma_update(None, "query_only", "ON").map_err(err)?;
+    stable_plans(&conn).map_err(err)?;
     Ok(conn)
+}
+
+/// Plans that do not depend on the values bound to a statement's parameters
+/// (the query planner stability guarantee). Without it, a cached statement
+/// whose plan could use the bound value is compiled again each time it runs
+/// with another value: that recompiling was an eighth of the build threads'
+/// time in a build of many small steps.
+fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map(|_| ())
 }
 
 /// Starts a write transaction. IMMEDIATE takes the write lock up front
@@ -287,4 +302,22 @@ pub(crate) fn delete(tx: &Transaction<'_>, paths: &[StorePath]) -> rusqlite::Res
         stmt.execute([p.as_str()])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::config::DbConfig;
+
+    #[test]
+    fn plans_do_not_depend_on_bound_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        for conn in [open(&path).unwrap(), open_reader(&path).unwrap()] {
+            assert!(
+                conn.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG)
+                    .unwrap()
+            );
+        }
+    }
 }

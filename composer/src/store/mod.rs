@@ -10,18 +10,19 @@
 //! ```text
 //! <dir>/<hash>-<name>                    objects (read-only)
 //! <dir>/.imago/db.sqlite                 valid objects, references, build cache
-//! <dir>/.imago/tmp/<session>/<n>/out     build outputs before they are added
-//! <dir>/.imago/locks/{gc.lock,steps/,objects/}
+//! <dir>/.imago/tmp/<session>/<n>         build outputs before they are added
+//! <dir>/.imago/locks/{gc,steps,commit}.lock
 //! <dir>/.imago/roots/named/<name>        -> <dir>/<hash>-<name>  (profiles, generations)
 //! <dir>/.imago/roots/links/<hex>         -> /abs/path/of/out-link (imago build -o)
 //! <dir>/.imago/roots/sessions/<session>  temporary roots of a running process
 //! ```
 //!
 //! Adding ([`Store::add`]): canonicalize + hash + scan references in one walk
-//! of `<tmp>/out`, then a group commit (`commit.rs`) syncs the file system
-//! once for a batch of outputs, renames each under its object's lock to
+//! of the output, then a group commit (`commit.rs`) syncs the file system
+//! once for a batch of outputs, renames each under the commit lock to
 //! `<dir>/<hash>-<name>`, fsyncs the store directory and registers the batch
-//! (with build-cache entries) in one SQLite transaction. A crash anywhere leaves either a temp dir (removed at
+//! (with build-cache entries) in one SQLite transaction. A crash anywhere
+//! leaves either a temporary output (removed at
 //! the next open) or an unregistered object at its final path (removed at the
 //! next open that can take the GC lock), never a valid half-written object.
 

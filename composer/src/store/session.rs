@@ -19,7 +19,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 #[derive(Debug)]
@@ -29,6 +29,8 @@ pub(crate) struct Session {
     /// The locked session file, and the roots already written to it.
     file: Mutex<(File, BTreeSet<StorePath>)>,
     tmp_dir: PathBuf,
+    /// Whether `tmp_dir` has been created.
+    tmp_ready: AtomicBool,
     counter: AtomicU64,
 }
 
@@ -71,37 +73,54 @@ impl Session {
             file_path,
             file: Mutex::new((file, BTreeSet::new())),
             counter: AtomicU64::new(0),
+            tmp_ready: AtomicBool::new(false),
         })
     }
 
-    /// A fresh, empty directory for one build.
-    pub(crate) fn new_temp_dir(&self) -> Result<PathBuf> {
-        if !self.tmp_dir.exists() {
+    /// A fresh path in this session's temporary directory, not created.
+    pub(crate) fn new_temp_path(&self) -> Result<PathBuf> {
+        if !self.tmp_ready.load(Ordering::Acquire) {
             fs::create_dir_all(&self.tmp_dir).map_err(StoreError::io(
                 "creating temporary directory",
                 &self.tmp_dir,
             ))?;
+            self.tmp_ready.store(true, Ordering::Release);
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let dir = self.tmp_dir.join(n.to_string());
-        fs::create_dir(&dir).map_err(StoreError::io("creating temporary directory", &dir))?;
-        Ok(dir)
+        Ok(self.tmp_dir.join(n.to_string()))
     }
 
     /// Records `path` as a temporary root of this session (durably enough
     /// for other processes to read: they read the file, not our memory).
     pub(crate) fn add_root(&self, path: &StorePath) -> Result<()> {
+        self.add_roots([path])
+    }
+
+    /// Records `paths` as temporary roots, with one write.
+    pub(crate) fn add_roots<'p>(
+        &self,
+        paths: impl IntoIterator<Item = &'p StorePath>,
+    ) -> Result<()> {
         let mut guard = self
             .file
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (file, written) = &mut *guard;
-        if written.contains(path) {
+        let mut lines = String::new();
+        let mut new = Vec::new();
+        for path in paths {
+            if !written.contains(path) {
+                lines.push_str(path.as_str());
+                lines.push('\n');
+                new.push(path);
+            }
+        }
+        if lines.is_empty() {
             return Ok(());
         }
-        writeln!(file, "{path}")
+        file.write_all(lines.as_bytes())
             .map_err(StoreError::io("writing session file", &self.file_path))?;
-        written.insert(path.clone());
+        written.extend(new.into_iter().cloned());
         Ok(())
     }
 

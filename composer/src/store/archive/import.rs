@@ -103,6 +103,8 @@ impl Store {
         let mut tar = Reader::new(decoder);
         let manifest = read_manifest(&mut tar, &limits)?;
         let tmp = self.temp_build_dir()?;
+        let staging = tmp.out();
+        fs::create_dir(&staging).map_err(StoreError::io("creating staging directory", &staging))?;
         let mut staged: Vec<Staged> = Vec::with_capacity(manifest.objects.len());
         let mut entries: u64 = 0;
         let mut bytes: u64 = 0;
@@ -121,7 +123,7 @@ impl Store {
                     limit: limits.max_bytes,
                 }));
             }
-            unpack_entry(&mut tar, &h, &manifest, &mut staged, tmp.path())?;
+            unpack_entry(&mut tar, &h, &manifest, &mut staged, &staging)?;
         }
         if staged.len() != manifest.objects.len() {
             let missing = &manifest.objects[staged.len()].path;
@@ -191,7 +193,7 @@ impl Store {
             }
             hashed.push(h);
         }
-        canon::sync_filesystem(tmp.path())?;
+        canon::sync_filesystem(&staging)?;
         let objects = manifest
             .objects
             .into_iter()
