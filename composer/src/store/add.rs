@@ -3,16 +3,16 @@
 //!
 //! The protocol (each step durable before the next, so a crash at any point
 //! leaves nothing half-valid):
-//! 1. the builder writes `<tmp>/out`;
+//! 1. the builder writes its output at a fresh temporary path;
 //! 2. one walk canonicalizes modes, hashes and scans references (fault
 //!    point `after-hash`);
-//! 3. the output is queued for the group commit (`commit.rs`), which syncs
-//!    the file system once per batch (fault point `after-fsync`); under the
-//!    shared GC lock and the object's exclusive lock: if the path is
-//!    already valid, the temp dir is dropped; a leftover at the final path
-//!    that is not registered is removed; `out` is renamed into place (fault
-//!    point `after-rename`), its top directory made read-only, the store
-//!    directory fsynced;
+//! 3. the output is queued for the group commit (`commit.rs`); under the
+//!    shared GC lock and the store's commit lock: if the path is already
+//!    valid, the temporary output is dropped; a leftover at the final path
+//!    that is not registered is removed; the output is renamed into place
+//!    (fault point `after-rename`) and its top directory made read-only;
+//!    one `syncfs` per batch makes the files and renames durable (fault
+//!    point `after-fsync`);
 //! 4. one transaction registers the batch's objects, their references and
 //!    build-cache entries (fault points `before-commit`, `after-commit`),
 //!    and the session records them as temporary roots.

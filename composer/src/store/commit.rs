@@ -8,23 +8,27 @@
 //!
 //! 1. takes the shared GC lock and checks each request's references (a
 //!    request whose reference is not valid fails alone);
-//! 2. runs one `syncfs(2)` if any request still needs its files made
-//!    durable (fault point `after-fsync`);
-//! 3. takes the store's commit lock (so that no other process moves the
+//! 2. takes the store's commit lock (so that no other process moves the
 //!    same object at once), renames each object that is not valid yet into
 //!    place (fault point `after-rename`) and makes its top directory
 //!    read-only;
-//! 4. fsyncs the store directory once, records every object as a temporary
-//!    root of the session, and registers every object, its references and
-//!    its build-cache entry in one transaction (fault points
-//!    `before-commit`, `after-commit`);
+//! 3. makes the batch durable with one sync: `syncfs(2)` if any request's
+//!    files still need it (it covers their data and the renames at once),
+//!    otherwise an fsync of the store directory (fault point `after-fsync`);
+//! 4. records every object as a temporary root of the session, and
+//!    registers every object, its references and its build-cache entry in
+//!    one transaction (fault points `before-commit`, `after-commit`);
 //! 5. reports to each request, then takes the next batch, until the queue is
 //!    empty. Meanwhile other threads go on building and queueing, so a batch
 //!    grows while the one before it syncs.
 //!
-//! Each step is durable before the next, as for a single add: a crash
-//! anywhere leaves renamed but unregistered objects (removed at the next
-//! open) or a batch registered entirely. A failure before the commit removes
+//! Nothing is registered before it is durable: a crash anywhere leaves
+//! renamed but unregistered objects (removed at the next open, whatever
+//! their files hold) or a batch registered entirely. Renaming before the
+//! sync saves a device round trip per batch (the directory's fsync) and is
+//! safe because an unregistered object is never trusted: other processes
+//! wait for the commit lock, and GC for the shared GC lock, until the batch
+//! is registered. A failure before the commit removes
 //! everything the batch renamed and fails every request in it.
 //!
 //! Callbacks run on the leader's thread, without any store lock held; they
@@ -212,10 +216,6 @@ impl Store {
         placed: &mut Vec<PathBuf>,
     ) -> Result<(), (StoreError, bool)> {
         let before = |e| (e, false);
-        if batch.iter().any(|r| r.needs_sync) {
-            canon::sync_filesystem(&self.tmp_root()).map_err(before)?;
-            self.fault.hit("after-fsync").map_err(before)?;
-        }
         let commit_lock = lock::exclusive(&self.commit_lock_path()).map_err(before)?;
         let mut to_register: Vec<&NewObject> = Vec::new();
         let mut seen: BTreeSet<&StorePath> = BTreeSet::new();
@@ -241,8 +241,12 @@ impl Store {
             canon::finish_top(&dest).map_err(before)?;
             to_register.push(o);
         }
-        if !placed.is_empty() {
+        if batch.iter().any(|r| r.needs_sync) {
+            canon::sync_filesystem(&self.tmp_root()).map_err(before)?;
+            self.fault.hit("after-fsync").map_err(before)?;
+        } else if !placed.is_empty() {
             canon::fsync_dir(&self.dir).map_err(before)?;
+            self.fault.hit("after-fsync").map_err(before)?;
         }
         self.session
             .add_roots(seen.iter().copied())
