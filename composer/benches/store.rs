@@ -91,7 +91,7 @@ fn bench_hash(dir: &Path, mb: usize, runs: usize) {
 
 /// A closure of `mb` MiB: one large file plus 1,000 small files.
 fn make_closure(store: &Store, mb: usize) -> (StorePath, u64) {
-    let tmp = store.temp_build_dir().unwrap();
+    let tmp = store.temp_output().unwrap();
     let out = tmp.out();
     fs::create_dir(&out).unwrap();
     let small = 4096;

@@ -221,7 +221,7 @@ fn build_in_store(
         deb_cache: PathBuf::new(),
         offline: true,
     };
-    let tmp = store.temp_build_dir().unwrap();
+    let tmp = store.temp_output().unwrap();
     let step = ResolvedStep {
         builder: name.into(),
         name: name.into(),
@@ -295,7 +295,7 @@ fn imago_run_boots_a_toplevel_from_a_real_store() {
     );
 
     // The toplevel, with the links the layout promises.
-    let tmp = store.temp_build_dir().unwrap();
+    let tmp = store.temp_output().unwrap();
     let top = tmp.out();
     std::fs::create_dir_all(top.join("sw/usr/bin")).unwrap();
     std::fs::copy(

@@ -25,7 +25,7 @@ fn setup() -> Setup {
     fs::write(&src, "dependency\n").unwrap();
     let dep = store.add_path(&src, "dep").unwrap();
     let marker = dir.path().join("marker");
-    let tmp = store.temp_build_dir().unwrap();
+    let tmp = store.temp_output().unwrap();
     let out = tmp.out();
     fs::create_dir_all(out.join("bin")).unwrap();
     let script = out.join("bin/switch-to-configuration");

@@ -46,7 +46,7 @@ fn system(with_bootloader: bool) -> System {
     let bootloader: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
     let efi = add_file(&store, &scratch, "systemd-bootx64.efi", &bootloader);
 
-    let tmp = store.temp_build_dir().unwrap();
+    let tmp = store.temp_output().unwrap();
     let out = tmp.out();
     fs::create_dir(&out).unwrap();
     let k = format!("{}/bzImage", kernel.to_absolute());

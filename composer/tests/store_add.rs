@@ -154,7 +154,7 @@ fn references_must_be_valid() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let ghost: StorePath = "11111111111111111111111111111111-ghost".parse().unwrap();
-    let tmp = store.temp_build_dir().unwrap();
+    let tmp = store.temp_output().unwrap();
     fs::write(tmp.out(), ghost.to_absolute()).unwrap();
     let err = store.add(tmp, "x", &[ghost], None).unwrap_err();
     assert!(
@@ -171,7 +171,7 @@ fn bad_names_and_missing_outputs_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     for bad in ["", ".hidden", "a/b", "sp ace", &"x".repeat(201)] {
-        let tmp = store.temp_build_dir().unwrap();
+        let tmp = store.temp_output().unwrap();
         fs::write(tmp.out(), b"x").unwrap();
         let err = store.add(tmp, bad, &[], None).unwrap_err();
         assert!(
@@ -179,7 +179,7 @@ fn bad_names_and_missing_outputs_are_errors() {
             "{bad}: {err}"
         );
     }
-    let tmp = store.temp_build_dir().unwrap();
+    let tmp = store.temp_output().unwrap();
     let err = store.add(tmp, "nothing", &[], None).unwrap_err();
     assert!(err.to_string().contains("nothing was written"), "{err}");
     assert!(store_support::temp_leftovers(dir.path()).is_empty());
@@ -189,7 +189,7 @@ fn bad_names_and_missing_outputs_are_errors() {
 fn special_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let tmp = store.temp_build_dir().unwrap();
+    let tmp = store.temp_output().unwrap();
     fs::create_dir(tmp.out()).unwrap();
     let fifo = tmp.out().join("pipe");
     assert!(
@@ -212,7 +212,7 @@ fn special_files_are_refused() {
 fn deep_trees_are_a_bounded_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let tmp = store.temp_build_dir().unwrap();
+    let tmp = store.temp_output().unwrap();
     let mut p = tmp.out();
     // Deeper than the limit but within PATH_MAX-friendly lengths.
     for _ in 0..300 {
@@ -411,7 +411,7 @@ fn queued_adds_from_many_threads_register_with_their_cache_entries() {
             let (store, dep, tx) = (&store, dep.clone(), tx.clone());
             scope.spawn(move || {
                 for i in 0..10u32 {
-                    let tmp = store.temp_build_dir().unwrap();
+                    let tmp = store.temp_output().unwrap();
                     let text = format!("{t} {i} {}", dep.to_absolute());
                     fs::write(tmp.out(), text).unwrap();
                     let key = Blake3Digest::of(format!("step {t} {i}").as_bytes());
@@ -460,7 +460,7 @@ fn a_directory_of_objects_without_a_database_is_refused_and_left_alone() {
     let other = tempfile::tempdir().unwrap();
     fs::write(other.path().join("README"), "notes").unwrap();
     let store = Store::open(other.path()).unwrap();
-    let tmp = store.temp_build_dir().unwrap();
+    let tmp = store.temp_output().unwrap();
     fs::write(tmp.out(), "x").unwrap();
     let p = store.add(tmp, "x", &[], None).unwrap();
     drop(store);
@@ -472,11 +472,11 @@ fn a_directory_of_objects_without_a_database_is_refused_and_left_alone() {
 fn a_temporary_output_is_only_a_path_and_goes_on_drop() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("store")).unwrap();
-    let tmp = store.temp_build_dir().unwrap();
+    let tmp = store.temp_output().unwrap();
     let out = tmp.out();
     assert!(!out.exists(), "nothing is created for a build's output");
     assert!(out.parent().unwrap().is_dir());
-    assert_ne!(out, store.temp_build_dir().unwrap().out());
+    assert_ne!(out, store.temp_output().unwrap().out());
     // A failed build's partial output (a read-only tree) goes with the guard.
     fs::create_dir(&out).unwrap();
     fs::write(out.join("partial"), "x").unwrap();

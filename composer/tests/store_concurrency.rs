@@ -27,7 +27,7 @@ fn step_child() {
         return;
     }
     std::thread::sleep(Duration::from_millis(300));
-    let tmp = store.temp_build_dir().unwrap();
+    let tmp = store.temp_output().unwrap();
     fs::write(tmp.out(), b"built once").unwrap();
     let p = store.add(tmp, "step", &[], None).unwrap();
     store.cache_put(&key, &p).unwrap();
@@ -87,7 +87,7 @@ fn holder_child() {
     }
     let store = Store::open(std::env::var("IMAGO_TEST_STORE").unwrap()).unwrap();
     let p = add_file(&store, "in-use", b"used by a running build", &[]);
-    let tmp = store.temp_build_dir().unwrap();
+    let tmp = store.temp_output().unwrap();
     fs::write(tmp.out(), b"half written").unwrap();
     println!("\nHELD {p} {}", tmp.out().display());
     std::io::stdout().flush().unwrap();

@@ -37,7 +37,7 @@ fn crash_child() {
     }
     let dep = add_file(&store, "dep", b"dependency", &[]);
     let result = {
-        let tmp = store.temp_build_dir().unwrap();
+        let tmp = store.temp_output().unwrap();
         fs::create_dir(tmp.out()).unwrap();
         for i in 0..20 {
             fs::write(tmp.out().join(format!("f{i}")), vec![i as u8; 10_000]).unwrap();
@@ -55,7 +55,7 @@ fn parallel_adds(store: &Store) {
         for t in 0..4u8 {
             scope.spawn(move || {
                 for i in 0..5u8 {
-                    let tmp = store.temp_build_dir().unwrap();
+                    let tmp = store.temp_output().unwrap();
                     fs::create_dir(tmp.out()).unwrap();
                     fs::write(tmp.out().join("data"), vec![t * 16 + i; 50_000]).unwrap();
                     let result = store.add(tmp, &format!("p{t}-{i}"), &[], None);
@@ -299,7 +299,7 @@ fn enospc_child() {
     }
     let dir = std::env::var("IMAGO_TEST_STORE").unwrap();
     let store = Store::open(&dir).unwrap();
-    let tmp = store.temp_build_dir().unwrap();
+    let tmp = store.temp_output().unwrap();
     fs::write(tmp.out(), b"x").unwrap();
     let err = store.add(tmp, "x", &[], None).unwrap_err();
     println!("error: {:#}", anyhow::Error::from(err));

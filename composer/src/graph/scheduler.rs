@@ -44,7 +44,7 @@ use super::report::{BuildSummary, RootOutput, ScheduleError, StepFailure, StepFa
 use super::step::{find_pending, substitute};
 use crate::builders::{BuildContext, Builder, ResolvedStep, registry};
 use crate::store::{
-    AddDone, AddSpec, Blake3Digest, Prepared, StepLock, Store, StorePath, TempBuildDir,
+    AddDone, AddSpec, Blake3Digest, Prepared, StepLock, Store, StorePath, TempOutput,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -294,7 +294,7 @@ enum Outcome {
     /// A broken cached output was rebuilt and put back (`--repair`).
     Repaired(StorePath, Blake3Digest),
     Built {
-        tmp: TempBuildDir,
+        tmp: TempOutput,
         key: Blake3Digest,
         lock: StepLock,
         candidates: Vec<StorePath>,
@@ -598,7 +598,7 @@ impl<'a> Run<'a> {
         {
             return Ok(Outcome::Cached(path, key));
         }
-        let tmp = self.store.temp_build_dir()?;
+        let tmp = self.store.temp_output()?;
         builder.build(self.ctx, &resolved, &tmp.out(), log)?;
         // An output may mention any object its inputs refer to (a tree that
         // copies a unit file naming a script, say), not only the inputs

@@ -38,7 +38,7 @@ pub fn write(
     layout: &Layout,
     ids: &ImageIds,
 ) -> Result<()> {
-    let tmp = store.temp_build_dir()?;
+    let tmp = store.temp_output()?;
     let stage = tmp.out();
     let result = stage_tree(store, toplevel, closure, &stage)
         .and_then(|()| mkfs(&stage, image, layout, ids))

@@ -1,8 +1,8 @@
 //! Adding objects: temp build dirs, [`Store::add`], [`Store::add_then`] and
 //! [`Store::add_path`].
 //!
-//! The protocol (each step durable before the next, so a crash at any point
-//! leaves nothing half-valid):
+//! The protocol (nothing is registered before it is durable, so a crash at
+//! any point leaves nothing half-valid):
 //! 1. the builder writes its output at a fresh temporary path;
 //! 2. one walk canonicalizes modes, hashes and scans references (fault
 //!    point `after-hash`);
@@ -50,28 +50,28 @@ pub type AddDone = Box<dyn FnOnce(Result<StorePath>) + Send>;
 /// [`Store::commit_prepared`]. Dropping it removes the output.
 #[derive(Debug)]
 pub struct Prepared {
-    tmp: TempBuildDir,
+    tmp: TempOutput,
     object: NewObject,
     cache_key: Option<Blake3Digest>,
 }
 
 /// A fresh path under `.imago/tmp/` for one build's output, removed on drop
 /// if it is still there. Nothing is created: the builder writes its output
-/// (a file, a directory or a symlink) at [`TempBuildDir::out`], so that a
+/// (a file, a directory or a symlink) at [`TempOutput::out`], so that a
 /// step costs no directory to create and remove around it.
 #[derive(Debug)]
-pub struct TempBuildDir {
+pub struct TempOutput {
     out: PathBuf,
 }
 
-impl TempBuildDir {
+impl TempOutput {
     /// Where the builder writes its single output (does not exist yet).
     pub fn out(&self) -> PathBuf {
         self.out.clone()
     }
 }
 
-impl Drop for TempBuildDir {
+impl Drop for TempOutput {
     fn drop(&mut self) {
         // Usually gone by now (renamed into place): one failed lstat.
         // Otherwise the whole tree, best effort; a failure here is
@@ -82,8 +82,8 @@ impl Drop for TempBuildDir {
 
 impl Store {
     /// A fresh temporary path inside the store for one build's output.
-    pub fn temp_build_dir(&self) -> Result<TempBuildDir> {
-        Ok(TempBuildDir {
+    pub fn temp_output(&self) -> Result<TempOutput> {
+        Ok(TempOutput {
             out: self.session.new_temp_path()?,
         })
     }
@@ -97,7 +97,7 @@ impl Store {
     /// this `Store` (GC keeps it while the `Store` is open).
     pub fn add(
         &self,
-        tmp: TempBuildDir,
+        tmp: TempOutput,
         name: &str,
         candidate_refs: &[StorePath],
         deriver: Option<&str>,
@@ -130,7 +130,7 @@ impl Store {
     /// such as a [`super::StepLock`], belongs in `done`.
     pub fn add_then(
         &self,
-        tmp: TempBuildDir,
+        tmp: TempOutput,
         spec: &AddSpec<'_>,
         done: impl FnOnce(Result<StorePath>) + Send + 'static,
     ) {
@@ -142,7 +142,7 @@ impl Store {
 
     /// The first half of [`Store::add_then`]: canonicalizes, hashes and
     /// scans the output on this thread. The temp dir goes on failure.
-    pub fn prepare(&self, tmp: TempBuildDir, spec: &AddSpec<'_>) -> Result<Prepared> {
+    pub fn prepare(&self, tmp: TempOutput, spec: &AddSpec<'_>) -> Result<Prepared> {
         let object = self.hash_output(&tmp, spec)?;
         Ok(Prepared {
             tmp,
@@ -180,7 +180,7 @@ impl Store {
     }
 
     /// Canonicalizes, hashes and scans the output (fault point `after-hash`).
-    fn hash_output(&self, tmp: &TempBuildDir, spec: &AddSpec<'_>) -> Result<NewObject> {
+    fn hash_output(&self, tmp: &TempOutput, spec: &AddSpec<'_>) -> Result<NewObject> {
         validate_name(spec.name).map_err(|reason| {
             StoreError::InvalidPath(super::path::StorePathError {
                 text: spec.name.chars().take(300).collect(),
@@ -202,7 +202,7 @@ impl Store {
     /// `<hash>-<name>`. Symlinks are copied as symlinks, never followed;
     /// only the executable bit of files is kept.
     pub fn add_path(&self, src: &Path, name: &str) -> Result<StorePath> {
-        let tmp = self.temp_build_dir()?;
+        let tmp = self.temp_output()?;
         copy_tree(src, &tmp.out(), 0)?;
         let deriver = format!("local path {}", src.display());
         self.add(tmp, name, &[], Some(&deriver))

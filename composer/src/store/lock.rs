@@ -1,5 +1,7 @@
-//! File locks (`flock`, through `std::fs::File::lock`) that coordinate
-//! processes sharing a store. Locks are released when the process dies.
+//! File locks that coordinate processes sharing a store: `flock` (through
+//! `std::fs::File::lock`) on whole files, and open-file-description
+//! byte-range locks for build steps. Locks are released when the process
+//! dies.
 //!
 //! - `.imago/locks/steps.lock` ([`StepLock`]): one byte per build step key,
 //!   locked exclusively (an open-file-description lock, `F_OFD_SETLKW`, on

@@ -18,13 +18,13 @@
 //! ```
 //!
 //! Adding ([`Store::add`]): canonicalize + hash + scan references in one walk
-//! of the output, then a group commit (`commit.rs`) syncs the file system
-//! once for a batch of outputs, renames each under the commit lock to
-//! `<dir>/<hash>-<name>`, fsyncs the store directory and registers the batch
-//! (with build-cache entries) in one SQLite transaction. A crash anywhere
-//! leaves either a temporary output (removed at
-//! the next open) or an unregistered object at its final path (removed at the
-//! next open that can take the GC lock), never a valid half-written object.
+//! of the output, then a group commit (`commit.rs`) renames each output of a
+//! batch under the commit lock to `<dir>/<hash>-<name>`, syncs the file
+//! system once for the batch and registers it (with build-cache entries) in
+//! one SQLite transaction. A crash anywhere leaves either a temporary output
+//! (removed at the next open) or an unregistered object at its final path
+//! (removed at the next open that can take the GC lock), never a valid
+//! half-written object.
 
 pub mod archive;
 pub mod canon;
@@ -45,7 +45,7 @@ mod roots;
 mod session;
 mod verify;
 
-pub use add::{AddDone, AddSpec, Prepared, TempBuildDir};
+pub use add::{AddDone, AddSpec, Prepared, TempOutput};
 pub use archive::{ArchiveError, ImportLimits};
 pub use db::ObjectInfo;
 pub use digest::Blake3Digest;

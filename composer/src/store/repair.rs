@@ -20,7 +20,7 @@ use super::digest::Blake3Digest;
 use super::error::{Result, StoreError};
 use super::lock;
 use super::verify::VerifyReport;
-use super::{Store, StorePath, TempBuildDir};
+use super::{Store, StorePath, TempOutput};
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 use std::fs;
 use std::io::Read;
@@ -67,7 +67,7 @@ impl Store {
     /// the broken one, as in [`Store::repair_from`].
     pub fn repair_with(
         &self,
-        tmp: TempBuildDir,
+        tmp: TempOutput,
         path: &StorePath,
         candidate_refs: &[StorePath],
     ) -> Result<()> {

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 /// Adds a single file with `contents` as `name`.
 pub fn add_file(store: &Store, name: &str, contents: &[u8], refs: &[StorePath]) -> StorePath {
-    let tmp = store.temp_build_dir().unwrap();
+    let tmp = store.temp_output().unwrap();
     fs::write(tmp.out(), contents).unwrap();
     store.add(tmp, name, refs, Some("test")).unwrap()
 }
@@ -20,7 +20,7 @@ pub fn add_tree(
     refs: &[StorePath],
     fill: impl FnOnce(&Path),
 ) -> StorePath {
-    let tmp = store.temp_build_dir().unwrap();
+    let tmp = store.temp_output().unwrap();
     fs::create_dir(tmp.out()).unwrap();
     fill(&tmp.out());
     store.add(tmp, name, refs, Some("test")).unwrap()

@@ -20,7 +20,7 @@ use crate::store::canon::{self, MAX_DEPTH, Mode};
 use crate::store::db::NewObject;
 use crate::store::error::{Result, StoreError};
 use crate::store::path::StorePath;
-use crate::store::{Store, TempBuildDir};
+use crate::store::{Store, TempOutput};
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -102,7 +102,7 @@ impl Store {
         let decoder = zstd::Decoder::new(input).map_err(read_err)?;
         let mut tar = Reader::new(decoder);
         let manifest = read_manifest(&mut tar, &limits)?;
-        let tmp = self.temp_build_dir()?;
+        let tmp = self.temp_output()?;
         let staging = tmp.out();
         fs::create_dir(&staging).map_err(StoreError::io("creating staging directory", &staging))?;
         let mut staged: Vec<Staged> = Vec::with_capacity(manifest.objects.len());
@@ -218,7 +218,7 @@ impl Store {
 /// The verified objects of an archive, staged in `tmp` (removed on drop),
 /// in dependency order.
 pub(crate) struct Verified {
-    pub tmp: TempBuildDir,
+    pub tmp: TempOutput,
     pub objects: Vec<(PathBuf, NewObject)>,
 }
 
