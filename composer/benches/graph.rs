@@ -6,7 +6,10 @@
 //! 2. 1,000 independent small text steps into a fresh store, with 1 build
 //!    thread confined to 1 core and with 2 threads on 2 cores (the whole
 //!    process, the commit thread included, runs on the first N cores it
-//!    may use). Target: at least 1.7x speed-up on two cores.
+//!    may use). Target: at least 1.7x speed-up on two cores. Each line also
+//!    gives the cores kept busy on average, by this process and by the whole
+//!    machine (kernel threads — a journal, a loop device's workers — are not
+//!    confined with the process).
 //!
 //! Each figure is the median of repeated runs. Arguments select benchmarks
 //! by name (`noop`, `parallel`); none runs both:
