@@ -5,7 +5,8 @@
 
 use imago::builders::{BuildContext, BuildError, Builder, ResolvedStep, registry};
 use imago::graph::{
-    BuildOptions, BuilderSet, Graph, ScheduleError, StepTable, ValidatedGraph, build,
+    BuildOptions, BuilderSet, Graph, ScheduleError, StepFailureCause, StepTable, ValidatedGraph,
+    build,
 };
 use imago::store::Store;
 use imago_lang::hook::{StepRequest, StepValue, StoreHook};
@@ -16,7 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Writes `text` (followed by its call count when `unreproducible`);
-/// sleeps `sleep_ms` first; fails when `fail` is true; ignores `noise`.
+/// sleeps `sleep_ms` first; fails when `fail` is true, panics when `panic`
+/// is; ignores `noise`.
 /// Counts its invocations.
 #[derive(Default)]
 struct TestBuilder {
@@ -31,6 +33,8 @@ struct TestParams {
     sleep_ms: u64,
     #[serde(default)]
     fail: bool,
+    #[serde(default)]
+    panic: bool,
     #[serde(default)]
     unreproducible: bool,
     #[serde(default)]
@@ -62,6 +66,9 @@ impl Builder for TestBuilder {
         writeln!(log, "building {} now", step.name).unwrap();
         if p.fail {
             return Err(BuildError::Failed("told to fail".into()));
+        }
+        if p.panic {
+            panic!("told to panic");
         }
         let text = if p.unreproducible {
             format!("{} {call}", p.text)
@@ -329,6 +336,46 @@ fn keep_going_builds_everything_not_downstream_of_the_failure() {
     assert_eq!(failures.len(), 1);
     assert_eq!(summary.built, independent);
     assert_eq!(summary.skipped, 2);
+}
+
+#[test]
+fn a_panicking_builder_fails_its_step_and_its_worker_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let mut roots = vec![add(
+        &table,
+        "boom",
+        vec![("text", s("", &[])), ("panic", StepValue::Bool(true))],
+    )];
+    for i in 0..6 {
+        roots.push(add(
+            &table,
+            &format!("ok{i}"),
+            vec![("text", s(&i.to_string(), &[]))],
+        ));
+    }
+    let refs: Vec<&String> = roots.iter().collect();
+    let g = graph(&table, &refs);
+    let options = BuildOptions {
+        keep_going: true,
+        ..opts(1)
+    };
+    // One worker: the steps after the panic can only be built by the same
+    // worker loop, so this also shows that a panic does not end it.
+    let err = build(&g, &store, &Builders::default(), &options).unwrap_err();
+    let ScheduleError::Failed { failures, summary } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].name, "boom");
+    assert!(
+        matches!(&failures[0].cause, StepFailureCause::Panicked(m) if m == "told to panic"),
+        "{}",
+        failures[0].report()
+    );
+    assert_eq!(summary.built, 6);
+    assert_eq!(summary.skipped, 0);
 }
 
 #[test]

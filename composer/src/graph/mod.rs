@@ -25,7 +25,7 @@ pub mod table;
 
 pub use dag::{Graph, GraphError, StepId, ValidatedGraph};
 pub use packages::{PackageIndex, PinnedPackage};
-pub use report::{BuildSummary, ScheduleError, StepFailure};
+pub use report::{BuildSummary, ScheduleError, StepFailure, StepFailureCause};
 pub use scheduler::{BuildOptions, BuilderSet, Registry, build};
 pub use step::{PENDING_PREFIX, Step, StepError};
 pub use table::StepTable;
