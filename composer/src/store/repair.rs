@@ -5,7 +5,7 @@
 //! The archive is unpacked and verified exactly as an import is (nothing
 //! from a failing stream is used). Each broken object that the archive holds
 //! with the digest the database recorded is then put back, under the shared
-//! GC lock and the object's lock: the good copy (already synced by the
+//! GC lock and the commit lock: the good copy (already synced by the
 //! unpacking) is exchanged
 //! atomically with whatever is at the object's path (`renameat2` with
 //! `RENAME_EXCHANGE`, or a plain rename when the object is missing), its top
