@@ -5,8 +5,8 @@
 
 use imago::builders::{BuildContext, BuildError, Builder, ResolvedStep, registry};
 use imago::graph::{
-    BuildOptions, BuilderSet, Graph, ScheduleError, StepFailureCause, StepTable, ValidatedGraph,
-    build,
+    BuildOptions, BuildSummary, BuilderSet, Graph, ScheduleError, StepFailure, StepFailureCause,
+    StepTable, ValidatedGraph, build,
 };
 use imago::store::Store;
 use imago_lang::hook::{StepRequest, StepValue, StoreHook};
@@ -294,16 +294,22 @@ fn failing_graph(table: &StepTable) -> (ValidatedGraph, usize) {
     (graph(table, &[&root]), 6)
 }
 
+/// The failures and summary of a build that must fail.
+fn failed(result: Result<BuildSummary, ScheduleError>) -> (Vec<StepFailure>, Box<BuildSummary>) {
+    match result {
+        Err(ScheduleError::Failed { failures, summary }) => (failures, summary),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("the build succeeded"),
+    }
+}
+
 #[test]
 fn the_first_failure_stops_new_work_and_reports_the_chain_and_log() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let table = StepTable::new(None);
     let (g, _) = failing_graph(&table);
-    let err = build(&g, &store, &Builders::default(), &opts(1)).unwrap_err();
-    let ScheduleError::Failed { failures, summary } = err else {
-        panic!("{err}")
-    };
+    let (failures, summary) = failed(build(&g, &store, &Builders::default(), &opts(1)));
     assert_eq!(failures.len(), 1);
     let f = &failures[0];
     assert_eq!(f.name, "bad");
@@ -329,10 +335,7 @@ fn keep_going_builds_everything_not_downstream_of_the_failure() {
         keep_going: true,
         ..opts(2)
     };
-    let err = build(&g, &store, &Builders::default(), &options).unwrap_err();
-    let ScheduleError::Failed { failures, summary } = err else {
-        panic!("{err}")
-    };
+    let (failures, summary) = failed(build(&g, &store, &Builders::default(), &options));
     assert_eq!(failures.len(), 1);
     assert_eq!(summary.built, independent);
     assert_eq!(summary.skipped, 2);
@@ -363,10 +366,7 @@ fn a_panicking_builder_fails_its_step_and_its_worker_goes_on() {
     };
     // One worker: the steps after the panic can only be built by the same
     // worker loop, so this also shows that a panic does not end it.
-    let err = build(&g, &store, &Builders::default(), &options).unwrap_err();
-    let ScheduleError::Failed { failures, summary } = err else {
-        panic!("{err}")
-    };
+    let (failures, summary) = failed(build(&g, &store, &Builders::default(), &options));
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].name, "boom");
     assert!(
