@@ -8,8 +8,8 @@
 //! reports the step as failed, so the coordinator never waits forever.
 //!
 //! Outputs are registered in batches; their replies are posted without
-//! waking the coordinator, which is woken once for the whole batch: waking
-//! it per step would switch threads twice per step.
+//! waking the coordinator, which is woken once for the whole batch: woken
+//! per step, it preempted the commit thread about every other step.
 
 use super::dag::StepId;
 use super::report::{StepFailureCause, StepReport};
