@@ -29,7 +29,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 /// What [`Store::add_then`] adds: the object's name, the store paths it
 /// may refer to, free text saying what built it, and the build-cache key
@@ -102,22 +101,13 @@ impl Store {
         candidate_refs: &[StorePath],
         deriver: Option<&str>,
     ) -> Result<StorePath> {
-        let (tx, rx) = mpsc::channel();
         let spec = AddSpec {
             name,
             candidate_refs,
             deriver,
             cache_key: None,
         };
-        self.add_then(tmp, &spec, move |r| {
-            let _ = tx.send(r);
-        });
-        rx.recv().unwrap_or_else(|_| {
-            Err(StoreError::Batch {
-                path: None,
-                cause: "the committing thread stopped".to_owned(),
-            })
-        })
+        super::commit::wait_for(|done| self.add_then(tmp, &spec, done))
     }
 
     /// Adds like [`Store::add`], but hands the result to `done` instead of

@@ -142,20 +142,13 @@ impl Store {
         cache_key: Option<Blake3Digest>,
         needs_sync: bool,
     ) -> Result<()> {
-        let (tx, rx) = mpsc::channel();
-        self.submit(Request {
-            objects,
-            cache_key,
-            needs_sync,
-            done: Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        });
-        rx.recv().unwrap_or_else(|_| {
-            Err(StoreError::Batch {
-                path: None,
-                cause: "the committing thread stopped".to_owned(),
-            })
+        wait_for(|done| {
+            self.submit(Request {
+                objects,
+                cache_key,
+                needs_sync,
+                done,
+            });
         })
     }
 
@@ -279,6 +272,23 @@ impl Store {
         self.fault.hit("after-commit").map_err(|e| (e, true))?;
         Ok(())
     }
+}
+
+/// Starts something with a callback and waits for the callback's result;
+/// a callback dropped uncalled (the committing thread died) is an error.
+pub(crate) fn wait_for<T: Send + 'static>(
+    start: impl FnOnce(Box<dyn FnOnce(Result<T>) + Send>),
+) -> Result<T> {
+    let (tx, rx) = mpsc::channel();
+    start(Box::new(move |r| {
+        let _ = tx.send(r);
+    }));
+    rx.recv().unwrap_or_else(|_| {
+        Err(StoreError::Batch {
+            path: None,
+            cause: "the committing thread stopped".to_owned(),
+        })
+    })
 }
 
 /// Fails every request: the first gets the error itself, the others a
