@@ -484,3 +484,42 @@ fn a_temporary_output_is_only_a_path_and_goes_on_drop() {
     drop(tmp);
     assert!(fs::symlink_metadata(&out).is_err());
 }
+
+#[test]
+fn a_leftover_at_an_objects_name_is_replaced_and_never_followed() {
+    // Learn the object's name in a scratch store.
+    let scratch = tempfile::tempdir().unwrap();
+    let path = add_file(&Store::open(scratch.path()).unwrap(), "obj", b"real", &[]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("keep"), b"outside").unwrap();
+    // What a crashed add of another process could leave: an unregistered
+    // tree under the name, here with a link that leads out of the store.
+    let dest = store.physical(&path);
+    fs::create_dir(&dest).unwrap();
+    symlink(outside.path(), dest.join("escape")).unwrap();
+    fs::write(dest.join("junk"), b"junk").unwrap();
+
+    assert_eq!(add_file(&store, "obj", b"real", &[]), path);
+    assert_eq!(fs::read(&dest).unwrap(), b"real");
+    assert_eq!(fs::read(outside.path().join("keep")).unwrap(), b"outside");
+    assert!(store.verify(false).unwrap().problems.is_empty());
+}
+
+#[test]
+fn adding_a_registered_object_whose_files_vanished_puts_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let path = add_file(&store, "obj", b"content", &[]);
+    let dest = store.physical(&path);
+    fs::remove_file(&dest).unwrap();
+    assert_eq!(add_file(&store, "obj", b"content", &[]), path);
+    assert_eq!(fs::read(&dest).unwrap(), b"content");
+    assert_eq!(
+        fs::metadata(&dest).unwrap().permissions().mode() & 0o777,
+        0o444
+    );
+    assert!(store.verify(false).unwrap().problems.is_empty());
+}

@@ -9,9 +9,11 @@
 //! 1. takes the shared GC lock and checks each request's references (a
 //!    request whose reference is not valid fails alone);
 //! 2. takes the store's commit lock (so that no other process moves the
-//!    same object at once), renames each object that is not valid yet into
-//!    place (fault point `after-rename`) and makes its top directory
-//!    read-only;
+//!    same object at once) and renames each object into place unless its
+//!    name is taken (fault point `after-rename`), then makes its top
+//!    directory read-only. A taken name is either the valid object (nothing
+//!    to do) or a crashed add's leftover (removed, then renamed over); only
+//!    then is the database asked, so the common case costs one rename;
 //! 3. makes the batch durable with one sync: `syncfs(2)` if any request's
 //!    files still need it (it covers their data and the renames at once),
 //!    otherwise an fsync of the store directory (fault point `after-fsync`);
@@ -39,7 +41,7 @@ use super::digest::Blake3Digest;
 use super::error::{Result, StoreError};
 use super::lock;
 use super::path::StorePath;
-use super::remove::remove_tree;
+use super::remove::{remove_tree, rename_if_free};
 use super::{Store, canon};
 use std::collections::BTreeSet;
 use std::fs;
@@ -216,19 +218,22 @@ impl Store {
             if !seen.insert(&o.path) {
                 continue;
             }
-            let valid = db::is_valid(&*self.reader().map_err(before)?, &o.path)
-                .map_err(db::db_err(&self.db_path))
-                .map_err(before)?;
-            if valid {
-                continue;
-            }
             let dest = self.physical(&o.path);
-            // A leftover of a crashed add (never a valid object: checked
-            // above, under the commit lock). Removed, never followed.
-            remove_tree(&dest).map_err(before)?;
-            fs::rename(src, &dest)
-                .map_err(StoreError::io("moving object into the store", &dest))
-                .map_err(before)?;
+            if !rename_if_free(src, &dest).map_err(before)? {
+                // Something is there: the valid object, or a leftover of a
+                // crashed add (the commit lock is held, so no other add is
+                // placing it now), which is removed, never followed.
+                let valid = db::is_valid(&*self.reader().map_err(before)?, &o.path)
+                    .map_err(db::db_err(&self.db_path))
+                    .map_err(before)?;
+                if valid {
+                    continue;
+                }
+                remove_tree(&dest).map_err(before)?;
+                fs::rename(src, &dest)
+                    .map_err(StoreError::io("moving object into the store", &dest))
+                    .map_err(before)?;
+            }
             placed.push(dest.clone());
             self.fault.hit("after-rename").map_err(before)?;
             canon::finish_top(&dest).map_err(before)?;

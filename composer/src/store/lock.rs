@@ -3,11 +3,15 @@
 //! byte-range locks for build steps. Locks are released when the process
 //! dies.
 //!
-//! - `.imago/locks/steps.lock` ([`StepLock`]): one byte per build step key,
-//!   locked exclusively (an open-file-description lock, `F_OFD_SETLKW`, on
-//!   the byte at an offset taken from the key) while one thread or process
-//!   builds the step, so a second one waits and then finds the cache entry.
-//!   One file serves every step: no lock file is created per step.
+//! - `.imago/locks/steps-NN.lock` ([`StepLock`]): one byte per build step
+//!   key, locked exclusively (an open-file-description lock, `F_OFD_SETLKW`,
+//!   on the byte at an offset taken from the key) while one thread or
+//!   process builds the step, so a second one waits and then finds the
+//!   cache entry. Sixteen files (`NN` is `00` to `15`, also taken from the
+//!   key) serve every step: no lock file is created per step, and the
+//!   kernel, which searches a file's whole list of locks at every lock and
+//!   unlock, has a sixteenth of them to search (a build holds a lock per
+//!   output waiting for its commit: hundreds).
 //! - `.imago/locks/commit.lock`: exclusive while objects are moved into
 //!   place and registered (a group commit, a repair's exchange), so that no
 //!   object is renamed twice or replaced before it is registered.
@@ -17,7 +21,7 @@
 //!   and "protected by a root".
 //!
 //! Lock files are never deleted (deleting a lock file others may hold open
-//! would split the lock); they are empty, and there are three.
+//! would split the lock); they are empty, and there are eighteen.
 
 use super::digest::Blake3Digest;
 use super::error::{Result, StoreError};
@@ -82,7 +86,7 @@ pub(crate) fn try_lock_file(file: &File, path: &Path) -> Result<bool> {
 }
 
 pub(crate) fn step_lock(locks_dir: &Path, key: &Blake3Digest) -> Result<StepLock> {
-    let path: PathBuf = locks_dir.join("steps.lock");
+    let path: PathBuf = locks_dir.join(step_lock_file(key));
     // Its own open file description, so that threads of one process exclude
     // each other as processes do; closing it (on drop) releases the lock.
     let file = open_lock_file(&path)?;
@@ -93,7 +97,16 @@ pub(crate) fn step_lock(locks_dir: &Path, key: &Blake3Digest) -> Result<StepLock
     })
 }
 
-/// The byte of `steps.lock` that stands for `key`: 62 bits of the key, so
+/// How many files the step locks are spread over.
+const STEP_LOCK_FILES: u8 = 16;
+
+/// The file that holds `key`'s lock: chosen by the key's last byte (the
+/// offset comes from its first eight).
+fn step_lock_file(key: &Blake3Digest) -> String {
+    format!("steps-{:02}.lock", key.0[31] % STEP_LOCK_FILES)
+}
+
+/// The byte of its lock file that stands for `key`: 62 bits of the key, so
 /// that two keys share a byte with negligible probability (and then only
 /// wait for each other) and every offset is a valid `off_t`.
 fn key_offset(key: &Blake3Digest) -> i64 {
@@ -169,8 +182,22 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names, ["steps.lock"]);
+        let expected: std::collections::BTreeSet<_> = [key(1), key(2)]
+            .iter()
+            .map(|k| std::ffi::OsString::from(step_lock_file(k)))
+            .collect();
+        assert_eq!(
+            names.into_iter().collect::<std::collections::BTreeSet<_>>(),
+            expected
+        );
         assert_ne!(key_offset(&key(1)), key_offset(&key(2)));
+        // However many steps, the files stay a fixed few.
+        let held: Vec<StepLock> = (3..203)
+            .map(|n| step_lock(dir.path(), &key(n)).unwrap())
+            .collect();
+        assert_eq!(held.len(), 200);
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(files, usize::from(STEP_LOCK_FILES));
         assert!(key_offset(&key(1)) >= 0);
     }
 }

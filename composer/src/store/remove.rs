@@ -7,6 +7,23 @@ use std::fs::{self, Permissions};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+/// Renames `src` to `dest` unless something is there: `Ok(false)` then,
+/// and `src` is left alone. One `renameat2(RENAME_NOREPLACE)`, so the
+/// common case costs one lookup of `dest` (on ext4, a lookup in a large
+/// store directory cost as much as the rename itself). A file system without
+/// the flag also answers `Ok(false)`: the caller then looks and decides.
+pub(crate) fn rename_if_free(src: &Path, dest: &Path) -> Result<bool> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    use rustix::io::Errno;
+    match renameat_with(CWD, src, CWD, dest, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(true),
+        Err(Errno::EXIST | Errno::NOTEMPTY | Errno::INVAL | Errno::NOSYS) => Ok(false),
+        Err(e) => Err(StoreError::io("moving object into the store", dest)(
+            e.into(),
+        )),
+    }
+}
+
 /// Removes `path` (file, symlink or directory tree). A missing path is fine.
 pub(crate) fn remove_tree(path: &Path) -> Result<()> {
     let meta = match fs::symlink_metadata(path) {
