@@ -46,9 +46,10 @@ impl Fixture {
         fs::create_dir_all(&tools).unwrap();
         let bb = busybox();
         for applet in [
-            "awk", "basename", "cat", "cmp", "cp", "cut", "date", "df", "dirname", "echo", "env",
-            "false", "grep", "head", "kill", "ln", "ls", "mkdir", "mv", "printf", "readlink", "rm",
-            "sed", "sh", "sleep", "sort", "stat", "sync", "tail", "test", "tr", "true", "wc",
+            "awk", "basename", "cat", "cmp", "cp", "cut", "date", "df", "dirname", "du", "echo",
+            "env", "false", "grep", "head", "kill", "ln", "ls", "mkdir", "mount", "mv", "printf",
+            "readlink", "rm", "sed", "sh", "sleep", "sort", "stat", "sync", "tail", "test", "tr",
+            "true", "wc",
         ] {
             symlink(&bb, tools.join(applet)).unwrap();
         }
@@ -165,6 +166,7 @@ impl Fixture {
             .env("IMAGO_ESP", root.join("esp"))
             .env("IMAGO_CMDLINE", root.join("cmdline"))
             .env("IMAGO_RUN", root.join("run"))
+            .env("IMAGO_MACHINE_STORE", root.join("store"))
             .env("IMAGO_CONSOLE", root.join("console.log"))
             .env("IMAGO_INIT_PID", self.init.borrow().id().to_string());
         cmd
