@@ -255,6 +255,7 @@ fn unpack_all(cache: &Path, entries: &[LockEntry], dir: &Path) -> anyhow::Result
             name: e.name.clone(),
             params: serde_json::Value::Object(params),
             inputs: vec![],
+            closure: vec![],
         };
         let mut log = Vec::new();
         DEB.build(&ctx, &step, &dir.join(&e.name), &mut log)

@@ -227,6 +227,12 @@ fn build_in_store(
         name: name.into(),
         params,
         inputs: inputs.iter().map(|p| p.to_absolute()).collect(),
+        closure: store
+            .closure(inputs)
+            .unwrap()
+            .iter()
+            .map(|p| p.to_absolute())
+            .collect(),
     };
     let mut log = Vec::new();
     builder

@@ -66,6 +66,8 @@ impl Env {
             name: "test".into(),
             params,
             inputs: inputs.iter().map(|s| (*s).to_owned()).collect(),
+            // The fake objects refer to nothing: the closure is the inputs.
+            closure: inputs.iter().map(|s| (*s).to_owned()).collect(),
         };
         let mut log = Vec::new();
         registry::builder(builder)
@@ -216,6 +218,7 @@ fn path_digest_follows_content_not_time() {
         name: "d".into(),
         params: json!({ "path": src.to_str().unwrap() }),
         inputs: vec![],
+        closure: vec![],
     };
     let salt = registry::builder("path")
         .unwrap()

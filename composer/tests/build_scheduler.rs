@@ -449,20 +449,23 @@ fn attrs(pairs: Vec<(&str, StepValue)>) -> StepValue {
     StepValue::Attrs(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
+/// A `tree` step of `entries`.
+fn tree_step(table: &StepTable, name: &str, entries: Vec<(&str, StepValue)>) -> String {
+    table
+        .add_step(StepRequest {
+            builder: "tree".into(),
+            name: name.into(),
+            params: BTreeMap::from([("entries".to_owned(), attrs(entries))]),
+        })
+        .unwrap()
+}
+
 #[test]
 fn trees_and_profiles_hard_link_into_the_real_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let table = StepTable::new(None);
-    let tree = |name: &str, entries: Vec<(&str, StepValue)>| {
-        table
-            .add_step(StepRequest {
-                builder: "tree".into(),
-                name: name.into(),
-                params: BTreeMap::from([("entries".to_owned(), attrs(entries))]),
-            })
-            .unwrap()
-    };
+    let tree = |name: &str, entries| tree_step(&table, name, entries);
     let a = tree(
         "a",
         vec![
@@ -605,15 +608,7 @@ fn a_profile_never_writes_through_a_symlink() {
     let outside = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let table = StepTable::new(None);
-    let tree = |name: &str, entries: Vec<(&str, StepValue)>| {
-        table
-            .add_step(StepRequest {
-                builder: "tree".into(),
-                name: name.into(),
-                params: BTreeMap::from([("entries".to_owned(), attrs(entries))]),
-            })
-            .unwrap()
-    };
+    let tree = |name: &str, entries| tree_step(&table, name, entries);
     let target = outside.path().to_str().unwrap();
     let linker = tree(
         "linker",
@@ -805,5 +800,85 @@ fn the_heaviest_ready_step_starts_first() {
     assert!(
         order[3..] == ["after", "unweighted"] || order[3..] == ["unweighted", "after"],
         "{order:?}"
+    );
+}
+
+#[test]
+fn builders_get_the_closure_of_the_inputs_which_a_tree_can_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let a = add(&table, "a", vec![("text", s("A", &[]))]);
+    let b = add(&table, "b", vec![("text", text_of(&[&a]))]);
+    let c = add(&table, "c", vec![("text", text_of(&[&b]))]);
+    let tree = |name: &str, entries| tree_step(&table, name, entries);
+    let listing = vec![("closure", attrs(vec![("closure", StepValue::Bool(true))]))];
+    let top = tree(
+        "top",
+        vec![
+            listing[0].clone(),
+            ("c", attrs(vec![("symlink", s(&c, &[&c]))])),
+        ],
+    );
+    let alone = tree("alone", listing);
+    let builders = Builders::default();
+    let summary = build(&graph(&table, &[&top, &alone]), &store, &builders, &opts(2)).unwrap();
+    let path = |name: &str| {
+        summary
+            .steps
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap()
+            .path
+            .clone()
+    };
+    // The only input is c; a and b come in through it. Sorted, one a line.
+    let mut want = vec![path("a"), path("b"), path("c")];
+    want.sort();
+    let top_dir = PathBuf::from(&summary.outputs[0].physical);
+    assert_eq!(
+        std::fs::read_to_string(top_dir.join("closure")).unwrap(),
+        format!("{}\n", want.join("\n"))
+    );
+    // A step without inputs lists nothing.
+    let alone_dir = PathBuf::from(&summary.outputs[1].physical);
+    assert_eq!(std::fs::read(alone_dir.join("closure")).unwrap(), b"");
+    // The tree refers to exactly what it lists, so its closure is itself
+    // and that list: closures, images and GC are what they were.
+    let top_path: imago::store::StorePath = path("top")
+        .strip_prefix("/imago/store/")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let refs: Vec<String> = store
+        .references(&top_path)
+        .unwrap()
+        .iter()
+        .map(|p| p.to_absolute())
+        .collect();
+    assert_eq!(refs, want);
+    // Cached the second time, with the same outputs.
+    let again = build(&graph(&table, &[&top, &alone]), &store, &builders, &opts(2)).unwrap();
+    assert_eq!((again.built, again.cached), (0, 5));
+    assert_eq!(again.outputs, summary.outputs);
+}
+
+#[test]
+fn the_closure_is_not_part_of_the_cache_key() {
+    let step = ResolvedStep {
+        builder: "tree".into(),
+        name: "t".into(),
+        params: serde_json::json!({ "entries": { "closure": { "closure": true } } }),
+        inputs: vec![],
+        closure: vec![],
+    };
+    let with_closure = ResolvedStep {
+        closure: vec!["/imago/store/0123456789abcdfghijklmnpqrsvwxyz0-x".into()],
+        ..step.clone()
+    };
+    let tree = registry::builder("tree").unwrap();
+    assert_eq!(
+        imago::graph::scheduler::cache_key(tree, &step, None),
+        imago::graph::scheduler::cache_key(tree, &with_closure, None)
     );
 }

@@ -165,6 +165,7 @@ fn deb_step(entry: &LockEntry) -> ResolvedStep {
             "sha256": entry.sha256,
         }),
         inputs: vec![],
+        closure: vec![],
     }
 }
 
@@ -278,6 +279,7 @@ fn deb_file_builder_unpacks_from_the_store_and_cleans_up_on_error() {
         name: "in-house".into(),
         params: serde_json::json!({ "file": "/imago/store/0123456789abcdef0123456789abcdef-in-house.deb" }),
         inputs: vec![],
+        closure: vec![],
     };
     let out = dir.path().join("out");
     DEB_FILE.build(&ctx, &step, &out, &mut Vec::new()).unwrap();

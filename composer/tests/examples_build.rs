@@ -63,6 +63,7 @@ fn the_minimal_toplevel_has_the_documented_layout() {
         "tools",
         "systemd-boot.efi",
         "kernel-modules",
+        "closure",
     ] {
         assert!(
             top.join(entry).symlink_metadata().is_ok(),
@@ -72,6 +73,20 @@ fn the_minimal_toplevel_has_the_documented_layout() {
     let spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(top.join("boot.json")).unwrap()).unwrap();
     assert_eq!(spec["system_name"], "minimal");
+    // `closure` lists every object of the toplevel's closure but the
+    // toplevel itself, sorted: what a machine keeps for this generation.
+    let listed = std::fs::read_to_string(top.join("closure")).unwrap();
+    let (top_path, _) =
+        imago::store::StorePath::from_absolute(out.lines().next().unwrap()).unwrap();
+    let db = imago::store::Store::open(&store).unwrap();
+    let want: String = db
+        .closure(std::slice::from_ref(&top_path))
+        .unwrap()
+        .iter()
+        .filter(|p| **p != top_path)
+        .map(|p| format!("{}\n", p.to_absolute()))
+        .collect();
+    assert_eq!(listed, want);
     // The initrd of the minimal system stays small.
     let initrd = std::fs::read_link(top.join("initrd")).unwrap();
     let initrd = store.join(initrd.strip_prefix("/imago/store").unwrap());

@@ -13,9 +13,11 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use imago::remote::{self, Action};
+use imago::store::{Store, StorePath};
 use imago_vm_tests::{Driver, Failure, Machine, vm_test};
 use support::{GuestRemote, System};
 
@@ -100,6 +102,37 @@ fn generation_tool(driver: &Driver, m: &Machine, args: &[&str]) -> Result<String
     )
 }
 
+/// The object names in the guest's /imago/store (not its temporary
+/// directories).
+fn store_objects(m: &Machine) -> Result<BTreeSet<String>, Failure> {
+    let out = m.succeed(["ls", "-A", "/imago/store"], CMD)?;
+    Ok(out
+        .lines()
+        .filter(|l| l.parse::<StorePath>().is_ok())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// From the host's store database: the object names of `gen1`'s closure,
+/// and those of `gen2`'s closure that are not in it.
+fn closures(
+    driver: &Driver,
+    gen1: &System,
+    gen2: &System,
+) -> Result<(BTreeSet<String>, BTreeSet<String>), Failure> {
+    driver.setup("the closures of generations 1 and 2", || {
+        let store = Store::open(&gen1.store)?;
+        let names = |s: &System| {
+            store
+                .closure(std::slice::from_ref(&s.toplevel))
+                .map(|c| c.iter().map(ToString::to_string).collect::<BTreeSet<_>>())
+        };
+        let one = names(gen1)?;
+        let only_two = names(gen2)?.difference(&one).cloned().collect();
+        Ok::<_, imago::store::StoreError>((one, only_two))
+    })
+}
+
 vm_test!(
     full,
     fn switch_in_the_running_system_then_reboot_roll_back_and_delete() {
@@ -164,24 +197,64 @@ vm_test!(
         assert_eq!(booted_generation(&m)?, "1");
 
         // Delete generation 2 (what `imago generations --target … delete 2`
-        // runs): its entry and its initrd go, nothing points at a missing file.
+        // runs): its entry and its initrd go, nothing points at a missing
+        // file, and so do the store objects only generation 2 used.
         let list = generation_tool(&driver, &m, &["list-generations"])?;
         assert!(list.starts_with("1\tcurrent booted\t"), "{list}");
         let initrd2 = m.succeed(
             "sed -n 's/^initrd //p' /boot/loader/entries/imago-minimal-2.conf",
             CMD,
         )?;
-        generation_tool(&driver, &m, &["delete-generations", "2"])?;
+        let (closure1, only2) = closures(&driver, &gen1, &gen2)?;
+        let etc2 = readlink(&m, &format!("{}/etc", gen2.toplevel.to_absolute()))?;
+        assert!(store_objects(&m)?.is_superset(&only2));
+        let out = generation_tool(&driver, &m, &["delete-generations", "2"])?;
         assert_eq!(entries(&m)?, ["imago-minimal-1.conf"]);
         m.fail(["test", "-e", &format!("/boot{}", initrd2.trim())], CMD)?;
         m.fail("test -e /imago/var/profiles/system-2-link", CMD)?;
         esp_is_consistent(&m)?;
+        assert!(
+            out.contains(&format!("deleted {} store objects, ", only2.len()))
+                && out.contains(&format!(" KiB freed; {} kept\n", closure1.len())),
+            "{out}"
+        );
+        // Generation 2's toplevel and its /etc tree are gone, and the store
+        // is generation 1's closure, whole, exactly as the image had it.
+        for gone in [gen2.toplevel.to_absolute(), etc2] {
+            assert!(out.contains(&format!("deleted {gone}\n")), "{gone}: {out}");
+            m.fail(["test", "-e", &gone], CMD)?;
+        }
+        assert_eq!(store_objects(&m)?, closure1);
+        // The guest's own list agrees with the host's database.
+        let listed = m.succeed("cat /imago/var/profiles/system-1-link/closure", CMD)?;
+        let mut want: Vec<String> = closure1
+            .iter()
+            .filter(|p| **p != gen1.toplevel.to_string())
+            .map(|p| format!("/imago/store/{p}\n"))
+            .collect();
+        want.sort();
+        assert_eq!(listed, want.concat());
+        m.succeed(
+            r#"set -e
+for p in $(cat /run/current-system/closure); do
+  [ -e "$p" ] || [ -L "$p" ] || { echo "$p is missing" >&2; exit 1; }
+done
+grep -q '^[^ ]* /imago/store [^ ]* ro[, ]' /proc/mounts
+"#,
+            CMD,
+        )?;
         // The current generation cannot be deleted.
         let refused = generation_tool(&driver, &m, &["delete-generations", "1"]);
         let text = refused
             .expect_err("deleting the current generation")
             .to_string();
         assert!(text.contains("generation 1 is the current one"), "{text}");
+
+        // What is left boots.
+        m.reboot()?;
+        m.wait_for_console_text(HELLO_1, BOOT)?;
+        assert_eq!(booted_generation(&m)?, "1");
+        esp_is_consistent(&m)?;
         Ok(())
     }
 );

@@ -249,6 +249,7 @@ fn params_use_camel_case_and_reject_unknown_fields() {
         name: "initrd".into(),
         params,
         inputs: vec![],
+        closure: vec![],
     };
     let ok = step(serde_json::json!({
         "kernel": "/imago/store/a-k", "busybox": "/imago/store/b-bb", "stage1": "/imago/store/c-s",

@@ -328,6 +328,7 @@ mod tests {
             name: "kernel".into(),
             params: serde_json::json!({ "packages": [], "pakages": [] }),
             inputs: vec![],
+            closure: vec![],
         };
         let err = step.params::<KernelParams>().unwrap_err().to_string();
         assert!(err.contains("pakages"), "{err}");

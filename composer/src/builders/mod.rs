@@ -65,6 +65,13 @@ pub struct ResolvedStep {
     pub params: serde_json::Value,
     /// The real store paths of every input, sorted.
     pub inputs: Vec<String>,
+    /// The closure of the inputs (every object they refer to, directly or
+    /// not, and the inputs themselves) as absolute store paths, sorted. The
+    /// scheduler fills it in once the build cache has missed, just before
+    /// [`Builder::build`]; it is empty when the cache key and the key salt
+    /// are computed, and not part of the key (it follows from the inputs,
+    /// which the parameters already name).
+    pub closure: Vec<String>,
 }
 
 impl ResolvedStep {

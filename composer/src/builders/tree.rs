@@ -8,7 +8,13 @@
 //!   recursive copy of a store directory (directories created, files
 //!   hard-linked, symlinks recreated); the source must lie inside one of the
 //!   step's inputs;
-//! - `{ symlink = "<target>"; }` — a symlink.
+//! - `{ symlink = "<target>"; }` — a symlink;
+//! - `{ closure = true; }` — a file (0644) listing the closure of the step's
+//!   inputs ([`ResolvedStep::closure`]), one absolute store path per line,
+//!   sorted, each line ending in a newline (empty when the step has no
+//!   inputs). The file names exactly the objects the output can refer to,
+//!   so the output's references are exactly its lines: a machine reads the
+//!   system toplevel's `closure` to know which store objects to keep.
 //!
 //! Paths are validated before anything is written: relative, no `.`, `..` or
 //! empty components, no two entries naming the same path (even up to
@@ -19,7 +25,7 @@
 use super::fsutil::{copy_tree, create_dir, set_mode, store_source};
 use super::profile::relative;
 use super::{BuildContext, BuildError, Builder, ResolvedStep, STORE_PREFIX};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -36,6 +42,7 @@ struct RawEntry {
     executable: Option<bool>,
     source: Option<String>,
     symlink: Option<String>,
+    closure: Option<bool>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -43,6 +50,7 @@ enum Entry {
     Text { text: String, executable: bool },
     Source(String),
     Symlink(String),
+    Closure,
 }
 
 impl Entry {
@@ -54,6 +62,7 @@ impl Entry {
                 executable,
                 source: None,
                 symlink: None,
+                closure: None,
             } => Ok(Entry::Text {
                 text,
                 executable: executable.unwrap_or(false),
@@ -63,12 +72,14 @@ impl Entry {
                 executable: None,
                 source: Some(source),
                 symlink: None,
+                closure: None,
             } => Ok(Entry::Source(source)),
             RawEntry {
                 text: None,
                 executable: None,
                 source: None,
                 symlink: Some(target),
+                closure: None,
             } => {
                 if target.is_empty() || target.contains('\0') {
                     return Err(bad("has an empty symlink target or one containing NUL"));
@@ -77,16 +88,35 @@ impl Entry {
             }
             RawEntry {
                 text: None,
+                executable: None,
                 source: None,
                 symlink: None,
+                closure: Some(true),
+            } => Ok(Entry::Closure),
+            RawEntry {
+                text: None,
+                executable: None,
+                source: None,
+                symlink: None,
+                closure: Some(false),
+            } => Err(bad(
+                "has `closure = false`; an entry listing the closure is `{ closure = true; }`",
+            )),
+            RawEntry {
+                text: None,
+                source: None,
+                symlink: None,
+                closure: None,
                 ..
-            } => Err(bad("needs one of `text`, `source` or `symlink`")),
+            } => Err(bad("needs one of `text`, `source`, `symlink` or `closure`")),
             RawEntry {
                 executable: Some(_),
                 text: None,
                 ..
             } => Err(bad("has `executable`, which only goes with `text`")),
-            _ => Err(bad("has more than one of `text`, `source` and `symlink`")),
+            _ => Err(bad(
+                "has more than one of `text`, `source`, `symlink` and `closure`",
+            )),
         }
     }
 }
@@ -114,18 +144,31 @@ impl Builder for TreeBuilder {
             }
             match entry {
                 Entry::Text { text, executable } => {
-                    std::fs::write(&target, text.as_bytes())
-                        .map_err(BuildError::io(format!("writing `{}`", target.display())))?;
-                    set_mode(&target, if *executable { 0o755 } else { 0o644 })?;
+                    write_file(&target, text, if *executable { 0o755 } else { 0o644 })?;
                 }
                 Entry::Symlink(link) => std::os::unix::fs::symlink(link, &target).map_err(
                     BuildError::io(format!("creating symlink `{}`", target.display())),
                 )?,
                 Entry::Source(source) => copy_tree(&store_source(ctx, source)?, &target, true)?,
+                Entry::Closure => write_file(&target, &closure_text(step), 0o644)?,
             }
         }
         Ok(())
     }
+}
+
+fn write_file(target: &Path, text: &str, mode: u32) -> Result<(), BuildError> {
+    std::fs::write(target, text.as_bytes())
+        .map_err(BuildError::io(format!("writing `{}`", target.display())))?;
+    set_mode(target, mode)
+}
+
+/// The closure file: one store path a line, sorted (the scheduler sorts the
+/// closure already; sorting here keeps the file the same whoever made the
+/// step), each line newline-terminated.
+fn closure_text(step: &ResolvedStep) -> String {
+    let paths: BTreeSet<&str> = step.closure.iter().map(String::as_str).collect();
+    paths.into_iter().map(|p| format!("{p}\n")).collect()
 }
 
 /// Checks every path and entry; returns the entries sorted by path.
@@ -163,7 +206,7 @@ fn validate(step: &ResolvedStep, params: Params) -> Result<BTreeMap<PathBuf, Ent
     for rel in entries.keys() {
         if let Some(ancestor) = rel.ancestors().skip(1).find(|a| entries.contains_key(*a)) {
             let kind = match &entries[ancestor] {
-                Entry::Text { .. } => "a file",
+                Entry::Text { .. } | Entry::Closure => "a file",
                 Entry::Source(_) => "a copied store path",
                 Entry::Symlink(_) => "a symlink",
             };
@@ -212,4 +255,118 @@ fn make_parents(out: &Path, parent: &Path) -> Result<(), BuildError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn step(entries: serde_json::Value, closure: &[&str]) -> ResolvedStep {
+        ResolvedStep {
+            builder: "tree".into(),
+            name: "t".into(),
+            params: serde_json::json!({ "entries": entries }),
+            inputs: vec![],
+            closure: closure.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+
+    fn build(step: &ResolvedStep) -> Result<tempfile::TempDir, BuildError> {
+        let dir = tempfile::tempdir().map_err(BuildError::io("temp dir"))?;
+        let ctx = BuildContext {
+            store_dir: dir.path().join("store"),
+            deb_cache: dir.path().join("debs"),
+            offline: true,
+        };
+        TreeBuilder.build(&ctx, step, &dir.path().join("out"), &mut Vec::new())?;
+        Ok(dir)
+    }
+
+    const A: &str = "/imago/store/0000000000000000000000000000000a-a";
+    const B: &str = "/imago/store/0000000000000000000000000000000b-b";
+
+    #[test]
+    fn a_closure_entry_lists_the_closure_sorted_one_path_a_line() {
+        // Given out of order and twice: the file is sorted all the same.
+        let s = step(
+            serde_json::json!({ "closure": { "closure": true }, "sub/c": { "closure": true } }),
+            &[B, A, B],
+        );
+        let dir = build(&s).unwrap();
+        let out = dir.path().join("out");
+        let want = format!("{A}\n{B}\n");
+        assert_eq!(std::fs::read_to_string(out.join("closure")).unwrap(), want);
+        assert_eq!(std::fs::read_to_string(out.join("sub/c")).unwrap(), want);
+        let mode = std::fs::metadata(out.join("closure"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o644);
+    }
+
+    #[test]
+    fn the_closure_of_a_step_without_inputs_is_an_empty_file() {
+        let dir = build(&step(
+            serde_json::json!({ "closure": { "closure": true } }),
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(std::fs::read(dir.path().join("out/closure")).unwrap(), b"");
+    }
+
+    #[test]
+    fn bad_closure_entries_are_refused_by_name() {
+        for (entry, why) in [
+            (
+                serde_json::json!({ "closure": false }),
+                "has `closure = false`",
+            ),
+            (
+                serde_json::json!({ "closure": true, "text": "x" }),
+                "more than one of `text`, `source`, `symlink` and `closure`",
+            ),
+            (
+                serde_json::json!({ "closure": true, "symlink": "/x" }),
+                "more than one of",
+            ),
+            (
+                serde_json::json!({ "closure": true, "source": A }),
+                "more than one of",
+            ),
+            (
+                serde_json::json!({ "closure": true, "executable": true }),
+                "only goes with `text`",
+            ),
+            (serde_json::json!({ "closure": "yes" }), "invalid type"),
+            (
+                serde_json::json!({}),
+                "needs one of `text`, `source`, `symlink` or `closure`",
+            ),
+        ] {
+            let err = build(&step(serde_json::json!({ "etc/list": entry }), &[A]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{entry}: {err}");
+            // Every message names the entry, except serde's own type error,
+            // which names the builder.
+            assert!(
+                err.contains("`etc/list`") || err.contains("builder `tree`"),
+                "{entry}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_may_lie_under_a_closure_file() {
+        let s = step(
+            serde_json::json!({ "c": { "closure": true }, "c/x": { "text": "x" } }),
+            &[],
+        );
+        let err = build(&s).unwrap_err().to_string();
+        assert!(
+            err.contains("`c/x` lies under entry `c`, which is a file"),
+            "{err}"
+        );
+    }
 }

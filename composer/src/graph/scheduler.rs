@@ -19,8 +19,10 @@
 //! 3. a cache hit is the output (checked once more after taking
 //!    `store.lock_step(key)`, so that of two processes building the same
 //!    step one builds and the other waits and reuses); otherwise the
-//!    builder writes into a fresh temporary build directory; the worker
-//!    hashes the output (`store.prepare`: the closure of the inputs as
+//!    closure of the inputs is computed (once: it is handed to the builder
+//!    as [`ResolvedStep::closure`] and is the output's candidate
+//!    references), the builder writes into a fresh temporary build
+//!    directory, and the worker hashes the output (`store.prepare`: those
 //!    candidate references, the placeholder as deriver, the key as its
 //!    build-cache entry) and hands it to the commit thread, which passes
 //!    everything queued since its last commit to the store's group commit
@@ -572,11 +574,14 @@ impl<'a> Run<'a> {
         if let Some(text) = find_pending(&params) {
             return Err(StepFailureCause::UnresolvedPlaceholder(text.to_owned()));
         }
-        let resolved = ResolvedStep {
+        let mut resolved = ResolvedStep {
             builder: step.builder.clone(),
             name: step.name.clone(),
             params,
             inputs: input_paths.iter().map(StorePath::to_absolute).collect(),
+            // Filled in below once the cache misses: a cached step never
+            // pays for it.
+            closure: Vec::new(),
         };
         let builder = self.builders.get(&step.builder).ok_or_else(|| {
             crate::builders::BuildError::Failed(format!("no builder `{}`", step.builder))
@@ -598,13 +603,16 @@ impl<'a> Run<'a> {
         {
             return Ok(Outcome::Cached(path, key));
         }
-        let tmp = self.store.temp_output()?;
-        builder.build(self.ctx, &resolved, &tmp.out(), log)?;
         // An output may mention any object its inputs refer to (a tree that
         // copies a unit file naming a script, say), not only the inputs
         // themselves: every object of the inputs' closure is a candidate
-        // reference, so closures, images and GC never miss one.
+        // reference, so closures, images and GC never miss one. The builder
+        // gets the same list (the `tree` builder's `closure` entry writes
+        // it out).
         let candidates: Vec<StorePath> = self.store.closure(input_paths)?.into_iter().collect();
+        resolved.closure = candidates.iter().map(StorePath::to_absolute).collect();
+        let tmp = self.store.temp_output()?;
+        builder.build(self.ctx, &resolved, &tmp.out(), log)?;
         if let Some(path) = broken {
             self.store.repair_with(tmp, &path, &candidates)?;
             drop(lock);

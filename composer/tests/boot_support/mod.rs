@@ -135,6 +135,7 @@ pub fn build(
         name: name.into(),
         params,
         inputs: vec![],
+        closure: vec![],
     };
     let mut log = Vec::new();
     let result = builder.build(ctx, &step, &ctx.store_dir.join(&object), &mut log);
