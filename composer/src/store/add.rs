@@ -68,13 +68,21 @@ impl TempOutput {
     pub fn out(&self) -> PathBuf {
         self.out.clone()
     }
+
+    /// Forgets the path, which was renamed away: dropping it then costs no
+    /// lookup (in a large temporary directory, as much as the rename).
+    pub(crate) fn moved(mut self) {
+        self.out = PathBuf::new();
+    }
 }
 
 impl Drop for TempOutput {
     fn drop(&mut self) {
-        // Usually gone by now (renamed into place): one failed lstat.
-        // Otherwise the whole tree, best effort; a failure here is
-        // collected at the next open.
+        // Unless renamed into place (`moved`): the whole tree, best
+        // effort; a failure here is collected at the next open.
+        if self.out.as_os_str().is_empty() {
+            return;
+        }
         let _ = remove_tree(&self.out);
     }
 }
@@ -159,10 +167,8 @@ impl Store {
                     objects: vec![(tmp.out(), object)],
                     cache_key,
                     needs_sync: true,
-                    done: Box::new(move |r| {
-                        drop(tmp);
-                        done(r.map(|()| path));
-                    }),
+                    staged: Some(tmp),
+                    done: Box::new(move |r| done(r.map(|()| path))),
                 }
             })
             .collect();

@@ -42,7 +42,7 @@ use super::error::{Result, StoreError};
 use super::lock;
 use super::path::StorePath;
 use super::remove::{remove_tree, rename_if_free};
-use super::{Store, canon};
+use super::{Store, TempOutput, canon};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::PathBuf;
@@ -60,6 +60,10 @@ pub(crate) struct Request {
     pub cache_key: Option<Blake3Digest>,
     /// Whether the staged files still need a sync before the rename.
     pub needs_sync: bool,
+    /// The temporary output the (single) object is staged at, if it is
+    /// one: forgotten without a look once renamed into place, removed
+    /// otherwise (the object was there already, or the commit failed).
+    pub staged: Option<TempOutput>,
     pub done: Done,
 }
 
@@ -149,6 +153,7 @@ impl Store {
                 objects,
                 cache_key,
                 needs_sync,
+                staged: None,
                 done,
             });
         })
@@ -163,7 +168,7 @@ impl Store {
         for request in batch {
             match self.check_references(&request) {
                 Ok(()) => ok.push(request),
-                Err(e) => (request.done)(Err(e)),
+                Err(e) => fail_all(vec![request], e),
             }
         }
         if ok.is_empty() {
@@ -173,14 +178,20 @@ impl Store {
         let result = self.place_and_register(&ok, &mut placed);
         match result {
             Ok(()) => {
-                for request in ok {
+                let moved: BTreeSet<usize> = placed.iter().map(|(i, _)| *i).collect();
+                for (i, request) in ok.into_iter().enumerate() {
+                    // Before the callback: whoever waits for it may look.
+                    match request.staged {
+                        Some(staged) if moved.contains(&i) => staged.moved(),
+                        staged => drop(staged),
+                    }
                     (request.done)(Ok(()));
                 }
             }
             Err((e, committed)) => {
                 if !committed {
                     // Nothing half-done stays behind: unregistered objects go.
-                    for dest in &placed {
+                    for (_, dest) in &placed {
                         let _ = remove_tree(dest);
                     }
                 }
@@ -203,18 +214,23 @@ impl Store {
         Ok(())
     }
 
-    /// Steps 2–4 of the module docs. The error says whether the commit
-    /// happened (then nothing may be removed).
+    /// Steps 2–4 of the module docs; `placed` gets each object renamed into
+    /// place, with the index of its request. The error says whether the
+    /// commit happened (then nothing may be removed).
     fn place_and_register(
         &self,
         batch: &[Request],
-        placed: &mut Vec<PathBuf>,
+        placed: &mut Vec<(usize, PathBuf)>,
     ) -> Result<(), (StoreError, bool)> {
         let before = |e| (e, false);
         let commit_lock = lock::exclusive(&self.commit_lock_path()).map_err(before)?;
         let mut to_register: Vec<&NewObject> = Vec::new();
         let mut seen: BTreeSet<&StorePath> = BTreeSet::new();
-        for (src, o) in batch.iter().flat_map(|r| r.objects.iter()) {
+        let objects = batch
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| r.objects.iter().map(move |o| (i, o)));
+        for (i, (src, o)) in objects {
             if !seen.insert(&o.path) {
                 continue;
             }
@@ -234,7 +250,7 @@ impl Store {
                     .map_err(StoreError::io("moving object into the store", &dest))
                     .map_err(before)?;
             }
-            placed.push(dest.clone());
+            placed.push((i, dest.clone()));
             self.fault.hit("after-rename").map_err(before)?;
             canon::finish_top(&dest).map_err(before)?;
             to_register.push(o);
@@ -302,6 +318,7 @@ fn fail_all(batch: Vec<Request>, error: StoreError) {
     let cause = with_sources(&error);
     let mut error = Some(error);
     for request in batch {
+        drop(request.staged);
         let e = error.take().unwrap_or_else(|| StoreError::Batch {
             path: request.objects.first().map(|(_, o)| o.path.clone()),
             cause: cause.clone(),
