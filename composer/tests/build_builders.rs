@@ -105,7 +105,8 @@ fn text_writes_a_file_with_its_mode() {
     let e = env();
     let (out, _) = e.run("text", json!({ "text": "hello\n" }), &[]).unwrap();
     assert_eq!(fs::read_to_string(&out).unwrap(), "hello\n");
-    assert_eq!(mode(&out), 0o644);
+    // Created read-only, as the store keeps it.
+    assert_eq!(mode(&out), 0o444);
     let (out, _) = e
         .run(
             "text",
@@ -113,7 +114,7 @@ fn text_writes_a_file_with_its_mode() {
             &[],
         )
         .unwrap();
-    assert_eq!(mode(&out), 0o755);
+    assert_eq!(mode(&out), 0o555);
 }
 
 #[test]
@@ -335,8 +336,8 @@ fn tree_builds_texts_sources_and_symlinks() {
         fs::read_to_string(out.join("etc/hostname")).unwrap(),
         "box\n"
     );
-    assert_eq!(mode(&out.join("etc/hostname")), 0o644);
-    assert_eq!(mode(&out.join("etc/init")), 0o755);
+    assert_eq!(mode(&out.join("etc/hostname")), 0o444);
+    assert_eq!(mode(&out.join("etc/init")), 0o555);
     assert_eq!(mode(&out.join("etc")), 0o755);
     assert_eq!(
         fs::read_link(out.join("etc/mtab")).unwrap(),

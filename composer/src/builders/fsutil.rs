@@ -103,6 +103,30 @@ pub fn copy_file(src: &Path, dst: &Path) -> Result<(), BuildError> {
     set_mode(dst, if executable { 0o755 } else { 0o644 })
 }
 
+/// Creates the file `path` (which must not exist) holding `bytes`, with the
+/// mode the store gives it in the end: 0444, or 0555 when `executable`.
+/// Created that way, it leaves the store's canonicalization nothing to
+/// change: a text step costs one inode update less, and no chmod of its own.
+pub fn write_new_file(path: &Path, bytes: &[u8], executable: bool) -> Result<(), BuildError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mode = if executable { 0o555 } else { 0o444 };
+    let err = || BuildError::io(format!("writing `{}`", path.display()));
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(err())?;
+    file.write_all(bytes).map_err(err())?;
+    // The umask may have taken bits away.
+    if file.metadata().map_err(err())?.permissions().mode() & 0o7777 != mode {
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(err())?;
+    }
+    Ok(())
+}
+
 pub fn set_mode(path: &Path, mode: u32) -> Result<(), BuildError> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(BuildError::io(format!(
         "setting the mode of `{}`",

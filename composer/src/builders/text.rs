@@ -1,7 +1,8 @@
 //! The `text` builder: `{ text, executable ? false }` → a file with that
-//! content, mode 0644 (0755 when executable).
+//! content, created read-only as the store keeps it: 0444 (0555 when
+//! executable).
 
-use super::fsutil::set_mode;
+use super::fsutil::write_new_file;
 use super::{BuildContext, BuildError, Builder, ResolvedStep};
 use std::io::Write;
 use std::path::Path;
@@ -27,8 +28,6 @@ impl Builder for TextBuilder {
         _log: &mut dyn Write,
     ) -> Result<(), BuildError> {
         let params: Params = step.params()?;
-        std::fs::write(out, params.text.as_bytes())
-            .map_err(BuildError::io(format!("writing `{}`", out.display())))?;
-        set_mode(out, if params.executable { 0o755 } else { 0o644 })
+        write_new_file(out, params.text.as_bytes(), params.executable)
     }
 }

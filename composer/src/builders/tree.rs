@@ -3,13 +3,14 @@
 //!
 //! Parameters: `{ entries = { "<relative/path>" = ENTRY; ... }; }` where ENTRY
 //! is exactly one of
-//! - `{ text = "..."; executable ? false; }` — a file with that content;
+//! - `{ text = "..."; executable ? false; }` — a file with that content,
+//!   created read-only as the store keeps it (0444, or 0555 when executable);
 //! - `{ source = "/imago/store/..."; }` — a hard link to a store file, or a
 //!   recursive copy of a store directory (directories created, files
 //!   hard-linked, symlinks recreated); the source must lie inside one of the
 //!   step's inputs;
 //! - `{ symlink = "<target>"; }` — a symlink;
-//! - `{ closure = true; }` — a file (0644) listing the closure of the step's
+//! - `{ closure = true; }` — a file (0444) listing the closure of the step's
 //!   inputs ([`ResolvedStep::closure`]), one absolute store path per line,
 //!   sorted, each line ending in a newline (empty when the step has no
 //!   inputs). The file names exactly the objects the output can refer to,
@@ -22,7 +23,7 @@
 //! another entry (a file, a symlink or a copied source). Parent directories
 //! are created with mode 0755.
 
-use super::fsutil::{copy_tree, create_dir, set_mode, store_source};
+use super::fsutil::{copy_tree, create_dir, set_mode, store_source, write_new_file};
 use super::profile::relative;
 use super::{BuildContext, BuildError, Builder, ResolvedStep, STORE_PREFIX};
 use std::collections::{BTreeMap, BTreeSet};
@@ -144,23 +145,17 @@ impl Builder for TreeBuilder {
             }
             match entry {
                 Entry::Text { text, executable } => {
-                    write_file(&target, text, if *executable { 0o755 } else { 0o644 })?;
+                    write_new_file(&target, text.as_bytes(), *executable)?;
                 }
                 Entry::Symlink(link) => std::os::unix::fs::symlink(link, &target).map_err(
                     BuildError::io(format!("creating symlink `{}`", target.display())),
                 )?,
                 Entry::Source(source) => copy_tree(&store_source(ctx, source)?, &target, true)?,
-                Entry::Closure => write_file(&target, &closure_text(step), 0o644)?,
+                Entry::Closure => write_new_file(&target, closure_text(step).as_bytes(), false)?,
             }
         }
         Ok(())
     }
-}
-
-fn write_file(target: &Path, text: &str, mode: u32) -> Result<(), BuildError> {
-    std::fs::write(target, text.as_bytes())
-        .map_err(BuildError::io(format!("writing `{}`", target.display())))?;
-    set_mode(target, mode)
 }
 
 /// The closure file: one store path a line, sorted (the scheduler sorts the
@@ -302,7 +297,7 @@ mod tests {
             .unwrap()
             .permissions()
             .mode();
-        assert_eq!(mode & 0o7777, 0o644);
+        assert_eq!(mode & 0o7777, 0o444);
     }
 
     #[test]
