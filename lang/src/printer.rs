@@ -60,12 +60,20 @@ fn level(e: &Expr) -> u8 {
         | ExprKind::Assert { .. }
         | ExprKind::If { .. } => TOP,
         ExprKind::Binary { op, .. } => op_level(*op).0,
-        ExprKind::Unary {
-            op: UnaryOp::Not, ..
-        } => NOT,
-        ExprKind::Unary {
-            op: UnaryOp::Neg, ..
-        } => NEG,
+        // A chain of prefix operators is printed without parentheses inside
+        // it (`-!x`), so it binds like its loosest operator: in `-!a + b`
+        // the `!` takes `a + b`.
+        ExprKind::Unary { op, expr } => {
+            let own = match op {
+                UnaryOp::Not => NOT,
+                UnaryOp::Neg => NEG,
+            };
+            if matches!(expr.kind, ExprKind::Unary { .. }) {
+                own.min(level(expr))
+            } else {
+                own
+            }
+        }
         ExprKind::HasAttr { .. } => HAS_ATTR,
         ExprKind::Apply { .. } => APP,
         ExprKind::Select { .. } => SELECT,
@@ -232,31 +240,30 @@ impl Printer {
                 self.expr(body, TOP);
             }
             ExprKind::Unary { op, expr } => {
-                // `- -a` and `!!a` need no parentheses (which would count as
-                // extra nesting).
-                let same = matches!(&expr.kind, ExprKind::Unary { op: inner, .. } if inner == op);
-                match op {
-                    UnaryOp::Neg if same => {
-                        self.out.push_str("- ");
-                        self.kind(expr);
+                // A chain of prefix operators (`- -a`, `!!a`, `-!a`) needs
+                // no parentheses inside it, which would count as nesting:
+                // the parser reads it back the same way, and `level` makes
+                // the parent bracket the chain as a whole when it must.
+                let inner = match &expr.kind {
+                    ExprKind::Unary { op: inner, .. } => Some(*inner),
+                    _ => None,
+                };
+                match (op, inner) {
+                    (UnaryOp::Neg, Some(UnaryOp::Neg)) => self.out.push_str("- "),
+                    (UnaryOp::Neg, _) => self.out.push('-'),
+                    (UnaryOp::Not, _) => self.out.push('!'),
+                }
+                if inner.is_some() {
+                    self.kind(expr);
+                } else if *op == UnaryOp::Neg {
+                    let at = self.out.len();
+                    self.expr(expr, APP);
+                    // `-./a` would lex as one path.
+                    if matches!(self.out.as_bytes().get(at), Some(b'.' | b'/')) {
+                        self.out.insert(at, ' ');
                     }
-                    UnaryOp::Neg => {
-                        self.out.push('-');
-                        let at = self.out.len();
-                        self.expr(expr, APP);
-                        // `-./a` would lex as one path.
-                        if matches!(self.out.as_bytes().get(at), Some(b'.' | b'/')) {
-                            self.out.insert(at, ' ');
-                        }
-                    }
-                    UnaryOp::Not if same => {
-                        self.out.push('!');
-                        self.kind(expr);
-                    }
-                    UnaryOp::Not => {
-                        self.out.push('!');
-                        self.expr(expr, NOT + 1);
-                    }
+                } else {
+                    self.expr(expr, NOT + 1);
                 }
             }
             ExprKind::Binary { op, lhs, rhs } => {

@@ -289,3 +289,38 @@ proptest! {
         }
     }
 }
+
+/// A chain of prefix operators prints without parentheses inside it: they
+/// would count as nesting, and a chain that parses within the limit would
+/// print to text beyond it (found by the `parse` fuzz target).
+#[test]
+fn prefix_operator_chains_print_without_inner_parentheses() {
+    let deep = format!("{}x", "-!".repeat(250));
+    for text in [
+        deep.as_str(),
+        "-!a + b",
+        "(-!a) + b",
+        "!-a + b",
+        "(!-a) + b",
+        "- -!a",
+        "!!-(a + b)",
+        "f (-!a) b",
+        "-!a == b",
+    ] {
+        let parsed = parse(FileId(0), text);
+        assert!(parsed.errors.is_empty(), "{text}: {:?}", parsed.errors);
+        let printed = print(&parsed.expr);
+        let again = parse(FileId(0), &printed);
+        assert!(
+            again.errors.is_empty(),
+            "{text} printed as {printed}: {:?}",
+            again.errors
+        );
+        assert_eq!(
+            normalize(&again.expr),
+            normalize(&parsed.expr),
+            "{text} printed as {printed}"
+        );
+    }
+    assert_eq!(print(&parse(FileId(0), "-!a").expr), "-!a");
+}
