@@ -41,14 +41,20 @@ impl StepLock {
     }
 }
 
+/// Opens the lock file, creating it only if it is missing. A build opens
+/// lock files a few times per step, and an open with `O_CREAT` takes the
+/// directory's lock exclusively even when the file exists: two workers'
+/// opens then queued behind each other on every step.
 fn open_lock_file(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(StoreError::io("opening lock file", path))
+    let mut options = OpenOptions::new();
+    options.read(true).write(true);
+    match options.open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            options.create(true).truncate(false).open(path)
+        }
+        opened => opened,
+    }
+    .map_err(StoreError::io("opening lock file", path))
 }
 
 /// Blocks until the exclusive lock on `path` is held.
@@ -170,6 +176,24 @@ mod tests {
             drop(held);
         });
         assert!(taken.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_missing_lock_file_is_created_and_an_existing_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gc.lock");
+        drop(shared(&path).unwrap());
+        assert!(path.is_file());
+        std::fs::write(&path, b"kept").unwrap();
+        drop(exclusive(&path).unwrap());
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"kept",
+            "reopening truncated it"
+        );
+        let missing_dir = dir.path().join("no-such-dir/gc.lock");
+        let err = shared(&missing_dir).unwrap_err().to_string();
+        assert!(err.contains("no-such-dir"), "{err}");
     }
 
     #[test]
