@@ -13,6 +13,7 @@
 mod switch_support;
 
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -446,7 +447,80 @@ fn one_run_at_a_time_holds_the_lock() {
         m.f.ok(&m.sys3, "boot");
         assert!(!lock.is_symlink(), "{holder}");
     }
+    // A stale lock another run is taking over (its guard exists): refused,
+    // with the guard named for the case its run was killed.
+    let guard = m.f.root().join("run/imago-switch.lock.takeover");
+    symlink(dead.to_string(), &lock).unwrap();
+    fs::create_dir(&guard).unwrap();
+    let before = m.f.snapshot();
+    let out = m.f.switch(&m.sys2, "boot", &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("another switch-to-configuration is taking over the stale lock")
+            && err
+                .contains("imago-switch.lock.takeover was left by one that was killed: remove it"),
+        "{err}"
+    );
+    assert_eq!(m.f.snapshot(), before);
+    assert!(guard.is_dir(), "the guard of another run was removed");
+    // Once that guard is gone, the stale lock is taken over, and the run
+    // leaves neither lock nor guard behind.
+    fs::remove_dir(&guard).unwrap();
+    m.f.ok(&m.sys3, "boot");
+    assert!(!lock.is_symlink() && !guard.exists());
     // list-generations reads only: it takes no lock.
     symlink(pid.to_string(), &lock).unwrap();
     m.f.ok(&m.sys3, "list-generations");
+}
+
+/// Runs started together on a stale lock: whatever the interleaving, one
+/// holds it and the others stop. Each run pauses once it holds the lock, so
+/// two holders at once would both be seen paused.
+#[test]
+fn runs_racing_for_a_stale_lock_take_it_one_at_a_time() {
+    let m = Machine::new();
+    let lock = m.f.root().join("run/imago-switch.lock");
+    let guard = m.f.root().join("run/imago-switch.lock.takeover");
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    symlink(dead.to_string(), &lock).unwrap();
+    for round in 0..15 {
+        let runs: Vec<_> = (0..4)
+            .map(|_| m.f.spawn_pausing(&m.sys3, "boot", "lock"))
+            .collect();
+        let mut holders = Vec::new();
+        for mut run in runs {
+            let mut err = run.stderr.take().unwrap();
+            let mut text = String::new();
+            let mut buf = [0u8; 256];
+            loop {
+                let n = err.read(&mut buf).unwrap();
+                text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                if n == 0 || text.contains("paused after lock") {
+                    break;
+                }
+            }
+            if text.contains("paused after lock") {
+                holders.push(run);
+            } else {
+                let status = run.wait().unwrap();
+                assert_eq!(status.code(), Some(1), "round {round}: {text}");
+                assert!(
+                    text.contains("is running; nothing was changed")
+                        || text.contains("is taking over the stale lock"),
+                    "round {round}: {text}"
+                );
+            }
+        }
+        assert_eq!(holders.len(), 1, "round {round}: two runs held the lock");
+        // Killed while holding it: the next round races for a stale lock
+        // again.
+        for mut h in holders {
+            h.kill().unwrap();
+            h.wait().unwrap();
+        }
+        assert!(lock.is_symlink() && !guard.exists(), "round {round}");
+    }
 }

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 pub const SCRIPT: &str = include_str!("../../../modules/system/switch-to-configuration.sh");
+/// The module that installs the script, with the applets it gets.
+const MODULE: &str = include_str!("../../../modules/system/switch.imago");
 
 fn busybox() -> PathBuf {
     for dir in ["/bin", "/usr/bin", "/sbin", "/usr/sbin"] {
@@ -37,6 +39,22 @@ impl Drop for Fixture {
     }
 }
 
+/// The applets modules/system/switch.imago gives the script on a machine,
+/// read from the module so that the script runs here with exactly those.
+fn module_applets() -> Vec<String> {
+    let list = MODULE
+        .split_once("applets = [")
+        .and_then(|(_, rest)| rest.split_once("];"))
+        .map(|(list, _)| list)
+        .expect("switch.imago has an `applets = [ ... ];` list");
+    let applets: Vec<String> = list
+        .split_whitespace()
+        .map(|a| a.trim_matches('"').to_owned())
+        .collect();
+    assert!(applets.iter().any(|a| a == "sh"), "{applets:?}");
+    applets
+}
+
 impl Fixture {
     /// A machine with generation 1 (`sys1`) as `imago image` leaves it.
     pub fn new() -> Fixture {
@@ -45,13 +63,8 @@ impl Fixture {
         let tools = root.join("tools/bin");
         fs::create_dir_all(&tools).unwrap();
         let bb = busybox();
-        for applet in [
-            "awk", "basename", "cat", "cmp", "cp", "cut", "date", "df", "dirname", "du", "echo",
-            "env", "false", "grep", "head", "kill", "ln", "ls", "mkdir", "mount", "mv", "printf",
-            "readlink", "rm", "sed", "sh", "sleep", "sort", "stat", "sync", "tail", "test", "tr",
-            "true", "wc",
-        ] {
-            symlink(&bb, tools.join(applet)).unwrap();
+        for applet in module_applets() {
+            symlink(&bb, tools.join(&applet)).unwrap();
         }
         let init = Command::new("sleep").arg("60").spawn().unwrap();
         let f = Fixture {
@@ -184,13 +197,7 @@ impl Fixture {
     /// `IMAGO_SWITCH_PAUSE_AFTER=step`, and returns it once it says it
     /// paused there (it then waits forever: kill it).
     pub fn paused_after(&self, sys: &Path, action: &str, step: &str) -> Child {
-        let mut child = self
-            .command(sys, action)
-            .env("IMAGO_SWITCH_PAUSE_AFTER", step)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = self.spawn_pausing(sys, action, step);
         let mut stderr = child.stderr.take().unwrap();
         let mut text = String::new();
         let mut buf = [0u8; 256];
@@ -200,6 +207,17 @@ impl Fixture {
             text.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
         child
+    }
+
+    /// Starts `sys`'s script with `action`, to pause after `step`, and
+    /// returns at once; its stderr is piped.
+    pub fn spawn_pausing(&self, sys: &Path, action: &str, step: &str) -> Child {
+        self.command(sys, action)
+            .env("IMAGO_SWITCH_PAUSE_AFTER", step)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     pub fn ok(&self, sys: &Path, action: &str) -> String {
