@@ -541,7 +541,7 @@ take_lock() {
             if mkdir "$lock_guard" 2>/dev/null; then
                 guard_held=true
                 take_over_lock
-                return
+                break
             fi
         elif [ -e "$lock" ]; then
             die "$lock is not a lock (a symlink); nothing was changed"
@@ -573,7 +573,6 @@ take_over_lock() {
     lock_held=true
     rmdir "$lock_guard"
     guard_held=false
-    paused_after lock
 }
 
 # Stops if the lock names a live process other than this one.
