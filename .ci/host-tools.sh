@@ -36,6 +36,7 @@ if [ "$purpose" = test ]; then
     need cpio cpio
     # switch-to-configuration's tests run the script under the host's busybox.
     need busybox busybox-static
+    need modprobe kmod
 fi
 
 if [ -z "$missing" ]; then

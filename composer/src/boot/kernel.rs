@@ -11,11 +11,13 @@
 //! version                       "<ver>\n"
 //! lib/modules/<ver>/kernel/...  the module files, hard links
 //! lib/modules/<ver>/modules.{builtin,builtin.modinfo,order}   from the package
-//! lib/modules/<ver>/modules.dep, modules.alias                computed (see kmod)
+//! lib/modules/<ver>/modules.{dep,alias,symbols,softdep,devname}   computed,
+//! lib/modules/<ver>/modules.{dep,alias,symbols,builtin,builtin.alias}.bin   as depmod would
 //! ```
 //!
-//! Output depends only on the inputs' contents: walks are sorted and the
-//! index is rendered in sorted order.
+//! kmod (modprobe, systemd) reads the binary `.bin` indexes, busybox the text
+//! files; see [`kmod::depmod`]. Output depends only on the inputs' contents:
+//! walks are sorted and the indexes are rendered in sorted order.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,6 +40,11 @@ pub struct KernelParams {
 pub struct KernelBuilder;
 
 impl Builder for KernelBuilder {
+    /// 2: the binary kmod indexes and `modules.{symbols,softdep,devname}`.
+    fn version(&self) -> u32 {
+        2
+    }
+
     fn build(
         &self,
         ctx: &BuildContext,
@@ -81,19 +88,24 @@ pub fn build_kernel(
         fsutil::create_dir(&target)?;
     }
     let index = ModuleIndex::scan(&target, &version).map_err(|e| BuildError::Other(e.into()))?;
-    let dep = index
-        .render_dep(None, &|m| m.path.clone())
-        .map_err(|e| BuildError::Other(e.into()))?;
-    std::fs::write(target.join("modules.dep"), dep).map_err(BuildError::io("write modules.dep"))?;
-    std::fs::write(target.join("modules.alias"), index.render_alias(None))
-        .map_err(BuildError::io("write modules.alias"))?;
+    let output =
+        kmod::depmod::write_indexes(&index, &target).map_err(|e| BuildError::Other(e.into()))?;
     let _ = writeln!(
         log,
-        "kernel {version}: indexed {} modules, {} aliases, {} built in",
+        "kernel {version}: indexed {} modules, {} aliases, {} exported symbols, {} built in",
         index.modules.len(),
         index.aliases.len(),
+        index.exports.len(),
         index.builtin.len()
     );
+    let names: Vec<&str> = output.files.iter().map(|f| f.0).collect();
+    let _ = writeln!(log, "kernel {version}: wrote {}", names.join(", "));
+    for (alias, module) in &output.skipped_aliases {
+        let _ = writeln!(
+            log,
+            "kernel {version}: alias `{alias}` of {module} has an unmatched bracket; not indexed"
+        );
+    }
     Ok(())
 }
 
@@ -239,9 +251,10 @@ mod tests {
         assert!(mods.join("kernel/fs/fuse/virtiofs.ko").is_file());
         assert!(mods.join("modules.order").is_file());
         assert!(mods.join("modules.builtin").is_file());
-        assert!(
-            !mods.join("modules.dep.bin").exists(),
-            "stale depmod output is dropped"
+        assert_ne!(
+            std::fs::read(mods.join("modules.dep.bin")).unwrap(),
+            b"stale",
+            "stale depmod output is replaced"
         );
         let dep = std::fs::read_to_string(mods.join("modules.dep")).unwrap();
         assert!(dep.contains("kernel/fs/fuse/virtiofs.ko: "), "{dep}");
@@ -250,11 +263,35 @@ mod tests {
             alias.contains("alias virtio:d0000001Av* virtiofs"),
             "{alias}"
         );
+        // The binary indexes kmod reads (the package's stale one replaced).
+        let dep_bin =
+            kmod::index::read_index(&std::fs::read(mods.join("modules.dep.bin")).unwrap()).unwrap();
+        assert_eq!(dep_bin.len(), 8);
+        assert!(
+            dep_bin["virtiofs"][0]
+                .1
+                .starts_with("kernel/fs/fuse/virtiofs.ko: "),
+            "{dep_bin:?}"
+        );
+        let builtin =
+            kmod::index::read_index(&std::fs::read(mods.join("modules.builtin.bin")).unwrap())
+                .unwrap();
+        assert!(builtin.contains_key("crc32c"), "{builtin:?}");
 
         // Deterministic: a second build has identical index files.
         let out2 = dir.path().join("out2");
         build_kernel(&packages, &out2, &mut Vec::new()).unwrap();
-        for f in ["modules.dep", "modules.alias"] {
+        for f in [
+            "modules.dep",
+            "modules.alias",
+            "modules.symbols",
+            "modules.softdep",
+            "modules.devname",
+            "modules.dep.bin",
+            "modules.alias.bin",
+            "modules.symbols.bin",
+            "modules.builtin.bin",
+        ] {
             assert_eq!(
                 std::fs::read(mods.join(f)).unwrap(),
                 std::fs::read(out2.join("lib/modules/6.1.0-9-cloud-amd64").join(f)).unwrap()

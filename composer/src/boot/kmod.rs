@@ -1,23 +1,35 @@
 //! Kernel module metadata: what `depmod` would compute, without running it.
 //!
-//! Debian's kernel packages ship no `modules.dep` (depmod runs in postinst),
-//! so the kernel builder computes the index itself. Every module is an ELF
-//! relocatable object (possibly `.xz`, `.zst` or `.gz` compressed) whose
-//! `.modinfo` section is a sequence of NUL-terminated `key=value` strings;
-//! `depends=` names the modules it needs and each `alias=` a device pattern
-//! it drives.
+//! Debian's kernel packages ship no `modules.dep` or other index (depmod runs
+//! in postinst), so the kernel builder computes them itself. Every module is
+//! an ELF relocatable object (possibly `.xz`, `.zst` or `.gz` compressed)
+//! whose `.modinfo` section is a sequence of NUL-terminated `key=value`
+//! strings: `depends=` names the modules it needs, each `alias=` a device
+//! pattern it drives, each `softdep=` a soft dependency. The symbols it
+//! exports are its defined `__ksymtab_NAME` symbols.
 //!
 //! [`ModuleIndex`] holds that data for one module tree (`lib/modules/<ver>`):
 //! it is built either by scanning the `.ko` files ([`ModuleIndex::scan`]) or
 //! by reading back the `modules.dep`/`modules.alias` files it writes
-//! ([`ModuleIndex::load`]). [`ModuleIndex::closure`] turns a list of requested
-//! names into a load order (dependencies first, deterministic), skipping
-//! built-in modules and rejecting unknown names with suggestions.
+//! ([`ModuleIndex::load`], which has no symbols or softdeps).
+//! [`ModuleIndex::closure`] turns a list of requested names into a load
+//! order (dependencies first, deterministic), skipping built-in modules and
+//! rejecting unknown names with suggestions.
 //!
-//! Formats written are the ones kmod and busybox `modprobe` read:
-//! `modules.dep` lines are `path: dep-path ...` with the *full* transitive
-//! dependency list in reverse load order (the last one is loaded first), and
-//! `modules.alias` lines are `alias <pattern> <module>`.
+//! Files written for a kernel's tree ([`depmod::write_indexes`]), because
+//! two different readers look modules up:
+//!
+//! - kmod — `modprobe`, `modinfo` and systemd's libkmod on a booted system —
+//!   reads **only** the binary trie indexes ([`index`]): `modules.dep.bin`,
+//!   `modules.alias.bin`, `modules.symbols.bin`, `modules.builtin.bin`,
+//!   `modules.builtin.alias.bin` (from the kernel's `modules.builtin.modinfo`),
+//!   plus the text `modules.softdep` and `modules.devname`. With the text
+//!   `modules.dep` alone it finds no module at all.
+//! - busybox `modprobe` (stage 1 in the initrd) reads the text files:
+//!   `modules.dep` lines are `path: dep-path ...` with the *full* transitive
+//!   dependency list in reverse load order (the last one is loaded first),
+//!   `modules.alias` lines are `alias <pattern> <module>`, `modules.symbols`
+//!   lines `alias symbol:<name> <module>`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -74,6 +86,12 @@ pub enum KmodError {
         line: usize,
         text: String,
     },
+    #[error("cannot write `{file}`")]
+    Index {
+        file: String,
+        #[source]
+        source: index::IndexError,
+    },
 }
 
 fn did_you_mean(suggestions: &[String]) -> String {
@@ -99,14 +117,21 @@ pub fn module_name_of(path: &str) -> Option<String> {
     Some(normalize_name(stem))
 }
 
-/// The fields of a module's `.modinfo` section that the index needs.
+/// What the index needs from a module: fields of its `.modinfo` section and
+/// the symbols it exports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModInfo {
     pub depends: Vec<String>,
     pub aliases: Vec<String>,
+    /// `softdep=` values (`pre: a b post: c`), in section order.
+    pub softdeps: Vec<String>,
+    /// Exported symbols: the `NAME` of each defined `__ksymtab_NAME` symbol
+    /// (what `EXPORT_SYMBOL*` leaves in a module), sorted.
+    pub exports: Vec<String>,
 }
 
-/// Parses the `.modinfo` section of an (uncompressed) ELF module image.
+/// Parses the `.modinfo` section and the exported symbols of an
+/// (uncompressed) ELF module image.
 pub fn parse_modinfo(path: &Path, elf: &[u8]) -> Result<ModInfo, KmodError> {
     let file = object::File::parse(elf).map_err(|source| KmodError::Elf {
         path: path.to_owned(),
@@ -132,9 +157,28 @@ pub fn parse_modinfo(path: &Path, elf: &[u8]) -> Result<ModInfo, KmodError> {
             );
         } else if let Some(alias) = field.strip_prefix("alias=") {
             info.aliases.push(alias.to_owned());
+        } else if let Some(softdep) = field.strip_prefix("softdep=") {
+            info.softdeps.push(softdep.to_owned());
         }
     }
+    info.exports = exported_symbols(&file);
     Ok(info)
+}
+
+/// The names of the `__ksymtab_NAME` symbols a module defines.
+fn exported_symbols(file: &object::File) -> Vec<String> {
+    use object::{ObjectSymbol, SymbolKind};
+    let mut exports: Vec<String> = file
+        .symbols()
+        .filter(|s| !s.is_undefined() && s.kind() != SymbolKind::Section)
+        .filter_map(|s| {
+            let name = s.name().ok()?.strip_prefix("__ksymtab_")?;
+            (!name.is_empty()).then(|| name.to_owned())
+        })
+        .collect();
+    exports.sort();
+    exports.dedup();
+    exports
 }
 
 /// Reads a module file, decompressing it according to its extension.
@@ -197,6 +241,11 @@ pub struct ModuleIndex {
     pub aliases: Vec<(String, String)>,
     /// Names of modules built into the kernel image.
     pub builtin: BTreeSet<String>,
+    /// `(symbol, module)` for every exported symbol, sorted (empty when
+    /// the index was [loaded](ModuleIndex::load) from text files).
+    pub exports: Vec<(String, String)>,
+    /// `(module, softdep value)`, sorted by module (empty when loaded).
+    pub softdeps: Vec<(String, String)>,
 }
 
 /// The file names that hold `depmod` output; the kernel builder writes its own
@@ -259,11 +308,20 @@ impl ModuleIndex {
             for alias in &info.aliases {
                 index.aliases.push((alias.clone(), name.clone()));
             }
+            for symbol in &info.exports {
+                index.exports.push((symbol.clone(), name.clone()));
+            }
+            for softdep in &info.softdeps {
+                index.softdeps.push((name.clone(), softdep.clone()));
+            }
             index.insert(name, rel, info.depends)?;
         }
         index
             .aliases
             .sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+        index.exports.sort();
+        // Stable: a module's softdeps stay in section order.
+        index.softdeps.sort_by(|a, b| a.0.cmp(&b.0));
         index.check_dependencies()?;
         Ok(index)
     }
@@ -438,33 +496,48 @@ impl ModuleIndex {
         names: Option<&BTreeSet<String>>,
         path_of: &dyn Fn(&Module) -> String,
     ) -> Result<String, KmodError> {
-        let mut out = String::new();
         let mut lines = Vec::new();
         for (name, module) in &self.modules {
             if names.is_some_and(|n| !n.contains(name)) {
                 continue;
             }
-            // Transitive load order without the module itself, reversed.
-            let mut order = self.closure(&[name.as_str()])?;
-            order.pop();
-            let deps: Vec<String> = order
-                .iter()
-                .rev()
-                .map(|d| path_of(&self.modules[d]))
-                .collect();
-            lines.push((path_of(module), deps.join(" ")));
+            lines.push((path_of(module), self.dep_line(name, path_of)?));
         }
         lines.sort();
-        for (path, deps) in lines {
-            out.push_str(&path);
-            out.push(':');
-            if !deps.is_empty() {
-                out.push(' ');
-                out.push_str(&deps);
-            }
+        let mut out = String::new();
+        for (_, line) in lines {
+            out.push_str(&line);
             out.push('\n');
         }
         Ok(out)
+    }
+
+    /// The `modules.dep` line of module `name` (without newline), which is
+    /// also its value in `modules.dep.bin`: `path:` then ` dep-path` for
+    /// each transitive dependency in reverse load order. kmod reverses the
+    /// list as it reads it and loads the modules in that order.
+    pub fn dep_line(
+        &self,
+        name: &str,
+        path_of: &dyn Fn(&Module) -> String,
+    ) -> Result<String, KmodError> {
+        let module = self.modules.get(name).ok_or_else(|| KmodError::Unknown {
+            name: name.to_owned(),
+            version: self.version.clone(),
+            suggestions: Vec::new(),
+        })?;
+        // Transitive load order without the module itself.
+        let mut order = self.closure(&[name])?;
+        order.pop();
+        let mut line = path_of(module);
+        line.push(':');
+        for dep in order.iter().rev() {
+            if let Some(dep) = self.modules.get(dep) {
+                line.push(' ');
+                line.push_str(&path_of(dep));
+            }
+        }
+        Ok(line)
     }
 
     /// `modules.alias` text for the modules in `names` (all when `None`).
@@ -506,6 +579,12 @@ fn read_builtin(path: &Path) -> Result<BTreeSet<String>, KmodError> {
         .filter_map(|l| module_name_of(l.trim()))
         .collect())
 }
+
+#[path = "kmod_index.rs"]
+pub mod index;
+
+#[path = "kmod_depmod.rs"]
+pub mod depmod;
 
 #[cfg(test)]
 #[path = "kmod_tests.rs"]

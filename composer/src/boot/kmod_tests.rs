@@ -4,15 +4,66 @@ use std::fs;
 /// A minimal ELF64 relocatable object with a `.modinfo` section holding
 /// `fields` (NUL-separated), like a kernel module.
 pub(crate) fn fake_module(fields: &[&str]) -> Vec<u8> {
+    fake_module_exporting(fields, &[])
+}
+
+/// [`fake_module`] that also exports `exports`: a `.symtab` with one defined
+/// `__ksymtab_NAME` symbol per name, as `EXPORT_SYMBOL` leaves in a module,
+/// next to an undefined `__ksymtab_undefined` (a reference, not an export).
+pub(crate) fn fake_module_exporting(fields: &[&str], exports: &[&str]) -> Vec<u8> {
     let mut modinfo = Vec::new();
     for f in fields {
         modinfo.extend_from_slice(f.as_bytes());
         modinfo.push(0);
     }
-    let shstrtab = b"\0.modinfo\0.shstrtab\0".to_vec();
-    let modinfo_off = 64u64;
-    let shstrtab_off = modinfo_off + modinfo.len() as u64;
-    let shoff = (shstrtab_off + shstrtab.len() as u64).div_ceil(8) * 8;
+    let mut sections = vec![Section::new(".modinfo", 1, modinfo)]; // PROGBITS
+    if !exports.is_empty() {
+        let mut strtab = vec![0u8];
+        let mut symtab = vec![0u8; 24]; // the null symbol
+        let mut symbol = |name: &str, shndx: u16| {
+            let name_off = strtab.len() as u32;
+            strtab.extend_from_slice(name.as_bytes());
+            strtab.push(0);
+            symtab.extend_from_slice(&name_off.to_le_bytes());
+            symtab.push(0); // STB_LOCAL, STT_NOTYPE
+            symtab.push(0);
+            symtab.extend_from_slice(&shndx.to_le_bytes());
+            symtab.extend_from_slice(&[0; 16]); // value, size
+        };
+        symbol("__ksymtab_undefined", 0);
+        for name in exports {
+            symbol(&format!("__ksymtab_{name}"), 1);
+        }
+        let locals = (symtab.len() / 24) as u32;
+        // .symtab is section 2 and links to .strtab, section 3.
+        sections.push(Section {
+            link: 3,
+            info: locals,
+            entsize: 24,
+            ..Section::new(".symtab", 2, symtab)
+        });
+        sections.push(Section::new(".strtab", 3, strtab));
+    }
+    let mut shstrtab = vec![0u8];
+    let mut names = Vec::new();
+    for section in &sections {
+        names.push(shstrtab.len() as u32);
+        shstrtab.extend_from_slice(section.name.as_bytes());
+        shstrtab.push(0);
+    }
+    names.push(shstrtab.len() as u32);
+    shstrtab.extend_from_slice(b".shstrtab\0");
+    sections.push(Section::new(".shstrtab", 3, shstrtab)); // STRTAB
+
+    let mut body = Vec::new();
+    let mut offsets = Vec::new();
+    for section in &sections {
+        body.resize(body.len().div_ceil(8) * 8, 0);
+        offsets.push(64 + body.len() as u64);
+        body.extend_from_slice(&section.data);
+    }
+    let shoff = (64 + body.len() as u64).div_ceil(8) * 8;
+    let shnum = sections.len() as u16 + 1;
 
     let mut elf = Vec::new();
     elf.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
@@ -28,28 +79,69 @@ pub(crate) fn fake_module(fields: &[&str]) -> Vec<u8> {
     elf.extend_from_slice(&0u16.to_le_bytes()); // phentsize
     elf.extend_from_slice(&0u16.to_le_bytes()); // phnum
     elf.extend_from_slice(&64u16.to_le_bytes()); // shentsize
-    elf.extend_from_slice(&3u16.to_le_bytes()); // shnum
-    elf.extend_from_slice(&2u16.to_le_bytes()); // shstrndx
+    elf.extend_from_slice(&shnum.to_le_bytes());
+    elf.extend_from_slice(&(shnum - 1).to_le_bytes()); // shstrndx: the last
     assert_eq!(elf.len(), 64);
-    elf.extend_from_slice(&modinfo);
-    elf.extend_from_slice(&shstrtab);
+    elf.extend_from_slice(&body);
     elf.resize(shoff as usize, 0);
-    let section = |elf: &mut Vec<u8>, name: u32, ty: u32, off: u64, size: u64| {
+    elf.extend_from_slice(&[0; 64]); // the null section header
+    for ((section, name), offset) in sections.iter().zip(names).zip(offsets) {
         elf.extend_from_slice(&name.to_le_bytes());
-        elf.extend_from_slice(&ty.to_le_bytes());
+        elf.extend_from_slice(&section.kind.to_le_bytes());
         elf.extend_from_slice(&0u64.to_le_bytes()); // flags
         elf.extend_from_slice(&0u64.to_le_bytes()); // addr
-        elf.extend_from_slice(&off.to_le_bytes());
-        elf.extend_from_slice(&size.to_le_bytes());
-        elf.extend_from_slice(&0u32.to_le_bytes()); // link
-        elf.extend_from_slice(&0u32.to_le_bytes()); // info
-        elf.extend_from_slice(&1u64.to_le_bytes()); // addralign
-        elf.extend_from_slice(&0u64.to_le_bytes()); // entsize
-    };
-    section(&mut elf, 0, 0, 0, 0);
-    section(&mut elf, 1, 1, modinfo_off, modinfo.len() as u64); // PROGBITS
-    section(&mut elf, 10, 3, shstrtab_off, shstrtab.len() as u64); // STRTAB
+        elf.extend_from_slice(&offset.to_le_bytes());
+        elf.extend_from_slice(&(section.data.len() as u64).to_le_bytes());
+        elf.extend_from_slice(&section.link.to_le_bytes());
+        elf.extend_from_slice(&section.info.to_le_bytes());
+        let align: u64 = if section.entsize == 0 { 1 } else { 8 };
+        elf.extend_from_slice(&align.to_le_bytes());
+        elf.extend_from_slice(&section.entsize.to_le_bytes());
+    }
     elf
+}
+
+/// One section of a [`fake_module_exporting`] object.
+struct Section {
+    name: &'static str,
+    kind: u32,
+    data: Vec<u8>,
+    link: u32,
+    info: u32,
+    entsize: u64,
+}
+
+impl Section {
+    fn new(name: &'static str, kind: u32, data: Vec<u8>) -> Self {
+        Section {
+            name,
+            kind,
+            data,
+            link: 0,
+            info: 0,
+            entsize: 0,
+        }
+    }
+}
+
+/// Writes one module file at `dir/path` (compressed as its extension says).
+pub(crate) fn write_module(dir: &Path, path: &str, fields: &[String], exports: &[&str]) {
+    let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+    let file = dir.join(path);
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let elf = fake_module_exporting(&refs, exports);
+    let bytes = if path.ends_with(".zst") {
+        zstd::encode_all(&elf[..], 3).unwrap()
+    } else if path.ends_with(".xz") {
+        let mut out = Vec::new();
+        liblzma::read::XzEncoder::new(&elf[..], 6)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    } else {
+        elf
+    };
+    fs::write(file, bytes).unwrap();
 }
 
 /// Writes a module tree: `(relative path, depends, aliases)`.
@@ -58,22 +150,7 @@ pub(crate) fn write_tree(dir: &Path, modules: &[(&str, &str, &[&str])], builtin:
         let mut fields = vec![format!("depends={depends}")];
         fields.extend(aliases.iter().map(|a| format!("alias={a}")));
         fields.push("license=GPL".to_owned());
-        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
-        let file = dir.join(path);
-        fs::create_dir_all(file.parent().unwrap()).unwrap();
-        let elf = fake_module(&refs);
-        let bytes = if path.ends_with(".zst") {
-            zstd::encode_all(&elf[..], 3).unwrap()
-        } else if path.ends_with(".xz") {
-            let mut out = Vec::new();
-            liblzma::read::XzEncoder::new(&elf[..], 6)
-                .read_to_end(&mut out)
-                .unwrap();
-            out
-        } else {
-            elf
-        };
-        fs::write(file, bytes).unwrap();
+        write_module(dir, path, &fields, &[]);
     }
     let builtin: String = builtin.iter().map(|b| format!("{b}\n")).collect();
     fs::write(dir.join("modules.builtin"), builtin).unwrap();
@@ -117,6 +194,23 @@ fn parses_modinfo_of_a_hand_made_elf() {
     let info = parse_modinfo(Path::new("x.ko"), &elf).unwrap();
     assert_eq!(info.depends, ["a", "b_c"]);
     assert_eq!(info.aliases, ["pci:v1*", "fs-x"]);
+}
+
+#[test]
+fn exports_are_the_defined_ksymtab_symbols_and_softdeps_are_kept() {
+    let elf = fake_module_exporting(
+        &["softdep=pre: crc32c", "depends=", "softdep=post: x"],
+        &["nft_do_chain", "__nft_reg_track_cancel", "nft_do_chain"],
+    );
+    let info = parse_modinfo(Path::new("m.ko"), &elf).unwrap();
+    assert_eq!(info.exports, ["__nft_reg_track_cancel", "nft_do_chain"]);
+    assert_eq!(info.softdeps, ["pre: crc32c", "post: x"]);
+    assert!(
+        parse_modinfo(Path::new("m.ko"), &fake_module(&["depends="]))
+            .unwrap()
+            .exports
+            .is_empty()
+    );
 }
 
 #[test]
