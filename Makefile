@@ -2,7 +2,8 @@
 #
 #   make run    build examples/minimal.imago and boot it in QEMU (serial console
 #               on this terminal; quit with Ctrl-a x)
-#   make test   formatting, lints, the flake check and the whole test suite
+#   make test   formatting, lints, the flake check, a build of the examples
+#               from an empty package cache and store, and the whole test suite
 
 CARGO ?= cargo
 EXAMPLE ?= examples/minimal.imago
@@ -14,6 +15,8 @@ run: host-tools
 	./target/release/imago run $(EXAMPLE)
 
 test: host-tools-test check
+	$(CARGO) build --locked -p imago
+	./.ci/fresh-build.sh target/debug/imago
 	$(CARGO) test --workspace --locked --no-fail-fast
 
 check:

@@ -38,12 +38,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use imago::builders::{BuildContext, Builder, ResolvedStep};
 use imago::cli::{ErrorFormat, GlobalArgs};
-use imago::debian::apt::default_cache_root;
+use imago::debian::apt::{AptEnv, HOST_SOURCES, default_cache_root};
 use imago::debian::builder::{DEB, remove_tree};
-use imago::debian::fetch::{FetchOptions, ensure_cached};
+use imago::debian::fetch::{FetchOptions, Http, check as check_sources, ensure_cached};
 use imago::debian::lock::{Lock, LockEntry};
 use imago::debian::unpack::{Limits, unpack_deb};
 use imago::graph::{BuildOptions, Graph, Registry, Step};
+use imago::settings::Settings;
 use imago::store::Store;
 use imago_lang::hook::{StepRequest, StepValue};
 use rayon::prelude::*;
@@ -60,11 +61,12 @@ fn main() -> anyhow::Result<()> {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let entries = server_packages(&examples)?;
     let root = default_cache_root();
-    let opts = FetchOptions {
-        cache_dir: root.join("debs"),
-        apt_dir: root.join("apt"),
-        offline: false,
-    };
+    let apt_dir = root.join("apt");
+    let host = std::fs::read_to_string(HOST_SOURCES).ok();
+    let sources = Settings::load()?
+        .sources(&[], host.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    let opts = FetchOptions::new(root.join("debs"), sources);
     let paths = ensure_cached(&entries, &opts)?;
     let total: u64 = entries.iter().map(|e| e.size).sum();
     println!(
@@ -78,6 +80,12 @@ fn main() -> anyhow::Result<()> {
     let wanted = |series: &str| only.is_empty() || only == series;
     if only == "xz" {
         return xz_decoders(&paths);
+    }
+    if only == "cold" {
+        return cold(&entries, &opts, &apt_dir, runs);
+    }
+    if only == "check" {
+        return check(&examples, &opts, runs);
     }
     // A previous run may just have deleted its work directory.
     settle();
@@ -116,7 +124,7 @@ fn main() -> anyhow::Result<()> {
     println!("load average after imago's runs: {}", loadavg());
 
     if only.is_empty() && std::env::var("IMAGO_BENCH_MMDEBSTRAP").as_deref() != Ok("0") {
-        let sources = opts.apt_dir.join("etc/sources.list.d/imago.sources");
+        let sources = apt_dir.join("etc/sources.list.d/imago.sources");
         let mut theirs = Series::default();
         for run in 0..runs.min(3) {
             settle();
@@ -134,8 +142,7 @@ fn main() -> anyhow::Result<()> {
             settle();
             let cold = FetchOptions {
                 cache_dir: work.path().join("cold-debs"),
-                apt_dir: opts.apt_dir.clone(),
-                offline: false,
+                ..opts.clone()
             };
             let mut ours = Series::default();
             ours.time_all(|| {
@@ -155,6 +162,81 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The cold path, alternated run by run: imago fetching the set by hash
+/// into an empty cache and building it into an empty store, against
+/// `apt-get download` of the same pinned set (the way imago fetched before)
+/// followed by the same build.
+fn cold(
+    entries: &[LockEntry],
+    opts: &FetchOptions,
+    apt_dir: &Path,
+    runs: usize,
+) -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let apt = AptEnv::open(apt_dir)?;
+    apt.ensure_lists()?;
+    let refs: Vec<&LockEntry> = entries.iter().collect();
+    let mut ours = Series::default();
+    let mut theirs = Series::default();
+    for run in 0..runs {
+        settle();
+        let cache = work.path().join(format!("ours-debs{run}"));
+        let fetch = FetchOptions {
+            cache_dir: cache.clone(),
+            ..opts.clone()
+        };
+        let store = work.path().join(format!("ours-store{run}"));
+        ours.time_all(|| {
+            ensure_cached(entries, &fetch)?;
+            into_store(entries, &cache, &store)
+        })?;
+        settle();
+        let cache = work.path().join(format!("apt-debs{run}"));
+        std::fs::create_dir(&cache)?;
+        let store = work.path().join(format!("apt-store{run}"));
+        theirs.time_all(|| {
+            for batch in refs.chunks(64) {
+                apt.download(batch, &cache)?;
+            }
+            into_store(entries, &cache, &store)
+        })?;
+        println!(
+            "run {run}: imago {:.2} s, apt-get download + build {:.2} s",
+            ours.wall.last().map_or(0.0, Duration::as_secs_f64),
+            theirs.wall.last().map_or(0.0, Duration::as_secs_f64)
+        );
+    }
+    ours.print("cold: imago fetch by hash (parallel) + into an empty store");
+    theirs.print("cold: apt-get download (64 per call) + into an empty store");
+    println!(
+        "ratio: {:.1}% of the apt-get download path's wall time",
+        100.0 * ours.median() / theirs.median()
+    );
+    remove_tree(work.path())?;
+    Ok(())
+}
+
+/// `lock --check`'s work for the examples' lock: HEAD requests for every
+/// package against the configured sources.
+fn check(examples: &Path, opts: &FetchOptions, runs: usize) -> anyhow::Result<()> {
+    let lock = Lock::read(&examples.join("imago.lock"))?;
+    let entries: Vec<LockEntry> = lock.packages.into_values().collect();
+    let mut series = Series::default();
+    for _ in 0..runs {
+        series.time(|| {
+            let http = Http::new(opts.http.clone()).map_err(anyhow::Error::msg)?;
+            let reports = check_sources(&entries, &opts.sources, &http);
+            anyhow::ensure!(reports.len() == entries.len());
+            Ok(())
+        })?;
+    }
+    series.print(&format!(
+        "lock --check: {} packages, HEAD requests",
+        entries.len()
+    ));
+    Ok(())
+}
+
 /// The lock entries of everything examples/server.imago uses: the packages
 /// its evaluation asks for and their closure in examples/imago.lock, largest
 /// first.
@@ -162,6 +244,7 @@ fn server_packages(examples: &Path) -> anyhow::Result<Vec<LockEntry>> {
     let global = GlobalArgs {
         store: None,
         error_format: ErrorFormat::Human,
+        package_caches: Vec::new(),
     };
     let file = examples.join("server.imago");
     let roots =

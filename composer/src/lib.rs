@@ -17,5 +17,7 @@ pub mod generations;
 pub mod graph;
 pub mod image;
 pub mod remote;
+pub mod settings;
 pub mod store;
 pub mod system_eval;
+pub mod utc;

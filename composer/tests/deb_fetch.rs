@@ -10,7 +10,9 @@ mod support;
 
 use imago::builders::{BuildContext, Builder, ResolvedStep};
 use imago::debian::builder::{DEB, DEB_FILE};
-use imago::debian::fetch::{FetchError, FetchOptions, ensure_cached, sha256_file, verify_file};
+use imago::debian::fetch::{
+    FetchError, FetchOptions, Sources, ensure_cached, sha256_file, verify_file,
+};
 use imago::debian::lock::LockEntry;
 use std::path::Path;
 use support::{Comp, deb, hello_entries};
@@ -25,16 +27,18 @@ fn entry_for(bytes: &[u8], name: &str) -> LockEntry {
         size: bytes.len() as u64,
         sha256: sha256_file(tmp.path()).unwrap(),
         filename: format!("pool/main/h/{name}/{name}_1.0-1_amd64.deb"),
+        archive: Some("debian".into()),
+        snapshot: None,
         depends: vec![],
     }
 }
 
 fn opts(cache: &Path, offline: bool) -> FetchOptions {
+    // No source is ever asked: every test either has the file cached or
+    // is offline.
     FetchOptions {
-        cache_dir: cache.to_path_buf(),
-        // Never used: every test either has the file cached or is offline.
-        apt_dir: cache.join("apt-unused"),
         offline,
+        ..FetchOptions::new(cache.to_path_buf(), Sources::default())
     }
 }
 
@@ -109,15 +113,14 @@ fn size_mismatch_is_rejected_too() {
 }
 
 #[test]
-fn cached_files_need_no_apt_and_offline_names_missing_ones() {
+fn cached_files_need_no_source_and_offline_names_missing_ones() {
     let cache = tempfile::tempdir().unwrap();
     let good = deb("hello", Comp::Zst, &hello_entries());
     let entry = entry_for(&good, "hello");
     std::fs::write(cache.path().join(entry.deb_file_name()), &good).unwrap();
-    // Not offline, yet no apt runs: the apt directory is never created.
+    // Not offline, yet nothing is fetched: the file is there.
     let paths = ensure_cached(std::slice::from_ref(&entry), &opts(cache.path(), false)).unwrap();
     assert_eq!(paths, [cache.path().join(entry.deb_file_name())]);
-    assert!(!cache.path().join("apt-unused").exists());
 
     let mut missing = entry.clone();
     missing.name = "absent-pkg".into();
@@ -233,7 +236,7 @@ fn deb_builder_checks_the_control_file_against_the_step() {
 }
 
 #[test]
-fn deb_builder_offline_without_the_file_names_it() {
+fn deb_builder_without_the_file_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = ctx(dir.path());
     let entry = entry_for(b"x", "hello");

@@ -13,6 +13,8 @@ fn entry(name: &str, version: &str, depends: &[&str]) -> LockEntry {
         size: 1234,
         sha256: "ab".repeat(32),
         filename: format!("pool/main/x/{name}/{name}_{version}_amd64.deb"),
+        archive: Some("debian".into()),
+        snapshot: Some("20261206T031053Z".into()),
         depends: depends.iter().map(|s| s.to_string()).collect(),
     }
 }
@@ -172,4 +174,63 @@ fn the_lock_is_the_graph_package_index() {
     assert_eq!(pinned.depends, ["libc6", "libsystemd-shared"]);
     assert_eq!(pinned.sha256, "ab".repeat(32));
     assert!(PackageIndex::get(&lock, "absent").is_none());
+}
+
+#[test]
+fn a_format_one_lock_still_reads_and_infers_the_archive() {
+    let text = "version = 1\narchitecture = \"amd64\"\n\n[[package]]\nname = \"k\"\nversion = \"1\"\narchitecture = \"amd64\"\nsize = 1\nsha256 = \"ababababababababababababababababababababababababababababababab\"\nfilename = \"pool/updates/main/k/k.deb\"\ndepends = []\n";
+    let lock = Lock::parse(text, std::path::Path::new("imago.lock")).unwrap();
+    let k = &lock.packages["k"];
+    assert_eq!(k.archive, None);
+    assert_eq!(k.snapshot, None);
+    assert_eq!(k.archive(), "debian-security");
+    // Written again, it is format 2.
+    assert!(lock.to_toml().contains("version = 2"));
+}
+
+#[test]
+fn a_newer_format_and_bad_new_fields_are_refused_with_the_place() {
+    let path = std::path::Path::new("imago.lock");
+    let err = Lock::parse("version = 3\narchitecture = \"amd64\"\n", path)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unsupported lock format version 3"), "{err}");
+    let mut lock = sample();
+    lock.packages.get_mut("libc6").unwrap().snapshot = Some("yesterday".into());
+    let err = Lock::parse(&lock.to_toml(), path).unwrap_err().to_string();
+    assert!(
+        err.contains("libc6") && err.contains("`yesterday` is not a snapshot time"),
+        "{err}"
+    );
+    let mut lock = sample();
+    lock.packages.get_mut("libc6").unwrap().archive = Some("../x".into());
+    let err = Lock::parse(&lock.to_toml(), path).unwrap_err().to_string();
+    assert!(err.contains("invalid archive `../x`"), "{err}");
+}
+
+#[test]
+fn the_lock_is_world_readable_and_a_symlinked_lock_is_written_where_it_points() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    let other = dir.path().join("other");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::create_dir(&other).unwrap();
+    let target = shared.join("imago.lock");
+    sample().write(&target).unwrap();
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "a lock is meant to be committed");
+    let link = other.join("imago.lock");
+    std::os::unix::fs::symlink("../shared/imago.lock", &link).unwrap();
+    let mut changed = sample();
+    changed.packages.remove("busybox-static");
+    changed.write(&link).unwrap();
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(Lock::read(&target).unwrap(), changed);
+    assert_eq!(Lock::read(&link).unwrap(), changed);
 }

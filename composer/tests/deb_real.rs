@@ -6,22 +6,21 @@
 // Test helpers outside #[test] functions panic on failure too.
 #![allow(clippy::unwrap_used)]
 
-use imago::debian::apt::{AptEnv, Request, default_cache_root};
+use imago::debian::apt::{AptEnv, HOST_SOURCES, Request, default_cache_root};
 use imago::debian::fetch::{FetchOptions, ensure_cached};
 use imago::debian::lock::Lock;
 use imago::debian::unpack::{Limits, unpack_deb};
+use imago::settings::Settings;
 use std::time::Instant;
 
 #[test]
 fn resolves_downloads_and_unpacks_busybox_and_the_cloud_kernel() {
     let root = default_cache_root();
-    let opts = FetchOptions {
-        cache_dir: root.join("debs"),
-        apt_dir: root.join("apt"),
-        offline: false,
-    };
+    let host = std::fs::read_to_string(HOST_SOURCES).ok();
+    let sources = Settings::default().sources(&[], host.as_deref()).unwrap();
+    let opts = FetchOptions::new(root.join("debs"), sources);
     let entries = {
-        let apt = AptEnv::open(&opts.apt_dir).unwrap();
+        let apt = AptEnv::open(&root.join("apt")).unwrap();
         let t = Instant::now();
         apt.ensure_lists().unwrap();
         eprintln!("lists ready in {:?}", t.elapsed());
@@ -64,7 +63,11 @@ fn resolves_downloads_and_unpacks_busybox_and_the_cloud_kernel() {
     let t = Instant::now();
     let paths = ensure_cached(&entries, &opts).unwrap();
     eprintln!("cache ready in {:?}", t.elapsed());
-    // A second call finds everything cached: no apt, no network.
+    // Every entry records where its file lives, for fetching it later.
+    for e in &entries {
+        assert!(e.archive.is_some() && e.snapshot.is_some(), "{e:?}");
+    }
+    // A second call finds everything cached: no network.
     let offline = FetchOptions {
         offline: true,
         ..opts.clone()

@@ -21,10 +21,10 @@
 
 use super::{ErrorFormat, GlobalArgs};
 use crate::builders::STORE_PREFIX;
-use crate::debian::apt::{default_cache_root, default_deb_cache};
-use crate::debian::fetch::{FetchOptions, ensure_cached};
+use crate::debian::apt::default_deb_cache;
+use crate::debian::fetch::ensure_cached;
 use crate::debian::lock::{Lock, LockEntry};
-use crate::graph::packages::{PackageIndex, PinnedPackage};
+use crate::graph::packages::PackageIndex;
 use crate::graph::progress::ProgressMode;
 use crate::graph::{
     BuildOptions, BuildSummary, Graph, Registry, ScheduleError, Step, StepTable, build,
@@ -322,7 +322,13 @@ pub fn build_file(
     let graph = Graph::from_steps(&evaluated.steps, std::slice::from_ref(&root))
         .and_then(Graph::validate)
         .context("building the step graph")?;
-    prefetch(&graph, lock.as_ref(), &request.options)?;
+    prefetch(
+        &graph,
+        lock.as_ref(),
+        &request.options,
+        global,
+        &request.file,
+    )?;
     match build(&graph, store, &Registry, &request.options) {
         Ok(summary) => {
             let output = summary
@@ -357,7 +363,7 @@ fn evaluate(
 ) -> anyhow::Result<Result<Evaluated, String>> {
     let table = Rc::new(match mode {
         TableMode::Build(lock) => {
-            StepTable::new(lock.map(|l| Box::new(LockIndex(l)) as Box<dyn PackageIndex>))
+            StepTable::new(lock.map(|l| Box::new(l) as Box<dyn PackageIndex>))
         }
         TableMode::Record => StepTable::recording(),
     });
@@ -444,11 +450,13 @@ fn find_root(evaluated: &Evaluated, attr: &str) -> anyhow::Result<Root> {
     )
 }
 
-/// Downloads every Debian package the graph needs in one batch.
+/// Fetches every Debian package the graph needs, in one batch.
 fn prefetch(
     graph: &crate::graph::ValidatedGraph,
     lock: Option<&Lock>,
     options: &BuildOptions,
+    global: &GlobalArgs,
+    file: &Path,
 ) -> anyhow::Result<()> {
     let Some(lock) = lock else { return Ok(()) };
     let entries: Vec<LockEntry> = graph
@@ -461,29 +469,14 @@ fn prefetch(
     if entries.is_empty() {
         return Ok(());
     }
-    let fetch = FetchOptions {
-        cache_dir: options.deb_cache.clone(),
-        apt_dir: default_cache_root().join("apt"),
-        offline: options.offline,
-    };
+    let fetch = super::fetching::fetch_options(
+        global,
+        options.deb_cache.clone(),
+        options.offline,
+        Some(file),
+    )?;
     ensure_cached(&entries, &fetch).context("fetching Debian packages")?;
     Ok(())
-}
-
-/// The lock file seen as the step table's package index.
-struct LockIndex(Lock);
-
-impl PackageIndex for LockIndex {
-    fn get(&self, name: &str) -> Option<PinnedPackage> {
-        self.0.packages.get(name).map(|e| PinnedPackage {
-            name: e.name.clone(),
-            version: e.version.clone(),
-            architecture: e.architecture.clone(),
-            size: e.size,
-            sha256: e.sha256.clone(),
-            depends: e.depends.clone(),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -555,6 +548,7 @@ mod record_tests {
         let global = GlobalArgs {
             store: None,
             error_format: ErrorFormat::Human,
+            package_caches: Vec::new(),
         };
         let packages = requested_packages(&global, &file, DEFAULT_ATTR, Some(&lib))
             .unwrap()

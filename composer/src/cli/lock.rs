@@ -9,11 +9,20 @@
 //! (or names nothing, which means all). apt resolves the closure in its
 //! private directory (see `debian::apt`); the new lock holds exactly the
 //! closure of the roots, so entries nothing uses any more disappear and are
-//! listed as removed in the summary.
+//! listed as removed in the summary. An entry apt resolved to the same file
+//! as before keeps its recorded snapshot time, so re-locking an unchanged
+//! configuration rewrites the same bytes.
+//!
+//! `--check` resolves nothing: it asks every package source whether each
+//! locked file is still there (HEAD requests; see `debian::fetch::check`)
+//! and fails when a build on a fresh machine would.
 
 use super::GlobalArgs;
-use crate::debian::apt::{AptEnv, Request, default_cache_root};
+use crate::debian::apt::{
+    AptEnv, Request, default_cache_root, default_deb_cache, versions_not_found,
+};
 use crate::debian::control::is_package_name;
+use crate::debian::fetch::{self, Availability, Http};
 use crate::debian::lock::{Lock, LockDiff};
 use anyhow::{Context, bail};
 use std::collections::BTreeSet;
@@ -47,6 +56,11 @@ pub struct Args {
     /// and only reported).
     #[arg(long)]
     pub prune: bool,
+    /// Change nothing: ask the package sources whether every locked file is
+    /// still there (no downloads) and exit non-zero when some file has no
+    /// source left, so a build on a fresh machine would fail.
+    #[arg(long, conflicts_with_all = ["update", "prune", "packages"])]
+    pub check: bool,
 }
 
 impl Args {
@@ -58,6 +72,9 @@ impl Args {
                 self.files[0].display(),
                 other.display()
             );
+        }
+        if self.check {
+            return check(global, &self.files, &lock_path);
         }
         let old = Lock::read_or_default(&lock_path)?;
         let mut roots = BTreeSet::new();
@@ -107,16 +124,34 @@ impl Args {
             );
         }
         let t = Instant::now();
-        let entries = apt.resolve(&requests).with_context(|| {
-            format!(
-                "resolving {} (if a pinned version is gone from the mirror, run `imago lock --update`)",
-                roots.iter().cloned().collect::<Vec<_>>().join(", ")
-            )
-        })?;
+        let entries = match apt.resolve(&requests) {
+            Ok(entries) => entries,
+            Err(e) => {
+                let gone = versions_not_found(&e);
+                if gone.is_empty() {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "resolving {}",
+                        roots.iter().cloned().collect::<Vec<_>>().join(", ")
+                    )));
+                }
+                let listed: Vec<String> = gone.iter().map(|(n, v)| format!("{n} {v}")).collect();
+                let names: Vec<&str> = gone.iter().map(|(n, _)| n.as_str()).collect();
+                let files: Vec<String> =
+                    self.files.iter().map(|f| f.display().to_string()).collect();
+                bail!(
+                    "{} keeps versions that Debian's index no longer lists: {}\nmove them to current versions with:\n  imago lock {} --update {}",
+                    lock_path.display(),
+                    listed.join(", "),
+                    files.join(" "),
+                    names.join(" ")
+                );
+            }
+        };
         let mut new = Lock::new(crate::debian::apt::ARCH);
         for entry in entries {
             new.packages.insert(entry.name.clone(), entry);
         }
+        keep_snapshot_times(&old, &mut new);
         let keep = new
             .closure(roots.iter().map(String::as_str))
             .map_err(|missing| anyhow::anyhow!("apt did not resolve: {}", missing.join(", ")))?;
@@ -189,6 +224,78 @@ pub fn plan_requests(
     requests.into_iter().collect()
 }
 
+/// Entries resolved to the same file as in `old` keep `old`'s snapshot time
+/// (the file was in the archive then too), so re-locking is stable.
+pub fn keep_snapshot_times(old: &Lock, new: &mut Lock) {
+    for entry in new.packages.values_mut() {
+        if let Some(prev) = old.packages.get(&entry.name)
+            && prev.version == entry.version
+            && prev.sha256 == entry.sha256
+            && prev.archive == entry.archive
+            && prev.snapshot.is_some()
+        {
+            entry.snapshot = prev.snapshot.clone();
+        }
+    }
+}
+
+/// `imago lock --check`: which locked files each source still has.
+fn check(global: &GlobalArgs, files: &[PathBuf], lock_path: &Path) -> anyhow::Result<ExitCode> {
+    let lock = Lock::read(lock_path)?;
+    let t = Instant::now();
+    let options = super::fetching::fetch_options(global, default_deb_cache(), false, None)?;
+    let http = Http::new(options.http.clone()).map_err(anyhow::Error::msg)?;
+    let entries: Vec<_> = lock.packages.values().cloned().collect();
+    let reports = fetch::check(&entries, &options.sources, &http);
+    let count = |a: Availability| reports.iter().filter(|r| r.availability == a).count();
+    let (nowhere, elsewhere) = (count(Availability::Nowhere), count(Availability::Elsewhere));
+    println!(
+        "{}: {} packages: {} on a mirror, {elsewhere} only in a package cache or the snapshot archive, {nowhere} nowhere ({:.1}s)",
+        lock_path.display(),
+        reports.len(),
+        count(Availability::Mirror),
+        t.elapsed().as_secs_f64()
+    );
+    for r in reports
+        .iter()
+        .filter(|r| r.availability != Availability::Mirror)
+    {
+        match r.availability {
+            Availability::Elsewhere => {
+                let found: Vec<String> = r.found.iter().map(|(s, l)| format!("{s} {l}")).collect();
+                println!(
+                    "  {} {}: gone from the mirrors; still at {}",
+                    r.name,
+                    r.version,
+                    found.join(", ")
+                );
+            }
+            _ => println!("  {} {}: no source has it", r.name, r.version),
+        }
+        for a in &r.failed {
+            println!("      {} {}: {}", a.source, a.location, a.failure);
+        }
+    }
+    let stale: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.availability != Availability::Mirror)
+        .map(|r| r.name.as_str())
+        .collect();
+    if !stale.is_empty() {
+        let shown: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        println!(
+            "to move them to versions the archive has: imago lock {} --update {}",
+            shown.join(" "),
+            stale.join(" ")
+        );
+    }
+    Ok(if nowhere == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 /// Carries over the old entries the new resolution did not produce (with
 /// what they depend on), so a lock shared by several configurations keeps
 /// the others' pins.
@@ -251,6 +358,8 @@ mod tests {
             size: 1,
             sha256: "0".repeat(64),
             filename: format!("pool/{name}.deb"),
+            archive: Some("debian".into()),
+            snapshot: Some("20261206T000000Z".into()),
             depends: depends.iter().map(|s| s.to_string()).collect(),
         }
     }

@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub mod build;
+pub mod cache;
 pub mod closure;
 pub mod config;
 pub mod deploy;
 pub mod eval;
+mod fetching;
 pub mod gc;
 pub mod generations;
 pub mod image;
@@ -40,6 +42,17 @@ pub struct GlobalArgs {
     /// How errors are printed.
     #[arg(long, global = true, value_enum, default_value_t = ErrorFormat::Human)]
     pub error_format: ErrorFormat,
+    /// A package cache to fetch locked .debs from before the mirrors: a
+    /// directory or an HTTP(S) base URL laid out as `sha256/<hex>`
+    /// (repeatable; IMAGO_PACKAGE_CACHES takes several, separated by spaces).
+    #[arg(
+        long = "package-cache",
+        global = true,
+        env = "IMAGO_PACKAGE_CACHES",
+        value_delimiter = ' ',
+        value_name = "URL"
+    )]
+    pub package_caches: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -64,6 +77,9 @@ pub enum Command {
     Image(image::Args),
     /// Resolve the Debian packages a configuration uses and write imago.lock.
     Lock(lock::Args),
+    /// Share downloaded Debian packages as a package cache.
+    #[command(subcommand)]
+    Cache(cache::Command),
     /// Inspect and check the store.
     #[command(subcommand)]
     Store(store::Command),
@@ -92,6 +108,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Run(args) => args.run(&global),
         Command::Image(args) => args.run(&global),
         Command::Lock(args) => args.run(&global),
+        Command::Cache(cmd) => cmd.run(&global),
         Command::Store(cmd) => cmd.run(&global),
         Command::Gc(args) => args.run(&global),
         Command::Closure(cmd) => cmd.run(&global),
@@ -117,7 +134,20 @@ mod tests {
         use clap::CommandFactory;
         let help = Cli::command().render_help().to_string();
         for verb in [
-            "eval", "config", "options", "build", "run", "image", "lock", "store", "gc", "closure",
+            "eval",
+            "config",
+            "options",
+            "build",
+            "run",
+            "image",
+            "lock",
+            "cache",
+            "store",
+            "gc",
+            "closure",
+            "generations",
+            "rollback",
+            "deploy",
         ] {
             assert!(help.contains(verb), "`{verb}` missing from:\n{help}");
         }

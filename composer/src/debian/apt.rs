@@ -22,6 +22,7 @@
 //! mirror configured there is honoured), otherwise from deb.debian.org with
 //! Debian's archive keyring.
 
+use super::archive::{self, SnapshotTime};
 use super::control::{self, Paragraph};
 use super::lock::LockEntry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,7 +32,7 @@ use std::process::Command;
 
 pub const SUITE: &str = "bookworm";
 pub const ARCH: &str = "amd64";
-const HOST_SOURCES: &str = "/etc/apt/sources.list.d/debian.sources";
+pub const HOST_SOURCES: &str = "/etc/apt/sources.list.d/debian.sources";
 const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,8 @@ pub fn default_deb_cache() -> PathBuf {
 pub struct AptEnv {
     root: PathBuf,
     conf: PathBuf,
+    /// Mirror URIs per archive, as written into our sources.
+    mirrors: BTreeMap<String, Vec<String>>,
     _lock: File,
 }
 
@@ -132,6 +135,7 @@ impl AptEnv {
         Ok(AptEnv {
             root: root.to_path_buf(),
             conf,
+            mirrors: archive::mirrors_from_sources(&sources),
             _lock: lock,
         })
     }
@@ -167,7 +171,9 @@ impl AptEnv {
     }
 
     /// Resolves the closure of `requests` (no recommends) and returns one
-    /// lock entry per package apt would install, sorted by name.
+    /// lock entry per package apt would install, sorted by name, each with
+    /// the archive its file is in and the time of resolving (for
+    /// snapshot.debian.org).
     pub fn resolve(&self, requests: &[Request]) -> Result<Vec<LockEntry>, AptError> {
         let mut args = vec![
             "-q".to_string(),
@@ -185,7 +191,42 @@ impl AptEnv {
                 message: "no packages to install".into(),
             });
         }
-        self.describe(&chosen)
+        let mut entries = self.describe(&chosen)?;
+        self.locate(&mut entries)?;
+        Ok(entries)
+    }
+
+    /// Records each entry's archive (from the URI apt would download it
+    /// from: `apt-get download --print-uris`) and the snapshot time.
+    fn locate(&self, entries: &mut [LockEntry]) -> Result<(), AptError> {
+        let mut args = vec!["-q".to_string(), "--print-uris".into(), "download".into()];
+        args.extend(entries.iter().map(|e| format!("{}={}", e.name, e.version)));
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.run("apt-get", &argv, None)?;
+        let uris: BTreeSet<String> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix('\'')?.split('\'').next())
+            .map(percent_decode)
+            .collect();
+        let now = SnapshotTime::now();
+        for entry in entries.iter_mut() {
+            let archive = self.mirrors.iter().find_map(|(archive, bases)| {
+                bases
+                    .iter()
+                    .any(|b| uris.contains(&format!("{b}/{}", entry.filename)))
+                    .then(|| archive.clone())
+            });
+            let archive = archive.ok_or_else(|| AptError::Output {
+                command: "apt-get --print-uris download".into(),
+                message: format!(
+                    "no URI for `{}` ({}) under any configured mirror",
+                    entry.name, entry.filename
+                ),
+            })?;
+            entry.archive = Some(archive);
+            entry.snapshot = Some(now.to_string());
+        }
+        Ok(())
     }
 
     /// Reads each chosen package's record with `apt-cache show` and builds
@@ -256,7 +297,7 @@ impl AptEnv {
         if let Some(dir) = cwd {
             cmd.current_dir(dir);
         }
-        let shown = format!("{program} {}", args.join(" "));
+        let shown = shown_command(program, args);
         let output = cmd.output().map_err(io_err(format!("running `{shown}`")))?;
         if !output.status.success() {
             return Err(AptError::Command {
@@ -267,6 +308,37 @@ impl AptEnv {
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
+}
+
+/// A command line for messages: long package lists are cut short, so an
+/// error stays readable (the packages are named where they matter).
+fn shown_command(program: &str, args: &[&str]) -> String {
+    const SHOWN: usize = 6;
+    if args.len() <= SHOWN {
+        return format!("{program} {}", args.join(" "));
+    }
+    format!(
+        "{program} {} … ({} more arguments)",
+        args[..SHOWN].join(" "),
+        args.len() - SHOWN
+    )
+}
+
+/// The `NAME=VERSION` requests apt refused because its index no longer
+/// has that version (`E: Version 'V' for 'N' was not found`).
+pub fn versions_not_found(error: &AptError) -> Vec<(String, String)> {
+    let AptError::Command { stderr, .. } = error else {
+        return Vec::new();
+    };
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("E: Version '")?;
+            let (version, rest) = rest.split_once("' for '")?;
+            let name = rest.strip_suffix("' was not found")?;
+            Some((name.to_string(), version.to_string()))
+        })
+        .collect()
 }
 
 fn write_if_changed(path: &Path, text: &str) -> Result<(), AptError> {
@@ -377,6 +449,31 @@ fn paragraph(uris: &str, suites: &str, signed_by: &str) -> String {
     )
 }
 
+/// `%XX` escapes decoded (apt prints `+` in URIs as `%2b`); a `%` not
+/// followed by two hex digits stays as it is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// `Inst NAME (VERSION ...)` lines of `apt-get --simulate install`.
 pub fn parse_simulation(output: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -450,6 +547,8 @@ fn entry_from(
         size,
         sha256: field("SHA256")?,
         filename: field("Filename")?,
+        archive: None,
+        snapshot: None,
         depends: depends.into_iter().collect(),
     })
 }
@@ -457,6 +556,34 @@ fn entry_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vanished_versions_are_read_from_apt_errors() {
+        let e = AptError::Command {
+            command: shown_command("apt-get", &["install"; 9]),
+            status: "exit status: 100".into(),
+            stderr: "E: Version '6.1.192-2' for 'linux-image-cloud-amd64' was not found\nE: other"
+                .into(),
+        };
+        assert_eq!(
+            versions_not_found(&e),
+            [(
+                "linux-image-cloud-amd64".to_string(),
+                "6.1.192-2".to_string()
+            )]
+        );
+        assert!(e.to_string().contains("(3 more arguments)"), "{e}");
+    }
+
+    #[test]
+    fn uris_are_percent_decoded() {
+        assert_eq!(
+            percent_decode("http://d/pool/b/base-files_12.4%2bdeb12u15_amd64.deb"),
+            "http://d/pool/b/base-files_12.4+deb12u15_amd64.deb"
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%41"), "%zzA");
+    }
 
     #[test]
     fn simulation_lines() {

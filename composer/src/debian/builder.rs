@@ -2,8 +2,8 @@
 //!
 //! `deb` (params `{ package, version, architecture, size, sha256 }`, filled
 //! from the lock by the graph): takes `<deb_cache>/<name>_<version>_<arch>.deb`
-//! (fetching it through the private apt if the batch pre-fetch did not and
-//! the build is not offline), unpacks it into `out` while hashing every byte
+//! (the build fetches every package before it schedules; a builder never
+//! touches the network), unpacks it into `out` while hashing every byte
 //! read, then checks size and SHA-256 against the parameters and the control
 //! file's Package/Version/Architecture against the step. Any failure removes
 //! `out`, so nothing half-written is left for the store.
@@ -11,9 +11,8 @@
 //! `deb-file` (params `{ file }`, a store path of an imported .deb): unpacks
 //! it the same way; the package name in messages is the step's name.
 
-use super::apt::default_cache_root;
 use super::control;
-use super::fetch::{self, FetchOptions, Sha256Reader};
+use super::fetch::{self, FetchError, Sha256Reader};
 use super::lock::LockEntry;
 use super::unpack::{self, Limits, Summary};
 use crate::builders::{BuildContext, BuildError, Builder, ResolvedStep};
@@ -21,14 +20,11 @@ use imago_lang::hook::StepValue;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The `deb` builder.
 #[derive(Debug, Clone, Default)]
 pub struct DebBuilder {
-    /// The private apt directory used when a package must be fetched here;
-    /// `None` means `$XDG_CACHE_HOME/imago/apt`.
-    pub apt_dir: Option<PathBuf>,
     pub limits: Option<Limits>,
 }
 
@@ -39,10 +35,7 @@ pub struct DebFileBuilder {
 }
 
 /// Instances for the builder registry.
-pub static DEB: DebBuilder = DebBuilder {
-    apt_dir: None,
-    limits: None,
-};
+pub static DEB: DebBuilder = DebBuilder { limits: None };
 pub static DEB_FILE: DebFileBuilder = DebFileBuilder { limits: None };
 
 #[derive(Debug, Deserialize)]
@@ -91,21 +84,20 @@ impl Builder for DebBuilder {
             size: p.size,
             sha256: p.sha256.to_ascii_lowercase(),
             filename: String::new(),
+            archive: None,
+            snapshot: None,
             depends: Vec::new(),
         };
         let path = fetch::cache_path(&ctx.deb_cache, &entry);
         if !path.exists() {
-            let opts = FetchOptions {
-                cache_dir: ctx.deb_cache.clone(),
-                apt_dir: self
-                    .apt_dir
-                    .clone()
-                    .unwrap_or_else(|| default_cache_root().join("apt")),
-                offline: ctx.offline,
-            };
-            let _ = writeln!(log, "fetching {}={}", entry.name, entry.version);
-            fetch::ensure_cached(std::slice::from_ref(&entry), &opts)
-                .map_err(|e| BuildError::Other(e.into()))?;
+            return Err(BuildError::Other(
+                FetchError::NotCached {
+                    package: entry.name.clone(),
+                    version: entry.version.clone(),
+                    cache: ctx.deb_cache.clone(),
+                }
+                .into(),
+            ));
         }
         // Packages from the archive are authenticated by the lock; Debian
         // needs case-only name pairs (see `Limits`), and the SHA-256 of the

@@ -4,7 +4,10 @@
 //! - `control.rs`: deb822 paragraphs and relationship fields.
 //! - `lock.rs`: `imago.lock` (pinned versions, sizes, SHA-256, dependencies).
 //! - `apt.rs`: apt in a private state directory (never the host's).
-//! - `fetch.rs`: the download cache, verified against the lock.
+//! - `archive.rs`: Debian's archives, their mirrors, snapshot times.
+//! - `fetch/`: the download cache, filled by hash from an ordered list of
+//!   sources (package caches, mirrors, snapshot.debian.org) and verified
+//!   against the lock while the bytes stream.
 //! - `deb.rs` / `unpack.rs`: the .deb container and safe extraction, with
 //!   `names.rs` (entry names, merged /usr) and `dirfd.rs` (descriptor-based
 //!   file-system access).
@@ -13,6 +16,7 @@
 //! docs/packages.md describes the formats and rules for users.
 
 pub mod apt;
+pub mod archive;
 pub mod builder;
 pub mod control;
 pub mod deb;
