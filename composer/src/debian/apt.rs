@@ -1,6 +1,8 @@
-//! apt in a private directory: resolving package closures and downloading
-//! .debs with Debian's own tools and signature checks, without ever reading
-//! or changing the host's package state.
+//! apt in a private directory: resolving package closures for `imago lock`
+//! with Debian's own tools and signature checks, without ever reading or
+//! changing the host's package state. (Builds fetch by hash, without apt:
+//! see `fetch/`; [`AptEnv::download`] remains for the benchmark that
+//! compares the two.)
 //!
 //! Layout of the private directory (default `$XDG_CACHE_HOME/imago/apt`):
 //!
