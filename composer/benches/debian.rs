@@ -38,13 +38,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use imago::builders::{BuildContext, Builder, ResolvedStep};
 use imago::cli::{ErrorFormat, GlobalArgs};
-use imago::debian::apt::{AptEnv, HOST_SOURCES, default_cache_root};
+use imago::debian::apt::{AptEnv, default_cache_root};
 use imago::debian::builder::{DEB, remove_tree};
 use imago::debian::fetch::{FetchOptions, Http, check as check_sources, ensure_cached};
 use imago::debian::lock::{Lock, LockEntry};
 use imago::debian::unpack::{Limits, unpack_deb};
 use imago::graph::{BuildOptions, Graph, Registry, Step};
-use imago::settings::Settings;
+use imago::settings::configured_sources;
 use imago::store::Store;
 use imago_lang::hook::{StepRequest, StepValue};
 use rayon::prelude::*;
@@ -62,11 +62,7 @@ fn main() -> anyhow::Result<()> {
     let entries = server_packages(&examples)?;
     let root = default_cache_root();
     let apt_dir = root.join("apt");
-    let host = std::fs::read_to_string(HOST_SOURCES).ok();
-    let sources = Settings::load()?
-        .sources(&[], host.as_deref())
-        .map_err(anyhow::Error::msg)?;
-    let opts = FetchOptions::new(root.join("debs"), sources);
+    let opts = FetchOptions::new(root.join("debs"), configured_sources(&[])?);
     let paths = ensure_cached(&entries, &opts)?;
     let total: u64 = entries.iter().map(|e| e.size).sum();
     println!(

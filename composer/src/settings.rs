@@ -181,6 +181,20 @@ impl Settings {
     }
 }
 
+/// The package sources of this machine and user, plus `extra_caches`
+/// (the command line): the configuration files, the host's apt sources,
+/// Debian's public services.
+pub fn configured_sources(extra_caches: &[String]) -> Result<Sources, SettingsError> {
+    let settings = Settings::load()?;
+    let host = std::fs::read_to_string(crate::debian::apt::HOST_SOURCES).ok();
+    settings
+        .sources(extra_caches, host.as_deref())
+        .map_err(|message| SettingsError::Invalid {
+            path: PathBuf::from("--package-cache / IMAGO_PACKAGE_CACHES"),
+            message,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,19 +6,17 @@
 // Test helpers outside #[test] functions panic on failure too.
 #![allow(clippy::unwrap_used)]
 
-use imago::debian::apt::{AptEnv, HOST_SOURCES, Request, default_cache_root};
+use imago::debian::apt::{AptEnv, Request, default_cache_root};
 use imago::debian::fetch::{FetchOptions, ensure_cached};
 use imago::debian::lock::Lock;
 use imago::debian::unpack::{Limits, unpack_deb};
-use imago::settings::Settings;
+use imago::settings::configured_sources;
 use std::time::Instant;
 
 #[test]
 fn resolves_downloads_and_unpacks_busybox_and_the_cloud_kernel() {
     let root = default_cache_root();
-    let host = std::fs::read_to_string(HOST_SOURCES).ok();
-    let sources = Settings::default().sources(&[], host.as_deref()).unwrap();
-    let opts = FetchOptions::new(root.join("debs"), sources);
+    let opts = FetchOptions::new(root.join("debs"), configured_sources(&[]).unwrap());
     let entries = {
         let apt = AptEnv::open(&root.join("apt")).unwrap();
         let t = Instant::now();

@@ -3,10 +3,8 @@
 //! progress bar on a terminal.
 
 use super::GlobalArgs;
-use crate::debian::apt::HOST_SOURCES;
 use crate::debian::fetch::{FetchOptions, HttpSettings};
-use crate::settings::Settings;
-use anyhow::Context;
+use crate::settings::configured_sources;
 use std::path::{Path, PathBuf};
 
 /// Fetch options for `cache_dir`; `config` (the configuration being built)
@@ -17,12 +15,7 @@ pub fn fetch_options(
     offline: bool,
     config: Option<&Path>,
 ) -> anyhow::Result<FetchOptions> {
-    let settings = Settings::load()?;
-    let host = std::fs::read_to_string(HOST_SOURCES).ok();
-    let sources = settings
-        .sources(&global.package_caches, host.as_deref())
-        .map_err(anyhow::Error::msg)
-        .context("--package-cache / IMAGO_PACKAGE_CACHES")?;
+    let sources = configured_sources(&global.package_caches)?;
     Ok(FetchOptions {
         cache_dir,
         sources,

@@ -1,5 +1,5 @@
 //! Shared by the boot tests and the boot benchmark: fetching Debian's cloud
-//! kernel and busybox-static (cached under the target dir), building a
+//! kernel and busybox-static (pinned by the examples' lock), building a
 //! kernel, an initrd and a busybox toplevel with the real builders, and
 //! booting it under TCG while watching the console.
 
@@ -19,52 +19,27 @@ use imago::builders::{BuildContext, Builder, ResolvedStep};
 
 pub const MARKER: &str = "IMAGO-BOOT-OK";
 
-/// The three .debs, downloaded once into a cache under the target dir.
+/// The three .debs — busybox-static, linux-image-cloud-amd64 and the
+/// kernel image package it depends on — as the examples' lock pins them,
+/// fetched by hash into Imago's download cache like any build's.
 pub fn debs() -> Vec<PathBuf> {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("boot-debs");
-    std::fs::create_dir_all(&cache).unwrap();
-    let find = |prefix: &str| -> Option<PathBuf> {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&cache)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| {
-                let name = p.file_name().unwrap().to_string_lossy().into_owned();
-                name.starts_with(prefix) && name.ends_with(".deb")
-            })
-            .collect();
-        found.sort();
-        found.pop()
-    };
-    let wanted = [
-        "busybox-static_",
-        "linux-image-cloud-amd64_",
-        "linux-image-6.",
-    ];
-    if wanted.iter().all(|w| find(w).is_some()) {
-        return wanted.iter().filter_map(|w| find(w)).collect();
-    }
-    let depends = Command::new("apt-cache")
-        .args(["depends", "linux-image-cloud-amd64"])
-        .output()
-        .expect("apt-cache runs");
-    let depends = String::from_utf8_lossy(&depends.stdout);
-    let image = depends
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("Depends: "))
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let lock = imago::debian::lock::Lock::read(&examples.join("imago.lock")).unwrap();
+    let image = lock.packages["linux-image-cloud-amd64"]
+        .depends
+        .iter()
         .find(|d| d.starts_with("linux-image-6."))
         .expect("linux-image-cloud-amd64 depends on a linux-image-6.* package")
-        .to_owned();
-    let status = Command::new("apt-get")
-        .args(["-q", "-o", "APT::Sandbox::User=root", "download"])
-        .args(["busybox-static", "linux-image-cloud-amd64", &image])
-        .current_dir(&cache)
-        .status()
-        .expect("apt-get runs");
-    assert!(status.success(), "apt-get download failed");
-    wanted
+        .clone();
+    let entries: Vec<_> = ["busybox-static", "linux-image-cloud-amd64", &image]
         .iter()
-        .map(|w| find(w).expect("downloaded"))
-        .collect()
+        .map(|name| lock.packages[*name].clone())
+        .collect();
+    let opts = imago::debian::fetch::FetchOptions::new(
+        imago::debian::apt::default_deb_cache(),
+        imago::settings::configured_sources(&[]).unwrap(),
+    );
+    imago::debian::fetch::ensure_cached(&entries, &opts).unwrap()
 }
 
 /// A fake but well-formed store name for object number `n`.

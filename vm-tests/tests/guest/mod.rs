@@ -2,8 +2,9 @@
 //! running the backdoor, built without Imago.
 //!
 //! The kernel image package (the one `linux-image-cloud-amd64` depends on)
-//! and `busybox-static` are fetched with `apt-get download` into a cache
-//! under the cargo target directory and unpacked with `dpkg-deb` once; a file
+//! and `busybox-static`, as the examples' lock pins them, are fetched by
+//! hash (Imago's fetcher and download cache), linked into a cache under the
+//! cargo target directory and unpacked with `dpkg-deb` once; a file
 //! lock makes concurrent test processes share the work. The initramfs is
 //! assembled in memory on every run (so edits to backdoor.sh take effect):
 //! busybox, the `/init` below, backdoor.sh, and the kernel modules for
@@ -140,24 +141,40 @@ fn build() -> Result<Guest, String> {
     })
 }
 
-/// Downloads the kernel image and busybox-static packages into `debs`.
+/// Puts the kernel image and busybox-static packages, as the examples' lock
+/// pins them, into `debs`: fetched by hash into Imago's download cache like
+/// any build's, then linked (or copied) here.
 fn download(debs: &Path) -> Result<(), String> {
-    let depends = run(Command::new("apt-cache").args(["depends", "linux-image-cloud-amd64"]))?;
-    let depends = String::from_utf8_lossy(&depends);
-    let image = depends
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("Depends: "))
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let lock = imago::debian::lock::Lock::read(&examples.join("imago.lock"))
+        .map_err(|e| format!("reading the examples' lock: {e}"))?;
+    let meta = lock
+        .packages
+        .get("linux-image-cloud-amd64")
+        .ok_or("the examples' lock has no linux-image-cloud-amd64")?;
+    let image = meta
+        .depends
+        .iter()
         .find(|p| p.starts_with("linux-image-"))
-        .ok_or("apt-cache names no linux-image-* dependency of linux-image-cloud-amd64")?
-        .to_owned();
+        .ok_or("linux-image-cloud-amd64 depends on no linux-image-* package in the lock")?;
+    let entries: Vec<_> = [image.as_str(), "busybox-static"]
+        .iter()
+        .filter_map(|name| lock.packages.get(*name).cloned())
+        .collect();
+    let sources = imago::settings::configured_sources(&[]).map_err(|e| e.to_string())?;
+    let opts =
+        imago::debian::fetch::FetchOptions::new(imago::debian::apt::default_deb_cache(), sources);
+    let paths = imago::debian::fetch::ensure_cached(&entries, &opts)
+        .map_err(|e| format!("fetching the guest's packages: {e}"))?;
     let tmp = debs.with_extension("tmp");
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(|e| format!("creating {}: {e}", tmp.display()))?;
-    run(Command::new("apt-get")
-        .args(["download", "-q", "-o", "APT::Sandbox::User=root"])
-        .arg(&image)
-        .arg("busybox-static")
-        .current_dir(&tmp))?;
+    for path in paths {
+        let dest = tmp.join(path.file_name().unwrap_or_default());
+        fs::hard_link(&path, &dest)
+            .or_else(|_| fs::copy(&path, &dest).map(|_| ()))
+            .map_err(|e| format!("copying {}: {e}", path.display()))?;
+    }
     fs::rename(&tmp, debs).map_err(|e| format!("renaming {}: {e}", tmp.display()))
 }
 
