@@ -142,6 +142,7 @@ fn probe(kernel: &Path, initrd: &Path) -> bool {
         accel: Accel::Kvm,
         store: None,
         network: false,
+        forwards: vec![],
         no_reboot: true,
         extra_args: vec![],
     };

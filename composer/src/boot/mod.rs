@@ -17,6 +17,7 @@
 pub mod bootspec;
 pub mod confine;
 pub mod cpio;
+pub mod forward;
 pub mod initrd;
 pub mod kernel;
 pub mod kmod;

@@ -91,6 +91,8 @@ pub struct QemuConfig {
     pub store: Option<StoreShare>,
     /// User-mode networking with a virtio NIC.
     pub network: bool,
+    /// Host ports forwarded into the guest (with `network`).
+    pub forwards: Vec<super::forward::PortForward>,
     /// Exit QEMU instead of rebooting the guest.
     pub no_reboot: bool,
     /// Appended last, verbatim.
@@ -182,14 +184,16 @@ pub fn argv(config: &QemuConfig) -> Vec<OsString> {
     }
     if config.network {
         // No option ROM: direct kernel boot never network-boots.
-        args.extend(
-            [
-                "-netdev",
-                "user,id=net0",
-                "-device",
-                "virtio-net-pci,netdev=net0,romfile=",
-            ]
-            .map(OsString::from),
+        let mut netdev = String::from("user,id=net0");
+        for forward in &config.forwards {
+            netdev.push(',');
+            netdev.push_str(&forward.hostfwd());
+        }
+        args.push("-netdev".into());
+        args.push(netdev.into());
+        push(
+            &mut args,
+            &["-device", "virtio-net-pci,netdev=net0,romfile="],
         );
     }
     args.extend(config.extra_args.iter().cloned());
@@ -213,6 +217,7 @@ mod tests {
                 dir: "/var/store".into(),
             }),
             network: true,
+            forwards: vec![],
             no_reboot: false,
             extra_args: vec!["-s".into()],
         }
@@ -250,6 +255,7 @@ mod tests {
         );
         assert!(args.contains(&"virtio-9p-pci,fsdev=store,mount_tag=imago-store".to_owned()));
         assert!(args.contains(&"virtio-net-pci,netdev=net0,romfile=".to_owned()));
+        assert!(args.contains(&"user,id=net0".to_owned()));
         assert_eq!(
             args.last().map(String::as_str),
             Some("-s"),
@@ -258,6 +264,20 @@ mod tests {
         assert!(!args.contains(&"-cpu".to_owned()));
         assert!(!args.contains(&"-no-reboot".to_owned()));
         assert!(!args.contains(&"-bios".to_owned()));
+    }
+
+    #[test]
+    fn forwards_join_the_user_network() {
+        let mut c = config();
+        c.forwards = vec![
+            "8080:80".parse().unwrap(),
+            "udp:0.0.0.0:53:53".parse().unwrap(),
+        ];
+        let args = strings(&argv(&c));
+        assert_eq!(
+            value_of(&args, "-netdev"),
+            "user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:0.0.0.0:53-:53"
+        );
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub share: Option<ShareKind>,
     /// Extra kernel parameters after the system's own.
     pub kernel_params: Vec<String>,
+    /// Host ports forwarded into the guest.
+    pub forwards: Vec<super::forward::PortForward>,
 }
 
 impl Default for RunOptions {
@@ -46,6 +48,7 @@ impl Default for RunOptions {
             accel: None,
             share: None,
             kernel_params: Vec::new(),
+            forwards: Vec::new(),
         }
     }
 }
@@ -169,6 +172,7 @@ impl VmLaunch {
             accel: accel.accel,
             store: Some(store),
             network: true,
+            forwards: opts.forwards.clone(),
             no_reboot: false,
             extra_args: opts.extra_args.clone(),
         };

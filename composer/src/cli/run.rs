@@ -5,6 +5,7 @@
 
 use super::GlobalArgs;
 use super::build::SystemArgs;
+use crate::boot::forward::PortForward;
 use crate::boot::run::{RunOptions, run_system};
 use crate::debian::apt::default_deb_cache;
 use crate::graph::BuildOptions;
@@ -29,6 +30,12 @@ pub struct Args {
     /// Virtual CPUs.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub smp: u32,
+    /// Forward a host port to a guest port on the user network
+    /// (repeatable): `[tcp:|udp:][ADDRESS:]HOST_PORT:GUEST_PORT`, e.g.
+    /// `--forward 8080:80` (the host side listens on 127.0.0.1 unless an
+    /// address is given).
+    #[arg(long = "forward", value_name = "HOST:GUEST")]
+    pub forwards: Vec<PortForward>,
     /// An extra kernel parameter (repeatable), e.g. `--kernel-param imago.debug1`.
     #[arg(long = "kernel-param", value_name = "PARAM")]
     pub kernel_params: Vec<String>,
@@ -86,6 +93,7 @@ impl Args {
             smp: self.smp,
             extra_args: self.qemu_args,
             kernel_params: self.kernel_params,
+            forwards: self.forwards,
             ..RunOptions::default()
         };
         let status = run_system(&physical, &toplevel.to_absolute(), store.dir(), &options)
@@ -126,11 +134,18 @@ mod tests {
             "4",
             "--kernel-param",
             "imago.debug1",
+            "--forward",
+            "8080:80",
+            "--forward",
+            "udp:5353:53",
             "--",
             "-s",
             "-S",
         ])
         .unwrap();
+        let fwd: Vec<String> = args.forwards.iter().map(ToString::to_string).collect();
+        assert_eq!(fwd, ["tcp:127.0.0.1:8080:80", "udp:127.0.0.1:5353:53"]);
+        assert!(parse(&["sys.imago", "--forward", "80"]).is_err());
         assert_eq!(args.system.file, Some(PathBuf::from("sys.imago")));
         assert_eq!(args.memory, 2048);
         assert_eq!(args.smp, 4);
