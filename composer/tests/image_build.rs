@@ -264,3 +264,58 @@ fn a_system_without_a_boot_loader_is_refused_and_nothing_is_left() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
+
+/// Reliability catalogue case 28 (an image made by an ordinary user): the
+/// image of a store owned by another uid (above 65535, so ext4's high owner
+/// bits matter too) has every inode owned by root and is byte-identical to
+/// the image of the same store owned by root. Without root, the store is
+/// the current (ordinary) user's and only the owners are checked.
+#[test]
+fn an_image_of_a_store_owned_by_another_uid_is_roots() {
+    let sys = system(true);
+    let as_root = rustix::process::geteuid().is_root();
+    let before = if as_root {
+        let a = fs::read(build(&sys, "root.raw").unwrap()).unwrap();
+        for e in walkdir::WalkDir::new(sys._dir.path().join("store")) {
+            std::os::unix::fs::lchown(e.unwrap().path(), Some(100_001), Some(100_001)).unwrap();
+        }
+        Some(a)
+    } else {
+        None
+    };
+    let image = build(&sys, "user.raw").unwrap();
+    let disk = gpt::GptConfig::new().open(&image).unwrap();
+    let offset = disk.partitions()[&2].first_lba * 512;
+    let linux = sys
+        .store
+        .closure(std::slice::from_ref(&sys.toplevel))
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name() == "linux")
+        .unwrap();
+    for path in [
+        "/".to_owned(),
+        "/etc".to_owned(),
+        "/root".to_owned(),
+        "/tmp".to_owned(),
+        "/imago".to_owned(),
+        "/imago/store".to_owned(),
+        "/imago/var/profiles/system".to_owned(),
+        format!("/imago/store/{linux}"),
+        format!("/imago/store/{linux}/bzImage"),
+        format!("/imago/store/{}/kernel", sys.toplevel),
+    ] {
+        let stat = debugfs(&image, offset, &format!("stat {path}"));
+        assert!(
+            stat.contains("User:     0   Group:     0 "),
+            "{path} is not root's:\n{stat}"
+        );
+    }
+    if let Some(a) = before {
+        let b = fs::read(&image).unwrap();
+        assert!(
+            a == b,
+            "the image of the store owned by uid 100001 differs from root's"
+        );
+    }
+}

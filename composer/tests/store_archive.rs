@@ -1,6 +1,6 @@
 //! Closure export and import: round trips, and every way a hostile or broken
 //! archive must be refused without registering anything
-//! (reliability.md 1–15).
+//! (reliability.md 1–15), and that archives carry no owner (case 28).
 
 // Test helpers outside #[test] functions panic on failure too.
 #![allow(clippy::unwrap_used)]
@@ -11,7 +11,7 @@ use imago::store::archive::tar::{Reader, Writer};
 use imago::store::archive::{MANIFEST_NAME, Manifest};
 use imago::store::{ImportLimits, Store, StorePath};
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::Path;
 use store_support::{add_file, add_tree, temp_leftovers, top_level_objects};
 use tempfile::TempDir;
@@ -656,4 +656,70 @@ fn import_never_overwrites_a_valid_object() {
     let after = fs::metadata(dst.physical(&src.lib)).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert_eq!(before.ino(), after.ino());
+}
+
+/// The uncompressed tar stream `tar` with every header claiming `uid` (and
+/// gid) and the names "mallory", checksums fixed.
+fn claim_owner(tar: &[u8], uid: u32) -> Vec<u8> {
+    let mut out = tar.to_vec();
+    let mut at = 0;
+    while at + 512 <= out.len() && out[at..at + 512].iter().any(|b| *b != 0) {
+        let h = &mut out[at..at + 512];
+        let size_text = String::from_utf8_lossy(&h[124..135]).trim().to_owned();
+        let size = u64::from_str_radix(&size_text, 8).unwrap() as usize;
+        h[108..116].copy_from_slice(format!("{uid:07o}\0").as_bytes());
+        h[116..124].copy_from_slice(format!("{uid:07o}\0").as_bytes());
+        for field in [265..297, 297..329] {
+            h[field.clone()].fill(0);
+            h[field.start..field.start + 7].copy_from_slice(b"mallory");
+        }
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    out
+}
+
+/// Reliability catalogue case 28 (a closure moved by an ordinary user): an
+/// export of a store whose files belong to another uid records no owner
+/// (uid/gid 0, no user or group names, read with the `tar` crate), and
+/// import never takes an owner from the stream, even one it claims: every
+/// imported file is the importing user's (root's, run as root).
+#[test]
+fn exports_record_no_owner_and_imports_restore_none() {
+    let src = source();
+    let me = rustix::process::geteuid().as_raw();
+    if me == 0 {
+        for e in walkdir::WalkDir::new(src._dir.path()) {
+            std::os::unix::fs::lchown(e.unwrap().path(), Some(100_001), Some(100_001)).unwrap();
+        }
+    }
+    let archive = export(&src, std::slice::from_ref(&src.top));
+    let tar_bytes = zstd::decode_all(archive.as_slice()).unwrap();
+    let mut entries = 0;
+    for e in tar::Archive::new(tar_bytes.as_slice()).entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        let path = e.path().unwrap().display().to_string();
+        assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 0), "{path}");
+        assert_eq!(h.username_bytes().unwrap_or_default(), b"", "{path}");
+        assert_eq!(h.groupname_bytes().unwrap_or_default(), b"", "{path}");
+        entries += 1;
+    }
+    assert!(entries >= 9, "{entries} entries");
+
+    let claimed = zstd::encode_all(claim_owner(&tar_bytes, 4242).as_slice(), 1).unwrap();
+    for archive in [archive, claimed] {
+        let (dir, dst) = target();
+        dst.import(archive.as_slice()).unwrap();
+        for e in walkdir::WalkDir::new(dir.path()) {
+            let e = e.unwrap();
+            let m = e.path().symlink_metadata().unwrap();
+            assert_eq!(m.uid(), me, "{}", e.path().display());
+            if me == 0 {
+                assert_eq!(m.gid(), 0, "{}", e.path().display());
+            }
+        }
+    }
 }

@@ -9,7 +9,9 @@
 //! with the `gpt` crate. The result is deterministic: UUIDs, volume ids and
 //! the ext4 hash seed derive from the toplevel's store hash, and every
 //! timestamp is fixed, so the same configuration and lock give a
-//! byte-identical image.
+//! byte-identical image — whoever builds it: every inode of the root file
+//! system is owned by root (uid 0, gid 0) and every directory has a fixed
+//! mode, whether root or an ordinary user runs the build (see `rootfs.rs`).
 //!
 //! ```text
 //! LBA 0        protective MBR
@@ -23,6 +25,7 @@ mod bls;
 mod esp;
 mod gpt;
 mod ids;
+mod inodes;
 mod rootfs;
 
 pub use bls::{BootEntry, LoaderConfig};

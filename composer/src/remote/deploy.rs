@@ -1,9 +1,12 @@
 //! Copying a closure to a machine and switching it there.
 //!
-//! The objects travel as a plain tar stream into a temporary directory of
-//! the target's store, unpacked by the target's tar, and are then renamed
-//! into place one by one, references first (a rename is atomic, so an
-//! interrupted copy leaves only complete objects and a temporary directory).
+//! The objects travel as a plain tar stream ([`super::stream`]: no local
+//! owners) into a temporary directory of the target's store, unpacked by
+//! the target's tar with `--no-same-owner` (so every object is owned by
+//! the user the script runs as, root, whatever the stream says), and are
+//! then renamed into place one by one, references first (a rename is
+//! atomic, so an interrupted copy leaves only complete objects and a
+//! temporary directory).
 //! The store, bind-mounted read-only by stage 1, is remounted read-write for
 //! the copy and read-only again afterwards.
 
@@ -104,7 +107,7 @@ if grep -q "^[^ ]* $store [^ ]* ro[, ]" /proc/mounts; then mount -o remount,bind
 tmp="$store/.imago-deploy-$$"
 trap 'rm -rf "$tmp"; if $ro; then mount -o remount,bind,ro "$store"; fi' EXIT
 mkdir "$tmp"
-tar -x -f - -C "$tmp"
+tar --no-same-owner -x -f - -C "$tmp"
 sync
 for p in {names}; do [ -e "$store/$p" ] || mv "$tmp/$p" "$store/$p"; done
 sync
@@ -113,20 +116,7 @@ sync
         names = names.join(" ")
     );
     let mut write = |out: &mut dyn Write| -> anyhow::Result<()> {
-        let mut tar = tar::Builder::new(out);
-        tar.follow_symlinks(false);
-        for p in missing {
-            let physical = store.physical(p);
-            let name = p.to_string();
-            if physical.symlink_metadata()?.is_dir() {
-                tar.append_dir_all(&name, &physical)
-            } else {
-                tar.append_path_with_name(&physical, &name)
-            }
-            .with_context(|| format!("sending {}", p.to_absolute()))?;
-        }
-        tar.finish()?;
-        Ok(())
+        super::stream::write_objects(store, missing, out)
     };
     let out = remote
         .run(&script, Some(&mut write))

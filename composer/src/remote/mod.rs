@@ -10,6 +10,7 @@
 
 mod deploy;
 mod ssh;
+mod stream;
 
 pub use deploy::{Action, copy_closure, run_switch};
 pub use ssh::{SshRemote, SshTarget, parse_target};
