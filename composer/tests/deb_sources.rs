@@ -393,3 +393,50 @@ fn cache_export_writes_a_package_cache_that_serves_the_fetcher() {
     ensure_cached(std::slice::from_ref(&e), &options(fresh.path(), sources)).unwrap();
     assert_eq!(server.hits(&mirror_path(&e)), 0);
 }
+
+/// A build whose locked package no source has fails once, naming the
+/// package, every source and the command that fixes the lock — not with a
+/// builder error per step — and leaves no output and nothing in the cache.
+#[test]
+fn a_build_with_a_rotted_package_names_every_source_and_the_fix() {
+    let server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    configure(home.path(), &server);
+    let mut kernel = entry("linux-image-cloud-amd64", &bytes(9, 1000));
+    kernel.archive = Some("debian-security".into());
+    let mut lock = Lock::new("amd64");
+    lock.packages.insert(kernel.name.clone(), kernel.clone());
+    let project = home.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    lock.write(&project.join("imago.lock")).unwrap();
+    let file = project.join("sys.imago");
+    std::fs::write(&file, "{ ... }: { }").unwrap();
+    let store = home.path().join("store");
+    let out = imago(
+        home.path(),
+        &[
+            "--store",
+            store.to_str().unwrap(),
+            "build",
+            file.to_str().unwrap(),
+            "-A",
+            "config.boot.kernel.package",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for needle in [
+        "fetching Debian packages: 1 locked package could not be fetched from any source",
+        &format!("mirror {}/debian-security/{}: not found", server.url(), kernel.filename),
+        &format!("snapshot {}/archive/debian-security/{TIME}/", server.url()),
+        &format!("imago lock {} --update linux-image-cloud-amd64", file.display()),
+    ] {
+        assert!(stderr.contains(needle), "`{needle}` missing from:\n{stderr}");
+    }
+    assert_eq!(
+        stderr.matches("could not be fetched").count(),
+        1,
+        "said once:\n{stderr}"
+    );
+    assert!(cache_listing(&home.path().join("cache/imago/debs")).is_empty());
+}

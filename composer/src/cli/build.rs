@@ -8,8 +8,9 @@
 //!    selects from FILE's own value.
 //! 2. Coerce the selected value to a string: it must be a placeholder of a
 //!    recorded step (optionally followed by `/sub/path`) or a store path.
-//! 3. Build the graph of the steps it needs: pre-fetch the Debian packages
-//!    in one batch, then schedule.
+//! 3. Build the graph of the steps it needs: start fetching the Debian
+//!    packages the download cache lacks in the background, and schedule
+//!    (a `deb` step waits for its own file only).
 //! 4. Print the output path (and its physical location when the store is
 //!    not at `/imago/store`), or the build summary as JSON; `-o` adds an
 //!    out-link registered as a GC root.
@@ -22,7 +23,7 @@
 use super::{ErrorFormat, GlobalArgs};
 use crate::builders::STORE_PREFIX;
 use crate::debian::apt::default_deb_cache;
-use crate::debian::fetch::ensure_cached;
+use crate::debian::fetch::Background;
 use crate::debian::lock::{Lock, LockEntry};
 use crate::graph::packages::PackageIndex;
 use crate::graph::progress::ProgressMode;
@@ -322,15 +323,28 @@ pub fn build_file(
     let graph = Graph::from_steps(&evaluated.steps, std::slice::from_ref(&root))
         .and_then(Graph::validate)
         .context("building the step graph")?;
-    prefetch(
+    // Packages download in the background while the build runs: a `deb`
+    // step waits only for its own file.
+    let fetch = start_fetch(
         &graph,
         lock.as_ref(),
         &request.options,
         global,
         &request.file,
     )?;
-    match build(&graph, store, &Registry, &request.options) {
+    let built = build(&graph, store, &Registry, &request.options);
+    let fetched = match fetch {
+        Some(background) => {
+            if built.is_err() {
+                background.cancel();
+            }
+            background.finish().context("fetching Debian packages")
+        }
+        None => Ok(()),
+    };
+    match built {
         Ok(summary) => {
+            fetched?;
             let output = summary
                 .outputs
                 .first()
@@ -343,12 +357,18 @@ pub fn build_file(
             }))
         }
         Err(ScheduleError::Failed { failures, .. }) => {
+            // A package no source delivered explains the steps that
+            // failed for want of it: say that, once.
+            fetched?;
             for failure in &failures {
                 eprintln!("error: {}", failure.report());
             }
             Ok(Outcome::Failed)
         }
-        Err(other) => Err(other.into()),
+        Err(other) => {
+            fetched?;
+            Err(other.into())
+        }
     }
 }
 
@@ -450,15 +470,16 @@ fn find_root(evaluated: &Evaluated, attr: &str) -> anyhow::Result<Root> {
     )
 }
 
-/// Fetches every Debian package the graph needs, in one batch.
-fn prefetch(
+/// Starts fetching every Debian package the graph needs that the download
+/// cache lacks; `None` when the build uses no locked package.
+fn start_fetch(
     graph: &crate::graph::ValidatedGraph,
     lock: Option<&Lock>,
     options: &BuildOptions,
     global: &GlobalArgs,
     file: &Path,
-) -> anyhow::Result<()> {
-    let Some(lock) = lock else { return Ok(()) };
+) -> anyhow::Result<Option<Background>> {
+    let Some(lock) = lock else { return Ok(None) };
     let entries: Vec<LockEntry> = graph
         .topological()
         .iter()
@@ -467,7 +488,7 @@ fn prefetch(
         .filter_map(|s| lock.packages.get(&s.name).cloned())
         .collect();
     if entries.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let fetch = super::fetching::fetch_options(
         global,
@@ -475,8 +496,8 @@ fn prefetch(
         options.offline,
         Some(file),
     )?;
-    ensure_cached(&entries, &fetch).context("fetching Debian packages")?;
-    Ok(())
+    let background = Background::start(&entries, &fetch).context("fetching Debian packages")?;
+    Ok(Some(background))
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 //!
 //! `deb` (params `{ package, version, architecture, size, sha256 }`, filled
 //! from the lock by the graph): takes `<deb_cache>/<name>_<version>_<arch>.deb`
-//! (the build fetches every package before it schedules; a builder never
-//! touches the network), unpacks it into `out` while hashing every byte
+//! (the build fetches every package in the background as it starts and
+//! the builder waits for its file; a builder never touches the network),
+//! unpacks it into `out` while hashing every byte
 //! read, then checks size and SHA-256 against the parameters and the control
 //! file's Package/Version/Architecture against the step. Any failure removes
 //! `out`, so nothing half-written is left for the store.
@@ -89,6 +90,8 @@ impl Builder for DebBuilder {
             depends: Vec::new(),
         };
         let path = fetch::cache_path(&ctx.deb_cache, &entry);
+        // The build's background fetch may still be bringing it.
+        fetch::inflight::wait(&path);
         if !path.exists() {
             return Err(BuildError::Other(
                 FetchError::NotCached {

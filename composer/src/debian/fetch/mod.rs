@@ -8,6 +8,8 @@
 //! - `http.rs`: the HTTP client (proxies, timeouts, retries);
 //! - `download.rs`: one file from the first source that delivers the
 //!   locked bytes;
+//! - `inflight.rs`: files still on their way, which a build waits for, so
+//!   unpacking overlaps downloading ([`Background`]);
 //! - `check.rs`: asking every source whether each locked file is there
 //!   (`imago lock --check`);
 //! - `error.rs`: errors that name every source tried and its answer.
@@ -30,6 +32,7 @@ mod check;
 mod download;
 pub mod error;
 pub mod http;
+pub mod inflight;
 mod resolve;
 pub mod sources;
 
@@ -45,8 +48,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Where and how fetching happens.
@@ -88,9 +91,80 @@ pub fn ensure_cached(
     entries: &[LockEntry],
     opts: &FetchOptions,
 ) -> Result<Vec<PathBuf>, FetchError> {
+    Background::start(entries, opts)?.finish()?;
+    Ok(entries
+        .iter()
+        .map(|e| cache_path(&opts.cache_dir, e))
+        .collect())
+}
+
+/// A fetch running beside the build: started before scheduling, so
+/// packages unpack while others still download (the `deb` builder waits in
+/// [`inflight::wait`] for a file still on its way).
+pub struct Background {
+    thread: Option<std::thread::JoinHandle<Result<(), FetchError>>>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Background {
+    /// Checks what the cache has (synchronously: an offline build with a
+    /// file missing fails here) and starts fetching the rest.
+    pub fn start(entries: &[LockEntry], opts: &FetchOptions) -> Result<Background, FetchError> {
+        let missing = missing_entries(entries, opts)?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        if missing.is_empty() {
+            return Ok(Background {
+                thread: None,
+                cancel,
+            });
+        }
+        inflight::promise(missing.iter().map(|e| cache_path(&opts.cache_dir, e)));
+        let (opts, stop) = (opts.clone(), cancel.clone());
+        let thread = std::thread::Builder::new()
+            .name("imago-fetch".into())
+            .spawn(move || {
+                let result = fetch_all(&missing, &opts, &stop);
+                // Whatever happened, nobody may wait for these any more.
+                for e in &missing {
+                    inflight::settle(&cache_path(&opts.cache_dir, e));
+                }
+                result
+            })
+            .map_err(io_err("starting the download thread"))?;
+        Ok(Background {
+            thread: Some(thread),
+            cancel,
+        })
+    }
+
+    /// Stops starting new downloads (the build failed anyway).
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits for the fetch to end and returns its outcome.
+    pub fn finish(mut self) -> Result<(), FetchError> {
+        match self.thread.take() {
+            None => Ok(()),
+            Some(t) => t.join().unwrap_or_else(|_| {
+                Err(FetchError::Io {
+                    what: "fetching Debian packages".into(),
+                    source: io::Error::other("the download thread panicked"),
+                })
+            }),
+        }
+    }
+}
+
+/// The entries whose file the cache lacks (largest first, each once); a
+/// cached file of the wrong size is moved aside and counts as missing.
+fn missing_entries(
+    entries: &[LockEntry],
+    opts: &FetchOptions,
+) -> Result<Vec<LockEntry>, FetchError> {
     let cache = &opts.cache_dir;
     std::fs::create_dir_all(cache).map_err(io_err(format!("creating {}", cache.display())))?;
-    let mut missing: Vec<&LockEntry> = Vec::new();
+    let mut missing: Vec<LockEntry> = Vec::new();
     for entry in entries {
         let path = cache_path(cache, entry);
         match std::fs::symlink_metadata(&path) {
@@ -106,32 +180,33 @@ pub fn ensure_cached(
                         rejected,
                     });
                 }
-                missing.push(entry);
+                missing.push(entry.clone());
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(entry),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(entry.clone()),
             Err(e) => return Err(io_err(format!("reading {}", path.display()))(e)),
         }
     }
     missing.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
     missing.dedup_by(|a, b| a.name == b.name && a.version == b.version);
-    if !missing.is_empty() {
-        if opts.offline {
-            return Err(FetchError::Offline {
-                cache: cache.clone(),
-                missing: missing
-                    .iter()
-                    .map(|e| format!("{}={}", e.name, e.version))
-                    .collect(),
-            });
-        }
-        fetch_all(&missing, opts)?;
+    if opts.offline && !missing.is_empty() {
+        return Err(FetchError::Offline {
+            cache: cache.clone(),
+            missing: missing
+                .iter()
+                .map(|e| format!("{}={}", e.name, e.version))
+                .collect(),
+        });
     }
-    Ok(entries.iter().map(|e| cache_path(cache, e)).collect())
+    Ok(missing)
 }
 
 /// Fetches `missing` (largest first) with a few workers and one progress
-/// bar for the bytes of all of them.
-fn fetch_all(missing: &[&LockEntry], opts: &FetchOptions) -> Result<(), FetchError> {
+/// bar for the bytes of all of them; `cancel` stops it between files.
+fn fetch_all(
+    missing: &[LockEntry],
+    opts: &FetchOptions,
+    cancel: &AtomicBool,
+) -> Result<(), FetchError> {
     let http = Http::new(opts.http.clone()).map_err(|e| FetchError::Io {
         what: "configuring HTTP".into(),
         source: io::Error::other(e),
@@ -142,11 +217,14 @@ fn fetch_all(missing: &[&LockEntry], opts: &FetchOptions) -> Result<(), FetchErr
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let failures: Mutex<Vec<NotFetched>> = Mutex::default();
-    let workers = opts.http.parallel.clamp(1, missing.len());
+    let workers = opts.http.parallel.clamp(1, missing.len().max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
                 loop {
+                    if cancel.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(entry) = missing.get(i) else { break };
                     let candidates = opts.sources.candidates(entry);
@@ -159,6 +237,7 @@ fn fetch_all(missing: &[&LockEntry], opts: &FetchOptions) -> Result<(), FetchErr
                         &dest,
                         &bar,
                     );
+                    inflight::settle(&dest);
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                     bar.set_message(format!("{n}/{} packages", missing.len()));
                     if let Err(e) = result {
@@ -169,7 +248,7 @@ fn fetch_all(missing: &[&LockEntry], opts: &FetchOptions) -> Result<(), FetchErr
                             .push(e);
                         if local {
                             // A full disk fails every other download too.
-                            next.store(missing.len(), Ordering::Relaxed);
+                            cancel.store(true, Ordering::Relaxed);
                         }
                     }
                 }
