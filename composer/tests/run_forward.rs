@@ -1,0 +1,90 @@
+//! `imago run --forward` from the outside, as a user meets it: boot
+//! examples/server.imago with a host port forwarded to its web server and
+//! fetch the page over plain HTTP from the host. No backdoor.
+
+// Test helpers outside #[test] functions panic on failure too.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One HTTP GET of `/` on 127.0.0.1:`port`; the whole answer.
+fn get(port: u16) -> Option<String> {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    conn.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+/// Kills the process group on drop, so QEMU never outlives the test.
+struct Group(i32);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .status();
+    }
+}
+
+#[test]
+fn the_server_example_answers_on_a_forwarded_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/server.imago");
+    let log = std::fs::File::create(dir.path().join("console.log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imago"))
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .arg("run")
+        .arg(&file)
+        .args(["--forward", &format!("{port}:80")])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let _group = Group(child.id() as i32);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(420);
+    let answer = loop {
+        if let Some(answer) = get(port).filter(|a| a.starts_with("HTTP/1.")) {
+            break answer;
+        }
+        let console =
+            || std::fs::read_to_string(dir.path().join("console.log")).unwrap_or_default();
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "imago run ended ({status}) before answering; output:\n{}",
+                console()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer on 127.0.0.1:{port} after {:?}; console:\n{}",
+            started.elapsed(),
+            console()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!("answered after {:?} (build and boot)", started.elapsed());
+    drop(_group);
+    let _ = child.wait();
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
+    assert!(answer.contains("<h1>Served by server</h1>"), "{answer}");
+}
