@@ -493,6 +493,23 @@ fn entries_of_generations_deleted_elsewhere_are_pruned_unless_booted() {
     assert!(!f.esp_files().contains(&format!("{}-initrd", hash(20))));
 }
 
+/// A script built without the test hook (every production system) ignores
+/// IMAGO_SWITCH_PAUSE_AFTER and completes the switch.
+#[test]
+fn without_the_hook_the_pause_variable_is_ignored() {
+    let f = Fixture::new();
+    let sys2 = f.system("sys2", 2, 20);
+    let script = sys2.join("bin/switch-to-configuration");
+    let text = fs::read_to_string(&script).unwrap();
+    assert!(text.contains("\npause_hook=1\n"), "the fixture has the hook");
+    fs::write(&script, text.replace("\npause_hook=1\n", "\npause_hook=0\n")).unwrap();
+    let out = f.switch(&sys2, "boot", &[("IMAGO_SWITCH_PAUSE_AFTER", "entry")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("paused after"), "{stderr}");
+    assert_eq!(f.link("system"), PathBuf::from("system-2-link"));
+}
+
 #[test]
 fn the_pause_hook_stops_after_the_named_step() {
     let f = Fixture::new();

@@ -107,8 +107,12 @@ usage() {
 }
 
 # Test hook: with IMAGO_SWITCH_PAUSE_AFTER=$1, report and wait forever here
-# (a VM test then cuts the power).
+# (a VM test then cuts the power). Built in only for test systems
+# (`testing.switchPauseHook`, on with the VM test backdoor); a production
+# system's script ignores the variable.
+pause_hook=@pauseHook@
 paused_after() {
+    [ "$pause_hook" = 1 ] || return 0
     [ "${IMAGO_SWITCH_PAUSE_AFTER:-}" = "$1" ] || return 0
     echo "switch-to-configuration: paused after $1 (IMAGO_SWITCH_PAUSE_AFTER)" >&2
     while :; do sleep 60; done

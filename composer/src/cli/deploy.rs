@@ -36,6 +36,10 @@ pub struct Args {
     /// The store directory on the target.
     #[arg(long, default_value = "/imago/store", value_name = "DIR")]
     pub remote_store: String,
+    /// Deploy a system that has the VM test backdoor
+    /// (testing.backdoor.enable) on purpose; refused otherwise.
+    #[arg(long)]
+    pub allow_test_backdoor: bool,
 }
 
 impl Args {
@@ -56,6 +60,7 @@ impl Args {
         else {
             return Ok(ExitCode::from(1));
         };
+        super::guard::refuse_test_backdoor(&store, &toplevel, self.allow_test_backdoor, "deploy")?;
         let target = SshRemote {
             target: self.target.clone(),
             program: self.ssh.clone(),

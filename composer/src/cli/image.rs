@@ -41,6 +41,10 @@ pub struct Args {
     /// Never touch the network while building.
     #[arg(long)]
     pub offline: bool,
+    /// Make an image of a system that has the VM test backdoor
+    /// (testing.backdoor.enable) on purpose; refused otherwise.
+    #[arg(long)]
+    pub allow_test_backdoor: bool,
 }
 
 /// Parses `1073741824`, `512M`, `2G`, `100K`.
@@ -64,6 +68,12 @@ impl Args {
         let Some(toplevel) = self.build_system(global, &store)? else {
             return Ok(ExitCode::from(1));
         };
+        super::guard::refuse_test_backdoor(
+            &store,
+            &toplevel,
+            self.allow_test_backdoor,
+            "make an image of",
+        )?;
         let ext = match self.format {
             Format::Raw => "raw",
             Format::Qcow2 => "qcow2",

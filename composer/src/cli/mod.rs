@@ -14,6 +14,7 @@ pub mod eval;
 mod fetching;
 pub mod gc;
 pub mod generations;
+mod guard;
 pub mod image;
 pub mod lock;
 pub mod options;

@@ -7,6 +7,10 @@
 //! (`std::process::abort()`, as abrupt as SIGKILL for the store's purposes);
 //! `enospc:<point>` makes the operation fail there with "No space left on
 //! device" instead, to test disk-full handling. Unset or empty: no faults.
+//!
+//! Only builds with debug assertions (the test and dev profiles) honour it:
+//! a release binary, what users run, ignores the variable and says so once
+//! on stderr, so a stray variable can never crash a real store.
 
 use super::error::{Result, StoreError};
 
@@ -31,6 +35,17 @@ pub(crate) enum Fault {
 
 impl Fault {
     pub(crate) fn from_env() -> Fault {
+        if !cfg!(debug_assertions) {
+            if std::env::var_os(FAULT_ENV).is_some_and(|v| !v.is_empty()) {
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| {
+                    eprintln!(
+                        "imago: {FAULT_ENV} is ignored: fault injection exists only in test builds (debug assertions on)"
+                    );
+                });
+            }
+            return Fault::None;
+        }
         match std::env::var(FAULT_ENV) {
             Ok(v) if !v.is_empty() => match v.strip_prefix("enospc:") {
                 Some(point) => Fault::Enospc(point.to_owned()),

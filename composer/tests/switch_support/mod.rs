@@ -162,7 +162,8 @@ impl Fixture {
             .replace("@initrd@", &format!("'/imago/store/{}-initrd'", hash(i)))
             .replace("@params@", &format!("'{params}'"))
             .replace("@limit@", &limit.to_string())
-            .replace("@init@", "busybox");
+            .replace("@init@", "busybox")
+            .replace("@pauseHook@", "1");
         let script = sys.join("bin/switch-to-configuration");
         fs::write(&script, text).unwrap();
         fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
