@@ -15,7 +15,7 @@ use imago::debian::fetch::{
 };
 use imago::debian::lock::LockEntry;
 use std::path::Path;
-use support::{Comp, deb, hello_entries};
+use support::{Comp, Entry, deb, hello_entries};
 
 fn entry_for(bytes: &[u8], name: &str) -> LockEntry {
     let tmp = tempfile::NamedTempFile::new().unwrap();
@@ -313,4 +313,42 @@ fn deb_file_builder_unpacks_from_the_store_and_cleans_up_on_error() {
     );
     assert!(!out2.exists());
     assert!(!dir.path().join("escape").exists());
+}
+
+/// Archive packages may hold names that differ only in case (the lock
+/// vouches for them), but only once the file is the locked one: a file
+/// whose digest is not the lock's is refused as such before anything is
+/// unpacked under the relaxed rules.
+#[test]
+fn deb_builder_relaxes_name_rules_only_for_the_locked_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(dir.path());
+    std::fs::create_dir_all(&ctx.deb_cache).unwrap();
+    let mut entries = hello_entries();
+    entries.push(Entry::file("./usr/share/doc/hello/NEWS", "a\n"));
+    entries.push(Entry::file("./usr/share/doc/hello/news", "b\n"));
+    let bytes = deb("hello", Comp::Gz, &entries);
+    let entry = entry_for(&bytes, "hello");
+    let cached = ctx.deb_cache.join(entry.deb_file_name());
+    std::fs::write(&cached, &bytes).unwrap();
+    let out = dir.path().join("out");
+    DEB.build(&ctx, &deb_step(&entry), &out, &mut Vec::new())
+        .unwrap();
+    assert!(out.join("usr/share/doc/hello/NEWS").exists());
+    assert!(out.join("usr/share/doc/hello/news").exists());
+
+    // The same pair in a file the lock does not vouch for.
+    let mut other = entries.clone();
+    other.push(Entry::file("./usr/share/doc/hello/extra", "c\n"));
+    let forged = deb("hello", Comp::Gz, &other);
+    let mut lying = entry_for(&forged, "hello");
+    lying.sha256 = entry.sha256.clone();
+    std::fs::write(ctx.deb_cache.join(lying.deb_file_name()), &forged).unwrap();
+    let out2 = dir.path().join("out2");
+    let err = DEB
+        .build(&ctx, &deb_step(&lying), &out2, &mut Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("hash mismatch for package `hello`"), "{err}");
+    assert!(!out2.exists(), "nothing unpacked");
 }

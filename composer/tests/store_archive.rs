@@ -487,6 +487,33 @@ fn duplicates_are_refused_never_overwritten() {
     refused(&archive, &["duplicate entry"]);
 }
 
+/// Names that differ only in Unicode normalization collide on file systems
+/// that normalize: refused, naming both (catalogue case 7).
+#[test]
+fn names_equal_under_unicode_normalization_are_refused() {
+    let src = source();
+    let archive = hostile(&src, |w, root| {
+        w.file(
+            format!("{root}/caf\u{e9}").as_bytes(),
+            false,
+            1,
+            &mut &b"a"[..],
+        )
+        .unwrap();
+        w.file(
+            format!("{root}/cafe\u{301}").as_bytes(),
+            false,
+            1,
+            &mut &b"b"[..],
+        )
+        .unwrap();
+    });
+    refused(
+        &archive,
+        &["only in Unicode normalization", "caf\u{e9}", "cafe\u{301}"],
+    );
+}
+
 /// Builds an archive with the tar crate, for entry types our writer never
 /// produces.
 fn with_tar_crate(src: &Source, add: impl FnOnce(&mut tar::Builder<Vec<u8>>, &str)) -> Vec<u8> {

@@ -92,19 +92,15 @@ impl Builder for DebBuilder {
         let path = fetch::cache_path(&ctx.deb_cache, &entry);
         // The build's background fetch may still be bringing it.
         fetch::inflight::wait(&path);
-        if !path.exists() {
-            return Err(BuildError::Other(
-                FetchError::NotCached {
-                    package: entry.name.clone(),
-                    version: entry.version.clone(),
-                    cache: ctx.deb_cache.clone(),
-                }
-                .into(),
-            ));
-        }
-        // Packages from the archive are authenticated by the lock; Debian
-        // needs case-only name pairs (see `Limits`), and the SHA-256 of the
-        // whole file, checked below, makes xz's CRC64 redundant.
+        // Packages from the archive are authenticated by the lock, which is
+        // why they may hold case-only name pairs (Debian ships such pairs;
+        // see `Limits`) and skip xz's CRC64: so check that this file is the
+        // locked one before relaxing anything. (Its bytes are hashed again
+        // while they unpack, which catches a file changed in between.)
+        fetch::verify_file(&path, &entry, &ctx.deb_cache).map_err(|e| match e {
+            FetchError::NotCached { .. } => BuildError::Other(e.into()),
+            other => BuildError::Failed(other.to_string()),
+        })?;
         let limits = self.limits.unwrap_or(Limits {
             allow_case_only_collisions: true,
             xz_check: false,

@@ -9,10 +9,12 @@
 //! refused. Caps on total data bytes and entry count (PAX sizes count)
 //! stop decompression bombs.
 //!
-//! Names that differ only in case or Unicode normalization are *kept
-//! distinct* rather than refused: real objects need them (Linux ships
-//! `xt_TCPMSS.ko` beside `xt_tcpmss.ko`), and `O_EXCL` turns a collision on a
-//! case-folding file system into an error instead of an overwrite.
+//! Names in one directory that differ only in Unicode normalization (NFC)
+//! are refused: they collide on file systems that normalize names, as in
+//! the .deb path. Names that differ only in case are *kept distinct*: real
+//! objects need them (Linux ships `xt_TCPMSS.ko` beside `xt_tcpmss.ko`),
+//! and on a case-folding file system `O_EXCL` turns the collision into an
+//! error instead of an overwrite.
 
 use super::tar::{Header, Kind, Reader};
 use super::{ArchiveError, MANIFEST_NAME, MANIFEST_VERSION, Manifest};
@@ -62,6 +64,9 @@ struct Staged {
     root: PathBuf,
     /// Relative path (components joined by `/`; "" is the root) → kind.
     kinds: HashMap<Vec<u8>, Kind>,
+    /// NFC form of each relative path (UTF-8 names only) → the path as
+    /// written, to refuse names that differ only in normalization.
+    normalized: HashMap<String, Vec<u8>>,
 }
 
 impl Store {
@@ -333,6 +338,7 @@ fn unpack_entry<R: Read>(
         staged.push(Staged {
             root,
             kinds: HashMap::from([(Vec::new(), h.kind)]),
+            normalized: HashMap::new(),
         });
         return Ok(());
     }
@@ -364,6 +370,20 @@ fn unpack_entry<R: Read>(
     }
     if st.kinds.contains_key(&rel) {
         return Err(bad_entry(&h.path, "duplicate entry"));
+    }
+    if let Ok(text) = std::str::from_utf8(&rel) {
+        use unicode_normalization::UnicodeNormalization;
+        let key: String = text.nfc().collect();
+        if let Some(first) = st.normalized.get(&key) {
+            return Err(bad_entry(
+                &h.path,
+                format!(
+                    "differs from `{}` only in Unicode normalization (the names collide on file systems that normalize)",
+                    String::from_utf8_lossy(first)
+                ),
+            ));
+        }
+        st.normalized.insert(key, rel.clone());
     }
     let target = st.root.join(OsStr::from_bytes(&rel));
     create(tar, h, &target)?;
