@@ -15,6 +15,7 @@ run: host-tools
 	./target/release/imago run $(EXAMPLE)
 
 test: host-tools-test check
+	./.ci/fuzz-check.sh
 	$(CARGO) build --locked -p imago
 	./.ci/fresh-build.sh target/debug/imago
 	$(CARGO) test --workspace --locked --no-fail-fast

@@ -433,7 +433,14 @@ fn rejects_empty_name() {
 // 9. Deep nesting: a bounded error, no stack overflow.
 #[test]
 fn rejects_100000_deep_single_entry() {
+    // 200 KB: refused at its GNU long-name header, before it is read.
     let name = format!("./{}x", "d/".repeat(100_000));
+    let r = run(&deb(PKG, Comp::Zst, &[Entry::file(&name, "x")]));
+    rejected(&r, "././@LongLink", |r| {
+        matches!(r, Rule::ExtensionTooLarge { size: 200_004, .. })
+    });
+    // 4 KB, within the name limits: refused for its depth.
+    let name = format!("./{}x", "d/".repeat(2_000));
     let r = run(&deb(PKG, Comp::Zst, &[Entry::file(&name, "x")]));
     rejected(&r, "./d/d/d", |r| *r == Rule::TooDeep(256));
 }
@@ -792,4 +799,112 @@ fn read_only_directories_get_their_mode_at_the_end() {
         .mode();
     assert_eq!(mode & 0o777, 0o555);
     assert_eq!(read(&r.out, "ro/f"), "x");
+}
+
+// 29. Headers that ask for more than the caps: refused from the header (the
+// huge cases, in a memory-limited child, are in deb_hostile.rs).
+#[test]
+fn rejects_long_symlink_targets_and_too_many_name_bytes() {
+    let r = run(&deb(
+        PKG,
+        Comp::None,
+        &[Entry::symlink("./l", "t".repeat(5000))],
+    ));
+    rejected(&r, "./l", |r| *r == Rule::NameTooLong(4096));
+    let r = run(&deb(
+        PKG,
+        Comp::None,
+        &[Entry::file(format!("./{}", "n".repeat(4097)), "x")],
+    ));
+    rejected(&r, "./nnn", |r| *r == Rule::NameTooLong(4096));
+    let limits = Limits {
+        max_name_bytes: 100,
+        ..Limits::default()
+    };
+    let entries: Vec<Entry> = (0..20)
+        .map(|i| Entry::file(format!("./file-{i:02}"), ""))
+        .collect();
+    let r = run_with(&deb(PKG, Comp::Gz, &entries), limits);
+    rejected(&r, "./file-", |r| *r == Rule::NameBytes(100));
+}
+
+#[test]
+fn rejects_malformed_extension_headers() {
+    // Two long names for one entry.
+    let mut data = Vec::new();
+    for _ in 0..2 {
+        let name = b"./a-long-name\0";
+        data.extend_from_slice(&support::tar_header(
+            b"././@LongLink",
+            b'L',
+            name.len() as u64,
+        ));
+        let mut block = name.to_vec();
+        block.resize(512, 0);
+        data.extend_from_slice(&block);
+    }
+    data.extend_from_slice(&tar(&[Entry::file("./f", "x")]));
+    let r = run(&deb_raw(PKG, Comp::None, data));
+    rejected(&r, "././@LongLink", |r| matches!(r, Rule::BadExtension(_)));
+    // A PAX header whose record claims more than it holds.
+    let mut e = Entry::file("./f", "x");
+    e.pax.push(("path".into(), b"./g".to_vec()));
+    let mut data = tar(&[e]);
+    data[512] = b'9'; // "12 path=./g\n" becomes "92 path=./g\n"
+    let r = run(&deb_raw(PKG, Comp::None, data));
+    rejected(&r, "PaxHeader", |r| matches!(r, Rule::BadExtension(_)));
+    // An extension header with no entry after it.
+    let mut data = support::tar_header(b"././@LongLink", b'L', 4).to_vec();
+    let mut block = b"abc\0".to_vec();
+    block.resize(512, 0);
+    data.extend_from_slice(&block);
+    data.extend_from_slice(&[0u8; 1024]);
+    let r = run(&deb_raw(PKG, Comp::None, data));
+    rejected(&r, "data archive", |r| matches!(r, Rule::BadExtension(_)));
+    // A header whose checksum does not match.
+    let mut data = tar(&[Entry::file("./f", "x")]);
+    data[0] = b'X';
+    let r = run(&deb_raw(PKG, Comp::None, data));
+    rejected(&r, "X/f", |r| *r == Rule::BadHeader("checksum mismatch"));
+}
+
+// 12. Every byte of a decompressed stream counts: data that directories or
+// links carry, and zeros after the end-of-archive marker.
+#[test]
+fn data_of_any_entry_and_trailing_zeros_are_bounded() {
+    let limits = Limits {
+        max_bytes: 1000,
+        ..Limits::default()
+    };
+    let mut dir = Entry::dir("./d/");
+    dir.data = vec![0u8; 4000];
+    let r = run_with(&deb(PKG, Comp::Zst, &[dir]), limits);
+    rejected(&r, "./d/", |r| *r == Rule::TotalBytes(1000));
+    let mut data = tar(&hello_entries());
+    data.resize(data.len() + (2 << 20), 0);
+    let r = run(&deb_raw(PKG, Comp::Zst, data));
+    rejected(&r, "data archive", |r| *r == Rule::TrailingBytes(1 << 20));
+    // A tar's usual record padding (to 10 KiB) is fine.
+    let mut data = tar(&hello_entries());
+    data.resize(data.len().div_ceil(10240) * 10240, 0);
+    let r = run(&deb_raw(PKG, Comp::Gz, data));
+    r.result.as_ref().unwrap();
+    check_hello(&r.out);
+}
+
+#[test]
+fn a_control_archive_of_too_many_files_is_refused() {
+    let mut entries: Vec<Entry> = vec![Entry::file("./control", control_text())];
+    entries.extend((0..1000).map(|i| Entry::file(format!("./f{i}"), "")));
+    let bytes = support::ar(&[
+        ("debian-binary", b"2.0\n".to_vec()),
+        ("control.tar.zst", Comp::Zst.compress(&tar(&entries))),
+        ("data.tar.zst", Comp::Zst.compress(&tar(&hello_entries()))),
+    ]);
+    let r = run(&bytes);
+    rejected(&r, "./f999", |r| *r == Rule::ControlFiles(1000));
+}
+
+fn control_text() -> String {
+    support::control_text(PKG)
 }

@@ -14,8 +14,15 @@ pub(super) fn plain(raw: &str) -> &str {
     raw.strip_suffix('/').unwrap_or(raw)
 }
 
+/// The longest entry name or link target accepted, in bytes (Linux's
+/// `PATH_MAX`).
+pub const MAX_NAME_BYTES: usize = 4096;
+
 /// Validates an entry name and returns its components (empty for the root).
 pub fn validate_name(raw: &[u8], max_depth: usize) -> Result<Vec<String>, Rule> {
+    if raw.len() > MAX_NAME_BYTES {
+        return Err(Rule::NameTooLong(MAX_NAME_BYTES));
+    }
     if raw.contains(&0) {
         return Err(Rule::BadName("contains a NUL byte"));
     }
@@ -117,6 +124,12 @@ mod tests {
         assert!(matches!(validate_name(b"", 256), Err(Rule::BadName(_))));
         assert_eq!(validate_name(b"a/b/c", 2), Err(Rule::TooDeep(2)));
         assert_eq!(validate_name(b"./.imago/x", 256), Err(Rule::Reserved));
+        let long = vec![b'a'; MAX_NAME_BYTES + 1];
+        assert_eq!(
+            validate_name(&long, 256),
+            Err(Rule::NameTooLong(MAX_NAME_BYTES))
+        );
+        assert_eq!(validate_name(&long[1..], 256).unwrap().len(), 1);
     }
 
     #[test]

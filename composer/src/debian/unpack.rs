@@ -19,32 +19,53 @@
 //! Rules (each rejection names the package, the entry and the rule): see
 //! [`Rule`]. Limits on entries, bytes and depth are in [`Limits`]. Walking
 //! is iterative, so deep trees cannot overflow the stack.
+//!
+//! Memory is bounded before it is spent: the `ar` framing (`deb.rs`) checks
+//! each member's claimed size against these caps (and the file's length
+//! when known) before reading it and reads members as streams; the tar
+//! framing ([`tar_stream`]) refuses a GNU long name/link or PAX header
+//! claiming more than [`MAX_EXTENSION_BYTES`] from its size field, before
+//! reading it, and never buffers entry data; names are at most
+//! [`MAX_NAME_BYTES`] and all names together at most
+//! [`Limits::max_name_bytes`] (they are kept to check duplicates and
+//! collisions); control files are read into memory up to
+//! [`Limits::max_control_bytes`], at most [`MAX_CONTROL_FILES`] of them.
+//! Every byte of a decompressed stream is counted against a cap, so a
+//! decompression bomb stops at the caps.
 
-use super::deb::{self, ContainerError, Member};
+mod tar_stream;
+
+use super::deb::{self, ContainerError, Member, WalkOptions};
 use super::dirfd::{DirWalker, process_umask, write_new};
+pub use super::names::{MAX_NAME_BYTES, merge_usr, validate_name};
 use super::names::{MERGED_DIRS, plain, relocate_target};
-pub use super::names::{merge_usr, validate_name};
 use rustix::fs::{AtFlags, Mode, OFlags};
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::rc::Rc;
+use tar_stream::{EntryHead, TarStream, shown, stream_error};
+pub use tar_stream::{MAX_EXTENSION_BYTES, MAX_TRAILING_BYTES, tar_stream_cap};
 use unicode_normalization::UnicodeNormalization;
 
 /// Caps that stop decompression bombs and absurd archives.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Total bytes of file contents (PAX sizes count).
+    /// Total bytes of the data archive's entry data and extension records
+    /// (PAX sizes count; checked before a byte is read).
     pub max_bytes: u64,
     /// Entries across the control and data archives.
     pub max_entries: u64,
     /// Path components of one entry.
     pub max_depth: usize,
-    /// Bytes of the control archive's files together.
+    /// Bytes of the control archive's files together (their names and
+    /// extension records count).
     pub max_control_bytes: u64,
+    /// Bytes of the data archive's entry names together: every name is kept
+    /// in memory (to refuse duplicates and collisions), so this bounds that
+    /// memory. Real packages use a few MB at most.
+    pub max_name_bytes: u64,
     /// Whether names that differ only in case may coexist. Names that
     /// differ only in Unicode normalization are always rejected. Debian's
     /// own packages need case-only pairs (the kernel ships both
@@ -66,6 +87,7 @@ impl Default for Limits {
             max_entries: 200_000,
             max_depth: 256,
             max_control_bytes: 64 << 20,
+            max_name_bytes: 64 << 20,
             allow_case_only_collisions: false,
             xz_check: true,
         }
@@ -109,6 +131,9 @@ pub const SETUID_ALLOW_LIST: &[&str] = &[
 /// The reserved directory inside every unpacked object.
 pub const META_DIR: &str = ".imago/deb";
 
+/// The most files a control archive may hold (dpkg writes about ten).
+pub const MAX_CONTROL_FILES: usize = 1000;
+
 /// Why an entry was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rule {
@@ -133,6 +158,18 @@ pub enum Rule {
     NonZeroPadding,
     BadSymlinkTarget,
     BadControlMember,
+    /// A GNU long name/link or PAX header claiming more than the cap.
+    ExtensionTooLarge {
+        kind: &'static str,
+        size: u64,
+        max: u64,
+    },
+    BadExtension(&'static str),
+    BadHeader(&'static str),
+    NameTooLong(usize),
+    NameBytes(u64),
+    TrailingBytes(u64),
+    ControlFiles(usize),
 }
 
 impl fmt::Display for Rule {
@@ -178,6 +215,23 @@ impl fmt::Display for Rule {
                 f,
                 "control archive members must be plain files with simple names"
             ),
+            Rule::ExtensionTooLarge { kind, size, max } => write!(
+                f,
+                "{kind} of {size} bytes exceeds the limit of {max} bytes (refused before reading it)"
+            ),
+            Rule::BadExtension(why) => write!(f, "malformed extension header: {why}"),
+            Rule::BadHeader(why) => write!(f, "malformed tar header: {why}"),
+            Rule::NameTooLong(max) => write!(f, "name or link target longer than {max} bytes"),
+            Rule::NameBytes(max) => {
+                write!(f, "entry names together exceed the limit of {max} bytes")
+            }
+            Rule::TrailingBytes(max) => write!(
+                f,
+                "more than {max} bytes of zeros after the end-of-archive marker"
+            ),
+            Rule::ControlFiles(max) => {
+                write!(f, "more than {max} files in the control archive")
+            }
         }
     }
 }
@@ -253,6 +307,19 @@ pub fn unpack_deb(
     out: &Path,
     limits: &Limits,
 ) -> Result<Summary, UnpackError> {
+    unpack_deb_sized(reader, None, package, out, limits)
+}
+
+/// [`unpack_deb`] for a .deb whose length is known (a file's size, the
+/// lock's `size`): an `ar` member claiming more than what is left of the
+/// file is then refused at its header.
+pub fn unpack_deb_sized(
+    reader: impl Read,
+    file_len: Option<u64>,
+    package: &str,
+    out: &Path,
+    limits: &Limits,
+) -> Result<Summary, UnpackError> {
     let attach = |f: Fail| match f {
         Fail::Rule(entry, rule) => UnpackError::Rejected {
             package: package.to_string(),
@@ -281,7 +348,13 @@ pub fn unpack_deb(
     .map_err(attach)?;
     let mut state = State::new(root, *limits);
     let mut control_files: Vec<(String, Vec<u8>)> = Vec::new();
-    deb::walk(reader, limits.xz_check, |member, stream| match member {
+    let opts = WalkOptions {
+        xz_check: limits.xz_check,
+        file_len,
+        max_control_member: tar_stream_cap(limits.max_control_bytes, MAX_CONTROL_FILES as u64),
+        max_data_member: tar_stream_cap(limits.max_bytes, limits.max_entries),
+    };
+    deb::walk(reader, &opts, |member, stream| match member {
         Member::Control => {
             control_files = state.read_control(stream)?;
             Ok(())
@@ -313,7 +386,12 @@ struct State {
     folded: HashMap<String, String>,
     dir_modes: Vec<(String, u32)>,
     entries: u64,
+    /// Bytes of regular files' contents (reported in the summary).
     bytes: u64,
+    /// Other bytes of the data archive: extension records and the data of
+    /// entries that are not regular files. Count against `max_bytes` too.
+    other_bytes: u64,
+    name_bytes: u64,
     setuid: Vec<(u32, String, String)>,
     buf: Vec<u8>,
 }
@@ -328,6 +406,8 @@ impl State {
             dir_modes: Vec::new(),
             entries: 0,
             bytes: 0,
+            other_bytes: 0,
+            name_bytes: 0,
             setuid: Vec::new(),
             buf: vec![0; 256 * 1024],
         }
@@ -344,9 +424,12 @@ impl State {
         Ok(())
     }
 
-    fn count_bytes(&mut self, name: &str, size: u64) -> Result<(), Fail> {
-        self.bytes = self.bytes.saturating_add(size);
-        if self.bytes > self.limits.max_bytes {
+    /// Counts an entry's data (`file` bytes if it is a regular file) and
+    /// extension records before any of its data is read.
+    fn count_bytes(&mut self, name: &str, file: u64, other: u64) -> Result<(), Fail> {
+        self.bytes = self.bytes.saturating_add(file);
+        self.other_bytes = self.other_bytes.saturating_add(other);
+        if self.bytes.saturating_add(self.other_bytes) > self.limits.max_bytes {
             return Err(Fail::Rule(
                 name.into(),
                 Rule::TotalBytes(self.limits.max_bytes),
@@ -357,78 +440,98 @@ impl State {
 
     /// Reads the control archive into memory: plain files with simple names.
     fn read_control(&mut self, stream: &mut dyn Read) -> Result<Vec<(String, Vec<u8>)>, Fail> {
-        let padding = Rc::new(Padding::default());
-        let mut tracked = Tracked::new(stream, padding.clone());
-        let mut files = Vec::new();
+        let mut tar = TarStream::new(stream, "control archive");
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
         let mut total = 0u64;
-        {
-            let mut archive = tar::Archive::new(&mut tracked);
-            let entries = archive.entries().map_err(io_fail("control archive"))?;
-            for entry in entries {
-                let mut entry = entry.map_err(|e| padding.error("control archive", e))?;
-                let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-                padding.expect_after(&entry, &raw);
-                self.count_entry(&raw)?;
-                let name = raw.trim_start_matches("./").trim_end_matches('/');
-                let kind = entry.header().entry_type();
-                if name.is_empty() || name == "." {
-                    if kind.is_dir() {
-                        continue;
-                    }
-                    return Err(Fail::Rule(raw, Rule::BadControlMember));
-                }
-                let simple = name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
-                    && !name.starts_with('.');
-                if !simple || !(kind.is_file() || kind == tar::EntryType::Continuous) {
-                    return Err(Fail::Rule(raw, Rule::BadControlMember));
-                }
-                if files.iter().any(|(n, _): &(String, Vec<u8>)| n == name) {
-                    return Err(Fail::Rule(raw, Rule::Duplicate));
-                }
-                let size = entry.size();
-                total = total.saturating_add(size);
-                if total > self.limits.max_control_bytes {
-                    return Err(Fail::Rule(
-                        raw,
-                        Rule::TotalBytes(self.limits.max_control_bytes),
-                    ));
-                }
-                let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                entry
-                    .read_to_end(&mut data)
-                    .map_err(io_fail(format!("control entry `{raw}`")))?;
-                if data.len() as u64 != size {
-                    return Err(Fail::Rule(raw, Rule::Truncated));
-                }
-                files.push((name.to_string(), data));
+        while let Some(head) = tar.next_entry()? {
+            let raw = shown(&head.path);
+            self.count_entry(&raw)?;
+            // Names, data and extension records all count, before a byte of
+            // the data is read.
+            total = total
+                .saturating_add(head.path.len() as u64)
+                .saturating_add(head.size)
+                .saturating_add(head.extension_bytes);
+            if total > self.limits.max_control_bytes {
+                return Err(Fail::Rule(
+                    raw,
+                    Rule::TotalBytes(self.limits.max_control_bytes),
+                ));
             }
+            let name = raw.trim_start_matches("./").trim_end_matches('/');
+            let kind = head.header.entry_type();
+            if name.is_empty() || name == "." {
+                if kind.is_dir() {
+                    continue;
+                }
+                return Err(Fail::Rule(raw, Rule::BadControlMember));
+            }
+            let simple = name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+                && !name.starts_with('.');
+            if !simple || !(kind.is_file() || kind == tar::EntryType::Continuous) {
+                return Err(Fail::Rule(raw, Rule::BadControlMember));
+            }
+            if files.iter().any(|(n, _)| n == name) {
+                return Err(Fail::Rule(raw, Rule::Duplicate));
+            }
+            if files.len() >= MAX_CONTROL_FILES {
+                return Err(Fail::Rule(raw, Rule::ControlFiles(MAX_CONTROL_FILES)));
+            }
+            // At most `max_control_bytes`, checked above.
+            let mut data = Vec::with_capacity(usize::try_from(head.size).unwrap_or(0));
+            let got = read_entry_data(&mut tar, &raw, &mut self.buf, |chunk| {
+                data.extend_from_slice(chunk);
+                Ok(())
+            })?;
+            if got != head.size {
+                return Err(Fail::Rule(raw, Rule::Truncated));
+            }
+            files.push((name.to_string(), data));
         }
-        tracked.finish("control archive")?;
+        tar.finish()?;
         Ok(files)
     }
 
     fn extract_data(&mut self, stream: &mut dyn Read) -> Result<(), Fail> {
-        let padding = Rc::new(Padding::default());
-        let mut tracked = Tracked::new(stream, padding.clone());
-        {
-            let mut archive = tar::Archive::new(&mut tracked);
-            let entries = archive.entries().map_err(io_fail("data archive"))?;
-            for entry in entries {
-                let entry = entry.map_err(|e| padding.error("data archive", e))?;
-                padding.expect_after(&entry, &String::from_utf8_lossy(&entry.path_bytes()));
-                self.extract_entry(entry)?;
-            }
+        let mut tar = TarStream::new(stream, "data archive");
+        while let Some(head) = tar.next_entry()? {
+            self.extract_entry(head, &mut tar)?;
         }
-        tracked.finish("data archive")
+        tar.finish()
     }
 
-    fn extract_entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), Fail> {
-        let raw_bytes = entry.path_bytes().into_owned();
+    fn extract_entry(&mut self, head: EntryHead, tar: &mut TarStream<'_>) -> Result<(), Fail> {
+        let EntryHead {
+            header,
+            path: raw_bytes,
+            link,
+            size,
+            extension_bytes,
+        } = head;
+        if raw_bytes.len() > MAX_NAME_BYTES {
+            return Err(Fail::Rule(
+                shown(&raw_bytes),
+                Rule::NameTooLong(MAX_NAME_BYTES),
+            ));
+        }
         let raw = String::from_utf8_lossy(&raw_bytes).into_owned();
         self.count_entry(&raw)?;
-        let kind = entry.header().entry_type();
+        let kind = header.entry_type();
+        use tar::EntryType as T;
+        // Everything this entry brings is counted before any of it is read:
+        // a regular file's data as contents, the rest (extension records,
+        // data of other entry types, skipped unread) as other bytes.
+        if matches!(kind, T::Regular | T::Continuous) {
+            self.count_bytes(&raw, size, extension_bytes)?;
+        } else {
+            self.count_bytes(&raw, 0, size.saturating_add(extension_bytes))?;
+        }
+        self.name_bytes = self.name_bytes.saturating_add(raw_bytes.len() as u64);
+        if self.name_bytes > self.limits.max_name_bytes {
+            return Err(Fail::Rule(raw, Rule::NameBytes(self.limits.max_name_bytes)));
+        }
         let comps = validate_name(&raw_bytes, self.limits.max_depth)
             .map_err(|r| Fail::Rule(raw.clone(), r))?;
         if comps.is_empty() {
@@ -445,11 +548,9 @@ impl State {
         let relocated = MERGED_DIRS.contains(&comps[0].as_str());
         let comps = merge_usr(comps);
         let path = comps.join("/");
-        let mode = entry
-            .header()
+        let mode = header
             .mode()
-            .map_err(io_fail(format!("mode of `{raw}`")))?;
-        use tar::EntryType as T;
+            .map_err(|_| Fail::Rule(raw.clone(), Rule::BadHeader("bad mode field")))?;
         let new_kind = match kind {
             T::Directory => Kind::Dir,
             T::Regular | T::Continuous => Kind::File,
@@ -500,21 +601,17 @@ impl State {
                 }
             }
             T::Regular | T::Continuous => {
-                let size = entry.size();
-                self.count_bytes(&raw, size)?;
                 if mode & 0o6000 != 0 {
                     if !SETUID_ALLOW_LIST.contains(&path.as_str()) {
                         return Err(Fail::Rule(raw, Rule::Setuid(mode)));
                     }
-                    let user = entry
-                        .header()
+                    let user = header
                         .username()
                         .ok()
                         .flatten()
                         .unwrap_or("root")
                         .to_string();
-                    let group = entry
-                        .header()
+                    let group = header
                         .groupname()
                         .ok()
                         .flatten()
@@ -539,18 +636,10 @@ impl State {
                 )
                 .map_err(|e| Fail::Io(format!("creating `{raw}`"), e.into()))?;
                 let mut file = std::fs::File::from(fd);
-                let mut written = 0u64;
-                loop {
-                    let n = match entry.read(&mut self.buf) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(tar_error(&format!("contents of `{raw}`"), e)),
-                    };
-                    file.write_all(&self.buf[..n])
-                        .map_err(io_fail(format!("writing `{raw}`")))?;
-                    written += n as u64;
-                }
+                let written = read_entry_data(tar, &raw, &mut self.buf, |chunk| {
+                    file.write_all(chunk)
+                        .map_err(io_fail(format!("writing `{raw}`")))
+                })?;
                 if written != size {
                     return Err(Fail::Rule(raw, Rule::Truncated));
                 }
@@ -563,12 +652,12 @@ impl State {
                 }
             }
             T::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| Fail::Rule(raw.clone(), Rule::BadSymlinkTarget))?
-                    .into_owned();
+                let target = link.ok_or_else(|| Fail::Rule(raw.clone(), Rule::BadSymlinkTarget))?;
                 if target.is_empty() || target.contains(&0) {
                     return Err(Fail::Rule(raw, Rule::BadSymlinkTarget));
+                }
+                if target.len() > MAX_NAME_BYTES {
+                    return Err(Fail::Rule(raw, Rule::NameTooLong(MAX_NAME_BYTES)));
                 }
                 let target = if relocated {
                     relocate_target(&target, &comps)
@@ -583,11 +672,9 @@ impl State {
                     .map_err(|e| Fail::Io(format!("creating symlink `{raw}`"), e.into()))?;
             }
             T::Link => {
-                let target_raw = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| Fail::Rule(raw.clone(), Rule::HardLinkTarget(String::new())))?
-                    .into_owned();
-                let shown = String::from_utf8_lossy(&target_raw).into_owned();
+                let target_raw = link
+                    .ok_or_else(|| Fail::Rule(raw.clone(), Rule::HardLinkTarget(String::new())))?;
+                let shown = shown(&target_raw);
                 let target = validate_name(&target_raw, self.limits.max_depth)
                     .map(merge_usr)
                     .map_err(|_| Fail::Rule(raw.clone(), Rule::HardLinkTarget(shown.clone())))?;
@@ -729,106 +816,23 @@ impl State {
     }
 }
 
-/// Turns a tar error into a rule when it means a cut-short stream.
-fn tar_error(what: &str, e: io::Error) -> Fail {
-    let text = e.to_string();
-    if e.kind() == io::ErrorKind::UnexpectedEof
-        || text.contains("failed to read entire block")
-        || text.contains("unexpected EOF")
-    {
-        Fail::Rule(what.to_string(), Rule::Truncated)
-    } else {
-        Fail::Io(what.to_string(), e)
-    }
-}
-
-/// The padding after the current entry's data, which must be zeros. The
-/// tar reader skips it on its own; [`Tracked`] checks the bytes as they
-/// pass and flags the first non-zero one.
-#[derive(Default)]
-struct Padding {
-    /// Stream offsets `[start, end)` that must be zero.
-    range: Cell<(u64, u64)>,
-    entry: RefCell<String>,
-    bad: Cell<bool>,
-}
-
-impl Padding {
-    fn expect_after<R: Read>(&self, entry: &tar::Entry<'_, R>, name: &str) {
-        let end = entry.raw_file_position().saturating_add(entry.size());
-        self.range.set((end, end.div_ceil(512).saturating_mul(512)));
-        name.clone_into(&mut self.entry.borrow_mut());
-    }
-
-    /// The error for a failed step of the tar reader.
-    fn error(&self, what: &str, e: io::Error) -> Fail {
-        if self.bad.get() {
-            Fail::Rule(self.entry.borrow().clone(), Rule::NonZeroPadding)
-        } else {
-            tar_error(what, e)
-        }
-    }
-}
-
-/// Wraps a tar stream to notice an early end (no end-of-archive marker), to
-/// check the padding after each entry, and to check that only zeros follow
-/// the end-of-archive marker.
-struct Tracked<'a> {
-    inner: &'a mut dyn Read,
-    hit_eof: bool,
-    pos: u64,
-    padding: Rc<Padding>,
-}
-
-impl<'a> Tracked<'a> {
-    fn new(inner: &'a mut dyn Read, padding: Rc<Padding>) -> Self {
-        Tracked {
-            inner,
-            hit_eof: false,
-            pos: 0,
-            padding,
-        }
-    }
-
-    fn finish(self, what: &str) -> Result<(), Fail> {
-        if self.hit_eof {
-            return Err(Fail::Rule(what.into(), Rule::Truncated));
-        }
-        let mut buf = [0u8; 8192];
-        loop {
-            let n = match self.inner.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(tar_error(what, e)),
-            };
-            if buf[..n].iter().any(|&b| b != 0) {
-                return Err(Fail::Rule(what.into(), Rule::TrailingGarbage));
-            }
-        }
-    }
-}
-
-impl Read for Tracked<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n == 0 && !buf.is_empty() {
-            self.hit_eof = true;
-        }
-        let (start, end) = self.padding.range.get();
-        let (from, to) = (self.pos, self.pos + n as u64);
-        if start < to && from < end {
-            let lo = usize::try_from(start.saturating_sub(from)).unwrap_or(n);
-            let hi = usize::try_from(end.min(to) - from).unwrap_or(n);
-            if buf[lo..hi].iter().any(|&b| b != 0) {
-                self.padding.bad.set(true);
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "non-zero padding",
-                ));
-            }
-        }
-        self.pos = to;
-        Ok(n)
+/// Reads the current entry's data to its end, handing each chunk to
+/// `sink`; returns how many bytes there were.
+fn read_entry_data(
+    tar: &mut TarStream<'_>,
+    raw: &str,
+    buf: &mut [u8],
+    mut sink: impl FnMut(&[u8]) -> Result<(), Fail>,
+) -> Result<u64, Fail> {
+    let mut total = 0u64;
+    loop {
+        let n = match tar.read_data(buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(stream_error(raw, e)),
+        };
+        sink(&buf[..n])?;
+        total += n as u64;
     }
 }

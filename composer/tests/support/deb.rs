@@ -237,15 +237,153 @@ pub fn control_tar(package: &str) -> Vec<u8> {
     ])
 }
 
-/// An ar container with the given members (name, bytes).
+/// The global header of an ar archive.
+pub const AR_MAGIC: &[u8] = b"!<arch>\n";
+
+/// A 60-byte ar member header (GNU style, `name/`) claiming `size` bytes,
+/// whatever follows it.
+pub fn ar_header(name: &str, size: u64) -> Vec<u8> {
+    ar_header_raw(&format!("{name}/"), size)
+}
+
+/// A 60-byte ar member header with exactly `field` as its name field.
+pub fn ar_header_raw(field: &str, size: u64) -> Vec<u8> {
+    let h = format!(
+        "{field:<16}{:<12}{:<6}{:<6}{:<8}{size:<10}`\n",
+        0, 0, 0, 100644
+    );
+    assert_eq!(
+        h.len(),
+        60,
+        "name or size too long for an ar header: {field} {size}"
+    );
+    h.into_bytes()
+}
+
+/// An ar container with the given members (name, bytes), as dpkg-deb
+/// writes it: each member padded to an even length with `\n`.
 pub fn ar(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let mut b = ar::Builder::new(Vec::new());
+    let mut out = AR_MAGIC.to_vec();
     for (name, data) in members {
-        let mut h = ar::Header::new(name.as_bytes().to_vec(), data.len() as u64);
-        h.set_mode(0o100644);
-        b.append(&h, data.as_slice()).unwrap();
+        out.extend_from_slice(&ar_header(name, data.len() as u64));
+        out.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            out.push(b'\n');
+        }
     }
-    b.into_inner().unwrap()
+    out
+}
+
+/// A raw 512-byte tar header (GNU format) claiming `size` bytes of data.
+pub fn tar_header(name: &[u8], kind: u8, size: u64) -> [u8; 512] {
+    header(name, kind, 0o644, size, b"", "root", "root")
+}
+
+/// One zstd frame written block by block: raw blocks for literal bytes
+/// and RLE blocks for runs of one byte, so a stream decompressing to any
+/// size is built instantly and costs 4 bytes per 128 KiB of run (no
+/// content size, no checksum: a decoder only learns the size by decoding).
+pub struct ZstdFrame {
+    out: Vec<u8>,
+}
+
+impl Default for ZstdFrame {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ZstdFrame {
+    const BLOCK_MAX: usize = 128 << 10;
+
+    pub fn new() -> ZstdFrame {
+        // Magic, frame header descriptor 0 (no content size, not a single
+        // segment, no checksum, no dictionary), window 2^17 = 128 KiB.
+        ZstdFrame {
+            out: vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 7 << 3],
+        }
+    }
+
+    fn block(&mut self, last: bool, kind: u32, size: usize) {
+        let v = u32::from(last) | (kind << 1) | ((size as u32) << 3);
+        self.out.extend_from_slice(&v.to_le_bytes()[..3]);
+    }
+
+    /// Literal bytes.
+    pub fn raw(&mut self, data: &[u8]) -> &mut Self {
+        for chunk in data.chunks(Self::BLOCK_MAX) {
+            self.block(false, 0, chunk.len());
+            self.out.extend_from_slice(chunk);
+        }
+        self
+    }
+
+    /// `count` copies of `byte`.
+    pub fn run(&mut self, byte: u8, mut count: u64) -> &mut Self {
+        while count > 0 {
+            let n = count.min(Self::BLOCK_MAX as u64) as usize;
+            self.block(false, 1, n);
+            self.out.push(byte);
+            count -= n as u64;
+        }
+        self
+    }
+
+    /// Ends the frame with an empty last block.
+    pub fn finish(&mut self) -> Vec<u8> {
+        self.block(true, 0, 0);
+        std::mem::take(&mut self.out)
+    }
+}
+
+/// A .deb with the default control archive (zstd) and `data` as its
+/// `data.tar.zst` member, already compressed.
+pub fn deb_zst_data(package: &str, data: Vec<u8>) -> Vec<u8> {
+    ar(&[
+        ("debian-binary", b"2.0\n".to_vec()),
+        ("control.tar.zst", Comp::Zst.compress(&control_tar(package))),
+        ("data.tar.zst", data),
+    ])
+}
+
+/// Small valid .debs to seed the `deb_unpack` fuzz target
+/// (composer/fuzz/seeds/deb/): each compression, uncompressed members (so
+/// the fuzzer reaches the tar framing directly), GNU long names and links,
+/// PAX records, hard links and setuid files.
+pub fn fuzz_seeds() -> Vec<(String, Vec<u8>)> {
+    let mut seeds = Vec::new();
+    for comp in Comp::ALL {
+        let name = match comp {
+            Comp::None => "hello-plain.deb",
+            Comp::Gz => "hello-gz.deb",
+            Comp::Xz => "hello-xz.deb",
+            Comp::Zst => "hello-zst.deb",
+        };
+        seeds.push((name.to_string(), deb("hello", comp, &hello_entries())));
+    }
+    let long = format!("./usr/share/{}/file", "long-directory-name".repeat(8));
+    let mut pax = Entry::file("./pax", "contents of a file named by PAX");
+    pax.pax
+        .push(("path".into(), b"./usr/share/pax-named".to_vec()));
+    pax.pax.push(("mtime".into(), b"1700000000.5".to_vec()));
+    let mut sized = Entry::file("./sized", vec![b's'; 700]);
+    sized.ustar_size = Some(1);
+    sized.pax.push(("size".into(), b"700".to_vec()));
+    let entries = vec![
+        Entry::dir("./"),
+        Entry::dir("./usr/"),
+        Entry::file(&long, "x"),
+        Entry::symlink("./usr/long-link", format!("../{}", "t".repeat(150))),
+        pax,
+        sized,
+        Entry::file("./bin/su", "su").mode(0o4755),
+        Entry::hardlink("./usr/bin/su2", "./bin/su"),
+    ];
+    seeds.push((
+        "extensions-plain.deb".to_string(),
+        deb("ext", Comp::None, &entries),
+    ));
+    seeds
 }
 
 /// A .deb with the default control archive and `data` as data.tar.
