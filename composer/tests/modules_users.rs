@@ -1,0 +1,388 @@
+//! What the module library makes of users, run without a VM: the example
+//! server (examples/server.imago, with a few more users and a sysusers.d
+//! file of its own) is built for real into a temporary store, and its
+//! `update-users` activation step runs under the host's busybox (standing
+//! in for the system's tools) on a scratch root (`IMAGO_ROOT`), with the
+//! system's own users table and sysusers.d files.
+//!
+//! * /etc/shadow: a user with no password (alice, who logs in with a key;
+//!   root) gets `*` — no password matches, but sshd (`UsePAM no`) does not
+//!   take the account for locked, as it does a `!` one; a hash, a hash read
+//!   from `hashedPasswordFile` and an explicit `!` are kept; the file is
+//!   0600.
+//! * The accounts the packages' sysusers.d files ask for (Debian's
+//!   basic.conf, systemd's) and the system's own /etc/sysusers.d file are
+//!   written too: `systemd-sysusers --dry-run` on the result would create
+//!   nothing, so no boot prints "Creating user …", and a second activation
+//!   changes nothing (ids are stable).
+//! * imago-bless-boot.service is ordered after the ESP's mount unit.
+
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn busybox() -> PathBuf {
+    for dir in ["/bin", "/usr/bin", "/sbin", "/usr/sbin"] {
+        let p = Path::new(dir).join("busybox");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("these tests need busybox (Debian package busybox-static)");
+}
+
+/// The test system: the example server plus users with each kind of
+/// password, and a sysusers.d file of its own in /etc.
+const SYSTEM: &str = r#"{ ... }:
+{
+  imports = [ @server@ ];
+  users.users.carol.hashedPassword = "$6$salt$hashofcarol";
+  users.users.dave.hashedPasswordFile = "/etc/dave.hash";
+  users.users.locked.hashedPassword = "!";
+  environment.etc."sysusers.d/imago-test.conf".text = ''
+    # A user of the system's own, with a quoted description.
+    u imago-test - "Imago test user" /var/lib/imago-test
+    m imago-test adm
+  '';
+}
+"#;
+
+/// A built system: the store directory and the toplevel's directory in it.
+struct Built {
+    _dir: tempfile::TempDir,
+    store: PathBuf,
+    toplevel: PathBuf,
+}
+
+impl Built {
+    /// Where a symlink of the toplevel (into /imago/store) points in the
+    /// test's store.
+    fn entry(&self, name: &str) -> PathBuf {
+        let target = fs::read_link(self.toplevel.join(name)).unwrap();
+        self.store
+            .join(target.strip_prefix("/imago/store").unwrap())
+    }
+}
+
+/// Builds the test system once for all tests of this file.
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let server = repo().join("examples/server.imago");
+        let server = server.canonicalize().unwrap();
+        let file = dir.path().join("system.imago");
+        fs::write(&file, SYSTEM.replace("@server@", server.to_str().unwrap())).unwrap();
+        fs::copy(
+            repo().join("examples/imago.lock"),
+            dir.path().join("imago.lock"),
+        )
+        .unwrap();
+        let store = dir.path().join("store");
+        let out = Command::new(env!("CARGO_BIN_EXE_imago"))
+            .arg("--store")
+            .arg(&store)
+            .arg("build")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "imago build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let toplevel = PathBuf::from(stdout.lines().nth(1).expect("the physical path"));
+        Built {
+            _dir: dir,
+            store,
+            toplevel,
+        }
+    })
+}
+
+/// The machine the activation step runs on: a scratch root, and the
+/// system's `update-users` with the host's busybox as its tools.
+struct Machine {
+    dir: tempfile::TempDir,
+    script: PathBuf,
+}
+
+impl Machine {
+    fn new(built: &Built) -> Machine {
+        let dir = tempfile::tempdir().unwrap();
+        let tools = dir.path().join("tools/bin");
+        fs::create_dir_all(&tools).unwrap();
+        let bb = busybox();
+        let list = Command::new(&bb).arg("--list").output().unwrap();
+        for applet in String::from_utf8(list.stdout).unwrap().lines() {
+            symlink(&bb, tools.join(applet)).unwrap();
+        }
+        // The activation script calls `<update-users> "$system/users.tsv" …`.
+        let activate = fs::read_to_string(built.entry("activate")).unwrap();
+        let logical = activate
+            .split_whitespace()
+            .find(|w| w.ends_with("-update-users"))
+            .expect("activate runs update-users");
+        let text = fs::read_to_string(
+            built
+                .store
+                .join(Path::new(logical).strip_prefix("/imago/store").unwrap()),
+        )
+        .unwrap();
+        // It must write below IMAGO_ROOT: never run one that would write
+        // the host's /etc.
+        assert!(
+            text.contains("IMAGO_ROOT"),
+            "update-users cannot run on a scratch root"
+        );
+        let shebang = text.lines().next().unwrap();
+        let system_tools = shebang
+            .strip_prefix("#!")
+            .and_then(|s| s.strip_suffix("/bin/sh"))
+            .expect("#!<tools>/bin/sh");
+        let script = dir.path().join("update-users");
+        fs::write(
+            &script,
+            text.replace(system_tools, dir.path().join("tools").to_str().unwrap()),
+        )
+        .unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::create_dir_all(dir.path().join("root/etc")).unwrap();
+        Machine { dir, script }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// Runs the activation's `update-users` as activation does; returns its
+    /// stderr.
+    fn activate(&self, built: &Built) -> String {
+        let out = Command::new(&self.script)
+            .env("IMAGO_ROOT", self.root())
+            .arg(built.entry("users.tsv"))
+            .arg(built.entry("etc").join("sysusers.d"))
+            .arg(built.entry("sw").join("usr/lib/sysusers.d"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "update-users failed:\n{stderr}");
+        stderr
+    }
+
+    fn read(&self, file: &str) -> String {
+        fs::read_to_string(self.root().join("etc").join(file)).unwrap()
+    }
+
+    fn mode(&self, file: &str) -> u32 {
+        fs::metadata(self.root().join("etc").join(file))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    /// The `name:password` start of each /etc/shadow line.
+    fn password(&self, user: &str) -> String {
+        self.read("shadow")
+            .lines()
+            .find(|l| l.starts_with(&format!("{user}:")))
+            .map(|l| l.split(':').nth(1).unwrap().to_owned())
+            .unwrap_or_else(|| panic!("{user} is not in /etc/shadow"))
+    }
+}
+
+#[test]
+fn a_user_without_a_password_is_not_locked() {
+    let built = built();
+    let m = Machine::new(built);
+    fs::write(m.root().join("etc/dave.hash"), "$6$salt$hashofdave\n").unwrap();
+    let stderr = m.activate(built);
+    assert_eq!(stderr, "");
+
+    // alice has a key and no password; root neither.
+    assert_eq!(m.password("alice"), "*");
+    assert_eq!(m.password("root"), "*");
+    assert_eq!(m.password("sshd"), "*");
+    assert_eq!(m.password("carol"), "$6$salt$hashofcarol");
+    assert_eq!(m.password("dave"), "$6$salt$hashofdave");
+    assert_eq!(m.password("locked"), "!");
+    let alice = m
+        .read("shadow")
+        .lines()
+        .find(|l| l.starts_with("alice:"))
+        .unwrap()
+        .to_owned();
+    assert_eq!(alice, "alice:*:1:0:99999:7:::");
+    assert_eq!(m.mode("shadow"), 0o600);
+    assert_eq!(m.mode("gshadow"), 0o600);
+    assert_eq!(m.mode("passwd"), 0o644);
+    assert_eq!(m.mode("group"), 0o644);
+
+    // An unreadable hash file: no password matches, the account is still
+    // not locked.
+    fs::remove_file(m.root().join("etc/dave.hash")).unwrap();
+    let stderr = m.activate(built);
+    assert!(
+        stderr.contains("user dave: cannot read /etc/dave.hash; no password will match"),
+        "{stderr}"
+    );
+    assert_eq!(m.password("dave"), "*");
+}
+
+#[test]
+fn the_packages_accounts_are_written_so_systemd_sysusers_creates_none() {
+    let built = built();
+    let m = Machine::new(built);
+    fs::write(m.root().join("etc/dave.hash"), "$6$salt$hashofdave\n").unwrap();
+    m.activate(built);
+    let passwd = m.read("passwd");
+    let group = m.read("group");
+
+    // Declared users keep their lines; Debian's basic.conf and systemd's
+    // files add theirs, fixed ids as given.
+    assert!(
+        passwd.starts_with("alice:x:1000:100::/home/alice:/bin/bash\n"),
+        "{passwd}"
+    );
+    for line in [
+        "daemon:x:1:1::/usr/sbin:/usr/sbin/nologin",
+        "sync:x:4:65534::/bin:/bin/sync",
+        "games:x:5:60::/usr/games:/usr/sbin/nologin",
+        "_apt:x:42:65534::/nonexistent:/usr/sbin/nologin",
+    ] {
+        assert!(
+            passwd.lines().any(|l| l == line),
+            "no `{line}` in\n{passwd}"
+        );
+    }
+    // A user of its own: uid and gid allocated together, the quoted
+    // description, home and the default shell; locked as systemd-sysusers
+    // would make it.
+    let network = passwd
+        .lines()
+        .find(|l| l.starts_with("systemd-network:"))
+        .expect("systemd-network");
+    let f: Vec<&str> = network.split(':').collect();
+    assert_eq!(f[2], f[3], "{network}");
+    assert!(f[2].parse::<u32>().unwrap() < 1000, "{network}");
+    assert_eq!(
+        &f[4..],
+        ["systemd Network Management", "/", "/usr/sbin/nologin"]
+    );
+    assert_eq!(m.password("systemd-network"), "!*");
+    assert_eq!(m.password("daemon"), "!*");
+    // The system's own /etc/sysusers.d file, with its membership.
+    let test_user = passwd
+        .lines()
+        .find(|l| l.starts_with("imago-test:"))
+        .expect("imago-test from /etc/sysusers.d");
+    assert!(
+        test_user.ends_with(":Imago test user:/var/lib/imago-test:/usr/sbin/nologin"),
+        "{test_user}"
+    );
+    assert!(group.lines().any(|l| l == "adm:x:4:imago-test"), "{group}");
+    assert!(
+        group.lines().any(|l| l.starts_with("systemd-journal:x:")),
+        "{group}"
+    );
+    // A declared name wins over a sysusers.d line: www-data (uid 33 in
+    // basic.conf) is the example's own system user.
+    assert_eq!(
+        passwd
+            .lines()
+            .filter(|l| l.starts_with("www-data:"))
+            .count(),
+        1,
+        "{passwd}"
+    );
+    assert!(!passwd.contains("www-data:x:33:"), "{passwd}");
+    // Every name once.
+    for file in [&passwd, &group] {
+        let mut names: Vec<&str> = file.lines().map(|l| l.split(':').next().unwrap()).collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n, "a name twice in\n{file}");
+    }
+
+    // What systemd-sysusers (at the end of activation, and at boot) would
+    // do with the same files: nothing.
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in [
+        built.entry("etc").join("sysusers.d"),
+        built.entry("sw").join("usr/lib/sysusers.d"),
+    ] {
+        for e in fs::read_dir(&dir).unwrap() {
+            files.push(e.unwrap().path());
+        }
+    }
+    assert!(files.len() >= 3, "{files:?}");
+    match Command::new("systemd-sysusers")
+        .arg(format!("--root={}", m.root().display()))
+        .arg("--dry-run")
+        .args(&files)
+        .output()
+    {
+        Ok(out) => {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "{text}");
+            assert!(
+                !text.contains("Creating"),
+                "systemd-sysusers would still:\n{text}"
+            );
+        }
+        Err(e) => println!("skipped the systemd-sysusers check: {e}"),
+    }
+
+    // A second activation (the next boot) changes nothing.
+    let snapshot = |m: &Machine| ["passwd", "group", "shadow", "gshadow"].map(|f| m.read(f));
+    let before = snapshot(&m);
+    let state = fs::read_to_string(m.root().join("var/lib/imago/uids")).unwrap();
+    m.activate(built);
+    assert_eq!(snapshot(&m), before);
+    assert_eq!(
+        fs::read_to_string(m.root().join("var/lib/imago/uids")).unwrap(),
+        state
+    );
+    assert!(state.contains("systemd-network:"), "{state}");
+}
+
+#[test]
+fn blessing_waits_for_the_esp() {
+    let built = built();
+    let etc = built.entry("etc");
+    let fstab = fs::read_to_string(etc.join("fstab")).unwrap();
+    assert!(
+        fstab
+            .lines()
+            .any(|l| l.starts_with("LABEL=IMAGO-ESP /boot vfat ")),
+        "{fstab}"
+    );
+    let unit = fs::read_to_string(etc.join("systemd/system/imago-bless-boot.service")).unwrap();
+    let after: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("After="))
+        .flat_map(str::split_whitespace)
+        .collect();
+    assert!(after.contains(&"boot.mount"), "{unit}");
+    assert!(after.contains(&"boot-complete.target"), "{unit}");
+    // Nothing waits for it: multi-user.target is not ordered after it.
+    assert!(
+        unit.lines().any(|l| l == "DefaultDependencies=no"),
+        "{unit}"
+    );
+}
