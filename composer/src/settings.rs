@@ -16,6 +16,7 @@
 
 use crate::debian::archive;
 use crate::debian::fetch::{Location, Sources};
+use crate::debian::lock::line_col;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,12 +84,11 @@ impl Settings {
     /// Parses settings text; `path` names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Settings, SettingsError> {
         let settings: Settings = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map_or(0, |s| s.start);
-            let before = &text[..offset.min(text.len())];
+            let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
             SettingsError::Syntax {
                 path: path.to_path_buf(),
-                line: before.matches('\n').count() + 1,
-                column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+                line,
+                column,
                 message: e.message().to_string(),
             }
         })?;

@@ -400,19 +400,12 @@ pub fn sources_text(host: Option<&str>) -> String {
     let paragraphs = host
         .and_then(|t| control::parse_paragraphs(t).ok())
         .unwrap_or_default();
-    for p in &paragraphs {
-        let is_deb = p
-            .get("Types")
-            .is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
-        let enabled = p.get("Enabled").is_none_or(|e| e != "no");
-        let (Some(uris), Some(suites)) = (p.get("URIs"), p.get("Suites")) else {
-            continue;
-        };
+    for (p, uris, suites) in archive::binary_sources(&paragraphs) {
         let suites: Vec<&str> = suites
             .split_whitespace()
             .filter(|s| wanted.iter().any(|w| w == s))
             .collect();
-        if !is_deb || !enabled || suites.is_empty() {
+        if suites.is_empty() {
             continue;
         }
         covered.extend(suites.iter().map(|s| s.to_string()));

@@ -64,17 +64,7 @@ pub fn mirrors_from_sources(text: &str) -> BTreeMap<String, Vec<String>> {
     let Ok(paragraphs) = control::parse_paragraphs(text) else {
         return out;
     };
-    for p in &paragraphs {
-        let is_deb = p
-            .get("Types")
-            .is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
-        let enabled = p.get("Enabled").is_none_or(|e| e != "no");
-        let (Some(uris), Some(suites)) = (p.get("URIs"), p.get("Suites")) else {
-            continue;
-        };
-        if !is_deb || !enabled {
-            continue;
-        }
+    for (_, uris, suites) in binary_sources(&paragraphs) {
         for suite in suites.split_whitespace() {
             let list = out.entry(archive_of_suite(suite).to_string()).or_default();
             for uri in uris.split_whitespace() {
@@ -88,6 +78,21 @@ pub fn mirrors_from_sources(text: &str) -> BTreeMap<String, Vec<String>> {
         }
     }
     out
+}
+
+/// The enabled `deb` paragraphs of a deb822 sources file, with their
+/// `URIs` and `Suites` values.
+pub(crate) fn binary_sources(
+    paragraphs: &[control::Paragraph],
+) -> impl Iterator<Item = (&control::Paragraph, &str, &str)> {
+    paragraphs.iter().filter_map(|p| {
+        let is_deb = p
+            .get("Types")
+            .is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
+        let enabled = p.get("Enabled").is_none_or(|e| e != "no");
+        let (uris, suites) = (p.get("URIs")?, p.get("Suites")?);
+        (is_deb && enabled).then_some((p, uris, suites))
+    })
 }
 
 /// A moment as snapshot.debian.org names it: `YYYYMMDDTHHMMSSZ` (UTC).
