@@ -376,7 +376,11 @@ fn cache_export_writes_a_package_cache_that_serves_the_fetcher() {
         .flatten()
         .map(|d| d.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(listed, vec![e.sha256.clone()], "only verified .debs, by hash");
+    assert_eq!(
+        listed,
+        vec![e.sha256.clone()],
+        "only verified .debs, by hash"
+    );
     // Exporting again writes nothing new.
     let again = imago(home.path(), &["cache", "export", out_dir.to_str().unwrap()]);
     assert!(
@@ -427,11 +431,21 @@ fn a_build_with_a_rotted_package_names_every_source_and_the_fix() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     for needle in [
         "fetching Debian packages: 1 locked package could not be fetched from any source",
-        &format!("mirror {}/debian-security/{}: not found", server.url(), kernel.filename),
+        &format!(
+            "mirror {}/debian-security/{}: not found",
+            server.url(),
+            kernel.filename
+        ),
         &format!("snapshot {}/archive/debian-security/{TIME}/", server.url()),
-        &format!("imago lock {} --update linux-image-cloud-amd64", file.display()),
+        &format!(
+            "imago lock {} --update linux-image-cloud-amd64",
+            file.display()
+        ),
     ] {
-        assert!(stderr.contains(needle), "`{needle}` missing from:\n{stderr}");
+        assert!(
+            stderr.contains(needle),
+            "`{needle}` missing from:\n{stderr}"
+        );
     }
     assert_eq!(
         stderr.matches("could not be fetched").count(),

@@ -501,8 +501,15 @@ fn without_the_hook_the_pause_variable_is_ignored() {
     let sys2 = f.system("sys2", 2, 20);
     let script = sys2.join("bin/switch-to-configuration");
     let text = fs::read_to_string(&script).unwrap();
-    assert!(text.contains("\npause_hook=1\n"), "the fixture has the hook");
-    fs::write(&script, text.replace("\npause_hook=1\n", "\npause_hook=0\n")).unwrap();
+    assert!(
+        text.contains("\npause_hook=1\n"),
+        "the fixture has the hook"
+    );
+    fs::write(
+        &script,
+        text.replace("\npause_hook=1\n", "\npause_hook=0\n"),
+    )
+    .unwrap();
     let out = f.switch(&sys2, "boot", &[("IMAGO_SWITCH_PAUSE_AFTER", "entry")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
