@@ -9,10 +9,11 @@
 # committed: a missing one starts as a copy of the main workspace's, so
 # the dependencies they share resolve to the versions the main build has
 # locked. They are checked in the main target directory, where `make
-# check` has just checked those dependencies: from a fresh clone this adds
+# check` has just checked most of those dependencies: the first run adds
 # about 40 s (libFuzzer's C++ sources, the two crates and a few
-# dependencies with other features), in their own target directories it
-# took 196 s. (cargo-fuzz keeps its sanitizer builds in <crate>/target.)
+# dependencies with other features), later ones 0.2-2.5 s; see
+# docs/fuzzing.md. (cargo-fuzz keeps its sanitizer builds in
+# <crate>/target.)
 set -eu
 cd "$(dirname "$0")/.."
 cargo=${CARGO:-cargo}

@@ -23,7 +23,7 @@
 //! Memory is bounded before it is spent: the `ar` framing (`deb.rs`) checks
 //! each member's claimed size against these caps (and the file's length
 //! when known) before reading it and reads members as streams; the tar
-//! framing ([`tar_stream`]) refuses a GNU long name/link or PAX header
+//! framing (`unpack/tar_stream.rs`) refuses a GNU long name/link or PAX header
 //! claiming more than [`MAX_EXTENSION_BYTES`] from its size field, before
 //! reading it, and never buffers entry data; names are at most
 //! [`MAX_NAME_BYTES`] and all names together at most
