@@ -124,8 +124,13 @@ impl Builder for DebFileBuilder {
         let result = (|| {
             let file = std::fs::File::open(&path)
                 .map_err(BuildError::io(format!("opening {}", p.file)))?;
-            let summary = unpack::unpack_deb(
+            let len = file
+                .metadata()
+                .map_err(BuildError::io(format!("reading {}", p.file)))?
+                .len();
+            let summary = unpack::unpack_deb_sized(
                 BufReader::with_capacity(256 * 1024, file),
+                Some(len),
                 &step.name,
                 out,
                 &self.limits.unwrap_or_default(),
@@ -154,8 +159,10 @@ fn unpack_verified(
     let file =
         std::fs::File::open(path).map_err(BuildError::io(format!("opening {}", path.display())))?;
     let mut hashing = Sha256Reader::new(file);
-    let unpacked = unpack::unpack_deb(
+    // The locked size bounds every ar member before it is read.
+    let unpacked = unpack::unpack_deb_sized(
         BufReader::with_capacity(256 * 1024, &mut hashing),
+        Some(entry.size),
         &entry.name,
         out,
         limits,
