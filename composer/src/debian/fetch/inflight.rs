@@ -37,6 +37,17 @@ pub(super) fn settle(path: &Path) {
     }
 }
 
+/// Settles every path it holds when dropped.
+pub(super) struct SettleOnDrop(pub(super) Vec<PathBuf>);
+
+impl Drop for SettleOnDrop {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            settle(path);
+        }
+    }
+}
+
 /// Blocks until a promised fetch of `path` is over; returns at once when
 /// none is in flight.
 pub fn wait(path: &Path) {

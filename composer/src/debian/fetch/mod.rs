@@ -118,17 +118,20 @@ impl Background {
                 cancel,
             });
         }
-        inflight::promise(missing.iter().map(|e| cache_path(&opts.cache_dir, e)));
+        let promised: Vec<PathBuf> = missing
+            .iter()
+            .map(|e| cache_path(&opts.cache_dir, e))
+            .collect();
+        inflight::promise(promised.iter().cloned());
+        // Whatever happens to the thread — an error, a panic, or no thread
+        // at all — nobody may wait for these files any more afterwards.
+        let settled = inflight::SettleOnDrop(promised);
         let (opts, stop) = (opts.clone(), cancel.clone());
         let thread = std::thread::Builder::new()
             .name("imago-fetch".into())
             .spawn(move || {
-                let result = fetch_all(&missing, &opts, &stop);
-                // Whatever happened, nobody may wait for these any more.
-                for e in &missing {
-                    inflight::settle(&cache_path(&opts.cache_dir, e));
-                }
-                result
+                let _settled = settled;
+                fetch_all(&missing, &opts, &stop)
             })
             .map_err(io_err("starting the download thread"))?;
         Ok(Background {
