@@ -106,7 +106,7 @@ fn invalid_values_name_the_package() {
             "not in the lock",
         ),
         (
-            "version = 1",
+            "version = 2",
             "version = 7",
             "unsupported lock format version 7",
         ),
@@ -178,9 +178,12 @@ fn the_lock_is_the_graph_package_index() {
 
 #[test]
 fn a_format_one_lock_still_reads_and_infers_the_archive() {
-    let text = "version = 1\narchitecture = \"amd64\"\n\n[[package]]\nname = \"k\"\nversion = \"1\"\narchitecture = \"amd64\"\nsize = 1\nsha256 = \"ababababababababababababababababababababababababababababababab\"\nfilename = \"pool/updates/main/k/k.deb\"\ndepends = []\n";
-    let lock = Lock::parse(text, std::path::Path::new("imago.lock")).unwrap();
-    let k = &lock.packages["k"];
+    let text = format!(
+        "version = 1\narchitecture = \"amd64\"\n\n[[package]]\nname = \"kk\"\nversion = \"1\"\narchitecture = \"amd64\"\nsize = 1\nsha256 = \"{}\"\nfilename = \"pool/updates/main/k/kk.deb\"\ndepends = []\n",
+        "ab".repeat(32)
+    );
+    let lock = Lock::parse(&text, std::path::Path::new("imago.lock")).unwrap();
+    let k = &lock.packages["kk"];
     assert_eq!(k.archive, None);
     assert_eq!(k.snapshot, None);
     assert_eq!(k.archive(), "debian-security");
