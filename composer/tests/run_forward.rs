@@ -1,6 +1,7 @@
 //! `imago run --forward` from the outside, as a user meets it: boot
 //! examples/server.imago with a host port forwarded to its web server and
-//! fetch the page over plain HTTP from the host. No backdoor.
+//! fetch the page over plain HTTP from the host. No backdoor. Then stop
+//! `imago run` with SIGTERM and find its VM gone too.
 
 // Test helpers outside #[test] functions panic on failure too.
 #![allow(clippy::unwrap_used)]
@@ -21,6 +22,16 @@ fn get(port: u16) -> Option<String> {
     let mut answer = String::new();
     conn.read_to_string(&mut answer).ok()?;
     Some(answer)
+}
+
+/// Whether any process of the process group `pgid` is still alive.
+fn group_alive(pgid: i32) -> bool {
+    Command::new("kill")
+        .args(["-0", "--", &format!("-{pgid}")])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
 }
 
 /// Kills the process group on drop, so QEMU never outlives the test.
@@ -80,8 +91,30 @@ fn the_server_example_answers_on_a_forwarded_port() {
         std::thread::sleep(Duration::from_millis(500));
     };
     eprintln!("answered after {:?} (build and boot)", started.elapsed());
+    // Stopping `imago run` as a service manager or `timeout` would (SIGTERM
+    // to imago alone) stops its VM too: nothing of the process group is
+    // left once imago has exited.
+    let pgid = child.id() as i32;
+    let term = Command::new("kill")
+        .args(["-TERM", &pgid.to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "imago run after SIGTERM: {status}"
+    );
+    let stopped = Instant::now();
+    while group_alive(pgid) {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(15),
+            "QEMU (or virtiofsd) outlived `imago run` after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     drop(_group);
-    let _ = child.wait();
     assert!(
         answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
         "{answer}"

@@ -398,6 +398,27 @@ impl Machine {
         })
     }
 
+    /// Waits up to `timeout` for QEMU to exit because the guest powered off
+    /// by itself, or rebooted with `-no-reboot` among the extra arguments
+    /// (a `reboot` requested from outside the driver, over ssh say). The
+    /// machine can be started again on the same disk. A nonzero exit of
+    /// QEMU is an error.
+    pub fn wait_for_shutdown(&self, timeout: Duration) -> Result<(), Failure> {
+        let timeout = self.scaled(timeout);
+        self.step("wait for the guest to shut down", || {
+            let running = self.running()?;
+            let status = running
+                .qemu()
+                .wait_exit(timeout, "QEMU to exit after the guest shut down")?;
+            self.lock_running().take();
+            if status.success() {
+                Ok(())
+            } else {
+                Err(self.exited_error(&running, "shutting down"))
+            }
+        })
+    }
+
     /// Runs a poweroff or reboot command in the background of the guest, so
     /// the backdoor can answer before the guest goes down. A backdoor that
     /// closes or restarts instead counts as success.

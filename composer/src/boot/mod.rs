@@ -28,4 +28,4 @@ pub mod run;
 pub use bootspec::BootSpec;
 pub use initrd::InitrdBuilder;
 pub use kernel::KernelBuilder;
-pub use run::{RunOptions, run_system};
+pub use run::{RunOptions, VmExit, run_system};

@@ -11,13 +11,20 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGHUP, SIGTERM};
 
 use super::bootspec::{BootSpec, BootSpecError};
 use super::kmod::{KmodError, ModuleIndex};
 use super::kvm::{self, AccelChoice, AccelError};
 use super::qemu::{self, Accel, QemuConfig, StoreShare};
 use crate::store::{StorePath, StorePathError};
+
+/// How long QEMU may take to quit after SIGTERM before it is killed.
+const QEMU_STOP: Duration = Duration::from_secs(5);
 
 /// How long virtiofsd may take to create its socket.
 const VIRTIOFSD_START: Duration = Duration::from_secs(5);
@@ -280,6 +287,16 @@ impl Drop for Guard {
     }
 }
 
+/// How a VM run ended.
+#[derive(Debug, Clone, Copy)]
+pub struct VmExit {
+    /// QEMU's exit status.
+    pub status: ExitStatus,
+    /// The signal that asked this process to stop, when QEMU was stopped
+    /// because of it.
+    pub stopped_by: Option<i32>,
+}
+
 /// A running VM; QEMU and virtiofsd are killed when it is dropped.
 #[derive(Debug)]
 pub struct RunningVm {
@@ -294,6 +311,48 @@ impl RunningVm {
         self.virtiofsd.take();
         status
     }
+
+    /// Waits for QEMU to exit like [`RunningVm::wait`], but when this
+    /// process is asked to stop (SIGTERM, SIGHUP) first asks QEMU to quit
+    /// (SIGTERM: it closes its disks cleanly), then kills it after
+    /// [`QEMU_STOP`]: a VM never outlives the `imago run` that started it.
+    pub fn wait_or_stop(mut self) -> std::io::Result<VmExit> {
+        let stop = Arc::new(AtomicUsize::new(0));
+        for signal in [SIGTERM, SIGHUP] {
+            signal_hook::flag::register_usize(signal, Arc::clone(&stop), signal as usize)?;
+        }
+        let signal = loop {
+            if let Some(status) = self.qemu.try_wait()? {
+                self.virtiofsd.take();
+                return Ok(VmExit {
+                    status,
+                    stopped_by: None,
+                });
+            }
+            match stop.load(Ordering::Relaxed) {
+                0 => std::thread::sleep(Duration::from_millis(50)),
+                signal => break signal as i32,
+            }
+        };
+        eprintln!("imago: stopping QEMU (signal {signal})");
+        let stopped = |status| VmExit {
+            status,
+            stopped_by: Some(signal),
+        };
+        if let Some(pid) = rustix::process::Pid::from_raw(self.qemu.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let asked = Instant::now();
+        while asked.elapsed() < QEMU_STOP {
+            if let Some(status) = self.qemu.try_wait()? {
+                self.virtiofsd.take();
+                return Ok(stopped(status));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.qemu.kill()?;
+        self.wait().map(stopped)
+    }
 }
 
 impl Drop for RunningVm {
@@ -306,13 +365,13 @@ impl Drop for RunningVm {
 }
 
 /// Boots `toplevel` with the serial console on this terminal and returns
-/// QEMU's exit status.
+/// how the run ended.
 pub fn run_system(
     toplevel: &Path,
     toplevel_logical: &str,
     store_dir: &Path,
     opts: &RunOptions,
-) -> Result<ExitStatus, RunError> {
+) -> Result<VmExit, RunError> {
     let launch = VmLaunch::prepare(toplevel, toplevel_logical, store_dir, opts)?;
     eprintln!(
         "imago: booting {} ({}) with {}: {}",
@@ -323,7 +382,7 @@ pub fn run_system(
     );
     eprintln!("imago: the console is on this terminal; Ctrl-A X quits QEMU");
     let vm = launch.spawn(Stdio::inherit(), Stdio::inherit(), Stdio::inherit())?;
-    vm.wait().map_err(|source| RunError::Spawn {
+    vm.wait_or_stop().map_err(|source| RunError::Spawn {
         program: "qemu".into(),
         source,
     })

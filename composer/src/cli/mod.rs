@@ -97,6 +97,21 @@ pub enum Command {
     Deploy(deploy::Args),
 }
 
+/// Parses the process's arguments and runs them: the whole `imago`
+/// program, for every binary that is it.
+pub fn main_from_args() -> ExitCode {
+    let cli = match <Cli as clap::Parser>::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            // Printing clap's message can only fail on a closed stdout/stderr.
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    main(cli)
+}
+
 /// Runs a parsed command line. Exit codes: 0 success, 1 failure (including
 /// evaluation and syntax errors), 2 bad usage.
 pub fn main(cli: Cli) -> ExitCode {

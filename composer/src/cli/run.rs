@@ -96,8 +96,13 @@ impl Args {
             forwards: self.forwards,
             ..RunOptions::default()
         };
-        let status = run_system(&physical, &toplevel.to_absolute(), store.dir(), &options)
+        let exit = run_system(&physical, &toplevel.to_absolute(), store.dir(), &options)
             .with_context(|| format!("booting {}", toplevel.to_absolute()))?;
+        let status = exit.status;
+        // Stopped by a signal: the shell's convention, 128 + the signal.
+        if let Some(signal) = exit.stopped_by {
+            return Ok(ExitCode::from(128u8.saturating_add(signal as u8)));
+        }
         Ok(if status.success() {
             ExitCode::SUCCESS
         } else {
