@@ -26,14 +26,15 @@
 
 mod support;
 
-use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use support::outside::{
+    GUEST_IP, TEST_KEY_PUB, USER_NET_MAC, free_port, ssh, user_net_args, write_key,
+};
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use imago::remote::Action;
-use imago_vm_tests::{Driver, Error, Failure, Machine, Poll, retry, vm_test};
+use imago_vm_tests::{Driver, Failure, Machine, vm_test};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -45,22 +46,6 @@ const BOOT: Duration = Duration::from_secs(90);
 
 /// Copying a closure and switching (scaled).
 const SWITCH: Duration = Duration::from_secs(60);
-
-/// The test's key pair (ed25519, no passphrase). Test only: never trust it.
-const TEST_KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
-b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
-QyNTUxOQAAACCS/JV++O5Yh3zCIWN7E6DyaoUpNGd3J/MTqCJDibABZwAAALBVe6ktVXup
-LQAAAAtzc2gtZWQyNTUxOQAAACCS/JV++O5Yh3zCIWN7E6DyaoUpNGd3J/MTqCJDibABZw
-AAAEDHcWkaR+tzW7CyKK1Q7KEWvjYErtmKNu0hsovrs2ru1JL8lX747liHfMIhY3sToPJq
-hSk0Z3cn8xOoIkOJsAFnAAAAJmltYWdvLXZtLXRlc3QgKHRlc3Qgb25seSwgbmV2ZXIgdH
-J1c3QpAQIDBAUGBw==
------END OPENSSH PRIVATE KEY-----
-";
-const TEST_KEY_PUB: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJL8lX747liHfMIhY3sToPJqhSk0Z3cn8xOoIkOJsAFn imago-vm-test (test only, never trust)";
-
-/// The guest's address on QEMU's user network, and its NIC's MAC.
-const GUEST_IP: &str = "10.0.2.15";
-const USER_NET_MAC: &str = "52:54:00:12:34:56";
 
 /// Writes generation 1 and 2 of the test server (and the lock they need)
 /// into the test's directory; returns their paths.
@@ -113,15 +98,6 @@ fn write_systems(driver: &Driver) -> Result<(PathBuf, PathBuf), Failure> {
     })
 }
 
-/// A free TCP port on 127.0.0.1 for the forward to the guest's sshd.
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    Ok(listener
-        .local_addr()
-        .map_err(|e| format!("local_addr: {e}"))?
-        .port())
-}
-
 /// Gives the user-network NIC (found by its MAC: udev names it) the
 /// address QEMU's forward sends to.
 fn configure_user_net(m: &Machine) -> Result<(), Failure> {
@@ -134,61 +110,6 @@ fn configure_user_net(m: &Machine) -> Result<(), Failure> {
         CMD,
     )
     .map(drop)
-}
-
-/// `ssh -i KEY -p PORT USER@127.0.0.1 COMMAND` from the host, retried until
-/// it succeeds or `timeout` (scaled) runs out; returns its stdout.
-fn ssh(
-    driver: &Driver,
-    key: &Path,
-    port: u16,
-    user: &str,
-    command: &str,
-    timeout: Duration,
-) -> Result<String, Failure> {
-    let what = format!("ssh {user}@guest {command}");
-    driver.setup(&format!("host: {what}"), || {
-        retry(&what, driver.accel().scale(timeout), 2 * SEC, |left| {
-            // `timeout` bounds one attempt by the time left.
-            let out = Command::new("timeout")
-                .arg(left.as_secs().max(5).to_string())
-                .args(["ssh", "-F", "/dev/null", "-i"])
-                .arg(key)
-                .args(["-p", &port.to_string()])
-                .args([
-                    "-o",
-                    "BatchMode=yes",
-                    "-o",
-                    "IdentitiesOnly=yes",
-                    "-o",
-                    "PasswordAuthentication=no",
-                    "-o",
-                    "KbdInteractiveAuthentication=no",
-                    "-o",
-                    "StrictHostKeyChecking=no",
-                    "-o",
-                    "UserKnownHostsFile=/dev/null",
-                    "-o",
-                    "LogLevel=ERROR",
-                    "-o",
-                    "ConnectTimeout=30",
-                ])
-                .arg(format!("{user}@127.0.0.1"))
-                .arg(command)
-                .output()
-                .map_err(|e| Error::Setup(format!("cannot run ssh: {e}")))?;
-            if out.status.success() {
-                return Ok(Poll::Ready(
-                    String::from_utf8_lossy(&out.stdout).into_owned(),
-                ));
-            }
-            Ok(Poll::Pending(Some(format!(
-                "ssh exited with {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))))
-        })
-    })
 }
 
 /// The names in /boot/loader/entries, sorted.
@@ -226,12 +147,7 @@ vm_test!(
         let (file1, file2) = write_systems(&driver)?;
         let gen1 = support::system_file(&driver, &file1)?;
         let gen2 = support::system_file(&driver, &file2)?;
-        let key = driver.setup("write the test key", || {
-            let key = driver.dir().join("id_test");
-            std::fs::write(&key, TEST_KEY)?;
-            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
-            Ok::<_, std::io::Error>(key)
-        })?;
+        let key = driver.setup("write the test key", || write_key(driver.dir(), None))?;
         let port = driver.setup("pick a port for the forward", free_port)?;
 
         let mut config = gen1.uefi_disk(&driver, "server")?;
@@ -239,12 +155,7 @@ vm_test!(
         config.smp = 2;
         // QEMU's user network, isolated (`restrict=on`: the guest reaches
         // nothing), with only the host's 127.0.0.1:PORT forwarded to sshd.
-        config.extra_args = vec![
-            "-netdev".into(),
-            format!("user,id=usernet,restrict=on,hostfwd=tcp:127.0.0.1:{port}-{GUEST_IP}:22"),
-            "-device".into(),
-            format!("virtio-net-pci,netdev=usernet,mac={USER_NET_MAC}"),
-        ];
+        config.extra_args = user_net_args(&[(port, 22)]);
         let m = driver.machine(config)?;
         m.start()?;
         m.wait_for_unit("multi-user.target", BOOT)?;

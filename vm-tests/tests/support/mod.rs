@@ -27,6 +27,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod outside;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
