@@ -78,7 +78,9 @@ fn table() -> Vec<(&'static str, usize, Builtin)> {
         ("sub", 2, |ev, a, s| num(ev, Arith::Sub, a, s)),
         ("mul", 2, |ev, a, s| num(ev, Arith::Mul, a, s)),
         ("div", 2, |ev, a, s| num(ev, Arith::Div, a, s)),
-        ("floor", 1, |ev, a, s| rounded(ev, a, s, "floor", f64::floor)),
+        ("floor", 1, |ev, a, s| {
+            rounded(ev, a, s, "floor", f64::floor)
+        }),
         ("ceil", 1, |ev, a, s| rounded(ev, a, s, "ceil", f64::ceil)),
         ("bitAnd", 2, |ev, a, s| {
             bits(ev, a, s, "bitAnd", |x, y| x & y)

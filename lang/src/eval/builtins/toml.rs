@@ -56,11 +56,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
-fn table_value(
-    t: &toml::Table,
-    path: &mut Vec<Step>,
-    span: Span,
-) -> Result<Value, EvalError> {
+fn table_value(t: &toml::Table, path: &mut Vec<Step>, span: Span) -> Result<Value, EvalError> {
     let mut items = Vec::with_capacity(t.len());
     for (k, v) in t {
         path.push(Step::Key(k.clone()));

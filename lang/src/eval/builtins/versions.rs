@@ -84,10 +84,15 @@ fn is_separator(b: u8) -> bool {
 /// The next component of `rest` (empty at the end), advancing past it.
 /// Components end at ASCII bytes, so a multi-byte character is never cut.
 fn next_component<'a>(rest: &mut &'a [u8]) -> &'a [u8] {
-    let start = rest.iter().position(|&b| !is_separator(b)).unwrap_or(rest.len());
+    let start = rest
+        .iter()
+        .position(|&b| !is_separator(b))
+        .unwrap_or(rest.len());
     let s = &rest[start..];
     let len = if s.first().is_some_and(u8::is_ascii_digit) {
-        s.iter().position(|b| !b.is_ascii_digit()).unwrap_or(s.len())
+        s.iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(s.len())
     } else {
         s.iter()
             .position(|&b| b.is_ascii_digit() || is_separator(b))
