@@ -46,6 +46,14 @@ use std::rc::Rc;
 impl Evaluator {
     /// Sends a request to the hook and builds the step set.
     pub(crate) fn add_step(&self, request: StepRequest, span: Span) -> Result<Value, EvalError> {
+        if request.builder == "deb"
+            && let Some(StepValue::Str { text, .. }) = request.params.get("package")
+        {
+            self.package_sites
+                .borrow_mut()
+                .entry(text.clone())
+                .or_insert(span);
+        }
         let builder = request.builder.clone();
         let name = request.name.clone();
         let ph = self
@@ -125,6 +133,13 @@ impl Evaluator {
             },
             span,
         )
+    }
+
+    /// Where each Debian package was first asked for — the `NAME` of
+    /// `pkgs.NAME`, or the `builtins.step { builder = "deb"; ... }` call —
+    /// by package name. `imago lock` reports unknown packages there.
+    pub fn package_sites(&self) -> BTreeMap<String, Span> {
+        self.package_sites.borrow().clone()
     }
 
     /// The package set: pass it to modules (or bind it with
