@@ -212,3 +212,49 @@ fn imago_lock_writes_the_lock_and_reports_changes() {
         "{stderr}"
     );
 }
+
+#[test]
+fn imago_lock_reports_unknown_packages_where_they_are_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("system.imago");
+    let lock = |text: &str| {
+        std::fs::write(&config, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_imago"))
+            .arg("lock")
+            .arg(&config)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = lock(
+        "{ pkgs, ... }:\n{\n  boot.init = \"busybox\";\n  environment.packages = [ pkgs.ngnix pkgs.busybox-static ];\n}\n",
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error[E0215]: `ngnix` is not a package in Debian's index"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("system.imago:4:33"), "{stderr}");
+    assert!(
+        stderr.contains("`ngnix` is not a Debian package; did you mean one of `nginx`"),
+        "{stderr}"
+    );
+    // apt was not asked: its long command line is not in the message.
+    assert!(!stderr.contains("apt-get"), "{stderr}");
+    assert!(!dir.path().join("imago.lock").exists());
+
+    // A virtual package is refused with its providers.
+    let (code, stderr) = lock(
+        "{ pkgs, ... }:\n{\n  boot.init = \"busybox\";\n  environment.packages = [ pkgs.mail-transport-agent ];\n}\n",
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("system.imago:4:33"), "{stderr}");
+    assert!(
+        stderr.contains("`mail-transport-agent` is a virtual package; name one that provides it:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`exim4-daemon-light`"), "{stderr}");
+}

@@ -305,16 +305,26 @@ pub fn did_you_mean(suggestions: &[String]) -> Option<String> {
     }
 }
 
+/// The optimal-string-alignment distance: insertions, deletions,
+/// substitutions and swaps of two neighbouring characters each cost one
+/// (so `ngnix` is one step from `nginx`).
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
+    for i in 0..a.len() {
         cur[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        for j in 0..b.len() {
+            let cost = usize::from(a[i] != b[j]);
+            let mut d = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            if i > 0 && j > 0 && a[i] == b[j - 1] && a[i - 1] == b[j] {
+                d = d.min(before[j - 1] + 1);
+            }
+            cur[j + 1] = d;
         }
+        std::mem::swap(&mut before, &mut prev);
         std::mem::swap(&mut prev, &mut cur);
     }
     prev[b.len()]
@@ -328,6 +338,18 @@ mod tests {
     fn suggests_close_names() {
         let got = suggest("hostNam", ["hostName", "timeZone", "hostname"]);
         assert_eq!(got, vec!["hostName".to_string(), "hostname".to_string()]);
+    }
+
+    #[test]
+    fn swapped_neighbours_are_one_step() {
+        assert_eq!(edit_distance("ngnix", "nginx"), 1);
+        assert_eq!(edit_distance("abc", "abc"), 0);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("ab", "ba"), 1);
+        assert_eq!(edit_distance("ca", "abc"), 3);
+        let got = suggest("ngnix", ["afnix", "nix", "nginx", "unix"]);
+        assert_eq!(got[0], "nginx");
     }
 
     #[test]

@@ -400,3 +400,26 @@ fn a_value_forced_after_its_evaluator_is_dropped_is_an_error() {
     let e = other.force(&item).unwrap_err();
     assert_eq!(e.code().0, "E0219");
 }
+
+#[test]
+fn package_sites_point_at_the_first_request_of_each_name() {
+    let mut ev = ev_with(MemoryIo::new());
+    let pkgs = ev.packages_value();
+    ev.with_global("pkgs", pkgs);
+    let text = "[\n  pkgs.hello\n  (with pkgs; ngnix)\n  pkgs.hello\n  (builtins.step { builder = \"deb\"; name = \"x\"; package = \"viaStep\"; }).outPath\n  (pkgs.writeText \"t\" \"no package\")\n]";
+    let v = eval(&ev, text).unwrap();
+    ev.force_deep(&v).unwrap();
+    let sites: Vec<(String, String)> = ev
+        .package_sites()
+        .into_iter()
+        .map(|(name, span)| (name, ev.location(span)))
+        .collect();
+    assert_eq!(
+        sites,
+        [
+            ("hello".to_string(), "<test>:2:8".to_string()),
+            ("ngnix".to_string(), "<test>:3:15".to_string()),
+            ("viaStep".to_string(), "<test>:5:4".to_string()),
+        ]
+    );
+}

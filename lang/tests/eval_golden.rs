@@ -1,5 +1,11 @@
 //! Golden tests for the evaluator.
 //!
+//! Files see the globals `pkgs` (the package set) and `lib` (the module
+//! library's `lib`). Cases whose comment says "checked against Nix" have
+//! expected output that `nix-instantiate --eval --strict` printed for the
+//! same file (with `lib` bound to nixpkgs' definitions); Nix is not needed
+//! to run the tests.
+//!
 //! Every `tests/eval/eval-okay-NAME.imago` is evaluated and printed strictly;
 //! the output, followed by any `trace:` lines and `step:` lines (requests the
 //! store hook received, in order), must equal `eval-okay-NAME.exp`. Every
@@ -113,6 +119,8 @@ fn run_case(io: &MemoryIo, name: &str) -> Result<String, String> {
     ev.set_library_dirs(vec![PathBuf::from("/eval/lib")]);
     let pkgs = ev.packages_value();
     ev.with_global("pkgs", pkgs);
+    let lib = imago_lang::modules::library(&ev).unwrap();
+    ev.with_global("lib", lib);
     let traces = Rc::new(RefCell::new(Vec::new()));
     let t = traces.clone();
     ev.set_trace_handler(Rc::new(move |m: &str| t.borrow_mut().push(m.to_string())));

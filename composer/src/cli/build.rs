@@ -24,6 +24,7 @@ use super::{ErrorFormat, GlobalArgs};
 use crate::builders::STORE_PREFIX;
 use crate::debian::apt::default_deb_cache;
 use crate::debian::fetch::Background;
+use crate::debian::index::Sites;
 use crate::debian::lock::{Lock, LockEntry};
 use crate::graph::packages::PackageIndex;
 use crate::graph::progress::ProgressMode;
@@ -165,6 +166,8 @@ struct Evaluated {
     text: String,
     /// Every package name requested.
     packages: BTreeSet<String>,
+    /// Where each package was asked for.
+    sites: Sites,
 }
 
 /// How the step table treats packages.
@@ -184,6 +187,17 @@ pub fn requested_packages(
     attr: &str,
     modules: Option<&Path>,
 ) -> anyhow::Result<Option<BTreeSet<String>>> {
+    Ok(requested_packages_at(global, file, attr, modules)?.map(|(names, _)| names))
+}
+
+/// Like [`requested_packages`], with where in the configuration each
+/// package was asked for.
+pub fn requested_packages_at(
+    global: &GlobalArgs,
+    file: &Path,
+    attr: &str,
+    modules: Option<&Path>,
+) -> anyhow::Result<Option<(BTreeSet<String>, Sites)>> {
     let format = global.error_format;
     let color = format == ErrorFormat::Human && std::io::stderr().is_terminal();
     let modules_dir = system_eval::modules_dir(modules);
@@ -193,7 +207,7 @@ pub fn requested_packages(
     })
     .context("cannot start the evaluation thread")??;
     match evaluated {
-        Ok(e) => Ok(Some(e.packages)),
+        Ok(e) => Ok(Some((e.packages, e.sites))),
         Err(rendered) => {
             eprint!("{rendered}");
             Ok(None)
@@ -430,6 +444,7 @@ fn evaluate(
         steps,
         text,
         packages: table.requested_packages(),
+        sites: Sites::collect(&ev.package_sites(), ev.sources()),
     }))
 }
 

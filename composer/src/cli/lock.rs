@@ -6,7 +6,10 @@
 //! toplevel) is evaluated with the step table in record mode
 //! ([`collect_packages`]). Packages already in the lock keep their pinned
 //! versions (passed to apt as `NAME=VERSION`) unless `--update` names them
-//! (or names nothing, which means all). apt resolves the closure in its
+//! (or names nothing, which means all). Before apt runs, every root is
+//! looked up in the package lists (`debian::index`): names that are not
+//! there, or only virtual, are one error pointing at each `pkgs.NAME` that
+//! asked for them. apt resolves the closure in its
 //! private directory (see `debian::apt`); the new lock holds exactly the
 //! closure of the roots, so entries nothing uses any more disappear and are
 //! listed as removed in the summary. An entry apt resolved to the same file
@@ -17,15 +20,19 @@
 //! locked file is still there (HEAD requests; see `debian::fetch::check`)
 //! and fails when a build on a fresh machine would.
 
-use super::GlobalArgs;
+use super::{ErrorFormat, GlobalArgs};
 use crate::debian::apt::{
     AptEnv, Request, default_cache_root, default_deb_cache, versions_not_found,
 };
 use crate::debian::control::is_package_name;
 use crate::debian::fetch::{self, Availability, Http};
+use crate::debian::index::{KnownPackages, Sites, check_names};
 use crate::debian::lock::{Lock, LockDiff};
 use anyhow::{Context, bail};
+use imago_lang::diag::{self, Diagnostic};
+use imago_lang::source::SourceMap;
 use std::collections::BTreeSet;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -78,10 +85,21 @@ impl Args {
         }
         let old = Lock::read_or_default(&lock_path)?;
         let mut roots = BTreeSet::new();
+        let mut sites = Sites::default();
         if self.packages.is_empty() {
             for file in &self.files {
-                match collect_packages(global, file, &self.attr, self.modules.as_deref())? {
-                    Some(names) => roots.extend(names),
+                let found = super::build::requested_packages_at(
+                    global,
+                    file,
+                    &self.attr,
+                    self.modules.as_deref(),
+                )
+                .with_context(|| format!("finding the packages {} uses", file.display()))?;
+                match found {
+                    Some((names, at)) => {
+                        roots.extend(names);
+                        sites.merge(at);
+                    }
                     // The evaluation's diagnostics are already on stderr.
                     None => return Ok(ExitCode::from(1)),
                 }
@@ -122,6 +140,13 @@ impl Args {
                 "package lists refreshed in {:.1}s",
                 t.elapsed().as_secs_f64()
             );
+        }
+        let known = KnownPackages::from_lists(&apt.root().join("state/lists"))
+            .map_err(anyhow::Error::msg)?;
+        if let Some((diag, sources)) = check_names(&known, roots.iter().map(String::as_str), &sites)
+        {
+            eprint!("{}", render_diagnostic(global, &diag, &sources)?);
+            return Ok(ExitCode::from(1));
         }
         let t = Instant::now();
         let entries = match apt.resolve(&requests) {
@@ -182,6 +207,26 @@ pub fn collect_packages(
 ) -> anyhow::Result<Option<BTreeSet<String>>> {
     super::build::requested_packages(global, file, attr, modules)
         .with_context(|| format!("finding the packages {} uses", file.display()))
+}
+
+/// A diagnostic in the format `--error-format` asks for.
+fn render_diagnostic(
+    global: &GlobalArgs,
+    diag: &Diagnostic,
+    sources: &SourceMap,
+) -> anyhow::Result<String> {
+    let diags = std::slice::from_ref(diag);
+    Ok(match global.error_format {
+        ErrorFormat::Human => {
+            let color = std::io::stderr().is_terminal();
+            diag::render(diags, sources, color)
+        }
+        ErrorFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&diag::to_json(diags, sources))
+                .context("encoding the error")?
+        ),
+    })
 }
 
 /// What to ask apt for: pinned versions for everything kept from the old

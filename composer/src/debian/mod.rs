@@ -4,6 +4,7 @@
 //! - `control.rs`: deb822 paragraphs and relationship fields.
 //! - `lock.rs`: `imago.lock` (pinned versions, sizes, SHA-256, dependencies).
 //! - `apt.rs`: apt in a private state directory (never the host's).
+//! - `index.rs`: the names in the package lists, checked before resolving.
 //! - `archive.rs`: Debian's archives, their mirrors, snapshot times.
 //! - `fetch/`: the download cache, filled by hash from an ordered list of
 //!   sources (package caches, mirrors, snapshot.debian.org) and verified
@@ -22,6 +23,7 @@ pub mod control;
 pub mod deb;
 mod dirfd;
 pub mod fetch;
+pub mod index;
 pub mod lock;
 pub mod names;
 pub mod unpack;

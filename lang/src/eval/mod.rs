@@ -70,7 +70,7 @@ use crate::io::{EvalIo, FileKind};
 use crate::source::{FileId, SourceMap, Span};
 use smol_str::SmolStr;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use value::Env;
@@ -120,6 +120,9 @@ pub struct Evaluator {
     pub(crate) trace_handler: RefCell<TraceHandler>,
     pub(crate) regex_cache: RefCell<HashMap<String, Rc<regex::Regex>>>,
     pub(crate) packages: RefCell<Option<Value>>,
+    /// Where each Debian package was first asked for (see
+    /// [`Evaluator::package_sites`]).
+    pub(crate) package_sites: RefCell<BTreeMap<String, Span>>,
     /// Span for errors raised by Rust callers with no source location.
     pub(crate) native_span: Span,
     /// Thunks of recursive scopes, emptied on drop to free their cycles.
@@ -152,6 +155,7 @@ impl Evaluator {
             trace_handler: RefCell::new(Rc::new(|msg: &str| eprintln!("trace: {msg}"))),
             regex_cache: RefCell::new(HashMap::new()),
             packages: RefCell::new(None),
+            package_sites: RefCell::new(BTreeMap::new()),
             native_span: Span::new(native, 0, 0),
             knots: knots::Knots::new(),
         };

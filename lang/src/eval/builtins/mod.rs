@@ -11,6 +11,8 @@
 mod attrs;
 mod lists;
 mod strings;
+mod toml;
+mod versions;
 
 use crate::eval::error::{ErrorKind, EvalError};
 use crate::eval::ops::{Arith, arith};
@@ -76,6 +78,10 @@ fn table() -> Vec<(&'static str, usize, Builtin)> {
         ("sub", 2, |ev, a, s| num(ev, Arith::Sub, a, s)),
         ("mul", 2, |ev, a, s| num(ev, Arith::Mul, a, s)),
         ("div", 2, |ev, a, s| num(ev, Arith::Div, a, s)),
+        ("floor", 1, |ev, a, s| {
+            rounded(ev, a, s, "floor", f64::floor)
+        }),
+        ("ceil", 1, |ev, a, s| rounded(ev, a, s, "ceil", f64::ceil)),
         ("bitAnd", 2, |ev, a, s| {
             bits(ev, a, s, "bitAnd", |x, y| x & y)
         }),
@@ -93,6 +99,8 @@ fn table() -> Vec<(&'static str, usize, Builtin)> {
     t.extend(lists::table());
     t.extend(attrs::table());
     t.extend(strings::table());
+    t.extend(toml::table());
+    t.extend(versions::table());
     t
 }
 
@@ -282,6 +290,44 @@ fn num(ev: &Evaluator, op: Arith, a: &[Value], span: Span) -> Result<Value, Eval
     let x = ev.force_value(&a[0])?;
     let y = ev.force_value(&a[1])?;
     arith(op, &x, &y, span, span, span)
+}
+
+/// `floor` and `ceil`: a number (an integer counts as a float, as in Nix)
+/// rounded to an integer. Unlike Nix, whose result is undefined then, a
+/// result outside the 64-bit range (or NaN) is an error.
+fn rounded(
+    ev: &Evaluator,
+    a: &[Value],
+    span: Span,
+    name: &'static str,
+    f: fn(f64) -> f64,
+) -> Result<Value, EvalError> {
+    let x = match ev.force_value(&a[0])? {
+        Value::Float(x) => x,
+        Value::Int(i) => return Ok(Value::Int(i)),
+        other => {
+            return Err(EvalError::type_error(
+                format!("a float for {name}"),
+                &other,
+                span,
+            ));
+        }
+    };
+    let r = f(x);
+    // 2^63 is exactly representable; every float below it and at or above
+    // -2^63 converts without loss of range.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if r.is_nan() || !(-LIMIT..LIMIT).contains(&r) {
+        return Err(EvalError::invalid(
+            name,
+            format!(
+                "{} does not fit in a 64-bit integer",
+                crate::eval::print::format_float(x)
+            ),
+            span,
+        ));
+    }
+    Ok(Value::Int(r as i64))
 }
 
 fn bits(

@@ -1,4 +1,4 @@
-//! String, regular-expression, JSON and file builtins.
+//! String, regular-expression, JSON, hashing and file builtins.
 //!
 //! Strings are UTF-8 text, but lengths and `substring` offsets count bytes,
 //! as in Nix (a cut inside a character yields U+FFFD). `match` and `split`
@@ -35,6 +35,11 @@ pub(super) fn table() -> Vec<(&'static str, usize, Builtin)> {
         ("fromJSON", 1, from_json),
         ("readFile", 1, read_file),
         ("pathExists", 1, path_exists),
+        ("hashString", 2, hash_string),
+        ("unsafeDiscardStringContext", 1, |ev, a, s| {
+            let text = ev.coerce(&a[0], CoerceMode::Interpolate, s)?;
+            Ok(Value::string(text.as_str()))
+        }),
     ]
 }
 
@@ -288,6 +293,32 @@ fn json_to_value(j: &serde_json::Value, span: Span) -> Result<Value, EvalError> 
                 .collect::<Result<Vec<_>, EvalError>>()?,
         ),
     })
+}
+
+/// `hashString type s`: the lowercase hex digest of the string's bytes with
+/// `md5`, `sha1`, `sha256` or `sha512`, as in Nix. The string's context is
+/// ignored and the result has none.
+fn hash_string(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
+    use sha2::Digest;
+    let kind = string(ev, &a[0], span, "hashString's algorithm")?;
+    let s = string(ev, &a[1], span, "hashString")?;
+    let bytes = s.as_str().as_bytes();
+    let digest = match kind.as_str() {
+        "md5" => hex::encode(md5::Md5::digest(bytes)),
+        "sha1" => hex::encode(sha1::Sha1::digest(bytes)),
+        "sha256" => hex::encode(sha2::Sha256::digest(bytes)),
+        "sha512" => hex::encode(sha2::Sha512::digest(bytes)),
+        other => {
+            return Err(EvalError::invalid(
+                "hashString",
+                format!(
+                    "unknown hash algorithm `{other}`; the algorithms are md5, sha1, sha256 and sha512"
+                ),
+                span,
+            ));
+        }
+    };
+    Ok(Value::string(digest))
 }
 
 fn read_file(ev: &Evaluator, a: &[Value], span: Span) -> Result<Value, EvalError> {
