@@ -84,6 +84,17 @@ vm_test!(
             CMD,
         )?;
         m.succeed("nginx -t -q", CMD)?;
+        // A request body larger than nginx's buffer goes through a file in
+        // /var/lib/nginx/body that a worker writes: the proxied server
+        // (busybox httpd serves no POST) answers 501, where nginx itself
+        // would answer 500 had the worker no access.
+        assert_eq!(m.succeed("stat -c %a /var/lib", CMD)?, "755\n");
+        let post = m.fail(
+            "busybox wget -qO- --post-data \"$(head -c 65536 /dev/zero | tr '\\0' x)\" http://127.0.0.1/backend/",
+            CMD,
+        )?;
+        let stderr = String::from_utf8_lossy(&post.stderr);
+        assert!(stderr.contains("501"), "{stderr}");
 
         // The startAt timer fires every 10 s; the one-shot timer fired.
         m.succeed(
