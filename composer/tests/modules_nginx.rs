@@ -87,6 +87,7 @@ let page = builtins.step { builder = "tree"; name = "www"; entries."index.html".
   services.nginx = {
     enable = true;
     recommendedOptimisation = true;
+    recommendedGzipSettings = true;
     recommendedProxySettings = true;
     commonHttpConfig = "log_format short '$remote_addr $status';";
     appendHttpConfig = "access_log /var/log/nginx/access.log short;";
@@ -138,6 +139,13 @@ http {
   tcp_nopush on;
   tcp_nodelay on;
   keepalive_timeout 65;
+  gzip on;
+  gzip_static on;
+  gzip_vary on;
+  gzip_comp_level 5;
+  gzip_min_length 256;
+  gzip_proxied expired no-cache no-store private auth;
+  gzip_types application/atom+xml application/javascript application/json application/xml application/xml+rss image/svg+xml text/css text/javascript text/plain text/xml;
   log_format short '$remote_addr $status';
 
   server {
@@ -341,7 +349,7 @@ fn bad_virtual_hosts_are_refused_naming_the_option() {
         "- services.nginx.virtualHosts.\"web\".serverAliases `x;y` is empty or has white space or one of ;{}\"'\\, which nginx reads as the end of the value\n",
         "- services.nginx.virtualHosts.\"web\".locations.\"/a\" sets `return`, which answers every request, and also `proxyPass`, which would never be used: keep one\n",
         "- services.nginx.virtualHosts.\"web\".locations.\"/b\" sets both `root` and `alias`: nginx allows one of them\n",
-        "- services.nginx.virtualHosts.\"web\".locations.\"/c\".proxyPass `127.0.0.1:8081` is not a URL starting with http://, https:// or unix:/\n",
+        "- services.nginx.virtualHosts.\"web\".locations.\"/c\".proxyPass `127.0.0.1:8081` is not a URL starting with http:// or https:// (a Unix socket is http://unix:/path:)\n",
         "- services.nginx.virtualHosts.\"web\".locations.\"/d;\".root `/srv/a b` is empty or has white space",
         "- services.nginx.virtualHosts.\"web\".locations.\"/d;\": the location `/d;` is empty or has one of ;{}\n",
         "- services.nginx.virtualHosts.\"bad name\".serverName `bad name` is empty or has white space",
