@@ -37,6 +37,8 @@ if [ "$purpose" = test ]; then
     # switch-to-configuration's tests run the script under the host's busybox.
     need busybox busybox-static
     need modprobe kmod
+    # A certificate for Debian's nginx to test a generated configuration.
+    need openssl openssl
 fi
 
 if [ -z "$missing" ]; then

@@ -256,6 +256,125 @@ fn test_on_systemd_stops_removed_units_then_reloads_starts_and_restarts_what_cha
     assert_eq!(f.entries(), ["imago-web-1.conf"]);
 }
 
+/// Timers, sockets and path units are switched as NixOS switches them:
+/// removed ones are stopped before the services, newly wanted ones started,
+/// changed timers restarted, changed path units left to the daemon-reload
+/// and changed sockets left alone (said); a changed service that no target
+/// wants is restarted only while it is active (started by its socket or
+/// timer).
+#[test]
+fn test_on_systemd_switches_timers_sockets_and_paths_as_nixos_does() {
+    let f = Fixture::new();
+    let sys1 = f.root().join("sys1");
+    let sys2 = f.system("sys2", 2, 20);
+    f.activation(&sys2, "systemd", false);
+    let units = |s: &Path| s.join("etc/systemd/system");
+    // (system, unit, text, the target that wants it)
+    for (sys, unit, text, target) in [
+        (&sys1, "tick.service", "tick", None),
+        (
+            &sys1,
+            "tick.timer",
+            "OnCalendar=daily",
+            Some("timers.target"),
+        ),
+        (&sys1, "job.service", "old job", None),
+        (&sys1, "idle.service", "old idle", None),
+        (
+            &sys1,
+            "echo.socket",
+            "ListenStream=7000",
+            Some("sockets.target"),
+        ),
+        (&sys1, "watch.path", "PathExists=/a", Some("paths.target")),
+        (
+            &sys1,
+            "gone.timer",
+            "OnCalendar=weekly",
+            Some("timers.target"),
+        ),
+        (&sys1, "gone.service", "gone", None),
+        (&sys1, "later.timer", "OnActiveSec=1", None),
+        (&sys2, "tick.service", "tick", None),
+        (
+            &sys2,
+            "tick.timer",
+            "OnCalendar=hourly",
+            Some("timers.target"),
+        ),
+        (&sys2, "job.service", "new job", None),
+        (&sys2, "idle.service", "new idle", None),
+        (
+            &sys2,
+            "echo.socket",
+            "ListenStream=7001",
+            Some("sockets.target"),
+        ),
+        (&sys2, "watch.path", "PathExists=/b", Some("paths.target")),
+        (&sys2, "later.timer", "OnActiveSec=1", Some("timers.target")),
+        (
+            &sys2,
+            "new.timer",
+            "OnCalendar=daily",
+            Some("timers.target"),
+        ),
+        (
+            &sys2,
+            "new.socket",
+            "ListenStream=8000",
+            Some("sockets.target"),
+        ),
+        (&sys2, "new.path", "PathExists=/c", Some("paths.target")),
+    ] {
+        f.write(&units(sys).join(unit), text);
+        if let Some(target) = target {
+            let wants = units(sys).join(format!("{target}.wants"));
+            fs::create_dir_all(&wants).unwrap();
+            symlink(format!("../{unit}"), wants.join(unit)).unwrap();
+        }
+    }
+    // idle.service is not running; every other unit is.
+    let systemctl = f.root().join("tools/bin/systemctl");
+    let text = fs::read_to_string(&systemctl).unwrap();
+    fs::write(
+        &systemctl,
+        text.replace(
+            "\necho",
+            "\n[ \"$*\" = 'is-active --quiet idle.service' ] && { echo \"systemctl $*\" >> CALLS; exit 3; }\necho",
+        )
+        .replace("CALLS", &f.root().join("calls.log").to_string_lossy()),
+    )
+    .unwrap();
+    let out = f.ok(&sys2, "test");
+    assert_eq!(
+        f.calls(),
+        [
+            "systemctl is-active --quiet gone.timer".to_owned(),
+            "systemctl stop gone.timer".to_owned(),
+            "systemctl is-active --quiet gone.service".to_owned(),
+            "systemctl stop gone.service".to_owned(),
+            format!("activate {}", sys2.display()),
+            "systemctl daemon-reload".to_owned(),
+            "systemctl is-active --quiet idle.service".to_owned(),
+            "systemctl is-active --quiet job.service".to_owned(),
+            "systemctl restart job.service".to_owned(),
+            "systemctl start new.socket".to_owned(),
+            "systemctl start new.path".to_owned(),
+            "systemctl start later.timer".to_owned(),
+            "systemctl start new.timer".to_owned(),
+            "systemctl restart tick.timer".to_owned(),
+        ]
+    );
+    assert!(
+        out.contains(
+            "echo.socket changed: it is not restarted (its service may hold the socket); run 'systemctl restart echo.socket' or reboot to apply it"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("watch.path"), "{out}");
+    assert!(out.contains("restarting tick.timer"), "{out}");
+}
+
 #[test]
 fn failed_activation_keeps_the_old_system_current_and_touches_no_service() {
     let f = Fixture::new();

@@ -386,3 +386,28 @@ fn blessing_waits_for_the_esp() {
         "{unit}"
     );
 }
+
+/// /var and /var/lib are searchable by every user whatever made them (a
+/// busybox system's were 0700, left by this script's own umask): services
+/// running as their own users pass through them (nginx's workers write
+/// request bodies below /var/lib/nginx). Imago's own state stays private.
+#[test]
+fn var_lib_is_searchable_and_imagos_state_private() {
+    let built = built();
+    let m = Machine::new(built);
+    fs::create_dir_all(m.root().join("var/lib")).unwrap();
+    for dir in ["var", "var/lib"] {
+        fs::set_permissions(m.root().join(dir), fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    m.activate(built);
+    let mode = |dir: &str| {
+        fs::metadata(m.root().join(dir))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("var"), 0o755);
+    assert_eq!(mode("var/lib"), 0o755);
+    assert_eq!(mode("var/lib/imago"), 0o700);
+}

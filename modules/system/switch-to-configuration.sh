@@ -396,48 +396,103 @@ prune() {
     done
 }
 
-# Stop the services of the running system that the new one lacks, before
+# The unit kinds switching manages in /etc/systemd/system: the triggers
+# (timers, sockets, path units) first, then services.
+unit_globs='*.timer *.socket *.path *.service'
+
+# The units that some target of the units directory $1 wants, one a line,
+# each once.
+wanted_units() {
+    for w in "$1"/*.target.wants/*; do
+        [ -e "$w" ] || [ -L "$w" ] || continue
+        echo "${w##*/}"
+    done | sort -u
+}
+
+# Stop the units of the running system that the new one lacks, before
 # activation: their unit files and the /etc they read are still there
-# (systemd).
+# (systemd). Triggers go first, so that none starts a service being
+# stopped.
 systemd_stop_removed() {
     old=$1
     new_units="$system/etc/systemd/system"
     old_units="$old/etc/systemd/system"
     status=0
     [ -n "$old" ] && [ -d "$old_units" ] || return 0
-    for u in "$old_units"/*.service; do
-        [ -e "$u" ] || continue
-        unit=${u##*/}
-        [ -e "$new_units/$unit" ] && continue
-        systemctl is-active --quiet "$unit" || continue
-        echo "switch-to-configuration: stopping $unit"
-        systemctl stop "$unit" || status=1
+    for glob in $unit_globs; do
+        for u in "$old_units"/$glob; do
+            [ -e "$u" ] || continue
+            unit=${u##*/}
+            [ -e "$new_units/$unit" ] && continue
+            systemctl is-active --quiet "$unit" || continue
+            echo "switch-to-configuration: stopping $unit"
+            systemctl stop "$unit" || status=1
+        done
     done
     return $status
 }
 
-# Start and restart units after activation (systemd).
+# Start and restart units after activation (systemd), as NixOS does:
+# - a unit a target wants that the old system's targets did not want is
+#   started (services, timers, sockets, path units alike);
+# - a changed service or timer is restarted when a target wants it or it is
+#   active (a socket- or timer-started service that is running);
+# - a changed path unit is left alone: the daemon-reload applies its new
+#   paths;
+# - a changed socket is left alone too (restarting it would take the
+#   listening socket from a running service): it takes effect when it is
+#   restarted by hand or at the next boot, which is said.
 systemd_services() {
     old=$1
     new_units="$system/etc/systemd/system"
     old_units="$old/etc/systemd/system"
     systemctl daemon-reload || echo "switch-to-configuration: systemctl daemon-reload failed" >&2
     status=0
-    for w in "$new_units/multi-user.target.wants"/*; do
-        [ -e "$w" ] || [ -L "$w" ] || continue
-        unit=${w##*/}
-        if [ -n "$old" ] && [ -e "$old_units/multi-user.target.wants/$unit" ]; then
-            if [ -e "$old_units/$unit" ] && [ -e "$new_units/$unit" ] &&
-                ! cmp -s "$old_units/$unit" "$new_units/$unit"; then
-                echo "switch-to-configuration: restarting $unit"
-                systemctl restart "$unit" || status=1
-            fi
-        else
-            echo "switch-to-configuration: starting $unit"
-            systemctl start "$unit" || status=1
-        fi
+    new_wanted=$(wanted_units "$new_units")
+    old_wanted=""
+    [ -n "$old" ] && old_wanted=$(wanted_units "$old_units")
+    # Services first, then the triggers that start them. Unit names have
+    # no white space (systemd escapes it).
+    for glob in '*.service' '*.socket' '*.path' '*.timer'; do
+        names=$(
+            for u in $new_wanted; do
+                case $u in $glob) echo "$u" ;; esac
+            done
+            for u in "$new_units"/$glob; do
+                [ -f "$u" ] && echo "${u##*/}"
+            done
+        )
+        for unit in $(printf '%s\n' "$names" | sort -u); do
+            systemd_unit "$unit" || status=1
+        done
     done
     return $status
+}
+
+# What switching does to one unit of the new system (see above).
+systemd_unit() {
+    unit=$1
+    wanted=false
+    was_wanted=false
+    printf '%s\n' "$new_wanted" | grep -qxF -- "$unit" && wanted=true
+    printf '%s\n' "$old_wanted" | grep -qxF -- "$unit" && was_wanted=true
+    if $wanted && ! $was_wanted; then
+        echo "switch-to-configuration: starting $unit"
+        systemctl start "$unit"
+        return
+    fi
+    [ -n "$old" ] && [ -e "$old_units/$unit" ] && [ -e "$new_units/$unit" ] || return 0
+    cmp -s "$old_units/$unit" "$new_units/$unit" && return 0
+    case $unit in
+        *.path) return 0 ;;
+        *.socket)
+            echo "switch-to-configuration: $unit changed: it is not restarted (its service may hold the socket); run 'systemctl restart $unit' or reboot to apply it"
+            return 0
+            ;;
+    esac
+    $wanted || systemctl is-active --quiet "$unit" || return 0
+    echo "switch-to-configuration: restarting $unit"
+    systemctl restart "$unit"
 }
 
 # Reload inittab and run the `once` services that are new (busybox init).
