@@ -51,8 +51,12 @@ impl Args {
     pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let format = global.error_format;
         let color = format == ErrorFormat::Human && std::io::stderr().is_terminal();
-        let outcome = imago_lang::eval::with_large_stack(move || self.document(format, color))
-            .context("cannot start the evaluation thread")??;
+        let options = system_eval::EvalOptions {
+            show_trace: global.show_trace,
+        };
+        let outcome =
+            imago_lang::eval::with_large_stack(move || self.document(options, format, color))
+                .context("cannot start the evaluation thread")??;
         match outcome {
             Printed::Text(text) => {
                 let mut out = std::io::stdout().lock();
@@ -66,15 +70,23 @@ impl Args {
         }
     }
 
-    fn document(self, format: ErrorFormat, color: bool) -> anyhow::Result<Printed> {
+    fn document(
+        self,
+        options: system_eval::EvalOptions,
+        format: ErrorFormat,
+        color: bool,
+    ) -> anyhow::Result<Printed> {
         let modules_dir = system_eval::modules_dir(self.modules.as_deref());
         let failed = |f: SystemEvalFailure| Printed::failure(&f, format, color);
-        let (ev, evaluated) =
-            match system_eval::declare_system(self.file.as_deref(), Rc::new(NoStore), &modules_dir)
-            {
-                Ok(pair) => pair,
-                Err(f) => return failed(f),
-            };
+        let (ev, evaluated) = match system_eval::declare_system_with(
+            self.file.as_deref(),
+            Rc::new(NoStore),
+            &modules_dir,
+            options,
+        ) {
+            Ok(pair) => pair,
+            Err(f) => return failed(f),
+        };
         let docs = match evaluated.option_docs(&ev) {
             Ok(d) => d,
             Err(error) => {

@@ -243,6 +243,9 @@ fn json_namespace(
                     return Err(err.into());
                 }
             },
+            // Another name for an option (printed there), or a name that
+            // has no value.
+            Some(Node::Alias(_)) => continue,
             Some(Node::Namespace(sub)) => {
                 let forced = ev.force(&e.value)?;
                 let Some(sub_attrs) = forced.as_attrs() else {

@@ -13,7 +13,20 @@
 //! namespace (every module's `config`, then `config.services`, ...) are split
 //! by attribute name, pushing `mkIf`, `mkMerge` and `mkOverride` down into
 //! the attributes as NixOS does. Each namespace is partitioned at most once,
-//! on demand; a name that is not a declared option is an error there.
+//! on demand. While an evaluation is checked, a name that is not declared
+//! is recorded as a problem (problems.rs) and left out, so that every
+//! unknown option is reported in one pass.
+//!
+//! Aliases (declare.rs, `Alias`) receive definitions like options. The
+//! definitions of an option are its own plus those of every alias or
+//! renamed name that points at it; the alias's namespace is partitioned on
+//! its own, so forwarding never needs a partition to depend on itself.
+//! Reading an alias in `config` reads its target.
+//!
+//! A system evaluation ([`Fixpoint::evaluate_all`]) then merges the
+//! options the user's files define (check.rs), so that their errors and the
+//! submodule evaluations' unknown options (`users.users.alice.x`) come out
+//! in the same run.
 //!
 //! A stack of the options being merged (shared with submodule evaluations)
 //! turns the evaluator's "infinite recursion" into the chain of options
@@ -28,10 +41,11 @@
 use crate::eval::error::ErrorKind;
 use crate::eval::{Attrs, Evaluator, Value};
 use crate::modules::collect::{Collector, Module, Source};
-use crate::modules::declare::{Namespace, Node, OptionDecl, declare};
+use crate::modules::declare::{Alias, AliasKind, Namespace, Node, OptionDecl, declare};
 use crate::modules::error::{CycleStep, ModuleError, Site};
 use crate::modules::merge::{self, Def, Dropped, OPTION_DEFAULT_PRIORITY, Property};
 use crate::modules::path::OptionPath;
+use crate::modules::problems::{self, Problem, Report};
 use crate::modules::types::Type;
 use smol_str::SmolStr;
 use std::cell::{Cell, OnceCell, RefCell};
@@ -46,6 +60,8 @@ pub struct Shared {
     /// Each evaluation's `config` set (by address), so that code walking a
     /// configuration can tell an option without value from a broken one.
     configs: RefCell<HashMap<usize, Weak<Fixpoint>>>,
+    /// The problems every evaluation sharing this state found.
+    pub report: RefCell<Report>,
 }
 
 impl Shared {
@@ -54,7 +70,15 @@ impl Shared {
             lib,
             stack: RefCell::new(Vec::new()),
             configs: RefCell::new(HashMap::new()),
+            report: RefCell::new(Report::default()),
         })
+    }
+
+    /// The warnings found so far, in source order.
+    pub fn warnings(&self) -> Vec<Problem> {
+        let mut w = self.report.borrow().sorted();
+        w.retain(|p| !p.is_error());
+        w
     }
 
     /// The evaluation whose `config` set this is.
@@ -98,6 +122,12 @@ pub struct Fixpoint {
     config: OnceCell<Value>,
     options: OnceCell<Value>,
     partitions: RefCell<HashMap<OptionPath, PartitionState>>,
+    /// The aliases and renamed names that forward to each option.
+    forwarded: HashMap<OptionPath, Vec<Rc<Alias>>>,
+    /// Set while the definitions are checked: unknown names are recorded
+    /// in `found` instead of failing.
+    collecting: Cell<bool>,
+    found: RefCell<Vec<Problem>>,
 }
 
 impl Fixpoint {
@@ -112,6 +142,33 @@ impl Fixpoint {
     ) -> Result<Rc<Fixpoint>, ModuleError> {
         let fp = Self::load(ev, shared, prefix, sources, special_args)?;
         fp.check_definitions(ev)?;
+        Ok(fp)
+    }
+
+    /// Like [`Fixpoint::evaluate`], then checks every submodule evaluation
+    /// too (see the module documentation): the problems of the whole
+    /// configuration come back together.
+    pub fn evaluate_all(
+        ev: &Evaluator,
+        shared: Rc<Shared>,
+        prefix: OptionPath,
+        sources: Vec<Source>,
+        special_args: Vec<(SmolStr, Value)>,
+    ) -> Result<Rc<Fixpoint>, ModuleError> {
+        let fp = Self::load(ev, shared, prefix, sources, special_args)?;
+        match fp.check_definitions(ev) {
+            Ok(()) | Err(ModuleError::Problems { stopped: None, .. }) => {}
+            Err(e) => return Err(e),
+        }
+        crate::modules::check::check_values(ev, &fp);
+        let report = fp.shared.report.borrow();
+        if report.has_errors() {
+            return Err(ModuleError::Problems {
+                problems: report.sorted(),
+                stopped: None,
+            });
+        }
+        drop(report);
         Ok(fp)
     }
 
@@ -166,9 +223,16 @@ impl Fixpoint {
         let mut tree = Namespace::default();
         for m in &modules {
             if let Some(options) = &m.options {
-                declare(ev, &mut tree, options, &m.file, &prefix)?;
+                declare(
+                    ev,
+                    &mut tree,
+                    options,
+                    &Site::new(m.file.clone(), m.span),
+                    &prefix,
+                )?;
             }
         }
+        let forwarded = forwarding(&tree, &prefix)?;
         let fp = Rc::new(Fixpoint {
             shared,
             prefix,
@@ -178,6 +242,9 @@ impl Fixpoint {
             config: OnceCell::new(),
             options: OnceCell::new(),
             partitions: RefCell::new(HashMap::new()),
+            forwarded,
+            collecting: Cell::new(false),
+            found: RefCell::new(Vec::new()),
         });
         let config = build_config(&fp, &fp.tree, &OptionPath::root());
         if let Some(attrs) = config.as_attrs() {
@@ -204,9 +271,101 @@ impl Fixpoint {
 
     /// Partitions every namespace that has definitions, so that a definition
     /// of an undeclared option is reported now rather than when (or if) its
-    /// namespace is read.
+    /// namespace is read, and reports the definitions of removed,
+    /// unsupported, renamed and ignored names. Every problem is recorded in
+    /// the shared report; errors also make this fail
+    /// ([`ModuleError::Problems`]).
     pub fn check_definitions(self: &Rc<Self>, ev: &Evaluator) -> Result<(), ModuleError> {
-        self.check_namespace(ev, &self.tree, &OptionPath::root())
+        self.collecting.set(true);
+        let stopped = self
+            .check_namespace(ev, &self.tree, &OptionPath::root())
+            .and_then(|()| self.check_aliases(ev))
+            .err();
+        self.collecting.set(false);
+        let found = self.found.take();
+        {
+            let mut report = self.shared.report.borrow_mut();
+            for p in &found {
+                report.add(p.clone());
+            }
+        }
+        let errors = found.iter().any(Problem::is_error);
+        match stopped {
+            Some(e) if found.is_empty() => Err(e),
+            stopped if errors || stopped.is_some() => Err(ModuleError::Problems {
+                problems: problems::sorted(found),
+                stopped: stopped.map(Box::new),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reports every definition of an alias that is not a plain alias: a
+    /// definition counts unless an `mkIf` removes it (a condition that fails
+    /// to evaluate counts as true here).
+    fn check_aliases(self: &Rc<Self>, ev: &Evaluator) -> Result<(), ModuleError> {
+        for alias in self.tree.aliases() {
+            if matches!(alias.kind, AliasKind::Alias { .. }) {
+                continue;
+            }
+            let fragments = self.own_fragments(ev, &alias.path)?;
+            for f in fragments.iter() {
+                if !self.defined(ev, f, &alias.full) {
+                    continue;
+                }
+                let path = alias.full.clone();
+                let site = f.site.clone();
+                let problem = match &alias.kind {
+                    AliasKind::Alias { .. } => continue,
+                    AliasKind::Renamed { to } => Problem::Renamed {
+                        path,
+                        to: self.prefix.join(to),
+                        site,
+                    },
+                    AliasKind::Removed { message } => Problem::Removed {
+                        path,
+                        message: message.clone(),
+                        site,
+                    },
+                    AliasKind::Unsupported { message } => Problem::Unsupported {
+                        path,
+                        message: message.clone(),
+                        site,
+                    },
+                    AliasKind::Ignored { message } => Problem::Ignored {
+                        path,
+                        message: message.clone(),
+                        site,
+                    },
+                };
+                self.found.borrow_mut().push(problem);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a fragment defines anything once its `mkIf`s are discharged.
+    fn defined(&self, ev: &Evaluator, f: &Fragment, path: &OptionPath) -> bool {
+        for c in &f.conds {
+            if let Ok(false) = merge::condition_holds(ev, c, path, &f.site) {
+                return false;
+            }
+        }
+        let (mut defs, mut dropped) = (Vec::new(), Vec::new());
+        match merge::discharge(
+            ev,
+            &f.value,
+            &f.site,
+            f.prio,
+            None,
+            false,
+            path,
+            &mut defs,
+            &mut dropped,
+        ) {
+            Ok(()) => !defs.is_empty(),
+            Err(_) => true,
+        }
     }
 
     fn check_namespace(
@@ -399,16 +558,21 @@ impl Fixpoint {
                 for entry in attrs.entries() {
                     let site = Site::new(f.site.file.clone(), entry.span.or(f.site.span));
                     if !ns.children.contains_key(&entry.name) {
-                        let candidates = ns.children.keys().map(SmolStr::as_str);
-                        let suggestions = crate::diag::suggest(&entry.name, candidates)
-                            .into_iter()
-                            .map(|s| full.child(&s).to_string())
-                            .collect();
-                        return Err(ModuleError::UndefinedOption {
-                            path: full.child(&entry.name),
+                        let suggestions = self.suggestions(ns, &full, &entry.name);
+                        let path = full.child(&entry.name);
+                        if !self.collecting.get() {
+                            return Err(ModuleError::UndefinedOption {
+                                path,
+                                site,
+                                suggestions,
+                            });
+                        }
+                        self.found.borrow_mut().push(Problem::Undefined {
+                            path,
                             site,
                             suggestions,
                         });
+                        continue;
                     }
                     out.entry(entry.name.clone()).or_default().push(Fragment {
                         value: entry.value.clone(),
@@ -423,8 +587,49 @@ impl Fixpoint {
         }
     }
 
-    /// The definitions written for the option at `path` (relative).
+    /// Close declared names for a name that is not declared in `ns` (at
+    /// `full`): its siblings first; failing those, options elsewhere with a
+    /// close last name (`networking.timeZone` → `time.timeZone`).
+    fn suggestions(&self, ns: &Namespace, full: &OptionPath, name: &str) -> Vec<String> {
+        let siblings = crate::diag::suggest(name, ns.children.keys().map(SmolStr::as_str));
+        if !siblings.is_empty() {
+            return siblings
+                .into_iter()
+                .map(|s| full.child(&s).to_string())
+                .collect();
+        }
+        let options = self.tree.options();
+        let lasts: Vec<&str> = options.iter().filter_map(|d| d.path.last()).collect();
+        let close = crate::diag::suggest(name, lasts.iter().copied());
+        let mut out: Vec<String> = options
+            .iter()
+            .filter(|d| d.path.last().is_some_and(|l| close.iter().any(|c| c == l)))
+            .map(|d| d.full.to_string())
+            .collect();
+        out.truncate(3);
+        out
+    }
+
+    /// The definitions of the option at `path` (relative): those written
+    /// for it and those of every alias or renamed name that forwards to it.
     pub fn fragments(
+        self: &Rc<Self>,
+        ev: &Evaluator,
+        path: &OptionPath,
+    ) -> Result<Rc<Vec<Fragment>>, ModuleError> {
+        let own = self.own_fragments(ev, path)?;
+        let Some(aliases) = self.forwarded.get(path) else {
+            return Ok(own);
+        };
+        let mut all = (*own).clone();
+        for alias in aliases {
+            all.extend(self.own_fragments(ev, &alias.path)?.iter().cloned());
+        }
+        Ok(Rc::new(all))
+    }
+
+    /// The definitions written for the name at `path` (relative).
+    fn own_fragments(
         self: &Rc<Self>,
         ev: &Evaluator,
         path: &OptionPath,
@@ -521,7 +726,7 @@ impl Fixpoint {
         });
         let result = self.definitions(ev, decl, false).and_then(|(defs, _)| {
             let winners = merge::select_winners(defs);
-            merge::merge_values(ev, self, &path, &decl.ty, winners)
+            merge::merge_values(ev, self, &path, &decl.site, &decl.ty, winners)
         });
         let result = result.map_err(|e| self.translate_recursion(e));
         self.shared.stack.borrow_mut().pop();
@@ -541,6 +746,41 @@ impl Fixpoint {
                 declared: decl.site.clone(),
             }),
         }
+    }
+
+    /// The value of an alias in `config`: its target's, or an error for a
+    /// name that does not forward.
+    fn alias_value(self: &Rc<Self>, ev: &Evaluator, alias: &Alias) -> Result<Value, ModuleError> {
+        let (reason, removed) = match &alias.kind {
+            AliasKind::Alias { to } | AliasKind::Renamed { to } => {
+                return match self.tree.find(to.components()) {
+                    Some(Node::Option(decl)) => self.option_value(ev, decl),
+                    _ => Err(ModuleError::BadDeclaration {
+                        path: alias.full.clone(),
+                        message: format!(
+                            "`{}` forwards to `{}`, which is not a declared option",
+                            alias.full,
+                            self.prefix.join(to)
+                        ),
+                        sites: vec![alias.site.clone()],
+                    }),
+                };
+            }
+            AliasKind::Removed { message } => (format!("it has been removed. {message}"), true),
+            AliasKind::Unsupported { message } => {
+                (format!("Imago has no such option. {message}"), false)
+            }
+            AliasKind::Ignored { message } => (
+                format!("Imago accepts definitions of it and ignores them. {message}"),
+                false,
+            ),
+        };
+        Err(ModuleError::Unreadable {
+            path: alias.full.clone(),
+            reason: reason.trim_end().to_string(),
+            removed,
+            declared: alias.site.clone(),
+        })
     }
 
     /// Records which definition of the innermost option is being evaluated.
@@ -597,6 +837,44 @@ impl Fixpoint {
     }
 }
 
+/// Which aliases forward to which option; an error when a target is not a
+/// declared option.
+fn forwarding(
+    tree: &Namespace,
+    prefix: &OptionPath,
+) -> Result<HashMap<OptionPath, Vec<Rc<Alias>>>, ModuleError> {
+    let mut out: HashMap<OptionPath, Vec<Rc<Alias>>> = HashMap::new();
+    for alias in tree.aliases() {
+        let Some(to) = alias.kind.target() else {
+            continue;
+        };
+        match tree.find(to.components()) {
+            Some(Node::Option(_)) => out.entry(to.clone()).or_default().push(alias.clone()),
+            found => {
+                let what = match found {
+                    Some(Node::Namespace(_)) => "a namespace of options, not an option",
+                    Some(Node::Alias(_)) => "itself an alias, not an option",
+                    _ => "not a declared option",
+                };
+                return Err(ModuleError::BadDeclaration {
+                    path: alias.full.clone(),
+                    message: format!(
+                        "`{}` is {} name of `{}`, which is {what}",
+                        alias.full,
+                        match alias.kind {
+                            AliasKind::Renamed { .. } => "the old",
+                            _ => "another",
+                        },
+                        prefix.join(to)
+                    ),
+                    sites: vec![alias.site.clone()],
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn display_ns(path: &OptionPath) -> String {
     if path.is_root() {
         "config".to_string()
@@ -620,6 +898,13 @@ fn build_config(fp: &Rc<Fixpoint>, ns: &Namespace, path: &OptionPath) -> Value {
                         fp.option_value(ev, &decl).map_err(ModuleError::into_eval)
                     })
                 }
+                Node::Alias(alias) => {
+                    let (fp, alias) = (fp.clone(), alias.clone());
+                    let label = alias.full.to_string();
+                    Value::lazy(Some(&label), move |ev| {
+                        fp.alias_value(ev, &alias).map_err(ModuleError::into_eval)
+                    })
+                }
             };
             (name.clone(), value)
         })
@@ -633,6 +918,7 @@ fn build_options(ns: &Namespace) -> Value {
         let value = match node {
             Node::Namespace(sub) => build_options(sub),
             Node::Option(decl) => decl.value.clone(),
+            Node::Alias(alias) => alias.value.clone(),
         };
         (name.clone(), value)
     }))
