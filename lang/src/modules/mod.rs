@@ -36,7 +36,8 @@ pub mod problems;
 pub mod types;
 pub mod values;
 
-pub use docs::{DefStatus, ExplainedDef, Explanation, OptionDoc};
+pub use declare::AliasKind;
+pub use docs::{AliasDoc, DefStatus, ExplainedDef, Explanation, OptionDoc};
 pub use error::{ModuleError, Site};
 pub use library::library;
 pub use path::OptionPath;
