@@ -452,7 +452,8 @@ impl Evaluated {
             Err(e) => Err(e.to_string()),
         };
         Ok(Explanation {
-            path: path.clone(),
+            // The option itself, also when `path` is another name for it.
+            path: decl.full.clone(),
             ty: decl.ty.description(),
             declared: decl.site.clone(),
             defs: explained,
