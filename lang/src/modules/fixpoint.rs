@@ -40,8 +40,9 @@
 
 use crate::eval::error::ErrorKind;
 use crate::eval::{Attrs, Evaluator, Value};
+use crate::modules::aliases;
 use crate::modules::collect::{Collector, Module, Source};
-use crate::modules::declare::{Alias, AliasKind, Namespace, Node, OptionDecl, declare};
+use crate::modules::declare::{Alias, Namespace, Node, OptionDecl, declare};
 use crate::modules::error::{CycleStep, ModuleError, Site};
 use crate::modules::merge::{self, Def, Dropped, OPTION_DEFAULT_PRIORITY, Property};
 use crate::modules::path::OptionPath;
@@ -128,6 +129,13 @@ pub struct Fixpoint {
     /// in `found` instead of failing.
     collecting: Cell<bool>,
     found: RefCell<Vec<Problem>>,
+}
+
+impl Fixpoint {
+    /// Records a problem found while the definitions are checked.
+    pub(crate) fn found(&self, problem: Problem) {
+        self.found.borrow_mut().push(problem);
+    }
 }
 
 impl Fixpoint {
@@ -232,7 +240,7 @@ impl Fixpoint {
                 )?;
             }
         }
-        let forwarded = forwarding(&tree, &prefix)?;
+        let forwarded = aliases::forwarding(&tree, &prefix)?;
         let fp = Rc::new(Fixpoint {
             shared,
             prefix,
@@ -279,7 +287,7 @@ impl Fixpoint {
         self.collecting.set(true);
         let stopped = self
             .check_namespace(ev, &self.tree, &OptionPath::root())
-            .and_then(|()| self.check_aliases(ev))
+            .and_then(|()| aliases::check(ev, self))
             .err();
         self.collecting.set(false);
         let found = self.found.take();
@@ -297,74 +305,6 @@ impl Fixpoint {
                 stopped: stopped.map(Box::new),
             }),
             _ => Ok(()),
-        }
-    }
-
-    /// Reports every definition of an alias that is not a plain alias: a
-    /// definition counts unless an `mkIf` removes it (a condition that fails
-    /// to evaluate counts as true here).
-    fn check_aliases(self: &Rc<Self>, ev: &Evaluator) -> Result<(), ModuleError> {
-        for alias in self.tree.aliases() {
-            if matches!(alias.kind, AliasKind::Alias { .. }) {
-                continue;
-            }
-            let fragments = self.own_fragments(ev, &alias.path)?;
-            for f in fragments.iter() {
-                if !self.defined(ev, f, &alias.full) {
-                    continue;
-                }
-                let path = alias.full.clone();
-                let site = f.site.clone();
-                let problem = match &alias.kind {
-                    AliasKind::Alias { .. } => continue,
-                    AliasKind::Renamed { to } => Problem::Renamed {
-                        path,
-                        to: self.prefix.join(to),
-                        site,
-                    },
-                    AliasKind::Removed { message } => Problem::Removed {
-                        path,
-                        message: message.clone(),
-                        site,
-                    },
-                    AliasKind::Unsupported { message } => Problem::Unsupported {
-                        path,
-                        message: message.clone(),
-                        site,
-                    },
-                    AliasKind::Ignored { message } => Problem::Ignored {
-                        path,
-                        message: message.clone(),
-                        site,
-                    },
-                };
-                self.found.borrow_mut().push(problem);
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether a fragment defines anything once its `mkIf`s are discharged.
-    fn defined(&self, ev: &Evaluator, f: &Fragment, path: &OptionPath) -> bool {
-        for c in &f.conds {
-            if let Ok(false) = merge::condition_holds(ev, c, path, &f.site) {
-                return false;
-            }
-        }
-        let (mut defs, mut dropped) = (Vec::new(), Vec::new());
-        match merge::discharge(
-            ev,
-            &f.value,
-            &f.site,
-            f.prio,
-            None,
-            false,
-            path,
-            &mut defs,
-            &mut dropped,
-        ) {
-            Ok(()) => !defs.is_empty(),
-            Err(_) => true,
         }
     }
 
@@ -629,7 +569,7 @@ impl Fixpoint {
     }
 
     /// The definitions written for the name at `path` (relative).
-    fn own_fragments(
+    pub(crate) fn own_fragments(
         self: &Rc<Self>,
         ev: &Evaluator,
         path: &OptionPath,
@@ -748,41 +688,6 @@ impl Fixpoint {
         }
     }
 
-    /// The value of an alias in `config`: its target's, or an error for a
-    /// name that does not forward.
-    fn alias_value(self: &Rc<Self>, ev: &Evaluator, alias: &Alias) -> Result<Value, ModuleError> {
-        let (reason, removed) = match &alias.kind {
-            AliasKind::Alias { to } | AliasKind::Renamed { to } => {
-                return match self.tree.find(to.components()) {
-                    Some(Node::Option(decl)) => self.option_value(ev, decl),
-                    _ => Err(ModuleError::BadDeclaration {
-                        path: alias.full.clone(),
-                        message: format!(
-                            "`{}` forwards to `{}`, which is not a declared option",
-                            alias.full,
-                            self.prefix.join(to)
-                        ),
-                        sites: vec![alias.site.clone()],
-                    }),
-                };
-            }
-            AliasKind::Removed { message } => (format!("it has been removed. {message}"), true),
-            AliasKind::Unsupported { message } => {
-                (format!("Imago has no such option. {message}"), false)
-            }
-            AliasKind::Ignored { message } => (
-                format!("Imago accepts definitions of it and ignores them. {message}"),
-                false,
-            ),
-        };
-        Err(ModuleError::Unreadable {
-            path: alias.full.clone(),
-            reason: reason.trim_end().to_string(),
-            removed,
-            declared: alias.site.clone(),
-        })
-    }
-
     /// Records which definition of the innermost option is being evaluated.
     fn set_site(&self, site: &Site) {
         if let Some(top) = self.shared.stack.borrow_mut().last_mut() {
@@ -837,44 +742,6 @@ impl Fixpoint {
     }
 }
 
-/// Which aliases forward to which option; an error when a target is not a
-/// declared option.
-fn forwarding(
-    tree: &Namespace,
-    prefix: &OptionPath,
-) -> Result<HashMap<OptionPath, Vec<Rc<Alias>>>, ModuleError> {
-    let mut out: HashMap<OptionPath, Vec<Rc<Alias>>> = HashMap::new();
-    for alias in tree.aliases() {
-        let Some(to) = alias.kind.target() else {
-            continue;
-        };
-        match tree.find(to.components()) {
-            Some(Node::Option(_)) => out.entry(to.clone()).or_default().push(alias.clone()),
-            found => {
-                let what = match found {
-                    Some(Node::Namespace(_)) => "a namespace of options, not an option",
-                    Some(Node::Alias(_)) => "itself an alias, not an option",
-                    _ => "not a declared option",
-                };
-                return Err(ModuleError::BadDeclaration {
-                    path: alias.full.clone(),
-                    message: format!(
-                        "`{}` is {} name of `{}`, which is {what}",
-                        alias.full,
-                        match alias.kind {
-                            AliasKind::Renamed { .. } => "the old",
-                            _ => "another",
-                        },
-                        prefix.join(to)
-                    ),
-                    sites: vec![alias.site.clone()],
-                });
-            }
-        }
-    }
-    Ok(out)
-}
-
 fn display_ns(path: &OptionPath) -> String {
     if path.is_root() {
         "config".to_string()
@@ -902,7 +769,7 @@ fn build_config(fp: &Rc<Fixpoint>, ns: &Namespace, path: &OptionPath) -> Value {
                     let (fp, alias) = (fp.clone(), alias.clone());
                     let label = alias.full.to_string();
                     Value::lazy(Some(&label), move |ev| {
-                        fp.alias_value(ev, &alias).map_err(ModuleError::into_eval)
+                        aliases::value(ev, &fp, &alias).map_err(ModuleError::into_eval)
                     })
                 }
             };

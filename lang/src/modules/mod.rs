@@ -12,6 +12,7 @@
 //! How it is built (one responsibility per file):
 //! - [`collect`]: loading modules, calling module functions, `imports`;
 //! - [`declare`]: the tree of option declarations;
+//! - [`aliases`]: names that forward to options or are reported;
 //! - [`types`]: reading `lib.types` descriptors, descriptions, checks;
 //! - [`merge`]: discharging properties, priorities, merging by type;
 //! - [`fixpoint`]: the lazily merged `config` and the cycle detection;
@@ -23,6 +24,7 @@
 //!   renamed, removed and unsupported options), reported together;
 //! - [`error`]: errors E03xx and their diagnostics.
 
+pub mod aliases;
 pub mod check;
 pub mod collect;
 pub mod declare;
