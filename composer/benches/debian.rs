@@ -252,6 +252,7 @@ fn server_packages(examples: &Path) -> anyhow::Result<Vec<LockEntry>> {
     let global = GlobalArgs {
         store: None,
         error_format: ErrorFormat::Human,
+        show_trace: false,
         package_caches: Vec::new(),
     };
     let file = examples.join("server.imago");

@@ -5,14 +5,17 @@
 //! evaluates to a list of paths), with the Debian package set as the special
 //! module argument `pkgs`. Files are read from the real file system
 //! ([`FsIo`]); store objects are requested through the given hook. The
-//! library directory counts as library code in error traces, so frames in
-//! the user's files are shown first.
+//! library directory counts as library code in error traces: only frames in
+//! the user's files are shown, the library's are counted (all are shown
+//! with [`EvalOptions::show_trace`]). Messages name files in the library
+//! `<modules>/...` ([`MODULES_DISPLAY`]), never by the absolute path of
+//! the tree the binary was built in.
 //!
 //! Errors come back with the evaluator that produced them
 //! ([`SystemEvalFailure`]): rendering a diagnostic needs its source map.
 
 use crate::fsio::FsIo;
-use imago_lang::diag::{self, Diagnostic, IntoDiagnostic};
+use imago_lang::diag::{self, Diagnostic};
 use imago_lang::eval::{Evaluator, Value};
 use imago_lang::hook::StoreHook;
 use imago_lang::modules::{self, Evaluated, ModuleError, ModuleSource, Site};
@@ -24,6 +27,16 @@ pub const MODULE_LIST: &str = "module-list.imago";
 
 /// The environment variable naming the module library directory.
 pub const MODULES_ENV: &str = "IMAGO_MODULES";
+
+/// How messages name the module library directory.
+pub const MODULES_DISPLAY: &str = "<modules>";
+
+/// What the command line changes about an evaluation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvalOptions {
+    /// Error traces keep every frame (`--show-trace`).
+    pub show_trace: bool,
+}
 
 /// The module library directory: the `--modules` flag (clap also reads
 /// `IMAGO_MODULES` into it), else the `modules/` directory of the source tree
@@ -85,8 +98,9 @@ impl std::error::Error for SystemEvalFailure {
 }
 
 impl SystemEvalFailure {
-    /// The diagnostics to show: every syntax error of a file that failed to
-    /// parse, or the one error.
+    /// The diagnostics to show: every problem a pass over the definitions
+    /// found (unknown options and their warnings), every syntax error of a
+    /// file that failed to parse, or the one error.
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         diagnostics_of(&self.error)
     }
@@ -102,21 +116,29 @@ impl SystemEvalFailure {
     }
 }
 
-/// The diagnostics of a module error (all the syntax errors of a file).
+/// The diagnostics of a module error (all the problems found in one pass,
+/// all the syntax errors of a file).
 pub fn diagnostics_of(error: &ModuleError) -> Vec<Diagnostic> {
-    if let ModuleError::Eval(e) = error
-        && let Some(d) = e.parse_diagnostics()
-    {
-        return d.to_vec();
-    }
-    vec![error.to_diagnostic()]
+    error.diagnostics()
 }
 
 /// A new evaluator over the real file system, with the library directory
-/// marked as library code.
+/// marked as library code and named `<modules>` in messages.
 pub fn evaluator(hook: Rc<dyn StoreHook>, modules_dir: &Path) -> Evaluator {
+    evaluator_with(hook, modules_dir, EvalOptions::default())
+}
+
+/// [`evaluator`] with options from the command line.
+pub fn evaluator_with(
+    hook: Rc<dyn StoreHook>,
+    modules_dir: &Path,
+    options: EvalOptions,
+) -> Evaluator {
     let mut ev = Evaluator::new(Rc::new(FsIo), hook);
     ev.set_library_dirs(vec![modules_dir.to_path_buf()]);
+    ev.set_show_trace(options.show_trace);
+    ev.sources()
+        .set_display_root(modules_dir.to_path_buf(), MODULES_DISPLAY);
     ev
 }
 
@@ -202,7 +224,17 @@ pub fn eval_system(
     hook: Rc<dyn StoreHook>,
     modules_dir: &Path,
 ) -> Result<(Evaluator, Evaluated), SystemEvalFailure> {
-    let ev = evaluator(hook, modules_dir);
+    eval_system_with(file, hook, modules_dir, EvalOptions::default())
+}
+
+/// [`eval_system`] with options from the command line.
+pub fn eval_system_with(
+    file: &Path,
+    hook: Rc<dyn StoreHook>,
+    modules_dir: &Path,
+    options: EvalOptions,
+) -> Result<(Evaluator, Evaluated), SystemEvalFailure> {
+    let ev = evaluator_with(hook, modules_dir, options);
     let result = system_sources(&ev, Some(file), modules_dir).and_then(|sources| {
         let pkgs = ev.packages_value();
         modules::eval_modules(&ev, sources, vec![("pkgs".to_string(), pkgs)])
@@ -223,7 +255,17 @@ pub fn declare_system(
     hook: Rc<dyn StoreHook>,
     modules_dir: &Path,
 ) -> Result<(Evaluator, Evaluated), SystemEvalFailure> {
-    let ev = evaluator(hook, modules_dir);
+    declare_system_with(file, hook, modules_dir, EvalOptions::default())
+}
+
+/// [`declare_system`] with options from the command line.
+pub fn declare_system_with(
+    file: Option<&Path>,
+    hook: Rc<dyn StoreHook>,
+    modules_dir: &Path,
+    options: EvalOptions,
+) -> Result<(Evaluator, Evaluated), SystemEvalFailure> {
+    let ev = evaluator_with(hook, modules_dir, options);
     let result = system_sources(&ev, file, modules_dir).and_then(|sources| {
         let pkgs = ev.packages_value();
         modules::declare_modules(&ev, sources, vec![("pkgs".to_string(), pkgs)])

@@ -29,7 +29,7 @@ in {
     boot.init = "busybox";
     environment.etc."motd".source = "${motd}";
     environment.etc."greet".source = "${greet}";
-    environment.packages = [ hello ];
+    environment.systemPackages = [ hello ];
     writers = {
       inherit motd greet notes hello;
       profile = builtins.step { builder = "profile"; name = "writers-profile"; packages = [ "${hello}" ]; };

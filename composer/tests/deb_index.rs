@@ -47,7 +47,7 @@ Architecture: amd64
 
 const CONFIG: &str = r#"{ pkgs, ... }:
 {
-  environment.packages = [
+  environment.systemPackages = [
     pkgs.ngnix
     pkgs.curl
     pkgs.mail-transport-agent

@@ -230,7 +230,7 @@ fn imago_lock_reports_unknown_packages_where_they_are_used() {
         )
     };
     let (code, stderr) = lock(
-        "{ pkgs, ... }:\n{\n  boot.init = \"busybox\";\n  environment.packages = [ pkgs.ngnix pkgs.busybox-static ];\n}\n",
+        "{ pkgs, ... }:\n{\n  boot.init = \"busybox\";\n  environment.systemPackages = [ pkgs.ngnix pkgs.busybox-static ];\n}\n",
     );
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
@@ -248,7 +248,7 @@ fn imago_lock_reports_unknown_packages_where_they_are_used() {
 
     // A virtual package is refused with its providers.
     let (code, stderr) = lock(
-        "{ pkgs, ... }:\n{\n  boot.init = \"busybox\";\n  environment.packages = [ pkgs.mail-transport-agent ];\n}\n",
+        "{ pkgs, ... }:\n{\n  boot.init = \"busybox\";\n  environment.systemPackages = [ pkgs.mail-transport-agent ];\n}\n",
     );
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("system.imago:4:33"), "{stderr}");

@@ -247,7 +247,7 @@ fn nginx_service_user_and_etc_link_on_systemd() {
         config_str(&file, r#"environment.etc."nginx/nginx.conf".symlink"#),
         "@nginx.conf"
     );
-    let packages = config(&file, "environment.packages");
+    let packages = config(&file, "environment.systemPackages");
     assert!(
         packages
             .as_array()

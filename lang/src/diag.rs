@@ -80,6 +80,13 @@ impl Diagnostic {
         self
     }
 
+    pub fn warning(code: Code, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, message)
+        }
+    }
+
     pub fn with_note(mut self, note: impl Into<String>) -> Self {
         self.notes.push(note.into());
         self
@@ -106,8 +113,7 @@ impl<'a> Files<'a> for MapFiles<'a> {
 
     fn name(&'a self, id: u32) -> Result<String, FilesError> {
         self.0
-            .get(crate::source::FileId(id))
-            .map(|f| f.path.display().to_string())
+            .display_name(crate::source::FileId(id))
             .ok_or(FilesError::FileMissing)
     }
 
@@ -201,7 +207,12 @@ pub fn render(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> String 
         let mut out = NoColor::new(Vec::new());
         for d in diags {
             if term::emit_to_write_style(&mut out, &config, &files, &to_codespan(d)).is_err() {
-                let fallback = format!("error[{}]: {}\n", d.code, d.message);
+                let severity = match d.severity {
+                    Severity::Error => "error",
+                    Severity::Warning => "warning",
+                    Severity::Note => "note",
+                };
+                let fallback = format!("{severity}[{}]: {}\n", d.code, d.message);
                 out.get_mut().extend_from_slice(fallback.as_bytes());
             }
         }
@@ -249,10 +260,7 @@ pub fn to_json(diags: &[Diagnostic], sources: &SourceMap) -> serde_json::Value {
                     let (end_line, end_column) =
                         file.as_ref().map_or((0, 0), |f| f.line_col(l.span.end));
                     JsonLabel {
-                        file: file
-                            .as_ref()
-                            .map(|f| f.path.display().to_string())
-                            .unwrap_or_default(),
+                        file: sources.display_name(l.span.file).unwrap_or_default(),
                         line,
                         column,
                         end_line,

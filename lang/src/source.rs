@@ -103,9 +103,15 @@ impl SourceFile {
 
 /// All files seen by one evaluation. Files are only ever added, so a
 /// [`FileId`] stays valid for the life of the map.
+///
+/// Messages name files by their *display name*: the path, except under a
+/// display root, where the root is replaced by a short name (the module
+/// library directory prints as `<modules>`, so messages never show the
+/// absolute path of the tree the binary was built in).
 #[derive(Debug, Default)]
 pub struct SourceMap {
     files: RefCell<Vec<Rc<SourceFile>>>,
+    display_roots: RefCell<Vec<(PathBuf, String)>>,
 }
 
 impl SourceMap {
@@ -141,7 +147,57 @@ impl SourceMap {
         self.files.borrow().len()
     }
 
+    /// Files under `dir` are named `NAME/<rest>` in messages.
+    pub fn set_display_root(&self, dir: impl Into<PathBuf>, name: impl Into<String>) {
+        let dir = dir.into();
+        let mut roots = self.display_roots.borrow_mut();
+        roots.retain(|(d, _)| *d != dir);
+        roots.push((dir, name.into()));
+    }
+
+    /// How a path is named in messages (see [`SourceMap::set_display_root`]).
+    pub fn display_path(&self, path: &Path) -> String {
+        for (dir, name) in self.display_roots.borrow().iter() {
+            if let Ok(rest) = path.strip_prefix(dir) {
+                return format!("{name}/{}", rest.display());
+            }
+        }
+        path.display().to_string()
+    }
+
+    /// How the file `id` is named in messages.
+    pub fn display_name(&self, id: FileId) -> Option<String> {
+        self.get(id).map(|f| self.display_path(&f.path))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_under_a_display_root_get_its_name() {
+        let map = SourceMap::new();
+        map.set_display_root("/src/tree/modules", "<modules>");
+        let lib = map.add("/src/tree/modules/services/openssh.imago", "");
+        let user = map.add("/home/me/system.imago", "");
+        let sibling = map.add("/src/tree/modules-extra/x.imago", "");
+        assert_eq!(
+            map.display_name(lib).as_deref(),
+            Some("<modules>/services/openssh.imago")
+        );
+        assert_eq!(
+            map.display_name(user).as_deref(),
+            Some("/home/me/system.imago")
+        );
+        // A prefix of the name is not a parent directory.
+        assert_eq!(
+            map.display_name(sibling).as_deref(),
+            Some("/src/tree/modules-extra/x.imago")
+        );
     }
 }

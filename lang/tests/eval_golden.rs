@@ -12,7 +12,9 @@
 //! `eval-fail-NAME.imago` must fail; its rendered diagnostic is an insta
 //! snapshot in `tests/eval/snapshots/`. Files are served from memory under
 //! `/eval/` (subdirectories included), so paths in snapshots do not depend on
-//! the machine. Evaluation runs on a large stack, as the CLI does.
+//! the machine. Evaluation runs on a large stack, as the CLI does. Files
+//! under `/eval/lib/` count as library code (their trace frames are only
+//! counted), except in `eval-fail-show-trace-*` cases (`--show-trace`).
 //!
 //! `EVAL_CASE=substring` runs only matching cases; `EVAL_BLESS=1` rewrites
 //! the `.exp` files of failing okay cases (review the diff!).
@@ -117,6 +119,8 @@ fn run_case(io: &MemoryIo, name: &str) -> Result<String, String> {
     let hook = Rc::new(RecordingHook::default());
     let mut ev = Evaluator::new(Rc::new(io.clone()), hook.clone());
     ev.set_library_dirs(vec![PathBuf::from("/eval/lib")]);
+    // `eval-fail-show-trace-*` cases keep every frame (`--show-trace`).
+    ev.set_show_trace(name.contains("show-trace"));
     let pkgs = ev.packages_value();
     ev.with_global("pkgs", pkgs);
     let lib = imago_lang::modules::library(&ev).unwrap();

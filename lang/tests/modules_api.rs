@@ -212,14 +212,60 @@ fn eval_modules_in_the_language_reports_module_errors() {
         in { options.y = lib.mkOption { type = lib.types.int; }; config.y = r.config.x; }"#,
     );
     let ev = Evaluator::new(Rc::new(io), Rc::new(NoStore));
-    let evaluated = eval_modules(
+    // `y` is defined in a user's file, so evaluating the modules merges it
+    // (and so the inner evaluation) and reports the error.
+    let Err(err) = eval_modules(
         &ev,
         vec![ModuleSource::Path(PathBuf::from("/m/a.imago"))],
         Vec::new(),
-    )
-    .unwrap();
-    let err = evaluated.config_json(&ev, None).unwrap_err();
-    let text = render(&[err.to_diagnostic()], ev.sources(), false);
+    ) else {
+        panic!("the inner type error was not reported");
+    };
+    let text = render(&err.diagnostics(), ev.sources(), false);
     assert!(text.contains("E0302"), "{text}");
     assert!(text.contains("/m/a.imago:2:"), "{text}");
+}
+
+/// Hostile input: a configuration with thousands of unknown options, some
+/// inside submodules, is reported in one run, in bounded output, quickly.
+#[test]
+fn thousands_of_unknown_options_give_a_bounded_report() {
+    let mut text = String::from("{\n  imports = [ ./options.imago ];\n");
+    for i in 0..3000 {
+        text.push_str(&format!("  unknown{i} = {i};\n"));
+    }
+    for i in 0..500 {
+        text.push_str(&format!("  users.u{i}.nohome = \"x\";\n"));
+    }
+    text.push_str("}\n");
+    let io = MemoryIo::new()
+        .with_file("/m/options.imago", OPTIONS)
+        .with_file("/m/big.imago", &text);
+    let result = imago_lang::eval::with_large_stack(move || {
+        let ev = Evaluator::new(Rc::new(io), Rc::new(NoStore));
+        let started = std::time::Instant::now();
+        let err = eval_modules(
+            &ev,
+            vec![ModuleSource::Path(PathBuf::from("/m/big.imago"))],
+            Vec::new(),
+        )
+        .err()
+        .expect("the unknown options were not reported");
+        let elapsed = started.elapsed();
+        let diags = err.diagnostics();
+        let rendered = render(&diags, ev.sources(), false);
+        (elapsed, diags.len(), rendered)
+    })
+    .unwrap();
+    let (elapsed, count, rendered) = result;
+    assert!(
+        elapsed < std::time::Duration::from_secs(20),
+        "took {elapsed:?}"
+    );
+    assert_eq!(count, imago_lang::modules::problems::MAX_REPORTED);
+    assert!(
+        rendered.contains("and 3480 more errors not shown"),
+        "{rendered}"
+    );
+    assert!(rendered.lines().count() < 400, "{rendered}");
 }

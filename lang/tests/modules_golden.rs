@@ -2,14 +2,16 @@
 //!
 //! Every `modules/ok-*.imago` is evaluated as the only user module (with the
 //! other files of `modules/` available under `/test/` for imports); the
-//! snapshot is the merged configuration as JSON. Every `modules/fail-*.imago`
-//! must fail; the snapshot is the rendered diagnostic. Files are served from
-//! memory, so snapshots do not depend on the machine.
+//! snapshot is the merged configuration as JSON, followed by the rendered
+//! warnings if there are any. Every `modules/fail-*.imago` must fail; the
+//! snapshot is the rendered diagnostics (all of them: one pass reports
+//! every unknown option). Files are served from memory, so snapshots do not
+//! depend on the machine.
 
 // Test helpers outside #[test] functions panic on failure too.
 #![allow(clippy::unwrap_used)]
 
-use imago_lang::diag::{IntoDiagnostic, render};
+use imago_lang::diag::render;
 use imago_lang::eval::Evaluator;
 use imago_lang::hook::NoStore;
 use imago_lang::io::MemoryIo;
@@ -48,10 +50,20 @@ fn run_here(file: &str) -> Result<String, String> {
         vec![ModuleSource::Path(PathBuf::from("/test").join(file))],
         vec![("pkgs".to_string(), pkgs)],
     )
-    .and_then(|evaluated| evaluated.config_json(&ev, None));
+    .and_then(|evaluated| {
+        let json = evaluated.config_json(&ev, None)?;
+        Ok((json, evaluated.warnings()))
+    });
     match result {
-        Ok(json) => Ok(serde_json::to_string_pretty(&json).unwrap()),
-        Err(e) => Err(render(&[e.to_diagnostic()], ev.sources(), false)),
+        Ok((json, warnings)) => {
+            let mut out = serde_json::to_string_pretty(&json).unwrap();
+            if !warnings.is_empty() {
+                out.push_str("\n\n");
+                out.push_str(&render(&warnings, ev.sources(), false));
+            }
+            Ok(out)
+        }
+        Err(e) => Err(render(&e.diagnostics(), ev.sources(), false)),
     }
 }
 

@@ -20,7 +20,7 @@
 //! both. [`build_file`] is the same pipeline for other commands (`imago
 //! run`); [`requested_packages`] evaluates in record mode for `imago lock`.
 
-use super::{ErrorFormat, GlobalArgs};
+use super::{ErrorFormat, GlobalArgs, printed};
 use crate::builders::STORE_PREFIX;
 use crate::debian::apt::default_deb_cache;
 use crate::debian::fetch::Background;
@@ -34,7 +34,7 @@ use crate::graph::{
 use crate::store::{Store, StorePath};
 use crate::system_eval;
 use anyhow::Context;
-use imago_lang::diag::{self, Diagnostic, IntoDiagnostic};
+use imago_lang::diag::{Diagnostic, IntoDiagnostic};
 use imago_lang::eval::{EvalError, Evaluator};
 use imago_lang::modules::OptionPath;
 use std::collections::{BTreeMap, BTreeSet};
@@ -202,8 +202,17 @@ pub fn requested_packages_at(
     let color = format == ErrorFormat::Human && std::io::stderr().is_terminal();
     let modules_dir = system_eval::modules_dir(modules);
     let (file, attr) = (file.to_path_buf(), attr.to_owned());
+    let options = eval_options(global);
     let evaluated = imago_lang::eval::with_large_stack(move || {
-        evaluate(&file, &attr, TableMode::Record, &modules_dir, format, color)
+        evaluate(
+            &file,
+            &attr,
+            TableMode::Record,
+            &modules_dir,
+            options,
+            format,
+            color,
+        )
     })
     .context("cannot start the evaluation thread")??;
     match evaluated {
@@ -298,12 +307,14 @@ pub fn build_file(
     let color = format == ErrorFormat::Human && std::io::stderr().is_terminal();
     let modules_dir = system_eval::modules_dir(request.modules.as_deref());
     let (file, attr, eval_lock) = (request.file.clone(), request.attr.clone(), lock.clone());
+    let options = eval_options(global);
     let evaluated = imago_lang::eval::with_large_stack(move || {
         evaluate(
             &file,
             &attr,
             TableMode::Build(eval_lock),
             &modules_dir,
+            options,
             format,
             color,
         )
@@ -386,12 +397,22 @@ pub fn build_file(
     }
 }
 
-/// Runs on the evaluation thread; `Err` is the rendered diagnostics.
+/// What the global flags change about evaluation.
+fn eval_options(global: &GlobalArgs) -> system_eval::EvalOptions {
+    system_eval::EvalOptions {
+        show_trace: global.show_trace,
+    }
+}
+
+/// Runs on the evaluation thread; `Err` is the rendered diagnostics (after
+/// the configuration's warnings). Warnings of a configuration that builds
+/// are printed on stderr here.
 fn evaluate(
     file: &Path,
     attr: &str,
     mode: TableMode,
     modules_dir: &Path,
+    options: system_eval::EvalOptions,
     format: ErrorFormat,
     color: bool,
 ) -> anyhow::Result<Result<Evaluated, String>> {
@@ -401,44 +422,49 @@ fn evaluate(
         }
         TableMode::Record => StepTable::recording(),
     });
-    let render = |diags: Vec<Diagnostic>, ev: &Evaluator| -> anyhow::Result<String> {
-        Ok(match format {
-            ErrorFormat::Human => diag::render(&diags, ev.sources(), color),
-            ErrorFormat::Json => format!(
-                "{}\n",
-                serde_json::to_string_pretty(&diag::to_json(&diags, ev.sources()))
-                    .context("encoding the error")?
-            ),
-        })
-    };
-    let (ev, value) = match attr.strip_prefix("config.") {
+    let render =
+        |diags: Vec<Diagnostic>, ev: &Evaluator| printed::render(&diags, ev, format, color);
+    let (ev, value, system) = match attr.strip_prefix("config.") {
         Some(option) => {
             let option = OptionPath::parse(option)
                 .map_err(|e| anyhow::anyhow!("bad `-A` argument `{attr}`: {e}"))?;
-            let (ev, system) = match system_eval::eval_system(file, table.clone(), modules_dir) {
-                Ok(pair) => pair,
-                Err(failure) => return Ok(Err(render(failure.diagnostics(), &failure.evaluator)?)),
-            };
+            let (ev, system) =
+                match system_eval::eval_system_with(file, table.clone(), modules_dir, options) {
+                    Ok(pair) => pair,
+                    Err(failure) => {
+                        return Ok(Err(render(failure.diagnostics(), &failure.evaluator)?));
+                    }
+                };
             match system.value_at(&ev, &option) {
-                Ok(v) => (ev, v),
+                Ok(v) => (ev, v, Some(system)),
                 Err(e) => {
-                    let diags = system_eval::diagnostics_of(&e);
+                    let mut diags = system.warnings();
+                    diags.extend(system_eval::diagnostics_of(&e));
                     return Ok(Err(render(diags, &ev)?));
                 }
             }
         }
         None => {
-            let ev = system_eval::evaluator(table.clone(), modules_dir);
+            let ev = system_eval::evaluator_with(table.clone(), modules_dir, options);
             match ev.eval_file(file).and_then(|v| ev.select(&v, attr)) {
-                Ok(v) => (ev, v),
+                Ok(v) => (ev, v, None),
                 Err(e) => return Ok(Err(render(eval_diagnostics(&e), &ev)?)),
             }
         }
     };
-    let text = match ev.coerce_to_string(&value) {
+    let coerced = ev.coerce_to_string(&value);
+    // The warnings of the configuration, including those found while the
+    // value was computed.
+    let warnings = system.map(|s| s.warnings()).unwrap_or_default();
+    let text = match coerced {
         Ok((text, _context)) => text,
-        Err(e) => return Ok(Err(render(eval_diagnostics(&e), &ev)?)),
+        Err(e) => {
+            let mut diags = warnings;
+            diags.extend(eval_diagnostics(&e));
+            return Ok(Err(render(diags, &ev)?));
+        }
     };
+    printed::warn(&warnings, &ev, format, color)?;
     let steps = table.steps().clone();
     Ok(Ok(Evaluated {
         steps,
@@ -584,6 +610,7 @@ mod record_tests {
         let global = GlobalArgs {
             store: None,
             error_format: ErrorFormat::Human,
+            show_trace: false,
             package_caches: Vec::new(),
         };
         let packages = requested_packages(&global, &file, DEFAULT_ATTR, Some(&lib))

@@ -49,6 +49,9 @@ impl Args {
     pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let format = global.error_format;
         let color = format == ErrorFormat::Human && std::io::stderr().is_terminal();
+        let options = system_eval::EvalOptions {
+            show_trace: global.show_trace,
+        };
         let attr = self
             .attr
             .as_deref()
@@ -61,9 +64,10 @@ impl Args {
             .map(OptionPath::parse)
             .transpose()
             .map_err(|e| anyhow::anyhow!("bad `--explain` argument: {e}"))?;
-        let outcome =
-            imago_lang::eval::with_large_stack(move || self.evaluate(attr, explain, format, color))
-                .context("cannot start the evaluation thread")??;
+        let outcome = imago_lang::eval::with_large_stack(move || {
+            self.evaluate(attr, explain, options, format, color)
+        })
+        .context("cannot start the evaluation thread")??;
         outcome.finish()
     }
 
@@ -71,16 +75,21 @@ impl Args {
         self,
         attr: Option<OptionPath>,
         explain: Option<OptionPath>,
+        options: system_eval::EvalOptions,
         format: ErrorFormat,
         color: bool,
     ) -> anyhow::Result<Printed> {
         let modules_dir = system_eval::modules_dir(self.modules.as_deref());
         let failed = |f: SystemEvalFailure| Printed::failure(&f, format, color);
-        let (ev, evaluated) =
-            match system_eval::eval_system(&self.file, Rc::new(NoStore), &modules_dir) {
-                Ok(pair) => pair,
-                Err(f) => return failed(f),
-            };
+        let (ev, evaluated) = match system_eval::eval_system_with(
+            &self.file,
+            Rc::new(NoStore),
+            &modules_dir,
+            options,
+        ) {
+            Ok(pair) => pair,
+            Err(f) => return failed(f),
+        };
         let result = match &explain {
             Some(path) => evaluated
                 .explain(&ev, path)
@@ -93,12 +102,22 @@ impl Args {
                 }
             }),
         };
+        // Warnings found while the value was computed count too.
+        let warnings = evaluated.warnings();
         match result {
-            Ok(text) => Ok(Printed::Text(text)),
-            Err(error) => failed(SystemEvalFailure {
-                evaluator: Box::new(ev),
-                error,
-            }),
+            Ok(text) => {
+                super::printed::warn(&warnings, &ev, format, color)?;
+                Ok(Printed::Text(text))
+            }
+            Err(error) => Printed::failure_after(
+                warnings,
+                &SystemEvalFailure {
+                    evaluator: Box::new(ev),
+                    error,
+                },
+                format,
+                color,
+            ),
         }
     }
 }

@@ -44,14 +44,23 @@ impl Args {
         let cwd = std::env::current_dir().context("cannot determine the current directory")?;
         let format = global.error_format;
         let color = format == ErrorFormat::Human && std::io::stderr().is_terminal();
-        let outcome =
-            imago_lang::eval::with_large_stack(move || self.evaluate(&cwd, format, color))
-                .context("cannot start the evaluation thread")??;
+        let show_trace = global.show_trace;
+        let outcome = imago_lang::eval::with_large_stack(move || {
+            self.evaluate(&cwd, show_trace, format, color)
+        })
+        .context("cannot start the evaluation thread")??;
         outcome.finish()
     }
 
-    fn evaluate(self, cwd: &Path, format: ErrorFormat, color: bool) -> anyhow::Result<Printed> {
+    fn evaluate(
+        self,
+        cwd: &Path,
+        show_trace: bool,
+        format: ErrorFormat,
+        color: bool,
+    ) -> anyhow::Result<Printed> {
         let mut ev = Evaluator::new(Rc::new(FsIo), Rc::new(NoStore));
+        ev.set_show_trace(show_trace);
         let pkgs = ev.packages_value();
         ev.with_global("pkgs", pkgs);
         match self.value(&ev, cwd) {

@@ -43,6 +43,11 @@ pub struct GlobalArgs {
     /// How errors are printed.
     #[arg(long, global = true, value_enum, default_value_t = ErrorFormat::Human)]
     pub error_format: ErrorFormat,
+    /// Show every frame of an evaluation error's trace, frames inside the
+    /// module library included (by default only frames in your files are
+    /// shown and the library's are counted).
+    #[arg(long, global = true)]
+    pub show_trace: bool,
     /// A package cache to fetch locked .debs from before the mirrors: a
     /// directory or an HTTP(S) base URL laid out as `sha256/<hex>`
     /// (repeatable; IMAGO_PACKAGE_CACHES takes several, separated by spaces).
@@ -167,6 +172,16 @@ mod tests {
         ] {
             assert!(help.contains(verb), "`{verb}` missing from:\n{help}");
         }
+    }
+
+    #[test]
+    fn show_trace_is_a_global_flag() {
+        let cli = Cli::try_parse_from(["imago", "config", "x.imago", "--show-trace"]).unwrap();
+        assert!(cli.global.show_trace);
+        let cli = Cli::try_parse_from(["imago", "--show-trace", "eval", "--expr", "1"]).unwrap();
+        assert!(cli.global.show_trace);
+        let cli = Cli::try_parse_from(["imago", "build", "x.imago"]).unwrap();
+        assert!(!cli.global.show_trace);
     }
 
     #[test]

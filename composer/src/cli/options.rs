@@ -8,7 +8,10 @@
 //! submodules are listed with `<name>` (any attribute name) or `*` (any list
 //! element) in their path. Files under the library's parent directory are
 //! shown relative to it (`modules/config/users.imago:12`), so the output
-//! does not depend on where the source tree is.
+//! does not depend on where the source tree is. The text formats end with
+//! the names that are not options of their own: aliases, renamed names and
+//! the NixOS names Imago does not have (`lib.mkAliasOptionModule` and
+//! friends, docs/modules.md).
 
 use super::printed::Printed;
 use super::{ErrorFormat, GlobalArgs};
@@ -16,7 +19,7 @@ use crate::system_eval::{self, SystemEvalFailure};
 use anyhow::Context;
 use imago_lang::eval::Evaluator;
 use imago_lang::hook::NoStore;
-use imago_lang::modules::{OptionDoc, Site};
+use imago_lang::modules::{AliasDoc, AliasKind, OptionDoc, Site};
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -51,8 +54,12 @@ impl Args {
     pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let format = global.error_format;
         let color = format == ErrorFormat::Human && std::io::stderr().is_terminal();
-        let outcome = imago_lang::eval::with_large_stack(move || self.document(format, color))
-            .context("cannot start the evaluation thread")??;
+        let options = system_eval::EvalOptions {
+            show_trace: global.show_trace,
+        };
+        let outcome =
+            imago_lang::eval::with_large_stack(move || self.document(options, format, color))
+                .context("cannot start the evaluation thread")??;
         match outcome {
             Printed::Text(text) => {
                 let mut out = std::io::stdout().lock();
@@ -66,16 +73,27 @@ impl Args {
         }
     }
 
-    fn document(self, format: ErrorFormat, color: bool) -> anyhow::Result<Printed> {
+    fn document(
+        self,
+        options: system_eval::EvalOptions,
+        format: ErrorFormat,
+        color: bool,
+    ) -> anyhow::Result<Printed> {
         let modules_dir = system_eval::modules_dir(self.modules.as_deref());
         let failed = |f: SystemEvalFailure| Printed::failure(&f, format, color);
-        let (ev, evaluated) =
-            match system_eval::declare_system(self.file.as_deref(), Rc::new(NoStore), &modules_dir)
-            {
-                Ok(pair) => pair,
-                Err(f) => return failed(f),
-            };
-        let docs = match evaluated.option_docs(&ev) {
+        let (ev, evaluated) = match system_eval::declare_system_with(
+            self.file.as_deref(),
+            Rc::new(NoStore),
+            &modules_dir,
+            options,
+        ) {
+            Ok(pair) => pair,
+            Err(f) => return failed(f),
+        };
+        let docs = match evaluated
+            .option_docs(&ev)
+            .and_then(|d| Ok((d, evaluated.alias_docs(&ev)?)))
+        {
             Ok(d) => d,
             Err(error) => {
                 return failed(SystemEvalFailure {
@@ -84,6 +102,7 @@ impl Args {
                 });
             }
         };
+        let (docs, aliases) = docs;
         let root = modules_dir.parent().unwrap_or(&modules_dir).to_path_buf();
         let entries: Vec<Entry> = docs
             .into_iter()
@@ -95,11 +114,11 @@ impl Args {
         let text = if self.json {
             format!("{}\n", to_json(&entries)?)
         } else if self.markdown {
-            markdown(&entries)
+            markdown(&entries, &aliases)
         } else if self.man {
-            man(&entries)
+            man(&entries, &aliases)
         } else {
-            plain(&entries)
+            plain(&entries, &aliases)
         };
         Ok(Printed::Text(text))
     }
@@ -154,7 +173,31 @@ fn md_code(text: &str) -> String {
     }
 }
 
-fn markdown(entries: &[Entry]) -> String {
+/// What a name that is not an option stands for, in one sentence.
+fn alias_meaning(kind: &AliasKind) -> String {
+    let with = |message: &str| {
+        if message.is_empty() {
+            String::new()
+        } else {
+            format!(" {message}")
+        }
+    };
+    match kind {
+        AliasKind::Alias { to } => format!("Another name for `{to}`."),
+        AliasKind::Renamed { to } => {
+            format!("Renamed: definitions apply to `{to}`, with a warning.")
+        }
+        AliasKind::Removed { message } => format!("Removed (an error).{}", with(message)),
+        AliasKind::Unsupported { message } => {
+            format!("Not in Imago (an error).{}", with(message))
+        }
+        AliasKind::Ignored { message } => {
+            format!("Accepted and ignored, with a warning.{}", with(message))
+        }
+    }
+}
+
+fn markdown(entries: &[Entry], aliases: &[AliasDoc]) -> String {
     let mut out = String::from(
         "# Options\n\n\
          Every option of the module library, generated from the declarations by\n\
@@ -182,6 +225,24 @@ fn markdown(entries: &[Entry]) -> String {
         }
         let _ = writeln!(out, "- Declared in: `{}`", e.declared);
     }
+    if !aliases.is_empty() {
+        out.push_str(
+            "\n## Other names\n\n\
+             Names that are not options of their own: Imago's former names,\n\
+             and NixOS names that Imago spells differently or does not have\n\
+             (see \"Other names for options\" in modules.md). A whole namespace\n\
+             stands for every option inside it.\n\n\
+             | Name | Meaning |\n|---|---|\n",
+        );
+        for a in aliases {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} |",
+                a.path,
+                alias_meaning(&a.kind).replace('|', "\\|")
+            );
+        }
+    }
     out
 }
 
@@ -198,7 +259,7 @@ fn roff_escape(text: &str) -> String {
     out
 }
 
-fn man(entries: &[Entry]) -> String {
+fn man(entries: &[Entry], aliases: &[AliasDoc]) -> String {
     let mut out = String::from(
         ".TH IMAGO-OPTIONS 5 \"\" \"imago\" \"Imago options\"\n\
          .SH NAME\nimago-options \\- the options of an Imago system configuration\n\
@@ -226,10 +287,21 @@ fn man(entries: &[Entry]) -> String {
         }
         let _ = write!(out, ".br\nDeclared in: {}", roff_escape(&e.declared));
     }
+    if !aliases.is_empty() {
+        out.push_str(".SH OTHER NAMES\n");
+        for a in aliases {
+            let _ = write!(
+                out,
+                ".TP\n.B {}\n{}",
+                roff_escape(&a.path.to_string()).trim_end(),
+                roff_escape(&alias_meaning(&a.kind))
+            );
+        }
+    }
     out
 }
 
-fn plain(entries: &[Entry]) -> String {
+fn plain(entries: &[Entry], aliases: &[AliasDoc]) -> String {
     let mut out = String::new();
     for e in entries {
         let d = &e.doc;
@@ -248,6 +320,9 @@ fn plain(entries: &[Entry]) -> String {
             let _ = writeln!(out, "    {}", text.trim().replace('\n', "\n    "));
         }
         let _ = writeln!(out, "    declared in {}", e.declared);
+    }
+    for a in aliases {
+        let _ = writeln!(out, "{}\n    {}", a.path, alias_meaning(&a.kind));
     }
     out
 }
@@ -284,9 +359,42 @@ mod tests {
         assert!(Cli::try_parse_from(["imago", "options", "--json", "--man"]).is_err());
     }
 
+    fn renamed() -> AliasDoc {
+        AliasDoc {
+            path: OptionPath::parse("boot.kernel.params").unwrap(),
+            kind: AliasKind::Renamed {
+                to: OptionPath::parse("boot.kernelParams").unwrap(),
+            },
+            declared: Site::new("x", None),
+        }
+    }
+
+    #[test]
+    fn markdown_lists_other_names_in_a_table() {
+        let mut gone = renamed();
+        gone.path = OptionPath::parse("services.xserver").unwrap();
+        gone.kind = AliasKind::Unsupported {
+            message: "No X | Wayland.".into(),
+        };
+        let md = markdown(&[entry()], &[renamed(), gone]);
+        assert!(md.contains("\n## Other names\n"), "{md}");
+        assert!(
+            md.contains(
+                "| `boot.kernel.params` | Renamed: definitions apply to `boot.kernelParams`, with a warning. |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `services.xserver` | Not in Imago (an error). No X \\| Wayland. |"),
+            "{md}"
+        );
+        assert!(plain(&[entry()], &[renamed()]).contains("boot.kernel.params\n    Renamed"));
+        assert!(man(&[entry()], &[renamed()]).contains(".SH OTHER NAMES"));
+    }
+
     #[test]
     fn markdown_has_a_section_per_option() {
-        let md = markdown(&[entry()]);
+        let md = markdown(&[entry()], &[]);
         assert!(md.contains("## `services.demo.enable`"), "{md}");
         assert!(md.contains("- Type: `boolean`"), "{md}");
         assert!(md.contains("- Default: `false`"), "{md}");
@@ -298,7 +406,7 @@ mod tests {
     fn man_page_escapes_roff() {
         let mut e = entry();
         e.doc.description = Some(".starts with a dot \\ and a backslash".into());
-        let page = man(&[e]);
+        let page = man(&[e], &[]);
         assert!(page.starts_with(".TH IMAGO-OPTIONS 5"), "{page}");
         assert!(
             page.contains("\\&.starts with a dot \\e and a backslash"),

@@ -5,6 +5,8 @@
 use super::ErrorFormat;
 use crate::system_eval::SystemEvalFailure;
 use anyhow::Context;
+use imago_lang::diag::{self, Diagnostic};
+use imago_lang::eval::Evaluator;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -15,6 +17,37 @@ pub enum Printed {
     Failed(String),
 }
 
+/// Diagnostics (errors and warnings) rendered in the requested format:
+/// text, or one JSON array.
+pub fn render(
+    diags: &[Diagnostic],
+    ev: &Evaluator,
+    format: ErrorFormat,
+    color: bool,
+) -> anyhow::Result<String> {
+    Ok(match format {
+        ErrorFormat::Human => diag::render(diags, ev.sources(), color),
+        ErrorFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&diag::to_json(diags, ev.sources()))
+                .context("cannot encode the diagnostics")?
+        ),
+    })
+}
+
+/// Prints warnings (of a configuration that evaluated) on stderr.
+pub fn warn(
+    warnings: &[Diagnostic],
+    ev: &Evaluator,
+    format: ErrorFormat,
+    color: bool,
+) -> anyhow::Result<()> {
+    if !warnings.is_empty() {
+        eprint!("{}", render(warnings, ev, format, color)?);
+    }
+    Ok(())
+}
+
 impl Printed {
     /// A failed system evaluation, rendered in the requested format.
     pub fn failure(
@@ -22,13 +55,30 @@ impl Printed {
         format: ErrorFormat,
         color: bool,
     ) -> anyhow::Result<Printed> {
-        Ok(Printed::Failed(match format {
-            ErrorFormat::Human => f.render(color),
-            ErrorFormat::Json => format!(
-                "{}\n",
-                serde_json::to_string_pretty(&f.to_json()).context("cannot encode the error")?
-            ),
-        }))
+        Ok(Printed::Failed(render(
+            &f.diagnostics(),
+            &f.evaluator,
+            format,
+            color,
+        )?))
+    }
+
+    /// A failure after the configuration evaluated: its warnings, then the
+    /// error's diagnostics.
+    pub fn failure_after(
+        warnings: Vec<Diagnostic>,
+        f: &SystemEvalFailure,
+        format: ErrorFormat,
+        color: bool,
+    ) -> anyhow::Result<Printed> {
+        let mut diags = warnings;
+        diags.extend(f.diagnostics());
+        Ok(Printed::Failed(render(
+            &diags,
+            &f.evaluator,
+            format,
+            color,
+        )?))
     }
 
     /// Prints and gives the exit code.

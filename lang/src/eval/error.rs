@@ -156,6 +156,8 @@ struct Inner {
     dropped_frames: usize,
     trace: Vec<String>,
     more_frames: usize,
+    /// Frames inside the library that the trace does not show.
+    library_frames: usize,
     /// False when the error has no place in any source (its span is the
     /// evaluator's placeholder span): the diagnostic then has no label.
     located: bool,
@@ -186,6 +188,7 @@ impl EvalError {
             dropped_frames: 0,
             trace: Vec::new(),
             more_frames: 0,
+            library_frames: 0,
             located: true,
         }))
     }
@@ -271,9 +274,10 @@ impl EvalError {
 
     /// Sets the rendered trace lines (chosen by the evaluator, which knows
     /// file names and library directories).
-    pub(crate) fn set_trace(&mut self, trace: Vec<String>, more: usize) {
+    pub(crate) fn set_trace(&mut self, trace: Vec<String>, more: usize, library: usize) {
         self.0.trace = trace;
         self.0.more_frames = more;
+        self.0.library_frames = library;
     }
 
     /// Marks the error as having no source location.
@@ -397,6 +401,13 @@ impl IntoDiagnostic for EvalError {
         }
         if inner.more_frames > 0 {
             d = d.with_note(format!("... {} more frames", inner.more_frames));
+        }
+        if inner.library_frames > 0 {
+            let n = inner.library_frames;
+            d = d.with_note(format!(
+                "... {n} frame{} inside the library not shown (`--show-trace` shows every frame)",
+                if n == 1 { "" } else { "s" }
+            ));
         }
         d
     }

@@ -110,6 +110,8 @@ pub struct Evaluator {
     pub(crate) sources: SourceMap,
     pub(crate) globals: HashMap<SmolStr, Value>,
     pub(crate) library_dirs: Vec<PathBuf>,
+    /// Whether error traces keep every frame (`--show-trace`).
+    pub(crate) show_trace: Cell<bool>,
     pub(crate) imports: RefCell<HashMap<PathBuf, Value>>,
     pub(crate) path_steps: RefCell<HashMap<PathBuf, String>>,
     pub(crate) stack: RefCell<Vec<StackEntry>>,
@@ -145,6 +147,7 @@ impl Evaluator {
             sources,
             globals: HashMap::new(),
             library_dirs: Vec::new(),
+            show_trace: Cell::new(false),
             imports: RefCell::new(HashMap::new()),
             path_steps: RefCell::new(HashMap::new()),
             stack: RefCell::new(Vec::new()),
@@ -175,9 +178,31 @@ impl Evaluator {
     }
 
     /// Directories whose frames count as library code: error traces show
-    /// frames in other (user) files first.
+    /// only the frames in other (user) files, and count the library's
+    /// frames (the embedded `lib`, `<imago lib>`, always counts as library).
     pub fn set_library_dirs(&mut self, dirs: Vec<PathBuf>) {
         self.library_dirs = dirs;
+    }
+
+    /// Whether error traces show every frame, library frames included, in
+    /// the order the error passed them (`--show-trace`); by default they
+    /// show at most [`error::MAX_TRACE`] frames in user files.
+    pub fn set_show_trace(&self, all: bool) {
+        self.show_trace.set(all);
+    }
+
+    /// Whether a file is library code (in a library directory, or the
+    /// embedded `lib`).
+    pub fn is_library(&self, file: FileId) -> bool {
+        self.sources
+            .path(file)
+            .is_some_and(|p| self.is_library_path(&p))
+    }
+
+    /// Whether a path is inside a library directory or the embedded `lib`.
+    pub fn is_library_path(&self, path: &Path) -> bool {
+        path.starts_with(crate::modules::library::LIB_DIR)
+            || self.library_dirs.iter().any(|d| path.starts_with(d))
     }
 
     /// Where `builtins.trace` output goes (default: stderr, `trace: msg`).
@@ -288,7 +313,7 @@ impl Evaluator {
         match self.sources.get(span.file) {
             Some(f) => {
                 let (l, c) = f.line_col(span.start);
-                format!("{}:{l}:{c}", f.path.display())
+                format!("{}:{l}:{c}", self.sources.display_path(&f.path))
             }
             None => "<unknown>".into(),
         }
@@ -377,36 +402,43 @@ impl Evaluator {
         self.eval_parsed(id, &text, file, base)
     }
 
-    /// Picks the trace lines an error shows: at most ten, frames in user files
-    /// before frames in library directories, and a run of identical frames
-    /// (deep recursion) shown once with its count.
+    /// Picks the trace lines an error shows: at most ten frames in user
+    /// files, the library's frames only counted — or, with
+    /// [`Evaluator::set_show_trace`], every frame in order. A run of
+    /// identical frames (deep recursion) is shown once with its count.
     pub(crate) fn finish(&self, mut e: EvalError) -> EvalError {
         let total = e.frame_count();
-        let mut user: Vec<(String, usize)> = Vec::new();
-        let mut library: Vec<(String, usize)> = Vec::new();
+        let show_all = self.show_trace.get();
+        let mut groups: Vec<(String, usize)> = Vec::new();
+        let mut library = 0;
         for f in e.frames() {
-            let in_lib = self
-                .sources
-                .path(f.span.file)
-                .is_some_and(|p| self.library_dirs.iter().any(|d| p.starts_with(d)));
+            if !show_all && self.is_library(f.span.file) {
+                library += 1;
+                continue;
+            }
             let at = self.location(f.span);
             let line = match &f.kind {
                 FrameKind::Call(Some(n)) => format!("while calling `{n}` at {at}"),
                 FrameKind::Call(None) => format!("while calling a function at {at}"),
                 FrameKind::Force(n) => format!("while evaluating `{n}` at {at}"),
-                FrameKind::Import(p) => format!("while importing {} at {at}", p.display()),
+                FrameKind::Import(p) => {
+                    format!("while importing {} at {at}", self.sources.display_path(p))
+                }
             };
-            let group = if in_lib { &mut library } else { &mut user };
-            match group.last_mut() {
+            match groups.last_mut() {
                 Some((last, n)) if *last == line => *n += 1,
-                _ => group.push((line, 1)),
+                _ => groups.push((line, 1)),
             }
         }
+        let limit = if show_all {
+            usize::MAX
+        } else {
+            error::MAX_TRACE
+        };
         let mut shown = 0;
-        let lines: Vec<String> = user
+        let lines: Vec<String> = groups
             .into_iter()
-            .chain(library)
-            .take(error::MAX_TRACE)
+            .take(limit)
             .map(|(line, n)| {
                 shown += n;
                 if n > 1 {
@@ -416,7 +448,7 @@ impl Evaluator {
                 }
             })
             .collect();
-        e.set_trace(lines, total.saturating_sub(shown));
+        e.set_trace(lines, total.saturating_sub(shown + library), library);
         if e.span() == self.native_span {
             e.set_unlocated();
         }

@@ -6,6 +6,14 @@
 //! two modules is an error, except when both declare submodule types: then
 //! the submodules' modules are combined (this is how a module adds options to
 //! `users.users.<name>`).
+//!
+//! A set with `_type = "optionAlias"` (made by `lib.mkAliasOptionModule`,
+//! `mkRenamedOptionModule`, `mkRemovedOptionModule`,
+//! `mkUnsupportedOptionModule` or `mkIgnoredOptionModule`) is an [`Alias`]:
+//! a name that is not an option of its own. Definitions of an alias or a
+//! renamed name go to the option it names; definitions of the other kinds
+//! are reported (fixpoint.rs). An alias may stand for a whole namespace
+//! (`services.xserver`): every definition inside it is one of the alias.
 
 use crate::eval::{Evaluator, Value};
 use crate::modules::error::{ModuleError, Site};
@@ -38,9 +46,65 @@ pub struct OptionDecl {
 /// How deep namespaces of options may nest.
 pub const MAX_NESTING: usize = 64;
 
+/// What a name that is not an option stands for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AliasKind {
+    /// Definitions go to `to`, silently (`mkAliasOptionModule`).
+    Alias { to: OptionPath },
+    /// Definitions go to `to`, with a warning (`mkRenamedOptionModule`).
+    Renamed { to: OptionPath },
+    /// A definition is an error; `message` says what to do instead
+    /// (`mkRemovedOptionModule`).
+    Removed { message: String },
+    /// An option Imago does not have, typically one of NixOS's: a
+    /// definition is an error; `message` says what to use instead
+    /// (`mkUnsupportedOptionModule`).
+    Unsupported { message: String },
+    /// An option Imago accepts and ignores, with a warning that says why
+    /// (`mkIgnoredOptionModule`).
+    Ignored { message: String },
+}
+
+impl AliasKind {
+    /// The option definitions go to, for the kinds that forward them.
+    pub fn target(&self) -> Option<&OptionPath> {
+        match self {
+            AliasKind::Alias { to } | AliasKind::Renamed { to } => Some(to),
+            AliasKind::Removed { .. }
+            | AliasKind::Unsupported { .. }
+            | AliasKind::Ignored { .. } => None,
+        }
+    }
+
+    /// The name of the kind, as `lib` spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AliasKind::Alias { .. } => "alias",
+            AliasKind::Renamed { .. } => "renamed",
+            AliasKind::Removed { .. } => "removed",
+            AliasKind::Unsupported { .. } => "unsupported",
+            AliasKind::Ignored { .. } => "ignored",
+        }
+    }
+}
+
+/// A declared alias (see the module documentation).
+pub struct Alias {
+    /// The path from the root of this evaluation.
+    pub path: OptionPath,
+    /// The path including the prefix of an enclosing submodule.
+    pub full: OptionPath,
+    /// Targets are relative to the root of this evaluation, like `path`.
+    pub kind: AliasKind,
+    pub site: Site,
+    /// The declaration as written, for the `options` module argument.
+    pub value: Value,
+}
+
 pub enum Node {
     Option(Rc<OptionDecl>),
     Namespace(Namespace),
+    Alias(Rc<Alias>),
 }
 
 #[derive(Default)]
@@ -58,7 +122,7 @@ impl Namespace {
         }
         match node {
             Node::Namespace(ns) => ns.find(rest),
-            Node::Option(_) => None,
+            Node::Option(_) | Node::Alias(_) => None,
         }
     }
 
@@ -74,6 +138,24 @@ impl Namespace {
             match node {
                 Node::Option(d) => out.push(d.clone()),
                 Node::Namespace(ns) => ns.collect(out),
+                Node::Alias(_) => {}
+            }
+        }
+    }
+
+    /// Every alias below this namespace, depth first in name order.
+    pub fn aliases(&self) -> Vec<Rc<Alias>> {
+        let mut out = Vec::new();
+        self.collect_aliases(&mut out);
+        out
+    }
+
+    fn collect_aliases(&self, out: &mut Vec<Rc<Alias>>) {
+        for node in self.children.values() {
+            match node {
+                Node::Alias(a) => out.push(a.clone()),
+                Node::Namespace(ns) => ns.collect_aliases(out),
+                Node::Option(_) => {}
             }
         }
     }
@@ -95,15 +177,17 @@ fn is_kind(ev: &Evaluator, v: &Value, kind: &str) -> Result<bool, ModuleError> {
 }
 
 /// Adds the declarations of one module's `options` set (already forced) to
-/// `root`. `file` names the module for messages.
+/// `root`. `module` is where the module is (its file, and where it was
+/// written or imported): aliases, made by `lib` functions, are declared
+/// there.
 pub fn declare(
     ev: &Evaluator,
     root: &mut Namespace,
     options: &Value,
-    file: &Rc<str>,
+    module: &Site,
     prefix: &OptionPath,
 ) -> Result<(), ModuleError> {
-    walk(ev, root, options, OptionPath::root(), file, None, prefix)
+    walk(ev, root, options, OptionPath::root(), module, None, prefix)
 }
 
 fn walk(
@@ -111,10 +195,11 @@ fn walk(
     ns: &mut Namespace,
     set: &Value,
     path: OptionPath,
-    file: &Rc<str>,
+    module: &Site,
     span: Option<crate::source::Span>,
     prefix: &OptionPath,
 ) -> Result<(), ModuleError> {
+    let file = &module.file;
     if path.components().len() > MAX_NESTING {
         return Err(ModuleError::BadDeclaration {
             path: prefix.join(&path),
@@ -141,6 +226,9 @@ fn walk(
         if is_kind(ev, &value, "option")? {
             let decl = read_decl(ev, &value, child_path.clone(), site, prefix)?;
             insert(ns, &entry.name, decl, prefix)?;
+        } else if is_kind(ev, &value, "optionAlias")? {
+            let alias = read_alias(ev, &value, child_path.clone(), module.clone(), prefix)?;
+            insert_alias(ns, &entry.name, alias)?;
         } else if value.as_attrs().is_some() {
             let sub = match ns
                 .children
@@ -158,8 +246,19 @@ fn walk(
                         sites: vec![site, existing.site.clone()],
                     });
                 }
+                Node::Alias(existing) => {
+                    return Err(ModuleError::BadDeclaration {
+                        path: prefix.join(&child_path),
+                        message: format!(
+                            "`{}` is declared as {} name, so it cannot also hold options",
+                            prefix.join(&child_path),
+                            article(&existing.kind)
+                        ),
+                        sites: vec![site, existing.site.clone()],
+                    });
+                }
             };
-            walk(ev, sub, &value, child_path, file, entry.span, prefix)?;
+            walk(ev, sub, &value, child_path, module, entry.span, prefix)?;
         } else {
             return Err(ModuleError::BadDeclaration {
                 path: prefix.join(&child_path),
@@ -241,6 +340,16 @@ fn insert(
                 sites: vec![decl.site],
             });
         }
+        Node::Alias(old) => {
+            return Err(ModuleError::BadDeclaration {
+                message: format!(
+                    "`{full}` is declared both as an option and as {} name",
+                    article(&old.kind)
+                ),
+                path: full,
+                sites: vec![decl.site, old.site.clone()],
+            });
+        }
         Node::Option(old) => match Type::combine(&old.ty, &decl.ty) {
             Some(ty) => OptionDecl {
                 path: decl.path,
@@ -265,5 +374,150 @@ fn insert(
     };
     ns.children
         .insert(name.clone(), Node::Option(Rc::new(merged)));
+    Ok(())
+}
+
+/// "an alias", "a renamed", ... for messages.
+fn article(kind: &AliasKind) -> String {
+    match kind {
+        AliasKind::Alias { .. } => "an alias".into(),
+        AliasKind::Unsupported { .. } => "an unsupported".into(),
+        AliasKind::Ignored { .. } => "an ignored".into(),
+        other => format!("a {}", other.name()),
+    }
+}
+
+/// An option path written as a list of strings (`[ "boot" "kernelParams" ]`).
+fn read_path(ev: &Evaluator, v: &Value) -> Result<Option<OptionPath>, ModuleError> {
+    let Some(items) = ev.force(v)?.as_list().cloned() else {
+        return Ok(None);
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items.iter() {
+        match ev.force(item)? {
+            Value::String(s) if !s.as_str().is_empty() => out.push(SmolStr::new(s.as_str())),
+            _ => return Ok(None),
+        }
+    }
+    if out.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(OptionPath::from(out)))
+}
+
+fn read_alias(
+    ev: &Evaluator,
+    value: &Value,
+    path: OptionPath,
+    site: Site,
+    prefix: &OptionPath,
+) -> Result<Alias, ModuleError> {
+    let full = prefix.join(&path);
+    let attrs = value.as_attrs();
+    let get = |name: &str| attrs.and_then(|a| a.value(name)).cloned();
+    let bad = |message: String| ModuleError::BadDeclaration {
+        path: full.clone(),
+        message,
+        sites: vec![site.clone()],
+    };
+    let kind = match get("kind") {
+        Some(k) => match ev.force(&k)? {
+            Value::String(s) => s.as_str().to_string(),
+            other => {
+                return Err(bad(format!(
+                    "the kind of the alias `{full}` must be a string, not {}",
+                    other.describe()
+                )));
+            }
+        },
+        None => return Err(bad(format!("the alias `{full}` has no `kind`"))),
+    };
+    let target = || -> Result<OptionPath, ModuleError> {
+        match get("to") {
+            Some(t) => read_path(ev, &t)?.ok_or_else(|| {
+                bad(format!(
+                    "the target of `{full}` must be an option path: a non-empty list of \
+                     non-empty strings such as `[ \"boot\" \"kernelParams\" ]`"
+                ))
+            }),
+            None => Err(bad(format!(
+                "the {kind} name `{full}` has no target (`to`)"
+            ))),
+        }
+    };
+    let message = || -> Result<String, ModuleError> {
+        match get("message") {
+            None => Ok(String::new()),
+            Some(m) => match ev.force(&m)? {
+                Value::String(s) => Ok(s.as_str().trim().to_string()),
+                other => Err(bad(format!(
+                    "the message of `{full}` must be a string, not {}",
+                    other.describe()
+                ))),
+            },
+        }
+    };
+    let kind = match kind.as_str() {
+        "alias" => AliasKind::Alias { to: target()? },
+        "renamed" => AliasKind::Renamed { to: target()? },
+        "removed" => AliasKind::Removed {
+            message: message()?,
+        },
+        "unsupported" => AliasKind::Unsupported {
+            message: message()?,
+        },
+        "ignored" => AliasKind::Ignored {
+            message: message()?,
+        },
+        other => {
+            return Err(bad(format!(
+                "unknown alias kind `{other}` for `{full}` \
+                 (expected alias, renamed, removed, unsupported or ignored)"
+            )));
+        }
+    };
+    if let Some(to) = kind.target()
+        && (to.components().starts_with(path.components())
+            || path.components().starts_with(to.components()))
+    {
+        return Err(bad(format!(
+            "`{full}` cannot be an alias of `{}`: one is inside the other",
+            prefix.join(to)
+        )));
+    }
+    Ok(Alias {
+        path,
+        full,
+        kind,
+        site,
+        value: value.clone(),
+    })
+}
+
+fn insert_alias(ns: &mut Namespace, name: &SmolStr, alias: Alias) -> Result<(), ModuleError> {
+    if let Some(existing) = ns.children.get(name) {
+        let other = match existing {
+            Node::Option(d) => d.site.clone(),
+            Node::Alias(a) => a.site.clone(),
+            Node::Namespace(_) => {
+                return Err(ModuleError::BadDeclaration {
+                    message: format!(
+                        "`{}` is declared as {} name, but other modules declare options inside it",
+                        alias.full,
+                        article(&alias.kind)
+                    ),
+                    path: alias.full.clone(),
+                    sites: vec![alias.site.clone()],
+                });
+            }
+        };
+        return Err(ModuleError::BadDeclaration {
+            message: format!("`{}` is declared more than once", alias.full),
+            path: alias.full.clone(),
+            sites: vec![alias.site.clone(), other],
+        });
+    }
+    ns.children
+        .insert(name.clone(), Node::Alias(Rc::new(alias)));
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use crate::diag::Code;
 use crate::eval::{Attrs, Evaluator, Value};
-use crate::modules::declare::OptionDecl;
+use crate::modules::declare::{AliasKind, OptionDecl};
 use crate::modules::declare::{Namespace, Node};
 use crate::modules::error::{ModuleError, Site};
 use crate::modules::fixpoint::{Fixpoint, Shared};
@@ -27,6 +27,18 @@ pub struct OptionDoc {
     pub example: Option<String>,
     pub description: Option<String>,
     pub read_only: bool,
+    pub declared: Site,
+}
+
+/// A name that is not an option of its own (an alias, a renamed, removed,
+/// unsupported or ignored name), for the documentation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AliasDoc {
+    /// With `<name>` / `*` placeholders inside submodules, like
+    /// [`OptionDoc::path`].
+    pub path: OptionPath,
+    /// What it stands for; targets are full paths.
+    pub kind: AliasKind,
     pub declared: Site,
 }
 
@@ -117,6 +129,68 @@ fn submodules_of(ty: &Type, suffix: &mut Vec<&'static str>) -> Option<Vec<(Value
     }
 }
 
+/// The evaluation of a submodule option's modules alone, with `<name>` /
+/// `*` placeholders in its prefix, for documenting what it declares.
+fn submodule_docs_fixpoint(
+    ev: &Evaluator,
+    fp: &Rc<Fixpoint>,
+    decl: &OptionDecl,
+) -> Result<Option<Rc<Fixpoint>>, ModuleError> {
+    let mut suffix = Vec::new();
+    let Some(modules) = submodules_of(&decl.ty, &mut suffix) else {
+        return Ok(None);
+    };
+    let mut prefix = decl.full.clone();
+    for s in &suffix {
+        prefix = prefix.child(s);
+    }
+    let mut args: Vec<(SmolStr, Value)> = fp
+        .special_args
+        .iter()
+        .filter(|(n, _)| n != "name")
+        .cloned()
+        .collect();
+    args.push((SmolStr::new("name"), Value::string(ANY_NAME)));
+    let sources = modules
+        .into_iter()
+        .map(|(value, site)| Source::Value { value, site })
+        .collect();
+    Fixpoint::load(ev, fp.shared.clone(), prefix, sources, args).map(Some)
+}
+
+/// The aliases of `fp` and of the submodules of its options.
+fn collect_aliases(
+    ev: &Evaluator,
+    fp: &Rc<Fixpoint>,
+    out: &mut Vec<AliasDoc>,
+    depth: usize,
+) -> Result<(), ModuleError> {
+    for alias in fp.tree.aliases() {
+        let kind = match &alias.kind {
+            AliasKind::Alias { to } => AliasKind::Alias {
+                to: fp.prefix.join(to),
+            },
+            AliasKind::Renamed { to } => AliasKind::Renamed {
+                to: fp.prefix.join(to),
+            },
+            other => other.clone(),
+        };
+        out.push(AliasDoc {
+            path: alias.full.clone(),
+            kind,
+            declared: alias.site.clone(),
+        });
+    }
+    if depth < 8 {
+        for decl in fp.tree.options() {
+            if let Some(sub) = submodule_docs_fixpoint(ev, fp, &decl)? {
+                collect_aliases(ev, &sub, out, depth + 1)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn document(
     ev: &Evaluator,
     fp: &Rc<Fixpoint>,
@@ -139,26 +213,9 @@ fn document(
         read_only: decl.read_only,
         declared: decl.site.clone(),
     });
-    let mut suffix = Vec::new();
     if depth < 8
-        && let Some(modules) = submodules_of(&decl.ty, &mut suffix)
+        && let Some(sub) = submodule_docs_fixpoint(ev, fp, decl)?
     {
-        let mut prefix = path;
-        for s in &suffix {
-            prefix = prefix.child(s);
-        }
-        let mut args: Vec<(SmolStr, Value)> = fp
-            .special_args
-            .iter()
-            .filter(|(n, _)| n != "name")
-            .cloned()
-            .collect();
-        args.push((SmolStr::new("name"), Value::string(ANY_NAME)));
-        let sources = modules
-            .into_iter()
-            .map(|(value, site)| Source::Value { value, site })
-            .collect();
-        let sub = Fixpoint::load(ev, fp.shared.clone(), prefix, sources, args)?;
         for d in sub.tree.options() {
             document(ev, &sub, &d, out, depth + 1)?;
         }
@@ -243,6 +300,9 @@ fn json_namespace(
                     return Err(err.into());
                 }
             },
+            // Another name for an option (printed there), or a name that
+            // has no value.
+            Some(Node::Alias(_)) => continue,
             Some(Node::Namespace(sub)) => {
                 let forced = ev.force(&e.value)?;
                 let Some(sub_attrs) = forced.as_attrs() else {
@@ -269,6 +329,16 @@ impl Evaluated {
         for decl in self.fixpoint.tree.options() {
             document(ev, &self.fixpoint, &decl, &mut out, 0)?;
         }
+        Ok(out)
+    }
+
+    /// Every name that is not an option of its own (aliases, renamed,
+    /// removed, unsupported and ignored names), submodules included, in
+    /// name order.
+    pub fn alias_docs(&self, ev: &Evaluator) -> Result<Vec<AliasDoc>, ModuleError> {
+        let mut out = Vec::new();
+        collect_aliases(ev, &self.fixpoint, &mut out, 0)?;
+        out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 
@@ -382,7 +452,8 @@ impl Evaluated {
             Err(e) => Err(e.to_string()),
         };
         Ok(Explanation {
-            path: path.clone(),
+            // The option itself, also when `path` is another name for it.
+            path: decl.full.clone(),
             ty: decl.ty.description(),
             declared: decl.site.clone(),
             defs: explained,

@@ -10,6 +10,7 @@
 use crate::diag::{Code, Diagnostic, IntoDiagnostic};
 use crate::eval::error::{ErrorKind, EvalError};
 use crate::modules::path::OptionPath;
+use crate::modules::problems::{self, Problem};
 use crate::source::{FileId, Span};
 use std::rc::Rc;
 
@@ -60,6 +61,8 @@ pub enum ModuleError {
         expected: String,
         got: String,
         site: Site,
+        /// The option's declaration.
+        declared: Option<Box<Site>>,
     },
     #[error("the option `{path}` has conflicting definitions")]
     Conflict {
@@ -101,8 +104,45 @@ pub enum ModuleError {
         message: String,
         site: Site,
     },
+    /// Everything one pass over the definitions found (problems.rs): the
+    /// problems, and the error that stopped the pass early, if any.
+    #[error("{}", problems_text(.problems, .stopped.as_deref()))]
+    Problems {
+        problems: Vec<Problem>,
+        stopped: Option<Box<ModuleError>>,
+    },
+    /// A removed, unsupported or ignored name was read.
+    #[error("the option `{path}` cannot be read: {reason}")]
+    Unreadable {
+        path: OptionPath,
+        reason: String,
+        /// Whether the name was removed (E0311) rather than one Imago does
+        /// not have (E0312).
+        removed: bool,
+        declared: Site,
+    },
     #[error(transparent)]
     Eval(#[from] EvalError),
+}
+
+fn problems_text(problems: &[Problem], stopped: Option<&ModuleError>) -> String {
+    let errors: Vec<&Problem> = problems.iter().filter(|p| p.is_error()).collect();
+    match (errors.first(), stopped) {
+        (Some(first), _) => {
+            let more = errors.len() - 1 + usize::from(stopped.is_some());
+            if more == 0 {
+                first.message()
+            } else {
+                format!(
+                    "{} (and {more} more error{})",
+                    first.message(),
+                    if more == 1 { "" } else { "s" }
+                )
+            }
+        }
+        (None, Some(e)) => e.to_string(),
+        (None, None) => "the configuration has warnings".to_string(),
+    }
 }
 
 fn chain_text(chain: &[CycleStep]) -> String {
@@ -126,7 +166,32 @@ impl ModuleError {
             ModuleError::BadModule { .. } => Code("E0308"),
             ModuleError::BadDeclaration { .. } => Code("E0309"),
             ModuleError::BadDefinition { .. } => Code("E0310"),
+            ModuleError::Problems { problems, stopped } => {
+                match (problems.iter().find(|p| p.is_error()), stopped) {
+                    (Some(p), _) => p.code(),
+                    (None, Some(e)) => e.code(),
+                    (None, None) => Code("E0301"),
+                }
+            }
+            ModuleError::Unreadable { removed: true, .. } => Code("E0311"),
+            ModuleError::Unreadable { removed: false, .. } => Code("E0312"),
             ModuleError::Eval(e) => e.code(),
+        }
+    }
+
+    /// Every diagnostic of this error: all the problems of a pass over the
+    /// definitions (problems.rs), all the syntax errors of a file that
+    /// failed to parse, or the one error.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        match self {
+            ModuleError::Problems { problems, stopped } => {
+                problems::diagnostics(problems, stopped.as_deref())
+            }
+            ModuleError::Eval(e) => match e.parse_diagnostics() {
+                Some(d) => d.to_vec(),
+                None => vec![e.to_diagnostic()],
+            },
+            other => vec![other.to_diagnostic()],
         }
     }
 
@@ -148,7 +213,7 @@ impl ModuleError {
 }
 
 /// Adds `site` as a label when it has a span, else as a note naming the file.
-fn label(d: Diagnostic, site: &Site, primary: bool, message: String) -> Diagnostic {
+pub(crate) fn label(d: Diagnostic, site: &Site, primary: bool, message: String) -> Diagnostic {
     match site.span {
         Some(span) if primary => d.with_primary(span, message),
         Some(span) => d.with_secondary(span, message),
@@ -158,8 +223,27 @@ fn label(d: Diagnostic, site: &Site, primary: bool, message: String) -> Diagnost
 
 impl IntoDiagnostic for ModuleError {
     fn to_diagnostic(&self) -> Diagnostic {
-        if let ModuleError::Eval(e) = self {
-            return e.to_diagnostic();
+        match self {
+            ModuleError::Eval(e) => return e.to_diagnostic(),
+            // One diagnostic (inside a lazily computed value): the first,
+            // and how many more there are.
+            ModuleError::Problems { .. } => {
+                let mut all = self.diagnostics();
+                let errors = all
+                    .iter()
+                    .position(|d| d.severity == crate::diag::Severity::Error)
+                    .unwrap_or(0);
+                if all.is_empty() {
+                    return Diagnostic::error(self.code(), self.to_string());
+                }
+                let more = all.len() - 1;
+                let mut d = all.swap_remove(errors);
+                if more > 0 {
+                    d = d.with_note(format!("... and {more} more problems"));
+                }
+                return d;
+            }
+            _ => {}
         }
         let mut d = Diagnostic::error(self.code(), self.to_string());
         match self {
@@ -176,8 +260,19 @@ impl IntoDiagnostic for ModuleError {
                     d = d.with_hint("`imago options` lists every declared option");
                 }
             }
-            ModuleError::TypeMismatch { site, got, .. } => {
+            ModuleError::TypeMismatch {
+                site,
+                got,
+                declared,
+                ..
+            } => {
                 d = label(d, site, true, format!("defined as {got} here"));
+                if let Some(decl) = declared
+                    && decl.span.is_some()
+                    && decl.span != site.span
+                {
+                    d = label(d, decl, false, "the option is declared here".into());
+                }
             }
             ModuleError::Conflict { defs, .. } => {
                 for (i, def) in defs.iter().enumerate() {
@@ -239,7 +334,10 @@ impl IntoDiagnostic for ModuleError {
             ModuleError::BadDefinition { site, .. } => {
                 d = label(d, site, true, "defined here".into());
             }
-            ModuleError::Eval(_) => {}
+            ModuleError::Unreadable { declared, .. } => {
+                d = label(d, declared, true, "this name is declared here".into());
+            }
+            ModuleError::Problems { .. } | ModuleError::Eval(_) => {}
         }
         d
     }

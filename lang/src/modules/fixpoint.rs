@@ -13,7 +13,20 @@
 //! namespace (every module's `config`, then `config.services`, ...) are split
 //! by attribute name, pushing `mkIf`, `mkMerge` and `mkOverride` down into
 //! the attributes as NixOS does. Each namespace is partitioned at most once,
-//! on demand; a name that is not a declared option is an error there.
+//! on demand. While an evaluation is checked, a name that is not declared
+//! is recorded as a problem (problems.rs) and left out, so that every
+//! unknown option is reported in one pass.
+//!
+//! Aliases (declare.rs, `Alias`) receive definitions like options. The
+//! definitions of an option are its own plus those of every alias or
+//! renamed name that points at it; the alias's namespace is partitioned on
+//! its own, so forwarding never needs a partition to depend on itself.
+//! Reading an alias in `config` reads its target.
+//!
+//! A system evaluation ([`Fixpoint::evaluate_all`]) then merges the
+//! options the user's files define (check.rs), so that their errors and the
+//! submodule evaluations' unknown options (`users.users.alice.x`) come out
+//! in the same run.
 //!
 //! A stack of the options being merged (shared with submodule evaluations)
 //! turns the evaluator's "infinite recursion" into the chain of options
@@ -27,11 +40,13 @@
 
 use crate::eval::error::ErrorKind;
 use crate::eval::{Attrs, Evaluator, Value};
+use crate::modules::aliases;
 use crate::modules::collect::{Collector, Module, Source};
-use crate::modules::declare::{Namespace, Node, OptionDecl, declare};
+use crate::modules::declare::{Alias, Namespace, Node, OptionDecl, declare};
 use crate::modules::error::{CycleStep, ModuleError, Site};
 use crate::modules::merge::{self, Def, Dropped, OPTION_DEFAULT_PRIORITY, Property};
 use crate::modules::path::OptionPath;
+use crate::modules::problems::{self, Problem, Report};
 use crate::modules::types::Type;
 use smol_str::SmolStr;
 use std::cell::{Cell, OnceCell, RefCell};
@@ -46,6 +61,8 @@ pub struct Shared {
     /// Each evaluation's `config` set (by address), so that code walking a
     /// configuration can tell an option without value from a broken one.
     configs: RefCell<HashMap<usize, Weak<Fixpoint>>>,
+    /// The problems every evaluation sharing this state found.
+    pub report: RefCell<Report>,
 }
 
 impl Shared {
@@ -54,7 +71,15 @@ impl Shared {
             lib,
             stack: RefCell::new(Vec::new()),
             configs: RefCell::new(HashMap::new()),
+            report: RefCell::new(Report::default()),
         })
+    }
+
+    /// The warnings found so far, in source order.
+    pub fn warnings(&self) -> Vec<Problem> {
+        let mut w = self.report.borrow().sorted();
+        w.retain(|p| !p.is_error());
+        w
     }
 
     /// The evaluation whose `config` set this is.
@@ -98,6 +123,19 @@ pub struct Fixpoint {
     config: OnceCell<Value>,
     options: OnceCell<Value>,
     partitions: RefCell<HashMap<OptionPath, PartitionState>>,
+    /// The aliases and renamed names that forward to each option.
+    forwarded: HashMap<OptionPath, Vec<Rc<Alias>>>,
+    /// Set while the definitions are checked: unknown names are recorded
+    /// in `found` instead of failing.
+    collecting: Cell<bool>,
+    found: RefCell<Vec<Problem>>,
+}
+
+impl Fixpoint {
+    /// Records a problem found while the definitions are checked.
+    pub(crate) fn found(&self, problem: Problem) {
+        self.found.borrow_mut().push(problem);
+    }
 }
 
 impl Fixpoint {
@@ -112,6 +150,33 @@ impl Fixpoint {
     ) -> Result<Rc<Fixpoint>, ModuleError> {
         let fp = Self::load(ev, shared, prefix, sources, special_args)?;
         fp.check_definitions(ev)?;
+        Ok(fp)
+    }
+
+    /// Like [`Fixpoint::evaluate`], then checks every submodule evaluation
+    /// too (see the module documentation): the problems of the whole
+    /// configuration come back together.
+    pub fn evaluate_all(
+        ev: &Evaluator,
+        shared: Rc<Shared>,
+        prefix: OptionPath,
+        sources: Vec<Source>,
+        special_args: Vec<(SmolStr, Value)>,
+    ) -> Result<Rc<Fixpoint>, ModuleError> {
+        let fp = Self::load(ev, shared, prefix, sources, special_args)?;
+        match fp.check_definitions(ev) {
+            Ok(()) | Err(ModuleError::Problems { stopped: None, .. }) => {}
+            Err(e) => return Err(e),
+        }
+        crate::modules::check::check_values(ev, &fp);
+        let report = fp.shared.report.borrow();
+        if report.has_errors() {
+            return Err(ModuleError::Problems {
+                problems: report.sorted(),
+                stopped: None,
+            });
+        }
+        drop(report);
         Ok(fp)
     }
 
@@ -166,9 +231,16 @@ impl Fixpoint {
         let mut tree = Namespace::default();
         for m in &modules {
             if let Some(options) = &m.options {
-                declare(ev, &mut tree, options, &m.file, &prefix)?;
+                declare(
+                    ev,
+                    &mut tree,
+                    options,
+                    &Site::new(m.file.clone(), m.span),
+                    &prefix,
+                )?;
             }
         }
+        let forwarded = aliases::forwarding(&tree, &prefix)?;
         let fp = Rc::new(Fixpoint {
             shared,
             prefix,
@@ -178,6 +250,9 @@ impl Fixpoint {
             config: OnceCell::new(),
             options: OnceCell::new(),
             partitions: RefCell::new(HashMap::new()),
+            forwarded,
+            collecting: Cell::new(false),
+            found: RefCell::new(Vec::new()),
         });
         let config = build_config(&fp, &fp.tree, &OptionPath::root());
         if let Some(attrs) = config.as_attrs() {
@@ -204,9 +279,33 @@ impl Fixpoint {
 
     /// Partitions every namespace that has definitions, so that a definition
     /// of an undeclared option is reported now rather than when (or if) its
-    /// namespace is read.
+    /// namespace is read, and reports the definitions of removed,
+    /// unsupported, renamed and ignored names. Every problem is recorded in
+    /// the shared report; errors also make this fail
+    /// ([`ModuleError::Problems`]).
     pub fn check_definitions(self: &Rc<Self>, ev: &Evaluator) -> Result<(), ModuleError> {
-        self.check_namespace(ev, &self.tree, &OptionPath::root())
+        self.collecting.set(true);
+        let stopped = self
+            .check_namespace(ev, &self.tree, &OptionPath::root())
+            .and_then(|()| aliases::check(ev, self))
+            .err();
+        self.collecting.set(false);
+        let found = self.found.take();
+        {
+            let mut report = self.shared.report.borrow_mut();
+            for p in &found {
+                report.add(p.clone());
+            }
+        }
+        let errors = found.iter().any(Problem::is_error);
+        match stopped {
+            Some(e) if found.is_empty() => Err(e),
+            stopped if errors || stopped.is_some() => Err(ModuleError::Problems {
+                problems: problems::sorted(found),
+                stopped: stopped.map(Box::new),
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn check_namespace(
@@ -399,16 +498,21 @@ impl Fixpoint {
                 for entry in attrs.entries() {
                     let site = Site::new(f.site.file.clone(), entry.span.or(f.site.span));
                     if !ns.children.contains_key(&entry.name) {
-                        let candidates = ns.children.keys().map(SmolStr::as_str);
-                        let suggestions = crate::diag::suggest(&entry.name, candidates)
-                            .into_iter()
-                            .map(|s| full.child(&s).to_string())
-                            .collect();
-                        return Err(ModuleError::UndefinedOption {
-                            path: full.child(&entry.name),
+                        let suggestions = self.suggestions(ns, &full, &entry.name);
+                        let path = full.child(&entry.name);
+                        if !self.collecting.get() {
+                            return Err(ModuleError::UndefinedOption {
+                                path,
+                                site,
+                                suggestions,
+                            });
+                        }
+                        self.found.borrow_mut().push(Problem::Undefined {
+                            path,
                             site,
                             suggestions,
                         });
+                        continue;
                     }
                     out.entry(entry.name.clone()).or_default().push(Fragment {
                         value: entry.value.clone(),
@@ -423,8 +527,49 @@ impl Fixpoint {
         }
     }
 
-    /// The definitions written for the option at `path` (relative).
+    /// Close declared names for a name that is not declared in `ns` (at
+    /// `full`): its siblings first; failing those, options elsewhere with a
+    /// close last name (`networking.timeZone` → `time.timeZone`).
+    fn suggestions(&self, ns: &Namespace, full: &OptionPath, name: &str) -> Vec<String> {
+        let siblings = crate::diag::suggest(name, ns.children.keys().map(SmolStr::as_str));
+        if !siblings.is_empty() {
+            return siblings
+                .into_iter()
+                .map(|s| full.child(&s).to_string())
+                .collect();
+        }
+        let options = self.tree.options();
+        let lasts: Vec<&str> = options.iter().filter_map(|d| d.path.last()).collect();
+        let close = crate::diag::suggest(name, lasts.iter().copied());
+        let mut out: Vec<String> = options
+            .iter()
+            .filter(|d| d.path.last().is_some_and(|l| close.iter().any(|c| c == l)))
+            .map(|d| d.full.to_string())
+            .collect();
+        out.truncate(3);
+        out
+    }
+
+    /// The definitions of the option at `path` (relative): those written
+    /// for it and those of every alias or renamed name that forwards to it.
     pub fn fragments(
+        self: &Rc<Self>,
+        ev: &Evaluator,
+        path: &OptionPath,
+    ) -> Result<Rc<Vec<Fragment>>, ModuleError> {
+        let own = self.own_fragments(ev, path)?;
+        let Some(aliases) = self.forwarded.get(path) else {
+            return Ok(own);
+        };
+        let mut all = (*own).clone();
+        for alias in aliases {
+            all.extend(self.own_fragments(ev, &alias.path)?.iter().cloned());
+        }
+        Ok(Rc::new(all))
+    }
+
+    /// The definitions written for the name at `path` (relative).
+    pub(crate) fn own_fragments(
         self: &Rc<Self>,
         ev: &Evaluator,
         path: &OptionPath,
@@ -521,7 +666,7 @@ impl Fixpoint {
         });
         let result = self.definitions(ev, decl, false).and_then(|(defs, _)| {
             let winners = merge::select_winners(defs);
-            merge::merge_values(ev, self, &path, &decl.ty, winners)
+            merge::merge_values(ev, self, &path, &decl.site, &decl.ty, winners)
         });
         let result = result.map_err(|e| self.translate_recursion(e));
         self.shared.stack.borrow_mut().pop();
@@ -620,6 +765,13 @@ fn build_config(fp: &Rc<Fixpoint>, ns: &Namespace, path: &OptionPath) -> Value {
                         fp.option_value(ev, &decl).map_err(ModuleError::into_eval)
                     })
                 }
+                Node::Alias(alias) => {
+                    let (fp, alias) = (fp.clone(), alias.clone());
+                    let label = alias.full.to_string();
+                    Value::lazy(Some(&label), move |ev| {
+                        aliases::value(ev, &fp, &alias).map_err(ModuleError::into_eval)
+                    })
+                }
             };
             (name.clone(), value)
         })
@@ -633,6 +785,7 @@ fn build_options(ns: &Namespace) -> Value {
         let value = match node {
             Node::Namespace(sub) => build_options(sub),
             Node::Option(decl) => decl.value.clone(),
+            Node::Alias(alias) => alias.value.clone(),
         };
         (name.clone(), value)
     }))

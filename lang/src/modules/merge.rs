@@ -260,7 +260,13 @@ pub fn select_winners(mut defs: Vec<Def>) -> Vec<Def> {
     defs
 }
 
-fn check(ev: &Evaluator, ty: &Type, d: &Def, path: &OptionPath) -> Result<(), ModuleError> {
+fn check(
+    ev: &Evaluator,
+    ty: &Type,
+    d: &Def,
+    path: &OptionPath,
+    declared: &Site,
+) -> Result<(), ModuleError> {
     if ty.check(ev, &d.value)? {
         Ok(())
     } else {
@@ -269,6 +275,7 @@ fn check(ev: &Evaluator, ty: &Type, d: &Def, path: &OptionPath) -> Result<(), Mo
             expected: ty.description(),
             got: short(&d.value),
             site: d.site.clone(),
+            declared: Some(Box::new(declared.clone())),
         })
     }
 }
@@ -298,11 +305,13 @@ fn merge_equal(ev: &Evaluator, path: &OptionPath, defs: &[Def]) -> Result<Value,
 }
 
 /// Step 4: checks and merges winning definitions (already forced, sorted).
-/// `None` when there is no definition.
+/// `None` when there is no definition. `declared` is where the option is
+/// declared (type errors show it).
 pub fn merge_values(
     ev: &Evaluator,
     fp: &Rc<Fixpoint>,
     path: &OptionPath,
+    declared: &Site,
     ty: &Rc<Type>,
     defs: Vec<Def>,
 ) -> Result<Option<Value>, ModuleError> {
@@ -310,7 +319,7 @@ pub fn merge_values(
         return Ok(None);
     }
     for d in &defs {
-        check(ev, ty, d, path)?;
+        check(ev, ty, d, path, declared)?;
     }
     let merged = match &**ty {
         Type::ListOf(elem) => {
@@ -337,14 +346,14 @@ pub fn merge_values(
                     for idef in item_defs {
                         let index = items.len();
                         let item_path = || path.child(&format!("[{index}]"));
-                        items.push(element(ev, fp, &item_path, elem, vec![idef])?);
+                        items.push(element(ev, fp, &item_path, declared, elem, vec![idef])?);
                     }
                 }
             }
             Value::list(items)
         }
-        Type::AttrsOf(elem) => merge_attrs(ev, fp, path, elem, &defs)?,
-        Type::LazyAttrsOf(elem) => merge_lazy_attrs(fp, path, elem, &defs),
+        Type::AttrsOf(elem) => merge_attrs(ev, fp, path, declared, elem, &defs)?,
+        Type::LazyAttrsOf(elem) => merge_lazy_attrs(fp, path, declared, elem, &defs),
         Type::Anything => {
             let all_sets = defs.iter().all(|d| {
                 d.value
@@ -352,7 +361,7 @@ pub fn merge_values(
                     .is_some_and(|a| a.value("outPath").is_none())
             });
             if defs.len() > 1 && all_sets {
-                merge_attrs(ev, fp, path, ty, &defs)?
+                merge_attrs(ev, fp, path, declared, ty, &defs)?
             } else {
                 merge_equal(ev, path, &defs)?
             }
@@ -365,7 +374,7 @@ pub fn merge_values(
             if nulls == defs.len() {
                 Value::Null
             } else if nulls == 0 {
-                return merge_values(ev, fp, path, inner, defs);
+                return merge_values(ev, fp, path, declared, inner, defs);
             } else {
                 return Err(conflict(path, &defs));
             }
@@ -380,7 +389,7 @@ pub fn merge_values(
                     }
                 }
                 if all {
-                    return merge_values(ev, fp, path, t, defs);
+                    return merge_values(ev, fp, path, declared, t, defs);
                 }
             }
             return Err(conflict(path, &defs));
@@ -419,7 +428,7 @@ pub fn merge_values(
             if defs.len() == 1 {
                 defs[0].value.clone()
             } else {
-                function_to(fp, path, result, defs)
+                function_to(fp, path, declared, result, defs)
             }
         }
         Type::Raw => {
@@ -452,19 +461,20 @@ fn element(
     ev: &Evaluator,
     fp: &Rc<Fixpoint>,
     path: &dyn Fn() -> OptionPath,
+    declared: &Site,
     ty: &Rc<Type>,
     defs: Vec<Def>,
 ) -> Result<Value, ModuleError> {
     if ty.is_simple() && defs.len() == 1 {
         if !ty.check(ev, &defs[0].value)? {
-            check(ev, ty, &defs[0], &path())?;
+            check(ev, ty, &defs[0], &path(), declared)?;
         }
         return Ok(defs[0].value.clone());
     }
-    let (fp, path, ty) = (fp.clone(), path(), ty.clone());
+    let (fp, path, declared, ty) = (fp.clone(), path(), declared.clone(), ty.clone());
     let name = path.to_string();
     Ok(Value::lazy(Some(&name), move |ev| {
-        match merge_values(ev, &fp, &path, &ty, defs.clone()) {
+        match merge_values(ev, &fp, &path, &declared, &ty, defs.clone()) {
             Ok(Some(v)) => Ok(v),
             Ok(None) => Ok(Value::Null),
             Err(e) => Err(e.into_eval()),
@@ -478,6 +488,7 @@ fn merge_attrs(
     ev: &Evaluator,
     fp: &Rc<Fixpoint>,
     path: &OptionPath,
+    declared: &Site,
     elem: &Rc<Type>,
     defs: &[Def],
 ) -> Result<Value, ModuleError> {
@@ -511,7 +522,7 @@ fn merge_attrs(
             continue;
         }
         let winners = select_winners(kdefs);
-        let value = element(ev, fp, &|| path.child(&name), elem, winners)?;
+        let value = element(ev, fp, &|| path.child(&name), declared, elem, winners)?;
         out.push((name, value, span));
     }
     Ok(Value::attrs_from_spanned(out))
@@ -523,7 +534,13 @@ type RawKey = (Vec<(Value, Site)>, Option<crate::source::Span>);
 
 /// `lazyAttrsOf`: every attribute name any definition uses is listed; each
 /// value is discharged and merged only when read.
-fn merge_lazy_attrs(fp: &Rc<Fixpoint>, path: &OptionPath, elem: &Rc<Type>, defs: &[Def]) -> Value {
+fn merge_lazy_attrs(
+    fp: &Rc<Fixpoint>,
+    path: &OptionPath,
+    declared: &Site,
+    elem: &Rc<Type>,
+    defs: &[Def],
+) -> Value {
     let mut per_key: BTreeMap<SmolStr, RawKey> = BTreeMap::new();
     for d in defs {
         let Some(attrs) = d.value.as_attrs() else {
@@ -539,7 +556,12 @@ fn merge_lazy_attrs(fp: &Rc<Fixpoint>, path: &OptionPath, elem: &Rc<Type>, defs:
         }
     }
     let out = per_key.into_iter().map(|(name, (raw, span))| {
-        let (fp, key_path, elem) = (fp.clone(), path.child(&name), elem.clone());
+        let (fp, key_path, declared, elem) = (
+            fp.clone(),
+            path.child(&name),
+            declared.clone(),
+            elem.clone(),
+        );
         let label = key_path.to_string();
         let value = Value::lazy(Some(&label), move |ev| {
             let run = || -> Result<Value, ModuleError> {
@@ -558,12 +580,12 @@ fn merge_lazy_attrs(fp: &Rc<Fixpoint>, path: &OptionPath, elem: &Rc<Type>, defs:
                         &mut dropped,
                     )?;
                 }
-                let declared = raw.first().map(|(_, s)| s.clone());
-                match merge_values(ev, &fp, &key_path, &elem, select_winners(kdefs))? {
+                let first = raw.first().map(|(_, s)| s.clone());
+                match merge_values(ev, &fp, &key_path, &declared, &elem, select_winners(kdefs))? {
                     Some(v) => Ok(v),
                     None => Err(ModuleError::NoValue {
                         path: key_path.clone(),
-                        declared: declared.unwrap_or_else(|| Site::new("<unknown>", None)),
+                        declared: first.unwrap_or_else(|| Site::new("<unknown>", None)),
                     }),
                 }
             };
@@ -623,8 +645,14 @@ fn submodule(
 
 /// `functionTo`: a function that calls every definition and merges the
 /// results.
-fn function_to(fp: &Rc<Fixpoint>, path: &OptionPath, result: &Rc<Type>, defs: Vec<Def>) -> Value {
-    let (fp, path, result) = (fp.clone(), path.clone(), result.clone());
+fn function_to(
+    fp: &Rc<Fixpoint>,
+    path: &OptionPath,
+    declared: &Site,
+    result: &Rc<Type>,
+    defs: Vec<Def>,
+) -> Value {
+    let (fp, path, declared, result) = (fp.clone(), path.clone(), declared.clone(), result.clone());
     let name = path.to_string();
     Value::primop(&name, 1, move |ev, args, _span| {
         let mut out = Vec::with_capacity(defs.len());
@@ -645,7 +673,7 @@ fn function_to(fp: &Rc<Fixpoint>, path: &OptionPath, result: &Rc<Type>, defs: Ve
             .map_err(ModuleError::into_eval)?;
         }
         let winners = select_winners(out);
-        match merge_values(ev, &fp, &path, &result, winners) {
+        match merge_values(ev, &fp, &path, &declared, &result, winners) {
             Ok(Some(v)) => Ok(v),
             Ok(None) => Ok(Value::Null),
             Err(e) => Err(e.into_eval()),

@@ -12,13 +12,20 @@
 //! How it is built (one responsibility per file):
 //! - [`collect`]: loading modules, calling module functions, `imports`;
 //! - [`declare`]: the tree of option declarations;
+//! - [`aliases`]: names that forward to options or are reported;
 //! - [`types`]: reading `lib.types` descriptors, descriptions, checks;
 //! - [`merge`]: discharging properties, priorities, merging by type;
 //! - [`fixpoint`]: the lazily merged `config` and the cycle detection;
+//! - [`check`]: the eager checks of a system evaluation (every option the
+//!   user's files define is merged, errors are collected);
 //! - [`library`]: `lib` (mostly written in the language, lang/lib/);
 //! - [`docs`]: option documentation, `--explain` and the config as JSON;
+//! - [`problems`]: what one pass over the definitions finds (unknown,
+//!   renamed, removed and unsupported options), reported together;
 //! - [`error`]: errors E03xx and their diagnostics.
 
+pub mod aliases;
+pub mod check;
 pub mod collect;
 pub mod declare;
 pub mod docs;
@@ -27,10 +34,12 @@ pub mod fixpoint;
 pub mod library;
 pub mod merge;
 pub mod path;
+pub mod problems;
 pub mod types;
 pub mod values;
 
-pub use docs::{DefStatus, ExplainedDef, Explanation, OptionDoc};
+pub use declare::AliasKind;
+pub use docs::{AliasDoc, DefStatus, ExplainedDef, Explanation, OptionDoc};
 pub use error::{ModuleError, Site};
 pub use library::library;
 pub use path::OptionPath;
@@ -60,7 +69,9 @@ pub struct Evaluated {
 /// Evaluates modules with the given special arguments (such as `pkgs`),
 /// which every module function receives beside `config`, `options` and
 /// `lib`. Every definition is checked against the declared options before
-/// this returns; option values are merged when they are read.
+/// this returns — submodule definitions too (`users.users.alice.x`) — and
+/// all the problems found come back together ([`ModuleError::Problems`]);
+/// option values are merged when they are read.
 pub fn eval_modules(
     ev: &Evaluator,
     modules: Vec<ModuleSource>,
@@ -77,7 +88,7 @@ pub fn eval_modules_with_lib(
     modules: Vec<ModuleSource>,
     special_args: Vec<(String, Value)>,
 ) -> Result<Evaluated, ModuleError> {
-    let fixpoint = Fixpoint::evaluate(
+    let fixpoint = Fixpoint::evaluate_all(
         ev,
         Shared::new(lib),
         OptionPath::root(),
@@ -136,6 +147,18 @@ impl Evaluated {
         self.fixpoint.options_value()
     }
 
+    /// The warnings found so far (definitions of renamed or ignored names),
+    /// in source order. Submodules evaluated after [`eval_modules`] returned
+    /// may add some, so ask once the values needed are computed.
+    pub fn warnings(&self) -> Vec<crate::diag::Diagnostic> {
+        self.fixpoint
+            .shared
+            .warnings()
+            .iter()
+            .map(problems::Problem::to_diagnostic)
+            .collect()
+    }
+
     /// The `lib` the modules received.
     pub fn lib(&self) -> Value {
         self.fixpoint.shared.lib.clone()
@@ -174,10 +197,16 @@ impl Evaluated {
         Ok(ev.force(&cur)?)
     }
 
-    /// The declaration of the option at `path`, if it is one.
+    /// The declaration of the option at `path`, if it is one (an alias or
+    /// a renamed name gives the option it forwards to).
     pub fn declaration(&self, path: &OptionPath) -> Option<Rc<declare::OptionDecl>> {
-        match self.fixpoint.tree.find(path.components()) {
+        let tree = &self.fixpoint.tree;
+        match tree.find(path.components()) {
             Some(Node::Option(d)) => Some(d.clone()),
+            Some(Node::Alias(a)) => match a.kind.target().map(|t| tree.find(t.components())) {
+                Some(Some(Node::Option(d))) => Some(d.clone()),
+                _ => None,
+            },
             _ => None,
         }
     }

@@ -350,6 +350,19 @@ impl Type {
         }
     }
 
+    /// Whether values of this type hold submodule evaluations (directly or
+    /// inside lists, attribute sets, `nullOr` or `oneOf`).
+    pub fn has_submodule(&self) -> bool {
+        match self {
+            Type::Submodule(_) => true,
+            Type::ListOf(t) | Type::AttrsOf(t) | Type::LazyAttrsOf(t) | Type::NullOr(t) => {
+                t.has_submodule()
+            }
+            Type::OneOf(ts) => ts.iter().any(|t| t.has_submodule()),
+            _ => false,
+        }
+    }
+
     /// The shallow check of a value in weak head normal form.
     pub fn check(&self, ev: &Evaluator, v: &Value) -> Result<bool, ModuleError> {
         Ok(match self {

@@ -122,6 +122,7 @@ fn build_system(file: &Path) -> Result<System, String> {
     let global = GlobalArgs {
         store: Some(store_dir.clone()),
         error_format: ErrorFormat::Human,
+        show_trace: false,
         package_caches: Vec::new(),
     };
     let store = open_store(&store_dir)?;
