@@ -20,8 +20,9 @@
 //! their user-defined options are reported; errors of the stand-in merge
 //! itself are not, since it lacks the other modules' definitions.
 //!
-//! "Nothing defines it" (E0304) is not reported here: a definition that
-//! reads an option without a value fails only if it is read.
+//! Not reported here, only when the value is read: "nothing defines it"
+//! (E0304), a package the lock lacks (E0215, any refusal of the store
+//! hook), and evaluation errors raised inside the library (see [`record`]).
 
 use crate::eval::{Evaluator, Value};
 use crate::modules::declare::OptionDecl;
@@ -50,8 +51,21 @@ fn is_user(ev: &Evaluator, site: &Site) -> bool {
     }
 }
 
-fn record(fp: &Fixpoint, e: &ModuleError) {
-    if e.code() == crate::diag::Code("E0304") {
+/// Records an error of the eager pass, except those that are not a mistake
+/// in the user's definitions and would stop a run that never needs the
+/// value: "nothing defines it" (E0304), a request the store hook refused
+/// (E0215: a package the lock lacks, say; `imago lock` is what fixes that,
+/// and a build reports it when it needs the package), and an evaluation
+/// error raised inside the library (a library definition merged into the
+/// same option; it is reported when the value is read).
+fn record(ev: &Evaluator, fp: &Fixpoint, e: &ModuleError) {
+    let code = e.code();
+    if code == crate::diag::Code("E0304") || code == crate::diag::Code("E0215") {
+        return;
+    }
+    if let ModuleError::Eval(inner) = e
+        && ev.is_library(inner.span().file)
+    {
         return;
     }
     fp.shared.report.borrow_mut().add_error(e);
@@ -75,7 +89,7 @@ fn check_fixpoint(ev: &Evaluator, fp: &Rc<Fixpoint>, seen: &mut HashSet<usize>, 
         match value.map(|v| ev.force(&v).map_err(ModuleError::from)) {
             Some(Ok(v)) if subs => walk(ev, fp, &v, &decl.ty, seen, depth, true),
             Some(Err(e)) => {
-                record(fp, &e);
+                record(ev, fp, &e);
                 if subs {
                     stand_ins(ev, fp, &decl, &fragments, seen, depth);
                 }
@@ -177,7 +191,7 @@ fn walk(
         Ok(v) => v,
         Err(e) => {
             if report {
-                record(fp, &ModuleError::Eval(e));
+                record(ev, fp, &ModuleError::Eval(e));
             }
             return;
         }
