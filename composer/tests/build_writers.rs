@@ -27,7 +27,8 @@ in {
   config = {
     system.name = "writers";
     boot.init = "busybox";
-    environment.etc."motd".source = "${motd}";
+    # NixOS's idiom: a store object as a path option's value.
+    environment.etc."motd".source = motd;
     environment.etc."greet".source = "${greet}";
     environment.systemPackages = [ hello ];
     writers = {

@@ -377,9 +377,15 @@ impl Type {
             Type::Str | Type::Separated(_) => matches!(v, Value::String(_)),
             Type::NonEmptyStr => matches!(v, Value::String(s) if !s.as_str().trim().is_empty()),
             Type::StrMatching(re) => matches!(v, Value::String(s) if re.is_match(s.as_str())),
+            // As in NixOS, anything that interpolates to an absolute path:
+            // a store object (`pkgs.writeText ...`) too.
             Type::Path => match v {
                 Value::Path(_) => true,
-                Value::String(s) => s.as_str().starts_with('/'),
+                Value::String(s) => s.has_context() || s.as_str().starts_with('/'),
+                Value::Attrs(a) => match a.value("type") {
+                    Some(t) => matches!(ev.force(t)?, Value::String(s) if s.as_str() == "step"),
+                    None => false,
+                },
                 _ => false,
             },
             Type::Package => match v {
