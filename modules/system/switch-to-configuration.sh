@@ -429,8 +429,15 @@ systemd_services() {
         if [ -n "$old" ] && [ -e "$old_units/multi-user.target.wants/$unit" ]; then
             if [ -e "$old_units/$unit" ] && [ -e "$new_units/$unit" ] &&
                 ! cmp -s "$old_units/$unit" "$new_units/$unit"; then
-                echo "switch-to-configuration: restarting $unit"
-                systemctl restart "$unit" || status=1
+                # reloadIfChanged: the new ExecReload replaces what runs
+                # (the firewall's ruleset, in one transaction).
+                if grep -qx 'X-ReloadIfChanged=true' "$new_units/$unit"; then
+                    echo "switch-to-configuration: reloading $unit"
+                    systemctl reload-or-restart "$unit" || status=1
+                else
+                    echo "switch-to-configuration: restarting $unit"
+                    systemctl restart "$unit" || status=1
+                fi
             fi
         else
             echo "switch-to-configuration: starting $unit"
