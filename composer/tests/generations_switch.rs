@@ -376,6 +376,60 @@ fn test_on_systemd_switches_timers_sockets_and_paths_as_nixos_does() {
 }
 
 #[test]
+fn test_on_systemd_reloads_a_changed_unit_that_asks_for_it() {
+    let f = Fixture::new();
+    let sys1 = f.root().join("sys1");
+    let sys2 = f.system("sys2", 2, 20);
+    f.activation(&sys2, "systemd", false);
+    let units = |s: &Path| s.join("etc/systemd/system");
+    // `reloadIfChanged` (the firewall): the changed unit is reloaded, with
+    // the new unit's ExecReload; another changed unit is restarted.
+    for (sys, unit, text) in [
+        (
+            &sys1,
+            "firewall.service",
+            "[Unit]\nX-ReloadIfChanged=true\n[Service]\nExecReload=/old start\n",
+        ),
+        (
+            &sys2,
+            "firewall.service",
+            "[Unit]\nX-ReloadIfChanged=true\n[Service]\nExecReload=/new start\n",
+        ),
+        (
+            &sys1,
+            "web.service",
+            "[Unit]\nDescription=X-ReloadIfChanged=true\n[Service]\nExecStart=/old\n",
+        ),
+        (
+            &sys2,
+            "web.service",
+            "[Unit]\nDescription=X-ReloadIfChanged=true\n[Service]\nExecStart=/new\n",
+        ),
+    ] {
+        f.write(&units(sys).join(unit), text);
+        let wants = units(sys).join("multi-user.target.wants");
+        fs::create_dir_all(&wants).unwrap();
+        let link = wants.join(unit);
+        if fs::symlink_metadata(&link).is_err() {
+            symlink(format!("../{unit}"), link).unwrap();
+        }
+    }
+    let out = f.ok(&sys2, "test");
+    assert!(out.contains("reloading firewall.service"), "{out}");
+    assert!(out.contains("restarting web.service"), "{out}");
+    let mut calls = f.calls();
+    calls.retain(|c| c.starts_with("systemctl ") && c != "systemctl daemon-reload");
+    calls.sort();
+    assert_eq!(
+        calls,
+        [
+            "systemctl reload-or-restart firewall.service",
+            "systemctl restart web.service",
+        ]
+    );
+}
+
+#[test]
 fn failed_activation_keeps_the_old_system_current_and_touches_no_service() {
     let f = Fixture::new();
     let sys1 = f.root().join("sys1");

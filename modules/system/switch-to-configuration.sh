@@ -491,6 +491,13 @@ systemd_unit() {
             ;;
     esac
     $wanted || systemctl is-active --quiet "$unit" || return 0
+    # reloadIfChanged: the new ExecReload replaces what runs (the
+    # firewall's ruleset, in one transaction).
+    if grep -qx 'X-ReloadIfChanged=true' "$new_units/$unit"; then
+        echo "switch-to-configuration: reloading $unit"
+        systemctl reload-or-restart "$unit"
+        return
+    fi
     echo "switch-to-configuration: restarting $unit"
     systemctl restart "$unit"
 }

@@ -11,6 +11,7 @@
 //! `deny_unknown_fields`, so a misspelt parameter is an error naming it.
 
 pub mod fsutil;
+pub mod nftables;
 pub mod path;
 pub mod profile;
 pub mod registry;

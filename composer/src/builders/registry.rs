@@ -3,6 +3,7 @@
 //! the scheduler before anything is built).
 
 use super::Builder;
+use super::nftables::NftablesRulesetBuilder;
 use super::path::PathBuilder;
 use super::profile::ProfileBuilder;
 use super::text::TextBuilder;
@@ -21,6 +22,7 @@ pub fn builder(name: &str) -> Option<&'static dyn Builder> {
         "deb-file" => Some(&DEB_FILE),
         "kernel" => Some(&KernelBuilder),
         "initrd" => Some(&InitrdBuilder),
+        "nftables-ruleset" => Some(&NftablesRulesetBuilder),
         _ => None,
     }
 }
@@ -28,6 +30,14 @@ pub fn builder(name: &str) -> Option<&'static dyn Builder> {
 /// Every registered builder name, sorted.
 pub fn names() -> &'static [&'static str] {
     &[
-        "deb", "deb-file", "initrd", "kernel", "path", "profile", "text", "tree",
+        "deb",
+        "deb-file",
+        "initrd",
+        "kernel",
+        "nftables-ruleset",
+        "path",
+        "profile",
+        "text",
+        "tree",
     ]
 }
