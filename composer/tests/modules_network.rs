@@ -388,6 +388,65 @@ fn a_nic_named_by_its_mac_gets_a_link_file_or_a_rename_and_is_reported_by_mac() 
 }
 
 #[test]
+fn nixos_addresses_and_the_default_gateway_go_to_their_interface() {
+    let body = r#"
+  networking.interfaces.lan0 = {
+    ipv4.addresses = [ { address = "10.0.0.2"; prefixLength = 24; } ];
+    ipv6.addresses = [ { address = "fd00::2"; prefixLength = 64; } ];
+    addresses = [ "10.0.1.2/24" ];
+  };
+  networking.defaultGateway = "10.0.0.1";
+  networking.nameservers = [ "10.0.0.53" ];
+"#;
+    // server.imago's eth0 uses DHCP: lan0 is the one static interface.
+    let s = System::new("server.imago", body);
+    assert_eq!(
+        s.etc("systemd/network/40-lan0.network").unwrap(),
+        "[Match]\nName=lan0\n\n[Network]\nAddress=10.0.1.2/24\nAddress=10.0.0.2/24\n\
+         Address=fd00::2/64\nGateway=10.0.0.1\nDNS=10.0.0.53\n"
+    );
+    assert!(
+        !s.etc("systemd/network/40-eth0.network")
+            .unwrap()
+            .contains("Gateway="),
+    );
+    let s = System::new("minimal.imago", body);
+    let sysinit = s.config("boot.busybox.extraSysinit");
+    assert!(
+        sysinit
+            .as_str()
+            .unwrap()
+            .contains("ip addr add 10.0.0.2/24 dev lan0\nip addr add fd00::2/64 dev lan0\nip route add default via 10.0.0.1 dev lan0\n"),
+        "{sysinit}"
+    );
+
+    // Two static interfaces: the gateway's must be named.
+    let two = r#"
+  networking.interfaces.lan0.ipv4.addresses = [ { address = "10.0.0.2"; prefixLength = 24; } ];
+  networking.interfaces.lan1.ipv4.addresses = [ { address = "10.0.9.2"; prefixLength = 24; } ];
+  networking.defaultGateway = "10.0.0.1";
+"#;
+    let err = System::new("minimal.imago", two).toplevel_error();
+    assert!(
+        err.contains("networking.defaultGateway: set `networking.defaultGateway.interface`"),
+        "{err}"
+    );
+    let named = two.replace(
+        r#"networking.defaultGateway = "10.0.0.1";"#,
+        r#"networking.defaultGateway = { address = "10.0.9.1"; interface = "lan1"; };"#,
+    );
+    let s = System::new("minimal.imago", &named);
+    let sysinit = s.config("boot.busybox.extraSysinit");
+    assert!(
+        sysinit
+            .as_str()
+            .unwrap()
+            .contains("ip route add default via 10.0.9.1 dev lan1\n"),
+        "{sysinit}"
+    );
+}
+
+#[test]
 fn bad_values_are_refused_naming_the_option() {
     // Line breaks and `=` would become other sysctl.d lines.
     let s = System::new(
