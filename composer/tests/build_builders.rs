@@ -313,6 +313,158 @@ fn profile_rejects_bad_entries() {
     assert!(msg.contains("exclude `../x`"), "{msg}");
 }
 
+#[test]
+fn profile_lists_the_setuid_files_it_takes() {
+    let e = env();
+    // Two packages as the .deb unpacker leaves them: files without setuid
+    // bits, and the list of those Debian installs setuid.
+    let util = e.object(
+        "util-linux",
+        &[
+            ("usr/bin/su", "su"),
+            ("usr/bin/mount", "mount of util-linux"),
+            (
+                ".imago/deb/setuid",
+                "4755 root:root usr/bin/su\n4755 root:root usr/bin/mount\n",
+            ),
+        ],
+    );
+    let pam = e.object(
+        "libpam-modules-bin",
+        &[
+            ("usr/sbin/unix_chkpwd", "chkpwd"),
+            (
+                ".imago/deb/setuid",
+                "2755 root:shadow usr/sbin/unix_chkpwd\n",
+            ),
+        ],
+    );
+    // Wins /usr/bin/mount with other content: its mount is not setuid.
+    let other = e.object("other", &[("usr/bin/mount", "another mount")]);
+    // Provides the same su, first: still util-linux's file.
+    let same = e.object("same", &[("usr/bin/su", "su")]);
+    let (out, log) = e
+        .run(
+            "profile",
+            json!({
+                "packages": [same, util, pam, { "path": other, "priority": 1 }],
+                "setuid": true,
+            }),
+            &[&same, &util, &pam, &other],
+        )
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(out.join(".imago/setuid")).unwrap(),
+        "4755 root:root usr/bin/su\n2755 root:shadow usr/sbin/unix_chkpwd\n"
+    );
+    assert!(log.contains("2 setuid/setgid files listed"), "{log}");
+    // The packages' own metadata stays out; the files keep no setuid bit.
+    assert!(!out.join(".imago/deb").exists());
+    let mode = fs::metadata(out.join("usr/bin/su"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o6000, 0, "{mode:o}");
+
+    // Without `setuid`, no list.
+    let (out, _) = e
+        .run("profile", json!({ "packages": [util] }), &[&util])
+        .unwrap();
+    assert!(!out.join(".imago").exists());
+    // With it and no setuid file: an empty list.
+    let plain = e.object("plain", &[("usr/bin/ls", "ls")]);
+    let (out, _) = e
+        .run(
+            "profile",
+            json!({ "packages": [plain], "setuid": true }),
+            &[&plain],
+        )
+        .unwrap();
+    assert_eq!(fs::read_to_string(out.join(".imago/setuid")).unwrap(), "");
+}
+
+#[test]
+fn profile_refuses_setuid_lists_that_ask_for_too_much() {
+    let cases: &[(&str, &str, &str)] = &[
+        // A path Debian never installs setuid.
+        (
+            "6755 root:root usr/bin/bash",
+            "usr/bin/bash",
+            "is not a file Debian installs setuid",
+        ),
+        // Writable by others: anyone could replace the wrapper's contents.
+        (
+            "4777 root:root usr/bin/su",
+            "usr/bin/su",
+            "lets group or others write",
+        ),
+        (
+            "4755 root:root ../../usr/bin/su",
+            "usr/bin/su",
+            "is not a file Debian installs setuid",
+        ),
+        (
+            "0755 root:root usr/bin/su",
+            "usr/bin/su",
+            "neither setuid nor setgid",
+        ),
+        ("4755 root usr/bin/su", "usr/bin/su", "is not USER:GROUP"),
+        (
+            "4755 root:root  usr/bin/su",
+            "usr/bin/su",
+            "not `MODE USER:GROUP PATH`",
+        ),
+        (
+            "47555 root:root usr/bin/su",
+            "usr/bin/su",
+            "is not four octal digits",
+        ),
+        // A tar user name with a line break (the unpacker copies it) must
+        // not smuggle in a line of its own.
+        (
+            "4755 evil\n6755 root:root usr/bin/bash",
+            "usr/bin/su",
+            "line 1",
+        ),
+        // It lists a file it does not have.
+        (
+            "4755 root:root usr/bin/passwd",
+            "usr/bin/su",
+            "lists a file it does not contain",
+        ),
+    ];
+    for (list, file, why) in cases {
+        let e = env();
+        let pkg = e.object("pkg", &[(file, "x"), (".imago/deb/setuid", list)]);
+        let msg = err_text(e.run(
+            "profile",
+            json!({ "packages": [pkg], "setuid": true }),
+            &[&pkg],
+        ));
+        assert!(msg.contains(why), "{list:?}: {msg}");
+        assert!(msg.contains(&format!("{pkg}/.imago/deb/setuid")), "{msg}");
+    }
+    // Too long to be a setuid list.
+    let e = env();
+    let long = "4755 root:root usr/bin/su\n".repeat(4000);
+    let pkg = e.object("pkg", &[("usr/bin/su", "x"), (".imago/deb/setuid", &long)]);
+    let msg = err_text(e.run(
+        "profile",
+        json!({ "packages": [pkg], "setuid": true }),
+        &[&pkg],
+    ));
+    assert!(msg.contains("longer than"), "{msg}");
+    // A package's own `.imago/setuid`, merged in, would hide the list.
+    let e = env();
+    let pkg = e.object("pkg", &[(".imago/setuid", "4755 root:root usr/bin/bash\n")]);
+    let msg = err_text(e.run(
+        "profile",
+        json!({ "packages": [pkg], "setuid": true, "exclude": [] }),
+        &[&pkg],
+    ));
+    assert!(msg.contains("exclude `.imago`"), "{msg}");
+}
+
 // ---- tree ----
 
 #[test]

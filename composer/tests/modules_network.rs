@@ -243,7 +243,7 @@ fn the_firewall_is_a_unit_before_the_network_on_systemd_and_reloads_on_switch() 
     );
     // nftables is installed; the activation does not load the ruleset
     // (firewall.service does).
-    let packages = s.config("environment.packages");
+    let packages = s.config("environment.systemPackages");
     assert!(
         packages.to_string().contains("-nftables"),
         "nftables is not installed: {packages}"
@@ -275,7 +275,7 @@ fn busybox_systems_load_the_firewall_at_activation_and_remove_it_when_disabled()
         text,
         "if [ -e /run/imago/firewall ]; then\n  /run/imago/firewall stop && rm -f /run/imago/firewall\nfi\n"
     );
-    let packages = s.config("environment.packages");
+    let packages = s.config("environment.systemPackages");
     assert!(!packages.to_string().contains("-nftables"), "{packages}");
 }
 

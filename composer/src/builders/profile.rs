@@ -1,11 +1,21 @@
 //! The `profile` builder: one directory merging the trees of several store
 //! objects, the way `/usr` is assembled from Debian packages.
 //!
-//! Parameters: `{ packages = [ path | { path; priority ? 5; } ]; exclude ? [ ".imago" ]; }`.
+//! Parameters: `{ packages = [ path | { path; priority ? 5; } ]; exclude ? [ ".imago" ]; setuid ? false; }`.
 //! Files are HARD LINKS to the inputs' files (the output is built on the
 //! store's file system), directories are created, symlinks are copied as
 //! symlinks (never followed). Entries whose relative path is, or lies under,
 //! an `exclude` path are left out.
+//!
+//! With `setuid = true` the output also gets `.imago/setuid` (see
+//! [`SETUID_LIST`]): the lines of the sources' `.imago/deb/setuid` (where the
+//! .deb unpacker records the setuid/setgid files Debian allows, since the
+//! store clears those bits) whose file this profile took from that source,
+//! sorted by path. The system modules make setuid wrappers from it
+//! (modules/security/wrappers.imago). Each line is checked again here: a
+//! path outside [`SETUID_ALLOW_LIST`], a mode with write bits for group or
+//! others, or an owner that is not a plain `user:group` is an error naming
+//! the source and the line.
 //!
 //! Sources are merged in order of priority (lower number first, then list
 //! order). When two sources provide the same path: two directories merge;
@@ -19,6 +29,7 @@ use super::fsutil::{
     Kind, copy_symlink, create_dir, kind_from, link_or_copy, set_mode, store_source, walk_error,
 };
 use super::{BuildContext, BuildError, Builder, ResolvedStep};
+use crate::debian::unpack::{META_DIR, SETUID_ALLOW_LIST};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
@@ -28,12 +39,23 @@ use std::path::{Component, Path, PathBuf};
 /// The priority of a package given as a bare path.
 pub const DEFAULT_PRIORITY: i64 = 5;
 
+/// Where a profile built with `setuid = true` lists its setuid/setgid
+/// files, one `MODE USER:GROUP PATH` line each (`4755 root:root
+/// usr/bin/su`), sorted by path; empty when there are none.
+pub const SETUID_LIST: &str = ".imago/setuid";
+
+/// The longest `.imago/deb/setuid` a source may have (the allow-list has
+/// 29 entries; a line is well under 100 bytes).
+const MAX_SETUID_BYTES: u64 = 64 * 1024;
+
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
     packages: Vec<serde_json::Value>,
     #[serde(default = "default_exclude")]
     exclude: Vec<String>,
+    #[serde(default)]
+    setuid: bool,
 }
 
 fn default_exclude() -> Vec<String> {
@@ -94,6 +116,11 @@ impl Builder for ProfileBuilder {
             .collect::<Result<Vec<_>, _>>()?;
         sources.sort_by_key(|s| s.priority);
         let claims = merge(&sources, &exclude, log)?;
+        let setuid = if params.setuid {
+            Some(setuid_list(&sources, &claims)?)
+        } else {
+            None
+        };
         create_dir(out)?;
         set_mode(out, 0o755)?;
         for (rel, claim) in &claims {
@@ -107,6 +134,14 @@ impl Builder for ProfileBuilder {
                 Kind::Symlink => copy_symlink(&claim.physical, &target)?,
             }
         }
+        if let Some(text) = setuid {
+            write_setuid_list(out, &claims, &text)?;
+            let _ = writeln!(
+                log,
+                "{} setuid/setgid files listed in {SETUID_LIST}",
+                text.lines().count()
+            );
+        }
         let _ = writeln!(
             log,
             "merged {} entries from {} packages",
@@ -115,6 +150,144 @@ impl Builder for ProfileBuilder {
         );
         Ok(())
     }
+}
+
+/// The lines of the sources' setuid lists whose file the profile holds from
+/// that source (or an identical one), sorted by path.
+fn setuid_list(
+    sources: &[Source],
+    claims: &BTreeMap<PathBuf, Claim>,
+) -> Result<String, BuildError> {
+    let mut lines: BTreeMap<PathBuf, String> = BTreeMap::new();
+    for (index, source) in sources.iter().enumerate() {
+        let list = source.physical.join(META_DIR).join("setuid");
+        let what = format!("`{}/{META_DIR}/setuid`", source.logical);
+        let file = match fs::File::open(&list) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(BuildError::Io {
+                    context: format!("builder `profile`: reading {what}"),
+                    source: e,
+                });
+            }
+        };
+        let mut text = String::new();
+        file.take(MAX_SETUID_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(BuildError::io(format!("builder `profile`: reading {what}")))?;
+        if text.len() as u64 > MAX_SETUID_BYTES {
+            return Err(BuildError::Failed(format!(
+                "builder `profile`: {what} is longer than {MAX_SETUID_BYTES} bytes"
+            )));
+        }
+        for (n, line) in text.lines().enumerate() {
+            let (mode, owner, path) = parse_setuid_line(line).map_err(|why| {
+                BuildError::Failed(format!(
+                    "builder `profile`: {what} line {}: {why}: `{}`",
+                    n + 1,
+                    line.escape_debug()
+                ))
+            })?;
+            let in_source = source.physical.join(&path);
+            if kind_of_opt(&in_source)? != Some(Kind::File) {
+                return Err(BuildError::Failed(format!(
+                    "builder `profile`: {what} line {}: `{}` lists a file it does not contain",
+                    n + 1,
+                    path.display()
+                )));
+            }
+            let Some(claim) = claims.get(&path) else {
+                continue;
+            };
+            let ours = claim.kind == Kind::File
+                && (claim.source == index
+                    || same_content(Kind::File, &claim.physical, &in_source)?);
+            if ours && !lines.contains_key(&path) {
+                lines.insert(
+                    path.clone(),
+                    format!("{mode:04o} {owner} {}\n", path.display()),
+                );
+            }
+        }
+    }
+    Ok(lines.into_values().collect())
+}
+
+/// `MODE USER:GROUP PATH`: a setuid or setgid mode without write bits for
+/// group or others, plain names, a path of the allow-list.
+fn parse_setuid_line(line: &str) -> Result<(u32, String, PathBuf), String> {
+    let fields: Vec<&str> = line.split(' ').collect();
+    let [mode, owner, path] = fields[..] else {
+        return Err("not `MODE USER:GROUP PATH`".to_owned());
+    };
+    let mode = (mode.len() == 4 && mode.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+        .then(|| u32::from_str_radix(mode, 8).ok())
+        .flatten()
+        .ok_or_else(|| format!("mode `{mode}` is not four octal digits"))?;
+    if mode & 0o6000 == 0 {
+        return Err(format!("mode {mode:04o} is neither setuid nor setgid"));
+    }
+    if mode & !0o6755 != 0 {
+        return Err(format!(
+            "mode {mode:04o} lets group or others write, or sets the sticky bit"
+        ));
+    }
+    let plain = |name: &str| {
+        !name.is_empty()
+            && name.len() <= 32
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            && !name.starts_with('-')
+    };
+    match owner.split_once(':') {
+        Some((user, group)) if plain(user) && plain(group) => {}
+        _ => return Err(format!("owner `{owner}` is not USER:GROUP")),
+    }
+    if !SETUID_ALLOW_LIST.contains(&path) {
+        return Err(format!(
+            "`{path}` is not a file Debian installs setuid or setgid"
+        ));
+    }
+    let path = relative(path).map_err(|why| format!("the path {why}"))?;
+    Ok((mode, owner.to_owned(), path))
+}
+
+/// What `path` is, or `None` when nothing is there.
+fn kind_of_opt(path: &Path) -> Result<Option<Kind>, BuildError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => kind_from(path, &meta.file_type()).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(BuildError::Io {
+            context: format!("reading `{}`", path.display()),
+            source: e,
+        }),
+    }
+}
+
+/// Writes [`SETUID_LIST`] into the output; the merged entries must leave
+/// its place free (exclude `.imago`, as by default).
+fn write_setuid_list(
+    out: &Path,
+    claims: &BTreeMap<PathBuf, Claim>,
+    text: &str,
+) -> Result<(), BuildError> {
+    let list = Path::new(SETUID_LIST);
+    let dir = list.parent().unwrap_or(Path::new(""));
+    if claims.contains_key(list) || claims.get(dir).is_some_and(|c| c.kind != Kind::Directory) {
+        return Err(BuildError::Failed(format!(
+            "builder `profile`: `setuid = true` writes `{SETUID_LIST}`, which a package provides; exclude `.imago`"
+        )));
+    }
+    let dir = out.join(dir);
+    if !dir.is_dir() {
+        create_dir(&dir)?;
+        set_mode(&dir, 0o755)?;
+    }
+    let path = out.join(list);
+    fs::write(&path, text).map_err(BuildError::io(format!("writing `{}`", path.display())))?;
+    set_mode(&path, 0o644)
 }
 
 fn source(
