@@ -22,12 +22,13 @@
 mod support;
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use imago::remote::Action;
 use imago_vm_tests::{Driver, Error, Failure, Machine, Poll, retry, vm_test};
 use support::System;
+use support::outside::free_port;
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -48,15 +49,6 @@ const PORTS: [u16; 3] = [8001, 8002, 8003];
 /// How long a closed port is watched for an answer that must not come
 /// (not scaled: an open port answers well within it, see `open_ports`).
 const SILENCE: Duration = Duration::from_secs(5);
-
-/// A free TCP port on 127.0.0.1 for a forward.
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    Ok(listener
-        .local_addr()
-        .map_err(|e| format!("local_addr: {e}"))?
-        .port())
-}
 
 /// A machine booting `system` with QEMU's user network (isolated: the guest
 /// reaches nothing) forwarding a host port to each of [`PORTS`]; returns

@@ -18,7 +18,11 @@
 //!   by root afterwards (the stream carries no owners, the target restores
 //!   none);
 //! * a reboot asked for over ssh boots generation 2 with a counted entry,
-//!   the entry is blessed (no `+N-M` left), and the admin logs in again.
+//!   the entry is blessed (no `+N-M` left), and the admin logs in again;
+//! * the key-only accounts have `*` in /etc/shadow (0600), and neither boot
+//!   creates accounts behind the modules' back (no `systemd-sysusers`
+//!   "Creating user/group" line on the console or in the journal, none
+//!   pending in `systemd-sysusers --dry-run`).
 //!
 //! QEMU runs with `-no-reboot`: the guest's reboot ends QEMU and the test
 //! starts it again on the same disk (under TCG, OVMF's warm reset of this
@@ -146,6 +150,28 @@ fn entries(driver: &Driver, key: &Path, port: u16) -> Result<String, Failure> {
     )
 }
 
+/// What this boot's console and journal show of `systemd-sysusers`
+/// creating accounts, and what it would still create now (empty when
+/// nothing): the modules declare every account the packages ask for.
+fn accounts_created_this_boot(m: &Machine) -> Result<String, Failure> {
+    // The activation at stage 2 writes to the console, before journald
+    // runs. A console wait that times out at once means "not seen": its
+    // step shows as failed in the log, which is expected here.
+    let console = match m.wait_for_console_text("Creating (user|group) ", Duration::ZERO) {
+        Ok(line) => format!("console: {line}\n"),
+        Err(_) => String::new(),
+    };
+    let journal = m.succeed(
+        "journalctl -b --no-pager -o cat | grep -E 'Creating (user|group) ' | sed 's/^/journal: /' || true",
+        CMD,
+    )?;
+    let pending = m.succeed(
+        "systemd-sysusers --dry-run 2>&1 | grep -E 'Creating (user|group) ' | sed 's/^/would: /' || true",
+        CMD,
+    )?;
+    Ok(console + &journal + &pending)
+}
+
 /// What the machine says about a failed expectation: the journal's end.
 fn journal(m: &Machine, unit: &str) -> String {
     m.succeed(
@@ -207,10 +233,25 @@ vm_test!(
         );
         m.wait_for_unit("multi-user.target", BOOT)?;
         let mut problems = Vec::new();
+        let created = accounts_created_this_boot(&m)?;
+        if !created.is_empty() {
+            problems.push(format!("boot 1 created accounts:\n{created}"));
+        }
 
         // The admin: key login, sudo through the setuid wrapper.
         let admin = |command: &str| ssh(&driver, &key, ssh_port, "admin", command, 60 * SEC);
         assert_eq!(admin("id -un")?, "admin\n");
+        // Key-only accounts have no password but are not locked (sshd with
+        // `UsePAM no` refuses a `!` account, keys or not).
+        let shadow = ssh(
+            &driver,
+            &key,
+            ssh_port,
+            "root",
+            "stat -c '%a %U' /etc/shadow; grep -E '^(admin|root):' /etc/shadow | cut -d: -f1,2 | sort",
+            30 * SEC,
+        )?;
+        assert_eq!(shadow, "600 root\nadmin:*\nroot:*\n");
         match admin("sudo -n id -u") {
             Ok(out) => assert_eq!(out, "0\n", "sudo -n id -u"),
             Err(e) => problems.push(format!("sudo: {}\n{}", e.error(), journal(&m, "sudo"))),
@@ -353,6 +394,12 @@ vm_test!(
                 entries(&driver, &key, ssh_port)?,
                 journal(&m, "imago-bless-boot.service")
             ));
+        }
+        // The second boot, on the root the first one left: no account is
+        // created again either.
+        let created = accounts_created_this_boot(&m)?;
+        if !created.is_empty() {
+            problems.push(format!("boot 2 created accounts:\n{created}"));
         }
         support::no_failed_units(&m)?;
         assert!(problems.is_empty(), "{}", problems.join("\n"));
