@@ -467,3 +467,34 @@ fn debian_nginx_accepts_the_generated_configuration() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("test is successful"), "{stderr}");
 }
+
+#[test]
+fn open_firewall_allows_the_listen_ports_and_is_off_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = r#"
+  services.nginx.virtualHosts.a = { };
+  services.nginx.virtualHosts.b.listen = [ { addr = "127.0.0.1"; port = 8080; } { addr = "0.0.0.0"; port = 8080; } ];
+"#;
+    let closed = system(
+        dir.path(),
+        &format!(
+            "{{ ... }}: {{\n  system.name = \"web\";\n  services.nginx.enable = true;\n{hosts}}}\n"
+        ),
+    );
+    // No service opens a port here (OpenSSH is off): nothing is allowed.
+    assert_eq!(
+        config(&closed, "networking.firewall.allowedTCPPorts"),
+        serde_json::json!([])
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let open = system(
+        dir.path(),
+        &format!(
+            "{{ ... }}: {{\n  system.name = \"web\";\n  services.nginx.enable = true;\n  services.nginx.openFirewall = true;\n{hosts}}}\n"
+        ),
+    );
+    assert_eq!(
+        config(&open, "networking.firewall.allowedTCPPorts"),
+        serde_json::json!([80, 8080])
+    );
+}
