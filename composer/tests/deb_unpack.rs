@@ -744,6 +744,27 @@ fn setuid_outside_the_allow_list_is_rejected() {
 }
 
 #[test]
+fn a_setuid_file_whose_owner_is_not_an_account_name_is_rejected() {
+    // The names become a line of .imago/deb/setuid and a wrapper's owner.
+    for (uname, gname, bad) in [
+        (
+            "root\n4755 root:root usr/bin/evil",
+            "root",
+            "root\n4755 root:root usr/bin/evil",
+        ),
+        ("root", "shadow group", "shadow group"),
+        ("Root", "root", "Root"),
+        ("root", "", ""),
+    ] {
+        let mut su = Entry::file("./bin/su", "x").mode(0o4755);
+        su.uname = uname.into();
+        su.gname = gname.into();
+        let r = run(&deb(PKG, Comp::None, &[su]));
+        rejected(&r, "./bin/su", |r| *r == Rule::SetuidOwner(bad.into()));
+    }
+}
+
+#[test]
 fn allowed_setuid_files_are_recorded() {
     let mut su = Entry::file("./bin/su", "x").mode(0o4755);
     su.uname = "root".into();

@@ -94,6 +94,18 @@ impl Default for Limits {
     }
 }
 
+/// A user or group name as Debian's adduser allows them by default
+/// (`[a-z_][a-z0-9_-]*`, at most 32 bytes, optionally ending in `$`).
+fn is_account_name(name: &str) -> bool {
+    let body = name.strip_suffix('$').unwrap_or(name);
+    let mut chars = body.chars();
+    name.len() <= 32
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
 /// Files Debian installs setuid or setgid (paths after the merged-/usr
 /// mapping). Any other setuid/setgid file is rejected.
 pub const SETUID_ALLOW_LIST: &[&str] = &[
@@ -149,6 +161,7 @@ pub enum Rule {
     HardLinkTarget(String),
     SpecialFile(&'static str),
     Setuid(u32),
+    SetuidOwner(String),
     Reserved,
     UnsupportedType(u8),
     TotalBytes(u64),
@@ -202,6 +215,11 @@ impl fmt::Display for Rule {
             Rule::Setuid(mode) => write!(
                 f,
                 "setuid/setgid file (mode {mode:o}) outside the allow-list"
+            ),
+            Rule::SetuidOwner(name) => write!(
+                f,
+                "setuid/setgid file owned by `{}`, which is not a user or group name",
+                name.escape_debug()
             ),
             Rule::Reserved => write!(f, "`.imago` is reserved for Imago's metadata"),
             Rule::UnsupportedType(t) => write!(f, "unsupported tar entry type {t:?}"),
@@ -617,6 +635,13 @@ impl State {
                         .flatten()
                         .unwrap_or("root")
                         .to_string();
+                    // They become a line of `.imago/deb/setuid` and, on the
+                    // machine, the owner of a setuid wrapper.
+                    for name in [&user, &group] {
+                        if !is_account_name(name) {
+                            return Err(Fail::Rule(raw, Rule::SetuidOwner(name.clone())));
+                        }
+                    }
                     self.setuid
                         .push((mode & 0o7777, format!("{user}:{group}"), path.clone()));
                 }
