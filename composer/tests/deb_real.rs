@@ -237,7 +237,7 @@ fn imago_lock_reports_unknown_packages_where_they_are_used() {
         stderr.contains("error[E0215]: `ngnix` is not a package in Debian's index"),
         "{stderr}"
     );
-    assert!(stderr.contains("system.imago:4:33"), "{stderr}");
+    assert!(stderr.contains("system.imago:4:39"), "{stderr}");
     assert!(
         stderr.contains("`ngnix` is not a Debian package; did you mean one of `nginx`"),
         "{stderr}"
@@ -251,7 +251,7 @@ fn imago_lock_reports_unknown_packages_where_they_are_used() {
         "{ pkgs, ... }:\n{\n  boot.init = \"busybox\";\n  environment.systemPackages = [ pkgs.mail-transport-agent ];\n}\n",
     );
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("system.imago:4:33"), "{stderr}");
+    assert!(stderr.contains("system.imago:4:39"), "{stderr}");
     assert!(
         stderr.contains("`mail-transport-agent` is a virtual package; name one that provides it:"),
         "{stderr}"
