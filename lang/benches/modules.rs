@@ -177,6 +177,24 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Times `runs` complete evaluations of examples/`name` and prints the
+/// medians against the target.
+fn time_example(name: &str, runs: usize, target_ms: u32) {
+    let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (wall, cpu, r) = measure(|| eval_example(name));
+        assert!(r.is_ok());
+        walls.push(wall);
+        cpus.push(cpu);
+    }
+    println!(
+        "examples/{}, full config: median {:.2} ms CPU ({:.2} ms wall) over {runs} runs (target < {target_ms} ms)",
+        name.trim_end_matches(".imago"),
+        median(cpus).as_secs_f64() * 1e3,
+        median(walls).as_secs_f64() * 1e3
+    );
+}
+
 fn main() {
     if std::env::var_os(CHILD_ENV).is_some() {
         // Child: one evaluation, then report the peak RSS.
@@ -191,18 +209,7 @@ fn main() {
     // 1. examples/minimal with the library.
     match imago_lang::eval::with_large_stack(eval_minimal) {
         Ok(Ok(_)) => {
-            let (mut walls, mut cpus) = (Vec::new(), Vec::new());
-            for _ in 0..runs {
-                let (wall, cpu, r) = measure(eval_minimal);
-                assert!(r.is_ok());
-                walls.push(wall);
-                cpus.push(cpu);
-            }
-            println!(
-                "examples/minimal, full config: median {:.2} ms CPU ({:.2} ms wall) over {runs} runs (target < 20 ms)",
-                median(cpus).as_secs_f64() * 1e3,
-                median(walls).as_secs_f64() * 1e3
-            );
+            time_example("minimal.imago", runs, 20);
             let child = std::env::current_exe()
                 .and_then(|exe| std::process::Command::new(exe).env(CHILD_ENV, "1").output());
             match child {
@@ -227,18 +234,7 @@ fn main() {
     // 1b. examples/web with the library.
     match imago_lang::eval::with_large_stack(|| eval_example("web.imago")) {
         Ok(Ok(_)) => {
-            let (mut walls, mut cpus) = (Vec::new(), Vec::new());
-            for _ in 0..runs {
-                let (wall, cpu, r) = measure(|| eval_example("web.imago"));
-                assert!(r.is_ok());
-                walls.push(wall);
-                cpus.push(cpu);
-            }
-            println!(
-                "examples/web, full config: median {:.2} ms CPU ({:.2} ms wall) over {runs} runs (target < 30 ms)",
-                median(cpus).as_secs_f64() * 1e3,
-                median(walls).as_secs_f64() * 1e3
-            );
+            time_example("web.imago", runs, 30);
         }
         Ok(Err(e)) => println!("examples/web: skipped, it does not evaluate:\n{e}"),
         Err(e) => println!("examples/web: skipped, no evaluation thread: {e}"),

@@ -23,6 +23,9 @@
 
 mod support;
 
+// The private half of vm-tests/systems/security-test-key.pub.
+use support::outside::TEST_KEY;
+
 use std::time::Duration;
 
 use imago_vm_tests::{Driver, Failure, Machine, vm_test};
@@ -31,18 +34,6 @@ const SEC: Duration = Duration::from_secs(1);
 
 /// A command through the backdoor (scaled by the accelerator factor).
 const CMD: Duration = Duration::from_secs(5);
-
-/// The private half of vm-tests/systems/security-test-key.pub (ed25519, no
-/// passphrase). Test only: never trust it.
-const TEST_KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
-b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
-QyNTUxOQAAACCS/JV++O5Yh3zCIWN7E6DyaoUpNGd3J/MTqCJDibABZwAAALBVe6ktVXup
-LQAAAAtzc2gtZWQyNTUxOQAAACCS/JV++O5Yh3zCIWN7E6DyaoUpNGd3J/MTqCJDibABZw
-AAAEDHcWkaR+tzW7CyKK1Q7KEWvjYErtmKNu0hsovrs2ru1JL8lX747liHfMIhY3sToPJq
-hSk0Z3cn8xOoIkOJsAFnAAAAJmltYWdvLXZtLXRlc3QgKHRlc3Qgb25seSwgbmV2ZXIgdH
-J1c3QpAQIDBAUGBw==
------END OPENSSH PRIVATE KEY-----
-";
 
 /// `%a %U %G` of a file.
 fn owner_mode(m: &Machine, path: &str) -> Result<String, Failure> {
