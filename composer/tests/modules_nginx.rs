@@ -205,7 +205,7 @@ After=network.target
 X-Restart-Triggers=@nginx
 
 [Service]
-Environment="PATH=/usr/local/bin:/usr/bin:/usr/sbin"
+Environment="PATH=/run/wrappers/bin:/usr/local/bin:/usr/bin:/usr/sbin"
 CacheDirectory=nginx
 ExecReload=/bin/kill -HUP $MAINPID
 ExecStart=/usr/sbin/nginx -c @nginx.conf

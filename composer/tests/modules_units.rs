@@ -110,7 +110,7 @@ const GOLDEN: &[(&str, &[&str], &str)] = &[
     (
         "echo@.service",
         &[],
-        "[Unit]\nX-Restart-Triggers=v1 v2\n\n[Service]\nEnvironment=\"PATH=/usr/local/bin:/usr/bin:/usr/sbin\"\nExecStart=@unit-script-echo-at-\nStandardInput=socket\n",
+        "[Unit]\nX-Restart-Triggers=v1 v2\n\n[Service]\nEnvironment=\"PATH=/run/wrappers/bin:/usr/local/bin:/usr/bin:/usr/sbin\"\nExecStart=@unit-script-echo-at-\nStandardInput=socket\n",
     ),
     (
         "inbox.path",
@@ -120,7 +120,7 @@ const GOLDEN: &[(&str, &[&str], &str)] = &[
     (
         "tick.service",
         &[],
-        "[Unit]\n\n[Service]\nEnvironment=\"PATH=/usr/local/bin:/usr/bin:/usr/sbin\"\nExecStart=@unit-script-tick\nType=oneshot\n",
+        "[Unit]\n\n[Service]\nEnvironment=\"PATH=/run/wrappers/bin:/usr/local/bin:/usr/bin:/usr/sbin\"\nExecStart=@unit-script-tick\nType=oneshot\n",
     ),
     (
         "tick.timer",
