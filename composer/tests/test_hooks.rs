@@ -1,7 +1,7 @@
 //! Test hooks stay out of production (reliability catalogue, case 30): a
-//! system with the VM test backdoor is refused by `imago image` and `imago
-//! deploy` unless the user passes --allow-test-backdoor, and a system
-//! without it carries no marker.
+//! system with the VM test backdoor, or with the switch pause hook alone, is
+//! refused by `imago image` and `imago deploy` unless the user passes
+//! --allow-test-backdoor, and a system without them carries no marker.
 
 // Test helpers outside #[test] functions panic on failure too.
 #![allow(clippy::unwrap_used)]
@@ -79,6 +79,49 @@ fn a_test_system_is_refused_by_image_and_deploy_unless_allowed() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(image.exists());
+}
+
+#[test]
+fn the_switch_pause_hook_alone_makes_a_test_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let system = dir.path().join("paused.imago");
+    std::fs::write(
+        &system,
+        format!(
+            "{{ ... }}: {{\n  imports = [ {} ];\n  testing.switchPauseHook = true;\n}}\n",
+            repo()
+                .join("examples/minimal.imago")
+                .canonicalize()
+                .unwrap()
+                .display()
+        ),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo().join("examples/imago.lock"),
+        dir.path().join("imago.lock"),
+    )
+    .unwrap();
+    let image = dir.path().join("m.raw");
+    let out = imago(
+        &store,
+        &[
+            "image",
+            system.to_str().unwrap(),
+            "-o",
+            image.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is a test system, with the switch pause hook (testing.switchPauseHook)")
+            && !stderr.contains("testing.backdoor.enable")
+            && stderr.contains("--allow-test-backdoor"),
+        "{stderr}"
+    );
+    assert!(!image.exists(), "nothing written");
 }
 
 #[test]

@@ -1,8 +1,9 @@
-//! Test systems stay out of production: a toplevel built with the VM test
-//! backdoor (`testing.backdoor.enable`, which gives root to whoever holds a
-//! virtio-serial port) carries a `testing-backdoor` file, and the commands
-//! that put a system on real disks or machines refuse it unless the user
-//! says `--allow-test-backdoor`.
+//! Test systems stay out of production: a toplevel built with a test hook
+//! — the VM test backdoor (`testing.backdoor.enable`, which gives root to
+//! whoever holds a virtio-serial port) or the switch pause hook
+//! (`testing.switchPauseHook`) — carries a `testing-backdoor` file naming
+//! them, one a line, and the commands that put a system on real disks or
+//! machines refuse it unless the user says `--allow-test-backdoor`.
 
 use crate::store::{Store, StorePath};
 
@@ -16,16 +17,21 @@ pub fn refuse_test_backdoor(
     allowed: bool,
     verb: &str,
 ) -> anyhow::Result<()> {
-    let marked = store
-        .physical(toplevel)
-        .join(BACKDOOR_MARKER)
-        .symlink_metadata()
-        .is_ok();
-    if marked && !allowed {
-        anyhow::bail!(
-            "{} has the VM test backdoor (testing.backdoor.enable), which gives root to whoever holds its virtio-serial port; refusing to {verb} it. Pass --allow-test-backdoor to do it on purpose.",
-            toplevel.to_absolute()
-        );
+    let marker = store.physical(toplevel).join(BACKDOOR_MARKER);
+    if allowed || marker.symlink_metadata().is_err() {
+        return Ok(());
     }
-    Ok(())
+    // The marker names the hooks; an unreadable one still refuses.
+    let hooks = std::fs::read_to_string(&marker)
+        .map(|text| text.lines().collect::<Vec<_>>().join("; "))
+        .unwrap_or_default();
+    let hooks = if hooks.is_empty() {
+        "test hooks".to_owned()
+    } else {
+        hooks
+    };
+    anyhow::bail!(
+        "{} is a test system, with {hooks}; refusing to {verb} it. Pass --allow-test-backdoor to do it on purpose.",
+        toplevel.to_absolute()
+    )
 }
