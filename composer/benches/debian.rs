@@ -37,13 +37,13 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use imago::builders::{BuildContext, Builder, ResolvedStep};
-use imago::cli::{ErrorFormat, GlobalArgs};
 use imago::debian::apt::{AptEnv, default_cache_root};
 use imago::debian::builder::{DEB, remove_tree};
 use imago::debian::fetch::{Background, FetchOptions, Http, check as check_sources, ensure_cached};
 use imago::debian::lock::{Lock, LockEntry};
 use imago::debian::unpack::{Limits, unpack_deb};
 use imago::graph::{BuildOptions, Graph, Registry, Step};
+use imago::pipeline;
 use imago::settings::configured_sources;
 use imago::store::Store;
 use imago_lang::hook::{StepRequest, StepValue};
@@ -249,16 +249,15 @@ fn check(examples: &Path, opts: &FetchOptions, runs: usize) -> anyhow::Result<()
 /// its evaluation asks for and their closure in examples/imago.lock, largest
 /// first.
 fn server_packages(examples: &Path) -> anyhow::Result<Vec<LockEntry>> {
-    let global = GlobalArgs {
-        store: None,
-        error_format: ErrorFormat::Human,
-        show_trace: false,
-        package_caches: Vec::new(),
-    };
     let file = examples.join("server.imago");
-    let roots =
-        imago::cli::lock::collect_packages(&global, &file, "config.system.build.toplevel", None)?
-            .ok_or_else(|| anyhow::anyhow!("evaluating {} failed", file.display()))?;
+    let roots = pipeline::requested_packages(
+        &pipeline::Settings::default(),
+        &file,
+        pipeline::DEFAULT_ATTR,
+        None,
+    )?
+    .map_err(|failure| anyhow::anyhow!("evaluating {} failed:\n{failure}", file.display()))?
+    .packages;
     let lock = Lock::read(&examples.join("imago.lock"))?;
     let names = lock
         .closure(roots.iter().map(String::as_str))

@@ -16,6 +16,7 @@ pub mod fsio;
 pub mod generations;
 pub mod graph;
 pub mod image;
+pub mod pipeline;
 pub mod remote;
 pub mod settings;
 pub mod store;

@@ -3,25 +3,16 @@
 //! progress bar on a terminal.
 
 use super::GlobalArgs;
-use crate::debian::fetch::{FetchOptions, HttpSettings};
-use crate::settings::configured_sources;
+use crate::debian::fetch::FetchOptions;
 use std::path::{Path, PathBuf};
 
-/// Fetch options for `cache_dir`; `config` (the configuration being built)
-/// makes the hint in errors a command the user can paste.
+/// Fetch options for `cache_dir` with the `--package-cache` flags
+/// ([`crate::pipeline::prefetch::fetch_options`]).
 pub fn fetch_options(
     global: &GlobalArgs,
     cache_dir: PathBuf,
     offline: bool,
     config: Option<&Path>,
 ) -> anyhow::Result<FetchOptions> {
-    let sources = configured_sources(&global.package_caches)?;
-    Ok(FetchOptions {
-        cache_dir,
-        sources,
-        http: HttpSettings::default(),
-        offline,
-        progress: true,
-        lock_command: config.map(|c| format!("imago lock {}", c.display())),
-    })
+    crate::pipeline::prefetch::fetch_options(&global.package_caches, cache_dir, offline, config)
 }

@@ -4,7 +4,7 @@
 //! The roots are the names given with `--package`, or else the packages the
 //! configuration requests when its attribute (`-A`, by default the system's
 //! toplevel) is evaluated with the step table in record mode
-//! ([`collect_packages`]). Packages already in the lock keep their pinned
+//! (`crate::pipeline::requested_packages`). Packages already in the lock keep their pinned
 //! versions (passed to apt as `NAME=VERSION`) unless `--update` names them
 //! (or names nothing, which means all). Before apt runs, every root is
 //! looked up in the package lists (`debian::index`): names that are not
@@ -20,7 +20,7 @@
 //! locked file is still there (HEAD requests; see `debian::fetch::check`)
 //! and fails when a build on a fresh machine would.
 
-use super::{ErrorFormat, GlobalArgs};
+use super::GlobalArgs;
 use crate::debian::apt::{
     AptEnv, Request, default_cache_root, default_deb_cache, versions_not_found,
 };
@@ -29,10 +29,9 @@ use crate::debian::fetch::{self, Availability, Http};
 use crate::debian::index::{KnownPackages, Sites, check_names};
 use crate::debian::lock::{Lock, LockDiff};
 use anyhow::{Context, bail};
-use imago_lang::diag::{self, Diagnostic};
+use imago_lang::diag::Diagnostic;
 use imago_lang::source::SourceMap;
 use std::collections::BTreeSet;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -45,7 +44,7 @@ pub struct Args {
     pub files: Vec<PathBuf>,
     /// The attribute whose packages are locked: `config.<option path>` for a
     /// system, or a path into the file's own value.
-    #[arg(short = 'A', long = "attr", default_value = super::build::DEFAULT_ATTR, value_name = "ATTR.PATH")]
+    #[arg(short = 'A', long = "attr", default_value = crate::pipeline::DEFAULT_ATTR, value_name = "ATTR.PATH")]
     pub attr: String,
     /// The module library directory.
     #[arg(long, env = crate::system_eval::MODULES_ENV, value_name = "DIR")]
@@ -88,20 +87,22 @@ impl Args {
         let mut sites = Sites::default();
         if self.packages.is_empty() {
             for file in &self.files {
-                let found = super::build::requested_packages_at(
-                    global,
+                let found = crate::pipeline::requested_packages(
+                    &super::build::settings(global),
                     file,
                     &self.attr,
                     self.modules.as_deref(),
                 )
                 .with_context(|| format!("finding the packages {} uses", file.display()))?;
                 match found {
-                    Some((names, at)) => {
-                        roots.extend(names);
-                        sites.merge(at);
+                    Ok(requested) => {
+                        roots.extend(requested.packages);
+                        sites.merge(requested.sites);
                     }
-                    // The evaluation's diagnostics are already on stderr.
-                    None => return Ok(ExitCode::from(1)),
+                    Err(failure) => {
+                        super::build::print_failure(&failure);
+                        return Ok(ExitCode::from(1));
+                    }
                 }
             }
         } else {
@@ -196,37 +197,14 @@ impl Args {
     }
 }
 
-/// The Debian package names `attr` of a configuration uses, found by
-/// evaluating it with the step table in record mode. `Ok(None)`: the
-/// evaluation failed and its diagnostics were printed on stderr.
-pub fn collect_packages(
-    global: &GlobalArgs,
-    file: &Path,
-    attr: &str,
-    modules: Option<&Path>,
-) -> anyhow::Result<Option<BTreeSet<String>>> {
-    super::build::requested_packages(global, file, attr, modules)
-        .with_context(|| format!("finding the packages {} uses", file.display()))
-}
-
 /// A diagnostic in the format `--error-format` asks for.
 fn render_diagnostic(
     global: &GlobalArgs,
     diag: &Diagnostic,
     sources: &SourceMap,
 ) -> anyhow::Result<String> {
-    let diags = std::slice::from_ref(diag);
-    Ok(match global.error_format {
-        ErrorFormat::Human => {
-            let color = std::io::stderr().is_terminal();
-            diag::render(diags, sources, color)
-        }
-        ErrorFormat::Json => format!(
-            "{}\n",
-            serde_json::to_string_pretty(&diag::to_json(diags, sources))
-                .context("encoding the error")?
-        ),
-    })
+    super::printed::diagnostic_style(global.error_format)
+        .render(std::slice::from_ref(diag), sources)
 }
 
 /// What to ask apt for: pinned versions for everything kept from the old

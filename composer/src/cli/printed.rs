@@ -3,11 +3,12 @@
 //! stderr. One place turns that into output and an exit code.
 
 use super::ErrorFormat;
+use crate::pipeline::DiagnosticStyle;
 use crate::system_eval::SystemEvalFailure;
 use anyhow::Context;
-use imago_lang::diag::{self, Diagnostic};
+use imago_lang::diag::Diagnostic;
 use imago_lang::eval::Evaluator;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 pub enum Printed {
@@ -15,6 +16,17 @@ pub enum Printed {
     Text(String),
     /// Already rendered diagnostics, printed on stderr; exit code 1.
     Failed(String),
+}
+
+/// The pipeline's diagnostic style for `format`: text in colour when
+/// stderr is a terminal, or JSON.
+pub fn diagnostic_style(format: ErrorFormat) -> DiagnosticStyle {
+    match format {
+        ErrorFormat::Human => DiagnosticStyle::Text {
+            color: std::io::stderr().is_terminal(),
+        },
+        ErrorFormat::Json => DiagnosticStyle::Json,
+    }
 }
 
 /// Diagnostics (errors and warnings) rendered in the requested format:
@@ -25,14 +37,11 @@ pub fn render(
     format: ErrorFormat,
     color: bool,
 ) -> anyhow::Result<String> {
-    Ok(match format {
-        ErrorFormat::Human => diag::render(diags, ev.sources(), color),
-        ErrorFormat::Json => format!(
-            "{}\n",
-            serde_json::to_string_pretty(&diag::to_json(diags, ev.sources()))
-                .context("cannot encode the diagnostics")?
-        ),
-    })
+    let style = match format {
+        ErrorFormat::Human => DiagnosticStyle::Text { color },
+        ErrorFormat::Json => DiagnosticStyle::Json,
+    };
+    style.render(diags, ev.sources())
 }
 
 /// Prints warnings (of a configuration that evaluated) on stderr.

@@ -1,5 +1,5 @@
 //! `imago run`: build a system (with `imago build`'s pipeline,
-//! [`super::build::build_file`]), then boot it in QEMU with the serial
+//! [`crate::pipeline::build_file`]), then boot it in QEMU with the serial
 //! console on this terminal (see `crate::boot::run`). `--toplevel` boots an
 //! already built toplevel instead.
 
@@ -115,8 +115,8 @@ impl Args {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::build::DEFAULT_ATTR;
     use crate::cli::{Cli, Command};
+    use crate::pipeline::DEFAULT_ATTR;
     use clap::Parser;
     use std::path::PathBuf;
 

@@ -4,7 +4,7 @@
 //!
 //! How it works:
 //! * Systems are built by calling the composer library
-//!   (`imago::cli::build::build_file`, the pipeline of `imago build`) in the
+//!   (`imago::pipeline::build_file`, the pipeline of `imago build`) in the
 //!   test process. The `imago` binary is not used: `cargo test -p
 //!   imago-vm-tests` does not build it, so looking for it next to the test
 //!   executable would find nothing or a stale binary.
@@ -34,12 +34,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use imago::boot::bootspec::BootSpec;
-use imago::cli::build::{BuildRequest, DEFAULT_ATTR, Outcome, build_file};
-use imago::cli::{ErrorFormat, GlobalArgs};
 use imago::debian::apt::default_deb_cache;
 use imago::graph::BuildOptions;
 use imago::graph::progress::ProgressMode;
 use imago::image::{ImageOptions, build_raw};
+use imago::pipeline::{BuildRequest, DEFAULT_ATTR, Outcome, Settings, build_file};
 use imago::remote::{self, Action, Remote, RemoteOutput};
 use imago::store::{Store, StorePath};
 use imago_vm_tests::{
@@ -97,7 +96,7 @@ pub fn system(driver: &Driver, name: &str) -> Result<System, Failure> {
 
 /// Builds the system file `file` (once per process) as a step of the
 /// driver's log. A failed evaluation or build fails the step with
-/// `Error::Setup` naming the file; the build's own report is on stderr.
+/// `Error::Setup` naming the file and carrying the build's report.
 pub fn system_file(driver: &Driver, file: &Path) -> Result<System, Failure> {
     static BUILT: OnceLock<Mutex<HashMap<PathBuf, System>>> = OnceLock::new();
     driver.setup(&format!("build system {}", file.display()), || {
@@ -119,12 +118,6 @@ fn build_system(file: &Path) -> Result<System, String> {
     let store_dir = store_dir();
     std::fs::create_dir_all(&store_dir)
         .map_err(|e| format!("cannot create the store {}: {e}", store_dir.display()))?;
-    let global = GlobalArgs {
-        store: Some(store_dir.clone()),
-        error_format: ErrorFormat::Human,
-        show_trace: false,
-        package_caches: Vec::new(),
-    };
     let store = open_store(&store_dir)?;
     let request = BuildRequest {
         file: file.to_owned(),
@@ -139,13 +132,11 @@ fn build_system(file: &Path) -> Result<System, String> {
             progress: ProgressMode::Auto,
         },
     };
-    let built = match build_file(&global, &store, &request) {
+    let warnings = |rendered: &str| eprint!("{rendered}");
+    let built = match build_file(&store, &Settings::default(), &request, &warnings) {
         Ok(Outcome::Built(built)) => built,
-        Ok(Outcome::Failed) => {
-            return Err(format!(
-                "building {} failed (the report is on stderr above)",
-                file.display()
-            ));
+        Ok(Outcome::Failed(failure)) => {
+            return Err(format!("building {} failed:\n{failure}", file.display()));
         }
         Err(e) => return Err(format!("building {}: {e:#}", file.display())),
     };

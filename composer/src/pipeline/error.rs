@@ -1,0 +1,30 @@
+//! The pipeline's own errors: a wanted value that is not a buildable object.
+
+use crate::store::StorePath;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("bad `-A` argument `{attr}`: {reason}")]
+    BadAttr { attr: String, reason: String },
+    #[error(
+        "`{attr}` evaluated to \"{text}\", which is not a store object; \
+         it must be a derivation-like value made with `builtins.step`, a package or a path"
+    )]
+    NotAnObject { attr: String, text: String },
+    #[error("`{}` is not a valid object of the store {}", path.to_absolute(), store.display())]
+    NotInStore { path: StorePath, store: PathBuf },
+    #[error(
+        "`{attr}` of {} is {}{suffix}, a path inside an object, not a system toplevel",
+        file.display(),
+        path.to_absolute()
+    )]
+    InsideAnObject {
+        attr: String,
+        file: PathBuf,
+        path: StorePath,
+        suffix: String,
+    },
+    #[error("the build produced no output")]
+    NoOutput,
+}
