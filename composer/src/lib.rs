@@ -11,6 +11,7 @@
 pub mod boot;
 pub mod builders;
 pub mod cli;
+pub mod codes;
 pub mod debian;
 pub mod fsio;
 pub mod generations;

@@ -54,6 +54,13 @@ pub enum SettingsError {
     Invalid { path: PathBuf, message: String },
 }
 
+impl SettingsError {
+    /// The stable code of this error (docs/errors.md, E04xx).
+    pub fn code(&self) -> crate::codes::Code {
+        crate::codes::SETTINGS
+    }
+}
+
 /// The user's configuration file.
 pub fn user_file() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {

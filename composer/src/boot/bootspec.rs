@@ -62,6 +62,13 @@ pub enum BootSpecError {
     },
 }
 
+impl BootSpecError {
+    /// The stable code of this error (docs/errors.md, E08xx).
+    pub fn code(&self) -> crate::codes::Code {
+        crate::codes::BOOT_SPEC
+    }
+}
+
 impl BootSpec {
     /// Reads `<toplevel>/boot.json`.
     pub fn read(toplevel: &Path) -> Result<Self, BootSpecError> {

@@ -28,6 +28,13 @@ pub enum CpioError {
     TooLarge(String),
 }
 
+impl CpioError {
+    /// The stable code of this error (docs/errors.md, E08xx).
+    pub fn code(&self) -> crate::codes::Code {
+        crate::codes::INITRD
+    }
+}
+
 /// One archive member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
@@ -168,6 +175,13 @@ pub enum WriteError {
     Archive(#[from] CpioError),
     #[error("cannot write cpio archive")]
     Io(#[from] io::Error),
+}
+
+impl WriteError {
+    /// The stable code of this error (docs/errors.md, E08xx).
+    pub fn code(&self) -> crate::codes::Code {
+        crate::codes::INITRD
+    }
 }
 
 fn validate(path: &str) -> Result<(), CpioError> {

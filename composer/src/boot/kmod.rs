@@ -94,6 +94,13 @@ pub enum KmodError {
     },
 }
 
+impl KmodError {
+    /// The stable code of this error (docs/errors.md, E08xx).
+    pub fn code(&self) -> crate::codes::Code {
+        crate::codes::KERNEL_MODULES
+    }
+}
+
 fn did_you_mean(suggestions: &[String]) -> String {
     if suggestions.is_empty() {
         String::new()

@@ -50,6 +50,13 @@ pub enum IndexError {
     Malformed { offset: usize },
 }
 
+impl IndexError {
+    /// The stable code of this error (docs/errors.md, E08xx).
+    pub fn code(&self) -> crate::codes::Code {
+        crate::codes::KERNEL_MODULES
+    }
+}
+
 /// Values of one key: `(priority, value)`, in insertion order until written.
 type Values = Vec<(u32, Vec<u8>)>;
 

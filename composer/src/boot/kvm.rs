@@ -43,6 +43,13 @@ pub enum AccelError {
     },
 }
 
+impl AccelError {
+    /// The stable code of this error (docs/errors.md, E08xx).
+    pub fn code(&self) -> crate::codes::Code {
+        crate::codes::QEMU
+    }
+}
+
 /// Picks the accelerator for booting `kernel` + `initrd` (physical paths).
 pub fn choose(kernel: &Path, initrd: &Path) -> Result<AccelChoice, AccelError> {
     if let Some(value) = std::env::var_os("IMAGO_ACCEL") {

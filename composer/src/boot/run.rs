@@ -110,6 +110,24 @@ pub enum RunError {
     TempDir(#[source] std::io::Error),
 }
 
+impl RunError {
+    /// The stable code of this error (docs/errors.md, E08xx).
+    pub fn code(&self) -> crate::codes::Code {
+        match self {
+            RunError::BootSpec(e) => e.code(),
+            RunError::Accel(e) => e.code(),
+            RunError::Path { .. }
+            | RunError::NotBuilt { .. }
+            | RunError::Modules { .. }
+            | RunError::NoShare { .. }
+            | RunError::NoVirtiofsd
+            | RunError::Virtiofsd(_)
+            | RunError::Spawn { .. }
+            | RunError::TempDir(_) => crate::codes::QEMU,
+        }
+    }
+}
+
 const VIRTIOFSD_PATHS: &[&str] = &["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"];
 
 /// A prepared boot: the QEMU config plus what must run beside it.

@@ -101,6 +101,18 @@ pub enum BuildError {
 }
 
 impl BuildError {
+    /// The stable code of this error (docs/errors.md, E07xx).
+    pub fn code(&self) -> crate::codes::Code {
+        use crate::codes::*;
+        match self {
+            BuildError::Params(_) => STEP_PARAMS,
+            BuildError::Io { .. } => BUILDER_IO,
+            BuildError::Failed(_) | BuildError::Other(_) => STEP_FAILED,
+        }
+    }
+}
+
+impl BuildError {
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
         let context = context.into();
         move |source| BuildError::Io { context, source }

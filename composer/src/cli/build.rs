@@ -22,6 +22,7 @@ use crate::pipeline::{self, BuildRequest, Built, DEFAULT_ATTR, Failure, Outcome}
 use crate::store::{Store, StorePath};
 use crate::system_eval;
 use anyhow::Context;
+use imago_lang::diag::Diagnostic;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -168,13 +169,15 @@ fn print_warnings(rendered: &str) {
     eprint!("{rendered}");
 }
 
-/// Prints why a configuration failed to build on stderr.
-pub fn print_failure(failure: &Failure) {
+/// Prints why a configuration failed to build on stderr, in the format
+/// `--error-format` asks for.
+pub fn print_failure(global: &GlobalArgs, failure: &Failure) {
     match failure {
         Failure::Evaluation(rendered) => eprint!("{rendered}"),
         Failure::Steps(failures) => {
             for failure in failures {
-                eprintln!("error: {}", failure.report());
+                let diag = Diagnostic::error(failure.code(), failure.report());
+                super::report::print_diagnostic(&diag, global.error_format);
             }
         }
     }
@@ -190,7 +193,7 @@ pub fn build(
     match pipeline::build_file(store, &settings(global), request, &print_warnings)? {
         Outcome::Built(built) => Ok(Some(built)),
         Outcome::Failed(failure) => {
-            print_failure(&failure);
+            print_failure(global, &failure);
             Ok(None)
         }
     }
@@ -207,7 +210,7 @@ pub fn build_toplevel(
     match pipeline::build_toplevel(store, &settings(global), request, &print_warnings)? {
         Ok(path) => Ok(Some(path)),
         Err(failure) => {
-            print_failure(&failure);
+            print_failure(global, &failure);
             Ok(None)
         }
     }

@@ -81,15 +81,8 @@ impl Args {
         } else {
             Action::Switch
         };
-        match remote::run_switch(&target, &self.remote_store, &toplevel, action) {
-            Ok(out) => {
-                print!("{}", out.stdout_text());
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                Ok(ExitCode::from(1))
-            }
-        }
+        let out = remote::run_switch(&target, &self.remote_store, &toplevel, action)?;
+        print!("{}", out.stdout_text());
+        Ok(ExitCode::SUCCESS)
     }
 }

@@ -100,7 +100,7 @@ impl Args {
                         sites.merge(requested.sites);
                     }
                     Err(failure) => {
-                        super::build::print_failure(&failure);
+                        super::build::print_failure(global, &failure);
                         return Ok(ExitCode::from(1));
                     }
                 }

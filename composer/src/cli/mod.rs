@@ -19,6 +19,7 @@ pub mod image;
 pub mod lock;
 pub mod options;
 mod printed;
+pub mod report;
 pub mod rollback;
 pub mod run;
 pub mod store;
@@ -140,7 +141,7 @@ pub fn main(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            report::print_error(&e, global.error_format);
             ExitCode::from(1)
         }
     }

@@ -35,14 +35,7 @@ pub fn run_on_target(
     remote: &SshRemote,
     args: &[String],
 ) -> anyhow::Result<std::process::ExitCode> {
-    match remote::run_generation_tool(remote, args) {
-        Ok(out) => {
-            print!("{}", out.stdout_text());
-            Ok(std::process::ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            Ok(std::process::ExitCode::from(1))
-        }
-    }
+    let out = remote::run_generation_tool(remote, args)?;
+    print!("{}", out.stdout_text());
+    Ok(std::process::ExitCode::SUCCESS)
 }

@@ -55,6 +55,13 @@ pub enum AptError {
     Output { command: String, message: String },
 }
 
+impl AptError {
+    /// The stable code of this error (docs/errors.md, E06xx).
+    pub fn code(&self) -> crate::codes::Code {
+        crate::codes::APT
+    }
+}
+
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AptError {
     let what = what.into();
     move |source| AptError::Io { what, source }

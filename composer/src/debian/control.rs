@@ -35,6 +35,13 @@ pub struct ControlError {
     pub message: String,
 }
 
+impl ControlError {
+    /// The stable code of this error (docs/errors.md, E06xx).
+    pub fn code(&self) -> crate::codes::Code {
+        crate::codes::CONTROL
+    }
+}
+
 /// Parses every paragraph of `text`. Comment lines (`#`) are skipped.
 pub fn parse_paragraphs(text: &str) -> Result<Vec<Paragraph>, ControlError> {
     let mut out = Vec::new();

@@ -103,6 +103,17 @@ pub enum ContainerError {
     },
 }
 
+impl ContainerError {
+    /// The stable code of this error (docs/errors.md, E06xx).
+    pub fn code(&self) -> crate::codes::Code {
+        use crate::codes::*;
+        match self {
+            ContainerError::Format(_) | ContainerError::MemberSize { .. } => DEB_FORMAT,
+            ContainerError::Io { .. } => DEB_IO,
+        }
+    }
+}
+
 /// A reader that yields exactly `len` bytes of `inner` and reports an early
 /// end as `UnexpectedEof`.
 pub struct ExactReader<R> {

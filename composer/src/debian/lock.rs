@@ -121,6 +121,18 @@ pub enum LockError {
     },
 }
 
+impl LockError {
+    /// The stable code of this error (docs/errors.md, E06xx).
+    pub fn code(&self) -> crate::codes::Code {
+        use crate::codes::*;
+        match self {
+            LockError::Read { .. } | LockError::Write { .. } => LOCK_IO,
+            LockError::Syntax { .. } => LOCK_SYNTAX,
+            LockError::Invalid { .. } => LOCK_INVALID,
+        }
+    }
+}
+
 /// The whole lock, keyed by package name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lock {

@@ -278,6 +278,18 @@ pub enum UnpackError {
 }
 
 impl UnpackError {
+    /// The stable code of this error (docs/errors.md, E06xx).
+    pub fn code(&self) -> crate::codes::Code {
+        use crate::codes::*;
+        match self {
+            UnpackError::Rejected { .. } => UNPACK_REFUSED,
+            UnpackError::Container { source, .. } => source.code(),
+            UnpackError::Io { .. } => DEB_IO,
+        }
+    }
+}
+
+impl UnpackError {
     /// The rule an entry broke, when this is a rejection.
     pub fn rule(&self) -> Option<&Rule> {
         match self {

@@ -33,3 +33,20 @@ pub enum GenerationsError {
     #[error("invalid age `{text}`: expected a number followed by s, m, h, d or w (e.g. 30d)")]
     BadAge { text: String },
 }
+
+impl GenerationsError {
+    /// The stable code of this error (docs/errors.md, E09xx).
+    pub fn code(&self) -> crate::codes::Code {
+        use crate::codes::*;
+        match self {
+            GenerationsError::Read { .. } | GenerationsError::Write { .. } => GENERATIONS_IO,
+            GenerationsError::NoProfile { .. } => NO_PROFILE,
+            GenerationsError::NoEsp { .. } => NO_ESP,
+            GenerationsError::NoSuchGeneration { .. } => NO_SUCH_GENERATION,
+            GenerationsError::DeleteCurrent { .. } => DELETE_CURRENT,
+            GenerationsError::NoCurrent { .. } => NO_CURRENT,
+            GenerationsError::NothingOlder { .. } => NOTHING_OLDER,
+            GenerationsError::BadAge { .. } => BAD_AGE,
+        }
+    }
+}

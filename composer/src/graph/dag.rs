@@ -26,6 +26,17 @@ pub enum GraphError {
     Cycle(Vec<String>),
 }
 
+impl GraphError {
+    /// The stable code of this error (docs/errors.md, E07xx).
+    pub fn code(&self) -> crate::codes::Code {
+        use crate::codes::*;
+        match self {
+            GraphError::UnknownRoot(_) | GraphError::MissingInput { .. } => GRAPH_MISSING,
+            GraphError::Cycle(_) => GRAPH_CYCLE,
+        }
+    }
+}
+
 /// The steps needed for some roots; may still contain a cycle.
 #[derive(Debug, Clone)]
 pub struct Graph {

@@ -76,6 +76,20 @@ pub enum StepFailureCause {
     Unregistered,
 }
 
+impl StepFailureCause {
+    /// The stable code of this error (docs/errors.md, E07xx; a store
+    /// error keeps its E05xx code).
+    pub fn code(&self) -> crate::codes::Code {
+        use crate::codes::*;
+        match self {
+            StepFailureCause::Builder(e) => e.code(),
+            StepFailureCause::Store(e) => e.code(),
+            StepFailureCause::UnresolvedPlaceholder(_) => STEP_PLACEHOLDER,
+            StepFailureCause::Panicked(_) | StepFailureCause::Unregistered => STEP_INTERNAL,
+        }
+    }
+}
+
 /// A failed step, its log and who needed it.
 #[derive(Debug, thiserror::Error)]
 #[error("step `{name}` (builder `{builder}`) failed: {cause}")]
@@ -89,6 +103,13 @@ pub struct StepFailure {
     pub log: String,
     /// Step names from the wanted root down to the failed step.
     pub chain: Vec<String>,
+}
+
+impl StepFailure {
+    /// The code of its cause.
+    pub fn code(&self) -> crate::codes::Code {
+        self.cause.code()
+    }
 }
 
 impl StepFailure {
@@ -135,4 +156,19 @@ pub enum ScheduleError {
         failures: Vec<StepFailure>,
         summary: Box<BuildSummary>,
     },
+}
+
+impl ScheduleError {
+    /// The stable code of this error (docs/errors.md, E07xx): a failed
+    /// build has the code of its first failure.
+    pub fn code(&self) -> crate::codes::Code {
+        use crate::codes::*;
+        match self {
+            ScheduleError::UnknownBuilder { .. } => UNKNOWN_BUILDER,
+            ScheduleError::ThreadPool { .. } | ScheduleError::CommitThread { .. } => THREADS,
+            ScheduleError::Failed { failures, .. } => {
+                failures.first().map_or(STEP_FAILED, StepFailure::code)
+            }
+        }
+    }
 }

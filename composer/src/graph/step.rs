@@ -30,6 +30,13 @@ pub enum StepError {
     SelfReference { name: String, placeholder: String },
 }
 
+impl StepError {
+    /// The stable code of this error (docs/errors.md, E07xx).
+    pub fn code(&self) -> crate::codes::Code {
+        crate::codes::STEP_INVALID
+    }
+}
+
 /// One node of the build graph, before its inputs are built.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {

@@ -67,6 +67,22 @@ pub enum ImageError {
 }
 
 impl ImageError {
+    /// The stable code of this error (docs/errors.md, E08xx; a store error
+    /// keeps its E05xx code).
+    pub fn code(&self) -> crate::codes::Code {
+        use crate::codes::*;
+        match self {
+            ImageError::Io { .. } => IMAGE_IO,
+            ImageError::Invalid(_) => IMAGE_INVALID,
+            ImageError::TooSmall { .. } => IMAGE_TOO_SMALL,
+            ImageError::Tool { .. } => IMAGE_TOOL,
+            ImageError::Store(e) => e.code(),
+            ImageError::Gpt(_) => IMAGE_GPT,
+        }
+    }
+}
+
+impl ImageError {
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ImageError {
         let context = context.into();
         move |source| ImageError::Io { context, source }

@@ -28,3 +28,18 @@ pub enum PipelineError {
     #[error("the build produced no output")]
     NoOutput,
 }
+
+impl PipelineError {
+    /// The stable code of this error (docs/errors.md, E07xx; an object
+    /// missing from the store is E0507).
+    pub fn code(&self) -> crate::codes::Code {
+        use crate::codes::*;
+        match self {
+            PipelineError::BadAttr { .. } => BAD_ATTR,
+            PipelineError::NotAnObject { .. } => NOT_AN_OBJECT,
+            PipelineError::NotInStore { .. } => STORE_NOT_VALID,
+            PipelineError::InsideAnObject { .. } => NOT_A_TOPLEVEL,
+            PipelineError::NoOutput => NO_OUTPUT,
+        }
+    }
+}

@@ -63,6 +63,13 @@ pub struct DigestParseError {
     pub reason: &'static str,
 }
 
+impl DigestParseError {
+    /// The stable code of this error (docs/errors.md, E05xx).
+    pub fn code(&self) -> crate::codes::Code {
+        crate::codes::STORE_BAD_PATH
+    }
+}
+
 impl FromStr for Blake3Digest {
     type Err = DigestParseError;
 

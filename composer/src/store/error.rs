@@ -82,6 +82,31 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The stable code of this error (docs/errors.md, E05xx).
+    pub fn code(&self) -> crate::codes::Code {
+        use crate::codes::*;
+        match self {
+            StoreError::Io { .. } | StoreError::InjectedFault { .. } => STORE_IO,
+            StoreError::Db { .. } => STORE_DB,
+            StoreError::SchemaVersion { .. } => STORE_SCHEMA,
+            StoreError::InvalidPath(e) => e.code(),
+            StoreError::UnsupportedFileType { .. }
+            | StoreError::BadFileName { .. }
+            | StoreError::TooDeep { .. } => STORE_REFUSED_FILE,
+            StoreError::MissingOutput { .. } => STORE_NO_OUTPUT,
+            StoreError::NotValid { .. } => STORE_NOT_VALID,
+            StoreError::RebuildDiffers { .. } => STORE_REBUILD_DIFFERS,
+            StoreError::HashMismatch { .. } => STORE_CORRUPT,
+            StoreError::NoDefaultDir => STORE_NO_DEFAULT_DIR,
+            StoreError::Unmanaged { .. } => STORE_UNMANAGED,
+            StoreError::BadRoot { .. } => STORE_BAD_ROOT,
+            StoreError::Archive(e) => e.code(),
+            StoreError::Batch { .. } => STORE_BATCH,
+        }
+    }
+}
+
+impl StoreError {
     /// Wraps an I/O error with what was being done and to which path.
     pub(crate) fn io(
         context: &'static str,

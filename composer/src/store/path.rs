@@ -44,6 +44,13 @@ pub struct StorePathError {
 }
 
 impl StorePathError {
+    /// The stable code of this error (docs/errors.md, E05xx).
+    pub fn code(&self) -> crate::codes::Code {
+        crate::codes::STORE_BAD_PATH
+    }
+}
+
+impl StorePathError {
     fn new(text: &str, reason: impl Into<String>) -> Self {
         let text: String = text.chars().take(300).collect();
         StorePathError {

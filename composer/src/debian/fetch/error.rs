@@ -55,6 +55,19 @@ pub enum FetchError {
     },
 }
 
+impl FetchError {
+    /// The stable code of this error (docs/errors.md, E06xx).
+    pub fn code(&self) -> crate::codes::Code {
+        use crate::codes::*;
+        match self {
+            FetchError::HashMismatch { .. } | FetchError::SizeMismatch { .. } => FETCH_MISMATCH,
+            FetchError::Offline { .. } | FetchError::NotCached { .. } => FETCH_OFFLINE,
+            FetchError::Unavailable { .. } => FETCH_UNAVAILABLE,
+            FetchError::Io { .. } => FETCH_IO,
+        }
+    }
+}
+
 pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> FetchError {
     let what = what.into();
     move |source| FetchError::Io { what, source }

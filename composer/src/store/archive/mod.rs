@@ -103,3 +103,24 @@ pub enum ArchiveError {
     #[error("refusing to write a binary archive to a terminal")]
     Terminal,
 }
+
+impl ArchiveError {
+    /// The stable code of this error (docs/errors.md, E05xx).
+    pub fn code(&self) -> crate::codes::Code {
+        use crate::codes::*;
+        match self {
+            ArchiveError::Read { .. } | ArchiveError::Write { .. } => ARCHIVE_IO,
+            ArchiveError::Truncated { .. }
+            | ArchiveError::Malformed { .. }
+            | ArchiveError::TrailingGarbage { .. }
+            | ArchiveError::UnsupportedEntry { .. }
+            | ArchiveError::BadEntry { .. }
+            | ArchiveError::BadManifest { .. }
+            | ArchiveError::LimitExceeded { .. } => ARCHIVE_MALFORMED,
+            ArchiveError::BadObject { .. }
+            | ArchiveError::HashMismatch { .. }
+            | ArchiveError::LyingReferences { .. } => ARCHIVE_MISMATCH,
+            ArchiveError::Terminal => ARCHIVE_TERMINAL,
+        }
+    }
+}
