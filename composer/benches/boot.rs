@@ -12,7 +12,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[path = "../tests/boot_support/mod.rs"]
+#[path = "../tests/support/boot.rs"]
 mod boot_support;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,277 @@
+//! The kernel builder's module indexes for Debian's real cloud kernel, read
+//! by the host's real kmod and compared with what the host's `depmod` writes
+//! for the same tree. The kernel .deb comes from Imago's download cache
+//! (`~/.cache/imago/debs`, filled by `imago lock`/`build` and deb_real.rs)
+//! or else from the boot tests' cache (downloaded with apt-get).
+//!
+//! Needs kmod's `modprobe` and `depmod` on the host (`.ci/host-tools.sh
+//! test` installs them).
+
+// Test helpers outside #[test] functions panic on failure too.
+#![allow(clippy::unwrap_used)]
+
+use crate::support::boot as boot_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use imago::boot::kernel::build_kernel;
+use imago::boot::kmod::index::read_index;
+
+/// An index's entries: key to `(priority, value)`.
+type Entries = BTreeMap<String, Vec<(u32, String)>>;
+
+/// Debian's versioned cloud kernel package (not the metapackage).
+fn kernel_deb() -> PathBuf {
+    let cache = imago::debian::apt::default_deb_cache();
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("linux-image-")
+                && name.contains("-cloud-amd64_")
+                && name
+                    .as_bytes()
+                    .get("linux-image-".len())
+                    .is_some_and(u8::is_ascii_digit)
+                && name.ends_with(".deb")
+        })
+        .collect();
+    found.sort();
+    match found.pop() {
+        Some(deb) => deb,
+        None => boot_support::debs().swap_remove(2),
+    }
+}
+
+fn host_tool(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!(
+        "this test needs kmod's `{name}` (Debian package kmod; `.ci/host-tools.sh test` installs it)"
+    );
+}
+
+struct Kernel {
+    _dir: tempfile::TempDir,
+    /// The kernel object (`<root>/lib/modules/<version>`).
+    root: PathBuf,
+    version: String,
+    config: PathBuf,
+}
+
+impl Kernel {
+    fn modules(&self) -> PathBuf {
+        self.root.join("lib/modules").join(&self.version)
+    }
+
+    /// `modprobe --show-depends name` as lines with the tree's path removed.
+    fn show_depends(&self, name: &str) -> Vec<String> {
+        let out = Command::new(host_tool("modprobe"))
+            .arg("-C")
+            .arg(&self.config)
+            .arg("-d")
+            .arg(&self.root)
+            .args(["-S", &self.version, "--show-depends", name])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "modprobe --show-depends {name}: {stderr}"
+        );
+        let prefix = format!("{}/", self.modules().display());
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().replace(&prefix, ""))
+            .collect()
+    }
+
+    fn index(&self, file: &str) -> Entries {
+        let path = self.modules().join(file);
+        read_index(&std::fs::read(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+}
+
+/// Unpacks the kernel package and runs the kernel builder on it.
+fn built_kernel() -> Kernel {
+    let deb = kernel_deb();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let logical = boot_support::unpack(&deb, &store, 1, "linux-image-cloud");
+    let physical = store.join(logical.trim_start_matches("/imago/store/"));
+    let root = dir.path().join("kernel");
+    let mut log = Vec::new();
+    build_kernel(&[(logical, physical)], &root, &mut log).unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&log));
+    let version = std::fs::read_to_string(root.join("version"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let config = dir.path().join("modprobe.d");
+    std::fs::create_dir(&config).unwrap();
+    Kernel {
+        _dir: dir,
+        root,
+        version,
+        config,
+    }
+}
+
+#[test]
+fn real_modprobe_loads_nf_tables_and_autofs4_from_the_built_kernel() {
+    let kernel = built_kernel();
+    for file in [
+        "modules.dep.bin",
+        "modules.alias.bin",
+        "modules.symbols.bin",
+        "modules.builtin.bin",
+        "modules.builtin.alias.bin",
+        "modules.softdep",
+        "modules.devname",
+        "modules.dep",
+        "modules.alias",
+    ] {
+        assert!(kernel.modules().join(file).is_file(), "{file} is missing");
+    }
+    let nf_tables = kernel.show_depends("nf_tables");
+    assert_eq!(
+        nf_tables.last().map(String::as_str),
+        Some("insmod kernel/net/netfilter/nf_tables.ko"),
+        "{nf_tables:?}"
+    );
+    let position = |module: &str| {
+        nf_tables
+            .iter()
+            .position(|l| l == &format!("insmod {module}"))
+            .unwrap_or_else(|| panic!("{module} not loaded: {nf_tables:?}"))
+    };
+    // Its dependencies, and libcrc32c's soft dependency on crc32c first.
+    position("kernel/net/netfilter/nfnetlink.ko");
+    assert!(
+        position("kernel/arch/x86/crypto/crc32c-intel.ko") < position("kernel/lib/libcrc32c.ko")
+    );
+    assert_eq!(
+        kernel.show_depends("autofs4"),
+        ["insmod kernel/fs/autofs/autofs4.ko"]
+    );
+    assert_eq!(kernel.show_depends("ext4"), ["builtin ext4"]);
+    assert_eq!(
+        kernel.show_depends("symbol:nft_do_chain"),
+        kernel.show_depends("nf_tables")
+    );
+    let devname = std::fs::read_to_string(kernel.modules().join("modules.devname")).unwrap();
+    assert!(devname.contains("\nautofs4 autofs c10:235\n"), "{devname}");
+}
+
+/// `(key -> values without priorities)` of an index.
+fn values(index: &Entries) -> BTreeMap<&str, Vec<&str>> {
+    index
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.iter().map(|(_, s)| s.as_str()).collect()))
+        .collect()
+}
+
+/// The non-comment lines of a text file, sorted.
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn the_indexes_match_what_the_hosts_depmod_writes() {
+    let kernel = built_kernel();
+    let dir = kernel.modules();
+    let ours: BTreeMap<&str, Entries> = [
+        "modules.dep.bin",
+        "modules.alias.bin",
+        "modules.symbols.bin",
+        "modules.builtin.bin",
+        "modules.builtin.alias.bin",
+    ]
+    .into_iter()
+    .map(|f| (f, kernel.index(f)))
+    .collect();
+    let texts = [
+        "modules.softdep",
+        "modules.devname",
+        "modules.symbols",
+        "modules.alias",
+    ];
+    let our_texts: Vec<Vec<String>> = texts.iter().map(|f| sorted_lines(&dir.join(f))).collect();
+    // Indexes whose values have one order only (priorities from
+    // modules.order, as depmod's): depmod writes the same bytes.
+    let identical = [
+        "modules.alias.bin",
+        "modules.symbols.bin",
+        "modules.builtin.bin",
+        "modules.builtin.alias.bin",
+    ];
+    let our_bytes: Vec<Vec<u8>> = identical
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+
+    // depmod rewrites every index in place.
+    let status = Command::new(host_tool("depmod"))
+        .arg("-b")
+        .arg(&kernel.root)
+        .arg(&kernel.version)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    for file in [
+        "modules.alias.bin",
+        "modules.symbols.bin",
+        "modules.builtin.bin",
+        "modules.builtin.alias.bin",
+    ] {
+        let theirs = kernel.index(file);
+        assert!(theirs.len() > 10, "{file}: {theirs:?}");
+        assert_eq!(values(&ours[file]), values(&theirs), "{file}");
+    }
+    for (file, ours) in identical.iter().zip(&our_bytes) {
+        let theirs = std::fs::read(dir.join(file)).unwrap();
+        assert!(&theirs == ours, "{file}: not the bytes depmod writes");
+    }
+    // The same modules with the same paths and transitive dependencies (the
+    // order within a line may differ; both are valid load orders).
+    let split = |index: &Entries| -> BTreeMap<String, (String, BTreeSet<String>)> {
+        index
+            .iter()
+            .map(|(name, v)| {
+                assert_eq!(v.len(), 1, "{name}: {v:?}");
+                let (path, deps) = v[0].1.split_once(':').unwrap();
+                let deps = deps.split_whitespace().map(str::to_owned).collect();
+                (name.clone(), (path.to_owned(), deps))
+            })
+            .collect()
+    };
+    let our_deps = split(&ours["modules.dep.bin"]);
+    let their_deps = split(&kernel.index("modules.dep.bin"));
+    assert!(their_deps.len() > 1000, "{}", their_deps.len());
+    assert_eq!(our_deps.len(), their_deps.len());
+    for (name, theirs) in &their_deps {
+        assert_eq!(our_deps.get(name), Some(theirs), "{name}");
+    }
+    for (file, ours) in texts.iter().zip(&our_texts) {
+        assert_eq!(ours, &sorted_lines(&dir.join(file)), "{file}");
+    }
+}

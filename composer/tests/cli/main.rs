@@ -1,0 +1,13 @@
+//! The composer's cli tests, one test binary (see tests/support for what they share).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod config;
+mod errors;
+mod eval;
+mod examples_build;
+mod examples_eval;
+mod options_doc;
+mod run_forward;
+mod test_hooks;

@@ -1,0 +1,12 @@
+//! The composer's deb tests, one test binary (see tests/support for what they share).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod fetch;
+mod hostile;
+mod index;
+mod lock;
+mod real;
+mod sources;
+mod unpack;

@@ -1,0 +1,9 @@
+//! The composer's generations tests, one test binary (see tests/support for what they share).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cli;
+mod deploy;
+mod store_gc;
+mod switch;

@@ -1,0 +1,10 @@
+//! The composer's modules tests, one test binary (see tests/support for what they share).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod network;
+mod nginx;
+mod security;
+mod units;
+mod users;

@@ -1,0 +1,217 @@
+//! What modules/services/systemd.imago makes of timers, sockets, path units
+//! and `startAt`, read with `imago config` (no store: steps are pending
+//! placeholders, written `@` here): the unit files of `systemd.units` and
+//! the targets that want them, against golden texts; and the errors a
+//! busybox system or a bad `startAt` gets.
+
+#![allow(clippy::unwrap_used)]
+
+use crate::support::cli::imago;
+use std::fs;
+use std::path::Path;
+
+fn system(dir: &Path, text: &str) -> String {
+    let file = dir.join("sys.imago");
+    fs::write(&file, text).unwrap();
+    file.display().to_string()
+}
+
+fn config(file: &str, attr: &str) -> serde_json::Value {
+    let out = imago(&["config", file, "-A", attr, "--json"]);
+    assert!(
+        out.status.success(),
+        "imago config -A {attr}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Replaces each placeholder `/imago/pending/<16 hex>-` by `@`.
+fn normalize(text: &str) -> String {
+    const PREFIX: &str = "/imago/pending/";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(PREFIX) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + PREFIX.len()..];
+        if after.len() > 17
+            && after.as_bytes()[..16].iter().all(u8::is_ascii_hexdigit)
+            && after.as_bytes()[16] == b'-'
+        {
+            out.push('@');
+            rest = &after[17..];
+        } else {
+            out.push_str(PREFIX);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+const UNITS: &str = r#"{ ... }: {
+  system.name = "units";
+  systemd.services.tick = {
+    script = "date";
+    serviceConfig.Type = "oneshot";
+    startAt = [ "*:*:0/10" "daily" ];
+  };
+  systemd.timers.tick.timerConfig.AccuracySec = "1s";
+  systemd.timers.backup = {
+    description = "Nightly backup";
+    wantedBy = [ "timers.target" ];
+    after = [ "network-online.target" ];
+    wants = [ "network-online.target" ];
+    unitConfig.ConditionPathExists = "/srv";
+    timerConfig = { OnCalendar = "03:00"; Persistent = true; Unit = "copy.service"; };
+  };
+  systemd.timers.off = { wantedBy = [ "timers.target" ]; enable = false; timerConfig.OnActiveSec = "1"; };
+  systemd.sockets.echo = {
+    wantedBy = [ "sockets.target" ];
+    listenStreams = [ "127.0.0.1:7000" "/run/echo.sock" ];
+    listenDatagrams = [ "127.0.0.1:7001" ];
+    socketConfig = { Accept = true; MaxConnections = 8; };
+  };
+  systemd.services."echo@" = {
+    script = "cat";
+    serviceConfig.StandardInput = "socket";
+    restartTriggers = [ "v1" "v2" ];
+  };
+  systemd.paths.inbox = {
+    wantedBy = [ "paths.target" ];
+    before = [ "mail.target" ];
+    requires = [ "local-fs.target" ];
+    pathConfig = { PathExistsGlob = "/srv/inbox/*"; MakeDirectory = true; };
+  };
+  systemd.units."web.slice".text = "[Slice]\nMemoryMax=1G\n";
+}
+"#;
+
+/// (unit, wanted by, text)
+const GOLDEN: &[(&str, &[&str], &str)] = &[
+    (
+        "backup.timer",
+        &["timers.target"],
+        "[Unit]\nDescription=Nightly backup\nAfter=network-online.target\nWants=network-online.target\nConditionPathExists=/srv\n\n[Timer]\nOnCalendar=03:00\nPersistent=yes\nUnit=copy.service\n",
+    ),
+    (
+        "echo.socket",
+        &["sockets.target"],
+        "[Unit]\n\n[Socket]\nListenStream=127.0.0.1:7000\nListenStream=/run/echo.sock\nListenDatagram=127.0.0.1:7001\nAccept=yes\nMaxConnections=8\n",
+    ),
+    (
+        "echo@.service",
+        &[],
+        "[Unit]\nX-Restart-Triggers=v1 v2\n\n[Service]\nEnvironment=\"PATH=/run/wrappers/bin:/usr/local/bin:/usr/bin:/usr/sbin\"\nExecStart=@unit-script-echo-at-\nStandardInput=socket\n",
+    ),
+    (
+        "inbox.path",
+        &["paths.target"],
+        "[Unit]\nBefore=mail.target\nRequires=local-fs.target\n\n[Path]\nMakeDirectory=yes\nPathExistsGlob=/srv/inbox/*\n",
+    ),
+    (
+        "tick.service",
+        &[],
+        "[Unit]\n\n[Service]\nEnvironment=\"PATH=/run/wrappers/bin:/usr/local/bin:/usr/bin:/usr/sbin\"\nExecStart=@unit-script-tick\nType=oneshot\n",
+    ),
+    (
+        "tick.timer",
+        &["timers.target"],
+        "[Unit]\n\n[Timer]\nAccuracySec=1s\nOnCalendar=*:*:0/10\nOnCalendar=daily\n",
+    ),
+    ("web.slice", &[], "[Slice]\nMemoryMax=1G\n"),
+];
+
+#[test]
+fn timers_sockets_and_path_units_are_unit_files_like_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = system(dir.path(), UNITS);
+    let units = config(&file, "systemd.units");
+    for (name, wanted_by, text) in GOLDEN {
+        let unit = &units[*name];
+        assert_eq!(
+            normalize(
+                unit["text"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{name}: {units}"))
+            ),
+            *text,
+            "{name}"
+        );
+        assert_eq!(unit["wantedBy"], serde_json::json!(wanted_by), "{name}");
+        assert_eq!(unit["enable"], true, "{name}");
+    }
+    // A disabled timer is declared but not installed.
+    assert_eq!(units["off.timer"]["enable"], false);
+    // The system (and its unit tree) evaluates.
+    let out = imago(&["config", &file, "-A", "system.build.toplevel"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_single_start_at_is_one_on_calendar() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = system(
+        dir.path(),
+        r#"{ ... }: {
+  system.name = "units";
+  systemd.services.daily = { script = "true"; startAt = "*-*-* 03:00:00"; };
+  systemd.services.never = { script = "true"; };
+  systemd.services.disabled = { script = "true"; startAt = "daily"; enable = false; };
+}"#,
+    );
+    let timers = config(&file, "systemd.timers");
+    let names: Vec<&String> = timers.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["daily"]);
+    assert_eq!(
+        config(&file, r#"systemd.units."daily.timer".text"#),
+        "[Unit]\n\n[Timer]\nOnCalendar=*-*-* 03:00:00\n"
+    );
+}
+
+#[test]
+fn busybox_systems_refuse_timers_sockets_and_path_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = system(
+        dir.path(),
+        r#"{ ... }: {
+  system.name = "tiny";
+  boot.init = "busybox";
+  systemd.services.tick = { script = "date"; startAt = "hourly"; };
+  systemd.timers.beat = { wantedBy = [ "timers.target" ]; timerConfig.OnActiveSec = "1"; };
+  systemd.timers.off = { enable = false; timerConfig.OnActiveSec = "1"; };
+  systemd.sockets.echo.listenStreams = [ "7000" ];
+  systemd.paths.inbox.pathConfig.PathExists = "/srv/x";
+}"#,
+    );
+    let out = imago(&["config", &file, "-A", "system.build.toplevel"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for message in [
+        "- systemd.timers needs systemd (boot.init = \"systemd\"): busybox init has no timers, but this system defines `systemd.timers.beat`, `systemd.timers.tick` (made by `systemd.services.tick.startAt`)\n",
+        "- systemd.sockets needs systemd (boot.init = \"systemd\"): busybox init has no socket activation, but this system defines `systemd.sockets.echo`\n",
+        "- systemd.paths needs systemd (boot.init = \"systemd\"): busybox init has no path units, but this system defines `systemd.paths.inbox`\n",
+    ] {
+        assert!(stderr.contains(message), "no {message:?} in:\n{stderr}");
+    }
+    assert!(!stderr.contains("systemd.timers.off"), "{stderr}");
+}
+
+#[test]
+fn an_empty_start_at_is_refused_where_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = system(
+        dir.path(),
+        "{ ... }: {\n  system.name = \"units\";\n  systemd.services.tick = { script = \"date\"; startAt = \"\"; };\n}\n",
+    );
+    let out = imago(&["config", &file, "-A", "systemd.timers"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("E0302"), "{stderr}");
+    assert!(stderr.contains("systemd.services.tick.startAt"), "{stderr}");
+    assert!(stderr.contains("sys.imago:3:"), "{stderr}");
+}
