@@ -41,9 +41,9 @@
 //! (3 runs each, load average 7).
 //!
 //! Tests (reliability catalogue case 28, an image made by an ordinary
-//! user): composer/tests/image_owner.rs builds examples/minimal as root
+//! user): composer/tests/boot/image_owner.rs builds examples/minimal as root
 //! and as uid 100001 with umask 077 and compares owners and bytes;
-//! composer/tests/image_build.rs does it for a store owned by uid 100001.
+//! composer/tests/boot/image_build.rs does it for a store owned by uid 100001.
 
 use super::gpt::Layout;
 use super::ids::ImageIds;

@@ -4,6 +4,7 @@
 mod support;
 
 mod config;
+mod error_codes;
 mod errors;
 mod eval;
 mod examples_build;

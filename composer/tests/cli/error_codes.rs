@@ -8,20 +8,16 @@ use imago::codes;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use crate::support::cli::{command, stderr};
 
 fn imago(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imago"))
-        .args(args)
-        .env_remove("IMAGO_MODULES")
+    command(args)
         .env_remove("IMAGO_STORE")
         .env_remove("IMAGO_PACKAGE_CACHES")
         .output()
         .expect("cannot run imago")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The JSON array of diagnostics on stderr, after the build's progress
@@ -217,7 +213,7 @@ fn an_error_of_no_known_kind_is_e0401() {
 
 /// The codes of the tables of docs/errors.md, in order.
 fn documented_codes() -> Vec<String> {
-    let text = include_str!("../../docs/errors.md");
+    let text = include_str!("../../../docs/errors.md");
     text.lines()
         .filter_map(|line| line.strip_prefix("| "))
         .filter_map(|rest| rest.split(" |").next())
