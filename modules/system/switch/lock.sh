@@ -1,5 +1,5 @@
 # shellcheck shell=sh
-# The machine's lock, $run/imago-switch.lock (composer/src/generations/lock.rs
+# The machine's lock, $run/imago-switch.lock (composer/src/generations/run.rs
 # takes the same lock on the host).
 
 # One run at a time changes generations or the store: a garbage collection
