@@ -4,6 +4,9 @@
 #               on this terminal; quit with Ctrl-a x)
 #   make test   formatting, lints, the flake check, a build of the examples
 #               from an empty package cache and store, and the whole test suite
+#   make check  formatting, lints, the flake check, and shellcheck and
+#               busybox sh -n on switch-to-configuration (needs the tools of
+#               `.ci/host-tools.sh test`; `make test` installs them first)
 
 CARGO ?= cargo
 EXAMPLE ?= examples/minimal.imago
@@ -24,6 +27,7 @@ check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	nix-instantiate --parse flake.nix >/dev/null
+	./.ci/check-switch-script.sh
 
 host-tools:
 	@./.ci/host-tools.sh run

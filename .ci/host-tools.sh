@@ -36,6 +36,8 @@ if [ "$purpose" = test ]; then
     need cpio cpio
     # switch-to-configuration's tests run the script under the host's busybox.
     need busybox busybox-static
+    # `make check` lints switch-to-configuration.
+    need shellcheck shellcheck
     need modprobe kmod
     # A certificate for Debian's nginx to test a generated configuration.
     need openssl openssl

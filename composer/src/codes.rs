@@ -83,4 +83,7 @@ codes! {
     NO_CURRENT = "E0906";
     NOTHING_OLDER = "E0907";
     BAD_AGE = "E0908";
+    DELETE_IN_USE = "E0909";
+    SWITCH_LOCK_HELD = "E0910";
+    SWITCH_LOCK = "E0911";
 }

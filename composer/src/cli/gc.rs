@@ -2,10 +2,10 @@
 //! first the boot entries (and kernels and initrds) of deleted generations.
 
 use super::GlobalArgs;
-use crate::generations::{Esp, Profile};
+use crate::generations::{Esp, Profile, in_use_systems};
 use crate::store::{Store, StoreError};
 use anyhow::Context;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -81,16 +81,6 @@ impl Args {
         );
         Ok(ExitCode::SUCCESS)
     }
-}
-
-/// The toplevels of `<run>/booted-system` and `<run>/current-system` that
-/// exist.
-fn in_use_systems(run: &Path) -> Vec<String> {
-    ["booted-system", "current-system"]
-        .iter()
-        .filter_map(|l| std::fs::read_link(run.join(l)).ok())
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect()
 }
 
 fn human_bytes(n: u64) -> String {

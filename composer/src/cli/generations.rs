@@ -4,7 +4,7 @@
 //! `--target`, those of a machine.
 
 use super::GlobalArgs;
-use crate::generations::{Esp, Generation, Profile, format_utc_date, parse_age};
+use crate::generations::{Esp, Generation, Profile, SwitchLock, format_utc_date, parse_age};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +25,18 @@ pub struct Args {
     /// initrds no entry uses.
     #[arg(long, global = true, value_name = "DIR", conflicts_with = "target")]
     pub esp: Option<PathBuf>,
+    /// The machine's run directory (the script's IMAGO_RUN): the
+    /// generations booted-system and current-system name are marked and
+    /// never deleted, and `delete` takes its lock imago-switch.lock, which
+    /// switch-to-configuration takes too.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/run",
+        alias = "run-dir"
+    )]
+    pub run: PathBuf,
     #[command(flatten)]
     pub target: super::target::TargetArgs,
     #[command(subcommand)]
@@ -35,8 +47,8 @@ pub struct Args {
 pub enum Action {
     /// List the generations (the default).
     List,
-    /// Delete generations by number, or those older than an age. The current
-    /// generation is never deleted.
+    /// Delete generations by number, or those older than an age. The current,
+    /// booted and running generations are never deleted.
     Delete {
         /// Generation numbers.
         #[arg(
@@ -71,17 +83,16 @@ impl Args {
         let profile = Profile::open(&self.profile)?;
         let esp = self.esp.as_deref().map(Esp::open).transpose()?;
         match self.action.unwrap_or(Action::List) {
-            Action::List => list(&profile, esp.as_ref()),
+            Action::List => list(&profile, esp.as_ref(), &self.run),
             Action::Delete {
                 numbers,
                 older_than,
             } => {
-                let deleted = match older_than {
-                    Some(age) => {
-                        let age = parse_age(&age)?;
-                        profile.delete_older_than(age, SystemTime::now())
-                    }
-                    None => profile.delete(&numbers),
+                let age = older_than.as_deref().map(parse_age).transpose()?;
+                let _lock = SwitchLock::take(&self.run)?;
+                let deleted = match age {
+                    Some(age) => profile.delete_older_than(age, SystemTime::now(), &self.run),
+                    None => profile.delete(&numbers, &self.run),
                 }
                 .with_context(|| format!("deleting generations of {}", self.profile.display()))?;
                 for g in &deleted {
@@ -104,7 +115,7 @@ impl Args {
     }
 }
 
-fn list(profile: &Profile, esp: Option<&Esp>) -> anyhow::Result<ExitCode> {
+fn list(profile: &Profile, esp: Option<&Esp>, run: &std::path::Path) -> anyhow::Result<ExitCode> {
     let gens = profile
         .generations()
         .with_context(|| format!("listing {}", profile.dir().display()))?;
@@ -115,13 +126,20 @@ fn list(profile: &Profile, esp: Option<&Esp>) -> anyhow::Result<ExitCode> {
     if gens.is_empty() {
         println!("no generations in {}", profile.dir().display());
     }
+    let booted = std::fs::read_link(run.join("booted-system")).ok();
     for g in &gens {
-        println!("{}", line(g, &entries, esp.is_some()));
+        let is_booted = booted.as_deref() == Some(g.target.as_path());
+        println!("{}", line(g, is_booted, &entries, esp.is_some()));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn line(g: &Generation, entries: &[crate::generations::EntryFile], with_esp: bool) -> String {
+fn line(
+    g: &Generation,
+    booted: bool,
+    entries: &[crate::generations::EntryFile],
+    with_esp: bool,
+) -> String {
     let secs = g
         .created
         .duration_since(UNIX_EPOCH)
@@ -135,6 +153,9 @@ fn line(g: &Generation, entries: &[crate::generations::EntryFile], with_esp: boo
     );
     if g.current {
         s.push_str("  (current)");
+    }
+    if booted {
+        s.push_str("  (booted)");
     }
     if with_esp {
         let target = g.target.to_string_lossy();

@@ -3,7 +3,7 @@
 //! on a machine (activated at once unless `--boot`).
 
 use super::GlobalArgs;
-use crate::generations::{Esp, Profile};
+use crate::generations::{Esp, Profile, SwitchLock};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +18,17 @@ pub struct Args {
     /// restores the "newest good" default).
     #[arg(long, value_name = "DIR", conflicts_with = "target")]
     pub esp: Option<PathBuf>,
+    /// The machine's run directory (the script's IMAGO_RUN), whose lock
+    /// imago-switch.lock is held while the profile and the ESP change, as
+    /// switch-to-configuration holds it.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/run",
+        alias = "run-dir",
+        conflicts_with = "target"
+    )]
+    pub run: PathBuf,
     #[command(flatten)]
     pub target: super::target::TargetArgs,
     /// With --target: only make the previous generation the boot default
@@ -33,6 +44,7 @@ impl Args {
             return super::target::run_on_target(&remote, &["rollback".into(), mode.into()]);
         }
         let profile = Profile::open(&self.profile)?;
+        let _lock = SwitchLock::take(&self.run)?;
         // Check the ESP before changing the profile, so that a missing entry
         // leaves both untouched.
         let esp_entry = match &self.esp {
@@ -69,11 +81,10 @@ impl Args {
             .with_context(|| format!("rolling back {}", self.profile.display()))?;
         println!("rolled back from generation {from} to generation {to}");
         if let Some((esp, entry)) = esp_entry {
-            let name = entry
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| entry.blessed_name());
+            // The entry's id, as systemd-boot matches `default` against it:
+            // the file name without the boot counter, which systemd-boot
+            // changes at each try (and the script writes the same).
+            let name = entry.blessed_name();
             esp.set_default(&name)
                 .context("making the previous generation the boot default")?;
             println!("boot default: {name}");

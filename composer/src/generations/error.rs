@@ -32,6 +32,34 @@ pub enum GenerationsError {
     NothingOlder { current: u32, profile: PathBuf },
     #[error("invalid age `{text}`: expected a number followed by s, m, h, d or w (e.g. 30d)")]
     BadAge { text: String },
+    #[error(
+        "generation {number} of {profile} is the booted or the running system ({run}/booted-system or {run}/current-system); nothing was deleted"
+    )]
+    DeleteInUse {
+        number: u32,
+        profile: PathBuf,
+        run: PathBuf,
+    },
+    #[error(
+        "another switch-to-configuration or imago (pid {pid}) holds the lock {lock}; nothing was changed, try again when it has finished"
+    )]
+    LockHeld { pid: String, lock: PathBuf },
+    #[error(
+        "another process is taking over the stale lock {lock}; nothing was changed, try again (if none is running, {guard} was left by one that was killed: remove it)"
+    )]
+    LockTakeover { lock: PathBuf, guard: PathBuf },
+    #[error("another process took the lock {lock} meanwhile; nothing was changed")]
+    LockTakenMeanwhile { lock: PathBuf },
+    #[error("{path} is not a lock (a symlink); nothing was changed")]
+    NotALock { path: PathBuf },
+    #[error(
+        "cannot create the lock {path}; nothing was changed (another run directory: --run DIR)"
+    )]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl GenerationsError {
@@ -47,6 +75,11 @@ impl GenerationsError {
             GenerationsError::NoCurrent { .. } => NO_CURRENT,
             GenerationsError::NothingOlder { .. } => NOTHING_OLDER,
             GenerationsError::BadAge { .. } => BAD_AGE,
+            GenerationsError::DeleteInUse { .. } => DELETE_IN_USE,
+            GenerationsError::LockHeld { .. }
+            | GenerationsError::LockTakeover { .. }
+            | GenerationsError::LockTakenMeanwhile { .. } => SWITCH_LOCK_HELD,
+            GenerationsError::NotALock { .. } | GenerationsError::Lock { .. } => SWITCH_LOCK,
         }
     }
 }

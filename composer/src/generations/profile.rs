@@ -118,11 +118,14 @@ impl Profile {
         Ok(out)
     }
 
-    /// Deletes the given generations (their links). The current one is
-    /// refused, and so is a number that does not exist; both are checked
-    /// before anything is deleted.
-    pub fn delete(&self, numbers: &[u32]) -> Result<Vec<Generation>, GenerationsError> {
+    /// Deletes the given generations (their links). Refused, before
+    /// anything is deleted: a number that does not exist, the current
+    /// generation, and a generation whose toplevel `<run>/booted-system` or
+    /// `<run>/current-system` names (the rules of the script's
+    /// `delete-generations`). The caller holds the lock of `run`.
+    pub fn delete(&self, numbers: &[u32], run: &Path) -> Result<Vec<Generation>, GenerationsError> {
         let all = self.generations()?;
+        let in_use = super::in_use_systems(run);
         let mut doomed = Vec::new();
         for &number in numbers {
             let Some(g) = all.iter().find(|g| g.number == number) else {
@@ -137,6 +140,13 @@ impl Profile {
                     profile: self.dir.clone(),
                 });
             }
+            if in_use.iter().any(|s| Path::new(s) == g.target) {
+                return Err(GenerationsError::DeleteInUse {
+                    number,
+                    profile: self.dir.clone(),
+                    run: run.to_owned(),
+                });
+            }
             if !doomed.contains(g) {
                 doomed.push(g.clone());
             }
@@ -146,17 +156,21 @@ impl Profile {
     }
 
     /// Deletes every generation older than `age` at `now`, except the
-    /// current one.
+    /// current one and the booted and running ones (of `run`).
     pub fn delete_older_than(
         &self,
         age: Duration,
         now: SystemTime,
+        run: &Path,
     ) -> Result<Vec<Generation>, GenerationsError> {
         let cutoff = now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
+        let in_use = super::in_use_systems(run);
         let doomed: Vec<Generation> = self
             .generations()?
             .into_iter()
-            .filter(|g| !g.current && g.created < cutoff)
+            .filter(|g| {
+                !g.current && g.created < cutoff && !in_use.iter().any(|s| Path::new(s) == g.target)
+            })
             .collect();
         self.remove(&doomed)?;
         Ok(doomed)

@@ -52,6 +52,7 @@ impl Machine {
             .unwrap();
         }
         symlink("system-3-link", p.join("system")).unwrap();
+        fs::create_dir_all(dir.path().join("run")).unwrap();
         Machine { dir }
     }
 
@@ -59,13 +60,27 @@ impl Machine {
         self.dir.path().join(rel)
     }
 
+    /// `imago ARGS --profile <profiles>`, and `--run <run>` for the
+    /// commands that take the machine's lock (never the host's /run).
     fn imago(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_imago"))
-            .args(args)
-            .arg("--profile")
-            .arg(self.path("profiles"))
-            .output()
-            .unwrap()
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_imago"));
+        cmd.args(args).arg("--profile").arg(self.path("profiles"));
+        if matches!(args.first(), Some(&"generations" | &"rollback")) {
+            cmd.arg("--run").arg(self.path("run"));
+        }
+        cmd.output().unwrap()
+    }
+
+    /// Dates the links of generations `numbers` back to 2020.
+    fn make_old(&self, numbers: &[u32]) {
+        for n in numbers {
+            let st = Command::new("touch")
+                .args(["-h", "-d", "2020-01-01"])
+                .arg(self.path(&format!("profiles/system-{n}-link")))
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
     }
 
     fn with_esp(&self, args: &[&str]) -> Output {
@@ -198,14 +213,7 @@ fn the_current_or_a_missing_generation_is_refused_and_nothing_changes() {
 #[test]
 fn delete_older_than_keeps_recent_and_current_generations() {
     let m = Machine::new();
-    for n in [1, 3] {
-        let st = Command::new("touch")
-            .args(["-h", "-d", "2020-01-01"])
-            .arg(m.path(&format!("profiles/system-{n}-link")))
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
+    m.make_old(&[1, 3]);
     let out = ok(&m.with_esp(&["generations", "delete", "--older-than", "30d"]));
     assert!(out.contains("deleted generation 1"), "{out}");
     assert_eq!(
@@ -340,4 +348,84 @@ fn gc_on_a_machines_own_store_leaves_its_objects_alone() {
     assert!(err.contains("no Imago store database"), "{err}");
     assert!(object.exists());
     assert!(!store.join(".imago").exists());
+}
+
+/// systemd-boot matches loader.conf's `default` against an entry's id, the
+/// file name without its boot counter (`imago-web-2.conf` for
+/// `imago-web-2+1-2.conf`), and renames a counted entry at each try: the
+/// default names the generation, not the file as it is now.
+#[test]
+fn rollback_to_an_entry_still_being_counted_names_it_without_the_counter() {
+    let m = Machine::new();
+    fs::rename(
+        m.path("esp/loader/entries/imago-web-2.conf"),
+        m.path("esp/loader/entries/imago-web-2+1-2.conf"),
+    )
+    .unwrap();
+    let out = ok(&m.with_esp(&["rollback"]));
+    assert!(out.contains("boot default: imago-web-2.conf"), "{out}");
+    assert_eq!(
+        fs::read_to_string(m.path("esp/loader/loader.conf")).unwrap(),
+        "default imago-web-2.conf\ntimeout 0\n"
+    );
+}
+
+/// As the script's `delete-generations`: the generations that
+/// `<run>/booted-system` and `<run>/current-system` name are never
+/// deleted, by number (refused, nothing changes) or by age (skipped).
+#[test]
+fn the_booted_and_the_running_generation_are_not_deleted() {
+    let m = Machine::new();
+    symlink(top(1), m.path("run/booted-system")).unwrap();
+    symlink(top(2), m.path("run/current-system")).unwrap();
+    let before = m.state();
+    for n in ["1", "2"] {
+        let err = fails(&m.with_esp(&["generations", "delete", n]));
+        assert!(
+            err.contains(&format!("generation {n} of "))
+                && err.contains("is the booted or the running system")
+                && err.contains("nothing was deleted"),
+            "{err}"
+        );
+        assert_eq!(m.state(), before);
+    }
+    m.make_old(&[1, 2, 3]);
+    let out = ok(&m.with_esp(&["generations", "delete", "--older-than", "30d"]));
+    assert!(out.contains("no generation deleted"), "{out}");
+    assert_eq!(m.state(), before);
+    let list = ok(&m.with_esp(&["generations", "list"]));
+    assert!(list.lines().next().unwrap().contains("(booted)"), "{list}");
+}
+
+/// `imago generations delete` takes the machine's lock as
+/// switch-to-configuration does: a live holder makes it refuse, a stale
+/// lock is taken over, and nothing is left behind.
+#[test]
+fn delete_takes_the_machines_lock() {
+    let m = Machine::new();
+    let lock = m.path("run/imago-switch.lock");
+    let mut holder = Command::new("sleep").arg("60").spawn().unwrap();
+    symlink(holder.id().to_string(), &lock).unwrap();
+    let before = m.state();
+    let err = fails(&m.with_esp(&["generations", "delete", "1"]));
+    assert!(
+        err.contains(&format!("(pid {}) holds the lock", holder.id()))
+            && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(m.state(), before);
+    assert!(lock.is_symlink());
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // Its holder is gone: taken over, and released at the end.
+    ok(&m.with_esp(&["generations", "delete", "1"]));
+    assert_eq!(
+        m.names("profiles"),
+        ["system", "system-2-link", "system-3-link"]
+    );
+    assert_eq!(m.names("run"), Vec::<String>::new());
+    // A file in its place is no lock: refused.
+    fs::write(&lock, "").unwrap();
+    let err = fails(&m.with_esp(&["generations", "delete", "2"]));
+    assert!(err.contains("is not a lock (a symlink)"), "{err}");
 }

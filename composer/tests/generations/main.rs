@@ -5,5 +5,6 @@ mod support;
 
 mod cli;
 mod deploy;
+mod parity;
 mod store_gc;
 mod switch;

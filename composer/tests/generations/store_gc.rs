@@ -1,5 +1,5 @@
-//! The store half of `switch-to-configuration` (modules/system/
-//! switch-to-configuration.sh), run under the host's busybox on a machine in
+//! The store half of `switch-to-configuration` (modules/system/switch/
+//! store.sh and lock.sh), run under the host's busybox on a machine in
 //! a temporary directory: `delete-generations` deletes the store objects that
 //! no remaining generation, nor the booted or running system, lists in its
 //! toplevel's `closure` file, and nothing else; it deletes nothing when a

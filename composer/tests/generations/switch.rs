@@ -1,6 +1,6 @@
-//! `switch-to-configuration boot` (modules/system/switch-to-configuration.sh)
-//! run under the host's busybox against a profile directory and an ESP in a
-//! temporary directory: generation numbering, the entry file and its boot
+//! `switch-to-configuration boot` (modules/system/switch/, assembled by
+//! switch.imago) run under the host's busybox against a profile directory
+//! and an ESP in a temporary directory: generation numbering, the entry file and its boot
 //! counter, kernels copied once, loader.conf's default, the entry limit, and
 //! refusals (full ESP, unmounted ESP, foreign system) that change nothing.
 

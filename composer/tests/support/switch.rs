@@ -1,5 +1,5 @@
 //! The machine that the tests of `switch-to-configuration`
-//! (modules/system/switch-to-configuration.sh) run on: the host's busybox,
+//! (modules/system/switch/*.sh, assembled by modules/system/switch.imago) run on: the host's busybox,
 //! and a profile directory, an ESP, a run directory and a store in a
 //! temporary directory.
 #![allow(dead_code, clippy::unwrap_used)]
@@ -11,9 +11,52 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-pub const SCRIPT: &str = include_str!("../../../modules/system/switch-to-configuration.sh");
-/// The module that installs the script, with the applets it gets.
+/// The module that assembles and installs the script, with the applets it
+/// gets.
 const MODULE: &str = include_str!("../../../modules/system/switch.imago");
+
+/// The script's parts, in the order of the module's `parts = [ ... ];`.
+pub fn script_parts() -> Vec<PathBuf> {
+    let list = MODULE
+        .split_once("parts = [")
+        .and_then(|(_, rest)| rest.split_once("];"))
+        .map(|(list, _)| list)
+        .expect("switch.imago has a `parts = [ ... ];` list");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/system");
+    let parts: Vec<PathBuf> = list
+        .split_whitespace()
+        .map(|p| dir.join(p.strip_prefix("./").expect("a relative path")))
+        .collect();
+    assert!(parts.len() > 1, "{parts:?}");
+    parts
+}
+
+/// The script as the module assembles it, before substitution.
+pub fn script() -> String {
+    script_parts()
+        .iter()
+        .map(|p| fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .collect()
+}
+
+/// Runs `code` under the host's busybox sh with the script's part `part`
+/// (e.g. `store.sh`: only function definitions) sourced first, and `args`
+/// as its positional parameters.
+pub fn run_part(part: &str, code: &str, args: &[&str]) -> Output {
+    let path = script_parts()
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == part))
+        .unwrap_or_else(|| panic!("no part {part}"));
+    Command::new(busybox())
+        .arg("sh")
+        .arg("-c")
+        .arg(format!(". \"$0\"\n{code}"))
+        .arg(&path)
+        .args(args)
+        .env_clear()
+        .output()
+        .unwrap()
+}
 
 fn busybox() -> PathBuf {
     for dir in ["/bin", "/usr/bin", "/sbin", "/usr/sbin"] {
@@ -152,7 +195,7 @@ impl Fixture {
         fs::set_permissions(sys.join("activate"), fs::Permissions::from_mode(0o755)).unwrap();
         symlink(kdir.join("bzImage"), sys.join("kernel")).unwrap();
         symlink(&initrd, sys.join("initrd")).unwrap();
-        let text = SCRIPT
+        let text = script()
             .replace("@tools@", &root.join("tools").to_string_lossy())
             .replace("@name@", &format!("'{name}'"))
             .replace(
@@ -172,14 +215,21 @@ impl Fixture {
 
     /// `sys`'s script with the words of `action`, on this machine.
     fn command(&self, sys: &Path, action: &str) -> Command {
+        self.command_at(sys, action, self.root())
+    }
+
+    /// `sys`'s script with the words of `action`, on the profile
+    /// directory, ESP and run directory `profiles`, `esp` and `run` below
+    /// `at` (a copy of this machine's, see `copy_machine`).
+    pub fn command_at(&self, sys: &Path, action: &str, at: &Path) -> Command {
         let root = self.root();
         let mut cmd = Command::new(sys.join("bin/switch-to-configuration"));
         cmd.args(action.split(' '))
             .env_clear()
-            .env("IMAGO_PROFILES", root.join("profiles"))
-            .env("IMAGO_ESP", root.join("esp"))
+            .env("IMAGO_PROFILES", at.join("profiles"))
+            .env("IMAGO_ESP", at.join("esp"))
             .env("IMAGO_CMDLINE", root.join("cmdline"))
-            .env("IMAGO_RUN", root.join("run"))
+            .env("IMAGO_RUN", at.join("run"))
             .env("IMAGO_MACHINE_STORE", root.join("store"))
             .env("IMAGO_CONSOLE", root.join("console.log"))
             .env("IMAGO_INIT_PID", self.init.borrow().id().to_string());
@@ -229,6 +279,24 @@ impl Fixture {
             "switch-to-configuration {action} failed: {stderr}"
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Copies this machine's profile directory, ESP and run directory to
+    /// `<root>/<name>/` (links and contents as they are; the toplevels and
+    /// the store stay shared) and returns that directory.
+    pub fn copy_machine(&self, name: &str) -> PathBuf {
+        let to = self.root().join(name);
+        fs::create_dir_all(&to).unwrap();
+        for d in ["profiles", "esp", "run"] {
+            let st = Command::new("cp")
+                .arg("-a")
+                .arg(self.root().join(d))
+                .arg(&to)
+                .status()
+                .unwrap();
+            assert!(st.success(), "copying {d}");
+        }
+        to
     }
 
     pub fn entries(&self) -> Vec<String> {
