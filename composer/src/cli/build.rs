@@ -21,7 +21,6 @@
 //! run`); [`requested_packages`] evaluates in record mode for `imago lock`.
 
 use super::{ErrorFormat, GlobalArgs, printed};
-use crate::builders::STORE_PREFIX;
 use crate::debian::apt::default_deb_cache;
 use crate::debian::fetch::Background;
 use crate::debian::index::Sites;
@@ -31,6 +30,7 @@ use crate::graph::progress::ProgressMode;
 use crate::graph::{
     BuildOptions, BuildSummary, Graph, Registry, ScheduleError, Step, StepTable, build,
 };
+use crate::store::STORE_PREFIX;
 use crate::store::{Store, StorePath};
 use crate::system_eval;
 use anyhow::Context;
