@@ -14,6 +14,10 @@
 //! Run with `cargo bench -p imago-lang --bench eval`; extra arguments keep
 //! only the programs whose name contains one of them (`-- attrs10k`).
 
+// Tests and benches read their fixtures from disk (lang/clippy.toml forbids
+// file system, environment and clock access in the language itself).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 /// The allocator the `imago` binary uses, so that figures match it.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

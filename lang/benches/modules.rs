@@ -11,6 +11,10 @@
 //!    priorities, conditions and list contributions), merged and converted to
 //!    JSON. Target: < 500 ms.
 
+// Tests and benches read their fixtures from disk (lang/clippy.toml forbids
+// file system, environment and clock access in the language itself).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 /// The allocator the `imago` binary uses, so that figures match it.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

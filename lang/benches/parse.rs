@@ -9,6 +9,10 @@
 //! thread (from `/proc/thread-self/schedstat`, on Linux), which stays
 //! meaningful when other work shares the machine.
 
+// Tests and benches read their fixtures from disk (lang/clippy.toml forbids
+// file system, environment and clock access in the language itself).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 /// The allocator the `imago` binary uses, so that figures match it.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

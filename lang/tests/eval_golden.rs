@@ -19,6 +19,9 @@
 //! `EVAL_CASE=substring` runs only matching cases; `EVAL_BLESS=1` rewrites
 //! the `.exp` files of failing okay cases (review the diff!).
 
+// Tests and benches read their fixtures from disk (lang/clippy.toml forbids
+// file system, environment and clock access in the language itself).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![allow(clippy::unwrap_used)]
 
 use imago_lang::diag::{IntoDiagnostic, render};

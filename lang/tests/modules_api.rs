@@ -2,6 +2,9 @@
 //! (with submodule options), values at paths, declarations, and
 //! `lib.evalModules` errors.
 
+// Tests and benches read their fixtures from disk (lang/clippy.toml forbids
+// file system, environment and clock access in the language itself).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 // Test helpers outside #[test] functions panic on failure too.
 #![allow(clippy::unwrap_used)]
 

@@ -8,6 +8,9 @@
 //! every unknown option). Files are served from memory, so snapshots do not
 //! depend on the machine.
 
+// Tests and benches read their fixtures from disk (lang/clippy.toml forbids
+// file system, environment and clock access in the language itself).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 // Test helpers outside #[test] functions panic on failure too.
 #![allow(clippy::unwrap_used)]
 

@@ -2,6 +2,10 @@
 //! S-expression), operator precedence, spans, error codes and messages, and
 //! hostile inputs (deep nesting, long chains, odd bytes).
 
+// Tests and benches read their fixtures from disk (lang/clippy.toml forbids
+// file system, environment and clock access in the language itself).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 #[path = "parse/support.rs"]
 #[allow(dead_code)]
 mod support;

@@ -6,6 +6,10 @@
 //! fail; the snapshot holds the rendered diagnostics (no colour).
 //! Snapshots live in `tests/parse/snapshots/`.
 
+// Tests and benches read their fixtures from disk (lang/clippy.toml forbids
+// file system, environment and clock access in the language itself).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 #[path = "parse/support.rs"]
 mod support;
 

@@ -12,7 +12,6 @@
 #   imago.store=9p:<tag>        VM mode: tmpfs root, host store over 9p
 #   imago.store=virtiofs:<tag>  VM mode: tmpfs root, host store over virtiofs
 #   imago.debug1                on failure, start a shell instead of rebooting
-#   imago.probe                 print a marker and power off (accelerator probe)
 #
 # The initrd builder creates a /bin symlink for each applet listed here:
 # imago-applets: sh mount umount mkdir ln chmod cat echo sleep modprobe
@@ -68,10 +67,6 @@ for arg in $(cat /proc/cmdline); do
 	rootfstype=*) rootfstype=${arg#*=} ;;
 	imago.store=*) store=${arg#*=} ;;
 	imago.debug1) debug=1 ;;
-	imago.probe)
-		say "probe ok"
-		poweroff -f
-		;;
 	esac
 done
 

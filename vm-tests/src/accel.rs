@@ -1,11 +1,10 @@
 //! Choosing QEMU's accelerator, once per process.
 //!
-//! KVM is used only when a probe proves it works: `/dev/kvm` existing is not
-//! enough (on some hosts QEMU aborts setting MSRs with `-cpu host`, or hangs).
-//! The probe boots a 64 KiB firmware image whose reset vector writes to QEMU's
-//! `isa-debug-exit` port, with the exact CPU and accelerator options a real
-//! machine would get; only QEMU exiting with the expected code within a few
-//! seconds counts as success. Otherwise TCG is used.
+//! KVM is used only when Imago's KVM probe (`imago::boot::kvm`, the same one
+//! `imago run` uses) proves it works: `/dev/kvm` existing is not enough (on
+//! some hosts QEMU aborts setting MSRs with `-cpu host`, or hangs). The
+//! probe's answer is cached per host boot and QEMU version. Otherwise TCG is
+//! used.
 //!
 //! `IMAGO_ACCEL=tcg` or `IMAGO_ACCEL=kvm` skips the probe. The choice and the
 //! reason are printed once per process (to the real stderr, so they show even
@@ -16,27 +15,15 @@
 //! (`IMAGO_TIMEOUT_FACTOR` overrides it).
 
 use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// A QEMU accelerator: Imago's ([`Kvm`](AccelKind::Kvm) with `-cpu host`,
+/// or [`Tcg`](AccelKind::Tcg), QEMU's software emulator).
+pub use imago::boot::qemu::Accel as AccelKind;
 
 /// How much slower than KVM timeouts under TCG are assumed to be.
 pub const TCG_FACTOR: f64 = 3.0;
-
-/// The exit code of a successful probe: `(0x2a << 1) | 1`.
-const PROBE_EXIT: i32 = 85;
-
-/// How long the KVM probe may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A QEMU accelerator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccelKind {
-    /// Hardware virtualisation, with `-cpu host`.
-    Kvm,
-    /// QEMU's software emulator.
-    Tcg,
-}
 
 /// The accelerator in use and how timeouts scale with it.
 #[derive(Debug, Clone)]
@@ -52,10 +39,7 @@ pub struct Accel {
 impl Accel {
     /// QEMU arguments selecting the accelerator and CPU model.
     pub fn qemu_args(&self) -> Vec<String> {
-        match self.kind {
-            AccelKind::Kvm => ["-accel", "kvm", "-cpu", "host"].map(String::from).to_vec(),
-            AccelKind::Tcg => ["-accel", "tcg"].map(String::from).to_vec(),
-        }
+        self.kind.args().iter().map(|&a| a.to_owned()).collect()
     }
 
     /// Scales a test's timeout by the accelerator factor.
@@ -92,9 +76,9 @@ fn choose(forced: Option<&str>, factor: Option<&str>) -> Accel {
             AccelKind::Tcg,
             format!("IMAGO_ACCEL={other:?} is not tcg, kvm or auto; using TCG"),
         ),
-        _ => match probe_kvm() {
-            Ok(()) => (AccelKind::Kvm, "KVM probe booted".to_owned()),
-            Err(why) => (AccelKind::Tcg, format!("KVM unusable: {why}")),
+        _ => match imago::boot::kvm::detect() {
+            Ok(choice) => (choice.accel, choice.reason),
+            Err(e) => (AccelKind::Tcg, format!("KVM unusable: {e}")),
         },
     };
     let default = match kind {
@@ -109,64 +93,6 @@ fn choose(forced: Option<&str>, factor: Option<&str>) -> Accel {
         kind,
         factor,
         reason,
-    }
-}
-
-/// The probe firmware: 64 KiB of `hlt` whose reset vector (offset 0xfff0,
-/// executed at f000:fff0) does `mov al, 0x2a; out 0xf4, al; hlt`.
-fn probe_firmware() -> Vec<u8> {
-    let mut image = vec![0xf4_u8; 0x10000];
-    let code = [0xb0, 0x2a, 0xe6, 0xf4, 0xf4, 0xeb, 0xfd];
-    image[0xfff0..0xfff0 + code.len()].copy_from_slice(&code);
-    image
-}
-
-fn probe_kvm() -> Result<(), String> {
-    let kvm = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm");
-    if let Err(e) = kvm {
-        return Err(format!("cannot open /dev/kvm: {e}"));
-    }
-    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-    let bios = dir.path().join("probe.bin");
-    std::fs::write(&bios, probe_firmware()).map_err(|e| format!("writing probe: {e}"))?;
-    let mut child = Command::new(crate::qemu::QEMU)
-        .args(["-accel", "kvm", "-cpu", "host", "-machine", "pc"])
-        .args([
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-m",
-            "16",
-        ])
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x01", "-bios"])
-        .arg(&bios)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", crate::qemu::QEMU))?;
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.code() == Some(PROBE_EXIT) => return Ok(()),
-            Ok(Some(status)) => {
-                let output = child.wait_with_output().map_err(|e| e.to_string())?;
-                let stderr = String::from_utf8_lossy(&output.stderr);
-                let first = stderr.lines().next().unwrap_or_default();
-                return Err(format!("probe exited with {status}: {first}"));
-            }
-            Ok(None) if start.elapsed() > PROBE_TIMEOUT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("probe hung for {PROBE_TIMEOUT:?}"));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("waiting for probe: {e}")),
-        }
     }
 }
 
@@ -194,12 +120,5 @@ mod tests {
         let accel = choose(Some("hvf"), None);
         assert_eq!(accel.kind, AccelKind::Tcg);
         assert!(accel.reason.contains("\"hvf\""), "{}", accel.reason);
-    }
-
-    #[test]
-    fn firmware_reset_vector() {
-        let image = probe_firmware();
-        assert_eq!(image.len(), 65536);
-        assert_eq!(&image[0xfff0..0xfff4], &[0xb0, 0x2a, 0xe6, 0xf4]);
     }
 }

@@ -38,6 +38,7 @@ mod network;
 mod qemu;
 mod qmp;
 mod retry;
+mod shared;
 mod steplog;
 mod suite;
 
@@ -45,12 +46,15 @@ pub use accel::{Accel, AccelKind, TCG_FACTOR};
 pub use command::{GuestCommand, shell_quote};
 pub use commands::Output;
 pub use config::{Boot, DiskFormat, DiskImage, MachineConfig, MachineName, StoreTransport};
-pub use driver::{CONSOLE_TAIL, Driver};
+pub use driver::Driver;
 pub use error::{Error, Failure};
+/// The 9p / virtiofs tag of the shared store (Imago's).
+pub use imago::boot::qemu::STORE_TAG;
 pub use machine::Machine;
 pub use network::Network;
-pub use qemu::{BACKDOOR_PORT, QEMU, STORE_TAG};
+pub use qemu::{BACKDOOR_PORT, QEMU};
 pub use retry::{Poll, retry};
+pub use shared::CONSOLE_TAIL;
 pub use steplog::{Step, StepLog};
 pub use suite::{Selection, TestKind, should_run};
 

@@ -23,13 +23,13 @@ use crate::backdoor::Backdoor;
 use crate::config::StoreTransport;
 use crate::config::{Boot, MachineConfig};
 use crate::console::Console;
-use crate::driver::Shared;
 use crate::error::{Error, Failure};
 use crate::qemu::{
     Process, RunPaths, command_line, create_overlay, display_argv, virtiofsd, virtiofsd_args,
 };
 use crate::qmp::Qmp;
 use crate::retry::{Poll, retry};
+use crate::shared::Shared;
 
 /// How long QEMU may take to connect to the driver's sockets (unscaled).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

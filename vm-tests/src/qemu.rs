@@ -1,7 +1,8 @@
 //! QEMU command lines and processes.
 //!
 //! [`command_line`] turns a [`MachineConfig`] into QEMU's argv (never a
-//! shell string). The console, the backdoor and the QMP monitor are Unix
+//! shell string), with Imago's argument builder (`imago::boot::qemu`, the
+//! one `imago run` uses) for the machine, accelerator, boot and store. The console, the backdoor and the QMP monitor are Unix
 //! sockets the *driver* listens on and QEMU connects to as a client, so QEMU
 //! cannot start running the guest before the driver is connected: no early
 //! output is lost and there is no race on socket creation.
@@ -16,12 +17,13 @@
 
 use std::ffi::OsString;
 use std::io::Read;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use imago::boot::qemu::{self, QemuArgs, StoreShare, option_with_path};
 
 use crate::accel::Accel;
 use crate::config::{Boot, MachineConfig, StoreTransport};
@@ -31,9 +33,6 @@ use crate::retry::{Poll, retry};
 
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-x86_64";
-
-/// The 9p / virtiofs tag of the shared store.
-pub const STORE_TAG: &str = "imago-store";
 
 /// The virtio-serial port name of the backdoor: `/dev/virtio-ports/<name>`
 /// in a guest with udev, `/sys/class/virtio-ports/*/name` names it without.
@@ -73,60 +72,55 @@ impl RunPaths {
     }
 }
 
-/// Escapes a value for QEMU's `key=value,...` option syntax (`,` → `,,`).
-fn escaped(path: &Path) -> OsString {
-    let mut out = Vec::new();
-    for &byte in path.as_os_str().as_bytes() {
-        out.push(byte);
-        if byte == b',' {
-            out.push(b',');
-        }
-    }
-    OsString::from_vec(out)
-}
-
-fn opt(prefix: &str, path: &Path, suffix: &str) -> OsString {
-    let mut arg = OsString::from(prefix);
-    arg.push(escaped(path));
-    arg.push(suffix);
-    arg
-}
-
-/// QEMU's arguments (without the program name) for one run of a machine.
+/// QEMU's arguments (without the program name) for one run of a machine:
+/// Imago's [`QemuArgs`] (machine, accelerator, memory, direct boot, store)
+/// plus the driver's sockets, disks and networks.
 pub fn command_line(
     config: &MachineConfig,
     paths: &RunPaths,
     accel: &Accel,
     networks: &[Attachment],
 ) -> Vec<OsString> {
-    let mut args: Vec<OsString> = Vec::new();
-    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
-    push(&["-name", config.name.as_str()]);
+    let mut args = QemuArgs::new();
+    args.flag("-name", config.name.as_str());
     let machine = match config.boot {
-        Boot::Direct { .. } => "pc",
-        Boot::Uefi { .. } => "q35",
+        Boot::Direct { .. } => qemu::Machine::Pc,
+        Boot::Uefi { .. } => qemu::Machine::Q35,
     };
-    push(&["-machine", machine]);
-    for arg in accel.qemu_args() {
-        push(&[&arg]);
-    }
-    let memory = config.memory_mib.to_string();
-    let smp = config.smp.to_string();
-    push(&["-m", &memory, "-smp", &smp]);
-    push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+    let store = config
+        .store
+        .as_ref()
+        .map(|dir| match config.store_transport {
+            StoreTransport::NineP => StoreShare::NineP { dir: dir.clone() },
+            StoreTransport::VirtioFs => StoreShare::Virtiofs {
+                socket: paths.virtiofs.clone(),
+            },
+        });
+    let virtiofs = matches!(store, Some(StoreShare::Virtiofs { .. }));
+    args.accel(accel.kind)
+        .machine(&machine, config.memory_mib, config.smp, virtiofs)
+        .words(["-nodefaults", "-no-user-config", "-display", "none"]);
 
-    args.push("-chardev".into());
-    args.push(opt("socket,id=console,path=", &paths.console, ""));
-    args.extend(["-serial", "chardev:console"].map(OsString::from));
-    args.push("-chardev".into());
-    args.push(opt("socket,id=qmp,path=", &paths.qmp, ""));
-    args.extend(["-mon", "chardev=qmp,mode=control"].map(OsString::from));
-    args.extend(["-device", "virtio-serial-pci,id=vser"].map(OsString::from));
-    args.push("-chardev".into());
-    args.push(opt("socket,id=backdoor,path=", &paths.backdoor, ""));
-    args.push("-device".into());
-    args.push(format!("virtserialport,bus=vser.0,chardev=backdoor,name={BACKDOOR_PORT}").into());
-    args.extend(["-device", "virtio-rng-pci"].map(OsString::from));
+    args.flag(
+        "-chardev",
+        option_with_path("socket,id=console,path=", &paths.console, ""),
+    )
+    .words(["-serial", "chardev:console"])
+    .flag(
+        "-chardev",
+        option_with_path("socket,id=qmp,path=", &paths.qmp, ""),
+    )
+    .words(["-mon", "chardev=qmp,mode=control"])
+    .words(["-device", "virtio-serial-pci,id=vser"])
+    .flag(
+        "-chardev",
+        option_with_path("socket,id=backdoor,path=", &paths.backdoor, ""),
+    )
+    .flag(
+        "-device",
+        format!("virtserialport,bus=vser.0,chardev=backdoor,name={BACKDOOR_PORT}"),
+    )
+    .words(["-device", "virtio-rng-pci"]);
 
     match &config.boot {
         Boot::Direct {
@@ -134,65 +128,47 @@ pub fn command_line(
             initrd,
             cmdline,
         } => {
-            args.push("-kernel".into());
-            args.push(kernel.into());
-            args.push("-initrd".into());
-            args.push(initrd.into());
-            args.push("-append".into());
-            args.push(cmdline.into());
+            args.direct_boot(kernel, initrd, cmdline);
         }
         Boot::Uefi { code, .. } => {
-            args.push("-drive".into());
-            args.push(opt(
-                "if=pflash,format=raw,unit=0,readonly=on,file=",
-                code,
-                "",
-            ));
+            args.flag(
+                "-drive",
+                option_with_path("if=pflash,format=raw,unit=0,readonly=on,file=", code, ""),
+            );
             if let Some(vars) = &paths.vars {
-                args.push("-drive".into());
-                args.push(opt("if=pflash,format=raw,unit=1,file=", vars, ""));
+                args.flag(
+                    "-drive",
+                    option_with_path("if=pflash,format=raw,unit=1,file=", vars, ""),
+                );
             }
         }
     }
     if let Some(overlay) = &paths.overlay {
-        args.push("-drive".into());
-        args.push(opt(
-            "if=none,id=disk0,format=qcow2,cache=writeback,discard=unmap,file=",
-            overlay,
-            "",
-        ));
-        args.extend(["-device", "virtio-blk-pci,drive=disk0,bootindex=1"].map(OsString::from));
-    }
-    match (&config.store, config.store_transport) {
-        (None, _) => {}
-        (Some(store), StoreTransport::NineP) => {
-            args.push("-fsdev".into());
-            args.push(opt(
-                "local,id=store,security_model=none,readonly=on,multidevs=remap,path=",
-                store,
+        args.flag(
+            "-drive",
+            option_with_path(
+                "if=none,id=disk0,format=qcow2,cache=writeback,discard=unmap,file=",
+                overlay,
                 "",
-            ));
-            args.push("-device".into());
-            args.push(format!("virtio-9p-pci,fsdev=store,mount_tag={STORE_TAG}").into());
-        }
-        (Some(_), StoreTransport::VirtioFs) => {
-            // vhost-user needs the guest memory shared with virtiofsd.
-            args.push("-object".into());
-            args.push(format!("memory-backend-memfd,id=mem,share=on,size={memory}M").into());
-            args.extend(["-numa", "node,memdev=mem", "-chardev"].map(OsString::from));
-            args.push(opt("socket,id=virtiofs,path=", &paths.virtiofs, ""));
-            args.push("-device".into());
-            args.push(format!("vhost-user-fs-pci,chardev=virtiofs,tag={STORE_TAG}").into());
-        }
+            ),
+        )
+        .words(["-device", "virtio-blk-pci,drive=disk0,bootindex=1"]);
+    }
+    if let Some(store) = &store {
+        args.store(store);
     }
     for (i, net) in networks.iter().enumerate() {
-        args.push("-netdev".into());
-        args.push(format!("socket,id=net{i},udp={},localaddr={}", net.hub, net.local).into());
-        args.push("-device".into());
-        args.push(format!("virtio-net-pci,netdev=net{i},mac={}", net.mac).into());
+        args.flag(
+            "-netdev",
+            format!("socket,id=net{i},udp={},localaddr={}", net.hub, net.local),
+        )
+        .flag(
+            "-device",
+            format!("virtio-net-pci,netdev=net{i},mac={}", net.mac),
+        );
     }
-    args.extend(config.extra_args.iter().map(OsString::from));
-    args
+    args.words(config.extra_args.iter());
+    args.finish()
 }
 
 /// Renders an argv for messages, quoting words that need it.
@@ -457,7 +433,7 @@ mod tests {
         }];
         let args = strings(&command_line(&config, &paths, &tcg(), &nets));
         let joined = args.join(" ");
-        assert!(joined.contains("-machine pc -accel tcg"), "{joined}");
+        assert!(joined.contains("-accel tcg -machine pc -m "), "{joined}");
         assert!(
             joined.contains("socket,id=console,path=/tmp/t,,x/m1/console.sock"),
             "{joined}"
@@ -487,15 +463,19 @@ mod tests {
         let paths = RunPaths::in_dir(Path::new("/t/m"), &config);
         let joined = strings(&command_line(&config, &paths, &tcg(), &[])).join(" ");
         assert!(
-            joined.contains("memory-backend-memfd,id=mem,share=on,size=300M"),
+            joined.contains("-machine pc,memory-backend=mem"),
             "{joined}"
         );
         assert!(
-            joined.contains("socket,id=virtiofs,path=/t/m/virtiofs.sock"),
+            joined.contains("memory-backend-memfd,id=mem,size=300M,share=on"),
             "{joined}"
         );
         assert!(
-            joined.contains("vhost-user-fs-pci,chardev=virtiofs,tag=imago-store"),
+            joined.contains("socket,id=store,path=/t/m/virtiofs.sock"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("vhost-user-fs-pci,chardev=store,tag=imago-store"),
             "{joined}"
         );
         assert!(!joined.contains("9p"), "{joined}");

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::builders::STORE_PREFIX;
+use crate::store::STORE_PREFIX;
 use crate::store::StorePath;
 
 /// The only `boot.json` version this code reads.

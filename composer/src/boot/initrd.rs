@@ -26,9 +26,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::confine::confined;
 use super::cpio::{Archive, Entry};
 use super::kmod::{self, ModuleIndex};
+use crate::builders::confine::confined;
 use crate::builders::{BuildContext, BuildError, Builder, ResolvedStep};
 
 /// zstd level for the archive. Measured with `cargo bench --bench boot` on a

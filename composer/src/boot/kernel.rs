@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::confine::confined;
 use super::kmod::{self, ModuleIndex};
+use crate::builders::confine::confined;
 use crate::builders::{BuildContext, BuildError, Builder, ResolvedStep, fsutil};
 
 /// Parameters of the "kernel" builder.

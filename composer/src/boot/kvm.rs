@@ -1,28 +1,31 @@
-//! Choosing the accelerator: KVM only when a probe shows it really boots.
+//! Choosing the accelerator: KVM only when a probe shows it really works.
+//! This is the one probe of the project: `imago run` and the VM test driver
+//! (`vm-tests`) both use it.
 //!
-//! `/dev/kvm` existing is not enough: on some hosts QEMU aborts or hangs with
-//! it. The probe boots the system's own kernel and initrd with `-accel kvm`
-//! and `imago.probe` on the command line; stage 1 prints
-//! [`PROBE_MARKER`] and powers off at once. No marker within
-//! [`PROBE_TIMEOUT`] means TCG (QEMU is killed).
+//! `/dev/kvm` existing is not enough: on some hosts QEMU aborts setting MSRs
+//! with `-cpu host`, or hangs. The probe boots a 64 KiB firmware image whose
+//! reset vector writes to QEMU's `isa-debug-exit` port, with the accelerator
+//! and CPU options a real machine gets ([`Accel::args`]); only QEMU exiting
+//! with the expected code within [`PROBE_TIMEOUT`] counts as success (QEMU
+//! is killed otherwise). Otherwise TCG is used.
 //!
 //! The answer is cached per host boot and QEMU version in
 //! `$XDG_RUNTIME_DIR/imago/` (or `/run/imago/` for root, else the temp dir),
 //! in a file named after a hash of `qemu --version` and the boot id.
-//! `IMAGO_ACCEL=tcg|kvm` overrides everything.
+//! For `imago run`, `IMAGO_ACCEL=tcg|kvm` overrides everything ([`choose`]);
+//! the VM test driver reads the variable itself and calls [`detect`].
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::qemu::{self, Accel, QemuConfig};
+use super::qemu::{self, Accel, Machine, QemuArgs};
 
-/// What stage 1 prints when it sees `imago.probe`.
-pub const PROBE_MARKER: &str = "imago stage 1: probe ok";
-/// How long a KVM boot to stage 1 may take.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(8);
+/// How long the KVM probe may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The exit code of a successful probe: `(0x2a << 1) | 1`.
+const PROBE_EXIT: i32 = 85;
 
 /// The accelerator and a one-line reason for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,8 +53,8 @@ impl AccelError {
     }
 }
 
-/// Picks the accelerator for booting `kernel` + `initrd` (physical paths).
-pub fn choose(kernel: &Path, initrd: &Path) -> Result<AccelChoice, AccelError> {
+/// Picks the accelerator: `IMAGO_ACCEL` if set, else [`detect`].
+pub fn choose() -> Result<AccelChoice, AccelError> {
     if let Some(value) = std::env::var_os("IMAGO_ACCEL") {
         let value = value.to_string_lossy().into_owned();
         let accel = match value.as_str() {
@@ -64,10 +67,16 @@ pub fn choose(kernel: &Path, initrd: &Path) -> Result<AccelChoice, AccelError> {
             reason: format!("IMAGO_ACCEL={value}"),
         });
     }
-    if !kvm_device_usable() {
+    detect()
+}
+
+/// KVM if `/dev/kvm` opens and the probe (or its cached answer for this
+/// host boot and QEMU version) says it works, else TCG.
+pub fn detect() -> Result<AccelChoice, AccelError> {
+    if let Err(e) = open_kvm_device() {
         return Ok(AccelChoice {
             accel: Accel::Tcg,
-            reason: "/dev/kvm is missing or not accessible".into(),
+            reason: format!("/dev/kvm is missing or not accessible: {e}"),
         });
     }
     let cache = cache_file()?;
@@ -77,21 +86,21 @@ pub fn choose(kernel: &Path, initrd: &Path) -> Result<AccelChoice, AccelError> {
             reason: format!("KVM probe result cached in {}", cache.display()),
         });
     }
-    let works = probe(kernel, initrd);
-    let accel = if works { Accel::Kvm } else { Accel::Tcg };
+    let result = probe();
+    let accel = if result.is_ok() {
+        Accel::Kvm
+    } else {
+        Accel::Tcg
+    };
     if let Some(dir) = cache.parent() {
         // The cache is an optimization: failing to write it only costs time.
         let _ = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&cache, accel.name()));
     }
     Ok(AccelChoice {
         accel,
-        reason: if works {
-            "a KVM test boot reached stage 1".into()
-        } else {
-            format!(
-                "/dev/kvm exists but a KVM test boot did not reach stage 1 within {} s",
-                PROBE_TIMEOUT.as_secs()
-            )
+        reason: match result {
+            Ok(()) => "a KVM test boot succeeded".into(),
+            Err(why) => format!("/dev/kvm exists but KVM is unusable: {why}"),
         },
     })
 }
@@ -104,12 +113,11 @@ fn parse(text: &str) -> Option<Accel> {
     }
 }
 
-fn kvm_device_usable() -> bool {
+fn open_kvm_device() -> std::io::Result<std::fs::File> {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/kvm")
-        .is_ok()
 }
 
 /// The cache file for this host boot and QEMU version.
@@ -125,6 +133,8 @@ fn cache_file() -> Result<PathBuf, AccelError> {
         })?;
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let mut hasher = blake3::Hasher::new();
+    // Which probe answered: a different probe must not reuse the answer.
+    hasher.update(b"imago kvm probe: firmware with isa-debug-exit\n");
     hasher.update(&version.stdout);
     hasher.update(boot_id.as_bytes());
     let key = hasher.finalize().to_hex();
@@ -136,47 +146,63 @@ fn cache_file() -> Result<PathBuf, AccelError> {
     Ok(dir.join(format!("accel-{}", &key.as_str()[..16])))
 }
 
-/// Boots with KVM until the probe marker or the timeout; QEMU is always
-/// killed and reaped before returning.
-fn probe(kernel: &Path, initrd: &Path) -> bool {
-    let config = QemuConfig {
-        machine: qemu::Machine::detect(),
-        kernel: kernel.to_owned(),
-        initrd: initrd.to_owned(),
-        cmdline: "console=ttyS0 panic=-1 imago.probe".into(),
-        memory_mib: 256,
-        smp: 1,
-        accel: Accel::Kvm,
-        store: None,
-        network: false,
-        forwards: vec![],
-        no_reboot: true,
-        extra_args: vec![],
-    };
-    let child = Command::new(qemu::qemu_binary())
-        .args(qemu::argv(&config))
+/// The probe firmware: 64 KiB of `hlt` whose reset vector (offset 0xfff0,
+/// executed at f000:fff0) does `mov al, 0x2a; out 0xf4, al; hlt`.
+fn probe_firmware() -> Vec<u8> {
+    let mut image = vec![0xf4_u8; 0x10000];
+    let code = [0xb0, 0x2a, 0xe6, 0xf4, 0xf4, 0xeb, 0xfd];
+    image[0xfff0..0xfff0 + code.len()].copy_from_slice(&code);
+    image
+}
+
+/// The probe's QEMU arguments, with the firmware at `bios`.
+fn probe_args(bios: &std::path::Path) -> Vec<std::ffi::OsString> {
+    QemuArgs::new()
+        .accel(Accel::Kvm)
+        .machine(&Machine::Pc, 16, 1, false)
+        .words(["-nodefaults", "-no-user-config", "-display", "none"])
+        .flag("-device", "isa-debug-exit,iobase=0xf4,iosize=0x01")
+        .flag("-bios", bios)
+        .finish()
+}
+
+/// Boots the probe firmware with KVM (uncached; see [`detect`]). QEMU is
+/// always reaped, and killed if it hangs, before returning.
+pub fn probe() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let bios = dir.path().join("probe.bin");
+    std::fs::write(&bios, probe_firmware()).map_err(|e| format!("writing probe: {e}"))?;
+    let binary = qemu::qemu_binary();
+    let mut child = Command::new(&binary)
+        .args(probe_args(&bios))
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let Ok(mut child) = child else {
-        return false;
-    };
-    let (tx, rx) = mpsc::channel();
-    if let Some(stdout) = child.stdout.take() {
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
-                if String::from_utf8_lossy(&line).contains(PROBE_MARKER) {
-                    let _ = tx.send(());
-                    return;
-                }
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", binary.to_string_lossy()))?;
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.code() == Some(PROBE_EXIT) => return Ok(()),
+            Ok(Some(status)) => {
+                let output = child.wait_with_output().map_err(|e| e.to_string())?;
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let first = stderr.lines().next().unwrap_or_default();
+                return Err(format!("probe exited with {status}: {first}"));
             }
-        });
+            Ok(None) if start.elapsed() > PROBE_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("probe hung for {PROBE_TIMEOUT:?}"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("waiting for probe: {e}"));
+            }
+        }
     }
-    let works = rx.recv_timeout(PROBE_TIMEOUT).is_ok();
-    let _ = child.kill();
-    let _ = child.wait();
-    works
 }
 
 #[cfg(test)]
@@ -192,10 +218,27 @@ mod tests {
     }
 
     #[test]
-    fn probe_of_a_missing_kernel_fails() {
-        assert!(!probe(
-            Path::new("/nonexistent/bzImage"),
-            Path::new("/nonexistent/initrd")
-        ));
+    fn firmware_reset_vector() {
+        let image = probe_firmware();
+        assert_eq!(image.len(), 65536);
+        assert_eq!(&image[0xfff0..0xfff4], &[0xb0, 0x2a, 0xe6, 0xf4]);
+    }
+
+    #[test]
+    fn probe_runs_kvm_with_the_debug_exit_device() {
+        let args: Vec<String> = probe_args(std::path::Path::new("/t/probe.bin"))
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let joined = args.join(" ");
+        assert!(
+            joined.starts_with("-accel kvm -cpu host -machine pc"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("-device isa-debug-exit,iobase=0xf4,iosize=0x01"),
+            "{joined}"
+        );
+        assert!(joined.ends_with("-bios /t/probe.bin"), "{joined}");
     }
 }

@@ -3,7 +3,6 @@
 //!
 //! - [`kmod`]: module metadata (`.modinfo`), dependency closure, `modules.dep`.
 //! - [`cpio`]: the deterministic cpio newc writer for initrds.
-//! - [`confine`]: resolving paths inside an input object, never outside.
 //! - [`kernel`]: the "kernel" builder (image + module tree + index).
 //! - [`initrd`]: the "initrd" builder (busybox + stage 1 + module closure).
 //! - [`bootspec`]: `boot.json`, the toplevel's description of what to boot.
@@ -15,7 +14,6 @@
 //! docs/system-layout.md; stage 1 itself is modules/boot/stage-1.sh.
 
 pub mod bootspec;
-pub mod confine;
 pub mod cpio;
 pub mod forward;
 pub mod initrd;

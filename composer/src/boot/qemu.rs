@@ -1,11 +1,17 @@
-//! The QEMU command line for booting a system directly (kernel + initrd),
-//! as an argv vector: no shell is ever involved.
+//! QEMU command lines, as argv vectors: no shell is ever involved.
 //!
-//! The machine is `pc` with the qboot firmware when QEMU ships it (it only
-//! does direct kernel boot, which is all a run needs, and reaches the kernel
-//! ~1 s sooner than SeaBIOS under TCG), else `q35` with SeaBIOS. `microvm`
-//! would be faster still, but QEMU 7.2's vhost-user-fs over virtio-mmio fails
-//! to start there (measured), and the cloud kernel has no 9p.
+//! [`QemuArgs`] is the one builder of QEMU arguments: `imago run`
+//! ([`argv`], from a [`QemuConfig`]) and the VM test driver (`vm-tests`,
+//! which adds its sockets, disks and networks) both use it for the machine,
+//! the accelerator, memory, direct kernel boot and the shared store. Paths
+//! inside `key=value,…` options have their commas doubled.
+//!
+//! For `imago run` the machine is `pc` with the qboot firmware when QEMU
+//! ships it (it only does direct kernel boot, which is all a run needs, and
+//! reaches the kernel ~1 s sooner than SeaBIOS under TCG), else `q35` with
+//! SeaBIOS. `microvm` would be faster still, but QEMU 7.2's vhost-user-fs
+//! over virtio-mmio fails to start there (measured), and the cloud kernel
+//! has no 9p.
 //!
 //! The host store is shared read-only under the tag [`STORE_TAG`], either
 //! over 9p (host-enforced read-only) or virtiofs (a `virtiofsd` serving the
@@ -13,7 +19,8 @@
 //! guest RAM as a shared memfd). Stage 1 mounts it at `/imago/store`.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 
 /// The mount tag of the shared store.
 pub const STORE_TAG: &str = "imago-store";
@@ -32,6 +39,15 @@ impl Accel {
             Accel::Tcg => "tcg",
         }
     }
+
+    /// The arguments selecting the accelerator and the CPU model (`-cpu
+    /// host` with KVM).
+    pub fn args(self) -> &'static [&'static str] {
+        match self {
+            Accel::Kvm => &["-accel", "kvm", "-cpu", "host"],
+            Accel::Tcg => &["-accel", "tcg"],
+        }
+    }
 }
 
 /// Where QEMU's qboot firmware is installed (Debian's qemu-system-data).
@@ -42,7 +58,10 @@ pub const QBOOT_ROM: &str = "/usr/share/qemu/qboot.rom";
 pub enum Machine {
     /// `-machine pc -bios <qboot.rom>`: fastest firmware, direct boot only.
     PcQboot { rom: PathBuf },
-    /// `-machine q35` with QEMU's default SeaBIOS.
+    /// `-machine pc` with QEMU's default SeaBIOS.
+    Pc,
+    /// `-machine q35` with QEMU's default firmware (or the UEFI flash the
+    /// caller adds).
     Q35,
 }
 
@@ -104,83 +123,154 @@ pub fn qemu_binary() -> OsString {
     std::env::var_os("IMAGO_QEMU").unwrap_or_else(|| "qemu-system-x86_64".into())
 }
 
-fn push(args: &mut Vec<OsString>, items: &[&str]) {
-    args.extend(items.iter().map(OsString::from));
+/// Escapes a value for QEMU's `key=value,...` option syntax (`,` → `,,`).
+fn escaped(path: &Path) -> OsString {
+    let mut out = Vec::new();
+    for &byte in path.as_os_str().as_bytes() {
+        out.push(byte);
+        if byte == b',' {
+            out.push(b',');
+        }
+    }
+    OsString::from_vec(out)
 }
 
-/// The arguments (without the binary). The serial console and the QEMU
-/// monitor are multiplexed on stdio (`-nographic`; Ctrl-A X quits).
-pub fn argv(config: &QemuConfig) -> Vec<OsString> {
-    let mut args: Vec<OsString> = Vec::new();
-    let memory = format!("{}M", config.memory_mib);
-    let virtiofs = matches!(config.store, Some(StoreShare::Virtiofs { .. }));
-    let machine = match &config.machine {
-        Machine::PcQboot { .. } => "pc",
-        Machine::Q35 => "q35",
-    };
-    if virtiofs {
-        // vhost-user needs guest RAM the daemon can map.
-        push(
-            &mut args,
-            &["-machine", &format!("{machine},memory-backend=mem")],
-        );
-        push(
-            &mut args,
-            &[
+/// `prefix`, then `path` escaped for QEMU's option syntax, then `suffix`.
+pub fn option_with_path(prefix: &str, path: &Path, suffix: &str) -> OsString {
+    let mut arg = OsString::from(prefix);
+    arg.push(escaped(path));
+    arg.push(suffix);
+    arg
+}
+
+/// QEMU's arguments, built in order.
+#[derive(Debug, Clone, Default)]
+pub struct QemuArgs {
+    args: Vec<OsString>,
+}
+
+impl QemuArgs {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends words verbatim.
+    pub fn words<I, S>(&mut self, words: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(words.into_iter().map(Into::into));
+        self
+    }
+
+    /// `flag value`, the value given whole (a path, a kernel command line).
+    pub fn flag(&mut self, flag: &str, value: impl Into<OsString>) -> &mut Self {
+        self.args.push(flag.into());
+        self.args.push(value.into());
+        self
+    }
+
+    /// The machine type and firmware, and memory and CPUs. With
+    /// `shared_memory` (virtiofs), guest RAM is a shared memfd that
+    /// vhost-user daemons can map.
+    pub fn machine(
+        &mut self,
+        machine: &Machine,
+        memory_mib: u32,
+        smp: u32,
+        shared_memory: bool,
+    ) -> &mut Self {
+        let kind = match machine {
+            Machine::PcQboot { .. } | Machine::Pc => "pc",
+            Machine::Q35 => "q35",
+        };
+        let memory = format!("{memory_mib}M");
+        if shared_memory {
+            self.flag("-machine", format!("{kind},memory-backend=mem"));
+            self.flag(
                 "-object",
-                &format!("memory-backend-memfd,id=mem,size={memory},share=on"),
-            ],
-        );
-    } else {
-        push(&mut args, &["-machine", machine]);
+                format!("memory-backend-memfd,id=mem,size={memory},share=on"),
+            );
+        } else {
+            self.flag("-machine", kind);
+        }
+        if let Machine::PcQboot { rom } = machine {
+            self.flag("-bios", rom);
+        }
+        self.flag("-m", memory).flag("-smp", smp.to_string())
     }
-    if let Machine::PcQboot { rom } = &config.machine {
-        args.push("-bios".into());
-        args.push(rom.clone().into());
+
+    /// The accelerator (see [`Accel::args`]).
+    pub fn accel(&mut self, accel: Accel) -> &mut Self {
+        self.words(accel.args().iter().copied())
     }
-    push(&mut args, &["-accel", config.accel.name()]);
-    if config.accel == Accel::Kvm {
-        push(&mut args, &["-cpu", "host"]);
+
+    /// Direct kernel boot.
+    pub fn direct_boot(&mut self, kernel: &Path, initrd: &Path, cmdline: &str) -> &mut Self {
+        self.flag("-kernel", kernel)
+            .flag("-initrd", initrd)
+            .flag("-append", cmdline)
     }
-    push(&mut args, &["-m", &memory, "-smp", &config.smp.to_string()]);
-    push(
-        &mut args,
-        &[
+
+    /// The host store under [`STORE_TAG`], read-only (pair virtiofs with
+    /// `shared_memory` in [`QemuArgs::machine`]).
+    pub fn store(&mut self, share: &StoreShare) -> &mut Self {
+        match share {
+            StoreShare::NineP { dir } => {
+                self.flag(
+                    "-fsdev",
+                    option_with_path(
+                        "local,id=store,security_model=none,readonly=on,multidevs=remap,path=",
+                        dir,
+                        "",
+                    ),
+                );
+                self.flag(
+                    "-device",
+                    format!("virtio-9p-pci,fsdev=store,mount_tag={STORE_TAG}"),
+                )
+            }
+            StoreShare::Virtiofs { socket } => {
+                self.flag(
+                    "-chardev",
+                    option_with_path("socket,id=store,path=", socket, ""),
+                );
+                self.flag(
+                    "-device",
+                    format!("vhost-user-fs-pci,chardev=store,tag={STORE_TAG}"),
+                )
+            }
+        }
+    }
+
+    /// The arguments (without the binary).
+    pub fn finish(&mut self) -> Vec<OsString> {
+        std::mem::take(&mut self.args)
+    }
+}
+
+/// The arguments (without the binary) for `imago run`. The serial console
+/// and the QEMU monitor are multiplexed on stdio (`-nographic`; Ctrl-A X
+/// quits).
+pub fn argv(config: &QemuConfig) -> Vec<OsString> {
+    let mut args = QemuArgs::new();
+    let virtiofs = matches!(config.store, Some(StoreShare::Virtiofs { .. }));
+    args.machine(&config.machine, config.memory_mib, config.smp, virtiofs)
+        .accel(config.accel)
+        .words([
             "-nographic",
             "-no-user-config",
             "-nodefaults",
             "-serial",
             "mon:stdio",
-        ],
-    );
+        ]);
     if config.no_reboot {
-        push(&mut args, &["-no-reboot"]);
+        args.words(["-no-reboot"]);
     }
-    args.push("-kernel".into());
-    args.push(config.kernel.clone().into());
-    args.push("-initrd".into());
-    args.push(config.initrd.clone().into());
-    args.push("-append".into());
-    args.push(config.cmdline.clone().into());
-    match &config.store {
-        Some(StoreShare::NineP { dir }) => {
-            let mut fsdev = OsString::from("local,id=store,path=");
-            fsdev.push(dir);
-            fsdev.push(",security_model=none,readonly=on,multidevs=remap");
-            args.push("-fsdev".into());
-            args.push(fsdev);
-            args.push("-device".into());
-            args.push(format!("virtio-9p-pci,fsdev=store,mount_tag={STORE_TAG}").into());
-        }
-        Some(StoreShare::Virtiofs { socket }) => {
-            let mut chardev = OsString::from("socket,id=store,path=");
-            chardev.push(socket);
-            args.push("-chardev".into());
-            args.push(chardev);
-            args.push("-device".into());
-            args.push(format!("vhost-user-fs-pci,chardev=store,tag={STORE_TAG}").into());
-        }
-        None => {}
+    args.direct_boot(&config.kernel, &config.initrd, &config.cmdline);
+    if let Some(store) = &config.store {
+        args.store(store);
     }
     if config.network {
         // No option ROM: direct kernel boot never network-boots.
@@ -189,15 +279,11 @@ pub fn argv(config: &QemuConfig) -> Vec<OsString> {
             netdev.push(',');
             netdev.push_str(&forward.hostfwd());
         }
-        args.push("-netdev".into());
-        args.push(netdev.into());
-        push(
-            &mut args,
-            &["-device", "virtio-net-pci,netdev=net0,romfile="],
-        );
+        args.flag("-netdev", netdev)
+            .flag("-device", "virtio-net-pci,netdev=net0,romfile=");
     }
-    args.extend(config.extra_args.iter().cloned());
-    args
+    args.words(config.extra_args.iter().cloned());
+    args.finish()
 }
 
 #[cfg(test)]
@@ -251,7 +337,7 @@ mod tests {
         );
         assert_eq!(
             value_of(&args, "-fsdev"),
-            "local,id=store,path=/var/store,security_model=none,readonly=on,multidevs=remap"
+            "local,id=store,security_model=none,readonly=on,multidevs=remap,path=/var/store"
         );
         assert!(args.contains(&"virtio-9p-pci,fsdev=store,mount_tag=imago-store".to_owned()));
         assert!(args.contains(&"virtio-net-pci,netdev=net0,romfile=".to_owned()));
@@ -300,7 +386,7 @@ mod tests {
     fn virtiofs_needs_a_shared_memory_backend() {
         let mut c = config();
         c.store = Some(StoreShare::Virtiofs {
-            socket: "/tmp/x/vfs.sock".into(),
+            socket: "/tmp/x,y/vfs.sock".into(),
         });
         c.network = false;
         c.no_reboot = true;
@@ -313,7 +399,8 @@ mod tests {
         );
         assert_eq!(
             value_of(&args, "-chardev"),
-            "socket,id=store,path=/tmp/x/vfs.sock"
+            "socket,id=store,path=/tmp/x,,y/vfs.sock",
+            "commas in paths are doubled"
         );
         assert!(args.contains(&"vhost-user-fs-pci,chardev=store,tag=imago-store".to_owned()));
         assert_eq!(value_of(&args, "-cpu"), "host");

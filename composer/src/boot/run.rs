@@ -185,7 +185,7 @@ impl VmLaunch {
                 accel,
                 reason: "requested".into(),
             },
-            None => kvm::choose(&kernel, &initrd)?,
+            None => kvm::choose()?,
         };
         let config = QemuConfig {
             machine: qemu::Machine::detect(),

@@ -10,11 +10,12 @@
 //! Each builder deserializes its parameters into a typed struct with
 //! `deny_unknown_fields`, so a misspelt parameter is an error naming it.
 
+pub mod confine;
 pub mod fsutil;
+pub mod meta;
 pub mod nftables;
 pub mod path;
 pub mod profile;
-pub mod registry;
 pub mod text;
 pub mod tree;
 
@@ -23,8 +24,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Where the logical store prefix lives inside every built system.
-pub const STORE_PREFIX: &str = "/imago/store";
+use crate::store::STORE_PREFIX;
 
 /// What a builder may use besides its parameters.
 #[derive(Debug, Clone)]

@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::confine::confined;
 use super::fsutil::write_new_file;
 use super::{BuildContext, BuildError, Builder, ResolvedStep};
-use crate::boot::confine::confined;
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

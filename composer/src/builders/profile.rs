@@ -28,8 +28,8 @@
 use super::fsutil::{
     Kind, copy_symlink, create_dir, kind_from, link_or_copy, set_mode, store_source, walk_error,
 };
+use super::meta::{META_DIR, SETUID_ALLOW_LIST};
 use super::{BuildContext, BuildError, Builder, ResolvedStep};
-use crate::debian::unpack::{META_DIR, SETUID_ALLOW_LIST};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};

@@ -25,7 +25,8 @@
 
 use super::fsutil::{copy_tree, create_dir, set_mode, store_source, write_new_file};
 use super::profile::relative;
-use super::{BuildContext, BuildError, Builder, ResolvedStep, STORE_PREFIX};
+use super::{BuildContext, BuildError, Builder, ResolvedStep};
+use crate::store::STORE_PREFIX;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -65,7 +65,7 @@ pub fn parse_object_arg(store: &Store, arg: &str) -> anyhow::Result<StorePath> {
     if let Ok(p) = arg.parse::<StorePath>() {
         return Ok(p);
     }
-    if arg.starts_with(crate::builders::STORE_PREFIX) {
+    if arg.starts_with(crate::store::STORE_PREFIX) {
         let (p, _) = StorePath::from_absolute(arg)?;
         return Ok(p);
     }

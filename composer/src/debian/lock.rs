@@ -329,18 +329,16 @@ impl Lock {
     }
 }
 
-impl crate::graph::PackageIndex for Lock {
-    fn get(&self, name: &str) -> Option<crate::graph::PinnedPackage> {
-        self.packages
-            .get(name)
-            .map(|e| crate::graph::PinnedPackage {
-                name: e.name.clone(),
-                version: e.version.clone(),
-                architecture: e.architecture.clone(),
-                size: e.size,
-                sha256: e.sha256.clone(),
-                depends: e.depends.clone(),
-            })
+impl super::pins::PackageIndex for Lock {
+    fn get(&self, name: &str) -> Option<super::pins::PinnedPackage> {
+        self.packages.get(name).map(|e| super::pins::PinnedPackage {
+            name: e.name.clone(),
+            version: e.version.clone(),
+            architecture: e.architecture.clone(),
+            size: e.size,
+            sha256: e.sha256.clone(),
+            depends: e.depends.clone(),
+        })
     }
 }
 

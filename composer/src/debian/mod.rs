@@ -26,4 +26,6 @@ pub mod fetch;
 pub mod index;
 pub mod lock;
 pub mod names;
+pub mod pins;
+pub mod rule;
 pub mod unpack;

@@ -2,7 +2,7 @@
 //! the merged-/usr mapping (`bin/x` → `usr/bin/x`), and rewriting relative
 //! symlink targets that the mapping moved.
 
-use super::unpack::Rule;
+use super::rule::Rule;
 
 /// Top-level directories that merged /usr moves under `usr/`.
 pub(super) const MERGED_DIRS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];

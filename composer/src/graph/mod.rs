@@ -8,23 +8,27 @@
 //! - [`step`]: a step's canonical form, placeholder and parameter
 //!   substitution;
 //! - [`table`]: the store hook that records steps during evaluation and pins
-//!   Debian packages through a [`packages::PackageIndex`];
+//!   Debian packages through a [`PackageIndex`] (defined in
+//!   `crate::debian::pins`, implemented by the lock file);
 //! - [`dag`]: the DAG of the steps a build needs, validated acyclic;
+//! - [`registry`]: the builders known by name;
 //! - [`scheduler`]: builds a validated graph in parallel into the store,
 //!   with caching and early cutoff; [`report`] holds what it returns and
 //!   [`progress`] what it shows meanwhile.
 
 pub mod dag;
-pub mod packages;
 pub mod progress;
+pub mod registry;
 mod reply;
 pub mod report;
 pub mod scheduler;
 pub mod step;
 pub mod table;
 
+/// The pins the step table reads, defined by `debian` (below this module);
+/// re-exported under their old place.
+pub use crate::debian::pins::{self as packages, PackageIndex, PinnedPackage};
 pub use dag::{Graph, GraphError, StepId, ValidatedGraph};
-pub use packages::{PackageIndex, PinnedPackage};
 pub use report::{BuildSummary, ScheduleError, StepFailure, StepFailureCause};
 pub use scheduler::{BuildOptions, BuilderSet, Registry, build};
 pub use step::{PENDING_PREFIX, Step, StepError};

@@ -41,10 +41,11 @@
 
 use super::dag::{StepId, ValidatedGraph};
 use super::progress::{Progress, ProgressMode};
+use super::registry;
 use super::reply::{Done, How, Mailbox, Reply, StepInfo};
 use super::report::{BuildSummary, RootOutput, ScheduleError, StepFailure, StepFailureCause};
 use super::step::{find_pending, substitute};
-use crate::builders::{BuildContext, Builder, ResolvedStep, registry};
+use crate::builders::{BuildContext, Builder, ResolvedStep};
 use crate::store::{
     AddDone, AddSpec, Blake3Digest, Prepared, StepLock, Store, StorePath, TempOutput,
 };
@@ -60,7 +61,7 @@ pub trait BuilderSet: Sync {
     fn get(&self, name: &str) -> Option<&dyn Builder>;
 }
 
-/// The builders of [`crate::builders::registry`].
+/// The builders of [`registry`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Registry;
 

@@ -20,8 +20,8 @@
 //! In *record* mode (used by `imago lock`) there is no index: the table only
 //! collects the requested package names and hands out placeholders.
 
-use super::packages::PackageIndex;
 use super::step::{Step, is_placeholder};
+use crate::debian::pins::PackageIndex;
 use imago_lang::hook::{HookError, StepRequest, StepValue, StoreHook};
 use std::cell::{Ref, RefCell};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

@@ -32,7 +32,7 @@ pub struct BootEntry {
 /// `/imago/store/<hash>-linux/bzImage` → `<hash>-linux-bzImage`.
 pub fn esp_name(store_file: &str) -> String {
     store_file
-        .trim_start_matches(crate::builders::STORE_PREFIX)
+        .trim_start_matches(crate::store::STORE_PREFIX)
         .trim_start_matches('/')
         .replace('/', "-")
 }

@@ -6,11 +6,11 @@
 use super::error::PipelineError;
 use super::outcome::Failure;
 use super::request::{DiagnosticStyle, Settings};
-use crate::builders::STORE_PREFIX;
 use crate::debian::index::Sites;
 use crate::debian::lock::Lock;
-use crate::graph::packages::PackageIndex;
+use crate::debian::pins::PackageIndex;
 use crate::graph::{Step, StepTable};
+use crate::store::STORE_PREFIX;
 use crate::store::StorePath;
 use crate::system_eval;
 use anyhow::Context;

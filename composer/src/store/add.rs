@@ -23,12 +23,12 @@ use super::db::NewObject;
 use super::digest::Blake3Digest;
 use super::error::{Result, StoreError};
 use super::path::{StorePath, validate_name};
-use super::remove::remove_tree;
+use super::temp::TempOutput;
 use super::{Store, canon::MAX_DEPTH};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What [`Store::add_then`] adds: the object's name, the store paths it
 /// may refer to, free text saying what built it, and the build-cache key
@@ -54,45 +54,10 @@ pub struct Prepared {
     cache_key: Option<Blake3Digest>,
 }
 
-/// A fresh path under `.imago/tmp/` for one build's output, removed on drop
-/// if it is still there. Nothing is created: the builder writes its output
-/// (a file, a directory or a symlink) at [`TempOutput::out`], so that a
-/// step costs no directory to create and remove around it.
-#[derive(Debug)]
-pub struct TempOutput {
-    out: PathBuf,
-}
-
-impl TempOutput {
-    /// Where the builder writes its single output (does not exist yet).
-    pub fn out(&self) -> PathBuf {
-        self.out.clone()
-    }
-
-    /// Forgets the path, which was renamed away: dropping it then costs no
-    /// lookup (in a large temporary directory, as much as the rename).
-    pub(crate) fn moved(mut self) {
-        self.out = PathBuf::new();
-    }
-}
-
-impl Drop for TempOutput {
-    fn drop(&mut self) {
-        // Unless renamed into place (`moved`): the whole tree, best
-        // effort; a failure here is collected at the next open.
-        if self.out.as_os_str().is_empty() {
-            return;
-        }
-        let _ = remove_tree(&self.out);
-    }
-}
-
 impl Store {
     /// A fresh temporary path inside the store for one build's output.
     pub fn temp_output(&self) -> Result<TempOutput> {
-        Ok(TempOutput {
-            out: self.session.new_temp_path()?,
-        })
+        Ok(TempOutput::at(self.session.new_temp_path()?))
     }
 
     /// Adds the output at `tmp.out()` as `<hash>-<name>` and returns its path.

@@ -1,6 +1,8 @@
 //! [`Blake3Digest`]: the 32-byte BLAKE3 digest that names store contents and
 //! build steps, printed as `blake3:<64 lowercase hex digits>` and parsed back
-//! strictly (no upper case, no missing prefix, no other length).
+//! strictly (no upper case, no missing prefix, no other length). The hash
+//! part of a store path made from a digest is store-path business:
+//! `Blake3Digest::store_hash` is defined in `path.rs`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -26,14 +28,6 @@ impl Blake3Digest {
     /// The 64-digit lowercase hex form, without prefix.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
-    }
-
-    /// The hash part of a store path made from this digest: the first 32
-    /// characters of its Nix-alphabet base-32 encoding.
-    pub fn store_hash(&self) -> String {
-        let mut text = super::path::nix_base32().encode(&self.0);
-        text.truncate(super::path::HASH_LEN);
-        text
     }
 }
 

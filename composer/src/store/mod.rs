@@ -43,16 +43,18 @@ mod remove;
 mod repair;
 mod roots;
 mod session;
+mod temp;
 mod verify;
 
-pub use add::{AddDone, AddSpec, Prepared, TempOutput};
+pub use add::{AddDone, AddSpec, Prepared};
 pub use archive::{ArchiveError, ImportLimits};
 pub use db::ObjectInfo;
 pub use digest::Blake3Digest;
 pub use error::{Result, StoreError};
 pub use gc::GcReport;
 pub use lock::StepLock;
-pub use path::{StorePath, StorePathError, StorePathRef};
+pub use path::{STORE_PREFIX, StorePath, StorePathError, StorePathRef};
+pub use temp::TempOutput;
 pub use verify::{Problem, VerifyProblem, VerifyReport};
 
 use rusqlite::Connection;
@@ -85,7 +87,7 @@ impl Store {
     /// `$XDG_DATA_HOME/imago/store` or `~/.local/share/imago/store`.
     pub fn default_dir() -> Result<PathBuf> {
         if rustix::process::getuid().is_root() {
-            return Ok(PathBuf::from(crate::builders::STORE_PREFIX));
+            return Ok(PathBuf::from(STORE_PREFIX));
         }
         if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
             return Ok(PathBuf::from(xdg).join("imago/store"));

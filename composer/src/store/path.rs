@@ -14,9 +14,12 @@
 //! listings) that validates without allocating.
 
 use super::digest::Blake3Digest;
-use crate::builders::STORE_PREFIX;
 use std::fmt;
 use std::str::FromStr;
+
+/// The logical store prefix: where the store is inside every built system
+/// (the physical directory may differ for unprivileged builds).
+pub const STORE_PREFIX: &str = "/imago/store";
 
 /// Length of the hash part, in base-32 characters (160 bits).
 pub const HASH_LEN: usize = 32;
@@ -32,6 +35,16 @@ pub(crate) fn nix_base32() -> data_encoding::Encoding {
     // The alphabet has 32 distinct ASCII symbols and no padding, which the
     // specification always accepts; fall back to a panic-free default.
     spec.encoding().unwrap_or(data_encoding::BASE32_NOPAD)
+}
+
+impl Blake3Digest {
+    /// The hash part of a store path made from this digest: the first
+    /// [`HASH_LEN`] characters of its Nix-alphabet base-32 encoding.
+    pub fn store_hash(&self) -> String {
+        let mut text = nix_base32().encode(&self.0);
+        text.truncate(HASH_LEN);
+        text
+    }
 }
 
 /// Why a store path's text was refused.

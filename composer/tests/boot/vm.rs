@@ -387,12 +387,10 @@ fn imago_run_boots_a_toplevel_from_a_real_store() {
 /// The accelerator probe decides once, then answers from its cache.
 #[test]
 fn accelerator_probe_is_decided_once_and_cached() {
-    let sys = system();
-    let vm = launch(sys, &[]);
-    let first = imago::boot::kvm::choose(&vm.config.kernel, &vm.config.initrd).unwrap();
+    let first = imago::boot::kvm::choose().unwrap();
     eprintln!("accelerator: {} ({})", first.accel.name(), first.reason);
     let started = Instant::now();
-    let second = imago::boot::kvm::choose(&vm.config.kernel, &vm.config.initrd).unwrap();
+    let second = imago::boot::kvm::choose().unwrap();
     assert_eq!(first.accel, second.accel);
     if let Ok(forced) = std::env::var("IMAGO_ACCEL") {
         assert_eq!(second.reason, format!("IMAGO_ACCEL={forced}"));

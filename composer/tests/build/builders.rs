@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use imago::builders::path::source_digest;
-use imago::builders::{BuildContext, BuildError, ResolvedStep, registry};
+use imago::builders::{BuildContext, BuildError, ResolvedStep};
+use imago::graph::registry;
 use serde_json::json;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};

@@ -3,7 +3,8 @@
 // Test helpers outside #[test] functions panic on failure too.
 #![allow(clippy::unwrap_used)]
 
-use imago::builders::{BuildContext, BuildError, Builder, ResolvedStep, registry};
+use imago::builders::{BuildContext, BuildError, Builder, ResolvedStep};
+use imago::graph::registry;
 use imago::graph::{
     BuildOptions, BuildSummary, BuilderSet, Graph, ScheduleError, StepFailure, StepFailureCause,
     StepTable, ValidatedGraph, build,

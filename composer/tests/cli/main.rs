@@ -9,6 +9,7 @@ mod errors;
 mod eval;
 mod examples_build;
 mod examples_eval;
+mod help;
 mod options_doc;
 mod run_forward;
 mod test_hooks;

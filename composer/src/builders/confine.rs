@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::builders::BuildError;
+use super::BuildError;
 
 /// `base/rel` resolved (symlinks followed), or `None` if it does not exist.
 /// An error if it resolves outside `base`.

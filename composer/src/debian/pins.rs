@@ -2,7 +2,8 @@
 //!
 //! `pkgs.NAME` reaches the step table as a bare `deb` request naming a
 //! package. The table pins it through a [`PackageIndex`] (implemented by the
-//! lock file type in `crate::debian`): version, architecture, size and digest
+//! lock file type in [`super::lock`]; defined here, below `graph`, so that
+//! the lock does not depend on the step table): version, architecture, size and digest
 //! become part of the step's parameters, so a changed pin changes the step's
 //! placeholder and cache key. The `depends` lists let the table expand a
 //! `packages` parameter to its dependency closure.

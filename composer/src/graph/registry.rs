@@ -1,14 +1,17 @@
 //! The builders known by name. A step's `builder` attribute selects one;
 //! a name missing here is an error naming the builder and the step (raised by
 //! the scheduler before anything is built).
+//!
+//! It lives above the builders, not among them: it names the builders of
+//! `builders/`, `boot/` and `debian/`, which all depend on `builders`.
 
-use super::Builder;
-use super::nftables::NftablesRulesetBuilder;
-use super::path::PathBuilder;
-use super::profile::ProfileBuilder;
-use super::text::TextBuilder;
-use super::tree::TreeBuilder;
 use crate::boot::{InitrdBuilder, KernelBuilder};
+use crate::builders::Builder;
+use crate::builders::nftables::NftablesRulesetBuilder;
+use crate::builders::path::PathBuilder;
+use crate::builders::profile::ProfileBuilder;
+use crate::builders::text::TextBuilder;
+use crate::builders::tree::TreeBuilder;
 use crate::debian::builder::{DEB, DEB_FILE};
 
 /// The builder registered under `name`.
