@@ -13,12 +13,9 @@
 // Test helpers outside #[test] functions panic on failure too.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use crate::support::system::repo;
+use std::path::PathBuf;
 use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// A system file importing examples/`example` plus `body` (module
 /// definitions), in a temporary directory with the examples' lock.

@@ -8,57 +8,15 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::support::cli::imago;
+use crate::support::system::{
+    config, normalize_pending as normalize, repo, write_system as system,
+};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Writes the system file `sys.imago` (a module) into `dir`.
-fn system(dir: &Path, text: &str) -> String {
-    let file = dir.join("sys.imago");
-    fs::write(&file, text).unwrap();
-    file.display().to_string()
-}
-
-/// `imago config FILE -A ATTR --json`, which must succeed.
-fn config(file: &str, attr: &str) -> serde_json::Value {
-    let out = imago(&["config", file, "-A", attr, "--json"]);
-    assert!(
-        out.status.success(),
-        "imago config -A {attr}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn config_str(file: &str, attr: &str) -> String {
     normalize(config(file, attr).as_str().unwrap())
-}
-
-/// Replaces each placeholder `/imago/pending/<16 hex>-` by `@`.
-fn normalize(text: &str) -> String {
-    const PREFIX: &str = "/imago/pending/";
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find(PREFIX) {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + PREFIX.len()..];
-        let hash_ok = after.len() > 17
-            && after.as_bytes()[..16].iter().all(u8::is_ascii_hexdigit)
-            && after.as_bytes()[16] == b'-';
-        if hash_ok {
-            out.push('@');
-            rest = &after[17..];
-        } else {
-            out.push_str(PREFIX);
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// The assertion failures of a system: building its toplevel must fail.

@@ -18,15 +18,13 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::support::cli::imago;
+use crate::support::switch::busybox;
+use crate::support::system::{Built, repo};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// A system file in a temporary directory (with `files` beside it).
 fn system(text: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, String) {
@@ -372,6 +370,26 @@ fn bad_sudo_rules_and_wrappers_are_refused_by_name() {
 
 /// The example server with sudo, a declared wrapper, two broken ones and
 /// one of Debian's turned off.
+/// Builds the test system once for all tests of this file.
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    Built::once(&BUILT, SYSTEM)
+}
+
+/// The store object named `name` among `built`'s activation script's words.
+fn activation_input(built: &Built, name: &str) -> PathBuf {
+    let activate = fs::read_to_string(built.entry("activate")).unwrap();
+    let word = activate
+        .split_whitespace()
+        .find(|w| {
+            w.strip_prefix("/imago/store/")
+                .and_then(|base| base.split_once('-'))
+                .is_some_and(|(_, n)| n == name)
+        })
+        .unwrap_or_else(|| panic!("activate uses no store object `{name}`"));
+    built.physical(Path::new(word))
+}
+
 const SYSTEM: &str = r#"{ ... }:
 {
   imports = [ @server@ ];
@@ -382,74 +400,6 @@ const SYSTEM: &str = r#"{ ... }:
   security.wrappers.chfn.enable = false;
 }
 "#;
-
-struct Built {
-    _dir: tempfile::TempDir,
-    store: PathBuf,
-    toplevel: PathBuf,
-}
-
-impl Built {
-    /// Where a logical store path (/imago/store/…) is in the test's store.
-    fn physical(&self, logical: &Path) -> PathBuf {
-        self.store
-            .join(logical.strip_prefix("/imago/store").unwrap())
-    }
-
-    /// An entry of the toplevel (a symlink into the store), resolved.
-    fn entry(&self, name: &str) -> PathBuf {
-        self.physical(&fs::read_link(self.toplevel.join(name)).unwrap())
-    }
-
-    /// The store object named `name` among the activation script's words.
-    fn activation_input(&self, name: &str) -> PathBuf {
-        let activate = fs::read_to_string(self.entry("activate")).unwrap();
-        let word = activate
-            .split_whitespace()
-            .find(|w| {
-                w.strip_prefix("/imago/store/")
-                    .and_then(|base| base.split_once('-'))
-                    .is_some_and(|(_, n)| n == name)
-            })
-            .unwrap_or_else(|| panic!("activate uses no store object `{name}`"));
-        self.physical(Path::new(word))
-    }
-}
-
-fn built() -> &'static Built {
-    static BUILT: OnceLock<Built> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let server = repo().join("examples/server.imago").canonicalize().unwrap();
-        let file = dir.path().join("system.imago");
-        fs::write(&file, SYSTEM.replace("@server@", server.to_str().unwrap())).unwrap();
-        fs::copy(
-            repo().join("examples/imago.lock"),
-            dir.path().join("imago.lock"),
-        )
-        .unwrap();
-        let store = dir.path().join("store");
-        let out = Command::new(env!("CARGO_BIN_EXE_imago"))
-            .arg("--store")
-            .arg(&store)
-            .arg("build")
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "imago build failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let toplevel = PathBuf::from(stdout.lines().nth(1).expect("the physical path"));
-        Built {
-            _dir: dir,
-            store,
-            toplevel,
-        }
-    })
-}
 
 #[test]
 fn the_profile_lists_debians_setuid_files_and_the_store_has_none() {
@@ -532,16 +482,6 @@ fn sudoers_passes_the_packages_visudo() {
     assert!(!run(&broken).unwrap().status.success());
 }
 
-fn busybox() -> PathBuf {
-    for dir in ["/bin", "/usr/bin", "/sbin", "/usr/sbin"] {
-        let p = Path::new(dir).join("busybox");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("these tests need busybox (Debian package busybox-static)");
-}
-
 /// The system's `update-wrappers` with the host's busybox as its tools,
 /// on a scratch root.
 struct Machine {
@@ -562,7 +502,7 @@ impl Machine {
         for applet in String::from_utf8(list.stdout).unwrap().lines() {
             symlink(&bb, tools.join(applet)).unwrap();
         }
-        let text = fs::read_to_string(built.activation_input("update-wrappers")).unwrap();
+        let text = fs::read_to_string(activation_input(built, "update-wrappers")).unwrap();
         // It must write below IMAGO_ROOT: never run one that would write
         // the host's /run.
         assert!(
@@ -584,7 +524,7 @@ impl Machine {
         let system = dir.path().join("system");
         fs::create_dir_all(&system).unwrap();
         symlink(built.entry("sw"), system.join("sw")).unwrap();
-        let declared = built.activation_input("wrappers");
+        let declared = activation_input(built, "wrappers");
         fs::create_dir_all(dir.path().join("root/run")).unwrap();
         Machine {
             dir,

@@ -7,47 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::support::cli::imago;
-use std::fs;
-use std::path::Path;
-
-fn system(dir: &Path, text: &str) -> String {
-    let file = dir.join("sys.imago");
-    fs::write(&file, text).unwrap();
-    file.display().to_string()
-}
-
-fn config(file: &str, attr: &str) -> serde_json::Value {
-    let out = imago(&["config", file, "-A", attr, "--json"]);
-    assert!(
-        out.status.success(),
-        "imago config -A {attr}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// Replaces each placeholder `/imago/pending/<16 hex>-` by `@`.
-fn normalize(text: &str) -> String {
-    const PREFIX: &str = "/imago/pending/";
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find(PREFIX) {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + PREFIX.len()..];
-        if after.len() > 17
-            && after.as_bytes()[..16].iter().all(u8::is_ascii_hexdigit)
-            && after.as_bytes()[16] == b'-'
-        {
-            out.push('@');
-            rest = &after[17..];
-        } else {
-            out.push_str(PREFIX);
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
+use crate::support::system::{config, normalize_pending as normalize, write_system as system};
 
 const UNITS: &str = r#"{ ... }: {
   system.name = "units";

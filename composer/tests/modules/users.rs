@@ -19,25 +19,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::support::switch::busybox;
+use crate::support::system::Built;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn busybox() -> PathBuf {
-    for dir in ["/bin", "/usr/bin", "/sbin", "/usr/sbin"] {
-        let p = Path::new(dir).join("busybox");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("these tests need busybox (Debian package busybox-static)");
-}
 
 /// The test system: the example server plus users with each kind of
 /// password, and a sysusers.d file of its own in /etc.
@@ -55,58 +43,10 @@ const SYSTEM: &str = r#"{ ... }:
 }
 "#;
 
-/// A built system: the store directory and the toplevel's directory in it.
-struct Built {
-    _dir: tempfile::TempDir,
-    store: PathBuf,
-    toplevel: PathBuf,
-}
-
-impl Built {
-    /// Where a symlink of the toplevel (into /imago/store) points in the
-    /// test's store.
-    fn entry(&self, name: &str) -> PathBuf {
-        let target = fs::read_link(self.toplevel.join(name)).unwrap();
-        self.store
-            .join(target.strip_prefix("/imago/store").unwrap())
-    }
-}
-
 /// Builds the test system once for all tests of this file.
 fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let server = repo().join("examples/server.imago");
-        let server = server.canonicalize().unwrap();
-        let file = dir.path().join("system.imago");
-        fs::write(&file, SYSTEM.replace("@server@", server.to_str().unwrap())).unwrap();
-        fs::copy(
-            repo().join("examples/imago.lock"),
-            dir.path().join("imago.lock"),
-        )
-        .unwrap();
-        let store = dir.path().join("store");
-        let out = Command::new(env!("CARGO_BIN_EXE_imago"))
-            .arg("--store")
-            .arg(&store)
-            .arg("build")
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "imago build failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let toplevel = PathBuf::from(stdout.lines().nth(1).expect("the physical path"));
-        Built {
-            _dir: dir,
-            store,
-            toplevel,
-        }
-    })
+    Built::once(&BUILT, SYSTEM)
 }
 
 /// The machine the activation step runs on: a scratch root, and the

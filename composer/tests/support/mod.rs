@@ -8,6 +8,7 @@ pub mod deb;
 pub mod http;
 pub mod store;
 pub mod switch;
+pub mod system;
 
 /// Runs the test `test` of the current test binary again as a child
 /// process. `test` is the test function's full path as `module_path!()`

@@ -58,7 +58,7 @@ pub fn run_part(part: &str, code: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn busybox() -> PathBuf {
+pub fn busybox() -> PathBuf {
     for dir in ["/bin", "/usr/bin", "/sbin", "/usr/sbin"] {
         let p = Path::new(dir).join("busybox");
         if p.exists() {

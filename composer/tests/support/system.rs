@@ -1,0 +1,117 @@
+//! System files in temporary directories, and what `imago` makes of them:
+//! the configuration (`imago config --json`) and a built system in a store
+//! of the test's own.
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use super::cli::imago;
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Writes the system file `sys.imago` (a module) into `dir`; returns its
+/// path as an argument for `imago`.
+pub fn write_system(dir: &Path, text: &str) -> String {
+    let file = dir.join("sys.imago");
+    fs::write(&file, text).unwrap();
+    file.display().to_string()
+}
+
+/// `imago config FILE -A ATTR --json`, which must succeed.
+pub fn config(file: &str, attr: &str) -> serde_json::Value {
+    let out = imago(&["config", file, "-A", attr, "--json"]);
+    assert!(
+        out.status.success(),
+        "imago config -A {attr}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Replaces each placeholder `/imago/pending/<16 hex>-` by `@`, so that a
+/// configuration value that names store objects compares as text.
+pub fn normalize_pending(text: &str) -> String {
+    const PREFIX: &str = "/imago/pending/";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(PREFIX) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + PREFIX.len()..];
+        if after.len() > 17
+            && after.as_bytes()[..16].iter().all(u8::is_ascii_hexdigit)
+            && after.as_bytes()[16] == b'-'
+        {
+            out.push('@');
+            rest = &after[17..];
+        } else {
+            out.push_str(PREFIX);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A built system: the store directory and the toplevel's directory in it.
+pub struct Built {
+    _dir: tempfile::TempDir,
+    pub store: PathBuf,
+    pub toplevel: PathBuf,
+}
+
+impl Built {
+    /// Builds `system` — a system file in which `@server@` stands for
+    /// examples/server.imago — with the examples' lock, in a store of its
+    /// own.
+    pub fn server_with(system: &str) -> Built {
+        let dir = tempfile::tempdir().unwrap();
+        let server = repo().join("examples/server.imago").canonicalize().unwrap();
+        let file = dir.path().join("system.imago");
+        fs::write(&file, system.replace("@server@", server.to_str().unwrap())).unwrap();
+        fs::copy(
+            repo().join("examples/imago.lock"),
+            dir.path().join("imago.lock"),
+        )
+        .unwrap();
+        let store = dir.path().join("store");
+        let out = imago(&[
+            "--store",
+            store.to_str().unwrap(),
+            "build",
+            file.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "imago build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let toplevel = PathBuf::from(stdout.lines().nth(1).expect("the physical path"));
+        Built {
+            _dir: dir,
+            store,
+            toplevel,
+        }
+    }
+
+    /// [`Built::server_with`] once per test binary and `cell`.
+    pub fn once(cell: &'static OnceLock<Built>, system: &str) -> &'static Built {
+        cell.get_or_init(|| Built::server_with(system))
+    }
+
+    /// Where a logical store path (/imago/store/…) is in the test's store.
+    pub fn physical(&self, logical: &Path) -> PathBuf {
+        self.store
+            .join(logical.strip_prefix("/imago/store").unwrap())
+    }
+
+    /// An entry of the toplevel (a symlink into the store), resolved.
+    pub fn entry(&self, name: &str) -> PathBuf {
+        self.physical(&fs::read_link(self.toplevel.join(name)).unwrap())
+    }
+}
