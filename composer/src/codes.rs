@@ -18,6 +18,7 @@ macro_rules! codes {
 codes! {
     OTHER = "E0401";
     SETTINGS = "E0402";
+    USAGE = "E0403";
 
     STORE_IO = "E0501";
     STORE_DB = "E0502";

@@ -108,6 +108,12 @@ pub enum Command {
 pub fn main_from_args() -> ExitCode {
     let cli = match <Cli as clap::Parser>::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() && json_errors_asked(std::env::args_os()) => {
+            let message = e.render().to_string();
+            let diag = imago_lang::diag::Diagnostic::error(crate::codes::USAGE, message.trim_end());
+            report::print_diagnostic(&diag, ErrorFormat::Json);
+            return ExitCode::from(2);
+        }
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
             // Printing clap's message can only fail on a closed stdout/stderr.
@@ -116,6 +122,23 @@ pub fn main_from_args() -> ExitCode {
         }
     };
     main(cli)
+}
+
+/// Whether a command line that clap refused asked for JSON errors
+/// (`--error-format json` or `--error-format=json`), so its usage error is
+/// printed as a diagnostic too.
+fn json_errors_asked(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    let mut previous_was_flag = false;
+    for arg in args {
+        if arg == "--" {
+            break;
+        }
+        if (previous_was_flag && arg == "json") || arg == "--error-format=json" {
+            return true;
+        }
+        previous_was_flag = arg == "--error-format";
+    }
+    false
 }
 
 /// Runs a parsed command line. Exit codes: 0 success, 1 failure (including
@@ -150,6 +173,21 @@ pub fn main(cli: Cli) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_errors_are_asked_for_in_both_spellings_before_a_double_dash() {
+        let asked = |args: &[&str]| json_errors_asked(args.iter().map(std::ffi::OsString::from));
+        assert!(asked(&["imago", "--error-format", "json", "bild"]));
+        assert!(asked(&[
+            "imago",
+            "build",
+            "--error-format=json",
+            "--no-such"
+        ]));
+        assert!(!asked(&["imago", "--error-format", "human", "json"]));
+        assert!(!asked(&["imago", "build", "json"]));
+        assert!(!asked(&["imago", "eval", "--", "--error-format", "json"]));
+    }
 
     #[test]
     fn help_lists_every_subcommand() {

@@ -211,6 +211,32 @@ fn an_error_of_no_known_kind_is_e0401() {
     );
 }
 
+#[test]
+fn a_usage_error_is_e0403_as_json_when_asked_and_clap_text_otherwise() {
+    for args in [
+        &["--error-format", "json", "bild"][..],
+        &["build", "--error-format=json", "--no-such-flag"][..],
+    ] {
+        let out = imago(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        let json = parse_json(&err);
+        let items = json.as_array().expect("an array of diagnostics");
+        assert_eq!(items.len(), 1, "{err}");
+        assert_eq!(items[0]["code"], "E0403", "{err}");
+        assert!(
+            items[0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Usage")),
+            "{err}"
+        );
+    }
+    let out = imago(&["bild"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("error: unrecognized subcommand"), "{err}");
+}
+
 /// The codes of the tables of docs/errors.md, in order.
 fn documented_codes() -> Vec<String> {
     let text = include_str!("../../../docs/errors.md");
