@@ -72,7 +72,7 @@ impl Args {
                 offline: self.offline,
                 repair: self.repair,
                 deb_cache: default_deb_cache(),
-                progress: ProgressMode::Auto,
+                progress: global.progress(),
             },
         };
         let Some(built) = build(global, &store, &request)? else {

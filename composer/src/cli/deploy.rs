@@ -54,7 +54,7 @@ impl Args {
                 offline: false,
                 repair: false,
                 deb_cache: default_deb_cache(),
-                progress: ProgressMode::Auto,
+                progress: global.progress(),
             },
         )?
         else {

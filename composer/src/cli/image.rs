@@ -150,7 +150,7 @@ impl Args {
                 offline: self.offline,
                 repair: false,
                 deb_cache: default_deb_cache(),
-                progress: ProgressMode::Auto,
+                progress: global.progress(),
             },
         };
         build_toplevel(global, store, &request)

@@ -62,6 +62,18 @@ pub struct GlobalArgs {
     pub package_caches: Vec<String>,
 }
 
+impl GlobalArgs {
+    /// How builds show their progress: not at all when errors are JSON, so
+    /// that stderr carries nothing but the diagnostics a tool reads.
+    pub fn progress(&self) -> crate::graph::progress::ProgressMode {
+        use crate::graph::progress::ProgressMode;
+        match self.error_format {
+            ErrorFormat::Human => ProgressMode::Auto,
+            ErrorFormat::Json => ProgressMode::Quiet,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ErrorFormat {
     Human,

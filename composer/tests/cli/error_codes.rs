@@ -20,15 +20,10 @@ fn imago(args: &[&str]) -> Output {
         .expect("cannot run imago")
 }
 
-/// The JSON array of diagnostics on stderr, after the build's progress
-/// lines (if any).
+/// The JSON array of diagnostics that is the whole of stderr (with JSON
+/// errors a build shows no progress).
 fn parse_json(err: &str) -> Value {
-    let start = if err.starts_with('[') {
-        0
-    } else {
-        err.find("\n[").map_or(0, |i| i + 1)
-    };
-    serde_json::from_str(&err[start..]).unwrap_or_else(|e| panic!("{e}: {err}"))
+    serde_json::from_str(err).unwrap_or_else(|e| panic!("{e}: {err}"))
 }
 
 /// Runs `imago --error-format json ARGS`, expects exit code 1 and one JSON
