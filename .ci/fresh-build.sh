@@ -20,7 +20,7 @@ trap cleanup EXIT INT TERM
 export XDG_CACHE_HOME="$tmp/cache"
 export IMAGO_STORE="$tmp/store"
 start=$(date +%s)
-for file in examples/minimal.imago examples/server.imago; do
+for file in examples/minimal.imago examples/server.imago examples/trixie/minimal.imago; do
     if ! "$imago" build "$file" >/dev/null 2>"$tmp/log"; then
         cat "$tmp/log" >&2
         echo "fresh build: $file FAILED from an empty package cache and store" >&2
@@ -28,4 +28,4 @@ for file in examples/minimal.imago examples/server.imago; do
     fi
     echo "fresh build: $file ok ($(grep '^fetched' "$tmp/log" || echo 'nothing fetched'))" >&2
 done
-echo "fresh build: both examples from an empty cache and store in $(( $(date +%s) - start ))s" >&2
+echo "fresh build: the examples from an empty cache and store in $(( $(date +%s) - start ))s" >&2

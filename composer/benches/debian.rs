@@ -37,10 +37,11 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use imago::builders::{BuildContext, Builder, ResolvedStep};
-use imago::debian::apt::{AptEnv, default_cache_root};
+use imago::debian::apt::{AptEnv, default_apt_dir, default_cache_root};
 use imago::debian::builder::{DEB, remove_tree};
 use imago::debian::fetch::{Background, FetchOptions, Http, check as check_sources, ensure_cached};
 use imago::debian::lock::{Lock, LockEntry};
+use imago::debian::platform::Platform;
 use imago::debian::unpack::{Limits, unpack_deb};
 use imago::graph::{BuildOptions, Graph, Registry, Step};
 use imago::pipeline;
@@ -61,7 +62,7 @@ fn main() -> anyhow::Result<()> {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let entries = server_packages(&examples)?;
     let root = default_cache_root();
-    let apt_dir = root.join("apt");
+    let apt_dir = default_apt_dir(Platform::DEFAULT);
     let opts = FetchOptions::new(root.join("debs"), configured_sources(&[])?);
     let paths = ensure_cached(&entries, &opts)?;
     let total: u64 = entries.iter().map(|e| e.size).sum();
@@ -169,7 +170,7 @@ fn cold(
     runs: usize,
 ) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
-    let apt = AptEnv::open(apt_dir)?;
+    let apt = AptEnv::open(apt_dir, Platform::DEFAULT)?;
     apt.ensure_lists()?;
     let refs: Vec<&LockEntry> = entries.iter().collect();
     let mut ours = Series::default();

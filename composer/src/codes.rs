@@ -50,6 +50,7 @@ codes! {
     UNPACK_REFUSED = "E0610";
     DEB_FORMAT = "E0611";
     DEB_IO = "E0612";
+    LOCK_MISMATCH = "E0613";
 
     NOT_AN_OBJECT = "E0701";
     NOT_A_TOPLEVEL = "E0702";

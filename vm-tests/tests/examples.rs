@@ -4,7 +4,8 @@
 //! store over virtiofs, and the busybox system's disk image through OVMF and
 //! systemd-boot.
 //!
-//! `IMAGO_VM_TESTS=quick` runs `minimal_boots_and_is_configured` only.
+//! `IMAGO_VM_TESTS=quick` runs `minimal_boots_and_is_configured` and
+//! `trixie_minimal_boots` only.
 
 mod support;
 
@@ -87,6 +88,33 @@ vm_test!(
             system.toplevel.to_absolute()
         );
         // busybox init powers the machine off.
+        m.shutdown(20 * SEC)?;
+        Ok(())
+    }
+);
+
+// examples/trixie/minimal.imago: the busybox system made of Debian 13's
+// packages (kernel 6.12, busybox 1.37) with its own lock, booted to the
+// same marker.
+vm_test!(
+    quick,
+    fn trixie_minimal_boots() {
+        let driver = Driver::new("trixie_minimal_boots")?;
+        let system = support::system(&driver, "trixie/minimal")?;
+        let mut config = system.direct(&driver, "trixie-minimal")?;
+        config.memory_mib = 512;
+        let m = driver.machine(config)?;
+        m.start()?;
+        m.wait_for_console_text(HELLO, 30 * SEC)?;
+        assert_eq!(
+            m.succeed("cat /etc/motd", CMD)?,
+            "Welcome to the minimal Imago system, on Debian trixie.\n"
+        );
+        assert!(m.succeed("uname -r", CMD)?.starts_with("6.12."));
+        assert_eq!(
+            m.succeed("readlink /run/current-system", CMD)?.trim_end(),
+            system.toplevel.to_absolute()
+        );
         m.shutdown(20 * SEC)?;
         Ok(())
     }

@@ -21,13 +21,12 @@
 //! and fails when a build on a fresh machine would.
 
 use super::GlobalArgs;
-use crate::debian::apt::{
-    AptEnv, Request, default_cache_root, default_deb_cache, versions_not_found,
-};
+use crate::debian::apt::{AptEnv, Request, default_apt_dir, default_deb_cache, versions_not_found};
 use crate::debian::control::is_package_name;
 use crate::debian::fetch::{self, Availability, Http};
 use crate::debian::index::{KnownPackages, Sites, check_names};
 use crate::debian::lock::{Lock, LockDiff};
+use crate::debian::platform::Platform;
 use anyhow::{Context, bail};
 use imago_lang::diag::Diagnostic;
 use imago_lang::source::SourceMap;
@@ -82,9 +81,12 @@ impl Args {
         if self.check {
             return check(global, &self.files, &lock_path);
         }
+        let existed = lock_path.exists();
         let old = Lock::read_or_default(&lock_path)?;
         let mut roots = BTreeSet::new();
         let mut sites = Sites::default();
+        // The release and architecture of the files (each says its own).
+        let mut platforms: Vec<(Platform, &Path)> = Vec::new();
         if self.packages.is_empty() {
             for file in &self.files {
                 let found = crate::pipeline::requested_packages(
@@ -96,6 +98,7 @@ impl Args {
                 .with_context(|| format!("finding the packages {} uses", file.display()))?;
                 match found {
                     Ok(requested) => {
+                        platforms.extend(requested.platform.map(|p| (p, file.as_path())));
                         roots.extend(requested.packages);
                         sites.merge(requested.sites);
                     }
@@ -129,9 +132,10 @@ impl Args {
                 }
             }
         }
+        let platform = choose_platform(&platforms, existed.then_some(&old), &lock_path)?;
         let requests = plan_requests(&old, &roots, self.update.as_deref());
-        let apt_dir = default_cache_root().join("apt");
-        let apt = AptEnv::open(&apt_dir).with_context(|| {
+        let apt_dir = default_apt_dir(platform);
+        let apt = AptEnv::open(&apt_dir, platform).with_context(|| {
             format!("preparing the private apt directory {}", apt_dir.display())
         })?;
         if self.update.is_some() || !apt.has_lists() {
@@ -144,7 +148,8 @@ impl Args {
         }
         let known = KnownPackages::from_lists(&apt.root().join("state/lists"))
             .map_err(anyhow::Error::msg)?;
-        if let Some((diag, sources)) = check_names(&known, roots.iter().map(String::as_str), &sites)
+        if let Some((diag, sources)) =
+            check_names(&known, roots.iter().map(String::as_str), &sites, platform)
         {
             eprint!("{}", render_diagnostic(global, &diag, &sources)?);
             return Ok(ExitCode::from(1));
@@ -173,7 +178,7 @@ impl Args {
                 );
             }
         };
-        let mut new = Lock::new(crate::debian::apt::ARCH);
+        let mut new = Lock::new(platform);
         for entry in entries {
             new.packages.insert(entry.name.clone(), entry);
         }
@@ -195,6 +200,31 @@ impl Args {
         print!("{}", summary(&lock_path, &old, &new, &unused));
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The release and architecture to lock for: the one every file states
+/// (files that disagree cannot share a lock), else the existing lock's,
+/// else the default. An existing lock of another one is refused: one lock
+/// holds one release and architecture.
+pub fn choose_platform(
+    files: &[(Platform, &Path)],
+    old: Option<&Lock>,
+    lock_path: &Path,
+) -> anyhow::Result<Platform> {
+    let Some(&(first, first_file)) = files.first() else {
+        return Ok(old.map_or(Platform::DEFAULT, |l| l.platform));
+    };
+    if let Some((other, other_file)) = files.iter().find(|(p, _)| *p != first) {
+        bail!(
+            "{} is a Debian {first} system and {} a Debian {other} one: one lock holds one release and architecture, so lock them in separate folders",
+            first_file.display(),
+            other_file.display()
+        );
+    }
+    if let Some(old) = old {
+        old.check_platform(first, lock_path, first_file)?;
+    }
+    Ok(first)
 }
 
 /// A diagnostic in the format `--error-format` asks for.
@@ -388,7 +418,7 @@ mod tests {
     }
 
     fn lock(entries: &[LockEntry]) -> Lock {
-        let mut l = Lock::new("amd64");
+        let mut l = Lock::new(Platform::DEFAULT);
         for e in entries {
             l.packages.insert(e.name.clone(), e.clone());
         }

@@ -4,12 +4,14 @@
 //! see `fetch/`; [`AptEnv::download`] remains for the benchmark that
 //! compares the two.)
 //!
-//! Layout of the private directory (default `$XDG_CACHE_HOME/imago/apt`):
+//! One private directory per release and architecture (default
+//! `$XDG_CACHE_HOME/imago/apt/<release>-<arch>`, e.g. `apt/bookworm-amd64`),
+//! laid out as:
 //!
 //! ```text
 //! apt.conf                   APT_CONFIG for every apt call (see write_config)
 //! lock                       held (flock) while we use apt here
-//! etc/sources.list.d/imago.sources   bookworm main (+ updates, security)
+//! etc/sources.list.d/imago.sources   <release> main (+ updates, security)
 //! etc/apt.conf.d/ etc/preferences.d/ etc/trusted.gpg.d/   empty
 //! state/status               empty: apt believes nothing is installed
 //! state/lists/               the downloaded, signature-checked indices
@@ -27,13 +29,12 @@
 use super::archive::{self, SnapshotTime};
 use super::control::{self, Paragraph};
 use super::lock::LockEntry;
+use super::platform::{Platform, Release};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const SUITE: &str = "bookworm";
-pub const ARCH: &str = "amd64";
 pub const HOST_SOURCES: &str = "/etc/apt/sources.list.d/debian.sources";
 const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
@@ -78,6 +79,12 @@ pub fn default_cache_root() -> PathBuf {
     PathBuf::from(home).join(".cache/imago")
 }
 
+/// The private apt directory of a release and architecture:
+/// `<cache root>/apt/<release>-<arch>`.
+pub fn default_apt_dir(platform: Platform) -> PathBuf {
+    default_cache_root().join("apt").join(platform.dir_name())
+}
+
 /// The default download cache for .deb files: `<cache root>/debs`.
 pub fn default_deb_cache() -> PathBuf {
     default_cache_root().join("debs")
@@ -90,6 +97,7 @@ pub struct AptEnv {
     conf: PathBuf,
     /// Mirror URIs per archive, as written into our sources.
     mirrors: BTreeMap<String, Vec<String>>,
+    platform: Platform,
     _lock: File,
 }
 
@@ -110,9 +118,9 @@ impl Request {
 }
 
 impl AptEnv {
-    /// Opens (creating if needed) the private apt directory at `root` and
-    /// waits for its lock.
-    pub fn open(root: &Path) -> Result<AptEnv, AptError> {
+    /// Opens (creating if needed) the private apt directory of `platform`
+    /// at `root` and waits for its lock.
+    pub fn open(root: &Path, platform: Platform) -> Result<AptEnv, AptError> {
         for sub in [
             "etc/sources.list.d",
             "etc/apt.conf.d",
@@ -136,21 +144,30 @@ impl AptEnv {
             .map_err(io_err(format!("locking {}", lock_path.display())))?;
         let status = root.join("state/status");
         std::fs::write(&status, b"").map_err(io_err(format!("writing {}", status.display())))?;
-        let sources = sources_text(std::fs::read_to_string(HOST_SOURCES).ok().as_deref());
+        let sources = sources_text(
+            std::fs::read_to_string(HOST_SOURCES).ok().as_deref(),
+            platform.release,
+        );
         let sources_path = root.join("etc/sources.list.d/imago.sources");
         write_if_changed(&sources_path, &sources)?;
         let conf = root.join("apt.conf");
-        write_if_changed(&conf, &config_text(root)?)?;
+        write_if_changed(&conf, &config_text(root, platform)?)?;
         Ok(AptEnv {
             root: root.to_path_buf(),
             conf,
             mirrors: archive::mirrors_from_sources(&sources),
+            platform,
             _lock: lock,
         })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The release and architecture this directory resolves for.
+    pub fn platform(&self) -> Platform {
+        self.platform
     }
 
     /// Whether `apt-get update` has fetched the package lists.
@@ -279,12 +296,15 @@ impl AptEnv {
                 command: command.clone(),
                 message: format!("no record for `{name}`"),
             })?;
-            entries.push(entry_from(name, p, &records, &provides).map_err(|message| {
-                AptError::Output {
-                    command: command.clone(),
-                    message,
-                }
-            })?);
+            let arch = self.platform.architecture.name();
+            entries.push(
+                entry_from(name, p, &records, &provides, arch).map_err(|message| {
+                    AptError::Output {
+                        command: command.clone(),
+                        message,
+                    }
+                })?,
+            );
         }
         Ok(entries)
     }
@@ -358,7 +378,8 @@ fn write_if_changed(path: &Path, text: &str) -> Result<(), AptError> {
 }
 
 /// The APT_CONFIG file: every directory private, one architecture.
-fn config_text(root: &Path) -> Result<String, AptError> {
+fn config_text(root: &Path, platform: Platform) -> Result<String, AptError> {
+    let arch = platform.architecture.name();
     let r = root
         .to_str()
         .filter(|s| !s.contains('"'))
@@ -381,8 +402,8 @@ fn config_text(root: &Path) -> Result<String, AptError> {
          Dir::Etc::PreferencesParts \"{r}/etc/preferences.d\";\n\
          Dir::Etc::Trusted \"/dev/null\";\n\
          Dir::Etc::TrustedParts \"{r}/etc/trusted.gpg.d\";\n\
-         APT::Architecture \"{ARCH}\";\n\
-         APT::Architectures {{ \"{ARCH}\"; }};\n\
+         APT::Architecture \"{arch}\";\n\
+         APT::Architectures {{ \"{arch}\"; }};\n\
          APT::Install-Recommends \"false\";\n\
          APT::Install-Suggests \"false\";\n\
          Acquire::Languages \"none\";\n\
@@ -394,14 +415,15 @@ fn config_text(root: &Path) -> Result<String, AptError> {
     Ok(text)
 }
 
-/// Our deb822 sources: bookworm, bookworm-updates and bookworm-security,
-/// component main, with the host's mirrors and keyring when it has them.
-pub fn sources_text(host: Option<&str>) -> String {
-    let wanted = [
-        SUITE.to_string(),
-        format!("{SUITE}-updates"),
-        format!("{SUITE}-security"),
-    ];
+/// Our deb822 sources: the release, its -updates and -security suites
+/// (`trixie`, `trixie-updates`, `trixie-security`), component main, with
+/// the host's mirrors and keyring when it has them (a host of another
+/// release has mirrors but no entry for these suites: the mirrors' base
+/// URIs are the same, so only uncovered suites fall back to
+/// deb.debian.org).
+pub fn sources_text(host: Option<&str>, release: Release) -> String {
+    let wanted = release.suites();
+    let suite = release.name();
     let mut out = String::from("# Generated by imago.\n");
     let mut covered = BTreeSet::new();
     let paragraphs = host
@@ -419,12 +441,12 @@ pub fn sources_text(host: Option<&str>) -> String {
         let signed_by = p.get("Signed-By").unwrap_or(DEFAULT_KEYRING);
         out.push_str(&paragraph(uris, &suites.join(" "), signed_by));
     }
-    let main_missing = !covered.contains(SUITE);
+    let main_missing = !covered.contains(suite);
     let security_missing = !covered.contains(&wanted[2]);
     if main_missing {
         out.push_str(&paragraph(
             "http://deb.debian.org/debian",
-            &format!("{SUITE} {SUITE}-updates"),
+            &format!("{suite} {suite}-updates"),
             DEFAULT_KEYRING,
         ));
     }
@@ -501,6 +523,7 @@ fn entry_from(
     p: &Paragraph,
     records: &BTreeMap<String, Paragraph>,
     provides: &BTreeMap<String, Vec<String>>,
+    arch: &str,
 ) -> Result<LockEntry, String> {
     let field = |f: &str| {
         p.get(f)
@@ -515,7 +538,7 @@ fn entry_from(
         let Some(value) = p.get(key) else { continue };
         let groups = control::parse_relations(value).map_err(|m| format!("{name}: {key}: {m}"))?;
         for group in groups {
-            let alternatives: Vec<_> = group.iter().filter(|r| r.applies_to(ARCH)).collect();
+            let alternatives: Vec<_> = group.iter().filter(|r| r.applies_to(arch)).collect();
             if alternatives.is_empty() {
                 continue;
             }
@@ -599,17 +622,23 @@ mod tests {
     #[test]
     fn sources_follow_the_host() {
         let host = "Types: deb\nURIs: http://snapshot.example/debian\nSuites: bookworm bookworm-updates\nComponents: main contrib\nSigned-By: /k.gpg\n\nTypes: deb-src\nURIs: http://x\nSuites: bookworm\nComponents: main\n";
-        let text = sources_text(Some(host));
+        let text = sources_text(Some(host), Release::Bookworm);
         assert!(text.contains("URIs: http://snapshot.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /k.gpg"));
         assert!(
             text.contains("URIs: http://deb.debian.org/debian-security\nSuites: bookworm-security")
         );
         assert!(!text.contains("http://x"));
-        let default = sources_text(None);
+        let default = sources_text(None, Release::Bookworm);
         assert!(
             default.contains("http://deb.debian.org/debian\nSuites: bookworm bookworm-updates")
         );
         assert!(default.contains(DEFAULT_KEYRING));
+        // A bookworm host's sources do not cover trixie: its suites come
+        // from deb.debian.org.
+        let trixie = sources_text(Some(host), Release::Trixie);
+        assert!(!trixie.contains("snapshot.example"));
+        assert!(trixie.contains("http://deb.debian.org/debian\nSuites: trixie trixie-updates"));
+        assert!(trixie.contains("http://deb.debian.org/debian-security\nSuites: trixie-security"));
     }
 
     #[test]
@@ -624,7 +653,7 @@ mod tests {
             .collect();
         let mut provides = BTreeMap::new();
         provides.insert("c-virtual".to_string(), vec!["cimpl".to_string()]);
-        let e = entry_from("a", &records["a"], &records, &provides).unwrap();
+        let e = entry_from("a", &records["a"], &records, &provides, "amd64").unwrap();
         assert_eq!(e.depends, vec!["cimpl", "libc6", "mawk"]);
         assert_eq!(e.size, 10);
     }

@@ -203,11 +203,13 @@ impl Sites {
 
 /// Checks the requested names; `None` when all are real packages, else
 /// one diagnostic for every name that is not (in `sources`, a source map
-/// made for it, which `render` needs).
+/// made for it, which `render` needs). `platform` names the package set
+/// in the hint.
 pub fn check_names<'a>(
     known: &KnownPackages,
     names: impl IntoIterator<Item = &'a str>,
     sites: &Sites,
+    platform: super::platform::Platform,
 ) -> Option<(Diagnostic, SourceMap)> {
     let mut refused: Vec<(&str, Lookup)> = names
         .into_iter()
@@ -277,9 +279,11 @@ pub fn check_names<'a>(
             None => diag = diag.with_note(format!("{what} (asked for on the command line)")),
         }
     }
-    diag = diag.with_hint(
-        "`pkgs.NAME` is the Debian bookworm (amd64) binary package NAME; `apt-cache search WORD` finds names",
-    );
+    diag = diag.with_hint(format!(
+        "`pkgs.NAME` is the Debian {} ({}) binary package NAME; `apt-cache search WORD` finds names",
+        platform.release.name(),
+        platform.architecture.name()
+    ));
     Some((diag, map))
 }
 

@@ -6,6 +6,7 @@
 //! - `apt.rs`: apt in a private state directory (never the host's).
 //! - `index.rs`: the names in the package lists, checked before resolving.
 //! - `archive.rs`: Debian's archives, their mirrors, snapshot times.
+//! - `platform.rs`: the release and architecture a lock is for.
 //! - `fetch/`: the download cache, filled by hash from an ordered list of
 //!   sources (package caches, mirrors, snapshot.debian.org) and verified
 //!   against the lock while the bytes stream.
@@ -27,5 +28,6 @@ pub mod index;
 pub mod lock;
 pub mod names;
 pub mod pins;
+pub mod platform;
 pub mod rule;
 pub mod unpack;

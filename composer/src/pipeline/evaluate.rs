@@ -9,6 +9,7 @@ use super::request::{DiagnosticStyle, Settings};
 use crate::debian::index::Sites;
 use crate::debian::lock::Lock;
 use crate::debian::pins::PackageIndex;
+use crate::debian::platform::Platform;
 use crate::graph::{Step, StepTable};
 use crate::store::STORE_PREFIX;
 use crate::store::StorePath;
@@ -32,12 +33,17 @@ pub(super) struct Evaluated {
     pub packages: BTreeSet<String>,
     /// Where each package was asked for.
     pub sites: Sites,
+    /// The system's Debian release and architecture (`None` when the
+    /// attribute is not a system's or the module library lacks the options).
+    pub platform: Option<Platform>,
 }
 
 /// How the step table treats packages.
 pub(super) enum TableMode {
-    /// Pinned by the lock (none: every package is an error).
-    Build(Option<Lock>),
+    /// Pinned by the lock at the path (none: every package is an error). A
+    /// system of another release or architecture than the lock's is
+    /// refused before anything of it is evaluated.
+    Build(Option<(Lock, std::path::PathBuf)>),
     /// Only recorded, for `imago lock`.
     Record,
 }
@@ -47,6 +53,9 @@ pub(super) enum TableMode {
 pub struct Requested {
     pub packages: BTreeSet<String>,
     pub sites: Sites,
+    /// The release and architecture the system asks for (`None`: not a
+    /// system, or a module library without `system.debian.release`).
+    pub platform: Option<Platform>,
 }
 
 /// Evaluates `attr` of `file` in record mode (no package needs a lock) and
@@ -63,6 +72,7 @@ pub fn requested_packages(
         .map(|e| Requested {
             packages: e.packages,
             sites: e.sites,
+            platform: e.platform,
         })
         .map_err(Failure::Evaluation))
 }
@@ -96,12 +106,15 @@ fn evaluate(
     options: system_eval::EvalOptions,
     style: DiagnosticStyle,
 ) -> anyhow::Result<Result<Evaluated, String>> {
+    let mut locked = None;
     let table = Rc::new(match mode {
-        TableMode::Build(lock) => {
-            StepTable::new(lock.map(|l| Box::new(l) as Box<dyn PackageIndex>))
-        }
+        TableMode::Build(lock) => StepTable::new(lock.map(|(l, path)| {
+            locked = Some((l.platform, path));
+            Box::new(l) as Box<dyn PackageIndex>
+        })),
         TableMode::Record => StepTable::recording(),
     });
+    let mut platform = None;
     let render = |diags: Vec<Diagnostic>, ev: &Evaluator| style.render(&diags, ev.sources());
     let (ev, value, system) = match attr.strip_prefix("config.") {
         Some(option) => {
@@ -116,6 +129,19 @@ fn evaluate(
                         return Ok(Err(render(failure.diagnostics(), &failure.evaluator)?));
                     }
                 };
+            // The release and architecture come first: a lock of another
+            // one would pin every package to the wrong Debian.
+            match system_platform(&ev, &system) {
+                Ok(p) => platform = p,
+                Err(e) => {
+                    let mut diags = system.warnings();
+                    diags.extend(system_eval::diagnostics_of(&e));
+                    return Ok(Err(render(diags, &ev)?));
+                }
+            }
+            if let (Some(wanted), Some((locked, path))) = (platform, &locked) {
+                crate::debian::lock::check_platform(*locked, wanted, path, file)?;
+            }
             match system.value_at(&ev, &option) {
                 Ok(v) => (ev, v, Some(system)),
                 Err(e) => {
@@ -157,7 +183,27 @@ fn evaluate(
         warnings,
         packages: table.requested_packages(),
         sites: Sites::collect(&ev.package_sites(), ev.sources()),
+        platform,
     }))
+}
+
+/// `system.debian.release` and `system.architecture`, when the module
+/// library declares them (their enum types admit only known names).
+fn system_platform(
+    ev: &Evaluator,
+    system: &imago_lang::modules::Evaluated,
+) -> Result<Option<Platform>, imago_lang::modules::ModuleError> {
+    let release = OptionPath::parse("system.debian.release").expect("a valid option path");
+    let arch = OptionPath::parse("system.architecture").expect("a valid option path");
+    if system.declaration(&release).is_none() || system.declaration(&arch).is_none() {
+        return Ok(None);
+    }
+    let release = system.value_at(ev, &release)?;
+    let arch = system.value_at(ev, &arch)?;
+    let (Some(release), Some(arch)) = (release.as_str(), arch.as_str()) else {
+        return Ok(None);
+    };
+    Ok(Platform::parse(release, arch).ok())
 }
 
 fn eval_diagnostics(e: &EvalError) -> Vec<Diagnostic> {

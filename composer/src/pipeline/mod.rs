@@ -68,7 +68,7 @@ pub fn build_file(
         &request.file,
         &request.attr,
         request.modules.as_deref(),
-        TableMode::Build(lock.clone()),
+        TableMode::Build(lock.clone().map(|l| (l, lock_path.clone()))),
     )? {
         Ok(e) => e,
         Err(rendered) => return Ok(Outcome::Failed(Failure::Evaluation(rendered))),

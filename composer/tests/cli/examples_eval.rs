@@ -1,4 +1,5 @@
-//! Every example system (examples/*.imago) evaluates with the module
+//! Every example system (examples/*.imago, and examples/<release>/*.imago
+//! for the releases that have their own lock) evaluates with the module
 //! library: every definition names a declared option with the right type,
 //! and the whole merged configuration (including the system toplevel's step)
 //! can be computed. No store is involved (steps get pending placeholders).
@@ -10,15 +11,19 @@ use std::rc::Rc;
 
 fn examples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "imago"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let files_in = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "imago"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = files_in(&dir);
+    out.extend(files_in(&dir.join("trixie")));
     out.sort();
     out
 }

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use imago::debian::index::{KnownPackages, Lookup, Sites, check_names};
+use imago::debian::platform::Platform;
 use imago_lang::diag::render;
 use imago_lang::eval::Evaluator;
 use imago_lang::hook::NoStore;
@@ -94,7 +95,13 @@ fn unknown_and_virtual_names_are_one_error_at_their_sites() {
             "zzzqqqxx"
         ]
     );
-    let (diag, sources) = check_names(&known(), names.iter().map(String::as_str), &sites).unwrap();
+    let (diag, sources) = check_names(
+        &known(),
+        names.iter().map(String::as_str),
+        &sites,
+        Platform::DEFAULT,
+    )
+    .unwrap();
     insta::assert_snapshot!(render(&[diag], &sources, false));
 }
 
@@ -104,15 +111,35 @@ fn names_from_the_command_line_are_notes() {
         &known(),
         ["curl", "ngnix", "default-mta"],
         &Sites::default(),
+        Platform::DEFAULT,
     )
     .unwrap();
     insta::assert_snapshot!(render(&[diag], &sources, false));
 }
 
 #[test]
+fn the_hint_names_the_release_and_architecture() {
+    let trixie = Platform::parse("trixie", "arm64").unwrap();
+    let (diag, sources) = check_names(&known(), ["ngnix"], &Sites::default(), trixie).unwrap();
+    let text = render(&[diag], &sources, false);
+    assert!(
+        text.contains("the Debian trixie (arm64) binary package"),
+        "{text}"
+    );
+}
+
+#[test]
 fn known_names_pass() {
     let (_, sites) = requested();
-    assert!(check_names(&known(), ["curl", "nginx", "htop"], &sites).is_none());
+    assert!(
+        check_names(
+            &known(),
+            ["curl", "nginx", "htop"],
+            &sites,
+            Platform::DEFAULT
+        )
+        .is_none()
+    );
     assert_eq!(
         known().lookup("httpd-cgi"),
         Lookup::Virtual(vec!["nginx".into()])

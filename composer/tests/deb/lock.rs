@@ -20,7 +20,7 @@ fn entry(name: &str, version: &str, depends: &[&str]) -> LockEntry {
 }
 
 fn sample() -> Lock {
-    let mut lock = Lock::new("amd64");
+    let mut lock = Lock::new(imago::debian::platform::Platform::DEFAULT);
     for e in [
         entry(
             "systemd",

@@ -7,6 +7,7 @@ mod fetch;
 mod hostile;
 mod index;
 mod lock;
+mod platform;
 mod real;
 mod sources;
 mod unpack;

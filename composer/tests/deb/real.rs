@@ -6,9 +6,10 @@
 // Test helpers outside #[test] functions panic on failure too.
 #![allow(clippy::unwrap_used)]
 
-use imago::debian::apt::{AptEnv, Request, default_cache_root};
+use imago::debian::apt::{AptEnv, Request, default_apt_dir, default_cache_root};
 use imago::debian::fetch::{FetchOptions, ensure_cached};
 use imago::debian::lock::Lock;
+use imago::debian::platform::Platform;
 use imago::debian::unpack::{Limits, unpack_deb};
 use imago::settings::configured_sources;
 use std::time::Instant;
@@ -18,7 +19,7 @@ fn resolves_downloads_and_unpacks_busybox_and_the_cloud_kernel() {
     let root = default_cache_root();
     let opts = FetchOptions::new(root.join("debs"), configured_sources(&[]).unwrap());
     let entries = {
-        let apt = AptEnv::open(&root.join("apt")).unwrap();
+        let apt = AptEnv::open(&default_apt_dir(Platform::DEFAULT), Platform::DEFAULT).unwrap();
         let t = Instant::now();
         apt.ensure_lists().unwrap();
         eprintln!("lists ready in {:?}", t.elapsed());
@@ -38,7 +39,7 @@ fn resolves_downloads_and_unpacks_busybox_and_the_cloud_kernel() {
         eprintln!("resolved {} packages in {:?}", entries.len(), t.elapsed());
         entries
     };
-    let mut lock = Lock::new("amd64");
+    let mut lock = Lock::new(Platform::DEFAULT);
     for e in &entries {
         lock.packages.insert(e.name.clone(), e.clone());
     }

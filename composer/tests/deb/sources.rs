@@ -305,7 +305,7 @@ fn lock_check_tells_present_from_rotting_from_gone() {
     );
     server.route(&mirror_path(&here), Reply::Ok(bytes(1, 100)));
     server.route(&snapshot_path(&rotting), Reply::Ok(bytes(2, 200)));
-    let mut lock = Lock::new("amd64");
+    let mut lock = Lock::new(imago::debian::platform::Platform::DEFAULT);
     for e in [&here, &rotting, &gone] {
         lock.packages.insert(e.name.clone(), e.clone());
     }
@@ -407,7 +407,7 @@ fn a_build_with_a_rotted_package_names_every_source_and_the_fix() {
     configure(home.path(), &server);
     let mut kernel = entry("linux-image-cloud-amd64", &bytes(9, 1000));
     kernel.archive = Some("debian-security".into());
-    let mut lock = Lock::new("amd64");
+    let mut lock = Lock::new(imago::debian::platform::Platform::DEFAULT);
     lock.packages.insert(kernel.name.clone(), kernel.clone());
     let project = home.path().join("project");
     std::fs::create_dir(&project).unwrap();
