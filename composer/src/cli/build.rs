@@ -16,7 +16,6 @@
 use super::GlobalArgs;
 use crate::debian::apt::default_deb_cache;
 use crate::graph::BuildOptions;
-use crate::graph::progress::ProgressMode;
 use crate::pipeline::{self, BuildRequest, Built, DEFAULT_ATTR, Failure, Outcome};
 use crate::store::STORE_PREFIX;
 use crate::store::{Store, StorePath};

@@ -7,7 +7,6 @@ use super::GlobalArgs;
 use super::build::SystemArgs;
 use crate::debian::apt::default_deb_cache;
 use crate::graph::BuildOptions;
-use crate::graph::progress::ProgressMode;
 use crate::remote::{self, Action, SshRemote, SshTarget};
 use std::process::ExitCode;
 

@@ -6,7 +6,6 @@ use super::GlobalArgs;
 use super::build::build_toplevel;
 use crate::debian::apt::default_deb_cache;
 use crate::graph::BuildOptions;
-use crate::graph::progress::ProgressMode;
 use crate::image::{ImageOptions, build_raw};
 use crate::pipeline::{BuildRequest, DEFAULT_ATTR};
 use crate::store::{Store, StorePath};

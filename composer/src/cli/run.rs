@@ -9,7 +9,6 @@ use crate::boot::forward::PortForward;
 use crate::boot::run::{RunOptions, run_system};
 use crate::debian::apt::default_deb_cache;
 use crate::graph::BuildOptions;
-use crate::graph::progress::ProgressMode;
 use anyhow::Context;
 use std::ffi::OsString;
 use std::process::ExitCode;
