@@ -11,7 +11,7 @@ mod support;
 
 use std::time::Duration;
 
-use imago_vm_tests::{Driver, Error, Failure, vm_test};
+use imago_vm_tests::{Driver, Error, Failure, Machine, vm_test};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -58,17 +58,29 @@ fn a_broken_system_fails_the_setup_step_naming_the_file() {
     assert!(failure.report().contains("FAILED"), "{text}");
 }
 
+/// Builds the busybox test system `name` (under vm-tests/systems/), boots
+/// it by direct kernel boot as machine `machine` and waits for its hello
+/// service's marker.
+fn boot_to_hello(
+    driver: &Driver,
+    name: &str,
+    machine: &str,
+) -> Result<(support::System, Machine), Failure> {
+    let system = support::system(driver, name)?;
+    let mut config = system.direct(driver, machine)?;
+    config.memory_mib = 512;
+    let m = driver.machine(config)?;
+    m.start()?;
+    m.wait_for_console_text(HELLO, 30 * SEC)?;
+    Ok((system, m))
+}
+
 vm_test!(
     quick,
     fn minimal_boots_and_is_configured() {
         let driver = Driver::new("minimal_boots_and_is_configured")?;
-        let system = support::system(&driver, "minimal")?;
-        let mut config = system.direct(&driver, "minimal")?;
-        config.memory_mib = 512;
-        let m = driver.machine(config)?;
-        m.start()?;
         // The hello service ran, with the configured host name.
-        m.wait_for_console_text(HELLO, 30 * SEC)?;
+        let (system, m) = boot_to_hello(&driver, "minimal", "minimal")?;
 
         assert_eq!(
             m.succeed("cat /etc/motd", CMD)?,
@@ -100,12 +112,7 @@ vm_test!(
     quick,
     fn trixie_minimal_boots() {
         let driver = Driver::new("trixie_minimal_boots")?;
-        let system = support::system(&driver, "trixie/minimal")?;
-        let mut config = system.direct(&driver, "trixie-minimal")?;
-        config.memory_mib = 512;
-        let m = driver.machine(config)?;
-        m.start()?;
-        m.wait_for_console_text(HELLO, 30 * SEC)?;
+        let (system, m) = boot_to_hello(&driver, "trixie/minimal", "trixie-minimal")?;
         assert_eq!(
             m.succeed("cat /etc/motd", CMD)?,
             "Welcome to the minimal Imago system, on Debian trixie.\n"
