@@ -734,7 +734,7 @@ fn paths_in_comments_and_strings_are_not_references() {
 const COMPOSER_LAYERS: &[&[&str]] = &[
     &["codes"],
     &["store", "utc", "fsio"],
-    &["builders", "generations", "remote", "system_eval"],
+    &["builders", "cache", "generations", "remote", "system_eval"],
     &["boot", "debian"],
     &["graph", "image", "settings"],
     &["pipeline"],
