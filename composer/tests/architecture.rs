@@ -734,9 +734,9 @@ fn paths_in_comments_and_strings_are_not_references() {
 const COMPOSER_LAYERS: &[&[&str]] = &[
     &["codes"],
     &["store", "utc", "fsio"],
-    &["builders", "cache", "generations", "remote", "system_eval"],
+    &["builders", "generations", "remote", "system_eval"],
     &["boot", "debian"],
-    &["graph", "image", "settings"],
+    &["cache", "graph", "image", "settings"],
     &["pipeline"],
     &["cli"],
 ];

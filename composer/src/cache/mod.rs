@@ -69,6 +69,12 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cache {cache}: fetching {file}: {failure}")]
+    Http {
+        cache: String,
+        file: String,
+        failure: String,
+    },
     #[error("cache {cache} has no object {path}")]
     Missing { cache: String, path: StorePath },
     #[error("object {path} in cache {cache}: {reason}")]
@@ -116,7 +122,7 @@ impl CacheError {
             | CacheError::BadKeyName { .. }
             | CacheError::Random { .. } => CACHE_KEY,
             CacheError::KeyExists { .. } => CACHE_KEY_EXISTS,
-            CacheError::Io { .. } => CACHE_IO,
+            CacheError::Io { .. } | CacheError::Http { .. } => CACHE_IO,
             CacheError::Missing { .. } => CACHE_MISSING,
             CacheError::Untrusted { .. } => CACHE_UNTRUSTED,
             CacheError::BadInfo { .. } | CacheError::BadArchive { .. } => CACHE_BAD_OBJECT,

@@ -168,29 +168,45 @@ fn fetch_archive(
         file: info.archive.clone(),
         reason,
     };
-    let input = cache
-        .open(&info.archive)?
-        .ok_or_else(|| bad("is missing".to_owned()))?;
-    let file = File::create_new(to).map_err(cache.io_err("downloading", &info.archive))?;
-    let mut out = BufWriter::new(file);
-    let mut hasher = blake3::Hasher::new();
-    let mut limited = input.take(info.archive_size.saturating_add(1));
-    let mut buf = vec![0u8; 1 << 16];
-    let mut len: u64 = 0;
-    loop {
-        let n = match limited.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(cache.io_err("reading", &info.archive)(e)),
-        };
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
+    let copy = |input: &mut dyn Read| -> Result<(u64, blake3::Hash), CacheError> {
+        // A fresh file for every attempt.
+        let file = File::create(to).map_err(cache.io_err("downloading", &info.archive))?;
+        let mut out = BufWriter::new(file);
+        let mut hasher = blake3::Hasher::new();
+        let mut limited = input.take(info.archive_size.saturating_add(1));
+        let mut buf = vec![0u8; 1 << 16];
+        let mut len: u64 = 0;
+        loop {
+            let n = match limited.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(cache.io_err("reading", &info.archive)(e)),
+            };
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])
+                .map_err(cache.io_err("downloading", &info.archive))?;
+            len += n as u64;
+        }
+        out.flush()
             .map_err(cache.io_err("downloading", &info.archive))?;
-        len += n as u64;
-    }
-    out.flush()
-        .map_err(cache.io_err("downloading", &info.archive))?;
+        Ok((len, hasher.finalize()))
+    };
+    let (len, hash) = cache
+        .fetch(&info.archive, copy)
+        .map_err(|e| match e {
+            CacheError::Http {
+                cache,
+                file,
+                failure,
+            } => CacheError::Http {
+                cache,
+                file: format!("{file} (the archive of {})", info.path()),
+                failure,
+            },
+            e => e,
+        })?
+        .ok_or_else(|| bad("is missing".to_owned()))?;
     if len < info.archive_size {
         return Err(bad(format!(
             "is truncated: {len} bytes, the metadata says {}",
@@ -203,7 +219,7 @@ fn fetch_archive(
             info.archive_size
         )));
     }
-    let found = crate::store::Blake3Digest::from(hasher.finalize());
+    let found = crate::store::Blake3Digest::from(hash);
     if found != info.archive_digest {
         return Err(bad(format!(
             "hashes to {found}, the metadata says {}",

@@ -21,7 +21,12 @@ pub fn push(
     paths: &[StorePath],
     sign: Option<&SecretKey>,
 ) -> Result<CopyReport, CacheError> {
-    let Location::Dir(dir) = cache;
+    let Location::Dir(dir) = cache else {
+        return Err(CacheError::BadLocation {
+            url: cache.url(),
+            reason: "only a file:///DIR cache can be written to yet".to_owned(),
+        });
+    };
     prepare(cache, dir)?;
     let store_err = |source| CacheError::Store {
         cache: cache.url(),

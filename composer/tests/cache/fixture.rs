@@ -61,17 +61,31 @@ impl Fixture {
 
     /// `imago` with `args`, without trusted keys from the environment.
     pub fn imago(&self, args: &[&str]) -> Output {
-        command(args)
-            .env_remove("IMAGO_TRUSTED_PUBLIC_KEYS")
-            .output()
-            .unwrap()
+        let mut cmd = command(args);
+        cmd.env_remove("IMAGO_TRUSTED_PUBLIC_KEYS");
+        for proxy in [
+            "http_proxy",
+            "HTTP_PROXY",
+            "https_proxy",
+            "HTTPS_PROXY",
+            "all_proxy",
+            "ALL_PROXY",
+        ] {
+            cmd.env_remove(proxy);
+        }
+        cmd.output().unwrap()
     }
 
     /// `imago --store STORE copy --DIRECTION CACHE TOP [extra] --json`.
     pub fn copy(&self, store: &Path, direction: &str, extra: &[&str]) -> Output {
-        let (url, top) = (self.cache_url(), self.top.to_absolute());
+        self.copy_at(store, direction, &self.cache_url(), extra)
+    }
+
+    /// [`Fixture::copy`] with the cache at `url`.
+    pub fn copy_at(&self, store: &Path, direction: &str, url: &str, extra: &[&str]) -> Output {
+        let top = self.top.to_absolute();
         let store = store.to_str().unwrap();
-        let mut args = vec!["--store", store, "copy", direction, &url, &top, "--json"];
+        let mut args = vec!["--store", store, "copy", direction, url, &top, "--json"];
         args.extend_from_slice(extra);
         self.imago(&args)
     }
@@ -122,8 +136,13 @@ pub fn refused_trusting(f: &Fixture, code: &str, want: &[&str]) -> String {
 /// holding every string of `want`; checks that nothing was registered or
 /// left behind. Returns the message.
 pub fn refused(f: &Fixture, extra: &[&str], code: &str, want: &[&str]) -> String {
+    refused_at(f, &f.cache_url(), extra, code, want)
+}
+
+/// [`refused`] with the cache at `url`.
+pub fn refused_at(f: &Fixture, url: &str, extra: &[&str], code: &str, want: &[&str]) -> String {
     let dst = tempfile::tempdir().unwrap();
-    let out = f.pull(dst.path(), extra);
+    let out = f.copy_at(dst.path(), "--from", url, extra);
     let text = stderr(&out);
     assert!(
         !out.status.success(),

@@ -6,6 +6,7 @@
 mod support;
 
 mod fixture;
+mod http;
 mod keys;
 mod refusals;
 mod round_trip;
