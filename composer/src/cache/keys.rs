@@ -141,7 +141,14 @@ impl SecretKey {
 impl PublicKey {
     /// Reads a public key file.
     pub fn read(path: &Path) -> Result<PublicKey, CacheError> {
-        let (name, bytes) = parse_text(&read_text(path)?, path, 32)?;
+        PublicKey::parse(&read_text(path)?, path)
+    }
+
+    /// Parses a public key's text, `NAME:BASE64`; `origin` names where it
+    /// comes from in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<PublicKey, CacheError> {
+        let path = origin;
+        let (name, bytes) = parse_text(text, path, 32)?;
         let mut raw = [0u8; 32];
         raw.copy_from_slice(&bytes);
         let key = VerifyingKey::from_bytes(&raw).map_err(|_| CacheError::BadKey {

@@ -3,6 +3,7 @@
 
 use super::GlobalArgs;
 use crate::cache::{self, Location, PublicKey, SecretKey};
+use crate::settings::Settings;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,7 +27,8 @@ pub struct Args {
     #[arg(long, value_name = "KEYFILE", requires = "to")]
     pub sign: Option<PathBuf>,
     /// A public key file whose signatures are trusted (repeatable;
-    /// IMAGO_TRUSTED_PUBLIC_KEYS takes several, separated by spaces).
+    /// IMAGO_TRUSTED_PUBLIC_KEYS takes several, separated by spaces), in
+    /// addition to the configuration's `trusted-public-keys`.
     #[arg(
         long = "trusted-public-key",
         env = "IMAGO_TRUSTED_PUBLIC_KEYS",
@@ -55,12 +57,16 @@ impl Args {
             }
             (None, Some(url)) => {
                 let location = Location::parse(url)?;
-                let trusted = self
+                let mut trusted = self
                     .trusted_public_keys
                     .iter()
                     .filter(|p| !p.as_os_str().is_empty())
                     .map(|p| PublicKey::read(p))
                     .collect::<Result<Vec<_>, _>>()?;
+                let origin = std::path::Path::new("the configuration's trusted-public-keys");
+                for text in Settings::load()?.trusted_public_keys {
+                    trusted.push(PublicKey::parse(&text, origin)?);
+                }
                 let report = cache::pull(&store, &location, &paths, &trusted)?;
                 (report, url, "from")
             }

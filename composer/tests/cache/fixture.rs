@@ -61,6 +61,11 @@ impl Fixture {
 
     /// `imago` with `args`, without trusted keys from the environment.
     pub fn imago(&self, args: &[&str]) -> Output {
+        self.imago_env(args, &[])
+    }
+
+    /// [`Fixture::imago`] with the variables `envs`.
+    pub fn imago_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
         let mut cmd = command(args);
         cmd.env_remove("IMAGO_TRUSTED_PUBLIC_KEYS");
         for proxy in [
@@ -73,6 +78,7 @@ impl Fixture {
         ] {
             cmd.env_remove(proxy);
         }
+        cmd.envs(envs.iter().copied());
         cmd.output().unwrap()
     }
 
@@ -96,6 +102,14 @@ impl Fixture {
         let out = self.copy(&self.dir.path().join("src"), "--to", extra);
         assert!(out.status.success(), "{}", stderr(&out));
         serde_json::from_str(&stdout(&out)).unwrap()
+    }
+
+    /// `imago --store DST copy --from CACHE TOP`, with the variables `envs`
+    /// and a summary in words.
+    pub fn pull_env(&self, dst: &Path, envs: &[(&str, &str)]) -> Output {
+        let (url, top) = (self.cache_url(), self.top.to_absolute());
+        let dst = dst.to_str().unwrap();
+        self.imago_env(&["--store", dst, "copy", "--from", &url, &top], envs)
     }
 
     /// Copies the closure of top from the cache into the store `dst`.

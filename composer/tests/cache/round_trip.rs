@@ -2,7 +2,7 @@
 //! copies of what is already there send nothing.
 
 use crate::fixture::Fixture;
-use crate::support::cli::{command, stderr, stdout};
+use crate::support::cli::{stderr, stdout};
 use imago::store::Store;
 use std::fs;
 
@@ -73,21 +73,9 @@ fn trusted_keys_come_from_the_environment_too() {
     let out = f.imago(&["key", "generate", "other", "--dir", keys.to_str().unwrap()]);
     assert!(out.status.success());
     let dst = tempfile::tempdir().unwrap();
-    let out = command(&[
-        "--store",
-        dst.path().to_str().unwrap(),
-        "copy",
-        "--from",
-        &f.cache_url(),
-        &f.top.to_absolute(),
-    ])
     // Two key files, separated by a space; the second is the signer's.
-    .env(
-        "IMAGO_TRUSTED_PUBLIC_KEYS",
-        format!("{} {}", f.key("other.public"), f.key("ci-1.public")),
-    )
-    .output()
-    .unwrap();
+    let keys = format!("{} {}", f.key("other.public"), f.key("ci-1.public"));
+    let out = f.pull_env(dst.path(), &[("IMAGO_TRUSTED_PUBLIC_KEYS", &keys)]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 3, "{}", stdout(&out));
     assert!(
@@ -122,4 +110,40 @@ fn signing_later_adds_a_signature_and_keeps_the_others() {
     let dst = tempfile::tempdir().unwrap();
     let out = f.pull(dst.path(), &["--trusted-public-key", &f.key("ci-2.public")]);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn trusted_keys_come_from_the_configuration_file() {
+    let f = Fixture::new();
+    f.push(&["--sign", &f.key("ci-1.secret")]);
+    let config = tempfile::tempdir().unwrap();
+    fs::create_dir(config.path().join("imago")).unwrap();
+    let key = fs::read_to_string(f.key("ci-1.public")).unwrap();
+    fs::write(
+        config.path().join("imago/config.toml"),
+        format!("trusted-public-keys = [\"{}\"]\n", key.trim()),
+    )
+    .unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let home = config.path().to_str().unwrap();
+    let out = f.pull_env(dst.path(), &[("XDG_CONFIG_HOME", home)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("copied 3 objects"),
+        "{}",
+        stderr(&out)
+    );
+    // A key that is not one is an error naming the configuration.
+    fs::write(
+        config.path().join("imago/config.toml"),
+        "trusted-public-keys = [\"ci-1:short\"]\n",
+    )
+    .unwrap();
+    let out = f.pull_env(dst.path(), &[("XDG_CONFIG_HOME", home)]);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(
+        text.contains("error[E1002]") && text.contains("trusted-public-keys"),
+        "{text}"
+    );
 }
