@@ -10,6 +10,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The largest metadata file a cache may serve (an object with a million
+/// references stays well below it).
+pub const MAX_METADATA_BYTES: u64 = 64 << 20;
+
 #[derive(Clone)]
 pub enum Location {
     /// A directory, `file:///DIR`.
@@ -120,12 +124,19 @@ impl Location {
         }
     }
 
-    /// The whole file `rel`, or `None` if the cache has no such file.
+    /// The whole file `rel` (metadata, at most [`MAX_METADATA_BYTES`]), or
+    /// `None` if the cache has no such file.
     pub(super) fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, CacheError> {
         self.fetch(rel, |r| {
             let mut bytes = Vec::new();
-            r.read_to_end(&mut bytes)
+            r.take(MAX_METADATA_BYTES + 1)
+                .read_to_end(&mut bytes)
                 .map_err(self.io_err("reading", rel))?;
+            if bytes.len() as u64 > MAX_METADATA_BYTES {
+                return Err(self.io_err("refusing", rel)(std::io::Error::other(
+                    format!("longer than {MAX_METADATA_BYTES} bytes, the limit for metadata"),
+                )));
+            }
             Ok(bytes)
         })
     }
