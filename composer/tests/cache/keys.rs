@@ -88,3 +88,48 @@ fn bad_names_and_bad_key_files_are_refused() {
         assert_eq!(err.code().0, "E1002", "{err}");
     }
 }
+
+/// The signed byte string and the signature format are a specification
+/// (docs/cache.md, "What a signature covers"): a fixed key signs a fixed
+/// fingerprint to the same text forever.
+#[test]
+fn the_fingerprint_and_its_signature_are_stable() {
+    use imago::store::{Blake3Digest, StorePath};
+    let digest: Blake3Digest =
+        "blake3:ec9cdaf5f9df0f2c894e89d10e24961db8cd879c4386d7a4dd55757bbb969c9c"
+            .parse()
+            .unwrap();
+    let lib = StorePath::from_digest(&digest, "hello").unwrap();
+    let top: StorePath = "0c3s0000000000000000000000000000-top".parse().unwrap();
+    let refs = [top.clone(), lib.clone()].into_iter().collect();
+    let fp = imago::cache::fingerprint(&lib, &digest, 63, &Default::default());
+    assert_eq!(
+        fp,
+        "1;/imago/store/xjfdmxgrvw7jr2afi78hw94n3nwcv1ww-hello;blake3:ec9cdaf5f9df0f2c894e89d10e24961db8cd879c4386d7a4dd55757bbb969c9c;63;"
+    );
+    let fp2 = imago::cache::fingerprint(&top, &digest, 7, &refs);
+    assert!(
+        fp2.ends_with(";7;/imago/store/0c3s0000000000000000000000000000-top,/imago/store/xjfdmxgrvw7jr2afi78hw94n3nwcv1ww-hello"),
+        "{fp2}"
+    );
+    // A fixed key: the seed 0, 1, …, 31.
+    let seed: [u8; 32] = std::array::from_fn(|i| i as u8);
+    let pair = ed25519_dalek::SigningKey::from_bytes(&seed).to_keypair_bytes();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fixed.secret");
+    let text = format!("fixed:{}\n", data_encoding::BASE64.encode(&pair));
+    fs::write(&file, text).unwrap();
+    let key = SecretKey::read(&file).unwrap();
+    let sig = key.sign(fp.as_bytes());
+    assert_eq!(
+        sig, GOLDEN_SIGNATURE,
+        "the signature of the fingerprint changed"
+    );
+    let raw = sig.strip_prefix("fixed:").unwrap();
+    assert!(key.public().verifies(fp.as_bytes(), raw));
+    assert!(!key.public().verifies(fp2.as_bytes(), raw));
+}
+
+/// Checked with an independent implementation (Python's `cryptography`:
+/// `Ed25519PrivateKey.from_private_bytes(bytes(range(32))).sign(fp)`).
+const GOLDEN_SIGNATURE: &str = "fixed:f3zGqA0foSjAR+mvFPT1qHzFmlhIryOVYCCe2fdEc3X7nJHv3o6r20G0/7vuGx32deoHTzJYepXsFx9o21ZTCA==";

@@ -181,3 +181,18 @@ fn a_missing_object_is_refused_before_anything_travels() {
     fs::remove_file(f.info_file(&f.lib)).unwrap();
     refused_trusting(&f, "E1005", &[f.lib.as_str(), &f.cache_url()]);
 }
+
+#[test]
+fn an_http_cache_cannot_be_written_yet() {
+    let f = Fixture::new();
+    let src = f.dir.path().join("src");
+    let top = f.top.to_absolute();
+    let url = "http://127.0.0.1:9/c";
+    let out = f.imago(&["--store", src.to_str().unwrap(), "copy", "--to", url, &top]);
+    assert!(!out.status.success());
+    let text = crate::support::cli::stderr(&out);
+    assert!(
+        text.contains("error[E1001]") && text.contains(url),
+        "{text}"
+    );
+}
