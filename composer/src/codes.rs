@@ -1,6 +1,6 @@
 //! The stable codes of the composer's errors, by area, as docs/errors.md
 //! lists them: E04xx other, E05xx store, E06xx Debian packages, E07xx build,
-//! E08xx images and boot, E09xx generations. (The language's own codes,
+//! E08xx images and boot, E09xx generations, E10xx binary caches. (The language's own codes,
 //! E01xx–E03xx and W03xx, are in `imago-lang`.) Each error type assigns
 //! its codes in a `code()` method beside it; the command line finds the
 //! code of an error by walking its chain (see `cli::report`).
@@ -88,4 +88,12 @@ codes! {
     DELETE_IN_USE = "E0909";
     SWITCH_LOCK_HELD = "E0910";
     SWITCH_LOCK = "E0911";
+
+    CACHE_LOCATION = "E1001";
+    CACHE_KEY = "E1002";
+    CACHE_KEY_EXISTS = "E1003";
+    CACHE_IO = "E1004";
+    CACHE_MISSING = "E1005";
+    CACHE_UNTRUSTED = "E1006";
+    CACHE_BAD_OBJECT = "E1007";
 }

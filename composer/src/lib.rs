@@ -10,6 +10,7 @@
 
 pub mod boot;
 pub mod builders;
+pub mod cache;
 pub mod cli;
 pub mod codes;
 pub mod debian;

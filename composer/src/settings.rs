@@ -8,6 +8,9 @@
 //! package-caches = ["https://debs.example.com"]
 //! # snapshot.debian.org's base URL, or "" to never ask it.
 //! snapshot = "https://snapshot.debian.org"
+//! # Public keys whose signatures `imago copy --from` accepts, as the key
+//! # files hold them (`NAME:BASE64`; docs/cache.md). Both files' keys count.
+//! trusted-public-keys = ["ci.example.com-1:MeOBQmFSAPeomKPdHKV/e+t5zpj28h2LdN1O4/lK4oo="]
 //! # Mirror base URLs per Debian archive.
 //! [mirrors]
 //! debian = ["http://ftp.de.debian.org/debian"]
@@ -33,6 +36,10 @@ pub struct Settings {
     pub mirrors: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub snapshot: Option<String>,
+    /// Public keys as their files hold them, `NAME:BASE64` (read by
+    /// `cache::PublicKey::parse`).
+    #[serde(default)]
+    pub trusted_public_keys: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +136,8 @@ impl Settings {
     }
 
     /// The machine's settings, then the user's, merged: the user's package
-    /// caches first, the user's mirrors and snapshot over the machine's.
+    /// caches first, the user's mirrors and snapshot over the machine's,
+    /// the trusted keys of both.
     pub fn load() -> Result<Settings, SettingsError> {
         let system = Settings::read(Path::new(SYSTEM_FILE))?;
         let user = Settings::read(&user_file())?;
@@ -142,10 +150,13 @@ impl Settings {
         package_caches.extend(self.package_caches);
         let mut mirrors = self.mirrors;
         mirrors.extend(over.mirrors);
+        let mut trusted_public_keys = over.trusted_public_keys;
+        trusted_public_keys.extend(self.trusted_public_keys);
         Settings {
             package_caches,
             mirrors,
             snapshot: over.snapshot.or(self.snapshot),
+            trusted_public_keys,
         }
     }
 
@@ -253,15 +264,18 @@ mod tests {
             package_caches: vec!["/m".into()],
             mirrors: BTreeMap::from([("debian".into(), vec!["http://m".into()])]),
             snapshot: Some("http://ms".into()),
+            trusted_public_keys: vec!["m:AAAA".into()],
         };
         let user = Settings {
             package_caches: vec!["/u".into()],
             mirrors: BTreeMap::new(),
             snapshot: None,
+            trusted_public_keys: vec!["u:AAAA".into()],
         };
         let merged = machine.under(user);
         assert_eq!(merged.package_caches, ["/u", "/m"]);
         assert_eq!(merged.mirrors["debian"], ["http://m"]);
         assert_eq!(merged.snapshot.as_deref(), Some("http://ms"));
+        assert_eq!(merged.trusted_public_keys, ["u:AAAA", "m:AAAA"]);
     }
 }

@@ -736,7 +736,7 @@ const COMPOSER_LAYERS: &[&[&str]] = &[
     &["store", "utc", "fsio"],
     &["builders", "generations", "remote", "system_eval"],
     &["boot", "debian"],
-    &["graph", "image", "settings"],
+    &["cache", "graph", "image", "settings"],
     &["pipeline"],
     &["cli"],
 ];

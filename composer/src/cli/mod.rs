@@ -9,6 +9,7 @@ pub mod build;
 pub mod cache;
 pub mod closure;
 pub mod config;
+pub mod copy;
 pub mod deploy;
 pub mod eval;
 mod fetching;
@@ -16,6 +17,7 @@ pub mod gc;
 pub mod generations;
 mod guard;
 pub mod image;
+pub mod key;
 pub mod lock;
 pub mod options;
 mod printed;
@@ -107,6 +109,11 @@ pub enum Command {
     /// Export or import a closure as a zstd-compressed tar stream.
     #[command(subcommand)]
     Closure(closure::Command),
+    /// Copy closures to or from a signed binary cache.
+    Copy(copy::Args),
+    /// Generate the keys that sign binary caches.
+    #[command(subcommand)]
+    Key(key::Command),
     /// List or delete the generations of a profile directory.
     Generations(generations::Args),
     /// Make the previous generation of a profile directory current.
@@ -169,6 +176,8 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Store(cmd) => cmd.run(&global),
         Command::Gc(args) => args.run(&global),
         Command::Closure(cmd) => cmd.run(&global),
+        Command::Copy(args) => args.run(&global),
+        Command::Key(cmd) => cmd.run(&global),
         Command::Generations(args) => args.run(&global),
         Command::Rollback(args) => args.run(&global),
         Command::Deploy(args) => args.run(&global),
@@ -217,6 +226,8 @@ mod tests {
             "store",
             "gc",
             "closure",
+            "copy",
+            "key",
             "generations",
             "rollback",
             "deploy",

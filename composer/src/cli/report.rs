@@ -25,7 +25,9 @@ fn known_code(error: &(dyn std::error::Error + 'static)) -> Option<Code> {
             })*
         };
     }
-    use crate::{boot, builders, debian, generations, graph, image, pipeline, settings, store};
+    use crate::{
+        boot, builders, cache, debian, generations, graph, image, pipeline, settings, store,
+    };
     try_types!(
         pipeline::PipelineError,
         store::StoreError,
@@ -54,6 +56,7 @@ fn known_code(error: &(dyn std::error::Error + 'static)) -> Option<Code> {
         boot::kvm::AccelError,
         boot::run::RunError,
         generations::GenerationsError,
+        cache::CacheError,
     );
     None
 }

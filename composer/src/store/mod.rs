@@ -47,7 +47,7 @@ mod temp;
 mod verify;
 
 pub use add::{AddDone, AddSpec, Prepared};
-pub use archive::{ArchiveError, ImportLimits};
+pub use archive::{ArchiveError, ImportBatch, ImportLimits};
 pub use db::ObjectInfo;
 pub use digest::Blake3Digest;
 pub use error::{Result, StoreError};

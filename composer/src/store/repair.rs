@@ -36,7 +36,7 @@ impl Store {
         if report.problems.is_empty() {
             return Ok(report);
         }
-        let verified = self.unpack_verified(input, ImportLimits::default())?;
+        let verified = self.unpack_verified(input, ImportLimits::default(), &Default::default())?;
         for problem in &mut report.problems {
             let note = match self.restore_one(&verified, &problem.path) {
                 Ok(true) => {

@@ -13,10 +13,11 @@ use imago::store::{ImportLimits, Store, StorePath};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::Path;
-use store_support::{add_file, add_tree, temp_leftovers, top_level_objects};
+use store_support::{add_closure, temp_leftovers, top_level_objects};
 use tempfile::TempDir;
 
-/// A source store with a three-object closure: lib ← bin ← top.
+/// A source store with a three-object closure: lib ← bin ← top
+/// (`add_closure`).
 struct Source {
     _dir: TempDir,
     store: Store,
@@ -28,26 +29,7 @@ struct Source {
 fn source() -> Source {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let lib = add_file(&store, "lib", b"library contents", &[]);
-    let bin = add_tree(&store, "bin", std::slice::from_ref(&lib), |out| {
-        fs::create_dir(out.join("bin")).unwrap();
-        fs::write(out.join("bin/tool"), format!("#!{}\n", lib.to_absolute())).unwrap();
-        fs::set_permissions(
-            out.join("bin/tool"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
-        fs::write(out.join("empty"), b"").unwrap();
-        // Names differing only in case stay distinct (as in Linux's
-        // xt_TCPMSS.ko and xt_tcpmss.ko).
-        fs::write(out.join("M"), b"upper").unwrap();
-        fs::write(out.join("m"), b"lower").unwrap();
-        symlink("bin/tool", out.join("link")).unwrap();
-        fs::write(out.join("long-".repeat(40)), b"long name").unwrap();
-    });
-    let top = add_tree(&store, "top", std::slice::from_ref(&bin), |out| {
-        symlink(bin.to_absolute(), out.join("bin")).unwrap();
-    });
+    let [lib, bin, top] = add_closure(&store);
     Source {
         _dir: dir,
         store,

@@ -26,6 +26,30 @@ pub fn add_tree(
     store.add(tmp, name, refs, Some("test")).unwrap()
 }
 
+/// Adds a closure of three objects, lib ← bin ← top, and returns them in
+/// that order: a file; a tree with an executable naming lib, an empty
+/// file, names differing only in case (as Linux's xt_TCPMSS.ko and
+/// xt_tcpmss.ko), a relative symlink and a name longer than 100 bytes; a
+/// tree with a symlink to bin.
+pub fn add_closure(store: &Store) -> [StorePath; 3] {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let lib = add_file(store, "lib", b"library contents", &[]);
+    let bin = add_tree(store, "bin", std::slice::from_ref(&lib), |out| {
+        fs::create_dir(out.join("bin")).unwrap();
+        fs::write(out.join("bin/tool"), format!("#!{}\n", lib.to_absolute())).unwrap();
+        fs::set_permissions(out.join("bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(out.join("empty"), b"").unwrap();
+        fs::write(out.join("M"), b"upper").unwrap();
+        fs::write(out.join("m"), b"lower").unwrap();
+        symlink("bin/tool", out.join("link")).unwrap();
+        fs::write(out.join("long-".repeat(40)), b"long name").unwrap();
+    });
+    let top = add_tree(store, "top", std::slice::from_ref(&bin), |out| {
+        symlink(bin.to_absolute(), out.join("bin")).unwrap();
+    });
+    [lib, bin, top]
+}
+
 /// Runs the test `test` (its path as `module_path!()` spells it, see
 /// [`super::child_test`]) of the current test binary as a child process,
 /// with `envs`. The child test does its work only when `IMAGO_TEST_CHILD`

@@ -53,8 +53,17 @@ impl Store {
     /// Writes the closure of `paths` to `out` as a zstd-compressed tar stream.
     pub fn export(&self, paths: &[StorePath], out: impl Write) -> Result<()> {
         let order = self.closure_sorted(paths)?;
+        self.export_objects(&order, out)
+    }
+
+    /// Writes exactly the objects `order` (in dependency order, references
+    /// first) as a closure archive, without their references: an archive
+    /// whose manifest names references outside it, which an import accepts
+    /// when the importing store has them (a binary cache holds one object
+    /// per archive this way).
+    pub fn export_objects(&self, order: &[StorePath], out: impl Write) -> Result<()> {
         let mut objects = Vec::with_capacity(order.len());
-        for p in &order {
+        for p in order {
             let info = self
                 .info(p)?
                 .ok_or_else(|| StoreError::NotValid { path: p.clone() })?;
@@ -82,7 +91,7 @@ impl Store {
             &mut json.as_slice(),
         )
         .map_err(write_err)?;
-        for p in &order {
+        for p in order {
             write_tree(&mut tar, &self.physical(p), p.as_str().as_bytes(), 0)?;
         }
         tar.finish().map_err(write_err)?;

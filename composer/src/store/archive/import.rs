@@ -17,7 +17,7 @@
 //! error instead of an overwrite.
 
 use super::tar::{Header, Kind, Reader};
-use super::{ArchiveError, MANIFEST_NAME, MANIFEST_VERSION, Manifest};
+use super::{ArchiveError, MANIFEST_NAME, MANIFEST_VERSION, Manifest, ManifestObject};
 use crate::store::canon::{self, MAX_DEPTH, Mode};
 use crate::store::db::NewObject;
 use crate::store::error::{Result, StoreError};
@@ -83,7 +83,7 @@ impl Store {
         input: impl Read,
         limits: ImportLimits,
     ) -> Result<Vec<StorePath>> {
-        let verified = self.unpack_verified(input, limits)?;
+        let verified = self.unpack_verified(input, limits, &BTreeSet::new())?;
         let paths = verified
             .objects
             .iter()
@@ -97,11 +97,14 @@ impl Store {
     /// Unpacks every object of a closure archive into a temp dir and
     /// verifies it against the manifest (digest, size, hash part,
     /// references), then syncs the file system. Registers nothing: the
-    /// caller moves the objects into place.
+    /// caller moves the objects into place. A reference outside the archive
+    /// must be valid in the store or among `pending` (objects staged by
+    /// earlier archives of the same [`ImportBatch`]).
     pub(crate) fn unpack_verified(
         &self,
         input: impl Read,
         limits: ImportLimits,
+        pending: &BTreeSet<StorePath>,
     ) -> Result<Verified> {
         let read_err = |e| StoreError::Archive(ArchiveError::Read { source: e });
         let decoder = zstd::Decoder::new(input).map_err(read_err)?;
@@ -187,7 +190,7 @@ impl Store {
                 }));
             }
             for r in &obj.references {
-                if !in_archive.contains(r) && !self.is_valid(r)? {
+                if !in_archive.contains(r) && !pending.contains(r) && !self.is_valid(r)? {
                     return Err(StoreError::Archive(ArchiveError::BadObject {
                         path: obj.path.clone(),
                         reason: format!(
@@ -217,6 +220,76 @@ impl Store {
             })
             .collect();
         Ok(Verified { tmp, objects })
+    }
+}
+
+/// Several closure archives imported as one: each is unpacked and verified
+/// as [`Store::import`] does (an archive may refer to objects of the
+/// archives staged before it), and all their objects are registered in one
+/// transaction by [`Store::commit_import`], or none is.
+#[derive(Default)]
+pub struct ImportBatch {
+    parts: Vec<Verified>,
+    staged: BTreeSet<StorePath>,
+}
+
+impl ImportBatch {
+    pub fn new() -> ImportBatch {
+        ImportBatch::default()
+    }
+
+    /// Whether `path` is staged in this batch.
+    pub fn contains(&self, path: &StorePath) -> bool {
+        self.staged.contains(path)
+    }
+}
+
+impl Store {
+    /// Unpacks and verifies one archive into `batch`, registering nothing;
+    /// returns the manifest entries of the objects it staged.
+    pub fn stage_archive(
+        &self,
+        batch: &mut ImportBatch,
+        input: impl Read,
+        limits: ImportLimits,
+    ) -> Result<Vec<ManifestObject>> {
+        let verified = self.unpack_verified(input, limits, &batch.staged)?;
+        let mut staged = Vec::with_capacity(verified.objects.len());
+        for (_, o) in &verified.objects {
+            if batch.staged.contains(&o.path) {
+                return Err(StoreError::Archive(ArchiveError::BadObject {
+                    path: o.path.clone(),
+                    reason: "staged twice in one import".to_owned(),
+                }));
+            }
+            staged.push(ManifestObject {
+                path: o.path.clone(),
+                digest: o.digest,
+                size: o.size,
+                references: o.references.clone(),
+                deriver: o.deriver.clone(),
+            });
+        }
+        batch.staged.extend(staged.iter().map(|o| o.path.clone()));
+        batch.parts.push(verified);
+        Ok(staged)
+    }
+
+    /// Registers every object of `batch` in one transaction; returns them in
+    /// the order they were staged.
+    pub fn commit_import(&self, batch: ImportBatch) -> Result<Vec<StorePath>> {
+        let mut objects = Vec::new();
+        let mut guards = Vec::with_capacity(batch.parts.len());
+        for part in batch.parts {
+            objects.extend(part.objects);
+            guards.push(part.tmp);
+        }
+        let paths = objects.iter().map(|(_, o)| o.path.clone()).collect();
+        if !objects.is_empty() {
+            self.commit_wait(objects, None, false)?;
+        }
+        drop(guards);
+        Ok(paths)
     }
 }
 

@@ -19,8 +19,8 @@ mod export;
 mod import;
 pub mod tar;
 
-pub use import::ImportLimits;
 pub(crate) use import::Verified;
+pub use import::{ImportBatch, ImportLimits};
 
 use super::digest::Blake3Digest;
 use super::path::StorePath;

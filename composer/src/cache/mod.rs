@@ -1,0 +1,132 @@
+//! Binary caches: store objects signed with ed25519 keys, laid out as
+//! static files that any web server can serve (docs/cache.md).
+//!
+//! ```text
+//! <cache>/imago-cache.json             {"version":1,"store":"/imago/store"}
+//! <cache>/objects/<hash>.json          an object's metadata and signatures
+//! <cache>/archives/<blake3>.tar.zst    its closure archive (the object alone)
+//! ```
+//!
+//! [`push`] copies closures into a cache, signing them; [`pull`] copies
+//! them into a store, accepting only objects signed by a trusted key and
+//! verifying each as `closure import` does, and registers every object in
+//! one transaction or none.
+
+pub mod info;
+pub mod keys;
+mod location;
+mod pull;
+mod push;
+
+pub use info::{Distrust, ObjectInfo, fingerprint};
+pub use keys::{PublicKey, SecretKey};
+pub use location::Location;
+pub use pull::pull;
+pub use push::push;
+
+use crate::store::{StoreError, StorePath};
+use std::path::PathBuf;
+
+/// The name of the file that marks a directory as a cache.
+pub const CACHE_INFO_NAME: &str = "imago-cache.json";
+
+/// What a copy did, for printing and `--json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CopyReport {
+    /// Objects that travelled, in the order they were copied.
+    pub copied: Vec<StorePath>,
+    /// Bytes of the archives that travelled (compressed).
+    pub bytes_copied: u64,
+    /// Objects of the closures the destination already had.
+    pub already_there: usize,
+    /// Signatures added to objects the cache already had.
+    pub signatures_added: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("`{url}` is not a cache location: {reason}")]
+    BadLocation { url: String, reason: String },
+    #[error("{path}: {source}")]
+    KeyIo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a key file: {reason}")]
+    BadKey { path: PathBuf, reason: String },
+    #[error("`{name}` is not a key name: {reason}")]
+    BadKeyName { name: String, reason: String },
+    #[error("{path} exists already; refusing to overwrite a key")]
+    KeyExists { path: PathBuf },
+    #[error("no random bytes for a new key: {reason}")]
+    Random { reason: String },
+    #[error("cache {cache}: {what} {file}")]
+    Io {
+        cache: String,
+        what: &'static str,
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cache {cache}: fetching {file}: {failure}")]
+    Http {
+        cache: String,
+        file: String,
+        failure: String,
+    },
+    #[error("cache {cache} has no object {path}")]
+    Missing { cache: String, path: StorePath },
+    #[error("object {path} in cache {cache}: {reason}")]
+    Untrusted {
+        path: StorePath,
+        cache: String,
+        reason: Distrust,
+    },
+    #[error("object {path} in cache {cache}: bad metadata: {reason}")]
+    BadInfo {
+        path: StorePath,
+        cache: String,
+        reason: String,
+    },
+    #[error("object {path} in cache {cache}: its archive {file} {reason}")]
+    BadArchive {
+        path: StorePath,
+        cache: String,
+        file: String,
+        reason: String,
+    },
+    #[error("object {path} in cache {cache}: refused")]
+    Refused {
+        path: StorePath,
+        cache: String,
+        #[source]
+        source: Box<StoreError>,
+    },
+    #[error("copying to cache {cache}")]
+    Store {
+        cache: String,
+        #[source]
+        source: Box<StoreError>,
+    },
+}
+
+impl CacheError {
+    /// The stable code of this error (docs/errors.md, E10xx).
+    pub fn code(&self) -> crate::codes::Code {
+        use crate::codes::*;
+        match self {
+            CacheError::BadLocation { .. } => CACHE_LOCATION,
+            CacheError::KeyIo { .. }
+            | CacheError::BadKey { .. }
+            | CacheError::BadKeyName { .. }
+            | CacheError::Random { .. } => CACHE_KEY,
+            CacheError::KeyExists { .. } => CACHE_KEY_EXISTS,
+            CacheError::Io { .. } | CacheError::Http { .. } => CACHE_IO,
+            CacheError::Missing { .. } => CACHE_MISSING,
+            CacheError::Untrusted { .. } => CACHE_UNTRUSTED,
+            CacheError::BadInfo { .. } | CacheError::BadArchive { .. } => CACHE_BAD_OBJECT,
+            CacheError::Refused { source, .. } | CacheError::Store { source, .. } => source.code(),
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! `imago copy --to CACHE PATH...` and `imago copy --from CACHE PATH...`:
+//! copy closures to and from a binary cache (docs/cache.md).
+
+use super::GlobalArgs;
+use crate::cache::{self, Location, PublicKey, SecretKey};
+use crate::settings::Settings;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Copy the closures into this cache (`file:///DIR`).
+    #[arg(
+        long,
+        value_name = "CACHE",
+        conflicts_with = "from",
+        required_unless_present = "from"
+    )]
+    pub to: Option<String>,
+    /// Copy the closures from this cache (`file:///DIR`) into the store.
+    #[arg(long, value_name = "CACHE")]
+    pub from: Option<String>,
+    /// Objects: `/imago/store/<hash>-<name>`, `<hash>-<name>`, or out-links.
+    #[arg(required = true)]
+    pub paths: Vec<String>,
+    /// Sign what is copied to the cache with this secret key file.
+    #[arg(long, value_name = "KEYFILE", requires = "to")]
+    pub sign: Option<PathBuf>,
+    /// A public key file whose signatures are trusted (repeatable;
+    /// IMAGO_TRUSTED_PUBLIC_KEYS takes several, separated by spaces), in
+    /// addition to the configuration's `trusted-public-keys`.
+    #[arg(
+        long = "trusted-public-key",
+        env = "IMAGO_TRUSTED_PUBLIC_KEYS",
+        value_delimiter = ' ',
+        value_name = "FILE"
+    )]
+    pub trusted_public_keys: Vec<PathBuf>,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Args {
+    pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        let store = super::store::open_store(global)?;
+        let mut paths = Vec::new();
+        for p in &self.paths {
+            paths.push(super::store::parse_object_arg(&store, p)?);
+        }
+        let (report, url, direction) = match (&self.to, &self.from) {
+            (Some(url), _) => {
+                let location = Location::parse(url)?;
+                let key = self.sign.as_deref().map(SecretKey::read).transpose()?;
+                let report = cache::push(&store, &location, &paths, key.as_ref())?;
+                (report, url, "to")
+            }
+            (None, Some(url)) => {
+                let location = Location::parse(url)?;
+                let mut trusted = self
+                    .trusted_public_keys
+                    .iter()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map(|p| PublicKey::read(p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let origin = std::path::Path::new("the configuration's trusted-public-keys");
+                for text in Settings::load()?.trusted_public_keys {
+                    trusted.push(PublicKey::parse(&text, origin)?);
+                }
+                let report = cache::pull(&store, &location, &paths, &trusted)?;
+                (report, url, "from")
+            }
+            (None, None) => anyhow::bail!("pass --to CACHE or --from CACHE"),
+        };
+        if self.json {
+            let summary = serde_json::json!({
+                "direction": direction,
+                "cache": url,
+                "objects_copied": report.copied.len(),
+                "bytes_copied": report.bytes_copied,
+                "objects_already_there": report.already_there,
+                "signatures_added": report.signatures_added,
+                "copied": report.copied.iter().map(|p| p.to_absolute()).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        } else {
+            for p in &report.copied {
+                println!("{}", p.to_absolute());
+            }
+            eprintln!(
+                "copied {} objects ({} bytes) {direction} {url}; {} already there",
+                report.copied.len(),
+                report.bytes_copied,
+                report.already_there
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

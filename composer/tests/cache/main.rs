@@ -1,0 +1,12 @@
+//! Binary caches: signing keys, `imago copy` to and from a directory
+//! cache, and every way a cache's object must be refused without
+//! registering anything (see tests/support for what the areas share).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod fixture;
+mod http;
+mod keys;
+mod refusals;
+mod round_trip;
