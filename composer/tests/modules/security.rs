@@ -18,10 +18,9 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::support::cli::imago;
-use crate::support::switch::busybox;
-use crate::support::system::{Built, repo};
+use crate::support::system::{Built, on_host_busybox, repo};
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -376,20 +375,6 @@ fn built() -> &'static Built {
     Built::once(&BUILT, SYSTEM)
 }
 
-/// The store object named `name` among `built`'s activation script's words.
-fn activation_input(built: &Built, name: &str) -> PathBuf {
-    let activate = fs::read_to_string(built.entry("activate")).unwrap();
-    let word = activate
-        .split_whitespace()
-        .find(|w| {
-            w.strip_prefix("/imago/store/")
-                .and_then(|base| base.split_once('-'))
-                .is_some_and(|(_, n)| n == name)
-        })
-        .unwrap_or_else(|| panic!("activate uses no store object `{name}`"));
-    built.physical(Path::new(word))
-}
-
 const SYSTEM: &str = r#"{ ... }:
 {
   imports = [ @server@ ];
@@ -495,36 +480,18 @@ struct Machine {
 impl Machine {
     fn new(built: &Built) -> Machine {
         let dir = tempfile::tempdir().unwrap();
-        let tools = dir.path().join("tools/bin");
-        fs::create_dir_all(&tools).unwrap();
-        let bb = busybox();
-        let list = Command::new(&bb).arg("--list").output().unwrap();
-        for applet in String::from_utf8(list.stdout).unwrap().lines() {
-            symlink(&bb, tools.join(applet)).unwrap();
-        }
-        let text = fs::read_to_string(activation_input(built, "update-wrappers")).unwrap();
+        let text = fs::read_to_string(built.activation_input("update-wrappers")).unwrap();
         // It must write below IMAGO_ROOT: never run one that would write
         // the host's /run.
         assert!(
             text.contains("IMAGO_ROOT"),
             "update-wrappers cannot run on a scratch root"
         );
-        let shebang = text.lines().next().unwrap();
-        let system_tools = shebang
-            .strip_prefix("#!")
-            .and_then(|s| s.strip_suffix("/bin/sh"))
-            .expect("#!<tools>/bin/sh");
-        let script = dir.path().join("update-wrappers");
-        fs::write(
-            &script,
-            text.replace(system_tools, dir.path().join("tools").to_str().unwrap()),
-        )
-        .unwrap();
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        let script = on_host_busybox(dir.path(), "update-wrappers", &text);
         let system = dir.path().join("system");
         fs::create_dir_all(&system).unwrap();
         symlink(built.entry("sw"), system.join("sw")).unwrap();
-        let declared = activation_input(built, "wrappers");
+        let declared = built.activation_input("wrappers");
         fs::create_dir_all(dir.path().join("root/run")).unwrap();
         Machine {
             dir,

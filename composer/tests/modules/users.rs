@@ -19,11 +19,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::support::switch::busybox;
-use crate::support::system::Built;
+use crate::support::system::{Built, on_host_busybox};
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -59,43 +58,15 @@ struct Machine {
 impl Machine {
     fn new(built: &Built) -> Machine {
         let dir = tempfile::tempdir().unwrap();
-        let tools = dir.path().join("tools/bin");
-        fs::create_dir_all(&tools).unwrap();
-        let bb = busybox();
-        let list = Command::new(&bb).arg("--list").output().unwrap();
-        for applet in String::from_utf8(list.stdout).unwrap().lines() {
-            symlink(&bb, tools.join(applet)).unwrap();
-        }
         // The activation script calls `<update-users> "$system/users.tsv" …`.
-        let activate = fs::read_to_string(built.entry("activate")).unwrap();
-        let logical = activate
-            .split_whitespace()
-            .find(|w| w.ends_with("-update-users"))
-            .expect("activate runs update-users");
-        let text = fs::read_to_string(
-            built
-                .store
-                .join(Path::new(logical).strip_prefix("/imago/store").unwrap()),
-        )
-        .unwrap();
+        let text = fs::read_to_string(built.activation_input("update-users")).unwrap();
         // It must write below IMAGO_ROOT: never run one that would write
         // the host's /etc.
         assert!(
             text.contains("IMAGO_ROOT"),
             "update-users cannot run on a scratch root"
         );
-        let shebang = text.lines().next().unwrap();
-        let system_tools = shebang
-            .strip_prefix("#!")
-            .and_then(|s| s.strip_suffix("/bin/sh"))
-            .expect("#!<tools>/bin/sh");
-        let script = dir.path().join("update-users");
-        fs::write(
-            &script,
-            text.replace(system_tools, dir.path().join("tools").to_str().unwrap()),
-        )
-        .unwrap();
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        let script = on_host_busybox(dir.path(), "update-users", &text);
         fs::create_dir_all(dir.path().join("root/etc")).unwrap();
         Machine { dir, script }
     }

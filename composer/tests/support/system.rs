@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -114,4 +115,51 @@ impl Built {
     pub fn entry(&self, name: &str) -> PathBuf {
         self.physical(&fs::read_link(self.toplevel.join(name)).unwrap())
     }
+
+    /// The store object named `name` among the activation script's words.
+    pub fn activation_input(&self, name: &str) -> PathBuf {
+        let activate = fs::read_to_string(self.entry("activate")).unwrap();
+        let word = activate
+            .split_whitespace()
+            .find(|w| {
+                w.strip_prefix("/imago/store/")
+                    .and_then(|base| base.split_once('-'))
+                    .is_some_and(|(_, n)| n == name)
+            })
+            .unwrap_or_else(|| panic!("activate uses no store object `{name}`"));
+        self.physical(Path::new(word))
+    }
+}
+
+/// Writes `text`, a script of the system whose first line is
+/// `#!<tools>/bin/sh`, as `dir/name`, executable, with the system's tools
+/// replaced by `dir/tools`: the host's busybox and a link per applet.
+pub fn on_host_busybox(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let tools = dir.join("tools/bin");
+    fs::create_dir_all(&tools).unwrap();
+    let bb = super::switch::busybox();
+    let list = std::process::Command::new(&bb)
+        .arg("--list")
+        .output()
+        .unwrap();
+    for applet in String::from_utf8(list.stdout).unwrap().lines() {
+        let link = tools.join(applet);
+        if link.symlink_metadata().is_err() {
+            std::os::unix::fs::symlink(&bb, link).unwrap();
+        }
+    }
+    let system_tools = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("#!"))
+        .and_then(|s| s.strip_suffix("/bin/sh"))
+        .expect("#!<tools>/bin/sh");
+    let script = dir.join(name);
+    fs::write(
+        &script,
+        text.replace(system_tools, dir.join("tools").to_str().unwrap()),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    script
 }
