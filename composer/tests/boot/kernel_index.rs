@@ -1,8 +1,8 @@
-//! The kernel builder's module indexes for Debian's real cloud kernel, read
-//! by the host's real kmod and compared with what the host's `depmod` writes
-//! for the same tree. The kernel .deb comes from Imago's download cache
-//! (`~/.cache/imago/debs`, filled by `imago lock`/`build` and deb_real.rs)
-//! or else from the boot tests' cache (downloaded with apt-get).
+//! The kernel builder's module indexes for Debian's real cloud kernels,
+//! bookworm's (modules as plain `.ko`) and trixie's (`.ko.xz`), read by the
+//! host's real kmod and compared with what the host's `depmod` writes for
+//! the same tree. Each kernel is the one the examples' lock for its release
+//! pins, fetched by hash into Imago's download cache.
 //!
 //! Needs kmod's `modprobe` and `depmod` on the host (`.ci/host-tools.sh
 //! test` installs them).
@@ -22,32 +22,6 @@ use imago::boot::kmod::index::read_index;
 /// An index's entries: key to `(priority, value)`.
 type Entries = BTreeMap<String, Vec<(u32, String)>>;
 
-/// Debian's versioned cloud kernel package (not the metapackage).
-fn kernel_deb() -> PathBuf {
-    let cache = imago::debian::apt::default_deb_cache();
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&cache)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            name.starts_with("linux-image-")
-                && name.contains("-cloud-amd64_")
-                && name
-                    .as_bytes()
-                    .get("linux-image-".len())
-                    .is_some_and(u8::is_ascii_digit)
-                && name.ends_with(".deb")
-        })
-        .collect();
-    found.sort();
-    match found.pop() {
-        Some(deb) => deb,
-        None => boot_support::debs().swap_remove(2),
-    }
-}
-
 fn host_tool(name: &str) -> PathBuf {
     for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
         let p = Path::new(dir).join(name);
@@ -59,6 +33,24 @@ fn host_tool(name: &str) -> PathBuf {
         "this test needs kmod's `{name}` (Debian package kmod; `.ci/host-tools.sh test` installs it)"
     );
 }
+
+/// A release's kernel: the examples' lock that pins it and the file name
+/// extension of its modules.
+#[derive(Clone, Copy)]
+struct Release {
+    lock: &'static str,
+    module: &'static str,
+}
+
+const BOOKWORM: Release = Release {
+    lock: "imago.lock",
+    module: ".ko",
+};
+
+const TRIXIE: Release = Release {
+    lock: "trixie/imago.lock",
+    module: ".ko.xz",
+};
 
 struct Kernel {
     _dir: tempfile::TempDir,
@@ -103,8 +95,8 @@ impl Kernel {
 }
 
 /// Unpacks the kernel package and runs the kernel builder on it.
-fn built_kernel() -> Kernel {
-    let deb = kernel_deb();
+fn built_kernel(release: Release) -> Kernel {
+    let deb = boot_support::kernel_image_deb(release.lock);
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     std::fs::create_dir(&store).unwrap();
@@ -129,8 +121,18 @@ fn built_kernel() -> Kernel {
 }
 
 #[test]
-fn real_modprobe_loads_nf_tables_and_autofs4_from_the_built_kernel() {
-    let kernel = built_kernel();
+fn real_modprobe_loads_nf_tables_and_autofs4_from_the_built_bookworm_kernel() {
+    modprobe_loads_nf_tables_and_autofs4(BOOKWORM);
+}
+
+#[test]
+fn real_modprobe_loads_nf_tables_and_autofs4_from_the_built_trixie_kernel() {
+    modprobe_loads_nf_tables_and_autofs4(TRIXIE);
+}
+
+fn modprobe_loads_nf_tables_and_autofs4(release: Release) {
+    let kernel = built_kernel(release);
+    let insmod = |module: &str| format!("insmod kernel/{module}{}", release.module);
     for file in [
         "modules.dep.bin",
         "modules.alias.bin",
@@ -146,24 +148,22 @@ fn real_modprobe_loads_nf_tables_and_autofs4_from_the_built_kernel() {
     }
     let nf_tables = kernel.show_depends("nf_tables");
     assert_eq!(
-        nf_tables.last().map(String::as_str),
-        Some("insmod kernel/net/netfilter/nf_tables.ko"),
+        nf_tables.last(),
+        Some(&insmod("net/netfilter/nf_tables")),
         "{nf_tables:?}"
     );
     let position = |module: &str| {
         nf_tables
             .iter()
-            .position(|l| l == &format!("insmod {module}"))
+            .position(|l| l == &insmod(module))
             .unwrap_or_else(|| panic!("{module} not loaded: {nf_tables:?}"))
     };
     // Its dependencies, and libcrc32c's soft dependency on crc32c first.
-    position("kernel/net/netfilter/nfnetlink.ko");
-    assert!(
-        position("kernel/arch/x86/crypto/crc32c-intel.ko") < position("kernel/lib/libcrc32c.ko")
-    );
+    position("net/netfilter/nfnetlink");
+    assert!(position("arch/x86/crypto/crc32c-intel") < position("lib/libcrc32c"));
     assert_eq!(
         kernel.show_depends("autofs4"),
-        ["insmod kernel/fs/autofs/autofs4.ko"]
+        [insmod("fs/autofs/autofs4")]
     );
     assert_eq!(kernel.show_depends("ext4"), ["builtin ext4"]);
     assert_eq!(
@@ -195,8 +195,17 @@ fn sorted_lines(path: &Path) -> Vec<String> {
 }
 
 #[test]
-fn the_indexes_match_what_the_hosts_depmod_writes() {
-    let kernel = built_kernel();
+fn the_bookworm_indexes_match_what_the_hosts_depmod_writes() {
+    indexes_match_depmod(BOOKWORM);
+}
+
+#[test]
+fn the_trixie_indexes_match_what_the_hosts_depmod_writes() {
+    indexes_match_depmod(TRIXIE);
+}
+
+fn indexes_match_depmod(release: Release) {
+    let kernel = built_kernel(release);
     let dir = kernel.modules();
     let ours: BTreeMap<&str, Entries> = [
         "modules.dep.bin",

@@ -23,15 +23,38 @@ pub const MARKER: &str = "IMAGO-BOOT-OK";
 /// kernel image package it depends on — as the examples' lock pins them,
 /// fetched by hash into Imago's download cache like any build's.
 pub fn debs() -> Vec<PathBuf> {
+    let lock = examples_lock("imago.lock");
+    let image = kernel_image_package(&lock);
+    fetch(
+        &lock,
+        &["busybox-static", "linux-image-cloud-amd64", &image],
+    )
+}
+
+/// The versioned cloud kernel package (not the metapackage) that the lock
+/// `examples/<lock>` pins, fetched by hash into Imago's download cache.
+pub fn kernel_image_deb(lock: &str) -> PathBuf {
+    let lock = examples_lock(lock);
+    let image = kernel_image_package(&lock);
+    fetch(&lock, &[&image]).swap_remove(0)
+}
+
+fn examples_lock(name: &str) -> imago::debian::lock::Lock {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let lock = imago::debian::lock::Lock::read(&examples.join("imago.lock")).unwrap();
-    let image = lock.packages["linux-image-cloud-amd64"]
+    imago::debian::lock::Lock::read(&examples.join(name)).unwrap()
+}
+
+fn kernel_image_package(lock: &imago::debian::lock::Lock) -> String {
+    lock.packages["linux-image-cloud-amd64"]
         .depends
         .iter()
         .find(|d| d.starts_with("linux-image-6."))
         .expect("linux-image-cloud-amd64 depends on a linux-image-6.* package")
-        .clone();
-    let entries: Vec<_> = ["busybox-static", "linux-image-cloud-amd64", &image]
+        .clone()
+}
+
+fn fetch(lock: &imago::debian::lock::Lock, names: &[&str]) -> Vec<PathBuf> {
+    let entries: Vec<_> = names
         .iter()
         .map(|name| lock.packages[*name].clone())
         .collect();
