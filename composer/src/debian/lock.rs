@@ -257,6 +257,8 @@ impl Lock {
             ));
         }
         let release = match file.release.as_deref() {
+            // Written before releases were a choice, when every lock was
+            // bookworm's.
             None => Release::Bookworm,
             Some(name) => Release::parse(name).ok_or_else(|| {
                 invalid("-", format!("`release = \"{name}\"` is not a release this imago knows (bookworm, trixie)"))

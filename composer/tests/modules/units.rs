@@ -101,8 +101,12 @@ fn timers_sockets_and_path_units_are_unit_files_like_services() {
         assert_eq!(unit["wantedBy"], serde_json::json!(wanted_by), "{name}");
         assert_eq!(unit["enable"], true, "{name}");
     }
-    // A disabled timer is declared but not installed.
+    // A disabled timer is declared and masked (a link to /dev/null in the
+    // unit tree), and so is Debian's ldconfig.service on a systemd system
+    // (docs/system-layout.md, "No linker cache").
     assert_eq!(units["off.timer"]["enable"], false);
+    assert_eq!(units["ldconfig.service"]["enable"], false);
+    assert_eq!(units["ldconfig.service"]["text"], serde_json::Value::Null);
     // The system (and its unit tree) evaluates.
     let out = imago(&["config", &file, "-A", "system.build.toplevel"]);
     assert!(
