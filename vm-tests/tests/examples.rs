@@ -174,12 +174,16 @@ vm_test!(
             m.succeed("grep '^systemd-network:' /etc/shadow | cut -d: -f2,8", CMD)?,
             "!*:1\n"
         );
-        // Debian's ldconfig.service is masked: no linker cache.
+        // The units that rebuild caches after an offline /usr update are
+        // masked, and none ran.
+        let units = "ldconfig.service systemd-hwdb-update.service \
+                     systemd-journal-catalog-update.service systemd-update-done.service";
         assert_eq!(
-            m.execute("systemctl is-enabled ldconfig.service", CMD)?
+            m.execute(format!("systemctl is-enabled {units}"), CMD)?
                 .stdout,
-            b"masked\n"
+            b"masked\nmasked\nmasked\nmasked\n"
         );
+        m.fail("test -e /etc/udev/hwdb.bin", CMD)?;
         let sysusers = m.succeed("journalctl -b -u systemd-sysusers -o cat", CMD)?;
         assert!(!sysusers.contains("Creating"), "{sysusers}");
         m.shutdown(40 * SEC)?;

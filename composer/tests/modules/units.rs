@@ -102,11 +102,18 @@ fn timers_sockets_and_path_units_are_unit_files_like_services() {
         assert_eq!(unit["enable"], true, "{name}");
     }
     // A disabled timer is declared and masked (a link to /dev/null in the
-    // unit tree), and so is Debian's ldconfig.service on a systemd system
-    // (docs/system-layout.md, "No linker cache").
+    // unit tree), and so are the units of Debian's systemd that rebuild
+    // caches at boot (docs/system-layout.md, "No caches rebuilt at boot").
     assert_eq!(units["off.timer"]["enable"], false);
-    assert_eq!(units["ldconfig.service"]["enable"], false);
-    assert_eq!(units["ldconfig.service"]["text"], serde_json::Value::Null);
+    for unit in [
+        "ldconfig.service",
+        "systemd-hwdb-update.service",
+        "systemd-journal-catalog-update.service",
+        "systemd-update-done.service",
+    ] {
+        assert_eq!(units[unit]["enable"], false, "{unit}");
+        assert_eq!(units[unit]["text"], serde_json::Value::Null, "{unit}");
+    }
     // The system (and its unit tree) evaluates.
     let out = imago(&["config", &file, "-A", "system.build.toplevel"]);
     assert!(
