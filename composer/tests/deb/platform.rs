@@ -73,6 +73,10 @@ fn an_unknown_release_or_architecture_is_refused() {
             "version = 2\nrelease = \"trixie\"\narchitecture = \"i386\"\n",
             "i386",
         ),
+        (
+            "version = 2\nrelease = \"trixie\"\narchitecture = \"amd64\"\ncomponents = [\"main\", \"firmware\"]\n",
+            "`firmware` is not a Debian archive component",
+        ),
     ] {
         let err = Lock::parse(text, Path::new("imago.lock")).unwrap_err();
         assert!(matches!(err, LockError::Invalid { .. }), "{err}");
