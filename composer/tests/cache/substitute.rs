@@ -327,16 +327,37 @@ fn a_record_whose_output_is_corrupt_is_not_used() {
 }
 
 #[test]
-fn a_missing_cache_is_a_warning_and_the_next_one_is_asked() {
+fn failing_caches_are_warnings_and_the_next_one_is_asked() {
     let s = Subst::new();
     s.build_and_push("src-store", "ci-1.secret");
+    let built = json(&s.build(&s.path("src-store"), &[]));
+    let motd = built["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["name"] == "motd")
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("blake3:")
+        .unwrap()
+        .to_owned();
+    // A directory that is not a cache; a server that fails for the motd's
+    // record (and lacks the others); then the cache, all from the
+    // environment.
+    let server = crate::support::http::Server::start();
+    server.route(
+        &format!("/bad/steps/{motd}.json"),
+        crate::support::http::Reply::Status(500),
+    );
+    let nowhere = s.path("no-such-cache");
+    let (nowhere, bad) = (
+        format!("file://{}", nowhere.display()),
+        format!("{}/bad", server.url()),
+    );
+    let list = format!("{nowhere} {bad} {}", s.f.cache_url());
     let dst = tempfile::tempdir().unwrap();
     let trust = s.f.key("ci-1.public");
-    // An unreachable server first, then the cache, from the environment.
-    let server = crate::support::http::Server::start();
-    let gone = format!("{}/nothing", server.url());
-    server.route("/nothing/steps", crate::support::http::Reply::Status(500));
-    let list = format!("{} {}", s.f.cache_url(), gone);
     let out = s.build_env(
         dst.path(),
         &["--trusted-public-key", &trust],
@@ -345,6 +366,25 @@ fn a_missing_cache_is_a_warning_and_the_next_one_is_asked() {
     assert!(out.status.success(), "{}", stderr(&out));
     let summary = json(&out);
     assert_eq!(summary["substituted"], 4, "{summary}");
+    let warnings: Vec<&str> = summary["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(warnings.len(), 5, "{warnings:#?}");
+    let missing = warnings.iter().filter(|w| {
+        w.starts_with(&format!("substituter {nowhere} not used"))
+            && w.contains("E1004")
+            && w.contains("not a binary cache")
+    });
+    assert_eq!(missing.count(), 4, "{warnings:#?}");
+    assert!(
+        warnings.iter().any(|w| w
+            .starts_with(&format!("substituter {bad} not used for step `motd`"))
+            && w.contains("HTTP 500")),
+        "{warnings:#?}"
+    );
     check_store(dst.path());
 }
 
@@ -389,6 +429,52 @@ fn the_configuration_names_substituters_and_keys() {
     let err = stderr(&out);
     assert!(
         err.contains("config.toml: substituters: `ftp://x`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn human_output_counts_the_steps_and_bad_urls_are_refused() {
+    let s = Subst::new();
+    s.build_and_push("src-store", "ci-1.secret");
+    let dst = tempfile::tempdir().unwrap();
+    let (file, trust) = (s.path("sys.imago"), s.f.key("ci-1.public"));
+    let config = s.path("config");
+    let run = |cache: &str| {
+        s.f.imago_env(
+            &[
+                "--store",
+                dst.path().to_str().unwrap(),
+                "build",
+                file.to_str().unwrap(),
+                "-A",
+                "tree",
+                "--substituter",
+                cache,
+                "--trusted-public-key",
+                &trust,
+            ],
+            &[("XDG_CONFIG_HOME", config.to_str().unwrap())],
+        )
+    };
+    let out = run(&s.f.cache_url());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("imago: 4 step(s): 0 built, 0 found in the store, 4 substituted"),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).starts_with("/imago/store/"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = run("ftp://cache.example.com");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("error[E1001]") && err.contains("ftp://cache.example.com"),
         "{err}"
     );
 }
