@@ -182,12 +182,23 @@ pub fn settings(global: &GlobalArgs) -> pipeline::Settings {
 /// keys they are trusted with (flags, environment, configuration).
 pub fn build_settings(global: &GlobalArgs) -> anyhow::Result<pipeline::Settings> {
     let config = crate::settings::Settings::load()?;
-    let substituters = super::trust::substituters(global, &config)?;
+    let mut substituters = super::trust::substituters(global, &config)?;
     let trusted_public_keys = if substituters.is_empty() {
         Vec::new()
     } else {
         super::trust::trusted_keys(global, &config)?
     };
+    if trusted_public_keys.is_empty() && !substituters.is_empty() {
+        // Nothing could be accepted: say so once, not once per step.
+        let urls: Vec<String> = substituters.iter().map(|c| c.url()).collect();
+        eprintln!(
+            "imago: warning: no public key is trusted (--trusted-public-key FILE, \
+             IMAGO_TRUSTED_PUBLIC_KEYS, trusted-public-keys in configuration): \
+             the substituters {} are not used",
+            urls.join(", ")
+        );
+        substituters.clear();
+    }
     Ok(pipeline::Settings {
         substituters,
         trusted_public_keys,
@@ -284,6 +295,24 @@ mod tests {
         let d = parse(&["sys.imago"]).unwrap();
         assert_eq!(d.attr, DEFAULT_ATTR);
         assert_eq!(d.jobs, None);
+    }
+
+    #[test]
+    fn substituters_and_trusted_keys_are_global_and_repeatable() {
+        let cli = Cli::try_parse_from([
+            "imago",
+            "build",
+            "sys.imago",
+            "--substituter",
+            "file:///a",
+            "--substituter",
+            "https://b.example",
+            "--trusted-public-key",
+            "k.public",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.substituters, ["file:///a", "https://b.example"]);
+        assert_eq!(cli.global.trusted_public_keys, [PathBuf::from("k.public")]);
     }
 
     #[test]

@@ -70,10 +70,11 @@ impl Args {
                 println!("{}", p.to_absolute());
             }
             eprintln!(
-                "copied {} objects ({} bytes) {direction} {url}; {} already there",
+                "copied {} objects ({} bytes) {direction} {url}; {} already there; {} step records written",
                 report.copied.len(),
                 report.bytes_copied,
-                report.already_there
+                report.already_there,
+                report.step_records
             );
         }
         Ok(ExitCode::SUCCESS)

@@ -470,6 +470,30 @@ fn human_output_counts_the_steps_and_bad_urls_are_refused() {
         stdout(&out)
     );
 
+    // Without a trusted key, one warning and no cache asked.
+    let fresh = tempfile::tempdir().unwrap();
+    let out = s.f.imago_env(
+        &[
+            "--store",
+            fresh.path().to_str().unwrap(),
+            "build",
+            file.to_str().unwrap(),
+            "-A",
+            "tree",
+            "--substituter",
+            &s.f.cache_url(),
+        ],
+        &[("XDG_CONFIG_HOME", config.to_str().unwrap())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.matches("warning").count(), 1, "{err}");
+    assert!(err.contains("no public key is trusted"), "{err}");
+    assert!(
+        err.contains("4 built, 0 found in the store, 0 substituted"),
+        "{err}"
+    );
+
     let out = run("ftp://cache.example.com");
     assert!(!out.status.success());
     let err = stderr(&out);
