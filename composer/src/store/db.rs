@@ -380,4 +380,34 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_version_1_database_gains_the_step_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let input = StorePath::from_digest(&Blake3Digest::of(b"in"), "in").unwrap();
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO objects (path, digest, nar_size, deriver, registered)
+                 VALUES (?1, zeroblob(32), 1, NULL, 0)",
+                [input.as_str()],
+            )
+            .unwrap();
+        }
+        let conn = open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let key = Blake3Digest::of(b"step");
+        add_step_inputs(&conn, &key, std::slice::from_ref(&input)).unwrap();
+        assert_eq!(step_inputs(&conn, &key).unwrap(), [input]);
+        drop(conn);
+        // Opening it again changes nothing.
+        let conn = open(&path).unwrap();
+        assert_eq!(step_inputs(&conn, &key).unwrap().len(), 1);
+    }
 }
