@@ -118,10 +118,7 @@ pub fn build_file(
         .filter(|c| !(request.options.offline && matches!(c, Location::Http { .. })))
         .cloned()
         .collect();
-    let substituter = substitute::Caches {
-        caches: &caches,
-        trusted: &settings.trusted_public_keys,
-    };
+    let substituter = substitute::Caches::new(&caches, &settings.trusted_public_keys);
     let built = build_with(&graph, store, &Registry, &request.options, &substituter);
     let fetched = match fetch {
         Some(background) => {

@@ -3,14 +3,42 @@
 //! `IMAGO_SUBSTITUTERS`, `substituters` in configuration; docs/cache.md,
 //! "Substitution").
 
-use crate::cache::{self, Location, PublicKey};
+use crate::cache::{self, CacheError, Location, PublicKey};
 use crate::graph::{Substituter, Substitution};
 use crate::store::{Blake3Digest, Store, StorePath};
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 
 /// Binary caches and the keys whose signatures they are trusted with.
 pub(super) struct Caches<'a> {
-    pub caches: &'a [Location],
-    pub trusted: &'a [PublicKey],
+    caches: &'a [Location],
+    trusted: &'a [PublicKey],
+    /// The caches that could not be read (an I/O error, a transfer that
+    /// failed after its retries): not asked again in this build, so that
+    /// an unreachable server costs its timeouts once, not once per step.
+    given_up: Mutex<BTreeSet<usize>>,
+}
+
+impl<'a> Caches<'a> {
+    pub(super) fn new(caches: &'a [Location], trusted: &'a [PublicKey]) -> Caches<'a> {
+        Caches {
+            caches,
+            trusted,
+            given_up: Mutex::default(),
+        }
+    }
+
+    fn given_up(&self) -> std::sync::MutexGuard<'_, BTreeSet<usize>> {
+        self.given_up
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Whether `e` says the cache itself cannot be read, rather than that one
+/// of its files is bad.
+fn unreadable(e: &CacheError) -> bool {
+    matches!(e, CacheError::Io { .. } | CacheError::Http { .. })
 }
 
 impl Substituter for Caches<'_> {
@@ -20,7 +48,10 @@ impl Substituter for Caches<'_> {
         step: &str,
         warn: &mut dyn FnMut(String),
     ) -> Option<Substitution> {
-        for cache in self.caches {
+        for (i, cache) in self.caches.iter().enumerate() {
+            if self.given_up().contains(&i) {
+                continue;
+            }
             match cache::lookup(cache, key, self.trusted) {
                 Ok(Some(record)) => {
                     return Some(Substitution {
@@ -29,12 +60,20 @@ impl Substituter for Caches<'_> {
                     });
                 }
                 Ok(None) => {}
-                Err(e) => warn(format!(
-                    "substituter {} not used for step `{step}`: [{}] {}",
-                    cache.url(),
-                    e.code(),
-                    error_chain(&e)
-                )),
+                Err(e) => {
+                    let gone = unreadable(&e) && self.given_up().insert(i);
+                    warn(format!(
+                        "substituter {} not used for step `{step}`{}: [{}] {}",
+                        cache.url(),
+                        if gone {
+                            " nor for the rest of this build"
+                        } else {
+                            ""
+                        },
+                        e.code(),
+                        error_chain(&e)
+                    ));
+                }
             }
         }
         None
