@@ -509,3 +509,45 @@ fn human_output_counts_the_steps_and_bad_urls_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn two_builds_substitute_into_one_store_at_once() {
+    let s = Subst::new();
+    s.build_and_push("src-store", "ci-1.secret");
+    let dst = tempfile::tempdir().unwrap();
+    let (file, trust, url) = (s.path("sys.imago"), s.f.key("ci-1.public"), s.f.cache_url());
+    let args = [
+        "--store",
+        dst.path().to_str().unwrap(),
+        "build",
+        file.to_str().unwrap(),
+        "-A",
+        "tree",
+        "--json",
+        "--substituter",
+        &url,
+        "--trusted-public-key",
+        &trust,
+    ];
+    let config = s.path("config");
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            let mut cmd = crate::support::cli::command(&args);
+            cmd.env_remove("IMAGO_SUBSTITUTERS")
+                .env("XDG_CONFIG_HOME", &config)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let mut tops = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let summary = json(&out);
+        assert_eq!(summary["built"], 0, "{summary}");
+        tops.push(summary["outputs"][0]["path"].clone());
+    }
+    assert_eq!(tops[0], tops[1]);
+    check_store(dst.path());
+}
