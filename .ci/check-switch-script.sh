@@ -1,8 +1,8 @@
 #!/bin/sh
 # Checks switch-to-configuration as modules/system/switch.imago assembles it
-# from its parts (in the order of its `parts = [ ... ];` list): shellcheck
-# for POSIX sh, and busybox sh's own parser (the target runs it with
-# busybox).
+# from its parts (in the order of its `parts = [ ... ];` list), and
+# check-health (modules/system/health.sh): shellcheck for POSIX sh, and
+# busybox sh's own parser (the target runs them with busybox).
 #
 #   usage: .ci/check-switch-script.sh
 set -eu
@@ -38,3 +38,9 @@ if ! shellcheck --shell=sh "$script" || ! busybox sh -n "$script"; then
     exit 1
 fi
 echo "check-switch-script: switch-to-configuration ($(echo $parts | wc -w) parts) passes shellcheck and busybox sh -n"
+# The health check script (modules/system/health.imago) likewise.
+if ! shellcheck --shell=sh "$dir/health.sh" || ! busybox sh -n "$dir/health.sh"; then
+    echo "check-switch-script: $dir/health.sh fails the checks above" >&2
+    exit 1
+fi
+echo "check-switch-script: check-health passes shellcheck and busybox sh -n"

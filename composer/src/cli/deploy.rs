@@ -35,6 +35,10 @@ pub struct Args {
     /// The store directory on the target.
     #[arg(long, default_value = "/imago/store", value_name = "DIR")]
     pub remote_store: String,
+    /// Do not run the system's health checks (system.healthChecks) after
+    /// switching, nor roll back when they fail.
+    #[arg(long)]
+    pub no_health_checks: bool,
     /// Deploy a system that has the VM test backdoor
     /// (testing.backdoor.enable) on purpose; refused otherwise.
     #[arg(long)]
@@ -82,6 +86,27 @@ impl Args {
         };
         let out = remote::run_switch(&target, &self.remote_store, &toplevel, action)?;
         print!("{}", out.stdout_text());
-        Ok(ExitCode::SUCCESS)
+        // A system that runs now says whether it is healthy; `boot` runs
+        // nothing until the next boot.
+        let has_checks = store.physical(&toplevel).join("bin/check-health").exists();
+        if action == Action::Boot || self.no_health_checks || !has_checks {
+            return Ok(ExitCode::SUCCESS);
+        }
+        match remote::check_health(&target, &self.remote_store, &toplevel)? {
+            remote::Health::Passed(report) => {
+                print!("{report}");
+                Ok(ExitCode::SUCCESS)
+            }
+            remote::Health::Failed(report) => {
+                eprint!("{report}");
+                let back = remote::roll_back(&target, &self.remote_store, &toplevel, action)?;
+                print!("{}", back.stdout_text());
+                anyhow::bail!(
+                    "{}: {} failed its health checks (above); the machine is back on its previous system",
+                    self.target.destination,
+                    toplevel.to_absolute()
+                )
+            }
+        }
     }
 }

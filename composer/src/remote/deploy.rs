@@ -73,6 +73,58 @@ pub fn run_switch(
     )
 }
 
+/// What the system's health checks said on the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Every check passed (the script's report).
+    Passed(String),
+    /// One failed, or the system did not settle (the script's report).
+    Failed(String),
+}
+
+/// Runs `<toplevel>/bin/check-health` on `remote`: waits for the system to
+/// settle and runs its `system.healthChecks`.
+pub fn check_health(
+    remote: &dyn Remote,
+    remote_store: &str,
+    toplevel: &StorePath,
+) -> anyhow::Result<Health> {
+    let script = format!("{remote_store}/{toplevel}/bin/check-health");
+    let out = remote.run(&format!("{} 2>&1", sh_quote(&script)), None)?;
+    let report = out.stdout_text();
+    Ok(match out.status {
+        Some(0) => Health::Passed(report),
+        Some(1) => Health::Failed(report),
+        _ => anyhow::bail!(
+            "running the health checks on {} failed ({}){}",
+            remote.name(),
+            out.describe_status(),
+            stderr_suffix(&out)
+        ),
+    })
+}
+
+/// Returns a target that switched to `toplevel` with `action` (and then
+/// failed its health checks) to the system it ran before: after `switch`,
+/// the generation before becomes current again (`rollback switch`, which
+/// runs that generation's own script); after `test`, which left the profile
+/// alone, the profile's system is activated again.
+pub fn roll_back(
+    remote: &dyn Remote,
+    remote_store: &str,
+    toplevel: &StorePath,
+    action: Action,
+) -> anyhow::Result<super::RemoteOutput> {
+    match action {
+        Action::Switch => super::run_script_tool(
+            remote,
+            &format!("{remote_store}/{toplevel}/bin/switch-to-configuration"),
+            &["rollback".to_owned(), "switch".to_owned()],
+        ),
+        Action::Test | Action::Boot => super::run_generation_tool(remote, &["test".to_owned()]),
+    }
+}
+
 /// The object names in the target's store.
 fn present(remote: &dyn Remote, remote_store: &str) -> anyhow::Result<BTreeSet<String>> {
     let out = remote.run(&format!("cd {} && ls -A", sh_quote(remote_store)), None)?;

@@ -12,7 +12,7 @@ mod deploy;
 mod ssh;
 mod stream;
 
-pub use deploy::{Action, copy_closure, run_switch};
+pub use deploy::{Action, Health, check_health, copy_closure, roll_back, run_switch};
 pub use ssh::{SshRemote, SshTarget, parse_target};
 
 use std::io::Write;

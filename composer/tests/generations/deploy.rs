@@ -39,6 +39,21 @@ fn setup() -> Setup {
     )
     .unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    // The system's health checks: healthy unless the file `unhealthy` is
+    // there.
+    let health = out.join("bin/check-health");
+    fs::write(
+        &health,
+        format!(
+            "#!/bin/sh
+if [ -e {} ]; then echo 'FAILED web (exit status 1, limit 5 s): check-web'; echo '  connection refused'; exit 1; fi
+echo 'ok web'
+",
+            dir.path().join("unhealthy").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&health, fs::Permissions::from_mode(0o755)).unwrap();
     let top = store
         .add(tmp, "imago-system-t", std::slice::from_ref(&dep), None)
         .unwrap();
@@ -169,6 +184,46 @@ fn only_missing_objects_travel_and_the_action_is_passed() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("has the whole closure"), "{stdout}");
     assert_eq!(fs::read_to_string(s.path("marker")).unwrap(), "test\n");
+}
+
+/// After `switch` (and `test`) the target runs the system's health checks;
+/// a failure rolls it back, names the check and fails the deploy. `boot`
+/// runs nothing now, and `--no-health-checks` skips them.
+#[test]
+fn a_failed_health_check_rolls_the_target_back() {
+    let s = setup();
+    let out = s.deploy(&[]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok web\n"));
+
+    fs::write(s.path("unhealthy"), "").unwrap();
+    let out = s.deploy(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for part in [
+        "FAILED web (exit status 1, limit 5 s): check-web\n  connection refused\n",
+        "root@test-machine: ",
+        "failed its health checks (above); the machine is back on its previous system",
+    ] {
+        assert!(stderr.contains(part), "{part:?} missing from:\n{stderr}");
+    }
+    // The new system's script ran `rollback switch` after `switch`.
+    assert_eq!(fs::read_to_string(s.path("marker")).unwrap(), "rollback\n");
+
+    let out = s.deploy(&["--boot"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read_to_string(s.path("marker")).unwrap(), "boot\n");
+    let out = s.deploy(&["--no-health-checks"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read_to_string(s.path("marker")).unwrap(), "switch\n");
 }
 
 #[test]

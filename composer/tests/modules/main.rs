@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod health;
 mod network;
 mod nginx;
 mod security;
