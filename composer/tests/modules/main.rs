@@ -5,6 +5,7 @@ mod support;
 
 mod network;
 mod nginx;
+mod platform;
 mod security;
 mod units;
 mod users;
