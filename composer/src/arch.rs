@@ -77,6 +77,22 @@ impl Architecture {
         }
     }
 
+    /// Debian's multiarch triplet: the directory of the architecture's
+    /// libraries and dynamic loader (`usr/lib/x86_64-linux-gnu`).
+    pub fn multiarch(self) -> &'static str {
+        match self {
+            Architecture::Amd64 => "x86_64-linux-gnu",
+            Architecture::Arm64 => "aarch64-linux-gnu",
+        }
+    }
+
+    /// The architecture whose multiarch triplet is `triplet`.
+    pub fn from_multiarch(triplet: &str) -> Option<Architecture> {
+        Architecture::ALL
+            .into_iter()
+            .find(|a| a.multiarch() == triplet)
+    }
+
     /// The kernel image's file name in the kernel object: the name of the
     /// format the kernel's build makes (`arch/x86/boot/bzImage`,
     /// `arch/arm64/boot/Image`). Debian installs either as
