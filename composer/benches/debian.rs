@@ -62,7 +62,9 @@ fn main() -> anyhow::Result<()> {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let entries = server_packages(&examples)?;
     let root = default_cache_root();
-    let apt_dir = default_apt_dir(Platform::DEFAULT);
+    // The release and architecture of the lock the packages come from.
+    let platform = Lock::read(&examples.join("imago.lock"))?.platform;
+    let apt_dir = default_apt_dir(platform);
     let opts = FetchOptions::new(root.join("debs"), configured_sources(&[])?);
     let paths = ensure_cached(&entries, &opts)?;
     let total: u64 = entries.iter().map(|e| e.size).sum();
@@ -79,7 +81,7 @@ fn main() -> anyhow::Result<()> {
         return xz_decoders(&paths);
     }
     if only == "cold" {
-        return cold(&entries, &opts, &apt_dir, runs);
+        return cold(&entries, &opts, &apt_dir, platform, runs);
     }
     if only == "check" {
         return check(&examples, &opts, runs);
@@ -167,10 +169,11 @@ fn cold(
     entries: &[LockEntry],
     opts: &FetchOptions,
     apt_dir: &Path,
+    platform: Platform,
     runs: usize,
 ) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
-    let apt = AptEnv::open(apt_dir, Platform::DEFAULT)?;
+    let apt = AptEnv::open(apt_dir, platform, &Default::default())?;
     apt.ensure_lists()?;
     let refs: Vec<&LockEntry> = entries.iter().collect();
     let mut ours = Series::default();

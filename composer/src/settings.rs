@@ -11,6 +11,9 @@
 //! # Public keys whose signatures `imago copy --from` accepts, as the key
 //! # files hold them (`NAME:BASE64`; docs/cache.md). Both files' keys count.
 //! trusted-public-keys = ["ci.example.com-1:MeOBQmFSAPeomKPdHKV/e+t5zpj28h2LdN1O4/lK4oo="]
+//! # Binary caches builds take step outputs from (`file:///DIR` or
+//! # http(s)://…), after `--substituter`; the user's before the machine's.
+//! substituters = ["https://cache.example.com"]
 //! # Mirror base URLs per Debian archive.
 //! [mirrors]
 //! debian = ["http://ftp.de.debian.org/debian"]
@@ -40,6 +43,9 @@ pub struct Settings {
     /// `cache::PublicKey::parse`).
     #[serde(default)]
     pub trusted_public_keys: Vec<String>,
+    /// Binary cache URLs (read by `cache::Location::parse`).
+    #[serde(default)]
+    pub substituters: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +131,16 @@ impl Settings {
                 }
             }
         }
+        for url in &settings.substituters {
+            let dir = url
+                .strip_prefix("file://")
+                .is_some_and(|p| p.starts_with('/'));
+            if !(dir || url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(format!(
+                    "substituters: `{url}` is not a binary cache (file:///DIR or http(s)://…)"
+                )));
+            }
+        }
         if let Some(url) = settings.snapshot.as_deref().filter(|u| !u.is_empty())
             && !matches!(Location::parse(url), Ok(Location::Url(_)))
         {
@@ -152,11 +168,14 @@ impl Settings {
         mirrors.extend(over.mirrors);
         let mut trusted_public_keys = over.trusted_public_keys;
         trusted_public_keys.extend(self.trusted_public_keys);
+        let mut substituters = over.substituters;
+        substituters.extend(self.substituters);
         Settings {
             package_caches,
             mirrors,
             snapshot: over.snapshot.or(self.snapshot),
             trusted_public_keys,
+            substituters,
         }
     }
 
@@ -256,6 +275,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`Debian` is not an archive name"), "{err}");
+        let err = Settings::parse("substituters = [\"file://rel\"]", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml: substituters: `file://rel`"), "{err}");
     }
 
     #[test]
@@ -265,17 +288,20 @@ mod tests {
             mirrors: BTreeMap::from([("debian".into(), vec!["http://m".into()])]),
             snapshot: Some("http://ms".into()),
             trusted_public_keys: vec!["m:AAAA".into()],
+            substituters: vec!["file:///m".into()],
         };
         let user = Settings {
             package_caches: vec!["/u".into()],
             mirrors: BTreeMap::new(),
             snapshot: None,
             trusted_public_keys: vec!["u:AAAA".into()],
+            substituters: vec!["https://u.example".into()],
         };
         let merged = machine.under(user);
         assert_eq!(merged.package_caches, ["/u", "/m"]);
         assert_eq!(merged.mirrors["debian"], ["http://m"]);
         assert_eq!(merged.snapshot.as_deref(), Some("http://ms"));
         assert_eq!(merged.trusted_public_keys, ["u:AAAA", "m:AAAA"]);
+        assert_eq!(merged.substituters, ["https://u.example", "file:///m"]);
     }
 }

@@ -14,6 +14,7 @@ mod support;
 use std::time::Duration;
 
 use imago_vm_tests::{Driver, Error, Failure, Machine, vm_test};
+use support::outside::{free_port, http_get, ssh, user_net_args, write_key};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -195,49 +196,115 @@ vm_test!(
     full,
     fn server_serves_and_accepts_ssh() {
         let driver = Driver::new("server_serves_and_accepts_ssh")?;
-        let system = support::system(&driver, "server")?;
-        let mut config = system.direct(&driver, "server")?;
-        config.memory_mib = 1024;
-        config.smp = 2;
-        let m = driver.machine(config)?;
-        m.start()?;
-        m.wait_for_unit("multi-user.target", 60 * SEC)?;
-        m.wait_for_unit("sshd.service", 10 * SEC)?;
-        m.wait_for_unit("lighttpd.service", 10 * SEC)?;
-        m.wait_for_console_text("IMAGO-SERVER-UP", 10 * SEC)?;
-        // No unit failed on the way.
-        support::no_failed_units(&m)?;
-
-        assert_eq!(
-            m.succeed("stat -c '%F %a %U' /etc/shadow", CMD)?,
-            "regular file 600 root\n"
-        );
-        // alice exists, with her home, her shell and her key.
-        m.succeed(
-            "grep -q '^alice:x:[0-9]*:[0-9]*:[^:]*:/home/alice:/bin/bash$' /etc/passwd",
-            CMD,
-        )?;
-        assert_eq!(
-            m.succeed("stat -c '%F %U' /home/alice", CMD)?,
-            "directory alice\n"
-        );
-        m.succeed("test -x /bin/bash", CMD)?;
-        // PAM is set up: root becomes alice with su and runuser.
-        assert_eq!(m.succeed("su alice -c 'id -un'", CMD)?, "alice\n");
-        assert_eq!(m.succeed("runuser -u alice -- id -un", CMD)?, "alice\n");
-        assert_eq!(m.succeed("cat /proc/sys/kernel/hostname", CMD)?, "server\n");
-        assert_eq!(m.succeed("hostname", CMD)?, "server\n");
-
-        // The web server serves the page, and sshd listens.
-        m.wait_for_open_port(80, 10 * SEC)?;
-        let page = m.succeed("busybox wget -qO- http://127.0.0.1/", CMD)?;
-        assert!(page.contains("<h1>Served by server</h1>"), "{page}");
-        m.wait_for_open_port(22, 10 * SEC)?;
+        let m = server_serves(&driver, "server", "server", Vec::new())?;
         // systemd stops everything and powers the machine off.
         m.shutdown(40 * SEC)?;
         Ok(())
     }
 );
+
+// examples/trixie/server.imago: the same server made of Debian 13's
+// packages: systemd 257 (its sysusers.d and tmpfiles.d files applied, /tmp
+// a tmpfs), OpenSSH 10.
+vm_test!(
+    full,
+    fn trixie_server_serves_and_accepts_ssh() {
+        let driver = Driver::new("trixie_server_serves_and_accepts_ssh")?;
+        let key = driver.setup("write the test key", || write_key(driver.dir(), None))?;
+        let (ssh_port, http_port) = driver.setup("pick ports", || {
+            Ok::<_, String>((free_port()?, free_port()?))
+        })?;
+        let forwards = user_net_args(&[(ssh_port, 22), (http_port, 80)]);
+        let m = server_serves(&driver, "trixie/server", "trixie-server", forwards)?;
+        // From the host, as its users meet it: the page through a forward
+        // (the network configured by DHCP), and alice's key login.
+        let page = http_get(http_port, "/", 10 * SEC).unwrap_or_default();
+        assert!(page.contains("<h1>Served by server</h1>"), "{page}");
+        assert_eq!(
+            ssh(&driver, &key, ssh_port, "alice", "id -un", 60 * SEC)?,
+            "alice\n"
+        );
+        assert!(m.succeed("uname -r", CMD)?.starts_with("6.12."));
+        assert!(
+            m.succeed("systemctl --version", CMD)?
+                .starts_with("systemd 257 ")
+        );
+        // /tmp is a tmpfs, as systemd 257 mounts it (tmp.mount).
+        assert_eq!(m.succeed("findmnt -no FSTYPE /tmp", CMD)?, "tmpfs\n");
+        // systemd-network is a `u!` account of systemd's sysusers.d: made
+        // at activation, locked and expired, and systemd-sysusers at boot
+        // had nothing left to do.
+        assert_eq!(
+            m.succeed("grep '^systemd-network:' /etc/shadow | cut -d: -f2,8", CMD)?,
+            "!*:1\n"
+        );
+        // The units that rebuild caches after an offline /usr update are
+        // masked, and none ran.
+        let units = "ldconfig.service systemd-hwdb-update.service \
+                     systemd-journal-catalog-update.service systemd-update-done.service";
+        assert_eq!(
+            m.execute(format!("systemctl is-enabled {units}"), CMD)?
+                .stdout,
+            b"masked\nmasked\nmasked\nmasked\n"
+        );
+        m.fail("test -e /etc/udev/hwdb.bin", CMD)?;
+        let sysusers = m.succeed("journalctl -b -u systemd-sysusers -o cat", CMD)?;
+        assert!(!sysusers.contains("Creating"), "{sysusers}");
+        m.shutdown(40 * SEC)?;
+        Ok(())
+    }
+);
+
+/// Boots the example server `name` (under vm-tests/systems/), with
+/// `extra_args` for QEMU (a NIC with forwards), checks that it serves its
+/// page, has its users and listens for ssh; returns it running.
+fn server_serves(
+    driver: &Driver,
+    name: &str,
+    machine: &str,
+    extra_args: Vec<String>,
+) -> Result<Machine, Failure> {
+    let system = support::system(driver, name)?;
+    let mut config = system.direct(driver, machine)?;
+    config.memory_mib = 1024;
+    config.smp = 2;
+    config.extra_args = extra_args;
+    let m = driver.machine(config)?;
+    m.start()?;
+    m.wait_for_unit("multi-user.target", 60 * SEC)?;
+    m.wait_for_unit("sshd.service", 10 * SEC)?;
+    m.wait_for_unit("lighttpd.service", 10 * SEC)?;
+    m.wait_for_console_text("IMAGO-SERVER-UP", 10 * SEC)?;
+    // No unit failed on the way.
+    support::no_failed_units(&m)?;
+
+    assert_eq!(
+        m.succeed("stat -c '%F %a %U' /etc/shadow", CMD)?,
+        "regular file 600 root\n"
+    );
+    // alice exists, with her home, her shell and her key.
+    m.succeed(
+        "grep -q '^alice:x:[0-9]*:[0-9]*:[^:]*:/home/alice:/bin/bash$' /etc/passwd",
+        CMD,
+    )?;
+    assert_eq!(
+        m.succeed("stat -c '%F %U' /home/alice", CMD)?,
+        "directory alice\n"
+    );
+    m.succeed("test -x /bin/bash", CMD)?;
+    // PAM is set up: root becomes alice with su and runuser.
+    assert_eq!(m.succeed("su alice -c 'id -un'", CMD)?, "alice\n");
+    assert_eq!(m.succeed("runuser -u alice -- id -un", CMD)?, "alice\n");
+    assert_eq!(m.succeed("cat /proc/sys/kernel/hostname", CMD)?, "server\n");
+    assert_eq!(m.succeed("hostname", CMD)?, "server\n");
+
+    // The web server serves the page, and sshd listens.
+    m.wait_for_open_port(80, 10 * SEC)?;
+    let page = m.succeed("busybox wget -qO- http://127.0.0.1/", CMD)?;
+    assert!(page.contains("<h1>Served by server</h1>"), "{page}");
+    m.wait_for_open_port(22, 10 * SEC)?;
+    Ok(m)
+}
 
 vm_test!(
     full,

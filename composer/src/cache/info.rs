@@ -114,52 +114,71 @@ impl ObjectInfo {
     /// Adds `key`'s signature unless one by a key of its name is there;
     /// returns whether it added one.
     pub fn sign(&mut self, key: &SecretKey) -> bool {
-        let own = key.public();
         let fingerprint = self.fingerprint();
-        let prefix = format!("{}:", key.name());
-        if let Some(sig) = self
-            .signatures
-            .iter()
-            .find_map(|s| s.strip_prefix(prefix.as_str()))
-            && own.verifies(fingerprint.as_bytes(), sig)
-        {
-            return false;
-        }
-        self.signatures.retain(|s| !s.starts_with(prefix.as_str()));
-        self.signatures.push(key.sign(fingerprint.as_bytes()));
-        true
+        add_signature(&mut self.signatures, &fingerprint, key)
     }
 
     /// The name of a trusted key whose signature verifies, or why there
     /// is none.
     pub fn trusted_by(&self, trusted: &[PublicKey]) -> Result<String, Distrust> {
-        if self.signatures.is_empty() {
-            return Err(Distrust::Unsigned);
-        }
-        if trusted.is_empty() {
-            return Err(Distrust::NoTrustedKeys);
-        }
-        let fingerprint = self.fingerprint();
-        let mut bad = None;
-        let mut untrusted = Vec::new();
-        for s in &self.signatures {
-            let (name, sig) = s.split_once(':').unwrap_or((s.as_str(), ""));
-            let mut known = false;
-            for key in trusted.iter().filter(|k| k.name() == name) {
-                known = true;
-                if key.verifies(fingerprint.as_bytes(), sig) {
-                    return Ok(name.to_owned());
-                }
+        trusted_signer(&self.signatures, &self.fingerprint(), trusted)
+    }
+}
+
+/// Adds `key`'s signature of `fingerprint` to `signatures` unless one by a
+/// key of its name verifies already (one that does not is replaced);
+/// returns whether it added one.
+pub(super) fn add_signature(
+    signatures: &mut Vec<String>,
+    fingerprint: &str,
+    key: &SecretKey,
+) -> bool {
+    let own = key.public();
+    let prefix = format!("{}:", key.name());
+    if let Some(sig) = signatures
+        .iter()
+        .find_map(|s| s.strip_prefix(prefix.as_str()))
+        && own.verifies(fingerprint.as_bytes(), sig)
+    {
+        return false;
+    }
+    signatures.retain(|s| !s.starts_with(prefix.as_str()));
+    signatures.push(key.sign(fingerprint.as_bytes()));
+    true
+}
+
+/// The name of a trusted key whose signature among `signatures` verifies
+/// `fingerprint`, or why there is none.
+pub(super) fn trusted_signer(
+    signatures: &[String],
+    fingerprint: &str,
+    trusted: &[PublicKey],
+) -> Result<String, Distrust> {
+    if signatures.is_empty() {
+        return Err(Distrust::Unsigned);
+    }
+    if trusted.is_empty() {
+        return Err(Distrust::NoTrustedKeys);
+    }
+    let mut bad = None;
+    let mut untrusted = Vec::new();
+    for s in signatures {
+        let (name, sig) = s.split_once(':').unwrap_or((s.as_str(), ""));
+        let mut known = false;
+        for key in trusted.iter().filter(|k| k.name() == name) {
+            known = true;
+            if key.verifies(fingerprint.as_bytes(), sig) {
+                return Ok(name.to_owned());
             }
-            if known {
-                bad.get_or_insert_with(|| name.to_owned());
-            } else {
-                untrusted.push(name.to_owned());
-            }
         }
-        match bad {
-            Some(name) => Err(Distrust::BadSignature(name)),
-            None => Err(Distrust::UntrustedKeys(untrusted)),
+        if known {
+            bad.get_or_insert_with(|| name.to_owned());
+        } else {
+            untrusted.push(name.to_owned());
         }
+    }
+    match bad {
+        Some(name) => Err(Distrust::BadSignature(name)),
+        None => Err(Distrust::UntrustedKeys(untrusted)),
     }
 }

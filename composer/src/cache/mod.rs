@@ -17,14 +17,16 @@ pub mod keys;
 mod location;
 mod pull;
 mod push;
+pub mod steps;
 
 pub use info::{Distrust, ObjectInfo, fingerprint};
 pub use keys::{PublicKey, SecretKey};
 pub use location::Location;
 pub use pull::pull;
 pub use push::push;
+pub use steps::{StepRecord, fetch_output, lookup, step_fingerprint};
 
-use crate::store::{StoreError, StorePath};
+use crate::store::{Blake3Digest, StoreError, StorePath};
 use std::path::PathBuf;
 
 /// The name of the file that marks a directory as a cache.
@@ -41,6 +43,9 @@ pub struct CopyReport {
     pub already_there: usize,
     /// Signatures added to objects the cache already had.
     pub signatures_added: usize,
+    /// Step records written or signed (`imago copy --to`): the steps the
+    /// store's build cache names an object of the closures the output of.
+    pub step_records: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +88,18 @@ pub enum CacheError {
         cache: String,
         reason: Distrust,
     },
+    #[error("step {key} in cache {cache}: its record is not trusted: {reason}")]
+    UntrustedStep {
+        key: Blake3Digest,
+        cache: String,
+        reason: Distrust,
+    },
+    #[error("step {key} in cache {cache}: bad step record: {reason}")]
+    BadStepRecord {
+        key: Blake3Digest,
+        cache: String,
+        reason: String,
+    },
     #[error("object {path} in cache {cache}: bad metadata: {reason}")]
     BadInfo {
         path: StorePath,
@@ -112,6 +129,18 @@ pub enum CacheError {
 }
 
 impl CacheError {
+    /// The object the error is about, when it is about one.
+    pub fn object(&self) -> Option<&StorePath> {
+        match self {
+            CacheError::Missing { path, .. }
+            | CacheError::Untrusted { path, .. }
+            | CacheError::BadInfo { path, .. }
+            | CacheError::BadArchive { path, .. }
+            | CacheError::Refused { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
     /// The stable code of this error (docs/errors.md, E10xx).
     pub fn code(&self) -> crate::codes::Code {
         use crate::codes::*;
@@ -124,8 +153,10 @@ impl CacheError {
             CacheError::KeyExists { .. } => CACHE_KEY_EXISTS,
             CacheError::Io { .. } | CacheError::Http { .. } => CACHE_IO,
             CacheError::Missing { .. } => CACHE_MISSING,
-            CacheError::Untrusted { .. } => CACHE_UNTRUSTED,
-            CacheError::BadInfo { .. } | CacheError::BadArchive { .. } => CACHE_BAD_OBJECT,
+            CacheError::Untrusted { .. } | CacheError::UntrustedStep { .. } => CACHE_UNTRUSTED,
+            CacheError::BadInfo { .. }
+            | CacheError::BadArchive { .. }
+            | CacheError::BadStepRecord { .. } => CACHE_BAD_OBJECT,
             CacheError::Refused { source, .. } | CacheError::Store { source, .. } => source.code(),
         }
     }

@@ -20,6 +20,24 @@ pub fn pull(
     paths: &[StorePath],
     trusted: &[PublicKey],
 ) -> Result<CopyReport, CacheError> {
+    let (batch, report) = stage(store, cache, paths, trusted)?;
+    store
+        .commit_import(batch)
+        .map_err(|source| CacheError::Store {
+            cache: cache.url(),
+            source: Box::new(source),
+        })?;
+    Ok(report)
+}
+
+/// Fetches and verifies every object of the closures of `paths` that the
+/// store lacks (see [`pull`]) into a batch, registering nothing.
+pub(super) fn stage(
+    store: &Store,
+    cache: &Location,
+    paths: &[StorePath],
+    trusted: &[PublicKey],
+) -> Result<(ImportBatch, CopyReport), CacheError> {
     let store_err = |source| CacheError::Store {
         cache: cache.url(),
         source: Box::new(source),
@@ -87,8 +105,7 @@ pub fn pull(
         report.bytes_copied += info.archive_size;
         report.copied.push(path);
     }
-    store.commit_import(batch).map_err(store_err)?;
-    Ok(report)
+    Ok((batch, report))
 }
 
 /// Parses and checks the metadata file of `path`.

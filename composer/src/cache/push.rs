@@ -2,6 +2,7 @@
 
 use super::info::{ObjectInfo, archive_name, info_name};
 use super::keys::SecretKey;
+use super::steps::{StepRecord, parse_record, step_name};
 use super::{CACHE_INFO_NAME, CacheError, CopyReport, Location};
 use crate::store::archive::ManifestObject;
 use crate::store::{Blake3Digest, STORE_PREFIX, Store, StorePath};
@@ -10,7 +11,10 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Copies the closures of `paths` into `cache`. Objects the cache has are
+/// Copies the closures of `paths` into `cache`, with the build's
+/// intermediate outputs: for each object a step built here, the closures
+/// of the step's inputs too (the store records them), and the step
+/// records of every step whose output is copied. Objects the cache has are
 /// not copied again (with `sign`, they gain its signature if they lack
 /// it; their other signatures stay); each missing one is written as its
 /// archive, then its metadata, references before referrers, so a reader
@@ -32,7 +36,8 @@ pub fn push(
         cache: cache.url(),
         source: Box::new(source),
     };
-    let order = store.closure_sorted(paths).map_err(store_err)?;
+    let everything = build_closure(store, paths).map_err(store_err)?;
+    let order = store.closure_sorted(&everything).map_err(store_err)?;
     let mut report = CopyReport::default();
     for path in order {
         let rel = info_name(&path);
@@ -45,6 +50,7 @@ pub fn push(
                 write_info(cache, dir, &info)?;
                 report.signatures_added += 1;
             }
+            record_steps(store, cache, dir, &path, sign, &mut report)?;
             continue;
         }
         let object = store
@@ -67,15 +73,81 @@ pub fn push(
             info.sign(key);
         }
         write_info(cache, dir, &info)?;
+        record_steps(store, cache, dir, &path, sign, &mut report)?;
         report.bytes_copied += size;
         report.copied.push(path);
     }
     Ok(report)
 }
 
+/// The objects of the closures of `paths` and, for each step the build
+/// cache names one of them the output of, of the step's recorded inputs,
+/// recursively.
+fn build_closure(
+    store: &Store,
+    paths: &[StorePath],
+) -> Result<Vec<StorePath>, crate::store::StoreError> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = paths.to_vec();
+    while let Some(path) = todo.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        todo.extend(store.references(&path)?);
+        for key in store.cache_keys_of(&path)? {
+            todo.extend(store.step_inputs(&key)?);
+        }
+    }
+    Ok(seen.into_iter().collect())
+}
+
+/// Writes the record of every step the store's build cache names `path`
+/// the output of, after `path`'s metadata (so a reader never finds a
+/// record whose object is not there yet). A record the cache has already
+/// is kept: with `sign`, it gains the signature if it names the same
+/// output; one naming another output (another build of the step, whose
+/// objects the cache holds too) is left as it is.
+fn record_steps(
+    store: &Store,
+    cache: &Location,
+    dir: &Path,
+    path: &StorePath,
+    sign: Option<&SecretKey>,
+    report: &mut CopyReport,
+) -> Result<(), CacheError> {
+    let keys = store
+        .cache_keys_of(path)
+        .map_err(|source| CacheError::Store {
+            cache: cache.url(),
+            source: Box::new(source),
+        })?;
+    for key in keys {
+        let rel = step_name(&key);
+        let (mut record, new) = match cache.read(&rel)? {
+            Some(bytes) => {
+                let record = parse_record(cache, &key, &bytes)?;
+                if record.output != *path {
+                    continue;
+                }
+                (record, false)
+            }
+            None => (StepRecord::new(key, path.clone()), true),
+        };
+        let signed = sign.is_some_and(|k| record.sign(k));
+        if new || signed {
+            let mut json = serde_json::to_vec_pretty(&record)
+                .map_err(|e| cache.io_err("encoding", &rel)(std::io::Error::other(e)))?;
+            json.push(b'\n');
+            write_atomic(cache, dir, &rel, &json)?;
+            report.step_records += 1;
+        }
+    }
+    Ok(())
+}
+
 /// Creates the cache's directories and its `imago-cache.json`.
 fn prepare(cache: &Location, dir: &Path) -> Result<(), CacheError> {
-    for sub in ["objects", "archives"] {
+    for sub in ["objects", "archives", "steps"] {
         let d = dir.join(sub);
         fs::create_dir_all(&d).map_err(cache.io_err("creating", &d))?;
     }

@@ -5,6 +5,9 @@
 //! fetching Debian packages in the background), then prints the output path
 //! (and its physical location when the store is not at `/imago/store`), or
 //! the build summary as JSON; `-o` adds an out-link registered as a GC root.
+//! With progress on stderr, each step built or substituted is named there
+//! as it finishes, and a last line counts the steps built, found in the
+//! store and substituted (`--substituter CACHE`, docs/cache.md).
 //!
 //! Evaluation errors are rendered as diagnostics; a failed step is reported
 //! with its log and the chain of steps that needed it. Exit code 1 for
@@ -16,6 +19,7 @@
 use super::GlobalArgs;
 use crate::debian::apt::default_deb_cache;
 use crate::graph::BuildOptions;
+use crate::graph::progress::ProgressMode;
 use crate::pipeline::{self, BuildRequest, Built, DEFAULT_ATTR, Failure, Outcome};
 use crate::store::STORE_PREFIX;
 use crate::store::{Store, StorePath};
@@ -92,6 +96,16 @@ impl Args {
                 built.summary.cached + built.summary.repaired
             );
         }
+        let s = &built.summary;
+        if !self.json && global.progress() != ProgressMode::Quiet && !s.steps.is_empty() {
+            eprintln!(
+                "imago: {} step(s): {} built, {} found in the store, {} substituted",
+                s.steps.len(),
+                s.built,
+                s.cached,
+                s.substituted
+            );
+        }
         let mut out = std::io::stdout().lock();
         if self.json {
             let text = serde_json::to_string_pretty(&built.summary)
@@ -154,13 +168,42 @@ impl SystemArgs {
     }
 }
 
-/// The pipeline's settings from the global flags.
+/// The pipeline's settings from the global flags, without substituters.
 pub fn settings(global: &GlobalArgs) -> pipeline::Settings {
     pipeline::Settings {
         show_trace: global.show_trace,
         package_caches: global.package_caches.clone(),
         diagnostics: super::printed::diagnostic_style(global.error_format),
+        ..pipeline::Settings::default()
     }
+}
+
+/// The settings of a build: [`settings`] with the substituters and the
+/// keys they are trusted with (flags, environment, configuration).
+pub fn build_settings(global: &GlobalArgs) -> anyhow::Result<pipeline::Settings> {
+    let config = crate::settings::Settings::load()?;
+    let mut substituters = super::trust::substituters(global, &config)?;
+    let trusted_public_keys = if substituters.is_empty() {
+        Vec::new()
+    } else {
+        super::trust::trusted_keys(global, &config)?
+    };
+    if trusted_public_keys.is_empty() && !substituters.is_empty() {
+        // Nothing could be accepted: say so once, not once per step.
+        let urls: Vec<String> = substituters.iter().map(|c| c.url()).collect();
+        eprintln!(
+            "imago: warning: no public key is trusted (--trusted-public-key FILE, \
+             IMAGO_TRUSTED_PUBLIC_KEYS, trusted-public-keys in configuration): \
+             the substituters {} are not used",
+            urls.join(", ")
+        );
+        substituters.clear();
+    }
+    Ok(pipeline::Settings {
+        substituters,
+        trusted_public_keys,
+        ..settings(global)
+    })
 }
 
 /// Prints the configuration's warnings on stderr.
@@ -189,7 +232,7 @@ pub fn build(
     store: &Store,
     request: &BuildRequest,
 ) -> anyhow::Result<Option<Built>> {
-    match pipeline::build_file(store, &settings(global), request, &print_warnings)? {
+    match pipeline::build_file(store, &build_settings(global)?, request, &print_warnings)? {
         Outcome::Built(built) => Ok(Some(built)),
         Outcome::Failed(failure) => {
             print_failure(global, &failure);
@@ -206,7 +249,7 @@ pub fn build_toplevel(
     store: &Store,
     request: &BuildRequest,
 ) -> anyhow::Result<Option<StorePath>> {
-    match pipeline::build_toplevel(store, &settings(global), request, &print_warnings)? {
+    match pipeline::build_toplevel(store, &build_settings(global)?, request, &print_warnings)? {
         Ok(path) => Ok(Some(path)),
         Err(failure) => {
             print_failure(global, &failure);
@@ -252,6 +295,24 @@ mod tests {
         let d = parse(&["sys.imago"]).unwrap();
         assert_eq!(d.attr, DEFAULT_ATTR);
         assert_eq!(d.jobs, None);
+    }
+
+    #[test]
+    fn substituters_and_trusted_keys_are_global_and_repeatable() {
+        let cli = Cli::try_parse_from([
+            "imago",
+            "build",
+            "sys.imago",
+            "--substituter",
+            "file:///a",
+            "--substituter",
+            "https://b.example",
+            "--trusted-public-key",
+            "k.public",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.substituters, ["file:///a", "https://b.example"]);
+        assert_eq!(cli.global.trusted_public_keys, [PathBuf::from("k.public")]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! copy closures to and from a binary cache (docs/cache.md).
 
 use super::GlobalArgs;
-use crate::cache::{self, Location, PublicKey, SecretKey};
+use crate::cache::{self, Location, SecretKey};
 use crate::settings::Settings;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,16 +26,6 @@ pub struct Args {
     /// Sign what is copied to the cache with this secret key file.
     #[arg(long, value_name = "KEYFILE", requires = "to")]
     pub sign: Option<PathBuf>,
-    /// A public key file whose signatures are trusted (repeatable;
-    /// IMAGO_TRUSTED_PUBLIC_KEYS takes several, separated by spaces), in
-    /// addition to the configuration's `trusted-public-keys`.
-    #[arg(
-        long = "trusted-public-key",
-        env = "IMAGO_TRUSTED_PUBLIC_KEYS",
-        value_delimiter = ' ',
-        value_name = "FILE"
-    )]
-    pub trusted_public_keys: Vec<PathBuf>,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
@@ -57,16 +47,7 @@ impl Args {
             }
             (None, Some(url)) => {
                 let location = Location::parse(url)?;
-                let mut trusted = self
-                    .trusted_public_keys
-                    .iter()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .map(|p| PublicKey::read(p))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let origin = std::path::Path::new("the configuration's trusted-public-keys");
-                for text in Settings::load()?.trusted_public_keys {
-                    trusted.push(PublicKey::parse(&text, origin)?);
-                }
+                let trusted = super::trust::trusted_keys(global, &Settings::load()?)?;
                 let report = cache::pull(&store, &location, &paths, &trusted)?;
                 (report, url, "from")
             }
@@ -80,6 +61,7 @@ impl Args {
                 "bytes_copied": report.bytes_copied,
                 "objects_already_there": report.already_there,
                 "signatures_added": report.signatures_added,
+                "step_records": report.step_records,
                 "copied": report.copied.iter().map(|p| p.to_absolute()).collect::<Vec<_>>(),
             });
             println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -88,10 +70,11 @@ impl Args {
                 println!("{}", p.to_absolute());
             }
             eprintln!(
-                "copied {} objects ({} bytes) {direction} {url}; {} already there",
+                "copied {} objects ({} bytes) {direction} {url}; {} already there; {} step records written",
                 report.copied.len(),
                 report.bytes_copied,
-                report.already_there
+                report.already_there,
+                report.step_records
             );
         }
         Ok(ExitCode::SUCCESS)

@@ -22,6 +22,7 @@
 
 use super::GlobalArgs;
 use crate::debian::apt::{AptEnv, Request, default_apt_dir, default_deb_cache, versions_not_found};
+use crate::debian::components::Components;
 use crate::debian::control::is_package_name;
 use crate::debian::fetch::{self, Availability, Http};
 use crate::debian::index::{KnownPackages, Sites, check_names};
@@ -87,6 +88,13 @@ impl Args {
         let mut sites = Sites::default();
         // The release and architecture of the files (each says its own).
         let mut platforms: Vec<(Platform, &Path)> = Vec::new();
+        // The archive components: those of the files and the lock's own, so
+        // that relocking one file keeps what another one needs.
+        let mut components = if existed {
+            old.components.clone()
+        } else {
+            Components::default()
+        };
         if self.packages.is_empty() {
             for file in &self.files {
                 let found = crate::pipeline::requested_packages(
@@ -99,6 +107,9 @@ impl Args {
                 match found {
                     Ok(requested) => {
                         platforms.extend(requested.platform.map(|p| (p, file.as_path())));
+                        if let Some(c) = &requested.components {
+                            components = components.union(c);
+                        }
                         roots.extend(requested.packages);
                         sites.merge(requested.sites);
                     }
@@ -135,7 +146,7 @@ impl Args {
         let platform = choose_platform(&platforms, existed.then_some(&old), &lock_path)?;
         let requests = plan_requests(&old, &roots, self.update.as_deref());
         let apt_dir = default_apt_dir(platform);
-        let apt = AptEnv::open(&apt_dir, platform).with_context(|| {
+        let apt = AptEnv::open(&apt_dir, platform, &components).with_context(|| {
             format!("preparing the private apt directory {}", apt_dir.display())
         })?;
         if self.update.is_some() || !apt.has_lists() {
@@ -179,6 +190,7 @@ impl Args {
             }
         };
         let mut new = Lock::new(platform);
+        new.components = components;
         for entry in entries {
             new.packages.insert(entry.name.clone(), entry);
         }

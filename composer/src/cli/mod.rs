@@ -26,6 +26,7 @@ pub mod rollback;
 pub mod run;
 pub mod store;
 mod target;
+mod trust;
 
 /// Imago: compose whole systems from a declarative configuration.
 #[derive(Debug, Parser)]
@@ -62,6 +63,29 @@ pub struct GlobalArgs {
         value_name = "URL"
     )]
     pub package_caches: Vec<String>,
+    /// A binary cache asked for the output of each step the store lacks
+    /// before building it (`file:///DIR` or `http(s)://…`; repeatable;
+    /// IMAGO_SUBSTITUTERS takes several, separated by spaces), before the
+    /// configuration's `substituters`.
+    #[arg(
+        long = "substituter",
+        global = true,
+        env = "IMAGO_SUBSTITUTERS",
+        value_delimiter = ' ',
+        value_name = "CACHE"
+    )]
+    pub substituters: Vec<String>,
+    /// A public key file whose signatures are trusted in binary caches
+    /// (repeatable; IMAGO_TRUSTED_PUBLIC_KEYS takes several, separated by
+    /// spaces), in addition to the configuration's `trusted-public-keys`.
+    #[arg(
+        long = "trusted-public-key",
+        global = true,
+        env = "IMAGO_TRUSTED_PUBLIC_KEYS",
+        value_delimiter = ' ',
+        value_name = "FILE"
+    )]
+    pub trusted_public_keys: Vec<PathBuf>,
 }
 
 impl GlobalArgs {

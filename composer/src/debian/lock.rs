@@ -32,6 +32,7 @@
 //! atomic (temporary file in the same directory, fsync, rename).
 
 use super::archive::{self, SnapshotTime};
+use super::components::Components;
 use super::control::is_package_name;
 use super::platform::{Architecture, Platform, Release};
 use serde::{Deserialize, Serialize};
@@ -115,6 +116,9 @@ struct LockFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     release: Option<String>,
     architecture: String,
+    /// Absent when `main` is the only one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    components: Option<Vec<String>>,
     #[serde(default, rename = "package")]
     packages: Vec<LockEntry>,
 }
@@ -179,6 +183,8 @@ impl LockError {
 pub struct Lock {
     /// The release and architecture every entry is of.
     pub platform: Platform,
+    /// The archive components the entries were resolved from.
+    pub components: Components,
     pub packages: BTreeMap<String, LockEntry>,
 }
 
@@ -186,6 +192,7 @@ impl Lock {
     pub fn new(platform: Platform) -> Self {
         Lock {
             platform,
+            components: Components::default(),
             packages: BTreeMap::new(),
         }
     }
@@ -257,6 +264,8 @@ impl Lock {
             ));
         }
         let release = match file.release.as_deref() {
+            // Written before releases were a choice, when every lock was
+            // bookworm's.
             None => Release::Bookworm,
             Some(name) => Release::parse(name).ok_or_else(|| {
                 invalid("-", format!("`release = \"{name}\"` is not a release this imago knows (bookworm, trixie)"))
@@ -271,6 +280,11 @@ impl Lock {
                 ),
             )
         })?;
+        let components = match &file.components {
+            None => Components::default(),
+            Some(names) => Components::parse(names.iter().map(String::as_str))
+                .map_err(|m| invalid("-", format!("`components`: {m}")))?,
+        };
         let mut packages = BTreeMap::new();
         for entry in file.packages {
             validate_entry(&entry).map_err(|m| invalid(&entry.name, m))?;
@@ -294,6 +308,7 @@ impl Lock {
                 release,
                 architecture,
             },
+            components,
             packages,
         })
     }
@@ -304,6 +319,13 @@ impl Lock {
             version: FORMAT_VERSION,
             release: Some(self.platform.release.name().to_string()),
             architecture: self.platform.architecture.name().to_string(),
+            components: (!self.components.is_main_only()).then(|| {
+                self.components
+                    .names()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect()
+            }),
             packages: self.packages.values().cloned().collect(),
         };
         let body = toml::to_string(&file).unwrap_or_default();

@@ -20,6 +20,7 @@
 pub mod apt;
 pub mod archive;
 pub mod builder;
+pub mod components;
 pub mod control;
 pub mod deb;
 mod dirfd;

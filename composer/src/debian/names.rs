@@ -67,6 +67,16 @@ pub fn merge_usr(mut comps: Vec<String>) -> Vec<String> {
     comps
 }
 
+/// Whether a top-level entry is the merge itself: a link `bin` whose target
+/// is `usr/bin` (or `/usr/bin`), as trixie's base-files ships them. `comps`
+/// are the entry's components before [`merge_usr`].
+pub(super) fn is_merge_link(comps: &[String], target: Option<&[u8]>) -> bool {
+    let [name] = comps else { return false };
+    let Some(target) = target else { return false };
+    let target = target.strip_prefix(b"/").unwrap_or(target);
+    MERGED_DIRS.contains(&name.as_str()) && target.strip_prefix(b"usr/") == Some(name.as_bytes())
+}
+
 /// A relative symlink target written for `/bin/x` must still reach the same
 /// place from `/usr/bin/x`: resolve it lexically against the original
 /// location, map it through the merge, and make it relative again.
@@ -130,6 +140,22 @@ mod tests {
             Err(Rule::NameTooLong(MAX_NAME_BYTES))
         );
         assert_eq!(validate_name(&long[1..], 256).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn only_links_that_are_the_merge_itself_are_recognised() {
+        let one = |n: &str| vec![n.to_string()];
+        assert!(is_merge_link(&one("bin"), Some(b"usr/bin")));
+        assert!(is_merge_link(&one("lib64"), Some(b"/usr/lib64")));
+        assert!(!is_merge_link(&one("bin"), Some(b"usr/sbin")));
+        assert!(!is_merge_link(&one("bin"), Some(b"usr/bin/")));
+        assert!(!is_merge_link(&one("bin"), Some(b"../usr/bin")));
+        assert!(!is_merge_link(&one("etc"), Some(b"usr/etc")));
+        assert!(!is_merge_link(
+            &["bin".into(), "x".into()],
+            Some(b"usr/bin")
+        ));
+        assert!(!is_merge_link(&one("bin"), None));
     }
 
     #[test]

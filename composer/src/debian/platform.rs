@@ -60,10 +60,10 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// What a definition gets when it sets neither option, and what a lock
-    /// without a `release` field was written for.
+    /// What a definition gets when it sets neither option: Debian's stable
+    /// release on amd64.
     pub const DEFAULT: Platform = Platform {
-        release: Release::Bookworm,
+        release: Release::Trixie,
         architecture: Architecture::Amd64,
     };
 
@@ -116,7 +116,7 @@ mod tests {
             Release::Trixie.suites(),
             ["trixie", "trixie-updates", "trixie-security"].map(String::from)
         );
-        assert_eq!(Platform::DEFAULT.to_string(), "bookworm (amd64)");
+        assert_eq!(Platform::DEFAULT.to_string(), "trixie (amd64)");
         assert!(Platform::parse("sid", "amd64").unwrap_err().contains("sid"));
         assert!(
             Platform::parse("trixie", "i386")

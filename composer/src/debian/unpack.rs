@@ -38,7 +38,7 @@ mod tar_stream;
 use super::deb::{self, ContainerError, Member, WalkOptions};
 use super::dirfd::{DirWalker, process_umask, write_new};
 pub use super::names::{MAX_NAME_BYTES, merge_usr, validate_name};
-use super::names::{MERGED_DIRS, plain, relocate_target};
+use super::names::{MERGED_DIRS, is_merge_link, plain, relocate_target};
 pub use super::rule::Rule;
 pub use crate::builders::meta::{META_DIR, SETUID_ALLOW_LIST};
 use rustix::fs::{AtFlags, Mode, OFlags};
@@ -432,6 +432,13 @@ impl State {
             };
         }
         let relocated = MERGED_DIRS.contains(&comps[0].as_str());
+        if relocated && kind == T::Symlink && is_merge_link(&comps, link.as_deref()) {
+            // trixie's base-files ships the merge itself (`bin -> usr/bin`):
+            // the unpacked tree is already merged, so the link says nothing
+            // more. Any other link in place of a merged directory still
+            // collides below.
+            return Ok(());
+        }
         let comps = merge_usr(comps);
         let path = comps.join("/");
         let mode = header

@@ -14,7 +14,9 @@
 //! - [`registry`]: the builders known by name;
 //! - [`scheduler`]: builds a validated graph in parallel into the store,
 //!   with caching and early cutoff; [`report`] holds what it returns and
-//!   [`progress`] what it shows meanwhile.
+//!   [`progress`] what it shows meanwhile;
+//! - [`substitute`]: where the scheduler may take an output from instead
+//!   of building it (a binary cache, implemented by the pipeline).
 
 pub mod dag;
 pub mod progress;
@@ -23,6 +25,7 @@ mod reply;
 pub mod report;
 pub mod scheduler;
 pub mod step;
+pub mod substitute;
 pub mod table;
 
 /// The pins the step table reads, defined by `debian` (below this module);
@@ -30,6 +33,7 @@ pub mod table;
 pub use crate::debian::pins::{self as packages, PackageIndex, PinnedPackage};
 pub use dag::{Graph, GraphError, StepId, ValidatedGraph};
 pub use report::{BuildSummary, ScheduleError, StepFailure, StepFailureCause};
-pub use scheduler::{BuildOptions, BuilderSet, Registry, build};
+pub use scheduler::{BuildOptions, BuilderSet, Registry, build, build_with};
 pub use step::{PENDING_PREFIX, Step, StepError};
+pub use substitute::{NoSubstitutes, Substituter, Substitution};
 pub use table::StepTable;

@@ -2,6 +2,7 @@
 //! running steps) when stderr is a terminal, plain lines otherwise, or
 //! nothing.
 
+use super::report::{Origin, StepReport};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
@@ -68,17 +69,34 @@ impl Progress {
         }
     }
 
-    /// A step finished; `built` is `Some(path)` when its builder ran.
-    pub(crate) fn finished(&self, name: &str, built: Option<&str>) {
+    /// A step finished: plain lines name the steps built and substituted
+    /// (those found in the local store are silent).
+    pub(crate) fn finished(&self, step: &StepReport) {
+        let name = step.name.as_str();
         if let Some(bar) = &self.bar {
             let mut running = self.running();
             running.remove(name);
             bar.inc(1);
             bar.set_message(running.iter().cloned().collect::<Vec<_>>().join(" "));
-        } else if self.plain
-            && let Some(path) = built
-        {
-            eprintln!("built {name}: {path}");
+        } else if self.plain {
+            let path = &step.path;
+            match (step.origin, &step.substituter) {
+                (Origin::Built, _) => eprintln!("built {name}: {path}"),
+                (Origin::Substituted, Some(cache)) => {
+                    eprintln!("substituted {name} from {cache}: {path}");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A warning, above the bar or as a plain line.
+    pub(crate) fn warn(&self, text: &str) {
+        let line = format!("imago: warning: {text}");
+        if let Some(bar) = &self.bar {
+            bar.println(line);
+        } else if self.plain {
+            eprintln!("{line}");
         }
     }
 

@@ -12,7 +12,8 @@
 //! per step, it preempted the commit thread about every other step.
 
 use super::dag::StepId;
-use super::report::{StepFailureCause, StepReport};
+use super::report::{Origin, StepFailureCause, StepReport};
+use super::substitute::Substitution;
 use crate::store::{Blake3Digest, StorePath};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
@@ -56,17 +57,21 @@ impl Mailbox {
 }
 
 pub(crate) enum Done {
-    Ok(StepReport, StorePath),
+    /// The step's report and output; with the key and record of an output
+    /// a substituter named but that is not fetched yet.
+    Ok(StepReport, StorePath, Option<(Blake3Digest, Substitution)>),
     Failed(StepFailureCause, String),
 }
 
 /// How a step got its output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum How {
     /// The builder ran.
     Built,
     /// The build cache had it.
     Cached,
+    /// A substituter had it; `true` once it is fetched into the store.
+    Substituted(Substitution, bool),
     /// The build cache had it, but broken: the builder ran again and its
     /// output replaced the broken copy (`--repair`).
     Repaired,
@@ -115,13 +120,26 @@ impl Reply {
             builder: info.builder.clone(),
             placeholder: info.placeholder.clone(),
             path: path.to_absolute(),
+            origin: match how {
+                How::Built | How::Repaired => Origin::Built,
+                How::Cached => Origin::Local,
+                How::Substituted(..) => Origin::Substituted,
+            },
             cached: how == How::Cached,
             repaired: how == How::Repaired,
+            substituter: match &how {
+                How::Substituted(found, _) => Some(found.source.clone()),
+                _ => None,
+            },
             key: key.to_string(),
             start_ms: info.start_ms,
             end_ms: info.build_start.elapsed().as_secs_f64() * 1000.0,
         };
-        self.send(Done::Ok(report, path));
+        let unfetched = match how {
+            How::Substituted(found, false) => Some((*key, found)),
+            _ => None,
+        };
+        self.send(Done::Ok(report, path, unfetched));
     }
 
     pub(crate) fn failed(mut self, cause: StepFailureCause, log: String) {

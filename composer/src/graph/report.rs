@@ -7,7 +7,7 @@
 //! wanted root down to the failed step.
 
 use crate::builders::BuildError;
-use crate::store::StoreError;
+use crate::store::{Blake3Digest, StoreError};
 use std::fmt::Write as _;
 
 /// One step of a finished build.
@@ -18,7 +18,12 @@ pub struct StepReport {
     pub placeholder: String,
     /// The output, `/imago/store/<hash>-<name>`.
     pub path: String,
-    /// True when the output came from the build cache.
+    /// Where the output came from.
+    pub origin: Origin,
+    /// The cache it was substituted from (`origin` "substituted").
+    pub substituter: Option<String>,
+    /// True when the output came from the local build cache (`origin`
+    /// "local").
     pub cached: bool,
     /// True when the cached output was broken and `--repair` rebuilt it
     /// in place.
@@ -29,6 +34,18 @@ pub struct StepReport {
     /// started.
     pub start_ms: f64,
     pub end_ms: f64,
+}
+
+/// Where a step's output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Its builder ran (`--repair` included).
+    Built,
+    /// The local store's build cache had it.
+    Local,
+    /// A substituter (a binary cache) had it.
+    Substituted,
 }
 
 /// A wanted output.
@@ -46,8 +63,10 @@ pub struct RootOutput {
 pub struct BuildSummary {
     /// Steps whose builder ran.
     pub built: usize,
-    /// Steps answered by the build cache.
+    /// Steps answered by the local build cache.
     pub cached: usize,
+    /// Steps whose output was taken from a substituter (a binary cache).
+    pub substituted: usize,
     /// Of the steps built, those whose cached output was broken and was
     /// replaced by the rebuilt one (`--repair`).
     pub repaired: usize,
@@ -56,6 +75,9 @@ pub struct BuildSummary {
     pub outputs: Vec<RootOutput>,
     /// Every completed step, in completion order.
     pub steps: Vec<StepReport>,
+    /// Why a substituter could not be used for a step, which was built
+    /// instead (each also shown as it happens, with progress).
+    pub warnings: Vec<String>,
     pub elapsed_ms: f64,
 }
 
@@ -74,6 +96,15 @@ pub enum StepFailureCause {
     Panicked(String),
     #[error("its output was never registered (the thread committing it to the store stopped)")]
     Unregistered,
+    /// The output of `step` (this step, or an input of it), named by a
+    /// substituter's record, could not be fetched: the build runs again
+    /// and builds it (the warning says why).
+    #[error("the output of step `{step}` could not be fetched from {source_url}")]
+    Unfetched {
+        step: String,
+        key: Blake3Digest,
+        source_url: String,
+    },
 }
 
 impl StepFailureCause {
@@ -86,6 +117,7 @@ impl StepFailureCause {
             StepFailureCause::Store(e) => e.code(),
             StepFailureCause::UnresolvedPlaceholder(_) => STEP_PLACEHOLDER,
             StepFailureCause::Panicked(_) | StepFailureCause::Unregistered => STEP_INTERNAL,
+            StepFailureCause::Unfetched { .. } => STEP_FAILED,
         }
     }
 }

@@ -31,6 +31,14 @@
 //!    can start, once the output is registered. The step lock is held until
 //!    then.
 //!
+//! On a miss, still under the step lock, the [`Substituter`] is asked
+//! first (`imago build --substituter CACHE`): a binary cache with a trusted
+//! record of the key hands over the output's closure, registered with the
+//! key's build-cache entry, and the step counts as substituted; each cache
+//! that fails is a warning, and the step is built. Since the dependents'
+//! keys are computed from the outputs, early cutoff holds for substituted
+//! outputs too.
+//!
 //! With `repair`, a cache hit is rehashed first; a broken output is rebuilt
 //! under the step lock and exchanged into place ([`Store::repair_with`]).
 //!
@@ -43,14 +51,17 @@ use super::dag::{StepId, ValidatedGraph};
 use super::progress::{Progress, ProgressMode};
 use super::registry;
 use super::reply::{Done, How, Mailbox, Reply, StepInfo};
-use super::report::{BuildSummary, RootOutput, ScheduleError, StepFailure, StepFailureCause};
+use super::report::{
+    BuildSummary, Origin, RootOutput, ScheduleError, StepFailure, StepFailureCause,
+};
 use super::step::{find_pending, substitute};
+use super::substitute::{NoSubstitutes, Refusing, Substituter, Substitution};
 use crate::builders::{BuildContext, Builder, ResolvedStep};
 use crate::store::{
     AddDone, AddSpec, Blake3Digest, Prepared, StepLock, Store, StorePath, TempOutput,
 };
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
@@ -168,6 +179,18 @@ pub fn build(
     builders: &dyn BuilderSet,
     options: &BuildOptions,
 ) -> Result<BuildSummary, ScheduleError> {
+    build_with(graph, store, builders, options, &NoSubstitutes)
+}
+
+/// [`build`], taking the output of every step the local build cache lacks
+/// from `substituter` when it has it.
+pub fn build_with(
+    graph: &ValidatedGraph,
+    store: &Store,
+    builders: &dyn BuilderSet,
+    options: &BuildOptions,
+    substituter: &dyn Substituter,
+) -> Result<BuildSummary, ScheduleError> {
     for &id in graph.topological() {
         let step = graph.step(id);
         if builders.get(&step.builder).is_none() {
@@ -188,33 +211,130 @@ pub fn build(
         deb_cache: options.deb_cache.clone(),
         offline: options.offline,
     };
-    std::thread::scope(|threads| {
-        let (commits, queued) = mpsc::channel::<(Prepared, AddDone)>();
-        let mailbox = Arc::new(Mailbox::default());
-        let woken = Arc::clone(&mailbox);
-        let committer = std::thread::Builder::new()
-            .name("imago-commit".to_owned())
-            .spawn_scoped(threads, move || commit_loop(store, &queued, &woken));
-        if let Err(source) = committer {
-            return Err(ScheduleError::CommitThread { source });
-        }
-        let run = Run {
+    let start = Instant::now();
+    let mut refusing = Refusing {
+        inner: substituter,
+        refused: BTreeSet::new(),
+    };
+    // The origins of the steps of earlier runs that were not local, and
+    // their warnings.
+    let mut earlier: BTreeMap<String, (Origin, Option<String>)> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    loop {
+        let once = Once {
             graph,
             store,
             builders,
+            options,
             ctx: &ctx,
-            start: Instant::now(),
-            progress: Progress::new(options.progress, graph.len()),
-            repair: options.repair,
-            commits,
-            mailbox,
-            queue: Mutex::default(),
+            pool: &pool,
+            jobs,
         };
-        let result = pool.in_place_scope(|scope| run.coordinate(scope, jobs, options.keep_going));
-        run.progress.done();
-        // Dropping `run` closes the channel, which ends the commit thread.
-        result
-    })
+        let (mut summary, failures) = match once.run(&refusing) {
+            Ok(summary) => (summary, Vec::new()),
+            Err(ScheduleError::Failed { failures, summary }) => (*summary, failures),
+            Err(e) => return Err(e),
+        };
+        warnings.append(&mut summary.warnings);
+        let unfetched: Vec<Blake3Digest> = failures
+            .iter()
+            .filter_map(|f| match &f.cause {
+                StepFailureCause::Unfetched { key, .. } => Some(*key),
+                _ => None,
+            })
+            .filter(|key| !refusing.refused.contains(key))
+            .collect();
+        if !unfetched.is_empty() {
+            // Again, building what could not be fetched; everything
+            // done so far is in the local build cache.
+            for step in summary.steps.iter().filter(|s| s.origin != Origin::Local) {
+                earlier.insert(step.key.clone(), (step.origin, step.substituter.clone()));
+            }
+            refusing.refused.extend(unfetched);
+            continue;
+        }
+        for step in &mut summary.steps {
+            if step.origin == Origin::Local
+                && let Some((origin, substituter)) = earlier.get(&step.key)
+            {
+                step.origin = *origin;
+                step.substituter.clone_from(substituter);
+                step.cached = false;
+            }
+        }
+        let count = |o: Origin| summary.steps.iter().filter(|s| s.origin == o).count();
+        (summary.built, summary.cached, summary.substituted) = (
+            count(Origin::Built),
+            count(Origin::Local),
+            count(Origin::Substituted),
+        );
+        summary.warnings = warnings;
+        summary.elapsed_ms = ms(start.elapsed());
+        return if failures.is_empty() {
+            Ok(summary)
+        } else {
+            Err(ScheduleError::Failed {
+                failures,
+                summary: Box::new(summary),
+            })
+        };
+    }
+}
+
+/// One run of a build (a build runs again when an output a substituter
+/// named cannot be fetched).
+struct Once<'a> {
+    graph: &'a ValidatedGraph,
+    store: &'a Store,
+    builders: &'a dyn BuilderSet,
+    options: &'a BuildOptions,
+    ctx: &'a BuildContext,
+    pool: &'a rayon::ThreadPool,
+    jobs: usize,
+}
+
+impl Once<'_> {
+    fn run(&self, substituter: &dyn Substituter) -> Result<BuildSummary, ScheduleError> {
+        let Once {
+            graph,
+            store,
+            builders,
+            options,
+            ctx,
+            pool,
+            jobs,
+        } = *self;
+        std::thread::scope(|threads| {
+            let (commits, queued) = mpsc::channel::<(Prepared, AddDone)>();
+            let mailbox = Arc::new(Mailbox::default());
+            let woken = Arc::clone(&mailbox);
+            let committer = std::thread::Builder::new()
+                .name("imago-commit".to_owned())
+                .spawn_scoped(threads, move || commit_loop(store, &queued, &woken));
+            if let Err(source) = committer {
+                return Err(ScheduleError::CommitThread { source });
+            }
+            let run = Run {
+                graph,
+                store,
+                builders,
+                substituter,
+                ctx,
+                start: Instant::now(),
+                progress: Progress::new(options.progress, graph.len()),
+                repair: options.repair,
+                commits,
+                mailbox,
+                queue: Mutex::default(),
+                warnings: Mutex::default(),
+            };
+            let result =
+                pool.in_place_scope(|scope| run.coordinate(scope, jobs, options.keep_going));
+            run.progress.done();
+            // Dropping `run` closes the channel, which ends the commit thread.
+            result
+        })
+    }
 }
 
 /// The commit thread: hands every output the workers queued since its last
@@ -257,6 +377,7 @@ struct Run<'a> {
     graph: &'a ValidatedGraph,
     store: &'a Store,
     builders: &'a dyn BuilderSet,
+    substituter: &'a dyn Substituter,
     ctx: &'a BuildContext,
     start: Instant,
     progress: Progress,
@@ -266,6 +387,8 @@ struct Run<'a> {
     /// From every step, to the coordinator.
     mailbox: Arc<Mailbox>,
     queue: Mutex<Queue>,
+    /// Why substituters failed, in the order they did.
+    warnings: Mutex<Vec<String>>,
 }
 
 /// What the coordinator and the workers share.
@@ -274,6 +397,9 @@ struct Queue {
     ready: Ready,
     /// The output of every step done.
     outputs: BTreeMap<StepId, StorePath>,
+    /// Of those, the outputs a substituter named that are not fetched yet,
+    /// with the step's key and the record.
+    unfetched: BTreeMap<StepId, (Blake3Digest, Substitution)>,
     /// Worker loops running (each runs one step at a time).
     loops: usize,
     /// Steps started and not done (an output may be waiting for the commit).
@@ -287,6 +413,8 @@ struct Start {
     id: StepId,
     substitutions: BTreeMap<String, String>,
     input_paths: Vec<StorePath>,
+    /// The inputs to fetch before the step is built: key, record, name.
+    to_fetch: Vec<(Blake3Digest, Substitution, String)>,
     info: StepInfo,
 }
 
@@ -296,6 +424,9 @@ enum Outcome {
     Cached(StorePath, Blake3Digest),
     /// A broken cached output was rebuilt and put back (`--repair`).
     Repaired(StorePath, Blake3Digest),
+    /// A substituter named it: the output, the record, and whether it is
+    /// in the store already.
+    Substituted(StorePath, Blake3Digest, Substitution, bool),
     Built {
         tmp: TempOutput,
         key: Blake3Digest,
@@ -348,24 +479,23 @@ impl<'a> Run<'a> {
             // and not while progress is printed.
             let batch = self.mailbox.take();
             let finished = batch.len();
-            let mut built: Vec<(StepId, StorePath)> = Vec::with_capacity(finished);
+            let mut built = Vec::with_capacity(finished);
             let mut stop = false;
             for (id, done) in batch {
                 let step = graph.step(id);
                 match done {
-                    Done::Ok(report, path) => {
-                        self.progress
-                            .finished(&step.name, (!report.cached).then_some(report.path.as_str()));
-                        if report.cached {
-                            summary.cached += 1;
-                        } else {
-                            summary.built += 1;
+                    Done::Ok(report, path, unfetched) => {
+                        self.progress.finished(&report);
+                        match report.origin {
+                            Origin::Built => summary.built += 1,
+                            Origin::Local => summary.cached += 1,
+                            Origin::Substituted => summary.substituted += 1,
                         }
                         if report.repaired {
                             summary.repaired += 1;
                         }
                         summary.steps.push(report);
-                        built.push((id, path));
+                        built.push((id, path, unfetched));
                     }
                     Done::Failed(cause, log) => {
                         self.progress.failed(&step.name);
@@ -388,8 +518,11 @@ impl<'a> Run<'a> {
             let mut queue = self.queue();
             queue.outstanding -= finished;
             queue.stopped |= stop;
-            for (id, path) in built {
+            for (id, path, unfetched) in built {
                 queue.outputs.insert(id, path);
+                if let Some(record) = unfetched {
+                    queue.unfetched.insert(id, record);
+                }
                 for dependent in graph.dependents(id) {
                     if let Some(n) = waiting.get_mut(&dependent) {
                         *n -= 1;
@@ -402,7 +535,30 @@ impl<'a> Run<'a> {
             }
         }
         let outputs = std::mem::take(&mut self.queue().outputs);
-        summary.skipped = graph.len() - summary.built - summary.cached - failures.len();
+        summary.skipped =
+            graph.len() - summary.built - summary.cached - summary.substituted - failures.len();
+        // The wanted outputs are fetched last: those a substituter named
+        // (a failure makes the build run again, building it).
+        if failures.is_empty() {
+            for root in graph.roots() {
+                let record = self.queue().unfetched.get(root).cloned();
+                if let Some((key, found)) = record {
+                    let step = graph.step(*root);
+                    if let Err(cause) = self.fetch(&key, &found, &step.name) {
+                        failures.push(StepFailure {
+                            name: step.name.clone(),
+                            builder: step.builder.clone(),
+                            placeholder: step.placeholder.clone(),
+                            cause,
+                            log: String::new(),
+                            chain: vec![step.name.clone()],
+                        });
+                    }
+                }
+            }
+        }
+        summary.warnings =
+            std::mem::take(&mut *self.warnings.lock().unwrap_or_else(PoisonError::into_inner));
         summary.outputs = graph
             .roots()
             .iter()
@@ -437,11 +593,12 @@ impl<'a> Run<'a> {
                 id,
                 substitutions,
                 input_paths,
+                to_fetch,
                 info,
             } = start;
             let mut reply = Some(Reply::new(Arc::clone(&self.mailbox), id, info));
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.run_step(id, &substitutions, &input_paths, &mut reply);
+                self.run_step(id, &substitutions, &input_paths, &to_fetch, &mut reply);
             }));
             if let (Err(panic), Some(reply)) = (result, reply.take()) {
                 let text = panic
@@ -482,6 +639,15 @@ impl<'a> Run<'a> {
             .inputs(id)
             .filter_map(|i| queue.outputs.get(&i).cloned())
             .collect();
+        let to_fetch = graph
+            .inputs(id)
+            .filter_map(|i| {
+                queue
+                    .unfetched
+                    .get(&i)
+                    .map(|(key, found)| (*key, found.clone(), graph.step(i).name.clone()))
+            })
+            .collect();
         drop(queue);
         input_paths.sort();
         input_paths.dedup();
@@ -491,6 +657,7 @@ impl<'a> Run<'a> {
             id,
             substitutions,
             input_paths,
+            to_fetch,
             info: StepInfo {
                 name: step.name.clone(),
                 builder: step.builder.clone(),
@@ -499,6 +666,53 @@ impl<'a> Run<'a> {
                 start_ms: ms(self.start.elapsed()),
             },
         })
+    }
+
+    /// Fetches the output a substituter named for the step `key` (`name`),
+    /// unless the store has it by now.
+    fn fetch(
+        &self,
+        key: &Blake3Digest,
+        found: &Substitution,
+        name: &str,
+    ) -> Result<(), StepFailureCause> {
+        let _lock = self.store.lock_step(key)?;
+        if self.store.cache_get(key)?.as_ref() == Some(&found.output) {
+            return Ok(());
+        }
+        let mut warn = |text: String| self.warn(text);
+        let Err(object) = self
+            .substituter
+            .fetch(self.store, key, found, name, &mut warn)
+        else {
+            return Ok(());
+        };
+        // The object that failed may be the output of another step named
+        // by a record (an input's, say): that step is the one to build, so
+        // that the next run fetches this one with it in the store.
+        let culprit = object.and_then(|object| {
+            let queue = self.queue();
+            queue
+                .unfetched
+                .iter()
+                .find(|(_, (_, f))| f.output == object)
+                .map(|(id, (k, _))| (*k, self.graph.step(*id).name.clone()))
+        });
+        let (key, step) = culprit.unwrap_or_else(|| (*key, name.to_owned()));
+        Err(StepFailureCause::Unfetched {
+            step,
+            key,
+            source_url: found.source.clone(),
+        })
+    }
+
+    /// Shows a substituter's failure now and keeps it for the summary.
+    fn warn(&self, text: String) {
+        self.progress.warn(&text);
+        self.warnings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(text);
     }
 
     /// What the step's builder estimates its work to be.
@@ -516,16 +730,20 @@ impl<'a> Run<'a> {
         id: StepId,
         substitutions: &BTreeMap<String, String>,
         input_paths: &[StorePath],
+        to_fetch: &[(Blake3Digest, Substitution, String)],
         reply: &mut Option<Reply>,
     ) {
         let step = self.graph.step(id);
         let mut log: Vec<u8> = Vec::new();
-        let result = self.resolve_and_build(step, substitutions, input_paths, &mut log);
+        let result = self.resolve_and_build(step, substitutions, input_paths, to_fetch, &mut log);
         let log = String::from_utf8_lossy(&log).into_owned();
         let Some(reply) = reply.take() else { return };
         match result {
             Ok(Outcome::Cached(path, key)) => reply.ok(path, &key, How::Cached),
             Ok(Outcome::Repaired(path, key)) => reply.ok(path, &key, How::Repaired),
+            Ok(Outcome::Substituted(path, key, found, fetched)) => {
+                reply.ok(path, &key, How::Substituted(found, fetched));
+            }
             Ok(Outcome::Built {
                 tmp,
                 key,
@@ -537,6 +755,7 @@ impl<'a> Run<'a> {
                     candidate_refs: &candidates,
                     deriver: Some(&step.placeholder),
                     cache_key: Some(key),
+                    step_inputs: input_paths,
                 };
                 let prepared = match self.store.prepare(tmp, &spec) {
                     Ok(p) => p,
@@ -569,6 +788,7 @@ impl<'a> Run<'a> {
         step: &super::Step,
         substitutions: &BTreeMap<String, String>,
         input_paths: &[StorePath],
+        to_fetch: &[(Blake3Digest, Substitution, String)],
         log: &mut Vec<u8>,
     ) -> Result<Outcome, StepFailureCause> {
         let params = substitute(&step.params_json(), substitutions);
@@ -603,6 +823,24 @@ impl<'a> Run<'a> {
             && let Some(path) = self.store.cache_get(&key)?
         {
             return Ok(Outcome::Cached(path, key));
+        }
+        // A broken output is rebuilt, never taken again from elsewhere.
+        if broken.is_none() {
+            let mut warn = |text: String| self.warn(text);
+            if let Some(found) = self.substituter.lookup(&key, &step.name, &mut warn) {
+                // Fetched only when needed (see `Substituter`); an object
+                // the store has already just gains the cache entry.
+                let here = self.store.is_valid(&found.output)?;
+                if here {
+                    self.store.add_temp_root(&found.output)?;
+                    self.store.cache_put(&key, &found.output)?;
+                }
+                drop(lock);
+                return Ok(Outcome::Substituted(found.output.clone(), key, found, here));
+            }
+        }
+        for (input_key, found, name) in to_fetch {
+            self.fetch(input_key, found, name)?;
         }
         // An output may mention any object its inputs refer to (a tree that
         // copies a unit file naming a script, say), not only the inputs

@@ -6,6 +6,7 @@
 use super::error::PipelineError;
 use super::outcome::Failure;
 use super::request::{DiagnosticStyle, Settings};
+use crate::debian::components::Components;
 use crate::debian::index::Sites;
 use crate::debian::lock::Lock;
 use crate::debian::pins::PackageIndex;
@@ -36,6 +37,9 @@ pub(super) struct Evaluated {
     /// The system's Debian release and architecture (`None` when the
     /// attribute is not a system's or the module library lacks the options).
     pub platform: Option<Platform>,
+    /// The archive components its packages may come from (`None` as for
+    /// `platform`).
+    pub components: Option<Components>,
 }
 
 /// How the step table treats packages.
@@ -56,6 +60,8 @@ pub struct Requested {
     /// The release and architecture the system asks for (`None`: not a
     /// system, or a module library without `system.debian.release`).
     pub platform: Option<Platform>,
+    /// The archive components it asks for (`None` as for `platform`).
+    pub components: Option<Components>,
 }
 
 /// Evaluates `attr` of `file` in record mode (no package needs a lock) and
@@ -73,6 +79,7 @@ pub fn requested_packages(
             packages: e.packages,
             sites: e.sites,
             platform: e.platform,
+            components: e.components,
         })
         .map_err(Failure::Evaluation))
 }
@@ -115,6 +122,7 @@ fn evaluate(
         TableMode::Record => StepTable::recording(),
     });
     let mut platform = None;
+    let mut components = None;
     let render = |diags: Vec<Diagnostic>, ev: &Evaluator| style.render(&diags, ev.sources());
     let (ev, value, system) = match attr.strip_prefix("config.") {
         Some(option) => {
@@ -131,8 +139,10 @@ fn evaluate(
                 };
             // The release and architecture come first: a lock of another
             // one would pin every package to the wrong Debian.
-            match system_platform(&ev, &system) {
-                Ok(p) => platform = p,
+            match system_platform(&ev, &system)
+                .and_then(|p| Ok((p, system_components(&ev, &system)?)))
+            {
+                Ok((p, c)) => (platform, components) = (p, c),
                 Err(e) => {
                     let mut diags = system.warnings();
                     diags.extend(system_eval::diagnostics_of(&e));
@@ -184,7 +194,33 @@ fn evaluate(
         packages: table.requested_packages(),
         sites: Sites::collect(&ev.package_sites(), ev.sources()),
         platform,
+        components,
     }))
+}
+
+/// `system.debian.components`, when the module library declares it (its
+/// enum type admits only known names).
+fn system_components(
+    ev: &Evaluator,
+    system: &imago_lang::modules::Evaluated,
+) -> Result<Option<Components>, imago_lang::modules::ModuleError> {
+    let path = OptionPath::parse("system.debian.components").expect("a valid option path");
+    if system.declaration(&path).is_none() {
+        return Ok(None);
+    }
+    let value = system.value_at(ev, &path)?;
+    let Some(items) = value.as_list() else {
+        return Ok(None);
+    };
+    let mut names = Vec::new();
+    for item in items.iter() {
+        let item = ev.force(item)?;
+        match item.as_str() {
+            Some(name) => names.push(name.to_owned()),
+            None => return Ok(None),
+        }
+    }
+    Ok(Components::parse(names.iter().map(String::as_str)).ok())
 }
 
 /// `system.debian.release` and `system.architecture`, when the module

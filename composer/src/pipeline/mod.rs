@@ -11,7 +11,9 @@
 //!    followed by `/sub/path`) or a store path.
 //! 2. Build the graph of the steps it needs and validate it.
 //! 3. Prefetching ([`prefetch`]): start fetching the Debian packages the download cache
-//!    lacks in the background, and schedule.
+//!    lacks in the background, and schedule, asking the [`Settings`]'
+//!    substituters for each step the local build cache lacks
+//!    (`substitute.rs`).
 //! 4. The outcome (`outcome.rs`): hand back the object built, or the failure as data.
 //!
 //! The pipeline prints nothing itself: diagnostics are rendered in the
@@ -24,14 +26,16 @@ mod evaluate;
 mod outcome;
 pub mod prefetch;
 mod request;
+mod substitute;
 
 pub use error::PipelineError;
 pub use evaluate::{Requested, requested_packages};
 pub use outcome::{Built, Failure, Outcome};
 pub use request::{BuildRequest, DEFAULT_ATTR, DiagnosticStyle, Settings};
 
+use crate::cache::Location;
 use crate::debian::lock::Lock;
-use crate::graph::{BuildSummary, Graph, Registry, ScheduleError, build};
+use crate::graph::{BuildSummary, Graph, Registry, ScheduleError, build_with};
 use crate::store::{Store, StorePath};
 use anyhow::Context;
 use evaluate::{Root, TableMode, evaluate_on_thread, find_root};
@@ -108,7 +112,14 @@ pub fn build_file(
         &settings.package_caches,
         &request.file,
     )?;
-    let built = build(&graph, store, &Registry, &request.options);
+    let caches: Vec<Location> = settings
+        .substituters
+        .iter()
+        .filter(|c| !(request.options.offline && matches!(c, Location::Http { .. })))
+        .cloned()
+        .collect();
+    let substituter = substitute::Caches::new(&caches, &settings.trusted_public_keys);
+    let built = build_with(&graph, store, &Registry, &request.options, &substituter);
     let fetched = match fetch {
         Some(background) => {
             if built.is_err() {

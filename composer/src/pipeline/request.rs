@@ -1,5 +1,6 @@
 //! What a build is asked to do, and the plain settings it runs with.
 
+use crate::cache::{Location, PublicKey};
 use crate::graph::BuildOptions;
 use anyhow::Context;
 use imago_lang::diag::{self, Diagnostic};
@@ -31,6 +32,11 @@ pub struct Settings {
     pub package_caches: Vec<String>,
     /// How diagnostics are rendered.
     pub diagnostics: DiagnosticStyle,
+    /// Binary caches asked, in order, for the output of each step the
+    /// local build cache lacks (HTTP ones not when offline).
+    pub substituters: Vec<Location>,
+    /// The keys whose signatures the substituters are trusted with.
+    pub trusted_public_keys: Vec<PublicKey>,
 }
 
 impl Default for Settings {
@@ -39,6 +45,8 @@ impl Default for Settings {
             show_trace: false,
             package_caches: Vec::new(),
             diagnostics: DiagnosticStyle::Text { color: false },
+            substituters: Vec::new(),
+            trusted_public_keys: Vec::new(),
         }
     }
 }

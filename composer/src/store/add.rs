@@ -32,13 +32,15 @@ use std::path::Path;
 
 /// What [`Store::add_then`] adds: the object's name, the store paths it
 /// may refer to, free text saying what built it, and the build-cache key
-/// to record for it in the same transaction.
+/// to record for it in the same transaction, with the step's inputs.
 #[derive(Debug, Clone, Copy)]
 pub struct AddSpec<'a> {
     pub name: &'a str,
     pub candidate_refs: &'a [StorePath],
     pub deriver: Option<&'a str>,
     pub cache_key: Option<Blake3Digest>,
+    /// The outputs of the step's inputs (recorded with `cache_key`).
+    pub step_inputs: &'a [StorePath],
 }
 
 /// What [`Store::commit_prepared`] calls once an output is registered or
@@ -52,6 +54,7 @@ pub struct Prepared {
     tmp: TempOutput,
     object: NewObject,
     cache_key: Option<Blake3Digest>,
+    step_inputs: Vec<StorePath>,
 }
 
 impl Store {
@@ -79,6 +82,7 @@ impl Store {
             candidate_refs,
             deriver,
             cache_key: None,
+            step_inputs: &[],
         };
         super::commit::wait_for(|done| self.add_then(tmp, &spec, done))
     }
@@ -111,6 +115,7 @@ impl Store {
             tmp,
             object,
             cache_key: spec.cache_key,
+            step_inputs: spec.step_inputs.to_vec(),
         })
     }
 
@@ -126,11 +131,13 @@ impl Store {
                     tmp,
                     object,
                     cache_key,
+                    step_inputs,
                 } = prepared;
                 let path = object.path.clone();
                 Request {
                     objects: vec![(tmp.out(), object)],
                     cache_key,
+                    step_inputs,
                     needs_sync: true,
                     staged: Some(tmp),
                     done: Box::new(move |r| done(r.map(|()| path))),

@@ -59,6 +59,8 @@ pub(crate) struct Request {
     pub objects: Vec<(PathBuf, NewObject)>,
     /// A build-cache entry for the first object.
     pub cache_key: Option<Blake3Digest>,
+    /// The inputs of the step `cache_key` (recorded with it).
+    pub step_inputs: Vec<StorePath>,
     /// Whether the staged files still need a sync before the rename.
     pub needs_sync: bool,
     /// The temporary output the (single) object is staged at, if it is
@@ -153,6 +155,7 @@ impl Store {
             self.submit(Request {
                 objects,
                 cache_key,
+                step_inputs: Vec::new(),
                 needs_sync,
                 staged: None,
                 done,
@@ -286,6 +289,7 @@ impl Store {
             for r in batch {
                 if let (Some(key), Some((_, o))) = (&r.cache_key, r.objects.first()) {
                     db::cache_put(&tx, key, &o.path).map_err(db_err)?;
+                    db::add_step_inputs(&tx, key, &r.step_inputs).map_err(db_err)?;
                 }
             }
             tx.commit().map_err(db_err)?;

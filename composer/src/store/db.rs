@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The schema this code writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE objects (
@@ -38,6 +38,17 @@ CREATE TABLE build_cache (
     output   INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE
 );
 CREATE INDEX build_cache_output ON build_cache(output);
+";
+
+/// Version 2: the inputs of each step built here, so that `imago copy
+/// --to` can copy a build's intermediate outputs and step records too.
+const SCHEMA_2: &str = "
+CREATE TABLE step_inputs (
+    step_key BLOB NOT NULL,            -- a build_cache step key
+    input    INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
+    PRIMARY KEY (step_key, input)
+);
+CREATE INDEX step_inputs_input ON step_inputs(input);
 ";
 
 /// What the database knows about one object.
@@ -106,14 +117,20 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
             supported: SCHEMA_VERSION,
         });
     }
-    if version < 1 {
-        // BEGIN IMMEDIATE: two processes creating a store at once serialize here.
+    if version < SCHEMA_VERSION {
+        // BEGIN IMMEDIATE: two processes creating or upgrading a store at
+        // once serialize here.
         let tx = write_tx(&mut conn).map_err(err)?;
         let again: i64 = tx
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err)?;
         if again < 1 {
             tx.execute_batch(SCHEMA).map_err(err)?;
+        }
+        if again < 2 {
+            tx.execute_batch(SCHEMA_2).map_err(err)?;
+        }
+        if again < SCHEMA_VERSION {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(err)?;
         }
@@ -278,6 +295,49 @@ pub(crate) fn cache_get(
     .optional()
 }
 
+/// The step keys whose build-cache entries name `output`, sorted.
+pub(crate) fn cache_keys_of(
+    conn: &Connection,
+    output: &StorePath,
+) -> rusqlite::Result<Vec<Blake3Digest>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.step_key FROM build_cache c JOIN objects o ON o.id = c.output
+         WHERE o.path = ?1 ORDER BY c.step_key",
+    )?;
+    let rows = stmt.query_map([output.as_str()], |row| digest_from(row.get(0)?))?;
+    rows.collect()
+}
+
+/// Records the inputs of the step `key` (valid objects; others are
+/// skipped).
+pub(crate) fn add_step_inputs(
+    conn: &Connection,
+    key: &Blake3Digest,
+    inputs: &[StorePath],
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR IGNORE INTO step_inputs (step_key, input)
+         SELECT ?1, id FROM objects WHERE path = ?2",
+    )?;
+    for input in inputs {
+        stmt.execute(params![&key.0[..], input.as_str()])?;
+    }
+    Ok(())
+}
+
+/// The recorded inputs of the step `key`, sorted.
+pub(crate) fn step_inputs(
+    conn: &Connection,
+    key: &Blake3Digest,
+) -> rusqlite::Result<Vec<StorePath>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.path FROM step_inputs s JOIN objects o ON o.id = s.input
+         WHERE s.step_key = ?1 ORDER BY o.path",
+    )?;
+    let rows = stmt.query_map([&key.0[..]], |row| path_from(row.get(0)?))?;
+    rows.collect()
+}
+
 /// Records a cache entry; returns false if `output` is not valid.
 pub(crate) fn cache_put(
     conn: &Connection,
@@ -319,5 +379,35 @@ mod tests {
                     .unwrap()
             );
         }
+    }
+
+    #[test]
+    fn a_version_1_database_gains_the_step_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let input = StorePath::from_digest(&Blake3Digest::of(b"in"), "in").unwrap();
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO objects (path, digest, nar_size, deriver, registered)
+                 VALUES (?1, zeroblob(32), 1, NULL, 0)",
+                [input.as_str()],
+            )
+            .unwrap();
+        }
+        let conn = open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let key = Blake3Digest::of(b"step");
+        add_step_inputs(&conn, &key, std::slice::from_ref(&input)).unwrap();
+        assert_eq!(step_inputs(&conn, &key).unwrap(), [input]);
+        drop(conn);
+        // Opening it again changes nothing.
+        let conn = open(&path).unwrap();
+        assert_eq!(step_inputs(&conn, &key).unwrap().len(), 1);
     }
 }

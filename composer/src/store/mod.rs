@@ -212,6 +212,17 @@ impl Store {
         Ok(found)
     }
 
+    /// The keys of the steps the build cache names `output` the output of.
+    pub fn cache_keys_of(&self, output: &StorePath) -> Result<Vec<Blake3Digest>> {
+        db::cache_keys_of(&*self.reader()?, output).map_err(db::db_err(&self.db_path))
+    }
+
+    /// The outputs of the inputs of the step `key`, as recorded when it
+    /// was built here (none for a step found elsewhere).
+    pub fn step_inputs(&self, key: &Blake3Digest) -> Result<Vec<StorePath>> {
+        db::step_inputs(&*self.reader()?, key).map_err(db::db_err(&self.db_path))
+    }
+
     /// Records that step `key` produced `output` (which must be valid).
     pub fn cache_put(&self, key: &Blake3Digest, output: &StorePath) -> Result<()> {
         let ok = db::cache_put(&self.conn(), key, output).map_err(db::db_err(&self.db_path))?;

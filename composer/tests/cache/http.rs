@@ -9,7 +9,7 @@ use std::fs;
 use std::path::Path;
 
 /// Serves every file of the fixture's cache under `/c/`.
-fn serve(f: &Fixture) -> Server {
+pub fn serve(f: &Fixture) -> Server {
     let server = Server::start();
     fn walk(server: &Server, root: &Path, dir: &Path) {
         for e in fs::read_dir(dir).unwrap().flatten() {

@@ -10,3 +10,4 @@ mod http;
 mod keys;
 mod refusals;
 mod round_trip;
+mod substitute;

@@ -1,6 +1,7 @@
 //! The release and architecture a lock is for: recorded, read back (a lock
-//! without `release` is bookworm's), and a definition of another one
-//! refused with E0613 naming both, the lock and the options.
+//! without `release` is bookworm's, though a definition that does not say is
+//! trixie's), and a definition of another one refused with E0613 naming
+//! both, the lock and the options.
 
 // Test helpers outside #[test] functions panic on failure too.
 #![allow(clippy::unwrap_used)]
@@ -52,8 +53,13 @@ fn the_lock_records_release_and_architecture() {
 fn a_lock_without_release_is_bookworms() {
     let text = "version = 2\narchitecture = \"amd64\"\n";
     let lock = Lock::parse(text, Path::new("imago.lock")).unwrap();
-    assert_eq!(lock.platform, Platform::DEFAULT);
     assert_eq!(lock.platform.release, Release::Bookworm);
+    assert_eq!(lock.platform.architecture, Architecture::Amd64);
+    // A definition that sets neither option is Debian's stable release's.
+    assert_eq!(
+        Platform::DEFAULT,
+        Platform::parse("trixie", "amd64").unwrap()
+    );
 }
 
 #[test]
@@ -66,6 +72,10 @@ fn an_unknown_release_or_architecture_is_refused() {
         (
             "version = 2\nrelease = \"trixie\"\narchitecture = \"i386\"\n",
             "i386",
+        ),
+        (
+            "version = 2\nrelease = \"trixie\"\narchitecture = \"amd64\"\ncomponents = [\"main\", \"firmware\"]\n",
+            "`firmware` is not a Debian archive component",
         ),
     ] {
         let err = Lock::parse(text, Path::new("imago.lock")).unwrap_err();
@@ -91,8 +101,9 @@ fn a_lock_for_one_platform_refuses_another() {
     ] {
         assert!(text.contains(part), "{part:?} missing from: {text}");
     }
+    let bookworm = Platform::parse("bookworm", "amd64").unwrap();
     assert!(
-        lock.check_platform(Platform::DEFAULT, Path::new("l"), Path::new("f"))
+        lock.check_platform(bookworm, Path::new("l"), Path::new("f"))
             .is_ok()
     );
 }
@@ -113,9 +124,12 @@ fn build_and_lock_refuse_a_definition_of_another_platform() {
         ),
         (
             "arm.imago",
-            "system.architecture = \"arm64\";",
+            "system.debian.release = \"bookworm\"; system.architecture = \"arm64\";",
             "bookworm (arm64)",
         ),
+        // A definition that does not say is trixie's: an old bookworm lock
+        // beside it is refused the same way, naming the options to set.
+        ("unsaid.imago", "", "trixie (amd64)"),
     ];
     for (name, setting, wanted) in cases {
         let file = dir.path().join(name);

@@ -155,6 +155,45 @@ fn merged_usr_collision_names_both_entries() {
     assert!(msg.contains("./bin/ls"), "{msg}");
 }
 
+/// trixie's base-files ships the merge as links (`bin -> usr/bin`): they
+/// are what the unpacked tree already is, so they are dropped, before or
+/// after the directory they stand for; a link anywhere else is not.
+#[test]
+fn links_that_are_the_merge_itself_are_dropped() {
+    let entries = [
+        Entry::dir("./"),
+        Entry::symlink("./bin", "usr/bin"),
+        Entry::symlink("./lib64", "/usr/lib64"),
+        Entry::dir("./usr/"),
+        Entry::dir("./usr/bin/"),
+        Entry::file("./usr/bin/sh", "x"),
+        Entry::symlink("./sbin", "usr/sbin"),
+        Entry::file("./sbin/init", "y"),
+    ];
+    let r = run(&deb(PKG, Comp::None, &entries));
+    r.result.as_ref().unwrap();
+    assert_eq!(read(&r.out, "usr/bin/sh"), "x");
+    assert_eq!(read(&r.out, "usr/sbin/init"), "y");
+    for top in ["bin", "sbin", "lib64"] {
+        assert!(r.out.join(top).symlink_metadata().is_err(), "{top}");
+    }
+}
+
+#[test]
+fn a_merged_directory_that_links_elsewhere_still_collides() {
+    let entries = [
+        Entry::dir("./usr/"),
+        Entry::dir("./usr/bin/"),
+        Entry::symlink("./bin", "usr/sbin"),
+    ];
+    let r = run(&deb(PKG, Comp::None, &entries));
+    rejected(
+        &r,
+        "./bin",
+        |r| matches!(r, Rule::UsrMergeCollision(o) if o == "./usr/bin/"),
+    );
+}
+
 #[test]
 fn relative_symlinks_are_rewritten_for_the_merge() {
     let entries = [

@@ -35,6 +35,8 @@ const WEB: &str = r#"{ pkgs, ... }:
 let page = builtins.step { builder = "tree"; name = "www"; entries."index.html".text = "hi\n"; }; in
 {
   system.name = "web";
+  # The examples' lock (bookworm's) pins its packages.
+  system.debian.release = "bookworm";
   services.nginx = {
     enable = true;
     recommendedOptimisation = true;

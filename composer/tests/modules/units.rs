@@ -101,8 +101,19 @@ fn timers_sockets_and_path_units_are_unit_files_like_services() {
         assert_eq!(unit["wantedBy"], serde_json::json!(wanted_by), "{name}");
         assert_eq!(unit["enable"], true, "{name}");
     }
-    // A disabled timer is declared but not installed.
+    // A disabled timer is declared and masked (a link to /dev/null in the
+    // unit tree), and so are the units of Debian's systemd that rebuild
+    // caches at boot (docs/system-layout.md, "No caches rebuilt at boot").
     assert_eq!(units["off.timer"]["enable"], false);
+    for unit in [
+        "ldconfig.service",
+        "systemd-hwdb-update.service",
+        "systemd-journal-catalog-update.service",
+        "systemd-update-done.service",
+    ] {
+        assert_eq!(units[unit]["enable"], false, "{unit}");
+        assert_eq!(units[unit]["text"], serde_json::Value::Null, "{unit}");
+    }
     // The system (and its unit tree) evaluates.
     let out = imago(&["config", &file, "-A", "system.build.toplevel"]);
     assert!(

@@ -38,6 +38,8 @@ const SYSTEM: &str = r#"{ ... }:
     # A user of the system's own, with a quoted description.
     u imago-test - "Imago test user" /var/lib/imago-test
     m imago-test adm
+    # systemd 256's fully locked account (trixie's systemd-network is one).
+    u! imago-locked - "Locked account"
   '';
 }
 "#;
@@ -202,6 +204,18 @@ fn the_packages_accounts_are_written_so_systemd_sysusers_creates_none() {
         "{test_user}"
     );
     assert!(group.lines().any(|l| l == "adm:x:4:imago-test"), "{group}");
+    // `u!`: locked, and expired on day 1 so that no way in is left.
+    let shadow = m.read("shadow");
+    assert!(
+        shadow
+            .lines()
+            .any(|l| l == "imago-locked:!*:1:0:99999:7::1:"),
+        "{shadow}"
+    );
+    assert!(
+        shadow.lines().any(|l| l == "imago-test:!*:1:0:99999:7:::"),
+        "{shadow}"
+    );
     assert!(
         group.lines().any(|l| l.starts_with("systemd-journal:x:")),
         "{group}"
@@ -228,13 +242,29 @@ fn the_packages_accounts_are_written_so_systemd_sysusers_creates_none() {
 
     // What systemd-sysusers (at the end of activation, and at boot) would
     // do with the same files: nothing.
+    // The host's systemd may predate `u!` (256), which creates the same
+    // line: its copies say `u` instead.
+    let copies = tempfile::tempdir().unwrap();
     let mut files: Vec<PathBuf> = Vec::new();
     for dir in [
         built.entry("etc").join("sysusers.d"),
         built.entry("sw").join("usr/lib/sysusers.d"),
     ] {
         for e in fs::read_dir(&dir).unwrap() {
-            files.push(e.unwrap().path());
+            let e = e.unwrap();
+            let copy = copies
+                .path()
+                .join(format!("{}-{}", files.len(), e.file_name().display()));
+            let text = fs::read_to_string(e.path()).unwrap();
+            let text: Vec<String> = text
+                .lines()
+                .map(|l| match l.strip_prefix("u! ") {
+                    Some(rest) => format!("u {rest}"),
+                    None => l.to_owned(),
+                })
+                .collect();
+            fs::write(&copy, text.join("\n")).unwrap();
+            files.push(copy);
         }
     }
     assert!(files.len() >= 3, "{files:?}");

@@ -420,6 +420,7 @@ fn queued_adds_from_many_threads_register_with_their_cache_entries() {
                         candidate_refs: std::slice::from_ref(&dep),
                         deriver: Some("test"),
                         cache_key: Some(key),
+                        step_inputs: &[],
                     };
                     let tx = tx.clone();
                     store.add_then(tmp, &spec, move |r| tx.send((key, r)).unwrap());

@@ -336,6 +336,21 @@ pub fn no_failed_units(machine: &Machine) -> Result<(), Failure> {
         ],
         Duration::from_secs(5),
     )?;
-    assert!(failed.is_empty(), "failed units:\n{failed}");
-    Ok(())
+    if failed.is_empty() {
+        return Ok(());
+    }
+    // Each failed unit's log of this boot, so that the failure explains
+    // itself.
+    let mut logs = String::new();
+    for unit in failed.lines().filter_map(|l| l.split_whitespace().next()) {
+        let log = machine.execute(
+            format!("journalctl -b -u {unit} --no-pager -o short-monotonic | tail -n 20"),
+            Duration::from_secs(10),
+        )?;
+        logs.push_str(&format!(
+            "\n--- {unit}:\n{}",
+            String::from_utf8_lossy(&log.stdout)
+        ));
+    }
+    panic!("failed units:\n{failed}{logs}");
 }

@@ -22,7 +22,7 @@ use crate::store::canon::{self, MAX_DEPTH, Mode};
 use crate::store::db::NewObject;
 use crate::store::error::{Result, StoreError};
 use crate::store::path::StorePath;
-use crate::store::{Store, TempOutput};
+use crate::store::{Blake3Digest, Store, TempOutput};
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -278,6 +278,33 @@ impl Store {
     /// Registers every object of `batch` in one transaction; returns them in
     /// the order they were staged.
     pub fn commit_import(&self, batch: ImportBatch) -> Result<Vec<StorePath>> {
+        self.commit_import_as(batch, None)
+    }
+
+    /// [`Store::commit_import`], recording in the same transaction that the
+    /// step `key` built `output` (an object of `batch`, or one valid
+    /// already: then the build-cache entry is recorded alone). `output` is
+    /// protected from GC for the life of this `Store`.
+    pub fn commit_import_step(
+        &self,
+        batch: ImportBatch,
+        key: &Blake3Digest,
+        output: &StorePath,
+    ) -> Result<Vec<StorePath>> {
+        if batch.contains(output) {
+            return self.commit_import_as(batch, Some((key, output)));
+        }
+        let paths = self.commit_import_as(batch, None)?;
+        self.add_temp_root(output)?;
+        self.cache_put(key, output)?;
+        Ok(paths)
+    }
+
+    fn commit_import_as(
+        &self,
+        batch: ImportBatch,
+        step: Option<(&Blake3Digest, &StorePath)>,
+    ) -> Result<Vec<StorePath>> {
         let mut objects = Vec::new();
         let mut guards = Vec::with_capacity(batch.parts.len());
         for part in batch.parts {
@@ -285,8 +312,16 @@ impl Store {
             guards.push(part.tmp);
         }
         let paths = objects.iter().map(|(_, o)| o.path.clone()).collect();
+        // The build-cache entry goes to a request's first object.
+        let cache_key = step.map(|(key, output)| {
+            if let Some(i) = objects.iter().position(|(_, o)| &o.path == output) {
+                let first = objects.remove(i);
+                objects.insert(0, first);
+            }
+            *key
+        });
         if !objects.is_empty() {
-            self.commit_wait(objects, None, false)?;
+            self.commit_wait(objects, cache_key, false)?;
         }
         drop(guards);
         Ok(paths)

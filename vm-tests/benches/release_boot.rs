@@ -1,0 +1,75 @@
+//! Benchmark: the examples on each Debian release, from QEMU's start to
+//! their boot marker on the console, by direct kernel boot under TCG
+//! (targets: a trixie busybox system < 5 s, a trixie systemd system < 15 s).
+//!
+//! Builds examples/minimal.imago and examples/server.imago (bookworm) and
+//! their trixie twins in examples/trixie/, as they are (no backdoor), and
+//! boots each ROUNDS times, the four interleaved in every round so that the
+//! machine's load falls on all of them alike. Each boot is timed on the host
+//! from spawning QEMU to the marker (`IMAGO-HELLO-OK`, `IMAGO-SERVER-UP`).
+//!
+//!     cargo bench -p imago-vm-tests --bench release_boot [-- ROUNDS]
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use imago_vm_tests::Driver;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// (example, marker, memory in MiB)
+const SYSTEMS: &[(&str, &str, u32)] = &[
+    ("minimal.imago", "IMAGO-HELLO-OK", 512),
+    ("trixie/minimal.imago", "IMAGO-HELLO-OK", 512),
+    ("server.imago", "IMAGO-SERVER-UP", 1024),
+    ("trixie/server.imago", "IMAGO-SERVER-UP", 1024),
+];
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(3);
+    let driver = Driver::new("bench_release_boot").expect("driver");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let built: Vec<_> = SYSTEMS
+        .iter()
+        .map(|(file, _, _)| {
+            support::system_file(&driver, &examples.join(file))
+                .unwrap_or_else(|e| panic!("build examples/{file}: {e}"))
+        })
+        .collect();
+    let mut times = vec![Vec::new(); SYSTEMS.len()];
+    for round in 0..rounds {
+        for (i, ((file, marker, memory), system)) in SYSTEMS.iter().zip(&built).enumerate() {
+            let name = format!("boot{i}-{round}");
+            let mut config = system.direct(&driver, &name).expect("machine config");
+            config.memory_mib = *memory;
+            let m = driver.machine(config).expect("machine");
+            let start = Instant::now();
+            m.start().expect("start");
+            m.wait_for_console_text(marker, Duration::from_secs(300))
+                .unwrap_or_else(|e| panic!("examples/{file}: no {marker}: {e}"));
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!("round {round}: examples/{file} reached {marker} after {secs:.2} s");
+            times[i].push(secs);
+            m.kill();
+        }
+    }
+    for ((file, marker, _), t) in SYSTEMS.iter().zip(times) {
+        println!(
+            "examples/{file}: QEMU start to {marker} (direct boot, TCG), {rounds} boots: median {:.2} s, min {:.2} s, max {:.2} s",
+            median(t.clone()),
+            t.iter().copied().fold(f64::INFINITY, f64::min),
+            t.iter().copied().fold(0.0, f64::max)
+        );
+    }
+}
