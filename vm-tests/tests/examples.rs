@@ -153,6 +153,9 @@ vm_test!(
         assert_eq!(m.succeed("uname -m", CMD)?, "aarch64\n");
         assert!(m.succeed("uname -r", CMD)?.ends_with("-cloud-arm64\n"));
         runs_the_system(&m, &system, ARM64_MOTD)?;
+        // The console login (getty, then the autologin shell it starts) is
+        // on the virt machine's serial port, the PL011.
+        m.succeed("ls -l /proc/[0-9]*/fd/0 | grep -q ' /dev/ttyAMA0$'", CMD)?;
         m.shutdown(20 * SEC)?;
         Ok(())
     }

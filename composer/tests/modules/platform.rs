@@ -1,7 +1,7 @@
 //! `system.platform`, the names the module library uses per architecture
 //! (modules/system/debian.imago), agree with Imago's one table of
 //! per-architecture facts (`imago::arch::Architecture`), for every
-//! architecture; and the boot loader and consoles follow them.
+//! architecture; and the consoles and the serial getty follow them.
 
 use crate::support::system::{config, write_system};
 use imago::arch::Architecture;
@@ -27,6 +27,11 @@ fn the_modules_platform_names_are_imagos_per_architecture_facts() {
         assert_eq!(
             config(&file, "boot.kernel.consoles"),
             serde_json::json!(["tty0", format!("{},115200", arch.serial_console())]),
+            "{arch}"
+        );
+        assert_eq!(
+            config(&file, "services.getty.serialConsoles"),
+            serde_json::json!([arch.serial_console()]),
             "{arch}"
         );
     }
