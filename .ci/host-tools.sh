@@ -41,6 +41,11 @@ if [ "$purpose" = test ]; then
     need modprobe kmod
     # A certificate for Debian's nginx to test a generated configuration.
     need openssl openssl
+    # arm64 systems boot under qemu-system-aarch64 (TCG on an amd64 host),
+    # their disk images through AAVMF, the UEFI firmware of QEMU's virt
+    # machine (docs/releases.md).
+    need qemu-system-aarch64 qemu-system-arm
+    need_file /usr/share/AAVMF/AAVMF_CODE.fd qemu-efi-aarch64
 fi
 
 if [ -z "$missing" ]; then

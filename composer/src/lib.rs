@@ -8,6 +8,7 @@
 //!
 //! See docs/ARCHITECTURE.md for who owns what.
 
+pub mod arch;
 pub mod boot;
 pub mod builders;
 pub mod cache;

@@ -42,6 +42,21 @@ impl Accel {
         self.kind.args().iter().map(|&a| a.to_owned()).collect()
     }
 
+    /// The accelerator for a machine of `arch`: this one, or TCG (with at
+    /// least [`TCG_FACTOR`]) when `arch` is emulated on this host whatever
+    /// KVM can do (`imago::boot::kvm::emulated`: an arm64 guest on an amd64
+    /// host).
+    pub fn for_architecture(&self, arch: imago::arch::Architecture) -> Accel {
+        match imago::boot::kvm::emulated(arch) {
+            Some(reason) if self.kind == AccelKind::Kvm => Accel {
+                kind: AccelKind::Tcg,
+                factor: self.factor.max(TCG_FACTOR),
+                reason,
+            },
+            _ => self.clone(),
+        }
+    }
+
     /// Scales a test's timeout by the accelerator factor.
     pub fn scale(&self, timeout: Duration) -> Duration {
         timeout.mul_f64(self.factor)
@@ -76,7 +91,7 @@ fn choose(forced: Option<&str>, factor: Option<&str>) -> Accel {
             AccelKind::Tcg,
             format!("IMAGO_ACCEL={other:?} is not tcg, kvm or auto; using TCG"),
         ),
-        _ => match imago::boot::kvm::detect() {
+        _ => match imago::boot::kvm::detect(imago::arch::Architecture::Amd64) {
             Ok(choice) => (choice.accel, choice.reason),
             Err(e) => (AccelKind::Tcg, format!("KVM unusable: {e}")),
         },

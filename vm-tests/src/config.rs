@@ -12,6 +12,10 @@ use std::path::PathBuf;
 use crate::error::Error;
 use crate::network::Network;
 
+/// A CPU architecture of Imago's (`amd64`, `arm64`): which QEMU, machine,
+/// console and firmware a machine gets.
+pub use imago::arch::Architecture;
+
 /// A machine name: 1–32 characters of `[A-Za-z0-9_-]`, starting with a
 /// letter. It names the machine in logs and its directory under the test's
 /// temporary directory (so it must be short and path-safe).
@@ -57,13 +61,21 @@ pub enum Boot {
         /// The kernel command line, e.g. `console=ttyS0 ...`.
         cmdline: String,
     },
-    /// UEFI firmware boots from the disk (q35 machine).
+    /// UEFI firmware boots from the disk (q35 machine; `virt` for arm64).
     Uefi {
-        /// The firmware code, e.g. `/usr/share/OVMF/OVMF_CODE.fd` (read-only).
+        /// The firmware code, e.g. `/usr/share/OVMF/OVMF_CODE.fd` (read-only;
+        /// [`Architecture::uefi_firmware`] names each architecture's).
         code: PathBuf,
         /// The variable store template; each machine boots with a copy.
         vars: PathBuf,
     },
+}
+
+impl Boot {
+    /// Whether the machine boots through UEFI firmware.
+    pub fn is_uefi(&self) -> bool {
+        matches!(self, Boot::Uefi { .. })
+    }
 }
 
 /// The on-disk format of a disk image.
@@ -117,6 +129,10 @@ pub enum StoreTransport {
 pub struct MachineConfig {
     /// The machine name.
     pub name: MachineName,
+    /// The guest's architecture: amd64 runs on `qemu-system-x86_64`
+    /// (`pc`, or `q35` for UEFI), arm64 on `qemu-system-aarch64` (`virt`),
+    /// always emulated on an amd64 host.
+    pub arch: Architecture,
     /// How it boots.
     pub boot: Boot,
     /// An optional disk (virtio-blk; `/dev/vda` in the guest).
@@ -163,6 +179,7 @@ impl MachineConfig {
     pub fn new(name: MachineName, boot: Boot) -> Self {
         Self {
             name,
+            arch: Architecture::Amd64,
             boot,
             disk: None,
             memory_mib: 512,

@@ -1,6 +1,6 @@
 //! A machine's serial console, recorded.
 //!
-//! QEMU's first serial port (`ttyS0`) is connected to a Unix socket the
+//! QEMU's first serial port (`ttyS0`; `ttyAMA0` on arm64) is connected to a Unix socket the
 //! driver listens on. A reader thread splits the byte stream into lines
 //! (dropping `\r`, other control characters and ANSI escape sequences, which
 //! firmware uses to clear the screen), stamps each with the time since the

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::accel::Accel;
 use crate::backdoor::Backdoor;
 use crate::config::StoreTransport;
 use crate::config::{Boot, MachineConfig};
@@ -117,9 +118,16 @@ impl Machine {
         &self.dir
     }
 
+    /// The accelerator of this machine: the test's, unless the machine's
+    /// architecture is emulated on this host (an arm64 guest on an amd64
+    /// host), which is always TCG.
+    pub fn accel(&self) -> Accel {
+        self.shared.accel.for_architecture(self.config.arch)
+    }
+
     /// Scales a test timeout by the accelerator factor.
     pub(crate) fn scaled(&self, timeout: Duration) -> Duration {
-        self.shared.accel.scale(timeout)
+        self.accel().scale(timeout)
     }
 
     /// Runs `f` as a step of this machine.
@@ -233,14 +241,16 @@ impl Machine {
             }
             _ => None,
         };
-        let args = command_line(&self.config, &paths, &self.shared.accel, &networks);
+        let accel = self.accel();
+        let args = command_line(&self.config, &paths, &accel, &networks);
+        let binary = crate::qemu::program(self.config.arch);
         let qemu = self.substep("spawn QEMU", || {
-            let mut qemu = Process::spawn(crate::qemu::QEMU, &args)?;
-            let program = display_argv(crate::qemu::QEMU, &args);
+            let mut qemu = Process::spawn(&binary, &args)?;
+            let program = display_argv(&binary, &args);
             eprintln!("{}: {program}", self.name());
             let timeout = self.scaled(CONNECT_TIMEOUT);
             let mut accept = |listener: &UnixListener, what: &str| {
-                accept_from(listener, &mut qemu, timeout, what)
+                accept_from(listener, &mut qemu, &binary, timeout, what)
             };
             let streams = (
                 accept(&console, "console")?,
@@ -500,6 +510,7 @@ fn listen(path: &Path) -> Result<UnixListener, Error> {
 fn accept_from(
     listener: &UnixListener,
     qemu: &mut Process,
+    program: &str,
     timeout: Duration,
     what: &str,
 ) -> Result<UnixStream, Error> {
@@ -514,7 +525,7 @@ fn accept_from(
                     // Give the stderr reader a moment to collect the reason.
                     std::thread::sleep(Duration::from_millis(50));
                     Err(Error::Program {
-                        program: crate::qemu::QEMU.to_owned(),
+                        program: program.to_owned(),
                         detail: format!("exited at startup ({status}): {}", qemu.stderr().trim()),
                     })
                 }

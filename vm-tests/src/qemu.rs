@@ -31,8 +31,14 @@ use crate::error::Error;
 use crate::network::Attachment;
 use crate::retry::{Poll, retry};
 
-/// The QEMU binary.
+/// The QEMU binary of amd64 machines (see [`program`]).
 pub const QEMU: &str = "qemu-system-x86_64";
+
+/// The QEMU binary for a machine of `arch` (Imago's choice, as `imago run`
+/// makes it).
+pub fn program(arch: imago::arch::Architecture) -> String {
+    qemu::qemu_binary(arch).to_string_lossy().into_owned()
+}
 
 /// The virtio-serial port name of the backdoor: `/dev/virtio-ports/<name>`
 /// in a guest with udev, `/sys/class/virtio-ports/*/name` names it without.
@@ -83,9 +89,10 @@ pub fn command_line(
 ) -> Vec<OsString> {
     let mut args = QemuArgs::new();
     args.flag("-name", config.name.as_str());
-    let machine = match config.boot {
-        Boot::Direct { .. } => qemu::Machine::Pc,
-        Boot::Uefi { .. } => qemu::Machine::Q35,
+    let machine = match (config.boot.is_uefi(), config.arch) {
+        (false, imago::arch::Architecture::Amd64) => qemu::Machine::Pc,
+        (false, arch) => qemu::Machine::detect(arch),
+        (true, arch) => qemu::Machine::uefi(arch),
     };
     let store = config
         .store
@@ -97,7 +104,7 @@ pub fn command_line(
             },
         });
     let virtiofs = matches!(store, Some(StoreShare::Virtiofs { .. }));
-    args.accel(accel.kind)
+    args.accel(accel.kind, config.arch)
         .machine(&machine, config.memory_mib, config.smp, virtiofs)
         .words(["-nodefaults", "-no-user-config", "-display", "none"]);
 
@@ -452,6 +459,31 @@ mod tests {
         );
         assert!(joined.contains("mac=52:54:00:00:01:01"), "{joined}");
         assert!(!joined.contains("pflash"), "{joined}");
+    }
+
+    #[test]
+    fn arm64_machines_run_on_virt_with_aavmf() {
+        use imago::arch::Architecture;
+        let mut config = MachineConfig::direct("a", "/k/Image", "/i", "console=ttyAMA0").unwrap();
+        config.arch = Architecture::Arm64;
+        let paths = RunPaths::in_dir(Path::new("/t/a"), &config);
+        let joined = strings(&command_line(&config, &paths, &tcg(), &[])).join(" ");
+        assert!(
+            joined.starts_with("-name a -accel tcg -cpu cortex-a72 -machine virt -m "),
+            "{joined}"
+        );
+        assert_eq!(program(Architecture::Arm64), "qemu-system-aarch64");
+        let firmware = Architecture::Arm64.uefi_firmware();
+        config.boot = Boot::Uefi {
+            code: firmware.code.into(),
+            vars: firmware.vars.into(),
+        };
+        let joined = strings(&command_line(&config, &paths, &tcg(), &[])).join(" ");
+        assert!(joined.contains("-machine virt"), "{joined}");
+        assert!(
+            joined.contains("unit=0,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd"),
+            "{joined}"
+        );
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! the VM test backdoor (`vm-tests/systems/`) and booted under QEMU: the
 //! busybox system and the systemd server by direct kernel boot with the
 //! store over virtiofs, and the busybox system's disk image through OVMF and
-//! systemd-boot.
+//! systemd-boot; the arm64 busybox system likewise under
+//! `qemu-system-aarch64` (emulated), directly and from its disk image
+//! through AAVMF and systemd-boot.
 //!
-//! `IMAGO_VM_TESTS=quick` runs `minimal_boots_and_is_configured` and
-//! `trixie_minimal_boots` only.
+//! `IMAGO_VM_TESTS=quick` runs `minimal_boots_and_is_configured`,
+//! `trixie_minimal_boots` and `arm64_minimal_boots` only.
 
 mod support;
 
@@ -76,6 +78,20 @@ fn boot_to_hello(
     Ok((system, m))
 }
 
+/// Checks that `m` runs `system` (the toplevel that was built) and shows
+/// `motd`.
+fn runs_the_system(m: &Machine, system: &support::System, motd: &str) -> Result<(), Failure> {
+    assert_eq!(m.succeed("cat /etc/motd", CMD)?, motd);
+    assert_eq!(
+        m.succeed("readlink /run/current-system", CMD)?.trim_end(),
+        system.toplevel.to_absolute()
+    );
+    Ok(())
+}
+
+/// What examples/arm64/minimal.imago's motd says.
+const ARM64_MOTD: &str = "Welcome to the minimal Imago system, on Debian trixie for arm64.\n";
+
 vm_test!(
     quick,
     fn minimal_boots_and_is_configured() {
@@ -114,16 +130,67 @@ vm_test!(
     fn trixie_minimal_boots() {
         let driver = Driver::new("trixie_minimal_boots")?;
         let (system, m) = boot_to_hello(&driver, "trixie/minimal", "trixie-minimal")?;
-        assert_eq!(
-            m.succeed("cat /etc/motd", CMD)?,
-            "Welcome to the minimal Imago system, on Debian trixie.\n"
-        );
+        runs_the_system(
+            &m,
+            &system,
+            "Welcome to the minimal Imago system, on Debian trixie.\n",
+        )?;
         assert!(m.succeed("uname -r", CMD)?.starts_with("6.12."));
-        assert_eq!(
-            m.succeed("readlink /run/current-system", CMD)?.trim_end(),
-            system.toplevel.to_absolute()
-        );
         m.shutdown(20 * SEC)?;
+        Ok(())
+    }
+);
+
+// examples/arm64/minimal.imago: the busybox system made of Debian trixie's
+// arm64 packages, built on this host without emulation and booted under
+// qemu-system-aarch64 (`virt`, always TCG on an amd64 host) to the same
+// marker.
+vm_test!(
+    quick,
+    fn arm64_minimal_boots() {
+        let driver = Driver::new("arm64_minimal_boots")?;
+        let (system, m) = boot_to_hello(&driver, "arm64/minimal", "arm64-minimal")?;
+        assert_eq!(m.succeed("uname -m", CMD)?, "aarch64\n");
+        assert!(m.succeed("uname -r", CMD)?.ends_with("-cloud-arm64\n"));
+        runs_the_system(&m, &system, ARM64_MOTD)?;
+        // The console login (getty, then the autologin shell it starts) is
+        // on the virt machine's serial port, the PL011.
+        m.succeed("ls -l /proc/[0-9]*/fd/0 | grep -q ' /dev/ttyAMA0$'", CMD)?;
+        m.shutdown(20 * SEC)?;
+        Ok(())
+    }
+);
+
+// The arm64 busybox system's disk image: AAVMF (UEFI for QEMU's `virt`)
+// finds systemd-boot at EFI/BOOT/BOOTAA64.EFI, which starts Debian's arm64
+// kernel (an EFI program) from the ESP; the root is the arm64 root
+// partition.
+vm_test!(
+    full,
+    fn arm64_minimal_disk_image_boots_with_uefi() {
+        let driver = Driver::new("arm64_minimal_disk_image_boots_with_uefi")?;
+        let system = support::system(&driver, "arm64/minimal")?;
+        let mut config = system.uefi_disk(&driver, "arm64-disk")?;
+        config.memory_mib = 512;
+        let m = driver.machine(config)?;
+        m.start()?;
+        m.wait_for_console_text(HELLO, 120 * SEC)?;
+        assert_eq!(m.succeed("uname -m", CMD)?, "aarch64\n");
+        let mounts = m.succeed("cat /proc/mounts", CMD)?;
+        assert!(
+            mounts.lines().any(|l| l.starts_with("/dev/vda2 / ext4 ")),
+            "root is not /dev/vda2 (ext4):\n{mounts}"
+        );
+        // The root partition's type is the arm64 root of the Discoverable
+        // Partitions Specification (b921b045-1df0-41c3-af44-4c6f280d3fae,
+        // stored mixed-endian): the second entry of the GPT's partition
+        // array at LBA 2, as the guest reads its disk.
+        let root_type = m.succeed(
+            "dd if=/dev/vda bs=1 skip=1152 count=16 2>/dev/null | od -An -tx1 | tr -d ' \\n'",
+            CMD,
+        )?;
+        assert_eq!(root_type, "45b021b9f01dc341af444c6f280d3fae");
+        runs_the_system(&m, &system, ARM64_MOTD)?;
         Ok(())
     }
 );

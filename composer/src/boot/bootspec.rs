@@ -3,17 +3,22 @@
 //!
 //! ```json
 //! { "version": 1, "label": "...", "system_name": "...",
+//!   "architecture": "amd64",
 //!   "kernel": "/imago/store/...-kernel/bzImage",
 //!   "initrd": "/imago/store/...-initrd",
 //!   "kernel_params": ["console=ttyS0"], "init": "init" }
 //! ```
 //!
 //! [`BootSpec::read`] parses and validates it; every error names the file.
+//! `architecture` (`amd64`, `arm64`) says which machine runs the system;
+//! a `boot.json` without it was written before systems had a choice and is
+//! amd64's.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::arch::Architecture;
 use crate::store::STORE_PREFIX;
 use crate::store::StorePath;
 
@@ -27,6 +32,9 @@ pub struct BootSpec {
     pub version: u32,
     pub label: String,
     pub system_name: String,
+    /// The CPU architecture of the system (amd64 when absent).
+    #[serde(default = "amd64")]
+    pub architecture: Architecture,
     /// Logical store path of the kernel image.
     pub kernel: String,
     /// Logical store path of the initrd file.
@@ -67,6 +75,10 @@ impl BootSpecError {
     pub fn code(&self) -> crate::codes::Code {
         crate::codes::BOOT_SPEC
     }
+}
+
+fn amd64() -> Architecture {
+    Architecture::Amd64
 }
 
 impl BootSpec {
@@ -173,6 +185,20 @@ mod tests {
                 &["imago.store=9p:imago-store".into()]
             ),
             "console=ttyS0 quiet imago.system=/imago/store/0000000000000000000000000000000c-system imago.store=9p:imago-store"
+        );
+    }
+
+    #[test]
+    fn the_architecture_is_amd64_unless_named() {
+        assert_eq!(parse(GOOD).unwrap().architecture, Architecture::Amd64);
+        let arm = GOOD.replace("\"label\"", "\"architecture\": \"arm64\", \"label\"");
+        assert_eq!(parse(&arm).unwrap().architecture, Architecture::Arm64);
+        let bad = GOOD.replace("\"label\"", "\"architecture\": \"mips\", \"label\"");
+        let err = parse(&bad).unwrap_err();
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert!(
+            source.contains("`mips` is not an architecture Imago supports"),
+            "{source}"
         );
     }
 

@@ -15,7 +15,11 @@ fn fixture(modules: &[&str], available: &[&str]) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let pkg = dir.path().join("pkg");
     std::fs::create_dir_all(pkg.join("boot")).unwrap();
-    std::fs::write(pkg.join("boot/vmlinuz-6.1.0-9-cloud-amd64"), b"image").unwrap();
+    std::fs::write(
+        pkg.join("boot/vmlinuz-6.1.0-9-cloud-amd64"),
+        crate::boot::kernel::tests::fake_image(crate::arch::Architecture::Amd64),
+    )
+    .unwrap();
     let mods = pkg.join("usr/lib/modules/6.1.0-9-cloud-amd64");
     std::fs::create_dir_all(&mods).unwrap();
     write_tree(
@@ -26,6 +30,7 @@ fn fixture(modules: &[&str], available: &[&str]) -> Fixture {
     let kernel = dir.path().join("kernel");
     build_kernel(
         &[("/imago/store/pkg".into(), pkg)],
+        crate::arch::Architecture::Amd64,
         &kernel,
         &mut Vec::new(),
     )

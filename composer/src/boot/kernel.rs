@@ -1,13 +1,18 @@
 //! The "kernel" builder: turns unpacked Debian kernel packages into a kernel
 //! object with a module index.
 //!
-//! Params: `{ packages = [ <deb objects> ] }` — the dependency closure of a
-//! kernel metapackage. Exactly one package must hold `boot/vmlinuz-<ver>`;
-//! its modules are in `usr/lib/modules/<ver>` (merged /usr) or
-//! `lib/modules/<ver>` of any package. Output (a directory):
+//! Params: `{ architecture = "amd64"; packages = [ <deb objects> ] }` — the
+//! system's architecture and the dependency closure of a kernel
+//! metapackage. Exactly one package must hold `boot/vmlinuz-<ver>`, a
+//! kernel image of that architecture (checked by its magic, see
+//! [`Architecture::kernel_magic`]); its modules are in
+//! `usr/lib/modules/<ver>` (merged /usr) or `lib/modules/<ver>` of any
+//! package. Output (a directory):
 //!
 //! ```text
-//! bzImage                       hard link (or copy) of vmlinuz-<ver>
+//! bzImage or Image              hard link (or copy) of vmlinuz-<ver>, named
+//!                               as the architecture's format
+//!                               ([`Architecture::kernel_image`])
 //! version                       "<ver>\n"
 //! lib/modules/<ver>/kernel/...  the module files, hard links
 //! lib/modules/<ver>/modules.{builtin,builtin.modinfo,order}   from the package
@@ -25,6 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::kmod::{self, ModuleIndex};
+use crate::arch::Architecture;
 use crate::builders::confine::confined;
 use crate::builders::{BuildContext, BuildError, Builder, ResolvedStep, fsutil};
 
@@ -32,6 +38,7 @@ use crate::builders::{BuildContext, BuildError, Builder, ResolvedStep, fsutil};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KernelParams {
+    pub architecture: Architecture,
     pub packages: Vec<String>,
 }
 
@@ -41,8 +48,9 @@ pub struct KernelBuilder;
 
 impl Builder for KernelBuilder {
     /// 2: the binary kmod indexes and `modules.{symbols,softdep,devname}`.
+    /// 3: the architecture's image name and format check.
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     fn build(
@@ -58,22 +66,25 @@ impl Builder for KernelBuilder {
             .iter()
             .map(|p| Ok((p.clone(), ctx.physical(p)?)))
             .collect::<Result<Vec<_>, BuildError>>()?;
-        build_kernel(&packages, out, log)
+        build_kernel(&packages, params.architecture, out, log)
     }
 }
 
-/// Builds the kernel object at `out` from `(logical, physical)` package dirs.
+/// Builds the kernel object at `out` from `(logical, physical)` package dirs
+/// for a system of `arch`.
 pub fn build_kernel(
     packages: &[(String, PathBuf)],
+    arch: Architecture,
     out: &Path,
     log: &mut dyn Write,
 ) -> Result<(), BuildError> {
     let (image, version) = find_image(packages)?;
+    check_format(&image, arch)?;
     let modules_dir = find_modules(packages, &version)?;
-    let _ = writeln!(log, "kernel {version}: image {}", image.display());
+    let _ = writeln!(log, "kernel {version}: image {} ({arch})", image.display());
 
     std::fs::create_dir_all(out).map_err(BuildError::io(format!("create {}", out.display())))?;
-    fsutil::link_or_copy(&image, &out.join("bzImage"))?;
+    fsutil::link_or_copy(&image, &out.join(arch.kernel_image()))?;
     std::fs::write(out.join("version"), format!("{version}\n"))
         .map_err(BuildError::io("write version"))?;
 
@@ -149,6 +160,34 @@ fn find_image(packages: &[(String, PathBuf)]) -> Result<(PathBuf, String), Build
     }
 }
 
+/// Fails unless `image` is a kernel image of `arch`: a kernel of another
+/// architecture (a `boot.kernel.package` from elsewhere) or a compressed
+/// image no boot loader here starts is found at build time, not at boot.
+fn check_format(image: &Path, arch: Architecture) -> Result<(), BuildError> {
+    use std::io::Read;
+    let magic = arch.kernel_magic();
+    let mut head = Vec::new();
+    std::fs::File::open(image)
+        .and_then(|f| f.take(4096).read_to_end(&mut head))
+        .map_err(BuildError::io(format!("read {}", image.display())))?;
+    if magic.matches(&head) {
+        return Ok(());
+    }
+    let found = Architecture::ALL
+        .into_iter()
+        .find(|a| a.kernel_magic().matches(&head))
+        .map(|a| format!("{}, a kernel for {a}", a.kernel_magic().format))
+        .unwrap_or_else(|| match head.get(..2) {
+            Some([0x1f, 0x8b]) => "gzip-compressed data".to_owned(),
+            _ => "no kernel image format Imago knows".to_owned(),
+        });
+    Err(BuildError::Failed(format!(
+        "kernel: {} is not {} for this {arch} system: it is {found}",
+        image.display(),
+        magic.format
+    )))
+}
+
 fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
     let items: Vec<&str> = items.collect();
     if items.is_empty() {
@@ -208,9 +247,24 @@ fn link_module_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::boot::kmod::tests::{VIRTIO_TREE, write_tree};
+
+    /// The first bytes of a kernel image of `arch`: its magic at its place.
+    pub(crate) fn fake_image(arch: Architecture) -> Vec<u8> {
+        let magic = arch.kernel_magic();
+        let mut image = vec![0_u8; 0x400];
+        image[magic.offset..magic.offset + magic.magic.len()].copy_from_slice(magic.magic);
+        image
+    }
+
+    /// The error of building `packages` for `arch`, as text.
+    fn build_error(packages: &[(String, PathBuf)], arch: Architecture, out: &Path) -> String {
+        build_kernel(packages, arch, out, &mut Vec::new())
+            .unwrap_err()
+            .to_string()
+    }
 
     fn package(root: &Path, name: &str) -> (String, PathBuf) {
         let dir = root.join(name);
@@ -225,7 +279,7 @@ mod tests {
         std::fs::create_dir_all(image.1.join("boot")).unwrap();
         std::fs::write(
             image.1.join("boot/vmlinuz-6.1.0-9-cloud-amd64"),
-            b"kernel image",
+            fake_image(Architecture::Amd64),
         )
         .unwrap();
         let mods = image.1.join("usr/lib/modules/6.1.0-9-cloud-amd64");
@@ -241,8 +295,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let packages = kernel_packages(dir.path());
         let out = dir.path().join("out");
-        build_kernel(&packages, &out, &mut Vec::new()).unwrap();
-        assert_eq!(std::fs::read(out.join("bzImage")).unwrap(), b"kernel image");
+        build_kernel(&packages, Architecture::Amd64, &out, &mut Vec::new()).unwrap();
+        assert_eq!(
+            std::fs::read(out.join("bzImage")).unwrap(),
+            fake_image(Architecture::Amd64)
+        );
         assert_eq!(
             std::fs::read_to_string(out.join("version")).unwrap(),
             "6.1.0-9-cloud-amd64\n"
@@ -280,7 +337,7 @@ mod tests {
 
         // Deterministic: a second build has identical index files.
         let out2 = dir.path().join("out2");
-        build_kernel(&packages, &out2, &mut Vec::new()).unwrap();
+        build_kernel(&packages, Architecture::Amd64, &out2, &mut Vec::new()).unwrap();
         for f in [
             "modules.dep",
             "modules.alias",
@@ -303,7 +360,13 @@ mod tests {
     fn no_image_is_an_error_listing_the_packages() {
         let dir = tempfile::tempdir().unwrap();
         let packages = vec![package(dir.path(), "aaaa-busybox-static")];
-        let err = build_kernel(&packages, &dir.path().join("out"), &mut Vec::new()).unwrap_err();
+        let err = build_kernel(
+            &packages,
+            Architecture::Amd64,
+            &dir.path().join("out"),
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "kernel: no package has boot/vmlinuz-*; packages given: /imago/store/aaaa-busybox-static"
@@ -318,9 +381,7 @@ mod tests {
         std::fs::create_dir_all(other.1.join("boot")).unwrap();
         std::fs::write(other.1.join("boot/vmlinuz-6.1.0-10-cloud-amd64"), b"x").unwrap();
         packages.push(other);
-        let err = build_kernel(&packages, &dir.path().join("out"), &mut Vec::new())
-            .unwrap_err()
-            .to_string();
+        let err = build_error(&packages, Architecture::Amd64, &dir.path().join("out"));
         assert!(
             err.contains("expected exactly one boot/vmlinuz-*, found 2"),
             "{err}"
@@ -344,9 +405,7 @@ mod tests {
         let outside = dir.path().join("host-modules/6.1.0-9-cloud-amd64");
         std::fs::create_dir_all(&outside).unwrap();
         std::os::unix::fs::symlink(dir.path().join("host-modules"), &mods).unwrap();
-        let err = build_kernel(&packages, &dir.path().join("out"), &mut Vec::new())
-            .unwrap_err()
-            .to_string();
+        let err = build_error(&packages, Architecture::Amd64, &dir.path().join("out"));
         assert!(err.contains("outside the object"), "{err}");
     }
 
@@ -355,7 +414,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let packages = kernel_packages(dir.path());
         std::os::unix::fs::symlink("usr/lib", packages[1].1.join("lib")).unwrap();
-        build_kernel(&packages, &dir.path().join("out"), &mut Vec::new()).unwrap();
+        build_kernel(
+            &packages,
+            Architecture::Amd64,
+            &dir.path().join("out"),
+            &mut Vec::new(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn an_arm64_kernel_is_an_image_and_an_x86_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let packages = kernel_packages(dir.path());
+        let vmlinuz = packages[1].1.join("boot/vmlinuz-6.1.0-9-cloud-amd64");
+        let err = build_error(&packages, Architecture::Arm64, &dir.path().join("out"));
+        assert!(
+            err.ends_with(
+                "vmlinuz-6.1.0-9-cloud-amd64 is not an arm64 Image for this arm64 system: it is an x86 bzImage, a kernel for amd64"
+            ),
+            "{err}"
+        );
+        std::fs::write(&vmlinuz, fake_image(Architecture::Arm64)).unwrap();
+        let out = dir.path().join("out-arm64");
+        build_kernel(&packages, Architecture::Arm64, &out, &mut Vec::new()).unwrap();
+        assert_eq!(
+            std::fs::read(out.join("Image")).unwrap(),
+            fake_image(Architecture::Arm64)
+        );
+        assert!(!out.join("bzImage").exists());
+        std::fs::write(&vmlinuz, [0x1f, 0x8b, 8, 0]).unwrap();
+        let err = build_error(&packages, Architecture::Arm64, &dir.path().join("out-gz"));
+        assert!(err.ends_with("it is gzip-compressed data"), "{err}");
     }
 
     #[test]
@@ -363,7 +453,7 @@ mod tests {
         let step = ResolvedStep {
             builder: "kernel".into(),
             name: "kernel".into(),
-            params: serde_json::json!({ "packages": [], "pakages": [] }),
+            params: serde_json::json!({ "architecture": "amd64", "packages": [], "pakages": [] }),
             inputs: vec![],
             closure: vec![],
         };

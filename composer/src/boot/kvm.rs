@@ -14,12 +14,19 @@
 //! in a file named after a hash of `qemu --version` and the boot id.
 //! For `imago run`, `IMAGO_ACCEL=tcg|kvm` overrides everything ([`choose`]);
 //! the VM test driver reads the variable itself and calls [`detect`].
+//!
+//! Both take the system's architecture: a system of another architecture
+//! than the host's (an arm64 system on an amd64 host) is always emulated
+//! with TCG, and `IMAGO_ACCEL=kvm` for it is refused ([`emulated`]). The
+//! probe's firmware is x86 code, so on an arm64 host arm64 systems use TCG
+//! too, for now.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::qemu::{self, Accel, Machine, QemuArgs};
+use crate::arch::Architecture;
 
 /// How long the KVM probe may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,6 +45,10 @@ pub struct AccelChoice {
 pub enum AccelError {
     #[error("IMAGO_ACCEL must be `tcg` or `kvm`, not `{0}`")]
     BadOverride(String),
+    #[error(
+        "IMAGO_ACCEL=kvm cannot run this {arch} system: {why}; unset IMAGO_ACCEL or set it to tcg"
+    )]
+    ForeignKvm { arch: Architecture, why: String },
     #[error("cannot run `{binary} --version`")]
     Qemu {
         binary: String,
@@ -53,8 +64,9 @@ impl AccelError {
     }
 }
 
-/// Picks the accelerator: `IMAGO_ACCEL` if set, else [`detect`].
-pub fn choose() -> Result<AccelChoice, AccelError> {
+/// Picks the accelerator for a system of `arch`: `IMAGO_ACCEL` if set,
+/// else [`detect`].
+pub fn choose(arch: Architecture) -> Result<AccelChoice, AccelError> {
     if let Some(value) = std::env::var_os("IMAGO_ACCEL") {
         let value = value.to_string_lossy().into_owned();
         let accel = match value.as_str() {
@@ -62,17 +74,48 @@ pub fn choose() -> Result<AccelChoice, AccelError> {
             "kvm" => Accel::Kvm,
             _ => return Err(AccelError::BadOverride(value)),
         };
+        if let (Accel::Kvm, Some(why)) = (accel, emulated(arch)) {
+            return Err(AccelError::ForeignKvm { arch, why });
+        }
         return Ok(AccelChoice {
             accel,
             reason: format!("IMAGO_ACCEL={value}"),
         });
     }
-    detect()
+    detect(arch)
 }
 
-/// KVM if `/dev/kvm` opens and the probe (or its cached answer for this
-/// host boot and QEMU version) says it works, else TCG.
-pub fn detect() -> Result<AccelChoice, AccelError> {
+/// Why a system of `arch` is emulated on this host whatever KVM can do,
+/// or `None` when KVM may run it: the host is amd64 and so is the system.
+pub fn emulated(arch: Architecture) -> Option<String> {
+    emulated_on(arch, Architecture::host(), std::env::consts::ARCH)
+}
+
+fn emulated_on(arch: Architecture, host: Option<Architecture>, rust_name: &str) -> Option<String> {
+    match host {
+        Some(host) if host != arch => Some(format!(
+            "an {arch} system on an {host} host is emulated (TCG)"
+        )),
+        Some(Architecture::Amd64) => None,
+        Some(host) => Some(format!(
+            "the KVM probe runs x86 firmware, so {host} hosts emulate (TCG) for now"
+        )),
+        None => Some(format!(
+            "this host's architecture ({rust_name}) is not one Imago knows, so it emulates (TCG)"
+        )),
+    }
+}
+
+/// KVM if the system's architecture is the host's, `/dev/kvm` opens and
+/// the probe (or its cached answer for this host boot and QEMU version)
+/// says it works, else TCG.
+pub fn detect(arch: Architecture) -> Result<AccelChoice, AccelError> {
+    if let Some(reason) = emulated(arch) {
+        return Ok(AccelChoice {
+            accel: Accel::Tcg,
+            reason,
+        });
+    }
     if let Err(e) = open_kvm_device() {
         return Ok(AccelChoice {
             accel: Accel::Tcg,
@@ -122,7 +165,7 @@ fn open_kvm_device() -> std::io::Result<std::fs::File> {
 
 /// The cache file for this host boot and QEMU version.
 fn cache_file() -> Result<PathBuf, AccelError> {
-    let binary = qemu::qemu_binary();
+    let binary = qemu::qemu_binary(Architecture::Amd64);
     let version = Command::new(&binary)
         .arg("--version")
         .stderr(Stdio::null())
@@ -158,7 +201,7 @@ fn probe_firmware() -> Vec<u8> {
 /// The probe's QEMU arguments, with the firmware at `bios`.
 fn probe_args(bios: &std::path::Path) -> Vec<std::ffi::OsString> {
     QemuArgs::new()
-        .accel(Accel::Kvm)
+        .accel(Accel::Kvm, Architecture::Amd64)
         .machine(&Machine::Pc, 16, 1, false)
         .words(["-nodefaults", "-no-user-config", "-display", "none"])
         .flag("-device", "isa-debug-exit,iobase=0xf4,iosize=0x01")
@@ -172,7 +215,7 @@ pub fn probe() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     let bios = dir.path().join("probe.bin");
     std::fs::write(&bios, probe_firmware()).map_err(|e| format!("writing probe: {e}"))?;
-    let binary = qemu::qemu_binary();
+    let binary = qemu::qemu_binary(Architecture::Amd64);
     let mut child = Command::new(&binary)
         .args(probe_args(&bios))
         .stdin(Stdio::null())
@@ -215,6 +258,28 @@ mod tests {
         assert_eq!(parse("tcg"), Some(Accel::Tcg));
         assert_eq!(parse("garbage"), None);
         assert_eq!(parse(""), None);
+    }
+
+    #[test]
+    fn a_foreign_architecture_is_always_emulated() {
+        use Architecture::{Amd64, Arm64};
+        assert_eq!(emulated_on(Amd64, Some(Amd64), "x86_64"), None);
+        assert_eq!(
+            emulated_on(Arm64, Some(Amd64), "x86_64").as_deref(),
+            Some("an arm64 system on an amd64 host is emulated (TCG)")
+        );
+        assert!(emulated_on(Arm64, Some(Arm64), "aarch64").is_some());
+        assert!(
+            emulated_on(Amd64, None, "riscv64")
+                .unwrap()
+                .contains("riscv64")
+        );
+        // On this (amd64) test host an arm64 system never gets KVM.
+        if Architecture::host() == Some(Amd64) {
+            let choice = detect(Arm64).unwrap();
+            assert_eq!(choice.accel, Accel::Tcg);
+            assert!(choice.reason.contains("emulated"), "{}", choice.reason);
+        }
     }
 
     #[test]

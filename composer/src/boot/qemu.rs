@@ -6,12 +6,15 @@
 //! the accelerator, memory, direct kernel boot and the shared store. Paths
 //! inside `key=value,…` options have their commas doubled.
 //!
-//! For `imago run` the machine is `pc` with the qboot firmware when QEMU
-//! ships it (it only does direct kernel boot, which is all a run needs, and
-//! reaches the kernel ~1 s sooner than SeaBIOS under TCG), else `q35` with
-//! SeaBIOS. `microvm` would be faster still, but QEMU 7.2's vhost-user-fs
-//! over virtio-mmio fails to start there (measured), and the cloud kernel
-//! has no 9p.
+//! For `imago run` of an amd64 system the machine is `pc` with the qboot
+//! firmware when QEMU ships it (it only does direct kernel boot, which is
+//! all a run needs, and reaches the kernel ~1 s sooner than SeaBIOS under
+//! TCG), else `q35` with SeaBIOS. `microvm` would be faster still, but QEMU
+//! 7.2's vhost-user-fs over virtio-mmio fails to start there (measured),
+//! and the cloud kernel has no 9p. An arm64 system runs on
+//! `qemu-system-aarch64 -machine virt` (QEMU loads the kernel itself: no
+//! firmware for direct boot; AAVMF for disk images) with the CPU model of
+//! [`Architecture::tcg_cpu`]; its devices are the same virtio PCI devices.
 //!
 //! The host store is shared read-only under the tag [`STORE_TAG`], either
 //! over 9p (host-enforced read-only) or virtiofs (a `virtiofsd` serving the
@@ -21,6 +24,8 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+
+use crate::arch::Architecture;
 
 /// The mount tag of the shared store.
 pub const STORE_TAG: &str = "imago-store";
@@ -63,16 +68,41 @@ pub enum Machine {
     /// `-machine q35` with QEMU's default firmware (or the UEFI flash the
     /// caller adds).
     Q35,
+    /// `-machine virt` of `qemu-system-aarch64`: direct kernel boot without
+    /// firmware, or the UEFI flash the caller adds.
+    Virt,
 }
 
 impl Machine {
-    /// `PcQboot` when the qboot ROM is installed, else `Q35`.
-    pub fn detect() -> Machine {
+    /// The machine `imago run` boots a system of `arch` on: for amd64
+    /// `PcQboot` when the qboot ROM is installed, else `Q35`; for arm64
+    /// `Virt`.
+    pub fn detect(arch: Architecture) -> Machine {
+        if arch == Architecture::Arm64 {
+            return Machine::Virt;
+        }
         let rom = PathBuf::from(QBOOT_ROM);
         if rom.is_file() {
             Machine::PcQboot { rom }
         } else {
             Machine::Q35
+        }
+    }
+
+    /// The machine that boots a disk image of `arch` through UEFI
+    /// firmware: `q35` or `virt`.
+    pub fn uefi(arch: Architecture) -> Machine {
+        match arch {
+            Architecture::Amd64 => Machine::Q35,
+            Architecture::Arm64 => Machine::Virt,
+        }
+    }
+
+    /// The architecture this machine emulates.
+    pub fn architecture(&self) -> Architecture {
+        match self {
+            Machine::PcQboot { .. } | Machine::Pc | Machine::Q35 => Architecture::Amd64,
+            Machine::Virt => Architecture::Arm64,
         }
     }
 }
@@ -99,6 +129,7 @@ impl StoreShare {
 /// Everything the argv depends on.
 #[derive(Debug, Clone)]
 pub struct QemuConfig {
+    /// The machine, and with it the architecture (and QEMU binary).
     pub machine: Machine,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
@@ -118,9 +149,13 @@ pub struct QemuConfig {
     pub extra_args: Vec<OsString>,
 }
 
-/// The QEMU binary: `$IMAGO_QEMU` or `qemu-system-x86_64` from `PATH`.
-pub fn qemu_binary() -> OsString {
-    std::env::var_os("IMAGO_QEMU").unwrap_or_else(|| "qemu-system-x86_64".into())
+/// The QEMU binary for systems of `arch`: [`Architecture::qemu_binary`]
+/// from `PATH`; for amd64, `$IMAGO_QEMU` when set.
+pub fn qemu_binary(arch: Architecture) -> OsString {
+    match std::env::var_os("IMAGO_QEMU") {
+        Some(binary) if arch == Architecture::Amd64 => binary,
+        _ => arch.qemu_binary().into(),
+    }
 }
 
 /// Escapes a value for QEMU's `key=value,...` option syntax (`,` → `,,`).
@@ -184,6 +219,7 @@ impl QemuArgs {
         let kind = match machine {
             Machine::PcQboot { .. } | Machine::Pc => "pc",
             Machine::Q35 => "q35",
+            Machine::Virt => "virt",
         };
         let memory = format!("{memory_mib}M");
         if shared_memory {
@@ -201,9 +237,14 @@ impl QemuArgs {
         self.flag("-m", memory).flag("-smp", smp.to_string())
     }
 
-    /// The accelerator (see [`Accel::args`]).
-    pub fn accel(&mut self, accel: Accel) -> &mut Self {
-        self.words(accel.args().iter().copied())
+    /// The accelerator (see [`Accel::args`]) and, under TCG, the CPU model
+    /// emulated for `arch` ([`Architecture::tcg_cpu`]).
+    pub fn accel(&mut self, accel: Accel, arch: Architecture) -> &mut Self {
+        self.words(accel.args().iter().copied());
+        match (accel, arch.tcg_cpu()) {
+            (Accel::Tcg, Some(cpu)) => self.flag("-cpu", cpu),
+            _ => self,
+        }
     }
 
     /// Direct kernel boot.
@@ -257,7 +298,7 @@ pub fn argv(config: &QemuConfig) -> Vec<OsString> {
     let mut args = QemuArgs::new();
     let virtiofs = matches!(config.store, Some(StoreShare::Virtiofs { .. }));
     args.machine(&config.machine, config.memory_mib, config.smp, virtiofs)
-        .accel(config.accel)
+        .accel(config.accel, config.machine.architecture())
         .words([
             "-nographic",
             "-no-user-config",
@@ -350,6 +391,26 @@ mod tests {
         assert!(!args.contains(&"-cpu".to_owned()));
         assert!(!args.contains(&"-no-reboot".to_owned()));
         assert!(!args.contains(&"-bios".to_owned()));
+    }
+
+    #[test]
+    fn arm64_runs_on_the_virt_machine_with_an_emulated_cpu() {
+        let mut c = config();
+        c.machine = Machine::detect(Architecture::Arm64);
+        c.store = Some(StoreShare::Virtiofs {
+            socket: "/s".into(),
+        });
+        let args = strings(&argv(&c));
+        assert_eq!(value_of(&args, "-machine"), "virt,memory-backend=mem");
+        assert_eq!(value_of(&args, "-cpu"), "cortex-a72");
+        assert_eq!(value_of(&args, "-accel"), "tcg");
+        assert!(!args.contains(&"-bios".to_owned()));
+        assert!(args.contains(&"vhost-user-fs-pci,chardev=store,tag=imago-store".to_owned()));
+        assert_eq!(c.machine.architecture(), Architecture::Arm64);
+        assert_eq!(
+            Machine::uefi(Architecture::Arm64).architecture(),
+            Architecture::Arm64
+        );
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! [`VmLaunch::prepare`] reads the toplevel's `boot.json`, maps its kernel
 //! and initrd to physical paths, picks how the store is shared (9p when the
 //! kernel has a `9p` module or built-in, else virtiofs — Debian's cloud
-//! kernel has no 9p), picks the accelerator ([`super::kvm`]) and builds the
-//! QEMU config. [`VmLaunch::spawn`] starts `virtiofsd` when needed, then
+//! kernel has no 9p), picks the machine, the serial console and the
+//! accelerator for the system's architecture ([`crate::arch`],
+//! [`super::kvm`]: an arm64 system on an amd64 host is always emulated) and
+//! builds the QEMU config. [`VmLaunch::spawn`] starts `virtiofsd` when needed, then
 //! QEMU; [`run_system`] does both with the console on this terminal.
 //! QEMU and virtiofsd are killed when the [`RunningVm`] is dropped.
 
@@ -21,6 +23,7 @@ use super::bootspec::{BootSpec, BootSpecError};
 use super::kmod::{KmodError, ModuleIndex};
 use super::kvm::{self, AccelChoice, AccelError};
 use super::qemu::{self, Accel, QemuConfig, StoreShare};
+use crate::arch::Architecture;
 use crate::store::{StorePath, StorePathError};
 
 /// How long QEMU may take to quit after SIGTERM before it is killed.
@@ -100,6 +103,14 @@ pub enum RunError {
     NoVirtiofsd,
     #[error("virtiofsd did not start: {0}")]
     Virtiofsd(String),
+    #[error(
+        "this {arch} system runs on {binary}, which is not installed (Debian package {package})"
+    )]
+    NoQemu {
+        arch: Architecture,
+        binary: String,
+        package: &'static str,
+    },
     #[error("cannot start {program}")]
     Spawn {
         program: String,
@@ -121,6 +132,7 @@ impl RunError {
             | RunError::Modules { .. }
             | RunError::NoShare { .. }
             | RunError::NoVirtiofsd
+            | RunError::NoQemu { .. }
             | RunError::Virtiofsd(_)
             | RunError::Spawn { .. }
             | RunError::TempDir(_) => crate::codes::QEMU,
@@ -170,25 +182,27 @@ impl VmLaunch {
                 socket: runtime_dir.path().join("store.sock"),
             },
         };
-        // `no_timer_check`: under TCG on a busy host the kernel's IO-APIC
-        // timer check can fail and panic ("IO-APIC + timer doesn't work!");
-        // the check only matters on broken physical hardware.
+        let arch = spec.architecture;
         let mut extra = vec![
             store.kernel_param(),
-            "console=ttyS0".to_owned(),
-            "no_timer_check".to_owned(),
+            format!("console={}", arch.serial_console()),
         ];
+        extra.extend(arch.vm_kernel_params().iter().map(|&p| p.to_owned()));
         extra.extend(opts.kernel_params.iter().cloned());
         let cmdline = spec.cmdline(toplevel_logical, &extra);
         let accel = match opts.accel {
+            Some(Accel::Kvm) if kvm::emulated(arch).is_some() => {
+                let why = kvm::emulated(arch).unwrap_or_default();
+                return Err(RunError::Accel(AccelError::ForeignKvm { arch, why }));
+            }
             Some(accel) => AccelChoice {
                 accel,
                 reason: "requested".into(),
             },
-            None => kvm::choose()?,
+            None => kvm::choose(arch)?,
         };
         let config = QemuConfig {
-            machine: qemu::Machine::detect(),
+            machine: qemu::Machine::detect(arch),
             kernel,
             initrd,
             cmdline,
@@ -217,16 +231,24 @@ impl VmLaunch {
             Some(StoreShare::Virtiofs { socket }) => Some(self.start_virtiofsd(socket)?),
             _ => None,
         };
-        let binary = qemu::qemu_binary();
+        let arch = self.config.machine.architecture();
+        let binary = qemu::qemu_binary(arch);
         let qemu = Command::new(&binary)
             .args(qemu::argv(&self.config))
             .stdin(stdin)
             .stdout(stdout)
             .stderr(stderr)
             .spawn()
-            .map_err(|source| RunError::Spawn {
-                program: binary.to_string_lossy().into_owned(),
-                source,
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound => RunError::NoQemu {
+                    arch,
+                    binary: binary.to_string_lossy().into_owned(),
+                    package: arch.qemu_package(),
+                },
+                _ => RunError::Spawn {
+                    program: binary.to_string_lossy().into_owned(),
+                    source,
+                },
             })?;
         Ok(RunningVm {
             qemu,
@@ -469,13 +491,18 @@ mod tests {
         let store = tempfile::tempdir().unwrap();
         let pkg = store.path().join("pkg");
         std::fs::create_dir_all(pkg.join("boot")).unwrap();
-        std::fs::write(pkg.join("boot/vmlinuz-6.1"), b"image").unwrap();
+        std::fs::write(
+            pkg.join("boot/vmlinuz-6.1"),
+            crate::boot::kernel::tests::fake_image(crate::arch::Architecture::Amd64),
+        )
+        .unwrap();
         let mods = pkg.join("lib/modules/6.1");
         let mut tree = VIRTIO_TREE.to_vec();
         tree.extend_from_slice(extra_modules);
         write_tree(&mods, &tree, &["kernel/lib/crc32c.ko"]);
         build_kernel(
             &[("/imago/store/pkg".into(), pkg)],
+            crate::arch::Architecture::Amd64,
             &store.path().join("0000000000000000000000000000000a-kernel"),
             &mut Vec::new(),
         )

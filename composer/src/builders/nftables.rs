@@ -13,8 +13,10 @@
 //! it.
 //!
 //! The check is only as strong as the build machine allows: without
-//! `unshare`, user namespaces or nf_tables in its kernel, or on another
-//! architecture, nft cannot run. A known-good probe ruleset tells that case
+//! `unshare`, user namespaces or nf_tables in its kernel nft cannot run, and
+//! the nft of a system of another architecture (an arm64 system built on
+//! an amd64 host; told by the loader's multiarch directory) is not even
+//! tried. A known-good probe ruleset tells that case
 //! (logged, and the file is written unchecked: the machine reports a bad
 //! ruleset when it loads it) from a ruleset nft rejects, which fails the
 //! step with nft's own message. The output is the text either way, so the
@@ -28,6 +30,7 @@ use std::time::{Duration, Instant};
 use super::confine::confined;
 use super::fsutil::write_new_file;
 use super::{BuildContext, BuildError, Builder, ResolvedStep};
+use crate::arch::Architecture;
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,7 +66,11 @@ impl Builder for NftablesRulesetBuilder {
             .collect::<Result<Vec<_>, BuildError>>()?;
         let nft = Nft::find(&packages)?;
         write_new_file(out, params.text.as_bytes(), false)?;
-        match nft.check(PROBE, "probe") {
+        let probe = match nft.foreign() {
+            Some(why) => Err(why),
+            None => nft.check(PROBE, "probe"),
+        };
+        match probe {
             Ok(Ok(())) => {}
             Ok(Err(message)) | Err(message) => {
                 // The log is shown only when a step fails: say it on
@@ -169,6 +176,16 @@ impl Nft {
             library_path,
             nft,
         })
+    }
+
+    /// Why this nft cannot run here, when its loader is of another
+    /// architecture than this machine's.
+    fn foreign(&self) -> Option<String> {
+        let triplet = self.loader.parent()?.file_name()?.to_str()?;
+        let system = Architecture::from_multiarch(triplet)?;
+        let host = Architecture::host()?;
+        (system != host)
+            .then(|| format!("the system's nft is an {system} program and this machine is {host}"))
     }
 
     /// `nft -c -f -` on `ruleset` in a network namespace of its own (nft's
@@ -290,5 +307,23 @@ mod tests {
                 .ends_with("x86_64-linux-gnu/ld-linux-x86-64.so.2")
         );
         assert!(nft.library_path.ends_with("libc6/usr/lib/x86_64-linux-gnu"));
+    }
+
+    #[test]
+    fn the_nft_of_another_architecture_is_not_run() {
+        let nft = |loader: &str| Nft {
+            loader: PathBuf::from(loader),
+            library_path: String::new(),
+            nft: PathBuf::from("/s/usr/sbin/nft"),
+        };
+        let arm = nft("/s/usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1");
+        let amd = nft("/s/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2");
+        if Architecture::host() == Some(Architecture::Amd64) {
+            assert_eq!(
+                arm.foreign().as_deref(),
+                Some("the system's nft is an arm64 program and this machine is amd64")
+            );
+            assert_eq!(amd.foreign(), None);
+        }
     }
 }

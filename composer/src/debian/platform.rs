@@ -6,18 +6,15 @@
 
 use std::fmt;
 
+/// The architecture half of a platform, and every per-architecture boot
+/// fact, live in [`crate::arch`].
+pub use crate::arch::Architecture;
+
 /// A Debian release Imago can lock and build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Release {
     Bookworm,
     Trixie,
-}
-
-/// A Debian CPU architecture Imago can lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Architecture {
-    Amd64,
-    Arm64,
 }
 
 impl Release {
@@ -52,22 +49,6 @@ impl Release {
             format!("{n}-updates"),
             format!("{n}-security"),
         ]
-    }
-}
-
-impl Architecture {
-    pub const ALL: [Architecture; 2] = [Architecture::Amd64, Architecture::Arm64];
-
-    /// Debian's name, as in `Architecture:` fields and the lock.
-    pub fn name(self) -> &'static str {
-        match self {
-            Architecture::Amd64 => "amd64",
-            Architecture::Arm64 => "arm64",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Architecture> {
-        Architecture::ALL.into_iter().find(|a| a.name() == name)
     }
 }
 

@@ -3,15 +3,21 @@
 //!
 //! Contents:
 //! ```text
-//! EFI/BOOT/BOOTX64.EFI              systemd-boot (the removable-media path firmware finds)
-//! EFI/systemd/systemd-bootx64.efi   systemd-boot
-//! EFI/imago/<hash>-<name>-bzImage   kernels, one per content
+//! EFI/BOOT/BOOTX64.EFI              systemd-boot (the removable-media path firmware finds;
+//!                                   BOOTAA64.EFI on arm64)
+//! EFI/systemd/systemd-bootx64.efi   systemd-boot (systemd-bootaa64.efi on arm64)
+//! EFI/imago/<hash>-<name>-bzImage   kernels, one per content (`-Image` on arm64)
 //! EFI/imago/<hash>-<name>           initrds, one per content
 //! loader/loader.conf
 //! loader/entries/imago-<system>-<generation>.conf
 //! ```
 //! Every timestamp is the FAT epoch (1980-01-01), so the partition is
-//! reproducible.
+//! reproducible. The file names of the boot loader are the system's
+//! architecture's ([`crate::arch::Architecture`], from `boot.json`).
+//! systemd-boot starts the kernel as an EFI program, so the kernel must have
+//! the EFI stub: its image starts with the PE/COFF `MZ` signature (Debian's
+//! amd64 bzImage and its uncompressed arm64 Image both do); any other
+//! kernel is refused here rather than failing at boot.
 
 use super::bls::{BootEntry, ESP_DIR, LoaderConfig, esp_name};
 use super::ids::ImageIds;
@@ -136,12 +142,15 @@ pub fn write(
             std::io::copy(&mut input, &mut out).map_err(io(dst))?;
             out.flush().map_err(io(dst))
         };
-        copy_in(&bootloader, "EFI/BOOT/BOOTX64.EFI")?;
-        copy_in(&bootloader, "EFI/systemd/systemd-bootx64.efi")?;
+        let arch = spec.architecture;
+        let kernel = physical(&spec.kernel)?;
+        check_efi_stub(&kernel)?;
+        copy_in(&bootloader, &arch.efi_removable_path())?;
         copy_in(
-            &physical(&spec.kernel)?,
-            &format!("{ESP_DIR}/{}", esp_name(&spec.kernel)),
+            &bootloader,
+            &format!("EFI/systemd/{}", arch.systemd_boot_file()),
         )?;
+        copy_in(&kernel, &format!("{ESP_DIR}/{}", esp_name(&spec.kernel)))?;
         copy_in(
             &physical(&spec.initrd)?,
             &format!("{ESP_DIR}/{}", esp_name(&spec.initrd)),
@@ -166,6 +175,22 @@ pub fn write(
     }
     fs.unmount().map_err(io("the FAT32 file system"))?;
     copy_at(&scratch, image, offset, size)
+}
+
+/// Fails unless the kernel image at `kernel` is an EFI program (the EFI
+/// stub's `MZ`): systemd-boot can start nothing else.
+fn check_efi_stub(kernel: &Path) -> Result<()> {
+    let mut head = [0_u8; 2];
+    File::open(kernel)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .map_err(ImageError::io(format!("reading {}", kernel.display())))?;
+    if &head != b"MZ" {
+        return Err(ImageError::Invalid(format!(
+            "the kernel {} is not an EFI program (no EFI stub, it does not start with `MZ`): systemd-boot cannot start it",
+            kernel.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Copies `len` bytes of `src` into `image` at `offset`.

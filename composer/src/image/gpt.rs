@@ -1,9 +1,12 @@
 //! The partition table: a protective MBR and a GPT with an EFI system
-//! partition and an x86-64 root partition (Discoverable Partitions
-//! Specification type), with GUIDs from [`ImageIds`].
+//! partition and a root partition of the system's architecture (its
+//! Discoverable Partitions Specification type,
+//! [`Architecture::gpt_root_type`]: x86-64 or arm64 root), with GUIDs from
+//! [`ImageIds`].
 
 use super::ids::ImageIds;
 use super::{ImageError, Result};
+use crate::arch::Architecture;
 use gpt::disk::LogicalBlockSize;
 use gpt::mbr::ProtectiveMBR;
 use gpt::partition::Partition;
@@ -24,8 +27,21 @@ pub struct Layout {
     pub root_size: u64,
 }
 
-pub fn write(image: &Path, layout: &Layout, ids: &ImageIds) -> Result<()> {
+/// The GPT type of `arch`'s root partition.
+fn root_type(arch: Architecture) -> Result<partition_types::Type> {
+    let guid = arch.gpt_root_type();
+    let guid = guid
+        .parse()
+        .map_err(|e| ImageError::Gpt(format!("the root partition type {guid} of {arch}: {e}")))?;
+    Ok(partition_types::Type {
+        guid,
+        os: partition_types::OperatingSystem::Linux,
+    })
+}
+
+pub fn write(image: &Path, layout: &Layout, ids: &ImageIds, arch: Architecture) -> Result<()> {
     let gpt_err = |e: gpt::GptError| ImageError::Gpt(e.to_string());
+    let root_type = root_type(arch)?;
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -57,7 +73,7 @@ pub fn write(image: &Path, layout: &Layout, ids: &ImageIds) -> Result<()> {
     parts.insert(
         2,
         Partition {
-            part_type_guid: partition_types::LINUX_ROOT_X64,
+            part_type_guid: root_type,
             part_guid: ids.root_part_guid,
             first_lba: layout.root_offset / SECTOR,
             last_lba: (layout.root_offset + layout.root_size) / SECTOR - 1,
@@ -68,4 +84,21 @@ pub fn write(image: &Path, layout: &Layout, ids: &ImageIds) -> Result<()> {
     disk.update_partitions(parts).map_err(gpt_err)?;
     disk.write().map_err(gpt_err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_types_are_the_specifications() {
+        assert_eq!(
+            root_type(Architecture::Amd64).unwrap(),
+            partition_types::LINUX_ROOT_X64
+        );
+        assert_eq!(
+            root_type(Architecture::Arm64).unwrap(),
+            partition_types::LINUX_ROOT_ARM_64
+        );
+    }
 }

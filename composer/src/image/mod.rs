@@ -16,8 +16,9 @@
 //! ```text
 //! LBA 0        protective MBR
 //! LBA 1..33    primary GPT
-//! 1 MiB        ESP  (FAT32, label IMAGO-ESP)   /EFI/BOOT/BOOTX64.EFI, /loader, /EFI/imago/*
+//! 1 MiB        ESP  (FAT32, label IMAGO-ESP)   /EFI/BOOT/BOOTX64.EFI (BOOTAA64.EFI), /loader, /EFI/imago/*
 //! 1 MiB + ESP  root (ext4, label imago-root)   /imago/store, /imago/var/profiles, /var, ...
+//!              (GPT type: the x86-64 or arm64 root of the Discoverable Partitions Specification)
 //! end - 33     backup GPT
 //! ```
 
@@ -171,7 +172,7 @@ pub fn build_raw(
         .set_len(disk_size)
         .map_err(ImageError::io("sizing the image"))?;
 
-    gpt::write(tmp.path(), &layout, &ids)?;
+    gpt::write(tmp.path(), &layout, &ids, spec.architecture)?;
     let entry = BootEntry::for_generation(&spec, toplevel, 1, &ids, None);
     esp::write(
         tmp.path(),

@@ -31,6 +31,13 @@ fn add_file(store: &Store, dir: &Path, name: &str, bytes: &[u8]) -> StorePath {
 
 /// A toplevel with a kernel, an initrd, a boot loader and a little /usr.
 fn system(with_bootloader: bool) -> System {
+    system_for(with_bootloader, "amd64", b"MZ")
+}
+
+/// [`system`] of the architecture `arch`, its kernel image starting with
+/// `head` (the EFI stub's `MZ`, or not).
+fn system_for(with_bootloader: bool, arch: &str, head: &[u8]) -> System {
+    let image = if arch == "arm64" { "Image" } else { "bzImage" };
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("store")).unwrap();
     let scratch = dir.path().join("scratch");
@@ -38,7 +45,9 @@ fn system(with_bootloader: bool) -> System {
 
     let kernel_src = scratch.join("linux");
     fs::create_dir(&kernel_src).unwrap();
-    fs::write(kernel_src.join("bzImage"), vec![0x4d; 300_000]).unwrap();
+    let mut kernel_image = head.to_vec();
+    kernel_image.resize(300_000, 0x4d);
+    fs::write(kernel_src.join(image), kernel_image).unwrap();
     // Names like systemd's escaped unit names must survive the debugfs pass.
     fs::write(kernel_src.join(AWKWARD), b"x").unwrap();
     let kernel = store.add_path(&kernel_src, "linux").unwrap();
@@ -49,9 +58,10 @@ fn system(with_bootloader: bool) -> System {
     let tmp = store.temp_output().unwrap();
     let out = tmp.out();
     fs::create_dir(&out).unwrap();
-    let k = format!("{}/bzImage", kernel.to_absolute());
+    let k = format!("{}/{image}", kernel.to_absolute());
     let boot_json = serde_json::json!({
         "version": 1, "label": "test (Imago)", "system_name": "test",
+        "architecture": arch,
         "kernel": k, "initrd": initrd.to_absolute(),
         "kernel_params": ["console=ttyS0"], "init": "init",
     });
@@ -114,6 +124,56 @@ fn partition_table_has_esp_and_root_with_derived_guids() {
     assert!(parts[&2].first_lba > parts[&1].last_lba);
 }
 
+/// The FAT file system of an image's ESP.
+fn esp_of(image: &Path) -> fatfs::FileSystem<std::io::Cursor<Vec<u8>>> {
+    let disk = gpt::GptConfig::new().open(image).unwrap();
+    let esp = &disk.partitions()[&1];
+    let mut bytes = fs::read(image).unwrap();
+    let start = (esp.first_lba * 512) as usize;
+    let end = ((esp.last_lba + 1) * 512) as usize;
+    let part = std::io::Cursor::new(bytes.drain(start..end).collect::<Vec<u8>>());
+    fatfs::FileSystem::new(part, fatfs::FsOptions::new()).unwrap()
+}
+
+#[test]
+fn an_arm64_image_has_an_arm64_root_and_bootaa64() {
+    let sys = system_for(true, "arm64", b"MZ");
+    let image = build(&sys, "arm64.raw").unwrap();
+    let disk = gpt::GptConfig::new().open(&image).unwrap();
+    assert_eq!(
+        disk.partitions()[&2].part_type_guid,
+        gpt::partition_types::LINUX_ROOT_ARM_64
+    );
+    let fs = esp_of(&image);
+    let root = fs.root_dir();
+    for path in ["EFI/BOOT/BOOTAA64.EFI", "EFI/systemd/systemd-bootaa64.efi"] {
+        let mut efi = Vec::new();
+        root.open_file(path).unwrap().read_to_end(&mut efi).unwrap();
+        assert!(
+            efi == sys.bootloader,
+            "{path} is not the system's boot loader"
+        );
+    }
+    assert!(root.open_file("EFI/BOOT/BOOTX64.EFI").is_err());
+    let mut entry = String::new();
+    root.open_file("loader/entries/imago-test-1.conf")
+        .unwrap()
+        .read_to_string(&mut entry)
+        .unwrap();
+    assert!(entry.contains("-linux-Image\n"), "{entry}");
+}
+
+#[test]
+fn a_kernel_without_the_efi_stub_is_refused() {
+    let sys = system_for(true, "arm64", &[0x1f, 0x8b]);
+    let err = build(&sys, "gz.raw").unwrap_err().to_string();
+    assert!(
+        err.contains("is not an EFI program") && err.contains("/Image"),
+        "{err}"
+    );
+    assert!(!sys._dir.path().join("gz.raw").exists());
+}
+
 #[test]
 fn esp_holds_systemd_boot_the_kernel_and_a_bls_entry() {
     let sys = system(true);
@@ -160,7 +220,11 @@ fn esp_holds_systemd_boot_the_kernel_and_a_bls_entry() {
         .unwrap()
         .read_to_end(&mut kernel)
         .unwrap();
-    assert_eq!(kernel, vec![0x4d; 300_000]);
+    assert_eq!(kernel.len(), 300_000);
+    assert!(
+        kernel.starts_with(b"MZ") && kernel[2..].iter().all(|&b| b == 0x4d),
+        "the ESP's kernel is not the system's"
+    );
     let mut loader = String::new();
     root.open_file("loader/loader.conf")
         .unwrap()

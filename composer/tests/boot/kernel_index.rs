@@ -1,8 +1,9 @@
 //! The kernel builder's module indexes for Debian's real cloud kernels,
-//! bookworm's (modules as plain `.ko`) and trixie's (`.ko.xz`), read by the
-//! host's real kmod and compared with what the host's `depmod` writes for
-//! the same tree. Each kernel is the one the examples' lock for its release
-//! pins, fetched by hash into Imago's download cache.
+//! bookworm's (modules as plain `.ko`) and trixie's (`.ko.xz`), for amd64
+//! and trixie's for arm64, read by the host's real kmod and compared with
+//! what the host's `depmod` writes for the same tree. Each kernel is the
+//! one the examples' lock for its release pins, fetched by hash into
+//! Imago's download cache.
 //!
 //! Needs kmod's `modprobe` and `depmod` on the host (`.ci/host-tools.sh
 //! test` installs them).
@@ -16,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use imago::arch::Architecture;
 use imago::boot::kernel::build_kernel;
 use imago::boot::kmod::index::read_index;
 
@@ -40,16 +42,25 @@ fn host_tool(name: &str) -> PathBuf {
 struct Release {
     lock: &'static str,
     module: &'static str,
+    arch: Architecture,
 }
 
 const BOOKWORM: Release = Release {
     lock: "imago.lock",
     module: ".ko",
+    arch: Architecture::Amd64,
 };
 
 const TRIXIE: Release = Release {
     lock: "trixie/imago.lock",
     module: ".ko.xz",
+    arch: Architecture::Amd64,
+};
+
+const TRIXIE_ARM64: Release = Release {
+    lock: "arm64/imago.lock",
+    module: ".ko.xz",
+    arch: Architecture::Arm64,
 };
 
 struct Kernel {
@@ -104,7 +115,7 @@ fn built_kernel(release: Release) -> Kernel {
     let physical = store.join(logical.trim_start_matches("/imago/store/"));
     let root = dir.path().join("kernel");
     let mut log = Vec::new();
-    build_kernel(&[(logical, physical)], &root, &mut log).unwrap();
+    build_kernel(&[(logical, physical)], release.arch, &root, &mut log).unwrap();
     eprintln!("{}", String::from_utf8_lossy(&log));
     let version = std::fs::read_to_string(root.join("version"))
         .unwrap()
@@ -172,6 +183,40 @@ fn modprobe_loads_nf_tables_and_autofs4(release: Release) {
     );
     let devname = std::fs::read_to_string(kernel.modules().join("modules.devname")).unwrap();
     assert!(devname.contains("\nautofs4 autofs c10:235\n"), "{devname}");
+}
+
+/// Debian's arm64 cloud kernel, built on this (amd64) host: its image is
+/// `Image` (uncompressed, with the EFI stub: a PE/COFF program systemd-boot
+/// starts) and the devices of QEMU's `virt` machine resolve: the PCI
+/// transport, virtiofs, the console and ext4 are built in, the disk,
+/// network and virtio-mmio drivers are modules.
+#[test]
+fn the_arm64_kernel_is_an_efi_image_and_resolves_the_virt_machines_virtio_drivers() {
+    let kernel = built_kernel(TRIXIE_ARM64);
+    let image = std::fs::read(kernel.root.join("Image")).unwrap();
+    assert!(!kernel.root.join("bzImage").exists());
+    assert_eq!(&image[..2], b"MZ", "the EFI stub's PE/COFF header");
+    assert_eq!(&image[0x38..0x3c], b"ARM\x64", "the arm64 image header");
+    let insmod = |module: &str| format!("insmod kernel/{module}{}", TRIXIE_ARM64.module);
+    for builtin in ["virtio_pci", "virtiofs", "virtio_console", "ext4"] {
+        assert_eq!(
+            kernel.show_depends(builtin),
+            [format!("builtin {builtin}")],
+            "{builtin}"
+        );
+    }
+    assert_eq!(
+        kernel.show_depends("virtio_blk"),
+        [insmod("drivers/block/virtio_blk")]
+    );
+    assert_eq!(
+        kernel.show_depends("virtio_mmio"),
+        [insmod("drivers/virtio/virtio_mmio")]
+    );
+    assert_eq!(
+        kernel.show_depends("virtio_net").last(),
+        Some(&insmod("drivers/net/virtio_net"))
+    );
 }
 
 /// `(key -> values without priorities)` of an index.

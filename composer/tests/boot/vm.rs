@@ -278,7 +278,7 @@ fn imago_run_boots_a_toplevel_from_a_real_store() {
         &store,
         &KernelBuilder,
         "kernel",
-        serde_json::json!({ "packages": [unpacked[1].to_absolute(), unpacked[2].to_absolute()] }),
+        serde_json::json!({ "architecture": "amd64", "packages": [unpacked[1].to_absolute(), unpacked[2].to_absolute()] }),
         &unpacked[1..],
     );
     let script = Path::new(concat!(
@@ -387,10 +387,10 @@ fn imago_run_boots_a_toplevel_from_a_real_store() {
 /// The accelerator probe decides once, then answers from its cache.
 #[test]
 fn accelerator_probe_is_decided_once_and_cached() {
-    let first = imago::boot::kvm::choose().unwrap();
+    let first = imago::boot::kvm::choose(imago::arch::Architecture::Amd64).unwrap();
     eprintln!("accelerator: {} ({})", first.accel.name(), first.reason);
     let started = Instant::now();
-    let second = imago::boot::kvm::choose().unwrap();
+    let second = imago::boot::kvm::choose(imago::arch::Architecture::Amd64).unwrap();
     assert_eq!(first.accel, second.accel);
     if let Ok(forced) = std::env::var("IMAGO_ACCEL") {
         assert_eq!(second.reason, format!("IMAGO_ACCEL={forced}"));

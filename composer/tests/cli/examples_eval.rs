@@ -1,5 +1,6 @@
-//! Every example system (examples/*.imago, and examples/<release>/*.imago
-//! for the releases that have their own lock) evaluates with the module
+//! Every example system (examples/*.imago, and examples/<folder>/*.imago
+//! for the releases and architectures that have their own lock: trixie,
+//! arm64) evaluates with the module
 //! library: every definition names a declared option with the right type,
 //! and the whole merged configuration (including the system toplevel's step)
 //! can be computed. No store is involved (steps get pending placeholders).
@@ -24,6 +25,7 @@ fn examples() -> Vec<PathBuf> {
     };
     let mut out = files_in(&dir);
     out.extend(files_in(&dir.join("trixie")));
+    out.extend(files_in(&dir.join("arm64")));
     out.sort();
     out
 }

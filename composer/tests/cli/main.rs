@@ -11,5 +11,6 @@ mod examples_build;
 mod examples_eval;
 mod help;
 mod options_doc;
+mod run_arm64;
 mod run_forward;
 mod test_hooks;

@@ -8,10 +8,11 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::support::group::spawn_logged;
 
 /// One HTTP GET of `/` on 127.0.0.1:`port`; the whole answer.
 fn get(port: u16) -> Option<String> {
@@ -34,17 +35,6 @@ fn group_alive(pgid: i32) -> bool {
         .success()
 }
 
-/// Kills the process group on drop, so QEMU never outlives the test.
-struct Group(i32);
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0)])
-            .status();
-    }
-}
-
 #[test]
 fn the_server_example_answers_on_a_forwarded_port() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,20 +44,15 @@ fn the_server_example_answers_on_a_forwarded_port() {
         .unwrap()
         .port();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/server.imago");
-    let log = std::fs::File::create(dir.path().join("console.log")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imago"))
-        .arg("--store")
-        .arg(dir.path().join("store"))
-        .arg("run")
-        .arg(&file)
-        .args(["--forward", &format!("{port}:80")])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let _group = Group(child.id() as i32);
+    let (mut child, _group) = spawn_logged(
+        Command::new(env!("CARGO_BIN_EXE_imago"))
+            .arg("--store")
+            .arg(dir.path().join("store"))
+            .arg("run")
+            .arg(&file)
+            .args(["--forward", &format!("{port}:80")]),
+        &dir.path().join("console.log"),
+    );
     let started = Instant::now();
     let deadline = started + Duration::from_secs(420);
     let answer = loop {

@@ -6,6 +6,7 @@ mod support;
 mod health;
 mod network;
 mod nginx;
+mod platform;
 mod security;
 mod units;
 mod users;

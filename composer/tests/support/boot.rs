@@ -44,12 +44,15 @@ fn examples_lock(name: &str) -> imago::debian::lock::Lock {
     imago::debian::lock::Lock::read(&examples.join(name)).unwrap()
 }
 
+/// The package the lock's cloud kernel metapackage (of the lock's
+/// architecture) depends on for the image.
 fn kernel_image_package(lock: &imago::debian::lock::Lock) -> String {
-    lock.packages["linux-image-cloud-amd64"]
+    let meta = format!("linux-image-cloud-{}", lock.platform.architecture.name());
+    lock.packages[&meta]
         .depends
         .iter()
         .find(|d| d.starts_with("linux-image-6."))
-        .expect("linux-image-cloud-amd64 depends on a linux-image-6.* package")
+        .unwrap_or_else(|| panic!("{meta} depends on a linux-image-6.* package"))
         .clone()
 }
 
@@ -187,7 +190,7 @@ pub fn build_system(dir_name: &str) -> System {
         &KernelBuilder,
         4,
         "kernel",
-        serde_json::json!({ "packages": [meta, image] }),
+        serde_json::json!({ "architecture": "amd64", "packages": [meta, image] }),
     );
     let stage1 = object_name(5, "stage-1.sh");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../modules/boot/stage-1.sh");

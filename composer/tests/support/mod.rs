@@ -5,6 +5,7 @@
 pub mod boot;
 pub mod cli;
 pub mod deb;
+pub mod group;
 pub mod http;
 pub mod store;
 pub mod switch;

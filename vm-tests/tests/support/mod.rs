@@ -22,8 +22,12 @@
 //!   the backdoor standing in for ssh.
 //! * Direct-boot machines share the store over virtiofs (Debian's cloud
 //!   kernel has no 9p) with the kernel command line of the toplevel's
-//!   `boot.json`, as `imago run` does, plus `console=ttyS0` and
-//!   `no_timer_check` (see docs/vm-tests.md).
+//!   `boot.json`, as `imago run` does, plus the serial console and the
+//!   parameters of the system's architecture (`console=ttyS0` and
+//!   `no_timer_check` on amd64, `console=ttyAMA0` on arm64; see
+//!   docs/vm-tests.md). A machine gets the architecture `boot.json` names:
+//!   an arm64 system runs on `qemu-system-aarch64`, its disk image through
+//!   AAVMF.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -33,6 +37,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
+use imago::arch::Architecture;
 use imago::boot::bootspec::BootSpec;
 use imago::debian::apt::default_deb_cache;
 use imago::graph::BuildOptions;
@@ -47,19 +52,18 @@ use imago_vm_tests::{
 };
 use std::time::Duration;
 
-/// Kernel parameters added to every direct boot: the store over virtiofs
-/// (the tag the driver uses), the console on the serial port, and no IO-APIC
-/// timer check (it fails under TCG on a loaded host).
-const EXTRA_KERNEL_PARAMS: &[&str] = &[
-    "imago.store=virtiofs:imago-store",
-    "console=ttyS0",
-    "no_timer_check",
-];
-
-/// OVMF's firmware code and variable store template (package `ovmf`).
-pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE.fd";
-/// See [`OVMF_CODE`].
-pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS.fd";
+/// Kernel parameters added to every direct boot of a system of `arch`: the
+/// store over virtiofs (the tag the driver uses), the console on the serial
+/// port, and the architecture's VM parameters (on amd64 no IO-APIC timer
+/// check: it fails under TCG on a loaded host).
+fn extra_kernel_params(arch: Architecture) -> Vec<String> {
+    let mut params = vec![
+        "imago.store=virtiofs:imago-store".to_owned(),
+        format!("console={}", arch.serial_console()),
+    ];
+    params.extend(arch.vm_kernel_params().iter().map(|&p| p.to_owned()));
+    params
+}
 
 /// A built system.
 #[derive(Debug, Clone)]
@@ -195,11 +199,11 @@ impl System {
             || {
                 let kernel = physical_path(self, &self.spec.kernel)?;
                 let initrd = physical_path(self, &self.spec.initrd)?;
-                let extra: Vec<String> =
-                    EXTRA_KERNEL_PARAMS.iter().map(|&p| p.to_owned()).collect();
+                let extra = extra_kernel_params(self.spec.architecture);
                 let cmdline = self.spec.cmdline(&self.toplevel.to_absolute(), &extra);
                 let mut config = MachineConfig::direct(machine, kernel, initrd, cmdline)
                     .map_err(|e| e.to_string())?;
+                config.arch = self.spec.architecture;
                 config.store = Some(self.store.clone());
                 config.store_transport = StoreTransport::VirtioFs;
                 Ok::<_, String>(config)
@@ -208,20 +212,22 @@ impl System {
     }
 
     /// A machine booting this system's disk image (built once, cached by
-    /// toplevel) through OVMF and systemd-boot.
+    /// toplevel) through UEFI (OVMF, or AAVMF for arm64) and systemd-boot.
     pub fn uefi_disk(&self, driver: &Driver, machine: &str) -> Result<MachineConfig, Failure> {
         let image = driver.setup(&format!("disk image of {}", self.toplevel), || {
             self.disk_image()
         })?;
         driver.setup(&format!("configure machine {machine} (UEFI disk)"), || {
             let name = MachineName::new(machine).map_err(|e| e.to_string())?;
+            let firmware = self.spec.architecture.uefi_firmware();
             let mut config = MachineConfig::new(
                 name,
                 Boot::Uefi {
-                    code: OVMF_CODE.into(),
-                    vars: OVMF_VARS.into(),
+                    code: firmware.code.into(),
+                    vars: firmware.vars.into(),
                 },
             );
+            config.arch = self.spec.architecture;
             config.disk = Some(DiskImage {
                 path: image,
                 format: DiskFormat::Raw,
