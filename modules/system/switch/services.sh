@@ -16,8 +16,8 @@ wanted_units() {
     done | sort -u
 }
 
-# Stop the units of the running system that the new one lacks, before
-# activation: their unit files and the /etc they read are still there
+# Stop the units of the running system that the new one lacks or masks,
+# before activation: their unit files and the /etc they read are still there
 # (systemd). Triggers go first, so that none starts a service being
 # stopped.
 systemd_stop_removed() {
@@ -30,7 +30,11 @@ systemd_stop_removed() {
         for u in "$old_units"/$glob; do
             [ -e "$u" ] || continue
             unit=${u##*/}
-            [ -e "$new_units/$unit" ] && continue
+            # Kept unless the new system masks it (a link to /dev/null:
+            # `systemd.units.<name>.enable = false`).
+            if [ -e "$new_units/$unit" ] && [ "$(readlink "$new_units/$unit")" != /dev/null ]; then
+                continue
+            fi
             systemctl is-active --quiet "$unit" || continue
             echo "switch-to-configuration: stopping $unit"
             systemctl stop "$unit" || status=1
