@@ -1,22 +1,36 @@
-//! `imago deploy FILE --target ssh://[user@]host[:port]`: build a system,
-//! copy the part of its closure the target lacks, and run the new system's
-//! `switch-to-configuration` there (see `crate::remote` for how objects
-//! travel; the target needs no imago).
+//! `imago deploy FILE --target ssh://[user@]host[:port]...`: build a
+//! system once, and on each target copy the part of its closure the target
+//! lacks, run the new system's `switch-to-configuration` and its health
+//! checks there, in waves (see `crate::remote` for how objects travel and
+//! how a rollout proceeds; the targets need no imago).
 
 use super::GlobalArgs;
 use super::build::SystemArgs;
 use crate::debian::apt::default_deb_cache;
 use crate::graph::BuildOptions;
-use crate::remote::{self, Action, SshRemote, SshTarget};
+use crate::remote::{
+    self, Action, HostReport, Outcome, Remote, RolloutOptions, SshRemote, SshTarget,
+};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub system: SystemArgs,
-    /// The machine: ssh://[user@]host[:port].
-    #[arg(long, value_name = "URL", value_parser = remote::parse_target)]
-    pub target: SshTarget,
+    /// The machine: ssh://[user@]host[:port]. Repeated: a rollout to every
+    /// one, in waves (--canary, --parallel).
+    #[arg(long, value_name = "URL", value_parser = remote::parse_target, required = true)]
+    pub target: Vec<SshTarget>,
+    /// Machines of the first wave (the canaries), before any other.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub canary: usize,
+    /// Machines deployed at once in each later wave.
+    #[arg(long, default_value_t = 1, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    pub parallel: u64,
+    /// Machines that may fail (or be rolled back) before the rollout stops
+    /// after their wave.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_failures: usize,
     /// Activate now and make it the boot default (the default).
     #[arg(long, group = "action")]
     pub switch: bool,
@@ -64,17 +78,19 @@ impl Args {
             return Ok(ExitCode::from(1));
         };
         super::guard::refuse_test_backdoor(&store, &toplevel, self.allow_test_backdoor, "deploy")?;
-        let target = SshRemote {
-            target: self.target.clone(),
-            program: self.ssh.clone(),
-        };
-        let copied = remote::copy_closure(&store, &toplevel, &target, &self.remote_store)?;
-        if copied == 0 {
-            println!("{} has the whole closure", self.target.destination);
-        } else {
-            println!("copied {copied} objects to {}", self.target.destination);
-        }
+        let remotes: Vec<SshRemote> = self
+            .target
+            .iter()
+            .map(|target| SshRemote {
+                target: target.clone(),
+                program: self.ssh.clone(),
+            })
+            .collect();
         if self.copy_only {
+            for target in &remotes {
+                let copied = remote::copy_closure(&store, &toplevel, target, &self.remote_store)?;
+                println!("{}", copied_line(&target.name(), copied));
+            }
             return Ok(ExitCode::SUCCESS);
         }
         let action = if self.boot {
@@ -84,29 +100,115 @@ impl Args {
         } else {
             Action::Switch
         };
-        let out = remote::run_switch(&target, &self.remote_store, &toplevel, action)?;
-        print!("{}", out.stdout_text());
-        // A system that runs now says whether it is healthy; `boot` runs
-        // nothing until the next boot.
-        let has_checks = store.physical(&toplevel).join("bin/check-health").exists();
-        if action == Action::Boot || self.no_health_checks || !has_checks {
-            return Ok(ExitCode::SUCCESS);
+        let options = RolloutOptions {
+            action,
+            remote_store: self.remote_store.clone(),
+            health_checks: !self.no_health_checks,
+            max_failures: self.max_failures,
+        };
+        let parallel = usize::try_from(self.parallel).unwrap_or(usize::MAX);
+        let plan = remote::waves(remotes.len(), self.canary, parallel);
+        let targets: Vec<&(dyn Remote + Sync)> =
+            remotes.iter().map(|r| r as &(dyn Remote + Sync)).collect();
+        let many = remotes.len() > 1;
+        let reports = remote::roll_out(&store, &toplevel, &targets, &plan, &options, &|r| {
+            print_host(r, many)
+        });
+        if many {
+            print!("{}", summary(&reports));
         }
-        match remote::check_health(&target, &self.remote_store, &toplevel)? {
-            remote::Health::Passed(report) => {
-                print!("{report}");
-                Ok(ExitCode::SUCCESS)
-            }
-            remote::Health::Failed(report) => {
-                eprint!("{report}");
-                let back = remote::roll_back(&target, &self.remote_store, &toplevel, action)?;
-                print!("{}", back.stdout_text());
-                anyhow::bail!(
-                    "{}: {} failed its health checks (above); the machine is back on its previous system",
-                    self.target.destination,
-                    toplevel.to_absolute()
-                )
-            }
+        let failed: Vec<&HostReport> = reports.iter().filter(|r| r.outcome.failed()).collect();
+        let Some(first) = failed.first() else {
+            return Ok(ExitCode::SUCCESS);
+        };
+        let stopped = reports.iter().any(|r| r.outcome == Outcome::NotStarted);
+        match (&first.outcome, many) {
+            (Outcome::Failed { error }, false) => anyhow::bail!("{error}"),
+            (Outcome::RolledBack { .. }, false) => anyhow::bail!(
+                "{}: {} failed its health checks (above); the machine is back on its previous system",
+                first.target,
+                toplevel.to_absolute()
+            ),
+            _ => anyhow::bail!(
+                "{} of {} machines failed (above; rolled-back ones are back on their previous system){}",
+                failed.len(),
+                reports.len(),
+                if stopped {
+                    "; the rollout stopped before the machines marked `not started`"
+                } else {
+                    ""
+                }
+            ),
         }
     }
+}
+
+/// "copied N objects to T" or "T has the whole closure".
+fn copied_line(target: &str, copied: usize) -> String {
+    if copied == 0 {
+        format!("{target} has the whole closure")
+    } else {
+        format!("copied {copied} objects to {target}")
+    }
+}
+
+/// What one machine did, as soon as it is done: the copy, the switch's and
+/// the checks' output on stdout, a failure on stderr. With several
+/// machines each line is prefixed with the machine's name.
+fn print_host(report: &HostReport, many: bool) {
+    let prefix = |text: &str| -> String {
+        if many {
+            text.lines()
+                .map(|l| format!("{}: {l}\n", report.target))
+                .collect()
+        } else {
+            text.to_owned()
+        }
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    match &report.outcome {
+        Outcome::Done { copied } => {
+            out.push_str(&copied_line(&report.target, *copied));
+            out.push('\n');
+            out.push_str(&prefix(&report.output));
+        }
+        Outcome::AlreadyThere => {
+            out.push_str(&format!("{} runs this system already\n", report.target));
+        }
+        Outcome::RolledBack { report: checks } => {
+            out.push_str(&prefix(&report.output));
+            err.push_str(&prefix(checks));
+        }
+        Outcome::Failed { error } if many => {
+            out.push_str(&prefix(&report.output));
+            err.push_str(&format!("{}: {error}\n", report.target));
+        }
+        Outcome::Failed { .. } | Outcome::NotStarted => out.push_str(&prefix(&report.output)),
+    }
+    print!("{out}");
+    eprint!("{err}");
+}
+
+/// The rollout's report: a line per machine.
+fn summary(reports: &[HostReport]) -> String {
+    let mut text = String::from("rollout:\n");
+    for r in reports {
+        let name = |p: &Option<String>| {
+            p.as_deref()
+                .and_then(|p| p.rsplit('/').next())
+                .unwrap_or("-")
+                .to_owned()
+        };
+        text.push_str(&format!(
+            "  wave {} {}: {} ({:.1} s) {} -> {}\n",
+            r.wave + 1,
+            r.target,
+            r.outcome.word(),
+            r.seconds,
+            name(&r.before),
+            name(&r.after)
+        ));
+    }
+    text
 }

@@ -9,10 +9,12 @@
 //! system's own `switch-to-configuration`.
 
 mod deploy;
+mod rollout;
 mod ssh;
 mod stream;
 
 pub use deploy::{Action, Health, check_health, copy_closure, roll_back, run_switch};
+pub use rollout::{HostReport, Outcome, RolloutOptions, roll_out, waves};
 pub use ssh::{SshRemote, SshTarget, parse_target};
 
 use std::io::Write;

@@ -226,6 +226,118 @@ fn a_failed_health_check_rolls_the_target_back() {
     assert_eq!(fs::read_to_string(s.path("marker")).unwrap(), "switch\n");
 }
 
+/// Three machines, told apart by the stand-in for ssh: each `root@hostN`
+/// gets a store of its own (`remote-hostN`). `--canary 1 --parallel 2`:
+/// host1 alone first, then host2 and host3; a failed health check on the
+/// canary stops the rollout before the others.
+#[test]
+fn a_rollout_goes_in_waves_and_stops_at_a_failed_canary() {
+    let s = setup();
+    let fleet = s.path("fake-ssh-fleet");
+    let remote = s.path("remote");
+    fs::write(
+        &fleet,
+        format!(
+            "#!/bin/sh\nwhile [ \"$1\" != -- ]; do shift; done\nshift\nhost=${{1#*@}}\necho \"$1\" >> {log}\nshift\nexec sh -c \"$(printf '%s' \"$*\" | sed \"s#{remote}#{remote}-$host#g\")\"\n",
+            log = s.path("fleet.log").display(),
+            remote = remote.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&fleet, fs::Permissions::from_mode(0o755)).unwrap();
+    for n in 1..=3 {
+        fs::create_dir_all(s.path(&format!("remote-host{n}"))).unwrap();
+    }
+    let rollout = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_imago"));
+        cmd.arg("--store")
+            .arg(s.path("store"))
+            .args(["deploy", "--toplevel", &s.top.to_absolute()])
+            .args([
+                "--target",
+                "ssh://root@host1",
+                "--target",
+                "ssh://root@host2",
+            ])
+            .args([
+                "--target",
+                "ssh://root@host3",
+                "--canary",
+                "1",
+                "--parallel",
+                "2",
+            ])
+            .arg("--ssh")
+            .arg(&fleet)
+            .arg("--remote-store")
+            .arg(&remote);
+        cmd.output().unwrap()
+    };
+    let out = rollout();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (wave, host) in [(1, "host1"), (2, "host2"), (2, "host3")] {
+        assert!(
+            stdout.contains(&format!("wave {wave} root@{host}: done")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("copied 2 objects to root@{host}")),
+            "{stdout}"
+        );
+        assert!(
+            s.path(&format!("remote-{host}"))
+                .join(s.top.to_string())
+                .is_dir(),
+            "{host}"
+        );
+    }
+    // The canary was done before the second wave began.
+    let log = fs::read_to_string(s.path("fleet.log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    let last_canary = lines.iter().rposition(|l| *l == "root@host1").unwrap();
+    let first_other = lines.iter().position(|l| *l != "root@host1").unwrap();
+    assert!(last_canary < first_other, "{log}");
+
+    // A new system whose check fails on the canary: it is rolled back, and
+    // the others are not touched.
+    fs::write(s.path("unhealthy"), "").unwrap();
+    for n in 1..=3 {
+        let dir = s.path(&format!("remote-host{n}"));
+        fs::remove_dir_all(&dir).unwrap();
+        fs::create_dir_all(&dir).unwrap();
+    }
+    fs::write(s.path("fleet.log"), "").unwrap();
+    let out = rollout();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stdout.contains("wave 1 root@host1: rolled back"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("wave 2 root@host2: not started"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("wave 2 root@host3: not started"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("root@host1: FAILED web"), "{stderr}");
+    assert!(
+        stderr.contains("1 of 3 machines failed") && stderr.contains("the rollout stopped"),
+        "{stderr}"
+    );
+    let log = fs::read_to_string(s.path("fleet.log")).unwrap();
+    assert!(log.lines().all(|l| l == "root@host1"), "{log}");
+    assert_eq!(fs::read_to_string(s.path("marker")).unwrap(), "rollback\n");
+}
+
 #[test]
 fn failures_are_reported() {
     let s = setup();
