@@ -20,6 +20,7 @@ pub mod initrd;
 pub mod kernel;
 pub mod kmod;
 pub mod kvm;
+mod probe_firmware;
 pub mod qemu;
 pub mod run;
 

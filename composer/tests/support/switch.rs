@@ -109,7 +109,9 @@ impl Fixture {
         for applet in module_applets() {
             symlink(&bb, tools.join(&applet)).unwrap();
         }
-        let init = Command::new("sleep").arg("60").spawn().unwrap();
+        // The stand-in for init lives until the fixture kills it (Drop): a
+        // short sleep could end before a slow test signals it.
+        let init = Command::new("sleep").arg("infinity").spawn().unwrap();
         let f = Fixture {
             dir,
             init: std::cell::RefCell::new(init),
