@@ -1,5 +1,5 @@
 //! Benchmark: the busybox example of each architecture side by side,
-//! examples/trixie/minimal.imago (amd64) and examples/arm64/minimal.imago,
+//! examples/minimal.imago (amd64, trixie) and examples/arm64/minimal.imago,
 //! alternated in each round.
 //!
 //! - build: the system from the warm package cache (the packages already
@@ -105,7 +105,7 @@ fn main() {
         .unwrap_or(5);
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let systems = [
-        ("amd64", examples.join("trixie/minimal.imago")),
+        ("amd64", examples.join("minimal.imago")),
         ("arm64", examples.join("arm64/minimal.imago")),
     ];
     // Warm the package cache (and check both build) before timing.

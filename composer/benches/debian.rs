@@ -1,5 +1,5 @@
-//! Unpacking the Debian packages of examples/server (their closure in
-//! examples/imago.lock) from a warm cache, versus `mmdebstrap
+//! Unpacking the Debian packages of examples/bookworm/server (their closure
+//! in examples/bookworm/imago.lock) from a warm cache, versus `mmdebstrap
 //! --variant=extract` on the same pinned packages, side by side.
 //!
 //! Three figures for imago, each over `IMAGO_BENCH_RUNS` runs (default 5):
@@ -59,7 +59,7 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/bookworm");
     let entries = server_packages(&examples)?;
     let root = default_cache_root();
     // The release and architecture of the lock the packages come from.
@@ -69,7 +69,7 @@ fn main() -> anyhow::Result<()> {
     let paths = ensure_cached(&entries, &opts)?;
     let total: u64 = entries.iter().map(|e| e.size).sum();
     println!(
-        "set: the {} packages of examples/server, {:.1} MB of .debs",
+        "set: the {} packages of examples/bookworm/server, {:.1} MB of .debs",
         entries.len(),
         total as f64 / 1e6
     );
@@ -249,8 +249,8 @@ fn check(examples: &Path, opts: &FetchOptions, runs: usize) -> anyhow::Result<()
     Ok(())
 }
 
-/// The lock entries of everything examples/server.imago uses: the packages
-/// its evaluation asks for and their closure in examples/imago.lock, largest
+/// The lock entries of everything examples/bookworm/server.imago uses: the
+/// packages its evaluation asks for and their closure in its lock, largest
 /// first.
 fn server_packages(examples: &Path) -> anyhow::Result<Vec<LockEntry>> {
     let file = examples.join("server.imago");

@@ -2,8 +2,8 @@
 //! their boot marker on the console, by direct kernel boot under TCG
 //! (targets: a trixie busybox system < 5 s, a trixie systemd system < 15 s).
 //!
-//! Builds examples/minimal.imago and examples/server.imago (bookworm) and
-//! their trixie twins in examples/trixie/, as they are (no backdoor), and
+//! Builds examples/minimal.imago and examples/server.imago (trixie) and
+//! their bookworm twins in examples/bookworm/, as they are (no backdoor), and
 //! boots each ROUNDS times, the four interleaved in every round so that the
 //! machine's load falls on all of them alike. Each boot is timed on the host
 //! from spawning QEMU to the marker (`IMAGO-HELLO-OK`, `IMAGO-SERVER-UP`).
@@ -27,10 +27,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// (example, marker, memory in MiB)
 const SYSTEMS: &[(&str, &str, u32)] = &[
+    ("bookworm/minimal.imago", "IMAGO-HELLO-OK", 512),
     ("minimal.imago", "IMAGO-HELLO-OK", 512),
-    ("trixie/minimal.imago", "IMAGO-HELLO-OK", 512),
+    ("bookworm/server.imago", "IMAGO-SERVER-UP", 1024),
     ("server.imago", "IMAGO-SERVER-UP", 1024),
-    ("trixie/server.imago", "IMAGO-SERVER-UP", 1024),
 ];
 
 fn main() {

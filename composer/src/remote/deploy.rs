@@ -159,7 +159,15 @@ if grep -q "^[^ ]* $store [^ ]* ro[, ]" /proc/mounts; then mount -o remount,bind
 tmp="$store/.imago-deploy-$$"
 trap 'rm -rf "$tmp"; if $ro; then mount -o remount,bind,ro "$store"; fi' EXIT
 mkdir "$tmp"
-tar --no-same-owner -x -f - -C "$tmp"
+# The running system's own tar (busybox, in every Imago system's tools) when
+# it has one, else the target's: a system need not install tar itself.
+tar=/run/current-system/tools/bin/tar
+[ -x "$tar" ] || tar=tar
+if ! command -v "$tar" >/dev/null; then
+  echo "no tar on this machine: neither its system's tools nor its PATH have one" >&2
+  exit 127
+fi
+"$tar" --no-same-owner -x -f - -C "$tmp"
 sync
 for p in {names}; do [ -e "$store/$p" ] || mv "$tmp/$p" "$store/$p"; done
 sync

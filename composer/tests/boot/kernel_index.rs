@@ -46,13 +46,13 @@ struct Release {
 }
 
 const BOOKWORM: Release = Release {
-    lock: "imago.lock",
+    lock: "bookworm/imago.lock",
     module: ".ko",
     arch: Architecture::Amd64,
 };
 
 const TRIXIE: Release = Release {
-    lock: "trixie/imago.lock",
+    lock: "imago.lock",
     module: ".ko.xz",
     arch: Architecture::Amd64,
 };

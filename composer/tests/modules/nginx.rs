@@ -35,7 +35,7 @@ const WEB: &str = r#"{ pkgs, ... }:
 let page = builtins.step { builder = "tree"; name = "www"; entries."index.html".text = "hi\n"; }; in
 {
   system.name = "web";
-  # The examples' lock (bookworm's) pins its packages.
+  # The bookworm examples' lock pins its packages.
   system.debian.release = "bookworm";
   services.nginx = {
     enable = true;
@@ -322,7 +322,7 @@ fn bad_virtual_hosts_are_refused_naming_the_option() {
 fn debian_nginx_accepts_the_generated_configuration() {
     let dir = tempfile::tempdir().unwrap();
     fs::copy(
-        repo().join("examples/imago.lock"),
+        repo().join("examples/bookworm/imago.lock"),
         dir.path().join("imago.lock"),
     )
     .unwrap();

@@ -5,7 +5,7 @@
 //!   secrets that would land in the world-readable store, and the silence
 //!   about what is no secret; `isNormalUser`; the merged authorized keys;
 //!   the sudoers text; the checks on wrappers and sudo rules.
-//! * One real build (examples/server.imago with sudo and a few wrappers,
+//! * One real build (examples/bookworm/server.imago with sudo and a few wrappers,
 //!   into a temporary store): the profile's list of Debian's setuid files,
 //!   no setuid bit anywhere in the store, the sudoers file accepted by the
 //!   package's own `visudo -c`, and the system's `update-wrappers` run under

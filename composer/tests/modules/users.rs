@@ -1,5 +1,5 @@
 //! What the module library makes of users, run without a VM: the example
-//! server (examples/server.imago, with a few more users and a sysusers.d
+//! server (examples/bookworm/server.imago, with a few more users and a sysusers.d
 //! file of its own) is built for real into a temporary store, and its
 //! `update-users` activation step runs under the host's busybox (standing
 //! in for the system's tools) on a scratch root (`IMAGO_ROOT`), with the

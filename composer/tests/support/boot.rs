@@ -20,10 +20,10 @@ use imago::builders::{BuildContext, Builder, ResolvedStep};
 pub const MARKER: &str = "IMAGO-BOOT-OK";
 
 /// The three .debs — busybox-static, linux-image-cloud-amd64 and the
-/// kernel image package it depends on — as the examples' lock pins them,
+/// kernel image package it depends on — as the bookworm examples' lock pins them,
 /// fetched by hash into Imago's download cache like any build's.
 pub fn debs() -> Vec<PathBuf> {
-    let lock = examples_lock("imago.lock");
+    let lock = examples_lock("bookworm/imago.lock");
     let image = kernel_image_package(&lock);
     fetch(
         &lock,

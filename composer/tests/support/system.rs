@@ -67,15 +67,20 @@ pub struct Built {
 
 impl Built {
     /// Builds `system` — a system file in which `@server@` stands for
-    /// examples/server.imago — with the examples' lock, in a store of its
-    /// own.
+    /// examples/bookworm/server.imago — with its lock, in a store of its
+    /// own. Bookworm's, because tests run the built packages' programs
+    /// (visudo, nft) on the host, a bookworm machine: trixie's need a newer
+    /// C library.
     pub fn server_with(system: &str) -> Built {
         let dir = tempfile::tempdir().unwrap();
-        let server = repo().join("examples/server.imago").canonicalize().unwrap();
+        let server = repo()
+            .join("examples/bookworm/server.imago")
+            .canonicalize()
+            .unwrap();
         let file = dir.path().join("system.imago");
         fs::write(&file, system.replace("@server@", server.to_str().unwrap())).unwrap();
         fs::copy(
-            repo().join("examples/imago.lock"),
+            repo().join("examples/bookworm/imago.lock"),
             dir.path().join("imago.lock"),
         )
         .unwrap();
