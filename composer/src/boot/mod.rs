@@ -15,6 +15,7 @@
 
 pub mod bootspec;
 pub mod cpio;
+pub mod direct;
 pub mod forward;
 pub mod initrd;
 pub mod kernel;

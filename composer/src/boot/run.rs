@@ -6,7 +6,7 @@
 //! kernel has no 9p), picks the machine, the serial console and the
 //! accelerator for the system's architecture ([`crate::arch`],
 //! [`super::kvm`]: an arm64 system on an amd64 host is always emulated) and
-//! builds the QEMU config. [`VmLaunch::spawn`] starts `virtiofsd` when needed, then
+//! builds the QEMU config (with the ESP's mounts masked: [`super::direct`]). [`VmLaunch::spawn`] starts `virtiofsd` when needed, then
 //! QEMU; [`run_system`] does both with the console on this terminal.
 //! QEMU and virtiofsd are killed when the [`RunningVm`] is dropped.
 
@@ -188,6 +188,7 @@ impl VmLaunch {
             format!("console={}", arch.serial_console()),
         ];
         extra.extend(arch.vm_kernel_params().iter().map(|&p| p.to_owned()));
+        extra.extend(super::direct::esp_masks(toplevel));
         extra.extend(opts.kernel_params.iter().cloned());
         let cmdline = spec.cmdline(toplevel_logical, &extra);
         let accel = match opts.accel {
