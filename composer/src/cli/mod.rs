@@ -11,6 +11,7 @@ pub mod closure;
 pub mod config;
 pub mod copy;
 pub mod deploy;
+mod deploy_report;
 pub mod eval;
 mod fetching;
 pub mod gc;

@@ -9,13 +9,21 @@
 //! system's own `switch-to-configuration`.
 
 mod deploy;
+mod error;
+mod host;
+mod report;
 mod rollout;
 mod ssh;
 mod stream;
+mod targets;
 
 pub use deploy::{Action, Health, check_health, copy_closure, roll_back, run_switch};
-pub use rollout::{HostReport, Outcome, RolloutOptions, roll_out, waves};
+pub use error::DeployError;
+pub use host::{Host, RolloutOptions, read_state};
+pub use report::{FailedCheck, HostReport, HostState, Outcome, failed_checks};
+pub use rollout::{Event, Rollout, Stop, roll_out, waves};
 pub use ssh::{SshRemote, SshTarget, parse_target};
+pub use targets::{TargetEntry, check_unique, parse_targets, read_targets_file};
 
 use std::io::Write;
 

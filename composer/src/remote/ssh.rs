@@ -54,6 +54,16 @@ pub fn parse_target(text: &str) -> Result<SshTarget, String> {
     })
 }
 
+impl std::fmt::Display for SshTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ssh://{}", self.destination)?;
+        match self.port {
+            Some(port) => write!(f, ":{port}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A machine reached with an ssh program. The script's standard error goes
 /// straight to the user's terminal.
 #[derive(Debug, Clone)]
@@ -61,6 +71,10 @@ pub struct SshRemote {
     pub target: SshTarget,
     /// The ssh program (`ssh`, or a wrapper).
     pub program: String,
+    /// Run ssh in a process group of its own, so that a Ctrl-C on the
+    /// terminal reaches imago only, which lets a script under way finish
+    /// (a rollout's interruption).
+    pub own_group: bool,
 }
 
 impl SshRemote {
@@ -70,6 +84,9 @@ impl SshRemote {
             cmd.arg("-p").arg(port.to_string());
         }
         cmd.arg("--").arg(&self.target.destination).arg(script);
+        if self.own_group {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
         cmd
     }
 }
