@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -103,7 +103,14 @@ impl Args {
         let toplevels: Vec<&StorePath> =
             entries.iter().map(|e| &systems[&self.attr_of(e)]).collect();
         if self.copy_only {
-            for (target, toplevel) in remotes.iter().zip(&toplevels) {
+            for (done, (target, toplevel)) in remotes.iter().zip(&toplevels).enumerate() {
+                if stop.load(Ordering::SeqCst) {
+                    return Err(DeployError::Interrupted {
+                        not_started: remotes.len() - done,
+                        total: remotes.len(),
+                    }
+                    .into());
+                }
                 let copied = remote::copy_closure(&store, toplevel, target, &self.remote_store)?;
                 println!("{}", copied_line(&target.name(), copied));
             }

@@ -93,7 +93,13 @@ impl Host<'_> {
         }
         let out = run_switch(remote, &options.remote_store, toplevel, options.action)?;
         output.push_str(&out.stdout_text());
-        let has_checks = store.physical(toplevel).join("bin/check-health").exists();
+        // A symlink into the store, which need not be at its own path on
+        // this machine: its presence is what counts.
+        let has_checks = store
+            .physical(toplevel)
+            .join("bin/check-health")
+            .symlink_metadata()
+            .is_ok();
         if options.action == Action::Boot || !options.health_checks || !has_checks {
             return Ok(Outcome::Done { copied });
         }

@@ -92,8 +92,13 @@ impl SshRemote {
 }
 
 impl Remote for SshRemote {
+    /// `user@host`, with `:port` when one was given (machines behind one
+    /// address on several ports are told apart).
     fn name(&self) -> String {
-        self.target.destination.clone()
+        match self.target.port {
+            Some(port) => format!("{}:{port}", self.target.destination),
+            None => self.target.destination.clone(),
+        }
     }
 
     fn run(&self, script: &str, input: Option<Input<'_>>) -> anyhow::Result<RemoteOutput> {

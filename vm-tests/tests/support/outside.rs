@@ -91,6 +91,20 @@ pub fn ssh_options(key: &Path) -> Vec<String> {
     args
 }
 
+/// The ssh program `imago deploy` runs: ssh with the test's options.
+pub fn ssh_wrapper(dir: &Path, key: &Path) -> Result<PathBuf, String> {
+    let path = dir.join("ssh-test");
+    let options: Vec<String> = ssh_options(key).iter().map(|o| format!("'{o}'")).collect();
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\nexec ssh {} \"$@\"\n", options.join(" ")),
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
 /// `ssh -i KEY -p PORT USER@127.0.0.1 COMMAND` from the host, retried until
 /// it succeeds or `timeout` (scaled) runs out; returns its stdout.
 pub fn ssh(
