@@ -13,6 +13,9 @@
 //!   generation 2; the others are not started and do not even get its
 //!   closure; exit status 1; the JSON report names the check and its
 //!   output.
+//! * `--reboot` of the first system to the second machine: it becomes
+//!   generation 3, the machine reboots and comes back over ssh running it
+//!   (the kernel command line says generation 3).
 //!
 //! The backdoor is used only to wait for the boots. Not in the quick
 //! subset.
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 use imago_vm_tests::{Driver, Failure, Machine, vm_test};
 use serde_json::Value;
 use support::System;
-use support::outside::{free_port, ssh, ssh_wrapper, user_net_args, write_key};
+use support::outside::{booted_generation, free_port, ssh, ssh_wrapper, user_net_args, write_key};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -226,7 +229,31 @@ vm_test!(
                 name(member)
             );
         }
-        for member in &fleet {
+
+        // `--reboot` of generation 1's system to the second machine: it
+        // becomes generation 3, the machine reboots (QEMU resets it) and
+        // comes back running it.
+        let out = deploy(&driver, &gen1, &fleet[1..2], &["--reboot", "--json"])?;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let doc: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        assert_eq!(doc["action"], "reboot", "{doc}");
+        let host = &doc["hosts"][0];
+        assert_eq!(host["result"], "done", "{doc}");
+        assert_eq!(host["before"]["generation"], 2, "{doc}");
+        assert_eq!(host["after"]["generation"], 3, "{doc}");
+        assert_eq!(host["after"]["running"], gen1_path.as_str(), "{doc}");
+        assert_eq!(
+            state(&driver, &key, &fleet[1], 30 * SEC)?,
+            format!("{gen1_path}\nsystem-3-link\nnone\n")
+        );
+        let (cmdline, booted) = booted_generation(&driver, &key, fleet[1].port, "root")?;
+        assert_eq!(booted, Some(3), "{cmdline}");
+
+        // The rebooted machine's backdoor is not the driver's any more.
+        fleet[1].machine.kill();
+        for member in [&fleet[0], &fleet[2]] {
             member.machine.shutdown(40 * SEC)?;
         }
         Ok(())

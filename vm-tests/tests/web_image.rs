@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 
 use imago_vm_tests::{Driver, Failure, Machine, vm_test};
 use support::outside::{
-    NOBODY, TEST_KEY_PUB, UserDir, free_port, http_get, ssh, ssh_options, ssh_wrapper,
-    user_net_args, write_key,
+    NOBODY, TEST_KEY_PUB, UserDir, booted_generation, free_port, http_get, ssh, ssh_options,
+    ssh_wrapper, user_net_args, write_key,
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -352,20 +352,8 @@ vm_test!(
             )?,
             "2\n"
         );
-        let cmdline = ssh(
-            &driver,
-            &key,
-            ssh_port,
-            "admin",
-            "cat /proc/cmdline",
-            30 * SEC,
-        )?;
-        assert!(
-            cmdline
-                .split_whitespace()
-                .any(|w| w == "imago.generation=2"),
-            "not booted as generation 2: {cmdline}"
-        );
+        let (cmdline, booted) = booted_generation(&driver, &key, ssh_port, "admin")?;
+        assert_eq!(booted, Some(2), "not booted as generation 2: {cmdline}");
         let blessed = ssh(
             &driver,
             &key,

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -55,6 +56,18 @@ pub struct Args {
     /// Only copy the closure.
     #[arg(long, group = "action")]
     pub copy_only: bool,
+    /// Make it the boot default, reboot the machine and wait for it to come
+    /// back over ssh running the new system (then run its health checks).
+    #[arg(long, group = "action")]
+    pub reboot: bool,
+    /// How long a rebooted machine may take to answer again.
+    #[arg(
+        long,
+        default_value_t = 600,
+        value_name = "SECONDS",
+        requires = "reboot"
+    )]
+    pub reboot_timeout: u64,
     /// The ssh program.
     #[arg(long, env = "IMAGO_SSH", default_value = "ssh", value_name = "PROGRAM")]
     pub ssh: String,
@@ -116,7 +129,7 @@ impl Args {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        let action = if self.boot {
+        let action = if self.boot || self.reboot {
             Action::Boot
         } else if self.test {
             Action::Test
@@ -128,6 +141,9 @@ impl Args {
             remote_store: self.remote_store.clone(),
             health_checks: !self.no_health_checks,
             max_failures: self.max_failures,
+            reboot: self
+                .reboot
+                .then(|| Duration::from_secs(self.reboot_timeout)),
         };
         let parallel = usize::try_from(self.parallel).unwrap_or(usize::MAX);
         let plan = remote::waves(remotes.len(), self.canary, parallel);
@@ -146,7 +162,12 @@ impl Args {
         let rollout = remote::roll_out(&store, &hosts, &plan, &options, &stop, &|event| {
             printer.event(event)
         });
-        printer.report(action.as_str(), &rollout)?;
+        let name = if self.reboot {
+            "reboot"
+        } else {
+            action.as_str()
+        };
+        printer.report(name, &rollout)?;
         match verdict(&rollout) {
             None => Ok(ExitCode::SUCCESS),
             Some(error) => Err(error.into()),

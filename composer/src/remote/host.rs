@@ -3,14 +3,17 @@
 //! when they fail; read its systems again. `stop` is looked at between
 //! the steps: a machine whose copy is done when the rollout is interrupted
 //! is not switched (it is `not started`), one that switched finishes its
-//! checks (and rollback) whatever happens.
+//! checks (and rollback) whatever happens. With `--reboot` the machine is
+//! rebooted after `boot` ([`super::reboot`]) and must come back running
+//! the new system before its checks run.
 
 use super::deploy::{Action, Health, check_health, copy_closure, roll_back, run_switch};
+use super::reboot::reboot_and_wait;
 use super::report::{HostReport, HostState, Outcome, failed_checks};
 use super::{PROFILES, Remote, sh_quote};
 use crate::store::{Store, StorePath};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How a rollout runs on each machine.
 #[derive(Debug, Clone)]
@@ -23,6 +26,21 @@ pub struct RolloutOptions {
     pub health_checks: bool,
     /// Machines that may fail before the rollout stops.
     pub max_failures: usize,
+    /// After `boot`, reboot each machine and wait at most this long for it
+    /// to come back on the new system (`--reboot`).
+    pub reboot: Option<Duration>,
+}
+
+impl RolloutOptions {
+    /// What the machine runs afterwards: with a reboot, the new system is
+    /// running and current, as after `switch`.
+    pub fn effect(&self) -> Action {
+        if self.reboot.is_some() {
+            Action::Switch
+        } else {
+            self.action
+        }
+    }
 }
 
 /// A machine of a rollout and the system it is to get.
@@ -61,10 +79,10 @@ impl Host<'_> {
             return report;
         }
         let before = read_state(self.remote);
-        report.outcome = if already_there(&before, &report.system, options.action) {
+        report.outcome = if already_there(&before, &report.system, options.effect()) {
             Outcome::AlreadyThere
         } else {
-            match self.switch_and_check(store, options, stop, &mut report.output) {
+            match self.switch_and_check(store, options, stop, &report.system, &mut report.output) {
                 Ok(outcome) => outcome,
                 Err(e) => Outcome::Failed {
                     error: format!("{e:#}"),
@@ -84,6 +102,7 @@ impl Host<'_> {
         store: &Store,
         options: &RolloutOptions,
         stop: &AtomicBool,
+        system: &str,
         output: &mut String,
     ) -> anyhow::Result<Outcome> {
         let (remote, toplevel) = (self.remote, self.toplevel);
@@ -93,6 +112,16 @@ impl Host<'_> {
         }
         let out = run_switch(remote, &options.remote_store, toplevel, options.action)?;
         output.push_str(&out.stdout_text());
+        if let Some(timeout) = options.reboot {
+            reboot_and_wait(remote, timeout)?;
+            let state = read_state(remote);
+            if !is_system(&state.running, system) {
+                return Ok(Outcome::Failed {
+                    error: came_back_on_another(remote, &state, system),
+                });
+            }
+        }
+        let effect = options.effect();
         // A symlink into the store, which need not be at its own path on
         // this machine: its presence is what counts.
         let has_checks = store
@@ -100,7 +129,7 @@ impl Host<'_> {
             .join("bin/check-health")
             .symlink_metadata()
             .is_ok();
-        if options.action == Action::Boot || !options.health_checks || !has_checks {
+        if effect == Action::Boot || !options.health_checks || !has_checks {
             return Ok(Outcome::Done { copied });
         }
         match check_health(remote, &options.remote_store, toplevel)? {
@@ -109,7 +138,7 @@ impl Host<'_> {
                 Ok(Outcome::Done { copied })
             }
             Health::Failed(report) => {
-                let back = roll_back(remote, &options.remote_store, toplevel, options.action)?;
+                let back = roll_back(remote, &options.remote_store, toplevel, effect)?;
                 output.push_str(&back.stdout_text());
                 Ok(Outcome::RolledBack {
                     checks: failed_checks(&report),
@@ -153,15 +182,32 @@ fn link_number(link: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// Whether `path` (a machine's running or current system) is `system`.
+fn is_system(path: &Option<String>, system: &str) -> bool {
+    let name = system.rsplit('/').next().unwrap_or(system);
+    path.as_deref()
+        .is_some_and(|p| p.rsplit('/').next() == Some(name))
+}
+
+/// Why a machine that came back from its reboot failed.
+fn came_back_on_another(remote: &dyn Remote, state: &HostState, system: &str) -> String {
+    let generation = state
+        .generation
+        .map_or(String::new(), |n| format!(" (current generation {n})"));
+    format!(
+        "{} came back from its reboot running {}{generation}, not {system}: the new system did not boot, and the boot loader fell back",
+        remote.name(),
+        state.running.as_deref().unwrap_or("an unknown system")
+    )
+}
+
 /// Whether the machine runs `system` already (for `switch` and `test`) and
 /// has it as its current generation (for `switch` and `boot`).
 fn already_there(state: &HostState, system: &str, action: Action) -> bool {
-    let name = system.rsplit('/').next().unwrap_or(system);
-    let is_it = |path: &Option<String>| {
-        path.as_deref()
-            .is_some_and(|p| p.rsplit('/').next() == Some(name))
-    };
-    let (runs, current) = (is_it(&state.running), is_it(&state.profile));
+    let (runs, current) = (
+        is_system(&state.running, system),
+        is_system(&state.profile, system),
+    );
     match action {
         Action::Switch => runs && current,
         Action::Test => runs,

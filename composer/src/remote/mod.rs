@@ -11,6 +11,7 @@
 mod deploy;
 mod error;
 mod host;
+mod reboot;
 mod report;
 mod rollout;
 mod ssh;

@@ -32,6 +32,21 @@ fn fleet(s: &Setup) {
         symlink(&old, dir.join("profiles/system-1-link")).unwrap();
         symlink("system-1-link", dir.join("profiles/system")).unwrap();
         symlink(&old, dir.join("run/current-system")).unwrap();
+        fs::write(dir.join("boot_id"), "boot-1\n").unwrap();
+        // A reboot: a new boot id, and the profile's system running
+        // (unless the machine stays down, or its boot loader falls back).
+        fs::create_dir_all(dir.join("bin")).unwrap();
+        let reboot = dir.join("bin/reboot");
+        fs::write(
+            &reboot,
+            r#"#!/bin/sh
+[ -e "$FAKE_HOST/stays-down" ] && exit 0
+echo "boot-$(date +%s%N)" > "$FAKE_HOST/boot_id"
+[ -e "$FAKE_HOST/falls-back" ] || ln -sfn "$(readlink -f "$FAKE_HOST/profiles/system")" "$FAKE_HOST/run/current-system"
+"#,
+        )
+        .unwrap();
+        fs::set_permissions(&reboot, fs::Permissions::from_mode(0o755)).unwrap();
     }
     let remote = s.path("remote");
     let ssh = s.path("fake-ssh-fleet");
@@ -46,7 +61,9 @@ echo "$1" >> {log}
 shift
 FAKE_HOST={dir}/host-$host
 export FAKE_HOST
-exec sh -c "$(printf '%s' "$*" | sed -e "s#{remote}#{remote}-$host#g" -e "s#/run/current-system#$FAKE_HOST/run/current-system#g" -e "s#/imago/var/profiles#$FAKE_HOST/profiles#g")"
+script=$(printf '%s' "$*" | sed -e "s#{remote}#{remote}-$host#g" -e "s#/run/current-system#$FAKE_HOST/run/current-system#g" -e "s#/imago/var/profiles#$FAKE_HOST/profiles#g" -e "s#/proc/sys/kernel/random/boot_id#$FAKE_HOST/boot_id#g" -e "s#; reboot)#; $FAKE_HOST/bin/reboot)#g")
+case "$script" in *"; reboot)"*|reboot*) echo "the stand-in refuses a real reboot" >&2; exit 99 ;; esac
+exec sh -c "$script"
 "##,
             log = s.path("fleet.log").display(),
             dir = s.dir.path().display(),
@@ -374,4 +391,57 @@ fn an_interrupted_rollout_finishes_the_machine_under_way_and_continues_later() {
     for host in HOSTS {
         assert_eq!(host_state(&s, host), ("system-2-link".to_owned(), true));
     }
+}
+
+/// `--reboot`: each machine gets the system as its boot default, reboots
+/// and comes back running it (a new boot id), then runs its checks; one
+/// whose boot loader fell back to the old system, and one that does not
+/// come back within `--reboot-timeout`, are failures.
+#[test]
+fn a_reboot_must_come_back_on_the_new_system() {
+    let s = setup();
+    fleet(&s);
+    let mut args = ALL.to_vec();
+    args.extend(["--parallel", "3", "--reboot", "--json"]);
+    let out = deploy(&s, &args).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc = json(&out);
+    assert_eq!(doc["action"], "reboot");
+    for (host, name) in doc["hosts"].as_array().unwrap().iter().zip(HOSTS) {
+        assert_eq!(host["result"], "done", "{host}");
+        assert_eq!(host["after"]["generation"], 2, "{host}");
+        assert!(
+            host["output"].as_str().unwrap().contains("ok web"),
+            "{host}"
+        );
+        assert_eq!(host_state(&s, name), ("system-2-link".to_owned(), true));
+        assert_ne!(
+            fs::read_to_string(s.path(&format!("host-{name}/boot_id"))).unwrap(),
+            "boot-1\n"
+        );
+    }
+    assert_eq!(fs::read_to_string(s.path("marker")).unwrap(), "boot\n");
+
+    fleet(&s);
+    fs::write(s.path("host-host2/falls-back"), "").unwrap();
+    fs::write(s.path("host-host3/stays-down"), "").unwrap();
+    args.extend(["--reboot-timeout", "3", "--max-failures", "2"]);
+    let out = deploy(&s, &args).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let doc = json(&out);
+    let hosts = doc["hosts"].as_array().unwrap();
+    assert_eq!(hosts[0]["result"], "done");
+    assert_eq!(hosts[1]["result"], "failed");
+    let error = hosts[1]["error"].as_str().unwrap();
+    assert!(
+        error.contains("root@host2 came back from its reboot running ")
+            && error.contains("-old-system (current generation 2), not "),
+        "{error}"
+    );
+    assert_eq!(hosts[2]["result"], "failed");
+    let error = hosts[2]["error"].as_str().unwrap();
+    assert!(
+        error.contains("root@host3 did not come back within 3 s of the reboot"),
+        "{error}"
+    );
 }

@@ -147,6 +147,29 @@ pub fn ssh(
     })
 }
 
+/// The kernel command line of the machine behind `port` (over ssh as
+/// `user`) and the generation it names (`imago.generation=N`), if any.
+pub fn booted_generation(
+    driver: &Driver,
+    key: &Path,
+    port: u16,
+    user: &str,
+) -> Result<(String, Option<u32>), Failure> {
+    let cmdline = ssh(
+        driver,
+        key,
+        port,
+        user,
+        "cat /proc/cmdline",
+        30 * Duration::from_secs(1),
+    )?;
+    let generation = cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("imago.generation="))
+        .and_then(|n| n.parse().ok());
+    Ok((cmdline, generation))
+}
+
 /// One plain HTTP/1.0 GET of `path` on 127.0.0.1:`port`: the whole answer,
 /// or `None` when the connection fails, times out (`read_timeout`) or
 /// carries no bytes.
