@@ -30,7 +30,7 @@ pub struct Args {
     #[arg(long, value_name = "URL", value_parser = remote::parse_target, required_unless_present = "targets")]
     pub target: Vec<SshTarget>,
     /// A file of machines, one a line: ssh://[user@]host[:port], optionally
-    /// followed by attr=NAME (the attribute of FILE that is its system);
+    /// followed by attr=ATTR (its system's attribute path in FILE, as -A);
     /// `#` comments. After the --target machines.
     #[arg(long, value_name = "FILE")]
     pub targets: Option<PathBuf>,
