@@ -68,6 +68,13 @@ pub trait Remote {
     /// input. An error means the script could not be run at all; a script
     /// that fails is an `Ok` with its status.
     fn run(&self, script: &str, input: Option<Input<'_>>) -> anyhow::Result<RemoteOutput>;
+
+    /// Runs `script` like [`Remote::run`] without input, keeping what the
+    /// connection and the script say on stderr from the user: for probing
+    /// a machine that may be down (a reboot).
+    fn probe(&self, script: &str) -> anyhow::Result<RemoteOutput> {
+        self.run(script, None)
+    }
 }
 
 /// Quotes `word` for a POSIX shell.

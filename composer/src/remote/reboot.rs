@@ -39,9 +39,7 @@ pub fn reboot_and_wait(remote: &dyn Remote, timeout: Duration) -> anyhow::Result
 
 /// The machine's boot id, when it answers.
 fn boot_id(remote: &dyn Remote) -> Option<String> {
-    let out = remote
-        .run("cat /proc/sys/kernel/random/boot_id", None)
-        .ok()?;
+    let out = remote.probe("cat /proc/sys/kernel/random/boot_id").ok()?;
     let id = out.stdout_text().trim().to_owned();
     (out.success() && !id.is_empty()).then_some(id)
 }

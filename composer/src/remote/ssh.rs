@@ -102,8 +102,24 @@ impl Remote for SshRemote {
     }
 
     fn run(&self, script: &str, input: Option<Input<'_>>) -> anyhow::Result<RemoteOutput> {
+        self.run_with(script, input, Stdio::inherit())
+    }
+
+    fn probe(&self, script: &str) -> anyhow::Result<RemoteOutput> {
+        self.run_with(script, None, Stdio::null())
+    }
+}
+
+impl SshRemote {
+    /// Runs `script` with ssh's stderr going to `stderr`.
+    fn run_with(
+        &self,
+        script: &str,
+        input: Option<Input<'_>>,
+        stderr: Stdio,
+    ) -> anyhow::Result<RemoteOutput> {
         let mut cmd = self.command(script);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.stdout(Stdio::piped()).stderr(stderr);
         cmd.stdin(if input.is_some() {
             Stdio::piped()
         } else {

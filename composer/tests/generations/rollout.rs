@@ -40,7 +40,7 @@ fn fleet(s: &Setup) {
         fs::write(
             &reboot,
             r#"#!/bin/sh
-[ -e "$FAKE_HOST/stays-down" ] && exit 0
+[ -e "$FAKE_HOST/stays-down" ] && { echo rebooting > "$FAKE_HOST/boot_id"; exit 0; }
 echo "boot-$(date +%s%N)" > "$FAKE_HOST/boot_id"
 [ -e "$FAKE_HOST/falls-back" ] || ln -sfn "$(readlink -f "$FAKE_HOST/profiles/system")" "$FAKE_HOST/run/current-system"
 "#,
@@ -63,6 +63,7 @@ FAKE_HOST={dir}/host-$host
 export FAKE_HOST
 script=$(printf '%s' "$*" | sed -e "s#{remote}#{remote}-$host#g" -e "s#/run/current-system#$FAKE_HOST/run/current-system#g" -e "s#/imago/var/profiles#$FAKE_HOST/profiles#g" -e "s#/proc/sys/kernel/random/boot_id#$FAKE_HOST/boot_id#g" -e "s#; reboot)#; $FAKE_HOST/bin/reboot)#g")
 case "$script" in *"; reboot)"*|reboot*) echo "the stand-in refuses a real reboot" >&2; exit 99 ;; esac
+case "$script" in *boot_id*) [ -e "$FAKE_HOST/stays-down" ] && [ "$(cat "$FAKE_HOST/boot_id")" = rebooting ] && {{ echo "stand-in: connection refused" >&2; exit 255; }} ;; esac
 exec sh -c "$script"
 "##,
             log = s.path("fleet.log").display(),
@@ -443,5 +444,11 @@ fn a_reboot_must_come_back_on_the_new_system() {
     assert!(
         error.contains("root@host3 did not come back within 3 s of the reboot"),
         "{error}"
+    );
+    // Trying a machine that is down is quiet.
+    assert!(
+        !text(&out.stderr).contains("connection refused"),
+        "{}",
+        text(&out.stderr)
     );
 }
