@@ -1,6 +1,6 @@
 //! The stable codes of the composer's errors, by area, as docs/errors.md
 //! lists them: E04xx other, E05xx store, E06xx Debian packages, E07xx build,
-//! E08xx images and boot, E09xx generations, E10xx binary caches. (The language's own codes,
+//! E08xx images and boot, E09xx generations, E10xx binary caches, E11xx deploy. (The language's own codes,
 //! E01xx–E03xx and W03xx, are in `imago-lang`.) Each error type assigns
 //! its codes in a `code()` method beside it; the command line finds the
 //! code of an error by walking its chain (see `cli::report`).
@@ -96,4 +96,11 @@ codes! {
     CACHE_MISSING = "E1005";
     CACHE_UNTRUSTED = "E1006";
     CACHE_BAD_OBJECT = "E1007";
+
+    DEPLOY_TARGETS_FILE = "E1101";
+    DEPLOY_TARGET = "E1102";
+    DEPLOY_ATTR_WITH_TOPLEVEL = "E1103";
+    DEPLOY_FAILED = "E1104";
+    DEPLOY_ROLLED_BACK = "E1105";
+    DEPLOY_INTERRUPTED = "E1106";
 }

@@ -42,7 +42,8 @@ use std::time::{Duration, Instant};
 
 use imago_vm_tests::{Driver, Failure, Machine, vm_test};
 use support::outside::{
-    NOBODY, TEST_KEY_PUB, UserDir, free_port, http_get, ssh, ssh_options, user_net_args, write_key,
+    NOBODY, TEST_KEY_PUB, UserDir, booted_generation, free_port, http_get, ssh, ssh_options,
+    ssh_wrapper, user_net_args, write_key,
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -121,21 +122,6 @@ fn ssh_once(key: &Path, port: u16, user: &str, command: &str) {
         .arg(format!("{user}@127.0.0.1"))
         .arg(command)
         .output();
-}
-
-/// The ssh program `imago deploy` runs: ssh with the test's options.
-fn ssh_wrapper(dir: &Path, key: &Path) -> Result<PathBuf, String> {
-    let path = dir.join("ssh-test");
-    let options: Vec<String> = ssh_options(key).iter().map(|o| format!("'{o}'")).collect();
-    std::fs::write(
-        &path,
-        format!("#!/bin/sh\nexec ssh {} \"$@\"\n", options.join(" ")),
-    )
-    .map_err(|e| format!("{}: {e}", path.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(path)
 }
 
 /// Sorted names in /boot/loader/entries, read over ssh as root.
@@ -366,20 +352,8 @@ vm_test!(
             )?,
             "2\n"
         );
-        let cmdline = ssh(
-            &driver,
-            &key,
-            ssh_port,
-            "admin",
-            "cat /proc/cmdline",
-            30 * SEC,
-        )?;
-        assert!(
-            cmdline
-                .split_whitespace()
-                .any(|w| w == "imago.generation=2"),
-            "not booted as generation 2: {cmdline}"
-        );
+        let (cmdline, booted) = booted_generation(&driver, &key, ssh_port, "admin")?;
+        assert_eq!(booted, Some(2), "not booted as generation 2: {cmdline}");
         let blessed = ssh(
             &driver,
             &key,

@@ -6,12 +6,20 @@
 
 use super::GlobalArgs;
 use super::build::SystemArgs;
+use super::deploy_report::{Printer, copied_line};
 use crate::debian::apt::default_deb_cache;
 use crate::graph::BuildOptions;
 use crate::remote::{
-    self, Action, HostReport, Outcome, Remote, RolloutOptions, SshRemote, SshTarget,
+    self, Action, DeployError, Host, Outcome, Remote, Rollout, RolloutOptions, SshRemote,
+    SshTarget, Stop, TargetEntry,
 };
+use crate::store::{Store, StorePath};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,8 +27,13 @@ pub struct Args {
     pub system: SystemArgs,
     /// The machine: ssh://[user@]host[:port]. Repeated: a rollout to every
     /// one, in waves (--canary, --parallel).
-    #[arg(long, value_name = "URL", value_parser = remote::parse_target, required = true)]
+    #[arg(long, value_name = "URL", value_parser = remote::parse_target, required_unless_present = "targets")]
     pub target: Vec<SshTarget>,
+    /// A file of machines, one a line: ssh://[user@]host[:port], optionally
+    /// followed by attr=ATTR (its system's attribute path in FILE, as -A);
+    /// `#` comments. After the --target machines.
+    #[arg(long, value_name = "FILE")]
+    pub targets: Option<PathBuf>,
     /// Machines of the first wave (the canaries), before any other.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub canary: usize,
@@ -43,6 +56,18 @@ pub struct Args {
     /// Only copy the closure.
     #[arg(long, group = "action")]
     pub copy_only: bool,
+    /// Make it the boot default, reboot the machine and wait for it to come
+    /// back over ssh running the new system (then run its health checks).
+    #[arg(long, group = "action")]
+    pub reboot: bool,
+    /// How long a rebooted machine may take to answer again.
+    #[arg(
+        long,
+        default_value_t = 600,
+        value_name = "SECONDS",
+        requires = "reboot"
+    )]
+    pub reboot_timeout: u64,
     /// The ssh program.
     #[arg(long, env = "IMAGO_SSH", default_value = "ssh", value_name = "PROGRAM")]
     pub ssh: String,
@@ -53,6 +78,9 @@ pub struct Args {
     /// switching, nor roll back when they fail.
     #[arg(long)]
     pub no_health_checks: bool,
+    /// Print the report as one JSON document on stdout, and no progress.
+    #[arg(long)]
+    pub json: bool,
     /// Deploy a system that has the VM test backdoor
     /// (testing.backdoor.enable) on purpose; refused otherwise.
     #[arg(long)]
@@ -61,39 +89,47 @@ pub struct Args {
 
 impl Args {
     pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        let entries = self.entries()?;
         let store = super::store::open_store(global)?;
-        let Some(toplevel) = self.system.toplevel(
-            global,
-            &store,
-            BuildOptions {
-                jobs: 0,
-                keep_going: false,
-                offline: false,
-                repair: false,
-                deb_cache: default_deb_cache(),
-                progress: global.progress(),
-            },
-        )?
-        else {
+        let Some(systems) = self.systems(global, &store, &entries)? else {
             return Ok(ExitCode::from(1));
         };
-        super::guard::refuse_test_backdoor(&store, &toplevel, self.allow_test_backdoor, "deploy")?;
-        let remotes: Vec<SshRemote> = self
-            .target
+        for toplevel in systems.values() {
+            super::guard::refuse_test_backdoor(
+                &store,
+                toplevel,
+                self.allow_test_backdoor,
+                "deploy",
+            )?;
+        }
+        // Signals are caught from here on: a rollout finishes the machines
+        // under way and starts no other.
+        let stop = interruption()?;
+        let remotes: Vec<SshRemote> = entries
             .iter()
-            .map(|target| SshRemote {
-                target: target.clone(),
+            .map(|entry| SshRemote {
+                target: entry.target.clone(),
                 program: self.ssh.clone(),
+                own_group: true,
             })
             .collect();
+        let toplevels: Vec<&StorePath> =
+            entries.iter().map(|e| &systems[&self.attr_of(e)]).collect();
         if self.copy_only {
-            for target in &remotes {
-                let copied = remote::copy_closure(&store, &toplevel, target, &self.remote_store)?;
+            for (done, (target, toplevel)) in remotes.iter().zip(&toplevels).enumerate() {
+                if stop.load(Ordering::SeqCst) {
+                    return Err(DeployError::Interrupted {
+                        not_started: remotes.len() - done,
+                        total: remotes.len(),
+                    }
+                    .into());
+                }
+                let copied = remote::copy_closure(&store, toplevel, target, &self.remote_store)?;
                 println!("{}", copied_line(&target.name(), copied));
             }
             return Ok(ExitCode::SUCCESS);
         }
-        let action = if self.boot {
+        let action = if self.boot || self.reboot {
             Action::Boot
         } else if self.test {
             Action::Test
@@ -105,110 +141,154 @@ impl Args {
             remote_store: self.remote_store.clone(),
             health_checks: !self.no_health_checks,
             max_failures: self.max_failures,
+            reboot: self
+                .reboot
+                .then(|| Duration::from_secs(self.reboot_timeout)),
         };
         let parallel = usize::try_from(self.parallel).unwrap_or(usize::MAX);
         let plan = remote::waves(remotes.len(), self.canary, parallel);
-        let targets: Vec<&(dyn Remote + Sync)> =
-            remotes.iter().map(|r| r as &(dyn Remote + Sync)).collect();
-        let many = remotes.len() > 1;
-        let reports = remote::roll_out(&store, &toplevel, &targets, &plan, &options, &|r| {
-            print_host(r, many)
+        let hosts: Vec<Host<'_>> = remotes
+            .iter()
+            .zip(&toplevels)
+            .map(|(r, toplevel)| Host {
+                remote: r as &(dyn Remote + Sync),
+                toplevel,
+            })
+            .collect();
+        let printer = Printer {
+            many: remotes.len() > 1,
+            json: self.json,
+        };
+        let rollout = remote::roll_out(&store, &hosts, &plan, &options, &stop, &|event| {
+            printer.event(event)
         });
-        if many {
-            print!("{}", summary(&reports));
-        }
-        let failed: Vec<&HostReport> = reports.iter().filter(|r| r.outcome.failed()).collect();
-        let Some(first) = failed.first() else {
-            return Ok(ExitCode::SUCCESS);
-        };
-        let stopped = reports.iter().any(|r| r.outcome == Outcome::NotStarted);
-        match (&first.outcome, many) {
-            (Outcome::Failed { error }, false) => anyhow::bail!("{error}"),
-            (Outcome::RolledBack { .. }, false) => anyhow::bail!(
-                "{}: {} failed its health checks (above); the machine is back on its previous system",
-                first.target,
-                toplevel.to_absolute()
-            ),
-            _ => anyhow::bail!(
-                "{} of {} machines failed (above; rolled-back ones are back on their previous system){}",
-                failed.len(),
-                reports.len(),
-                if stopped {
-                    "; the rollout stopped before the machines marked `not started`"
-                } else {
-                    ""
-                }
-            ),
-        }
-    }
-}
-
-/// "copied N objects to T" or "T has the whole closure".
-fn copied_line(target: &str, copied: usize) -> String {
-    if copied == 0 {
-        format!("{target} has the whole closure")
-    } else {
-        format!("copied {copied} objects to {target}")
-    }
-}
-
-/// What one machine did, as soon as it is done: the copy, the switch's and
-/// the checks' output on stdout, a failure on stderr. With several
-/// machines each line is prefixed with the machine's name.
-fn print_host(report: &HostReport, many: bool) {
-    let prefix = |text: &str| -> String {
-        if many {
-            text.lines()
-                .map(|l| format!("{}: {l}\n", report.target))
-                .collect()
+        let name = if self.reboot {
+            "reboot"
         } else {
-            text.to_owned()
+            action.as_str()
+        };
+        printer.report(name, &rollout)?;
+        match verdict(&rollout) {
+            None => Ok(ExitCode::SUCCESS),
+            Some(error) => Err(error.into()),
         }
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    match &report.outcome {
-        Outcome::Done { copied } => {
-            out.push_str(&copied_line(&report.target, *copied));
-            out.push('\n');
-            out.push_str(&prefix(&report.output));
-        }
-        Outcome::AlreadyThere => {
-            out.push_str(&format!("{} runs this system already\n", report.target));
-        }
-        Outcome::RolledBack { report: checks } => {
-            out.push_str(&prefix(&report.output));
-            err.push_str(&prefix(checks));
-        }
-        Outcome::Failed { error } if many => {
-            out.push_str(&prefix(&report.output));
-            err.push_str(&format!("{}: {error}\n", report.target));
-        }
-        Outcome::Failed { .. } | Outcome::NotStarted => out.push_str(&prefix(&report.output)),
     }
-    print!("{out}");
-    eprint!("{err}");
+
+    /// The machines: the --target ones, then the targets file's.
+    fn entries(&self) -> Result<Vec<TargetEntry>, DeployError> {
+        let mut entries: Vec<TargetEntry> = self
+            .target
+            .iter()
+            .map(|target| TargetEntry {
+                target: target.clone(),
+                attr: None,
+                place: "--target".to_owned(),
+            })
+            .collect();
+        if let Some(file) = &self.targets {
+            entries.extend(remote::read_targets_file(file)?);
+            if entries.is_empty() {
+                return Err(DeployError::NoTargets { path: file.clone() });
+            }
+        }
+        remote::check_unique(&entries)?;
+        if self.system.toplevel.is_some()
+            && let Some(entry) = entries.iter().find(|e| e.attr.is_some())
+        {
+            return Err(DeployError::AttrWithToplevel {
+                place: entry.place.clone(),
+                attr: entry.attr.clone().unwrap_or_default(),
+            });
+        }
+        Ok(entries)
+    }
+
+    /// The attribute that is `entry`'s system.
+    fn attr_of(&self, entry: &TargetEntry) -> String {
+        entry
+            .attr
+            .clone()
+            .unwrap_or_else(|| self.system.attr.clone())
+    }
+
+    /// Each attribute's system, built once; `None`: a build failed (and
+    /// was reported).
+    fn systems(
+        &self,
+        global: &GlobalArgs,
+        store: &Store,
+        entries: &[TargetEntry],
+    ) -> anyhow::Result<Option<BTreeMap<String, StorePath>>> {
+        let mut systems = BTreeMap::new();
+        for entry in entries {
+            let attr = self.attr_of(entry);
+            if systems.contains_key(&attr) {
+                continue;
+            }
+            let args = SystemArgs {
+                file: self.system.file.clone(),
+                toplevel: self.system.toplevel.clone(),
+                attr: attr.clone(),
+            };
+            let options = BuildOptions {
+                jobs: 0,
+                keep_going: false,
+                offline: false,
+                repair: false,
+                deb_cache: default_deb_cache(),
+                progress: if self.json {
+                    crate::graph::progress::ProgressMode::Quiet
+                } else {
+                    global.progress()
+                },
+            };
+            let Some(toplevel) = args.toplevel(global, store, options)? else {
+                return Ok(None);
+            };
+            systems.insert(attr, toplevel);
+        }
+        Ok(Some(systems))
+    }
 }
 
-/// The rollout's report: a line per machine.
-fn summary(reports: &[HostReport]) -> String {
-    let mut text = String::from("rollout:\n");
-    for r in reports {
-        let name = |p: &Option<String>| {
-            p.as_deref()
-                .and_then(|p| p.rsplit('/').next())
-                .unwrap_or("-")
-                .to_owned()
-        };
-        text.push_str(&format!(
-            "  wave {} {}: {} ({:.1} s) {} -> {}\n",
-            r.wave + 1,
-            r.target,
-            r.outcome.word(),
-            r.seconds,
-            name(&r.before),
-            name(&r.after)
-        ));
+/// A flag raised by SIGINT or SIGTERM; a second signal ends imago at once.
+fn interruption() -> anyhow::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
-    text
+    Ok(stop)
+}
+
+/// The rollout's failure, if it had one.
+fn verdict(rollout: &Rollout) -> Option<DeployError> {
+    let hosts = &rollout.hosts;
+    let not_started = hosts
+        .iter()
+        .filter(|r| r.outcome == Outcome::NotStarted)
+        .count();
+    if rollout.stopped == Some(Stop::Interrupted) {
+        return Some(DeployError::Interrupted {
+            not_started,
+            total: hosts.len(),
+        });
+    }
+    let failed: Vec<_> = hosts.iter().filter(|r| r.outcome.failed()).collect();
+    let first = failed.first()?;
+    Some(match (&first.outcome, hosts.len()) {
+        (Outcome::Failed { error }, 1) => DeployError::HostFailed {
+            error: error.clone(),
+        },
+        (Outcome::RolledBack { .. }, 1) => DeployError::RolledBack {
+            target: first.target.clone(),
+            system: first.system.clone(),
+        },
+        _ => DeployError::Failed {
+            failed: failed.len(),
+            total: hosts.len(),
+            stopped: not_started > 0,
+        },
+    })
 }

@@ -11,6 +11,7 @@ pub mod closure;
 pub mod config;
 pub mod copy;
 pub mod deploy;
+mod deploy_report;
 pub mod eval;
 mod fetching;
 pub mod gc;
@@ -142,7 +143,7 @@ pub enum Command {
     Generations(generations::Args),
     /// Make the previous generation of a profile directory current.
     Rollback(rollback::Args),
-    /// Copy a system's closure to a machine over ssh and switch it there.
+    /// Copy a system to machines over ssh and switch them, in waves, with health checks.
     Deploy(deploy::Args),
 }
 

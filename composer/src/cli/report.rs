@@ -26,7 +26,7 @@ fn known_code(error: &(dyn std::error::Error + 'static)) -> Option<Code> {
         };
     }
     use crate::{
-        boot, builders, cache, debian, generations, graph, image, pipeline, settings, store,
+        boot, builders, cache, debian, generations, graph, image, pipeline, remote, settings, store,
     };
     try_types!(
         pipeline::PipelineError,
@@ -57,6 +57,7 @@ fn known_code(error: &(dyn std::error::Error + 'static)) -> Option<Code> {
         boot::run::RunError,
         generations::GenerationsError,
         cache::CacheError,
+        remote::DeployError,
     );
     None
 }

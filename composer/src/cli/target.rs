@@ -26,6 +26,7 @@ impl TargetArgs {
         self.target.clone().map(|target| SshRemote {
             target,
             program: self.ssh.clone(),
+            own_group: false,
         })
     }
 }

@@ -9,13 +9,22 @@
 //! system's own `switch-to-configuration`.
 
 mod deploy;
+mod error;
+mod host;
+mod reboot;
+mod report;
 mod rollout;
 mod ssh;
 mod stream;
+mod targets;
 
 pub use deploy::{Action, Health, check_health, copy_closure, roll_back, run_switch};
-pub use rollout::{HostReport, Outcome, RolloutOptions, roll_out, waves};
+pub use error::DeployError;
+pub use host::{Host, RolloutOptions, read_state};
+pub use report::{FailedCheck, HostReport, HostState, Outcome, failed_checks};
+pub use rollout::{Event, Rollout, Stop, roll_out, waves};
 pub use ssh::{SshRemote, SshTarget, parse_target};
+pub use targets::{TargetEntry, check_unique, parse_targets, read_targets_file};
 
 use std::io::Write;
 
@@ -59,6 +68,13 @@ pub trait Remote {
     /// input. An error means the script could not be run at all; a script
     /// that fails is an `Ok` with its status.
     fn run(&self, script: &str, input: Option<Input<'_>>) -> anyhow::Result<RemoteOutput>;
+
+    /// Runs `script` like [`Remote::run`] without input, keeping what the
+    /// connection and the script say on stderr from the user: for probing
+    /// a machine that may be down (a reboot).
+    fn probe(&self, script: &str) -> anyhow::Result<RemoteOutput> {
+        self.run(script, None)
+    }
 }
 
 /// Quotes `word` for a POSIX shell.

@@ -54,6 +54,16 @@ pub fn parse_target(text: &str) -> Result<SshTarget, String> {
     })
 }
 
+impl std::fmt::Display for SshTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ssh://{}", self.destination)?;
+        match self.port {
+            Some(port) => write!(f, ":{port}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A machine reached with an ssh program. The script's standard error goes
 /// straight to the user's terminal.
 #[derive(Debug, Clone)]
@@ -61,6 +71,10 @@ pub struct SshRemote {
     pub target: SshTarget,
     /// The ssh program (`ssh`, or a wrapper).
     pub program: String,
+    /// Run ssh in a process group of its own, so that a Ctrl-C on the
+    /// terminal reaches imago only, which lets a script under way finish
+    /// (a rollout's interruption).
+    pub own_group: bool,
 }
 
 impl SshRemote {
@@ -70,18 +84,42 @@ impl SshRemote {
             cmd.arg("-p").arg(port.to_string());
         }
         cmd.arg("--").arg(&self.target.destination).arg(script);
+        if self.own_group {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
         cmd
     }
 }
 
 impl Remote for SshRemote {
+    /// `user@host`, with `:port` when one was given (machines behind one
+    /// address on several ports are told apart).
     fn name(&self) -> String {
-        self.target.destination.clone()
+        match self.target.port {
+            Some(port) => format!("{}:{port}", self.target.destination),
+            None => self.target.destination.clone(),
+        }
     }
 
     fn run(&self, script: &str, input: Option<Input<'_>>) -> anyhow::Result<RemoteOutput> {
+        self.run_with(script, input, Stdio::inherit())
+    }
+
+    fn probe(&self, script: &str) -> anyhow::Result<RemoteOutput> {
+        self.run_with(script, None, Stdio::null())
+    }
+}
+
+impl SshRemote {
+    /// Runs `script` with ssh's stderr going to `stderr`.
+    fn run_with(
+        &self,
+        script: &str,
+        input: Option<Input<'_>>,
+        stderr: Stdio,
+    ) -> anyhow::Result<RemoteOutput> {
         let mut cmd = self.command(script);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.stdout(Stdio::piped()).stderr(stderr);
         cmd.stdin(if input.is_some() {
             Stdio::piped()
         } else {

@@ -12,13 +12,18 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-struct Setup {
-    dir: tempfile::TempDir,
-    dep: StorePath,
-    top: StorePath,
+pub(crate) struct Setup {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) dep: StorePath,
+    pub(crate) top: StorePath,
 }
 
-fn setup() -> Setup {
+/// A store with a system whose switch-to-configuration writes its action
+/// to `marker`, takes a while when the file `slow` is there, and, reached
+/// through the fleet's stand-in for ssh (which sets `FAKE_HOST` to the
+/// machine's directory), keeps the machine's profile (`profiles/`, with
+/// generation numbers) and running system (`run/current-system`).
+pub(crate) fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("store")).unwrap();
     let src = dir.path().join("dep-src");
@@ -32,9 +37,28 @@ fn setup() -> Setup {
     fs::write(
         &script,
         format!(
-            "#!/bin/sh\n# uses {}\n[ \"$1\" = fail ] && exit 3\necho \"$1\" > {}\n",
-            dep.to_absolute(),
-            marker.display()
+            r#"#!/bin/sh
+# uses {dep}
+[ "$1" = fail ] && exit 3
+if [ -e {slow} ]; then touch "$FAKE_HOST/switching"; sleep 3; fi
+echo "$1" > {marker}
+if [ -n "${{FAKE_HOST:-}}" ]; then
+    self=$(cd "$(dirname "$0")/.." && pwd)
+    p=$FAKE_HOST/profiles
+    n=$(readlink "$p/system" | sed 's/system-\(.*\)-link/\1/')
+    case "$1" in
+        switch|boot) n=$((n + 1)); ln -sfn "$self" "$p/system-$n-link"; ln -sfn "system-$n-link" "$p/system" ;;
+        rollback) n=$((n - 1)); ln -sfn "system-$n-link" "$p/system" ;;
+    esac
+    case "$1" in
+        switch|test) ln -sfn "$self" "$FAKE_HOST/run/current-system" ;;
+        rollback) ln -sfn "$(readlink -f "$p/system")" "$FAKE_HOST/run/current-system" ;;
+    esac
+fi
+"#,
+            dep = dep.to_absolute(),
+            slow = dir.path().join("slow").display(),
+            marker = marker.display()
         ),
     )
     .unwrap();
@@ -72,7 +96,7 @@ echo 'ok web'
 }
 
 impl Setup {
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 

@@ -6,5 +6,6 @@ mod support;
 mod cli;
 mod deploy;
 mod parity;
+mod rollout;
 mod store_gc;
 mod switch;

@@ -91,6 +91,20 @@ pub fn ssh_options(key: &Path) -> Vec<String> {
     args
 }
 
+/// The ssh program `imago deploy` runs: ssh with the test's options.
+pub fn ssh_wrapper(dir: &Path, key: &Path) -> Result<PathBuf, String> {
+    let path = dir.join("ssh-test");
+    let options: Vec<String> = ssh_options(key).iter().map(|o| format!("'{o}'")).collect();
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\nexec ssh {} \"$@\"\n", options.join(" ")),
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
 /// `ssh -i KEY -p PORT USER@127.0.0.1 COMMAND` from the host, retried until
 /// it succeeds or `timeout` (scaled) runs out; returns its stdout.
 pub fn ssh(
@@ -131,6 +145,29 @@ pub fn ssh(
             },
         )
     })
+}
+
+/// The kernel command line of the machine behind `port` (over ssh as
+/// `user`) and the generation it names (`imago.generation=N`), if any.
+pub fn booted_generation(
+    driver: &Driver,
+    key: &Path,
+    port: u16,
+    user: &str,
+) -> Result<(String, Option<u32>), Failure> {
+    let cmdline = ssh(
+        driver,
+        key,
+        port,
+        user,
+        "cat /proc/cmdline",
+        30 * Duration::from_secs(1),
+    )?;
+    let generation = cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("imago.generation="))
+        .and_then(|n| n.parse().ok());
+    Ok((cmdline, generation))
 }
 
 /// One plain HTTP/1.0 GET of `path` on 127.0.0.1:`port`: the whole answer,

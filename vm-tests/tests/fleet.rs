@@ -1,0 +1,261 @@
+//! A rollout over real ssh to three busybox machines (Debian trixie, OVMF,
+//! each on its own overlay of one disk image, sshd reached through a QEMU
+//! user-network port forward), as a user runs it: `imago deploy
+//! --toplevel … --target ssh://root@127.0.0.1:PORT ×3 --canary 1
+//! --parallel 2`.
+//!
+//! * vm-tests/systems/trixie/fleet-gen2.imago (a file in /etc and a health
+//!   check that passes): every machine ends on it, as generation 2, running
+//!   and current; the progress on stderr shows the canary's wave, the
+//!   canary done, then the second wave with the other two.
+//! * fleet-broken.imago (a health check that always fails), `--json`: the
+//!   canary switches to it, fails the check and is rolled back to
+//!   generation 2; the others are not started and do not even get its
+//!   closure; exit status 1; the JSON report names the check and its
+//!   output.
+//! * `--reboot` of the first system to the second machine: it becomes
+//!   generation 3, the machine reboots and comes back over ssh running it
+//!   (the kernel command line says generation 3).
+//!
+//! The backdoor is used only to wait for the boots. Not in the quick
+//! subset.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use imago_vm_tests::{Driver, Failure, Machine, vm_test};
+use serde_json::Value;
+use support::System;
+use support::outside::{booted_generation, free_port, ssh, ssh_wrapper, user_net_args, write_key};
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// OVMF, systemd-boot, the kernel and busybox init to sshd (scaled).
+const BOOT: Duration = Duration::from_secs(120);
+
+/// A machine of the fleet and its forwarded ssh port.
+struct Member {
+    machine: Machine,
+    port: u16,
+}
+
+fn boot_fleet(driver: &Driver, gen1: &System) -> Result<Vec<Member>, Failure> {
+    let mut fleet = Vec::new();
+    for n in 1..=3 {
+        let port = driver.setup("pick a port", free_port)?;
+        let mut config = gen1.uefi_disk(driver, &format!("fleet{n}"))?;
+        config.extra_args = user_net_args(&[(port, 22)]);
+        let machine = driver.machine(config)?;
+        machine.start()?;
+        fleet.push(Member { machine, port });
+    }
+    Ok(fleet)
+}
+
+/// `imago deploy --toplevel SYSTEM` to the fleet, canary first, with the
+/// test key; `extra` is added.
+fn deploy(
+    driver: &Driver,
+    system: &System,
+    fleet: &[Member],
+    extra: &[&str],
+) -> Result<Output, Failure> {
+    driver.setup(
+        &format!("host: imago deploy {} {}", system.toplevel, extra.join(" ")),
+        || {
+            let key = write_key(driver.dir(), None)?;
+            let wrapper = ssh_wrapper(driver.dir(), &key)?;
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_imago-cli"));
+            cmd.arg("--store").arg(&system.store).args([
+                "deploy",
+                "--toplevel",
+                &system.toplevel.to_absolute(),
+            ]);
+            for member in fleet {
+                cmd.arg("--target")
+                    .arg(format!("ssh://root@127.0.0.1:{}", member.port));
+            }
+            cmd.args(["--canary", "1", "--parallel", "2", "--allow-test-backdoor"])
+                .args(extra)
+                .env("IMAGO_SSH", &wrapper);
+            let started = Instant::now();
+            let out = cmd.output().map_err(|e| format!("imago-cli: {e}"))?;
+            eprintln!(
+                "imago deploy took {:?}, {}:\n{}{}",
+                started.elapsed(),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok::<_, String>(out)
+        },
+    )
+}
+
+/// What a machine runs and its profile's current generation, over ssh.
+/// (The first time, `timeout` covers the boot.)
+fn state(
+    driver: &Driver,
+    key: &Path,
+    member: &Member,
+    timeout: Duration,
+) -> Result<String, Failure> {
+    ssh(
+        driver,
+        key,
+        member.port,
+        "root",
+        "readlink -f /run/current-system; readlink /imago/var/profiles/system; cat /etc/imago-fleet 2>/dev/null || echo none",
+        timeout,
+    )
+}
+
+vm_test!(
+    full,
+    fn a_rollout_goes_in_waves_over_ssh_and_a_failed_canary_is_rolled_back() {
+        let driver = Driver::new("fleet")?;
+        let gen1 = support::system(&driver, "trixie/fleet")?;
+        let gen2 = support::system(&driver, "trixie/fleet-gen2")?;
+        let broken = support::system(&driver, "trixie/fleet-broken")?;
+        let key = driver.setup("write the test key", || write_key(driver.dir(), None))?;
+        let fleet = boot_fleet(&driver, &gen1)?;
+        let started = Instant::now();
+        let mut before = Vec::new();
+        for member in &fleet {
+            before.push(state(&driver, &key, member, BOOT)?);
+        }
+        eprintln!(
+            "fleet: ssh answered on all three {:?} after the start",
+            started.elapsed()
+        );
+        let gen1_path = format!("/imago/store/{}", gen1.toplevel);
+        for state in &before {
+            assert_eq!(state, &format!("{gen1_path}\nsystem-1-link\nnone\n"));
+        }
+        let name = |member: &Member| format!("root@127.0.0.1:{}", member.port);
+
+        // Generation 2, canary first.
+        let out = deploy(&driver, &gen2, &fleet, &[])?;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let line = |want: &str| {
+            stderr
+                .lines()
+                .position(|l| l.starts_with(want))
+                .unwrap_or_else(|| panic!("{want:?} missing from:\n{stderr}"))
+        };
+        let canary = name(&fleet[0]);
+        let wave1 = line(&format!("wave 1/2: {canary}"));
+        let canary_done = line(&format!("{canary}: done in "));
+        let wave2 = line(&format!(
+            "wave 2/2: {}, {}",
+            name(&fleet[1]),
+            name(&fleet[2])
+        ));
+        assert!(wave1 < canary_done && canary_done < wave2, "{stderr}");
+        for member in &fleet[1..] {
+            assert!(
+                wave2 < line(&format!("{}: started", name(member))),
+                "{stderr}"
+            );
+            assert!(
+                stderr.contains(&format!("{}: done in ", name(member))),
+                "{stderr}"
+            );
+        }
+        assert!(stderr.contains("generation 1 -> 2"), "{stderr}");
+        let gen2_path = format!("/imago/store/{}", gen2.toplevel);
+        for member in &fleet {
+            assert_eq!(
+                state(&driver, &key, member, 30 * SEC)?,
+                format!("{gen2_path}\nsystem-2-link\n2\n"),
+                "{}",
+                name(member)
+            );
+        }
+
+        // A system whose check fails: the canary goes back to generation 2,
+        // the others are not touched.
+        let out = deploy(&driver, &broken, &fleet, &["--json"])?;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let doc: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        assert_eq!(doc["result"], "failed", "{doc}");
+        assert_eq!(doc["stopped"], "failures", "{doc}");
+        let hosts = doc["hosts"].as_array().expect("hosts");
+        let first = &hosts[0];
+        assert_eq!(first["target"], canary.as_str(), "{doc}");
+        assert_eq!(first["result"], "rolled-back", "{doc}");
+        assert_eq!(first["before"]["generation"], 2, "{doc}");
+        assert_eq!(first["after"]["generation"], 2, "{doc}");
+        assert_eq!(first["after"]["running"], gen2_path.as_str(), "{doc}");
+        let checks = first["failed_checks"].as_array().expect("failed_checks");
+        assert_eq!(checks.len(), 1, "{doc}");
+        assert_eq!(checks[0]["name"], "always-fails", "{doc}");
+        assert!(
+            checks[0]["output"]
+                .as_str()
+                .is_some_and(|o| o.contains("IMAGO-FLEET-BROKEN")),
+            "{doc}"
+        );
+        for host in &hosts[1..] {
+            assert_eq!(host["result"], "not-started", "{doc}");
+        }
+        assert_eq!(
+            state(&driver, &key, &fleet[0], 30 * SEC)?,
+            format!("{gen2_path}\nsystem-2-link\n2\n")
+        );
+        let broken_path = format!("/imago/store/{}", broken.toplevel);
+        for member in &fleet[1..] {
+            assert_eq!(
+                state(&driver, &key, member, 30 * SEC)?,
+                format!("{gen2_path}\nsystem-2-link\n2\n")
+            );
+            assert_eq!(
+                ssh(
+                    &driver,
+                    &key,
+                    member.port,
+                    "root",
+                    &format!("test -e {broken_path} && echo present || echo absent"),
+                    30 * SEC
+                )?,
+                "absent\n",
+                "{}",
+                name(member)
+            );
+        }
+
+        // `--reboot` of generation 1's system to the second machine: it
+        // becomes generation 3, the machine reboots (QEMU resets it) and
+        // comes back running it.
+        let out = deploy(&driver, &gen1, &fleet[1..2], &["--reboot", "--json"])?;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let doc: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        assert_eq!(doc["action"], "reboot", "{doc}");
+        let host = &doc["hosts"][0];
+        assert_eq!(host["result"], "done", "{doc}");
+        assert_eq!(host["before"]["generation"], 2, "{doc}");
+        assert_eq!(host["after"]["generation"], 3, "{doc}");
+        assert_eq!(host["after"]["running"], gen1_path.as_str(), "{doc}");
+        assert_eq!(
+            state(&driver, &key, &fleet[1], 30 * SEC)?,
+            format!("{gen1_path}\nsystem-3-link\nnone\n")
+        );
+        let (cmdline, booted) = booted_generation(&driver, &key, fleet[1].port, "root")?;
+        assert_eq!(booted, Some(3), "{cmdline}");
+
+        // The rebooted machine's backdoor is not the driver's any more.
+        fleet[1].machine.kill();
+        for member in [&fleet[0], &fleet[2]] {
+            member.machine.shutdown(40 * SEC)?;
+        }
+        Ok(())
+    }
+);
