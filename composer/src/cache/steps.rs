@@ -4,7 +4,7 @@
 
 use super::info::{Distrust, add_signature, trusted_signer};
 use super::keys::{PublicKey, SecretKey};
-use super::{CACHE_INFO_NAME, CacheError, CopyReport, Location};
+use super::{CacheError, CopyReport, Location};
 use crate::store::{Blake3Digest, STORE_PREFIX, Store, StorePath};
 
 /// Version written in (and required of) step records.
@@ -101,18 +101,7 @@ pub fn lookup(
     key: &Blake3Digest,
     trusted: &[PublicKey],
 ) -> Result<Option<StepRecord>, CacheError> {
-    // A directory that is not a cache (a mistyped path, a disk not
-    // mounted) is an error, not a cache without the step.
-    if let Location::Dir(dir) = cache
-        && !dir.join(CACHE_INFO_NAME).is_file()
-    {
-        return Err(cache.io_err("opening", CACHE_INFO_NAME)(
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "not a binary cache: it has no imago-cache.json",
-            ),
-        ));
-    }
+    cache.check_is_cache()?;
     let Some(bytes) = cache.read(&step_name(key))? else {
         return Ok(None);
     };
