@@ -1,8 +1,9 @@
 //! Copying closures into a cache.
 
-use super::info::{ObjectInfo, info_name};
+use super::info::{ObjectInfo, fingerprint, info_name};
 use super::keys::SecretKey;
-use super::steps::{StepRecord, parse_record, step_name};
+use super::location::ReadAhead;
+use super::steps::{StepRecord, parse_record, step_fingerprint, step_name};
 use super::{CacheError, CopyReport, Location};
 use crate::store::archive::ManifestObject;
 use crate::store::{Store, StorePath};
@@ -28,10 +29,28 @@ pub fn push(
     };
     let everything = build_closure(store, paths).map_err(store_err)?;
     let order = store.closure_sorted(&everything).map_err(store_err)?;
+    // What the cache has, asked for all objects and step records at once.
+    let mut rels = Vec::new();
+    for path in &order {
+        rels.push(info_name(path));
+        let keys = store.cache_keys_of(path).map_err(store_err)?;
+        rels.extend(keys.iter().map(step_name));
+    }
+    let mut known = cache.read_ahead(rels);
     let mut report = CopyReport::default();
     for path in order {
         let rel = info_name(&path);
-        if let Some(bytes) = cache.read(&rel)? {
+        let object = store
+            .info(&path)
+            .map_err(store_err)?
+            .ok_or_else(|| store_err(crate::store::StoreError::NotValid { path: path.clone() }))?;
+        let print = fingerprint(&path, &object.digest, object.size, &object.references);
+        if known.vouched(&rel, &print, sign) {
+            report.already_there += 1;
+            record_steps(store, cache, &mut known, &path, sign, &mut report)?;
+            continue;
+        }
+        if let Some(bytes) = known.read(cache, &rel)? {
             let mut info = super::pull::parse_info(cache, &path, &bytes)?;
             report.already_there += 1;
             if let Some(key) = sign
@@ -40,13 +59,9 @@ pub fn push(
                 write_info(cache, &info)?;
                 report.signatures_added += 1;
             }
-            record_steps(store, cache, &path, sign, &mut report)?;
+            record_steps(store, cache, &mut known, &path, sign, &mut report)?;
             continue;
         }
-        let object = store
-            .info(&path)
-            .map_err(store_err)?
-            .ok_or_else(|| store_err(crate::store::StoreError::NotValid { path: path.clone() }))?;
         let (digest, size) = cache.write_archive(store, &path)?;
         let mut info = ObjectInfo::new(
             ManifestObject {
@@ -63,7 +78,7 @@ pub fn push(
             info.sign(key);
         }
         write_info(cache, &info)?;
-        record_steps(store, cache, &path, sign, &mut report)?;
+        record_steps(store, cache, &mut known, &path, sign, &mut report)?;
         report.bytes_copied += size;
         report.copied.push(path);
     }
@@ -100,6 +115,7 @@ fn build_closure(
 fn record_steps(
     store: &Store,
     cache: &Location,
+    known: &mut ReadAhead,
     path: &StorePath,
     sign: Option<&SecretKey>,
     report: &mut CopyReport,
@@ -112,7 +128,10 @@ fn record_steps(
         })?;
     for key in keys {
         let rel = step_name(&key);
-        let (mut record, new) = match cache.read(&rel)? {
+        if known.vouched(&rel, &step_fingerprint(&key, path), sign) {
+            continue;
+        }
+        let (mut record, new) = match known.read(cache, &rel)? {
             Some(bytes) => {
                 let record = parse_record(cache, &key, &bytes)?;
                 if record.output != *path {

@@ -481,3 +481,31 @@ fn bad_urls_and_tags_are_refused() {
         stderr(&out)
     );
 }
+
+#[test]
+fn signing_later_adds_signatures_and_annotations_are_not_trusted() {
+    let f = Fixture::new();
+    let r = Registry::start();
+    push(&f, &r, false, &[]);
+    // A manifest claiming a signature by ci-1 that its config lacks: the
+    // copy verifies the claim itself, and signs.
+    let tag = object_tag(&f.top);
+    let mut manifest = r.manifest(&tag);
+    manifest["annotations"]["org.imago.signatures"] = "ci-1:AAAA".into();
+    r.put_manifest(&tag, &manifest);
+    let signed = push(&f, &r, true, &[]);
+    assert_eq!(signed["objects_copied"], 0, "{signed}");
+    assert_eq!(signed["signatures_added"], 3, "{signed}");
+    assert_eq!(r.info(&f.top).signatures.len(), 1);
+    let again = push(&f, &r, true, &[]);
+    assert_eq!(again["signatures_added"], 0, "{again}");
+    let dst = tempfile::tempdir().unwrap();
+    let trust = f.key("ci-1.public");
+    let out = f.copy_at(
+        dst.path(),
+        "--from",
+        &r.url(),
+        &["--trusted-public-key", &trust],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}

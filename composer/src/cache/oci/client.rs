@@ -54,7 +54,7 @@ impl Client {
         }
     }
 
-    fn url(&self, tail: &str) -> String {
+    pub(super) fn url(&self, tail: &str) -> String {
         format!("{}/v2/{}/{tail}", self.base, self.repo)
     }
 

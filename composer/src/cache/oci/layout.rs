@@ -23,11 +23,15 @@ pub const ARCHIVE_TYPE: &str = "application/vnd.imago.archive.v1.tar+zstd";
 /// Annotations: the archive's name in the layout (on the layer), the
 /// object's store path and references (on the manifest, and on its entry
 /// in a closure's index). Informative: a pull trusts only the signed
-/// metadata.
+/// metadata, a copy to the cache only signatures it verifies itself.
 pub const ARCHIVE_ANNOTATION: &str = "org.imago.archive";
 pub const PATH_ANNOTATION: &str = "org.imago.store-path";
 pub const REFERENCES_ANNOTATION: &str = "org.imago.references";
 pub const ROOTS_ANNOTATION: &str = "org.imago.roots";
+/// On the manifest of an object or a step record: a copy of its
+/// signatures, comma-separated, so that a copy sees without fetching the
+/// config that the file carries a signature it can check itself.
+pub const SIGNATURES_ANNOTATION: &str = "org.imago.signatures";
 
 /// The tag of the cache's information, `imago-cache.json`.
 pub const CACHE_TAG: &str = "imago-cache";

@@ -19,7 +19,8 @@ use crate::store::{Blake3Digest, Store, StorePath};
 use client::{Body, Client};
 use layout::{
     ARCHIVE_ANNOTATION, ARCHIVE_TYPE, CLOSURE_ARTIFACT, Descriptor, Entry, INDEX_TYPE, Index,
-    MANIFEST_TYPE, METADATA_TYPE, Manifest, OBJECT_ARTIFACT, ROOTS_ANNOTATION, object_annotations,
+    MANIFEST_TYPE, METADATA_TYPE, Manifest, OBJECT_ARTIFACT, ROOTS_ANNOTATION,
+    SIGNATURES_ANNOTATION, object_annotations,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -124,6 +125,16 @@ impl Registry {
     }
 
     fn read_tagged(&self, tag: &str, artifact: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let Some(manifest) = self.manifest(tag, artifact)? else {
+            return Ok(None);
+        };
+        let what = format!("the config of manifest {tag}");
+        self.blob_bytes(&manifest.config, &what).map(Some)
+    }
+
+    /// The manifest tagged `tag`, which must be an image manifest of
+    /// `artifact`; its layers' archives and its descriptor are noted.
+    fn manifest(&self, tag: &str, artifact: &str) -> Result<Option<Manifest>, CacheError> {
         let Some((bytes, digest)) = self.client.get_manifest(tag, MAX_METADATA_BYTES)? else {
             return Ok(None);
         };
@@ -144,7 +155,6 @@ impl Registry {
                 ),
             ));
         }
-        let config = self.blob_bytes(&manifest.config, &format!("the config of {what}"))?;
         let mut archives = lock(&self.archives);
         for layer in &manifest.layers {
             if let Some(name) = layer.annotations.get(ARCHIVE_ANNOTATION) {
@@ -158,10 +168,35 @@ impl Registry {
                 media_type: MANIFEST_TYPE.to_owned(),
                 digest,
                 size: bytes.len() as u64,
-                annotations: manifest.annotations,
+                annotations: manifest.annotations.clone(),
             },
         );
-        Ok(Some(config))
+        Ok(Some(manifest))
+    }
+
+    /// The signatures the manifest of the file `rel` lists in its
+    /// annotations (a copy of its config's, informative), or `None` if
+    /// the repository lacks it: enough for a copy to see that the file is
+    /// there with a signature it can verify itself, without fetching the
+    /// file.
+    pub fn signatures(&self, rel: &str) -> Result<Option<Vec<String>>, CacheError> {
+        let Some(Entry::Tagged { tag, artifact }) = layout::entry(rel) else {
+            return Err(self.not_in_layout(rel));
+        };
+        let Some(manifest) = self.manifest(&tag, artifact)? else {
+            return Ok(None);
+        };
+        let listed = manifest.annotations.get(SIGNATURES_ANNOTATION);
+        Ok(Some(
+            listed
+                .map(|l| {
+                    l.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ))
     }
 
     /// The bytes of a small blob, checked against its descriptor.
@@ -256,7 +291,7 @@ impl Registry {
         let Some(Entry::Tagged { tag, artifact }) = layout::entry(rel) else {
             return Err(self.not_in_layout(rel));
         };
-        let (layers, annotations) = if artifact == OBJECT_ARTIFACT {
+        let (layers, mut annotations) = if artifact == OBJECT_ARTIFACT {
             let info: ObjectInfo = serde_json::from_slice(bytes).map_err(|e| {
                 self.client
                     .bad_blob(rel, format!("not an object's metadata: {e}"))
@@ -274,6 +309,10 @@ impl Registry {
         } else {
             (Vec::new(), BTreeMap::new())
         };
+        annotations.insert(
+            SIGNATURES_ANNOTATION.to_owned(),
+            signatures_in(bytes).join(","),
+        );
         let config = Descriptor {
             media_type: METADATA_TYPE.to_owned(),
             digest: layout::sha256_digest(bytes),
@@ -370,7 +409,7 @@ impl Registry {
             let desc = match known {
                 Some(desc) => desc,
                 None => {
-                    self.read_tagged(&object_tag, OBJECT_ARTIFACT)?
+                    self.manifest(&object_tag, OBJECT_ARTIFACT)?
                         .ok_or_else(|| CacheError::Missing {
                             cache: self.url.clone(),
                             path: path.clone(),
@@ -396,5 +435,61 @@ impl Registry {
             annotations: annotations.clone(),
         };
         self.put_manifest(tag, INDEX_TYPE, &index, annotations)
+    }
+}
+
+/// The `signatures` of a file of the layout (metadata, a step record).
+fn signatures_in(bytes: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Signed {
+        #[serde(default)]
+        signatures: Vec<String>,
+    }
+    serde_json::from_slice::<Signed>(bytes)
+        .map(|s| s.signatures)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(url: &str) -> Result<String, String> {
+        match Registry::parse(url) {
+            Some(Ok(r)) => Ok(r.client.url("x")),
+            Some(Err(e)) => Err(e),
+            None => Err("not a registry URL".to_owned()),
+        }
+    }
+
+    #[test]
+    fn local_registries_speak_http_others_https() {
+        let ok = |url: &str| endpoint(url).unwrap();
+        assert_eq!(
+            ok("oci://127.0.0.1:5000/a/b"),
+            "http://127.0.0.1:5000/v2/a/b/x"
+        );
+        assert_eq!(ok("oci://localhost/a/"), "http://localhost/v2/a/x");
+        assert_eq!(ok("oci://[::1]:5000/a"), "http://[::1]:5000/v2/a/x");
+        assert_eq!(
+            ok("oci://reg.example/team/cache"),
+            "https://reg.example/v2/team/cache/x"
+        );
+        assert_eq!(
+            ok("oci+http://reg.lan:5000/c"),
+            "http://reg.lan:5000/v2/c/x"
+        );
+        assert_eq!(ok("oci+https://127.0.0.1/c"), "https://127.0.0.1/v2/c/x");
+        for bad in [
+            "oci://reg.example",
+            "oci://reg.example/",
+            "oci://reg.example/Cache",
+            "oci://reg.example/a//b",
+            "oci://reg.example/-a",
+            "oci://u:p@reg.example/a",
+        ] {
+            assert!(endpoint(bad).is_err(), "{bad}");
+        }
+        assert!(Registry::parse("https://reg.example/a").is_none());
     }
 }
