@@ -87,7 +87,13 @@ impl Registry {
         let http = Http::new(HttpSettings::default())?;
         Ok(Registry {
             url: url.trim_end_matches('/').to_owned(),
-            client: Client::new(http, url.to_owned(), scheme, host, repo),
+            client: Client::new(
+                http,
+                url.trim_end_matches('/').to_owned(),
+                scheme,
+                host,
+                repo,
+            ),
             archives: Mutex::default(),
             manifests: Mutex::default(),
             is_cache: std::sync::OnceLock::new(),
