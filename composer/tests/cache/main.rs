@@ -10,5 +10,6 @@ mod http;
 mod keys;
 mod oci;
 mod refusals;
+mod registry;
 mod round_trip;
 mod substitute;

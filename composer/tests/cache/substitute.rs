@@ -415,7 +415,7 @@ fn an_http_cache_substitutes_too() {
 #[test]
 fn a_registry_substitutes_too() {
     let s = Subst::new();
-    let registry = crate::oci::Registry::start();
+    let registry = crate::registry::Registry::start();
     let url = registry.url();
     let pushed = s.build_and_push_to("src-store", "ci-1.secret", &url);
     assert_eq!(pushed["step_records"], 4, "{pushed}");
