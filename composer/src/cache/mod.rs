@@ -109,7 +109,13 @@ pub enum CacheError {
         file: String,
         failure: String,
     },
-    #[error("cache {cache}: the registry answered {what} with {answer}")]
+    #[error("cache {cache}: {what}: {failure}")]
+    RegistryIo {
+        cache: String,
+        what: String,
+        failure: String,
+    },
+    #[error("cache {cache}: {what}: the registry answered {answer}")]
     Registry {
         cache: String,
         what: String,
@@ -192,7 +198,9 @@ impl CacheError {
             | CacheError::BadKeyName { .. }
             | CacheError::Random { .. } => CACHE_KEY,
             CacheError::KeyExists { .. } => CACHE_KEY_EXISTS,
-            CacheError::Io { .. } | CacheError::Http { .. } => CACHE_IO,
+            CacheError::Io { .. } | CacheError::Http { .. } | CacheError::RegistryIo { .. } => {
+                CACHE_IO
+            }
             CacheError::Registry { .. } => CACHE_REGISTRY,
             CacheError::Missing { .. } => CACHE_MISSING,
             CacheError::Untrusted { .. } | CacheError::UntrustedStep { .. } => CACHE_UNTRUSTED,

@@ -223,6 +223,48 @@ fn a_registry_that_fails_halfway_registers_nothing() {
 }
 
 #[test]
+fn a_push_survives_server_errors_and_stops_at_a_failing_registry() {
+    let f = Fixture::new();
+    let r = Registry::start();
+    let src = f.dir.path().join("src");
+    let key = f.key("ci-1.secret");
+    // Every third request fails: the retries (an upload with a new
+    // session each time) carry the push through.
+    let port = proxy(r.port, Gate::FailEveryThird);
+    let url = format!("oci://127.0.0.1:{port}/imago/cache");
+    let out = f.copy_at(&src, "--to", &url, &["--sign", &key]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A registry that stops answering halfway: the push fails, naming
+    // the cache; what it wrote is whole, and a push goes on from there.
+    let f = Fixture::new();
+    let r = Registry::start();
+    // 13 requests: the cache's information (4), the three objects'
+    // manifests asked for (3), lib's archive and metadata (6).
+    let port = proxy(r.port, Gate::FailAfter(13));
+    let url = format!("oci://127.0.0.1:{port}/imago/cache");
+    let src = f.dir.path().join("src");
+    let key = f.key("ci-1.secret");
+    let out = f.copy_at(&src, "--to", &url, &["--sign", &key]);
+    let text = stderr(&out);
+    assert!(
+        text.contains("error[E1004]") && text.contains("HTTP 500"),
+        "{text}"
+    );
+    let again = push(&f, &r, true, &[]);
+    assert_eq!(again["objects_already_there"], 1, "{again}");
+    assert_eq!(again["objects_copied"], 2, "{again}");
+    let dst = tempfile::tempdir().unwrap();
+    let out = f.copy_at(
+        dst.path(),
+        "--from",
+        &r.url(),
+        &["--trusted-public-key", &f.key("ci-1.public")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(checked(dst.path()), 3);
+}
+
+#[test]
 fn bad_urls_and_tags_are_refused() {
     let f = Fixture::new();
     let src = f.dir.path().join("src");

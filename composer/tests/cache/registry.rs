@@ -192,6 +192,9 @@ pub fn object_tag(path: &StorePath) -> String {
 pub enum Gate {
     /// This many requests, then 500 for every one.
     FailAfter(usize),
+    /// 500 for every third request (a retry gets through, and so does a
+    /// retried pair of requests).
+    FailEveryThird,
     /// Requests with `Authorization: Basic` of `u:pw` only; others get a
     /// `Basic` challenge.
     Basic,
@@ -263,6 +266,9 @@ fn relay(conn: TcpStream, registry: u16, own: u16, served: &AtomicUsize, gate: G
     let basic = format!("Basic {USER_PASSWORD}");
     match gate {
         Gate::FailAfter(good) if served.fetch_add(1, Ordering::SeqCst) >= good => {
+            return answer("500 Internal Server Error", "", "");
+        }
+        Gate::FailEveryThird if served.fetch_add(1, Ordering::SeqCst) % 3 == 2 => {
             return answer("500 Internal Server Error", "", "");
         }
         Gate::Basic if auth != basic => {

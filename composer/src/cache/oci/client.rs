@@ -67,9 +67,9 @@ impl Client {
     }
 
     fn http_err(&self, what: &str, failure: Failure) -> CacheError {
-        CacheError::Http {
+        CacheError::RegistryIo {
             cache: self.cache.clone(),
-            file: what.to_owned(),
+            what: what.to_owned(),
             failure: failure.to_string(),
         }
     }
@@ -119,9 +119,7 @@ impl Client {
                 let challenge = header(&reply, "www-authenticate");
                 drain(reply);
                 if let Err(e) = self.authenticate(what, challenge.as_deref()) {
-                    let text = e.to_string();
-                    *own.borrow_mut() = Some(e);
-                    return Err(Failure::Local(text));
+                    return Err(stash(own, e));
                 }
                 continue;
             }
@@ -189,7 +187,7 @@ impl Client {
         if let Some(service) = params.get("service") {
             url.push_str(&format!("&service={}", encode(service)));
         }
-        let token_what = format!("the token request for {what}");
+        let token_what = format!("asking for a token ({what})");
         let reply = self
             .http
             .retrying(|| {
@@ -221,7 +219,7 @@ impl Client {
         reference: &str,
         max: u64,
     ) -> Result<Option<(Vec<u8>, String)>, CacheError> {
-        let what = format!("manifest {reference}");
+        let what = format!("fetching manifest {reference}");
         let url = self.url(&format!("manifests/{reference}"));
         let accept = format!("{MANIFEST_TYPE}, {INDEX_TYPE}");
         let reply = self.call(&what, |agent, auth| {
@@ -238,13 +236,14 @@ impl Client {
         let named = header(&reply, "docker-content-digest");
         let bytes = read_limited(reply, max + 1)
             .map_err(|e| self.http_err(&what, Failure::Transport(e.to_string())))?;
+        let manifest = format!("manifest {reference}");
         if bytes.len() as u64 > max {
-            return Err(self.bad_blob(&what, format!("longer than {max} bytes")));
+            return Err(self.bad_blob(&manifest, format!("longer than {max} bytes")));
         }
         let digest = sha256_digest(&bytes);
         if let Some(named) = named.filter(|n| *n != digest) {
             return Err(self.bad_blob(
-                &what,
+                &manifest,
                 format!("it hashes to {digest}, the registry says {named}"),
             ));
         }
@@ -273,7 +272,7 @@ impl Client {
 
     /// Whether the repository has the blob `digest`.
     pub fn has_blob(&self, digest: &str) -> Result<bool, CacheError> {
-        let what = format!("blob {digest}");
+        let what = format!("asking for blob {digest}");
         let url = self.url(&format!("blobs/{digest}"));
         let reply = self.call(&what, |agent, auth| {
             with_auth(agent.head(&url), auth).call()
@@ -291,40 +290,57 @@ impl Client {
         }
     }
 
-    /// Uploads `body` as the blob `digest` in one piece.
+    /// Uploads `body` as the blob `digest` in one piece: a new upload
+    /// session and the whole body for every attempt, since a failed PUT
+    /// may have ended its session.
     pub fn upload_blob(&self, digest: &str, body: Body<'_>) -> Result<(), CacheError> {
         let what = format!("uploading blob {digest}");
         let start = self.url("blobs/uploads/");
-        let reply = self.call(&what, |agent, auth| {
-            with_auth(agent.post(&start), auth).send_empty()
-        })?;
-        if reply.status().as_u16() != 202 {
-            return Err(self.unexpected(&what, reply));
-        }
-        let location = header(&reply, "location")
-            .ok_or_else(|| self.registry_err(&what, "HTTP 202 without a Location".into()))?;
-        drain(reply);
-        let mut url = if location.starts_with('/') {
-            format!("{}{location}", self.base)
-        } else {
-            location
-        };
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&format!("digest={}", encode(digest)));
+        let own = RefCell::new(None);
         let open_err = |e: std::io::Error| ureq::Error::Io(e);
-        let reply = self.call(&what, |agent, auth| {
-            let request =
-                with_auth(agent.put(&url), auth).header("Content-Type", "application/octet-stream");
-            match &body {
-                Body::Bytes(b) => request.send(*b),
-                Body::File(p) => request.send(std::fs::File::open(p).map_err(open_err)?),
+        let result = self.http.retrying(|| {
+            let reply = self.attempt(&own, &what, &mut |agent, auth| {
+                with_auth(agent.post(&start), auth).send_empty()
+            })?;
+            if reply.status().as_u16() != 202 {
+                return Err(self.stash(&own, &what, reply));
             }
-        })?;
-        if reply.status().as_u16() != 201 {
-            return Err(self.unexpected(&what, reply));
-        }
-        drain(reply);
-        Ok(())
+            let Some(location) = header(&reply, "location") else {
+                let e = self.registry_err(&what, "HTTP 202 without a Location".into());
+                return Err(stash(&own, e));
+            };
+            drain(reply);
+            let mut url = if location.starts_with('/') {
+                format!("{}{location}", self.base)
+            } else {
+                location
+            };
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(&format!("digest={}", encode(digest)));
+            let reply = self.attempt(&own, &what, &mut |agent, auth| {
+                let request = with_auth(agent.put(&url), auth)
+                    .header("Content-Type", "application/octet-stream");
+                match &body {
+                    Body::Bytes(b) => request.send(*b),
+                    Body::File(p) => request.send(std::fs::File::open(p).map_err(open_err)?),
+                }
+            })?;
+            if reply.status().as_u16() != 201 {
+                return Err(self.stash(&own, &what, reply));
+            }
+            drain(reply);
+            Ok(())
+        });
+        result.map_err(|failure| match own.take() {
+            Some(e) => e,
+            None => self.http_err(&what, failure),
+        })
+    }
+
+    /// An answer the protocol does not expect, left in `own` as the
+    /// error, and the failure that ends the attempts.
+    fn stash(&self, own: &RefCell<Option<CacheError>>, what: &str, reply: Reply) -> Failure {
+        stash(own, self.unexpected(what, reply))
     }
 
     /// GETs the blob of `desc` and hands its body to `consume`, retrying
@@ -337,7 +353,7 @@ impl Client {
         own: &RefCell<Option<CacheError>>,
         consume: &mut dyn FnMut(&mut dyn Read) -> Result<T, Failure>,
     ) -> Result<(T, u64, String), Failure> {
-        let what = format!("blob {}", desc.digest);
+        let what = format!("fetching blob {}", desc.digest);
         let url = self.url(&format!("blobs/{}", desc.digest));
         self.http.retrying(|| {
             let reply = self.attempt(own, &what, &mut |agent, auth| {
@@ -346,12 +362,7 @@ impl Client {
             match reply.status().as_u16() {
                 200 => {}
                 404 => return Err(Failure::NotFound),
-                _ => {
-                    let e = self.unexpected(&what, reply);
-                    let text = e.to_string();
-                    *own.borrow_mut() = Some(e);
-                    return Err(Failure::Local(text));
-                }
+                _ => return Err(self.stash(own, &what, reply)),
             }
             let mut body = Sha256Reader {
                 inner: reply.into_body().into_reader(),
@@ -372,6 +383,13 @@ impl Client {
             reason,
         }
     }
+}
+
+/// Leaves `e` in `own` and returns the failure that ends the attempts.
+fn stash(own: &RefCell<Option<CacheError>>, e: CacheError) -> Failure {
+    let text = e.to_string();
+    *own.borrow_mut() = Some(e);
+    Failure::Local(text)
 }
 
 /// A reader that hashes and counts what it reads.
