@@ -4,65 +4,15 @@
 //! `oci://HOST/REPO` (a registry's repository, read and written with the
 //! same client).
 
-use super::keys::SecretKey;
 use super::oci::Registry;
 use super::transfer::consume_retrying;
 use super::{CACHE_INFO_NAME, CacheError, MAX_METADATA_BYTES};
 use crate::debian::fetch::{Http, HttpSettings};
 use crate::store::{Blake3Digest, Store, StorePath};
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-
-/// Reads of a remote cache in flight at once ([`Location::read_ahead`]).
-const REMOTE_READS: usize = 8;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// What a copy learnt of a registry's files ahead
-/// ([`Location::read_ahead`]).
-/// For each file: whether it is there, and the signatures its manifest
-/// lists (a registry's).
-#[derive(Default)]
-pub(super) struct ReadAhead(HashMap<String, Result<Option<Vec<String>>, CacheError>>);
-
-impl ReadAhead {
-    /// The file `rel` of `cache`: as read ahead, or read now.
-    pub(super) fn read(
-        &mut self,
-        cache: &Location,
-        rel: &str,
-    ) -> Result<Option<Vec<u8>>, CacheError> {
-        match self.0.remove(rel) {
-            Some(Ok(None)) => Ok(None),
-            _ => cache.read(rel),
-        }
-    }
-
-    /// Whether the cache is known to hold the file `rel` and, with `sign`,
-    /// to carry that key's signature of `fingerprint` (which the caller
-    /// computes from its own store, so that nothing the cache says is
-    /// trusted): then a copy has nothing to do for it.
-    pub(super) fn vouched(&self, rel: &str, fingerprint: &str, sign: Option<&SecretKey>) -> bool {
-        let Some(Ok(Some(signatures))) = self.0.get(rel) else {
-            return false;
-        };
-        let Some(key) = sign else {
-            return true;
-        };
-        let prefix = format!("{}:", key.name());
-        let public = key.public();
-        signatures
-            .iter()
-            .filter_map(|s| s.strip_prefix(prefix.as_str()))
-            .any(|sig| public.verifies(fingerprint.as_bytes(), sig))
-    }
-}
 
 #[derive(Clone)]
 pub enum Location {
@@ -168,30 +118,6 @@ impl Location {
             }
             Ok(bytes)
         })
-    }
-
-    /// Asks a registry for the manifests of the files `rels`,
-    /// [`REMOTE_READS`] at a time (a round trip each is what a copy of
-    /// objects the cache has costs): whether each is there, and its
-    /// signatures. Nothing for another cache, whose files are read when
-    /// needed.
-    pub(super) fn read_ahead(&self, rels: Vec<String>) -> ReadAhead {
-        let Location::Oci(registry) = self else {
-            return ReadAhead::default();
-        };
-        let queue = Mutex::new(rels.into_iter());
-        let done = Mutex::new(HashMap::new());
-        std::thread::scope(|s| {
-            for _ in 0..REMOTE_READS {
-                s.spawn(|| {
-                    while let Some(rel) = lock(&queue).next() {
-                        let signatures = registry.signatures(&rel);
-                        lock(&done).insert(rel, signatures);
-                    }
-                });
-            }
-        });
-        ReadAhead(done.into_inner().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn read_only(&self) -> CacheError {

@@ -18,6 +18,7 @@
 //! verifying each as `closure import` does, and registers every object in
 //! one transaction or none.
 
+mod ahead;
 mod dir;
 pub mod info;
 pub mod keys;

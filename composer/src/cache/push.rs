@@ -1,8 +1,8 @@
 //! Copying closures into a cache.
 
+use super::ahead::{ReadAhead, read_ahead};
 use super::info::{ObjectInfo, fingerprint, info_name};
 use super::keys::SecretKey;
-use super::location::ReadAhead;
 use super::steps::{StepRecord, parse_record, step_fingerprint, step_name};
 use super::{CacheError, CopyReport, Location};
 use crate::store::archive::ManifestObject;
@@ -36,7 +36,7 @@ pub fn push(
         let keys = store.cache_keys_of(path).map_err(store_err)?;
         rels.extend(keys.iter().map(step_name));
     }
-    let mut known = cache.read_ahead(rels);
+    let mut known = read_ahead(cache, rels);
     let mut report = CopyReport::default();
     for path in order {
         let rel = info_name(&path);
