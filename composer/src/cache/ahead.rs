@@ -4,6 +4,7 @@
 //! (docs/cache.md, "OCI registry").
 
 use super::keys::SecretKey;
+use super::oci::layout::listed_signatures;
 use super::{CacheError, Location};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -72,7 +73,9 @@ pub(super) fn read_ahead(cache: &Location, rels: Vec<String>) -> ReadAhead {
                     // through the request.
                     let next = lock(&queue).next();
                     let Some(rel) = next else { break };
-                    let signatures = registry.signatures(&rel);
+                    let signatures = registry
+                        .annotations(&rel)
+                        .map(|a| a.map(|a| listed_signatures(&a)));
                     lock(&done).insert(rel, signatures);
                 }
             });

@@ -120,6 +120,21 @@ impl Registry {
         serde_json::from_slice(&body).unwrap()
     }
 
+    /// Every tag of the repository.
+    pub fn tags(&self) -> Vec<String> {
+        let body = ureq::get(&self.repo_url("tags/list"))
+            .call()
+            .unwrap()
+            .into_body()
+            .read_to_vec()
+            .unwrap();
+        let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let tags = list["tags"].as_array().unwrap();
+        tags.iter()
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect()
+    }
+
     pub fn blob(&self, digest: &str) -> Vec<u8> {
         ureq::get(&self.repo_url(&format!("blobs/{digest}")))
             .call()

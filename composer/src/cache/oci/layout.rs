@@ -32,6 +32,22 @@ pub const ROOTS_ANNOTATION: &str = "org.imago.roots";
 /// signatures, comma-separated, so that a copy sees without fetching the
 /// config that the file carries a signature it can check itself.
 pub const SIGNATURES_ANNOTATION: &str = "org.imago.signatures";
+/// On the manifest of a step record: a copy of its output, so that a
+/// build checks the record's signature without fetching it.
+pub const OUTPUT_ANNOTATION: &str = "org.imago.output";
+
+/// The signatures [`SIGNATURES_ANNOTATION`] lists in `annotations`.
+pub fn listed_signatures(annotations: &BTreeMap<String, String>) -> Vec<String> {
+    annotations
+        .get(SIGNATURES_ANNOTATION)
+        .map(|l| {
+            l.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 /// The tag of the cache's information, `imago-cache.json`.
 pub const CACHE_TAG: &str = "imago-cache";

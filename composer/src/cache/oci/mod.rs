@@ -19,7 +19,7 @@ use crate::store::{Blake3Digest, Store, StorePath};
 use client::{Body, Client};
 use layout::{
     ARCHIVE_ANNOTATION, ARCHIVE_TYPE, CLOSURE_ARTIFACT, Descriptor, Entry, INDEX_TYPE, Index,
-    MANIFEST_TYPE, METADATA_TYPE, Manifest, OBJECT_ARTIFACT, ROOTS_ANNOTATION,
+    MANIFEST_TYPE, METADATA_TYPE, Manifest, OBJECT_ARTIFACT, OUTPUT_ANNOTATION, ROOTS_ANNOTATION,
     SIGNATURES_ANNOTATION, object_annotations,
 };
 use std::collections::{BTreeMap, HashMap};
@@ -180,29 +180,15 @@ impl Registry {
         Ok(Some(manifest))
     }
 
-    /// The signatures the manifest of the file `rel` lists in its
-    /// annotations (a copy of its config's, informative), or `None` if
-    /// the repository lacks it: enough for a copy to see that the file is
-    /// there with a signature it can verify itself, without fetching the
-    /// file.
-    pub fn signatures(&self, rel: &str) -> Result<Option<Vec<String>>, CacheError> {
+    /// The annotations of the manifest of the file `rel` (informative:
+    /// its signatures, and a step record's output), or `None` if the
+    /// repository lacks it: enough to see that the file is there, with a
+    /// signature the reader verifies itself, without fetching the file.
+    pub fn annotations(&self, rel: &str) -> Result<Option<BTreeMap<String, String>>, CacheError> {
         let Some(Entry::Tagged { tag, artifact }) = layout::entry(rel) else {
             return Err(self.not_in_layout(rel));
         };
-        let Some(manifest) = self.manifest(&tag, artifact)? else {
-            return Ok(None);
-        };
-        let listed = manifest.annotations.get(SIGNATURES_ANNOTATION);
-        Ok(Some(
-            listed
-                .map(|l| {
-                    l.split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
-        ))
+        Ok(self.manifest(&tag, artifact)?.map(|m| m.annotations))
     }
 
     /// The bytes of a small blob, checked against its descriptor.
@@ -315,10 +301,7 @@ impl Registry {
         } else {
             (Vec::new(), BTreeMap::new())
         };
-        annotations.insert(
-            SIGNATURES_ANNOTATION.to_owned(),
-            signatures_in(bytes).join(","),
-        );
+        annotations.extend(signed_annotations(bytes));
         let config = Descriptor {
             media_type: METADATA_TYPE.to_owned(),
             digest: layout::sha256_digest(bytes),
@@ -444,16 +427,24 @@ impl Registry {
     }
 }
 
-/// The `signatures` of a file of the layout (metadata, a step record).
-fn signatures_in(bytes: &[u8]) -> Vec<String> {
+/// The annotations that copy a file of the layout (metadata, a step
+/// record): its signatures, and a step record's output.
+fn signed_annotations(bytes: &[u8]) -> BTreeMap<String, String> {
     #[derive(serde::Deserialize)]
     struct Signed {
         #[serde(default)]
         signatures: Vec<String>,
+        output: Option<String>,
     }
-    serde_json::from_slice::<Signed>(bytes)
-        .map(|s| s.signatures)
-        .unwrap_or_default()
+    let Ok(file) = serde_json::from_slice::<Signed>(bytes) else {
+        return BTreeMap::new();
+    };
+    let mut annotations =
+        BTreeMap::from([(SIGNATURES_ANNOTATION.to_owned(), file.signatures.join(","))]);
+    if let Some(output) = file.output {
+        annotations.insert(OUTPUT_ANNOTATION.to_owned(), output);
+    }
+    annotations
 }
 
 #[cfg(test)]
