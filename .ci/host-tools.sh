@@ -5,7 +5,8 @@
 #   usage: .ci/host-tools.sh [run|test]
 #
 # `run` needs what building and booting a system needs; `test` adds what the
-# test suite uses on top (Nix's parser for the flake check, reference tools).
+# test suite uses on top (Nix's parser for the flake check, reference tools,
+# an OCI registry for the binary cache's tests).
 set -eu
 
 purpose=${1:-run}
@@ -46,6 +47,11 @@ if [ "$purpose" = test ]; then
     # machine (docs/releases.md).
     need qemu-system-aarch64 qemu-system-arm
     need_file /usr/share/AAVMF/AAVMF_CODE.fd qemu-efi-aarch64
+    # The binary cache's registry tests run Debian's registry themselves
+    # (`docker-registry serve CONFIG` on 127.0.0.1, a random port, a
+    # temporary storage directory); the package's own service is not
+    # used, and where no init runs (containers) it does not start.
+    need_file /usr/bin/docker-registry docker-registry
 fi
 
 if [ -z "$missing" ]; then

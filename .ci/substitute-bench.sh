@@ -1,35 +1,66 @@
 #!/bin/bash
-# Substituting examples/server from a file:// cache into an empty store vs
-# building it from a warm package cache into an empty store, in alternated
-# rounds (docs/performance.md, "Substitution"). IMAGO: the binary (default
-# target/release/imago); ROUNDS: rounds (default 5); TMPDIR: where the stores go.
+# Substituting examples/server from a file:// cache and from an OCI registry
+# (Debian's docker-registry on 127.0.0.1) into an empty store vs building it
+# from a warm package cache into an empty store, in alternated rounds; then a
+# no-op copy to each cache (docs/performance.md, "Substitution"). IMAGO: the
+# binary (default target/release/imago); ROUNDS: rounds (default 5); TMPDIR:
+# where the stores go. The registry comes from `.ci/host-tools.sh test`.
 set -euo pipefail
 IMAGO=$(realpath "${IMAGO:-target/release/imago}")
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+REGISTRY=/usr/bin/docker-registry
+[ -x "$REGISTRY" ] || { echo "$REGISTRY is missing: run .ci/host-tools.sh test" >&2; exit 1; }
 B=$(mktemp -d "${TMPDIR:-/var/tmp}/subst-bench.XXXXXX")
 echo "dir $B"
 cd "$REPO"
 export XDG_CONFIG_HOME=$B/config
 mkdir -p "$XDG_CONFIG_HOME"
-$IMAGO key generate bench-1 --dir "$B" >/dev/null 2>&1
-$IMAGO --store "$B/src" build examples/server.imago -o "$B/result" >/dev/null 2>&1
-$IMAGO --store "$B/src" copy --to "file://$B/cache" --sign "$B/bench-1.secret" "$B/result" --json > "$B/push.json" 2>/dev/null
-python3 -c "import json;d=json.load(open('$B/push.json'));print('pushed', d['objects_copied'], 'objects', d['bytes_copied'], 'archive bytes', d['step_records'], 'records')"
-wipe() { if [ -d "$1" ]; then chmod -R u+w "$1"; rm -rf "$1"; fi; }
+port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+cat > "$B/registry.yml" <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $B/registry
+http:
+  addr: 127.0.0.1:$port
+YML
+"$REGISTRY" serve "$B/registry.yml" > "$B/registry.log" 2>&1 &
+registry_pid=$!
+trap 'kill $registry_pid 2>/dev/null || true' EXIT
+until curl -sf "http://127.0.0.1:$port/v2/" >/dev/null; do sleep 0.1; done
+OCI="oci://127.0.0.1:$port/bench/cache"
+"$IMAGO" key generate bench-1 --dir "$B" >/dev/null 2>&1
+"$IMAGO" --store "$B/src" build examples/server.imago -o "$B/result" >/dev/null 2>&1
+summary() { python3 -c "import json;d=json.load(open('$1'));print('$2', d['objects_copied'], 'objects', d['bytes_copied'], 'archive bytes', d['step_records'], 'records', d['objects_already_there'], 'already there')"; }
 t() { local s e; s=$(date +%s.%N); "$@" > "$B/last.json" 2>/dev/null; e=$(date +%s.%N); echo "$e - $s" | bc; }
-build() { t $IMAGO --store "$B/s-build" build examples/server.imago --json; }
-subst() { t $IMAGO --store "$B/s-subst" build examples/server.imago --json --substituter "file://$B/cache" --trusted-public-key "$B/bench-1.public"; }
-for i in $(seq 1 ${ROUNDS:-5}); do
-  wipe "$B/s-build"; wipe "$B/s-subst"; sync
+push() { "$IMAGO" --store "$B/src" copy --to "$1" --sign "$B/bench-1.secret" "$B/result" --json; }
+a=$(t push "file://$B/cache"); summary "$B/last.json" "pushed to file:// in $a s:"
+a=$(t push "$OCI"); summary "$B/last.json" "pushed to the registry in $a s:"
+wipe() { if [ -d "$1" ]; then chmod -R u+w "$1"; rm -rf "$1"; fi; }
+build() { t "$IMAGO" --store "$B/s-build" build examples/server.imago --json; }
+subst() { t "$IMAGO" --store "$B/s-$1" build examples/server.imago --json --substituter "$2" --trusted-public-key "$B/bench-1.public"; }
+counts() { python3 -c "import json;d=json.load(open('$1'));print('built',d['built'],'substituted',d['substituted'],'cached',d['cached'],'warnings',len(d['warnings']))"; }
+for i in $(seq 1 "${ROUNDS:-5}"); do
+  wipe "$B/s-build"; wipe "$B/s-file"; wipe "$B/s-oci"; sync
   if [ $((i % 2)) -eq 1 ]; then
-    a=$(build); cp "$B/last.json" "$B/build.json"; b=$(subst); cp "$B/last.json" "$B/subst.json"
+    a=$(build); cp "$B/last.json" "$B/build.json"
+    b=$(subst file "file://$B/cache"); cp "$B/last.json" "$B/file.json"
+    c=$(subst oci "$OCI"); cp "$B/last.json" "$B/oci.json"
   else
-    b=$(subst); cp "$B/last.json" "$B/subst.json"; a=$(build); cp "$B/last.json" "$B/build.json"
+    c=$(subst oci "$OCI"); cp "$B/last.json" "$B/oci.json"
+    b=$(subst file "file://$B/cache"); cp "$B/last.json" "$B/file.json"
+    a=$(build); cp "$B/last.json" "$B/build.json"
   fi
-  bytes=$(du -sb --exclude=.imago "$B/s-subst" | cut -f1)
-  objs=$(find "$B/s-subst" -mindepth 1 -maxdepth 1 ! -name .imago | wc -l)
-  echo "round $i build $a s subst $b s; subst store $objs objects $bytes bytes; $(python3 -c "import json;d=json.load(open('$B/subst.json'));b=json.load(open('$B/build.json'));print('subst: built',d['built'],'substituted',d['substituted'],'warnings',len(d['warnings']),'| build: built',b['built'],'cached',b['cached'])")"
+  bytes=$(du -sb --exclude=.imago "$B/s-oci" | cut -f1)
+  objs=$(find "$B/s-oci" -mindepth 1 -maxdepth 1 ! -name .imago | wc -l)
+  echo "round $i build $a s file $b s registry $c s; registry store $objs objects $bytes bytes; build: $(counts "$B/build.json") | file: $(counts "$B/file.json") | registry: $(counts "$B/oci.json")"
 done
-# a no-op: the substituted store, again
-c=$(subst); echo "again into the substituted store: $c s"
-wipe "$B/s-build"; wipe "$B/s-subst"; wipe "$B/src"; rm -rf "$B"
+# no-ops: the substituted stores again, and the closure copied again
+echo "again into the substituted store: file $(subst file "file://$B/cache") s, registry $(subst oci "$OCI") s"
+for i in 1 2 3; do
+  a=$(t push "file://$B/cache"); b=$(t push "$OCI"); summary "$B/last.json" "no-op copy: file $a s, registry $b s;"
+done
+kill $registry_pid; wait $registry_pid 2>/dev/null || true
+wipe "$B/s-build"; wipe "$B/s-file"; wipe "$B/s-oci"; wipe "$B/src"; rm -rf "$B"

@@ -11,8 +11,9 @@
 //! # Public keys whose signatures `imago copy --from` accepts, as the key
 //! # files hold them (`NAME:BASE64`; docs/cache.md). Both files' keys count.
 //! trusted-public-keys = ["ci.example.com-1:MeOBQmFSAPeomKPdHKV/e+t5zpj28h2LdN1O4/lK4oo="]
-//! # Binary caches builds take step outputs from (`file:///DIR` or
-//! # http(s)://…), after `--substituter`; the user's before the machine's.
+//! # Binary caches builds take step outputs from (`file:///DIR`,
+//! # http(s)://… or oci://HOST/REPOSITORY), after `--substituter`; the
+//! # user's before the machine's.
 //! substituters = ["https://cache.example.com"]
 //! # Mirror base URLs per Debian archive.
 //! [mirrors]
@@ -135,9 +136,16 @@ impl Settings {
             let dir = url
                 .strip_prefix("file://")
                 .is_some_and(|p| p.starts_with('/'));
-            if !(dir || url.starts_with("http://") || url.starts_with("https://")) {
+            let remote = [
+                "http://",
+                "https://",
+                "oci://",
+                "oci+http://",
+                "oci+https://",
+            ];
+            if !(dir || remote.iter().any(|s| url.starts_with(s))) {
                 return Err(invalid(format!(
-                    "substituters: `{url}` is not a binary cache (file:///DIR or http(s)://…)"
+                    "substituters: `{url}` is not a binary cache (file:///DIR, http(s)://… or oci://HOST/REPOSITORY)"
                 )));
             }
         }

@@ -1,18 +1,18 @@
 //! Where a cache is: `file:///DIR` (a directory of this machine, read and
-//! written) or `http(s)://HOST/PATH` (read with the HTTP client Debian
-//! fetching uses: its timeouts, retries and proxy variables).
+//! written), `http(s)://HOST/PATH` (read with the HTTP client Debian
+//! fetching uses: its timeouts, retries and proxy variables), or
+//! `oci://HOST/REPO` (a registry's repository, read and written with the
+//! same client).
 
-use super::CacheError;
-use crate::debian::fetch::{Failure, Http, HttpSettings};
-use std::cell::RefCell;
+use super::oci::Registry;
+use super::transfer::consume_retrying;
+use super::{CACHE_INFO_NAME, CacheError, MAX_METADATA_BYTES};
+use crate::debian::fetch::{Http, HttpSettings};
+use crate::store::{Blake3Digest, Store, StorePath};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// The largest metadata file a cache may serve (an object with a million
-/// references stays well below it).
-pub const MAX_METADATA_BYTES: u64 = 64 << 20;
 
 #[derive(Clone)]
 pub enum Location {
@@ -20,6 +20,8 @@ pub enum Location {
     Dir(PathBuf),
     /// A base URL, `http(s)://…`, without a final `/`.
     Http { base: String, client: Arc<Http> },
+    /// A registry's repository, `oci://HOST[:PORT]/REPO`.
+    Oci(Arc<Registry>),
 }
 
 impl std::fmt::Debug for Location {
@@ -29,7 +31,8 @@ impl std::fmt::Debug for Location {
 }
 
 impl Location {
-    /// Parses a cache URL: `file:///absolute/dir` or `http(s)://…`.
+    /// Parses a cache URL: `file:///absolute/dir`, `http(s)://…` or
+    /// `oci://HOST[:PORT]/REPO` (`oci+http://`, `oci+https://`).
     pub fn parse(url: &str) -> Result<Location, CacheError> {
         let bad = |reason: &str| CacheError::BadLocation {
             url: url.to_owned(),
@@ -48,7 +51,12 @@ impl Location {
                 client: Arc::new(client),
             });
         }
-        Err(bad("expected file:///DIR or http(s)://HOST/PATH"))
+        if let Some(registry) = Registry::parse(url) {
+            return Ok(Location::Oci(Arc::new(registry.map_err(|e| bad(&e))?)));
+        }
+        Err(bad(
+            "expected file:///DIR, http(s)://HOST/PATH or oci://HOST[:PORT]/REPOSITORY",
+        ))
     }
 
     /// The URL, for messages.
@@ -56,6 +64,7 @@ impl Location {
         match self {
             Location::Dir(dir) => format!("file://{}", dir.display()),
             Location::Http { base, .. } => base.clone(),
+            Location::Oci(registry) => registry.url().to_owned(),
         }
     }
 
@@ -64,14 +73,7 @@ impl Location {
         what: &'static str,
         file: impl AsRef<Path>,
     ) -> impl FnOnce(std::io::Error) -> CacheError {
-        let cache = self.url();
-        let file = file.as_ref().display().to_string();
-        move |source| CacheError::Io {
-            cache,
-            what,
-            file,
-            source,
-        }
+        super::io_error(self.url(), what, file)
     }
 
     /// Hands a reader of the file `rel` (a relative name of the layout) to
@@ -92,41 +94,18 @@ impl Location {
             },
             Location::Http { base, client } => {
                 let url = format!("{base}/{rel}");
-                let own = RefCell::new(None);
-                let result = client.get(&url, |body| {
-                    consume(body).map_err(|e| match e {
-                        // The body broke off: worth another attempt.
-                        CacheError::Io {
-                            what: "reading",
-                            source,
-                            ..
-                        } => Failure::Transport(source.to_string()),
-                        e => {
-                            let text = e.to_string();
-                            *own.borrow_mut() = Some(e);
-                            Failure::Local(text)
-                        }
-                    })
-                });
-                match result {
-                    Ok(t) => Ok(Some(t)),
-                    Err(Failure::NotFound) => Ok(None),
-                    Err(failure) => match own.into_inner() {
-                        Some(e) => Err(e),
-                        None => Err(CacheError::Http {
-                            cache: self.url(),
-                            file: rel.to_owned(),
-                            failure: failure.to_string(),
-                        }),
-                    },
-                }
+                consume_retrying(&self.url(), rel, |c| client.get(&url, c), consume)
             }
+            Location::Oci(registry) => registry.fetch(rel, consume),
         }
     }
 
     /// The whole file `rel` (metadata, at most [`MAX_METADATA_BYTES`]), or
     /// `None` if the cache has no such file.
     pub(super) fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        if let Location::Oci(registry) = self {
+            return registry.read(rel);
+        }
         self.fetch(rel, |r| {
             let mut bytes = Vec::new();
             r.take(MAX_METADATA_BYTES + 1)
@@ -139,5 +118,110 @@ impl Location {
             }
             Ok(bytes)
         })
+    }
+
+    fn read_only(&self) -> CacheError {
+        CacheError::BadLocation {
+            url: self.url(),
+            reason: "an HTTP cache is read only; write to a file:///DIR or oci://HOST/REPO cache"
+                .to_owned(),
+        }
+    }
+
+    /// Makes the location a cache if it is not one yet (its directories,
+    /// its `imago-cache.json`).
+    pub(super) fn prepare(&self) -> Result<(), CacheError> {
+        match self {
+            Location::Dir(dir) => super::dir::prepare(&self.url(), dir),
+            Location::Http { .. } => Err(self.read_only()),
+            Location::Oci(registry) => {
+                if registry.read(CACHE_INFO_NAME)?.is_none() {
+                    registry.write(CACHE_INFO_NAME, &super::dir::cache_info())?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes the file `rel` of the layout, whole or not at all.
+    pub(super) fn write(&self, rel: &str, bytes: &[u8]) -> Result<(), CacheError> {
+        match self {
+            Location::Dir(dir) => super::dir::write_atomic(&self.url(), dir, rel, bytes),
+            Location::Http { .. } => Err(self.read_only()),
+            Location::Oci(registry) => registry.write(rel, bytes),
+        }
+    }
+
+    /// Writes the archive of `path` alone; returns its BLAKE3 and size.
+    pub(super) fn write_archive(
+        &self,
+        store: &Store,
+        path: &StorePath,
+    ) -> Result<(Blake3Digest, u64), CacheError> {
+        match self {
+            Location::Dir(dir) => super::dir::write_archive(store, &self.url(), dir, path),
+            Location::Http { .. } => Err(self.read_only()),
+            Location::Oci(registry) => registry.write_archive(store, path),
+        }
+    }
+
+    /// An error unless the location is a cache: a directory must have its
+    /// `imago-cache.json` (a mistyped path, a disk not mounted is not a
+    /// cache without the step), a registry its `imago-cache` tag.
+    pub(super) fn check_is_cache(&self) -> Result<(), CacheError> {
+        let not_a_cache = |why: &str| {
+            self.io_err("opening", CACHE_INFO_NAME)(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("not a binary cache: {why}"),
+            ))
+        };
+        match self {
+            Location::Dir(dir) if !dir.join(CACHE_INFO_NAME).is_file() => {
+                Err(not_a_cache("it has no imago-cache.json"))
+            }
+            Location::Oci(registry) if !registry.is_cache()? => Err(not_a_cache(
+                "the repository has no tag imago-cache (`imago copy --to` creates it)",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// An error unless `tag` can tag a closure in this cache (a registry
+    /// cache, a tag of the grammar, not one of the cache's own).
+    pub fn check_tag(&self, tag: &str) -> Result<(), CacheError> {
+        let bad = |reason: String| CacheError::BadLocation {
+            url: self.url(),
+            reason,
+        };
+        if !matches!(self, Location::Oci(_)) {
+            return Err(bad(
+                "only a registry cache (oci://HOST/REPO) has tags".to_owned()
+            ));
+        }
+        match super::oci::layout::closure_tag_problem(tag) {
+            Some(reason) => Err(bad(format!("`{tag}` cannot tag a closure: {reason}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// With `--tag NAME` on a copy to a registry: tags an index of the
+    /// closures of `roots` (all in the cache) as `tag`.
+    pub fn tag_closure(
+        &self,
+        store: &Store,
+        tag: &str,
+        roots: &[StorePath],
+    ) -> Result<(), CacheError> {
+        self.check_tag(tag)?;
+        let Location::Oci(registry) = self else {
+            return Ok(());
+        };
+        let closure = store
+            .closure_sorted(roots)
+            .map_err(|source| CacheError::Store {
+                cache: self.url(),
+                source: Box::new(source),
+            })?;
+        registry.tag_closure(tag, roots, &closure)
     }
 }

@@ -5,19 +5,29 @@
 //! <cache>/imago-cache.json             {"version":1,"store":"/imago/store"}
 //! <cache>/objects/<hash>.json          an object's metadata and signatures
 //! <cache>/archives/<blake3>.tar.zst    its closure archive (the object alone)
+//! <cache>/steps/<key hex>.json         a step record
 //! ```
+//!
+//! A cache is a directory (`file:///DIR`), a web server's copy of one
+//! (`http(s)://…`, read only), or an OCI registry's repository
+//! (`oci://HOST/REPO`), where each file of the layout is a manifest or a
+//! blob ([`oci`]).
 //!
 //! [`push`] copies closures into a cache, signing them; [`pull`] copies
 //! them into a store, accepting only objects signed by a trusted key and
 //! verifying each as `closure import` does, and registers every object in
 //! one transaction or none.
 
+mod ahead;
+mod dir;
 pub mod info;
 pub mod keys;
 mod location;
+mod oci;
 mod pull;
 mod push;
 pub mod steps;
+mod transfer;
 
 pub use info::{Distrust, ObjectInfo, fingerprint};
 pub use keys::{PublicKey, SecretKey};
@@ -31,6 +41,26 @@ use std::path::PathBuf;
 
 /// The name of the file that marks a directory as a cache.
 pub const CACHE_INFO_NAME: &str = "imago-cache.json";
+
+/// The largest metadata file a cache may serve (an object with a million
+/// references stays well below it).
+pub const MAX_METADATA_BYTES: u64 = 64 << 20;
+
+/// An I/O error of the cache `cache`: `what` (creating, reading…) its
+/// file `file`.
+pub(crate) fn io_error(
+    cache: String,
+    what: &'static str,
+    file: impl AsRef<std::path::Path>,
+) -> impl FnOnce(std::io::Error) -> CacheError {
+    let file = file.as_ref().display().to_string();
+    move |source| CacheError::Io {
+        cache,
+        what,
+        file,
+        source,
+    }
+}
 
 /// What a copy did, for printing and `--json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -79,6 +109,24 @@ pub enum CacheError {
         cache: String,
         file: String,
         failure: String,
+    },
+    #[error("cache {cache}: {what}: {failure}")]
+    RegistryIo {
+        cache: String,
+        what: String,
+        failure: String,
+    },
+    #[error("cache {cache}: {what}: the registry answered {answer}")]
+    Registry {
+        cache: String,
+        what: String,
+        answer: String,
+    },
+    #[error("cache {cache}: {what} is not what the registry says: {reason}")]
+    BadBlob {
+        cache: String,
+        what: String,
+        reason: String,
     },
     #[error("cache {cache} has no object {path}")]
     Missing { cache: String, path: StorePath },
@@ -151,12 +199,16 @@ impl CacheError {
             | CacheError::BadKeyName { .. }
             | CacheError::Random { .. } => CACHE_KEY,
             CacheError::KeyExists { .. } => CACHE_KEY_EXISTS,
-            CacheError::Io { .. } | CacheError::Http { .. } => CACHE_IO,
+            CacheError::Io { .. } | CacheError::Http { .. } | CacheError::RegistryIo { .. } => {
+                CACHE_IO
+            }
+            CacheError::Registry { .. } => CACHE_REGISTRY,
             CacheError::Missing { .. } => CACHE_MISSING,
             CacheError::Untrusted { .. } | CacheError::UntrustedStep { .. } => CACHE_UNTRUSTED,
             CacheError::BadInfo { .. }
             | CacheError::BadArchive { .. }
-            | CacheError::BadStepRecord { .. } => CACHE_BAD_OBJECT,
+            | CacheError::BadStepRecord { .. }
+            | CacheError::BadBlob { .. } => CACHE_BAD_OBJECT,
             CacheError::Refused { source, .. } | CacheError::Store { source, .. } => source.code(),
         }
     }

@@ -221,6 +221,15 @@ fn fetch_archive(
                 file: format!("{file} (the archive of {})", info.path()),
                 failure,
             },
+            CacheError::BadBlob {
+                cache,
+                what,
+                reason,
+            } => CacheError::BadBlob {
+                cache,
+                what: format!("{what} (the archive of {})", info.path()),
+                reason,
+            },
             e => e,
         })?
         .ok_or_else(|| bad("is missing".to_owned()))?;

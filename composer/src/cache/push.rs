@@ -1,15 +1,12 @@
 //! Copying closures into a cache.
 
-use super::info::{ObjectInfo, archive_name, info_name};
+use super::ahead::{ReadAhead, read_ahead};
+use super::info::{ObjectInfo, fingerprint, info_name};
 use super::keys::SecretKey;
-use super::steps::{StepRecord, parse_record, step_name};
-use super::{CACHE_INFO_NAME, CacheError, CopyReport, Location};
+use super::steps::{StepRecord, parse_record, step_fingerprint, step_name};
+use super::{CacheError, CopyReport, Location};
 use crate::store::archive::ManifestObject;
-use crate::store::{Blake3Digest, STORE_PREFIX, Store, StorePath};
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::store::{Store, StorePath};
 
 /// Copies the closures of `paths` into `cache`, with the build's
 /// intermediate outputs: for each object a step built here, the closures
@@ -25,39 +22,47 @@ pub fn push(
     paths: &[StorePath],
     sign: Option<&SecretKey>,
 ) -> Result<CopyReport, CacheError> {
-    let Location::Dir(dir) = cache else {
-        return Err(CacheError::BadLocation {
-            url: cache.url(),
-            reason: "only a file:///DIR cache can be written to yet".to_owned(),
-        });
-    };
-    prepare(cache, dir)?;
+    cache.prepare()?;
     let store_err = |source| CacheError::Store {
         cache: cache.url(),
         source: Box::new(source),
     };
     let everything = build_closure(store, paths).map_err(store_err)?;
     let order = store.closure_sorted(&everything).map_err(store_err)?;
+    // What the cache has, asked for all objects and step records at once.
+    let mut rels = Vec::new();
+    for path in &order {
+        rels.push(info_name(path));
+        let keys = store.cache_keys_of(path).map_err(store_err)?;
+        rels.extend(keys.iter().map(step_name));
+    }
+    let mut known = read_ahead(cache, rels);
     let mut report = CopyReport::default();
     for path in order {
         let rel = info_name(&path);
-        if let Some(bytes) = cache.read(&rel)? {
+        let object = store
+            .info(&path)
+            .map_err(store_err)?
+            .ok_or_else(|| store_err(crate::store::StoreError::NotValid { path: path.clone() }))?;
+        let print = fingerprint(&path, &object.digest, object.size, &object.references);
+        if known.vouched(&rel, &print, sign) {
+            report.already_there += 1;
+            record_steps(store, cache, &mut known, &path, sign, &mut report)?;
+            continue;
+        }
+        if let Some(bytes) = known.read(cache, &rel)? {
             let mut info = super::pull::parse_info(cache, &path, &bytes)?;
             report.already_there += 1;
             if let Some(key) = sign
                 && info.sign(key)
             {
-                write_info(cache, dir, &info)?;
+                write_info(cache, &info)?;
                 report.signatures_added += 1;
             }
-            record_steps(store, cache, dir, &path, sign, &mut report)?;
+            record_steps(store, cache, &mut known, &path, sign, &mut report)?;
             continue;
         }
-        let object = store
-            .info(&path)
-            .map_err(store_err)?
-            .ok_or_else(|| store_err(crate::store::StoreError::NotValid { path: path.clone() }))?;
-        let (digest, size) = write_archive(store, cache, dir, &path)?;
+        let (digest, size) = cache.write_archive(store, &path)?;
         let mut info = ObjectInfo::new(
             ManifestObject {
                 path: path.clone(),
@@ -72,8 +77,8 @@ pub fn push(
         if let Some(key) = sign {
             info.sign(key);
         }
-        write_info(cache, dir, &info)?;
-        record_steps(store, cache, dir, &path, sign, &mut report)?;
+        write_info(cache, &info)?;
+        record_steps(store, cache, &mut known, &path, sign, &mut report)?;
         report.bytes_copied += size;
         report.copied.push(path);
     }
@@ -110,7 +115,7 @@ fn build_closure(
 fn record_steps(
     store: &Store,
     cache: &Location,
-    dir: &Path,
+    known: &mut ReadAhead,
     path: &StorePath,
     sign: Option<&SecretKey>,
     report: &mut CopyReport,
@@ -123,7 +128,10 @@ fn record_steps(
         })?;
     for key in keys {
         let rel = step_name(&key);
-        let (mut record, new) = match cache.read(&rel)? {
+        if known.vouched(&rel, &step_fingerprint(&key, path), sign) {
+            continue;
+        }
+        let (mut record, new) = match known.read(cache, &rel)? {
             Some(bytes) => {
                 let record = parse_record(cache, &key, &bytes)?;
                 if record.output != *path {
@@ -138,130 +146,16 @@ fn record_steps(
             let mut json = serde_json::to_vec_pretty(&record)
                 .map_err(|e| cache.io_err("encoding", &rel)(std::io::Error::other(e)))?;
             json.push(b'\n');
-            write_atomic(cache, dir, &rel, &json)?;
+            cache.write(&rel, &json)?;
             report.step_records += 1;
         }
     }
     Ok(())
 }
 
-/// Creates the cache's directories and its `imago-cache.json`.
-fn prepare(cache: &Location, dir: &Path) -> Result<(), CacheError> {
-    for sub in ["objects", "archives", "steps"] {
-        let d = dir.join(sub);
-        fs::create_dir_all(&d).map_err(cache.io_err("creating", &d))?;
-    }
-    if cache.read(CACHE_INFO_NAME)?.is_none() {
-        let text = serde_json::json!({ "version": 1, "store": STORE_PREFIX }).to_string() + "\n";
-        write_atomic(cache, dir, CACHE_INFO_NAME, text.as_bytes())?;
-    }
-    Ok(())
-}
-
-fn write_info(cache: &Location, dir: &Path, info: &ObjectInfo) -> Result<(), CacheError> {
+fn write_info(cache: &Location, info: &ObjectInfo) -> Result<(), CacheError> {
     let mut json = serde_json::to_vec_pretty(info)
         .map_err(|e| cache.io_err("encoding", info_name(info.path()))(std::io::Error::other(e)))?;
     json.push(b'\n');
-    write_atomic(cache, dir, &info_name(info.path()), &json)
-}
-
-/// A temporary file beside its final place, removed unless renamed.
-struct Partial(Option<PathBuf>);
-
-impl Partial {
-    fn new(dir: &Path) -> Partial {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        Partial(Some(
-            dir.join(format!(".partial-{}-{n}", std::process::id())),
-        ))
-    }
-
-    fn path(&self) -> &Path {
-        self.0.as_deref().unwrap_or(Path::new(""))
-    }
-
-    fn rename(mut self, to: &Path) -> std::io::Result<()> {
-        let from = self.0.take().unwrap_or_default();
-        fs::rename(&from, to).inspect_err(|_| {
-            let _ = fs::remove_file(&from);
-        })
-    }
-}
-
-impl Drop for Partial {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fs::remove_file(p);
-        }
-    }
-}
-
-/// Writes `bytes` to `dir/rel` through a temporary file and a rename.
-fn write_atomic(cache: &Location, dir: &Path, rel: &str, bytes: &[u8]) -> Result<(), CacheError> {
-    let target = dir.join(rel);
-    let parent = target.parent().unwrap_or(dir);
-    let tmp = Partial::new(parent);
-    let err = cache.io_err("writing", rel);
-    let result = File::create_new(tmp.path()).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
-    });
-    result.and_then(|()| tmp.rename(&target)).map_err(err)
-}
-
-/// A writer that hashes and counts what passes through it.
-struct Hashing<W> {
-    inner: W,
-    hasher: blake3::Hasher,
-    len: u64,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Writes the archive of `path` alone as `archives/<blake3>.tar.zst`;
-/// returns its digest and size.
-fn write_archive(
-    store: &Store,
-    cache: &Location,
-    dir: &Path,
-    path: &StorePath,
-) -> Result<(Blake3Digest, u64), CacheError> {
-    let archives = dir.join("archives");
-    let tmp = Partial::new(&archives);
-    let file = File::create_new(tmp.path()).map_err(cache.io_err("creating", tmp.path()))?;
-    let mut out = Hashing {
-        inner: BufWriter::new(file),
-        hasher: blake3::Hasher::new(),
-        len: 0,
-    };
-    store
-        .export_objects(std::slice::from_ref(path), &mut out)
-        .map_err(|source| CacheError::Store {
-            cache: cache.url(),
-            source: Box::new(source),
-        })?;
-    let digest = Blake3Digest::from(out.hasher.finalize());
-    let len = out.len;
-    let file = out
-        .inner
-        .into_inner()
-        .map_err(|e| cache.io_err("writing", tmp.path())(e.into_error()))?;
-    file.sync_all()
-        .map_err(cache.io_err("syncing", tmp.path()))?;
-    let name = archive_name(&digest);
-    tmp.rename(&dir.join(&name))
-        .map_err(cache.io_err("writing", &name))?;
-    Ok((digest, len))
+    cache.write(&info_name(info.path()), &json)
 }

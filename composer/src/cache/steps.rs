@@ -4,7 +4,8 @@
 
 use super::info::{Distrust, add_signature, trusted_signer};
 use super::keys::{PublicKey, SecretKey};
-use super::{CACHE_INFO_NAME, CacheError, CopyReport, Location};
+use super::oci::layout::{OUTPUT_ANNOTATION, listed_signatures};
+use super::{CacheError, CopyReport, Location};
 use crate::store::{Blake3Digest, STORE_PREFIX, Store, StorePath};
 
 /// Version written in (and required of) step records.
@@ -101,17 +102,11 @@ pub fn lookup(
     key: &Blake3Digest,
     trusted: &[PublicKey],
 ) -> Result<Option<StepRecord>, CacheError> {
-    // A directory that is not a cache (a mistyped path, a disk not
-    // mounted) is an error, not a cache without the step.
-    if let Location::Dir(dir) = cache
-        && !dir.join(CACHE_INFO_NAME).is_file()
-    {
-        return Err(cache.io_err("opening", CACHE_INFO_NAME)(
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "not a binary cache: it has no imago-cache.json",
-            ),
-        ));
+    cache.check_is_cache()?;
+    match peek(cache, key)? {
+        Peek::Absent => return Ok(None),
+        Peek::Record(record) if record.trusted_by(trusted).is_ok() => return Ok(Some(record)),
+        Peek::Record(_) | Peek::Unknown => {}
     }
     let Some(bytes) = cache.read(&step_name(key))? else {
         return Ok(None);
@@ -125,6 +120,36 @@ pub fn lookup(
             reason,
         })?;
     Ok(Some(record))
+}
+
+/// What a registry's manifest says of a step record.
+enum Peek {
+    /// The repository has no record of the step.
+    Absent,
+    /// The record its annotations describe (output and signatures):
+    /// taken if a trusted signature verifies, as it would in the record.
+    Record(StepRecord),
+    /// Another cache, or a manifest without those annotations: read the
+    /// record.
+    Unknown,
+}
+
+/// For a registry, the record of the step `key` its manifest's
+/// annotations describe, one request instead of two.
+fn peek(cache: &Location, key: &Blake3Digest) -> Result<Peek, CacheError> {
+    let Location::Oci(registry) = cache else {
+        return Ok(Peek::Unknown);
+    };
+    let Some(annotations) = registry.annotations(&step_name(key))? else {
+        return Ok(Peek::Absent);
+    };
+    let output = annotations.get(OUTPUT_ANNOTATION).map(|o| o.parse());
+    let Some(Ok(output)) = output else {
+        return Ok(Peek::Unknown);
+    };
+    let mut record = StepRecord::new(*key, output);
+    record.signatures = listed_signatures(&annotations);
+    Ok(Peek::Record(record))
 }
 
 /// Copies the closure of `output`, the output of the step `key` (a record

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Copy the closures into this cache (`file:///DIR`).
+    /// Copy the closures into this cache (`file:///DIR`,
+    /// `oci://HOST[:PORT]/REPO`).
     #[arg(
         long,
         value_name = "CACHE",
@@ -17,7 +18,8 @@ pub struct Args {
         required_unless_present = "from"
     )]
     pub to: Option<String>,
-    /// Copy the closures from this cache (`file:///DIR`) into the store.
+    /// Copy the closures from this cache (`file:///DIR`, `http(s)://…`,
+    /// `oci://HOST[:PORT]/REPO`) into the store.
     #[arg(long, value_name = "CACHE")]
     pub from: Option<String>,
     /// Objects: `/imago/store/<hash>-<name>`, `<hash>-<name>`, or out-links.
@@ -26,6 +28,10 @@ pub struct Args {
     /// Sign what is copied to the cache with this secret key file.
     #[arg(long, value_name = "KEYFILE", requires = "to")]
     pub sign: Option<PathBuf>,
+    /// With a registry cache, also tag an index of the closures' objects
+    /// (for instance a system's name and generation).
+    #[arg(long, value_name = "NAME", requires = "to")]
+    pub tag: Option<String>,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
@@ -42,7 +48,14 @@ impl Args {
             (Some(url), _) => {
                 let location = Location::parse(url)?;
                 let key = self.sign.as_deref().map(SecretKey::read).transpose()?;
+                if let Some(tag) = &self.tag {
+                    // Refuse a tag that cannot be before copying anything.
+                    location.check_tag(tag)?;
+                }
                 let report = cache::push(&store, &location, &paths, key.as_ref())?;
+                if let Some(tag) = &self.tag {
+                    location.tag_closure(&store, tag, &paths)?;
+                }
                 (report, url, "to")
             }
             (None, Some(url)) => {

@@ -65,7 +65,8 @@ pub struct GlobalArgs {
     )]
     pub package_caches: Vec<String>,
     /// A binary cache asked for the output of each step the store lacks
-    /// before building it (`file:///DIR` or `http(s)://…`; repeatable;
+    /// before building it (`file:///DIR`, `http(s)://…` or
+    /// `oci://HOST/REPOSITORY`; repeatable;
     /// IMAGO_SUBSTITUTERS takes several, separated by spaces), before the
     /// configuration's `substituters`.
     #[arg(

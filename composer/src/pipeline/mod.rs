@@ -115,7 +115,9 @@ pub fn build_file(
     let caches: Vec<Location> = settings
         .substituters
         .iter()
-        .filter(|c| !(request.options.offline && matches!(c, Location::Http { .. })))
+        .filter(|c| {
+            !(request.options.offline && matches!(c, Location::Http { .. } | Location::Oci(_)))
+        })
         .cloned()
         .collect();
     let substituter = substitute::Caches::new(&caches, &settings.trusted_public_keys);

@@ -32,15 +32,14 @@ impl Fixture {
             bin,
             top,
         };
-        let out = f.imago(&[
-            "key",
-            "generate",
-            "ci-1",
-            "--dir",
-            f.keys().to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
+        f.generate_key("ci-1", &f.keys());
         f
+    }
+
+    /// `imago key generate NAME --dir DIR`, which must succeed.
+    pub fn generate_key(&self, name: &str, dir: &Path) {
+        let out = self.imago(&["key", "generate", name, "--dir", dir.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
     }
 
     pub fn keys(&self) -> PathBuf {
@@ -138,12 +137,13 @@ impl Fixture {
 
 /// [`refused`], trusting the fixture's key `ci-1`.
 pub fn refused_trusting(f: &Fixture, code: &str, want: &[&str]) -> String {
-    refused(
-        f,
-        &["--trusted-public-key", &f.key("ci-1.public")],
-        code,
-        want,
-    )
+    refused_trusting_at(f, &f.cache_url(), code, want)
+}
+
+/// [`refused_trusting`] with the cache at `url`.
+pub fn refused_trusting_at(f: &Fixture, url: &str, code: &str, want: &[&str]) -> String {
+    let trust = f.key("ci-1.public");
+    refused_at(f, url, &["--trusted-public-key", &trust], code, want)
 }
 
 /// Runs a pull into a fresh store that must fail with `code` and a message

@@ -35,14 +35,7 @@ fn no_trusted_key_accepts_nothing() {
 fn a_signature_by_an_untrusted_key_is_refused() {
     let f = Fixture::new();
     f.push(&["--sign", &f.key("ci-1.secret")]);
-    let out = f.imago(&[
-        "key",
-        "generate",
-        "other",
-        "--dir",
-        f.keys().to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
+    f.generate_key("other", &f.keys());
     refused(
         &f,
         &["--trusted-public-key", &f.key("other.public")],
@@ -52,14 +45,7 @@ fn a_signature_by_an_untrusted_key_is_refused() {
     // A different key under the trusted name does not verify.
     let impostor = f.dir.path().join("impostor");
     fs::create_dir(&impostor).unwrap();
-    let out = f.imago(&[
-        "key",
-        "generate",
-        "ci-1",
-        "--dir",
-        impostor.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
+    f.generate_key("ci-1", &impostor);
     let trust = impostor.join("ci-1.public").display().to_string();
     refused(
         &f,

@@ -86,6 +86,11 @@ impl Subst {
     /// Builds the system in the store `name` and copies it to the cache,
     /// signed with `key`; returns the copy's summary.
     fn build_and_push(&self, name: &str, key: &str) -> serde_json::Value {
+        self.build_and_push_to(name, key, &self.f.cache_url())
+    }
+
+    /// [`Subst::build_and_push`] to the cache at `url`.
+    fn build_and_push_to(&self, name: &str, key: &str, url: &str) -> serde_json::Value {
         let store = self.path(name);
         let out = self.build(&store, &[]);
         assert!(out.status.success(), "{}", stderr(&out));
@@ -96,7 +101,7 @@ impl Subst {
             store.to_str().unwrap(),
             "copy",
             "--to",
-            &self.f.cache_url(),
+            url,
             &top,
             "--sign",
             &self.f.key(key),
@@ -405,6 +410,43 @@ fn an_http_cache_substitutes_too() {
         (summary["built"].clone(), summary["substituted"].clone()),
         (0.into(), 4.into())
     );
+}
+
+#[test]
+fn a_registry_substitutes_too() {
+    let s = Subst::new();
+    let registry = crate::registry::Registry::start();
+    let url = registry.url();
+    let pushed = s.build_and_push_to("src-store", "ci-1.secret", &url);
+    assert_eq!(pushed["step_records"], 4, "{pushed}");
+    let (summary, err, _dst) = s.substitute(&url);
+    assert_eq!(built_substituted(&summary), (0, 4), "{summary}");
+    assert!(
+        err.contains(&format!("substituted hello-tree from {url}")),
+        "{err}"
+    );
+    // The manifests' annotations that a build reads instead of the
+    // records are checked as the records are: ones that name another
+    // output, or carry a signature that does not verify, send the build
+    // to the records themselves.
+    for tag in registry.tags().iter().filter(|t| t.starts_with("s-")) {
+        let mut manifest = registry.manifest(tag);
+        manifest["annotations"]["org.imago.output"] =
+            "00000000000000000000000000000000-other".into();
+        registry.put_manifest(tag, &manifest);
+    }
+    let (summary, _, _dst) = s.substitute(&url);
+    assert_eq!(built_substituted(&summary), (0, 4), "{summary}");
+    assert!(
+        summary["warnings"].as_array().unwrap().is_empty(),
+        "{summary}"
+    );
+}
+
+/// The steps a build built and substituted.
+fn built_substituted(summary: &serde_json::Value) -> (u64, u64) {
+    let count = |name: &str| summary[name].as_u64().unwrap();
+    (count("built"), count("substituted"))
 }
 
 #[test]

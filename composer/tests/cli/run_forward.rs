@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,11 +38,7 @@ fn group_alive(pgid: i32) -> bool {
 #[test]
 fn the_server_example_answers_on_a_forwarded_port() {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/server.imago");
     let (mut child, _group) = spawn_logged(
         Command::new(env!("CARGO_BIN_EXE_imago"))

@@ -23,3 +23,12 @@ pub fn child_test(test: &str) -> std::process::Command {
     cmd.args(["--exact", name, "--nocapture", "--test-threads=1"]);
     cmd
 }
+
+/// A TCP port of 127.0.0.1 that was free a moment ago (for a server the
+/// test starts, which binds it itself).
+pub fn free_port() -> u16 {
+    #[allow(clippy::unwrap_used)]
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    #[allow(clippy::unwrap_used)]
+    listener.local_addr().unwrap().port()
+}

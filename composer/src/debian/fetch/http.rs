@@ -103,7 +103,9 @@ impl Http {
         &self.settings
     }
 
-    fn agent_for(&self, url: &str) -> &Agent {
+    /// The agent for `url`: direct, or through the proxy its scheme's
+    /// variables name.
+    pub fn agent_for(&self, url: &str) -> &Agent {
         let (proxied, rest) = if let Some(rest) = url.strip_prefix("https://") {
             (&self.via_https_proxy, rest)
         } else {
@@ -170,7 +172,9 @@ impl Http {
         }
     }
 
-    fn retrying<T>(&self, mut once: impl FnMut() -> Result<T, Failure>) -> Result<T, Failure> {
+    /// Runs `once` until it succeeds, fails in a way not worth retrying,
+    /// or the attempts are spent, waiting longer before each new attempt.
+    pub fn retrying<T>(&self, mut once: impl FnMut() -> Result<T, Failure>) -> Result<T, Failure> {
         let mut wait = self.settings.backoff;
         let mut attempt = 1;
         loop {
@@ -207,7 +211,8 @@ fn worth_retrying(f: &Failure) -> bool {
     }
 }
 
-fn transport_failure(e: ureq::Error) -> Failure {
+/// The failure a transport error of ureq is.
+pub fn transport_failure(e: ureq::Error) -> Failure {
     match e {
         ureq::Error::TooManyRedirects => Failure::Transport("too many redirects".into()),
         ureq::Error::Timeout(t) => Failure::Transport(format!("timed out ({t})")),
