@@ -109,9 +109,14 @@ impl Fixture {
         for applet in module_applets() {
             symlink(&bb, tools.join(&applet)).unwrap();
         }
-        // The stand-in for init lives until the fixture kills it (Drop): a
-        // short sleep could end before a slow test signals it.
-        let init = Command::new("sleep").arg("infinity").spawn().unwrap();
+        // The stand-in for init: SIGHUP (the switch's "reload inittab")
+        // ends it, whatever the test runner inherited (`nohup` makes it
+        // ignored, and an ignored signal stays ignored across exec); it
+        // outlives any test, and is killed when the fixture is dropped.
+        let init = Command::new("env")
+            .args(["--default-signal=HUP", "sleep", "300"])
+            .spawn()
+            .unwrap();
         let f = Fixture {
             dir,
             init: std::cell::RefCell::new(init),

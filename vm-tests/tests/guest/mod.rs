@@ -2,9 +2,9 @@
 //! running the backdoor, built without Imago.
 //!
 //! The kernel image package (the one `linux-image-cloud-amd64` depends on)
-//! and `busybox-static`, as the examples' lock pins them, are fetched by
-//! hash (Imago's fetcher and download cache), linked into a cache under the
-//! cargo target directory and unpacked with `dpkg-deb` once; a file
+//! and `busybox-static`, as the bookworm examples' lock pins them, are
+//! fetched by hash (Imago's fetcher and download cache), linked into a cache
+//! under the cargo target directory and unpacked with `dpkg-deb` once; a file
 //! lock makes concurrent test processes share the work. The initramfs is
 //! assembled in memory on every run (so edits to backdoor.sh take effect):
 //! busybox, the `/init` below, backdoor.sh, and the kernel modules for
@@ -141,13 +141,15 @@ fn build() -> Result<Guest, String> {
     })
 }
 
-/// Puts the kernel image and busybox-static packages, as the examples' lock
-/// pins them, into `debs`: fetched by hash into Imago's download cache like
-/// any build's, then linked (or copied) here.
+/// Puts the kernel image and busybox-static packages, as the bookworm
+/// examples' lock pins them (the guest takes the modules from the kernel
+/// package's `lib/modules`, uncompressed), into `debs`: fetched by hash
+/// into Imago's download cache like any build's, then linked (or copied)
+/// here.
 fn download(debs: &Path) -> Result<(), String> {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/bookworm");
     let lock = imago::debian::lock::Lock::read(&examples.join("imago.lock"))
-        .map_err(|e| format!("reading the examples' lock: {e}"))?;
+        .map_err(|e| format!("reading the bookworm examples' lock: {e}"))?;
     let meta = lock
         .packages
         .get("linux-image-cloud-amd64")
