@@ -97,7 +97,7 @@ pub fn write(
         FormatVolumeOptions::new()
             .fat_type(FatType::Fat32)
             .volume_id(ids.esp_volume_id)
-            .volume_label(*b"IMAGO-ESP  "),
+            .volume_label(volume_label()),
     )
     .map_err(io("the FAT32 file system"))?;
     let fs = FileSystem::new(&scratch, FsOptions::new().time_provider(&FIXED_TIME))
@@ -213,4 +213,13 @@ fn copy_at(src: &File, image: &Path, offset: u64, len: u64) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The FAT volume label field: the ESP's label (which a system's
+/// /etc/fstab mounts and a direct boot masks), padded with spaces.
+fn volume_label() -> [u8; 11] {
+    let name = crate::boot::direct::ESP_LABEL.as_bytes();
+    let mut label = [b' '; 11];
+    label[..name.len()].copy_from_slice(name);
+    label
 }
