@@ -6,8 +6,9 @@
 //! kernel has no 9p), picks the machine, the serial console and the
 //! accelerator for the system's architecture ([`crate::arch`],
 //! [`super::kvm`]: an arm64 system on an amd64 host is always emulated) and
-//! builds the QEMU config (with the ESP's mounts masked: [`super::direct`]). [`VmLaunch::spawn`] starts `virtiofsd` when needed, then
-//! QEMU; [`run_system`] does both with the console on this terminal.
+//! builds the QEMU config, with the ESP's mounts masked ([`super::direct`]).
+//! [`VmLaunch::spawn`] starts `virtiofsd` when needed, then QEMU;
+//! [`run_system`] does both with the console on this terminal.
 //! QEMU and virtiofsd are killed when the [`RunningVm`] is dropped.
 
 use std::ffi::OsString;
