@@ -9,9 +9,9 @@
 //! ```
 //!
 //! A cache is a directory (`file:///DIR`), a web server's copy of one
-//! (`http(s)://…`, read only), or an OCI registry's repository
-//! (`oci://HOST/REPO`), where each file of the layout is a manifest or a
-//! blob ([`oci`]).
+//! (`http(s)://…`, written with PUT where the server allows it), or an
+//! OCI registry's repository (`oci://HOST/REPO`), where each file of the
+//! layout is a manifest or a blob ([`oci`]).
 //!
 //! [`push`] copies closures into a cache, signing them; [`pull`] copies
 //! them into a store, accepting only objects signed by a trusted key and
@@ -26,6 +26,7 @@ mod location;
 mod oci;
 mod pull;
 mod push;
+mod put;
 pub mod steps;
 mod transfer;
 
@@ -109,6 +110,20 @@ pub enum CacheError {
         cache: String,
         file: String,
         failure: String,
+    },
+    #[error("cache {cache}: storing {url}: {failure}")]
+    HttpWrite {
+        cache: String,
+        url: String,
+        failure: String,
+    },
+    #[error(
+        "cache {cache}: the server refuses to store {url} (HTTP {status}); an HTTP cache is written with PUT: allow it there, or write to a file:///DIR cache and publish that"
+    )]
+    WriteRefused {
+        cache: String,
+        url: String,
+        status: u16,
     },
     #[error("cache {cache}: {what}: {failure}")]
     RegistryIo {
@@ -199,9 +214,11 @@ impl CacheError {
             | CacheError::BadKeyName { .. }
             | CacheError::Random { .. } => CACHE_KEY,
             CacheError::KeyExists { .. } => CACHE_KEY_EXISTS,
-            CacheError::Io { .. } | CacheError::Http { .. } | CacheError::RegistryIo { .. } => {
-                CACHE_IO
-            }
+            CacheError::Io { .. }
+            | CacheError::Http { .. }
+            | CacheError::HttpWrite { .. }
+            | CacheError::RegistryIo { .. } => CACHE_IO,
+            CacheError::WriteRefused { .. } => CACHE_WRITE_REFUSED,
             CacheError::Registry { .. } => CACHE_REGISTRY,
             CacheError::Missing { .. } => CACHE_MISSING,
             CacheError::Untrusted { .. } | CacheError::UntrustedStep { .. } => CACHE_UNTRUSTED,

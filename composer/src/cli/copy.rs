@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Copy the closures into this cache (`file:///DIR`,
-    /// `oci://HOST[:PORT]/REPO`).
+    /// Copy the closures into this cache (`file:///DIR`, `http(s)://…`
+    /// with PUT, `oci://HOST[:PORT]/REPO`).
     #[arg(
         long,
         value_name = "CACHE",

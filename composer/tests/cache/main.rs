@@ -9,6 +9,7 @@ mod fixture;
 mod http;
 mod keys;
 mod oci;
+mod put;
 mod refusals;
 mod registry;
 mod round_trip;
