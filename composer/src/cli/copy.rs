@@ -2,7 +2,7 @@
 //! copy closures to and from a binary cache (docs/cache.md).
 
 use super::GlobalArgs;
-use crate::cache::{self, Location, SecretKey};
+use crate::cache::{self, Location, Progress, SecretKey};
 use crate::settings::Settings;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,7 +32,7 @@ pub struct Args {
     /// (for instance a system's name and generation).
     #[arg(long, value_name = "NAME", requires = "to")]
     pub tag: Option<String>,
-    /// Print a JSON summary on stdout.
+    /// Print a JSON summary on stdout (and no progress bar).
     #[arg(long)]
     pub json: bool,
 }
@@ -40,6 +40,7 @@ pub struct Args {
 impl Args {
     pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let store = super::store::open_store(global)?;
+        let progress = Progress::on_terminal(!self.json);
         let mut paths = Vec::new();
         for p in &self.paths {
             paths.push(super::store::parse_object_arg(&store, p)?);
@@ -52,7 +53,7 @@ impl Args {
                     // Refuse a tag that cannot be before copying anything.
                     location.check_tag(tag)?;
                 }
-                let report = cache::push(&store, &location, &paths, key.as_ref())?;
+                let report = cache::push(&store, &location, &paths, key.as_ref(), &progress)?;
                 if let Some(tag) = &self.tag {
                     location.tag_closure(&store, tag, &paths)?;
                 }
@@ -61,7 +62,7 @@ impl Args {
             (None, Some(url)) => {
                 let location = Location::parse(url)?;
                 let trusted = super::trust::trusted_keys(global, &Settings::load()?)?;
-                let report = cache::pull(&store, &location, &paths, &trusted)?;
+                let report = cache::pull(&store, &location, &paths, &trusted, &progress)?;
                 (report, url, "from")
             }
             (None, None) => anyhow::bail!("pass --to CACHE or --from CACHE"),
