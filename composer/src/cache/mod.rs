@@ -6,6 +6,7 @@
 //! <cache>/objects/<hash>.json          an object's metadata and signatures
 //! <cache>/archives/<blake3>.tar.zst    its closure archive (the object alone)
 //! <cache>/steps/<key hex>.json         a step record
+//! <cache>/sha256/<hex>                 a .deb a lock names, by its SHA-256
 //! ```
 //!
 //! A cache is a directory (`file:///DIR`), a web server's copy of one
@@ -16,9 +17,12 @@
 //! [`push`] copies closures into a cache, signing them; [`pull`] copies
 //! them into a store, accepting only objects signed by a trusted key and
 //! verifying each as `closure import` does, and registers every object in
-//! one transaction or none.
+//! one transaction or none. [`push_debs`] adds the .debs a lock names
+//! (`<cache>/sha256/<hex>`, a package cache's layout), so that a cache is
+//! a package source too.
 
 mod ahead;
+mod debs;
 mod dir;
 pub mod info;
 pub mod keys;
@@ -31,6 +35,7 @@ mod put;
 pub mod steps;
 mod transfer;
 
+pub use debs::push_debs;
 pub use info::{Distrust, ObjectInfo, fingerprint};
 pub use keys::{PublicKey, SecretKey};
 pub use location::Location;
@@ -79,6 +84,12 @@ pub struct CopyReport {
     /// Step records written or signed (`imago copy --to`): the steps the
     /// store's build cache names an object of the closures the output of.
     pub step_records: usize,
+    /// .debs a lock names that travelled (`imago copy --to … --lock`).
+    pub debs_copied: usize,
+    /// Their bytes.
+    pub deb_bytes_copied: u64,
+    /// .debs the cache had already.
+    pub debs_already_there: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +137,13 @@ pub enum CacheError {
         cache: String,
         url: String,
         status: u16,
+    },
+    #[error("cache {cache}: package {package} not sent")]
+    Package {
+        cache: String,
+        package: String,
+        #[source]
+        source: Box<crate::debian::fetch::FetchError>,
     },
     #[error("cache {cache}: {what}: {failure}")]
     RegistryIo {
@@ -221,6 +239,7 @@ impl CacheError {
             | CacheError::HttpWrite { .. }
             | CacheError::RegistryIo { .. } => CACHE_IO,
             CacheError::WriteRefused { .. } => CACHE_WRITE_REFUSED,
+            CacheError::Package { source, .. } => source.code(),
             CacheError::Registry { .. } => CACHE_REGISTRY,
             CacheError::Missing { .. } => CACHE_MISSING,
             CacheError::Untrusted { .. } | CacheError::UntrustedStep { .. } => CACHE_UNTRUSTED,

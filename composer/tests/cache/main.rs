@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod debs;
 mod fixture;
 mod http;
 mod keys;
