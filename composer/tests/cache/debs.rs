@@ -24,6 +24,11 @@ impl Home {
     /// A home whose mirrors are unreachable and whose snapshot archive is
     /// off; with `debs`, its download cache holds the lock's files.
     fn new(debs: bool) -> Home {
+        Home::with(&["alpha", "beta"], debs)
+    }
+
+    /// [`Home::new`] with the packages `names`.
+    fn with(names: &[&str], debs: bool) -> Home {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config/imago");
         std::fs::create_dir_all(&config).unwrap();
@@ -33,7 +38,7 @@ impl Home {
         )
         .unwrap();
         let mut entries = Vec::new();
-        for name in ["alpha", "beta"] {
+        for name in names {
             let bytes = deb(
                 name,
                 Comp::Gz,
@@ -126,6 +131,15 @@ impl Home {
     }
 }
 
+/// A new home with an empty download cache fetches the lock's .debs with
+/// the cache `url` as its only source that can deliver.
+fn serves_a_new_home(url: &str) {
+    let dst = Home::new(false);
+    let out = dst.fetch(&[url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    dst.assert_fetched();
+}
+
 fn file_url(dir: &Path) -> String {
     format!("file://{}", dir.display())
 }
@@ -148,10 +162,7 @@ fn a_directory_cache_holds_a_locks_debs_and_serves_them() {
     assert_eq!(again["debs_copied"], 0, "{again}");
     assert_eq!(again["debs_already_there"], 2, "{again}");
 
-    let dst = Home::new(false);
-    let out = dst.fetch(&[&url]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    dst.assert_fetched();
+    serves_a_new_home(&url);
 }
 
 #[test]
@@ -215,10 +226,7 @@ fn a_registry_holds_a_locks_debs_and_serves_them() {
     assert_eq!(again["debs_copied"], 0, "{again}");
     assert_eq!(again["debs_already_there"], 2, "{again}");
 
-    let dst = Home::new(false);
-    let out = dst.fetch(&[&r.url()]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    dst.assert_fetched();
+    serves_a_new_home(&r.url());
 }
 
 #[test]
@@ -242,4 +250,50 @@ fn a_corrupt_download_is_never_sent() {
     let text = stderr(&out);
     assert!(text.contains("hash mismatch"), "{text}");
     assert!(!cache.join("sha256").join(&alpha.sha256).exists());
+}
+
+#[test]
+fn a_debs_only_copy_to_a_web_server_that_takes_puts_serves_the_fetcher() {
+    let server = crate::support::http::Server::start();
+    server.accept_puts(None);
+    let url = format!("{}/team", server.url());
+    let src = Home::new(true);
+    let pushed = src.push(&url);
+    assert_eq!(pushed["debs_copied"], 2, "{pushed}");
+    for (e, bytes) in &src.entries {
+        let stored = server.body(&format!("/team/sha256/{}", e.sha256));
+        assert_eq!(stored.as_ref(), Some(bytes));
+    }
+    let again = src.push(&url);
+    assert_eq!(again["debs_already_there"], 2, "{again}");
+    assert_eq!(server.put_log().len(), 3, "{:?}", server.put_log());
+
+    serves_a_new_home(&url);
+}
+
+#[test]
+fn a_build_fetches_its_locked_debs_from_a_substituter() {
+    let name = "linux-image-cloud-amd64";
+    let src = Home::with(&[name], true);
+    let cache = src.dir.path().join("team");
+    src.push(&file_url(&cache));
+
+    let dst = Home::with(&[name], false);
+    let file = dst.dir.path().join("sys.imago");
+    std::fs::write(&file, "{ ... }: { }").unwrap();
+    let store = dst.dir.path().join("store");
+    let out = dst.imago(&[
+        "--store",
+        store.to_str().unwrap(),
+        "--substituter",
+        &file_url(&cache),
+        "build",
+        file.to_str().unwrap(),
+        "-A",
+        "config.boot.kernel.package",
+    ]);
+    let text = stderr(&out);
+    assert!(!text.contains("could not be fetched"), "{text}");
+    assert!(out.status.success(), "{text}");
+    dst.assert_fetched();
 }
