@@ -62,7 +62,8 @@ impl Location {
 
 /// Copies the .debs of `entries` from the download cache `deb_cache`
 /// (where they must be: fetch them first) into `cache`, each once. A
-/// .deb the cache has does not travel; each one that does is checked
+/// .deb the cache has (asked for all first, eight at a time from a
+/// server) does not travel; each one that does is checked
 /// against its lock entry (size and SHA-256) first: a file of the
 /// download cache that fails is moved to its `rejected/` and nothing of
 /// it is sent.
@@ -76,10 +77,13 @@ pub fn push_debs(
     let mut unique: Vec<&LockEntry> = entries.iter().collect();
     unique.sort_by(|a, b| a.sha256.cmp(&b.sha256));
     unique.dedup_by(|a, b| a.sha256 == b.sha256);
+    // Ask for every .deb first, several at a time from a server.
+    let remote = !matches!(cache, Location::Dir(_));
+    let present = super::ahead::ask_all(&unique, remote, |e| cache.has_deb(e));
     let mut report = CopyReport::default();
     progress.start("copying", "packages", unique.len() as u64);
-    for entry in unique {
-        if cache.has_deb(entry)? {
+    for (entry, present) in unique.into_iter().zip(present) {
+        if present? {
             report.debs_already_there += 1;
             progress.done("packages", 0);
             continue;

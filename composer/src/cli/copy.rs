@@ -39,7 +39,7 @@ pub struct Args {
     pub sign: Option<PathBuf>,
     /// With a registry cache, also tag an index of the closures' objects
     /// (for instance a system's name and generation).
-    #[arg(long, value_name = "NAME", requires = "to")]
+    #[arg(long, value_name = "NAME", requires_all = ["to", "paths"])]
     pub tag: Option<String>,
     /// Print a JSON summary on stdout (and no progress bar).
     #[arg(long)]
@@ -80,13 +80,15 @@ impl Args {
             for p in &report.copied {
                 println!("{}", p.to_absolute());
             }
-            eprintln!(
-                "copied {} objects ({} bytes) {direction} {url}; {} already there; {} step records written",
-                report.copied.len(),
-                report.bytes_copied,
-                report.already_there,
-                report.step_records
-            );
+            if !self.paths.is_empty() {
+                eprintln!(
+                    "copied {} objects ({} bytes) {direction} {url}; {} already there; {} step records written",
+                    report.copied.len(),
+                    report.bytes_copied,
+                    report.already_there,
+                    report.step_records
+                );
+            }
             if !self.locks.is_empty() {
                 eprintln!(
                     "copied {} packages ({} bytes) {direction} {url}; {} already there",
