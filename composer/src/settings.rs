@@ -220,6 +220,7 @@ impl Settings {
         };
         Ok(Sources {
             package_caches,
+            binary_caches: Vec::new(),
             mirrors,
             snapshot,
         })

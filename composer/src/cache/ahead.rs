@@ -1,7 +1,8 @@
 //! What a copy to a registry asks first: the manifests of every object
 //! and step record it copies, several requests in flight, so that the
 //! objects the cache has cost one round trip each and no config
-//! (docs/cache.md, "OCI registry").
+//! (docs/cache.md, "OCI registry"); and [`ask_all`], the same for any
+//! question of a remote cache (whether it has each .deb of a lock).
 
 use super::keys::SecretKey;
 use super::oci::layout::listed_signatures;
@@ -82,4 +83,33 @@ pub(super) fn read_ahead(cache: &Location, rels: Vec<String>) -> ReadAhead {
         }
     });
     ReadAhead(done.into_inner().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// `ask` of each of `items`, [`REMOTE_READS`] at a time when `remote`
+/// (one after the other otherwise), in the order of `items`.
+pub(super) fn ask_all<T: Sync, R: Send>(
+    items: &[T],
+    remote: bool,
+    ask: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    if !remote {
+        return items.iter().map(ask).collect();
+    }
+    let queue = Mutex::new(items.iter().enumerate());
+    let done = Mutex::new(Vec::with_capacity(items.len()));
+    std::thread::scope(|s| {
+        for _ in 0..REMOTE_READS.min(items.len()) {
+            s.spawn(|| {
+                loop {
+                    let next = lock(&queue).next();
+                    let Some((i, item)) = next else { break };
+                    let answer = ask(item);
+                    lock(&done).push((i, answer));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_else(PoisonError::into_inner);
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }

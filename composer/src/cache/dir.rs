@@ -88,6 +88,28 @@ pub(super) fn write_atomic(
         .map_err(io_err(cache, "writing", rel))
 }
 
+/// Copies the file `src` to `dir/rel` through a temporary file and a
+/// rename.
+pub(super) fn copy_atomic(
+    cache: &str,
+    dir: &Path,
+    rel: &str,
+    src: &Path,
+) -> Result<(), CacheError> {
+    let target = dir.join(rel);
+    let parent = target.parent().unwrap_or(dir);
+    fs::create_dir_all(parent).map_err(io_err(cache, "creating", parent))?;
+    let tmp = Partial::new(parent);
+    let result = File::open(src).and_then(|mut from| {
+        let mut to = File::create_new(tmp.path())?;
+        std::io::copy(&mut from, &mut to)?;
+        to.sync_all()
+    });
+    result
+        .and_then(|()| tmp.rename(&target))
+        .map_err(io_err(cache, "writing", rel))
+}
+
 /// Writes the archive of `path` alone as `archives/<blake3>.tar.zst`;
 /// returns its digest and size.
 pub(super) fn write_archive(

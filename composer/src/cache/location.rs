@@ -1,10 +1,12 @@
 //! Where a cache is: `file:///DIR` (a directory of this machine, read and
 //! written), `http(s)://HOST/PATH` (read with the HTTP client Debian
-//! fetching uses: its timeouts, retries and proxy variables), or
+//! fetching uses: its timeouts, retries and proxy variables; written with
+//! PUT where the server allows it), or
 //! `oci://HOST/REPO` (a registry's repository, read and written with the
 //! same client).
 
 use super::oci::Registry;
+use super::put::Upload;
 use super::transfer::consume_retrying;
 use super::{CACHE_INFO_NAME, CacheError, MAX_METADATA_BYTES};
 use crate::debian::fetch::{Http, HttpSettings};
@@ -120,20 +122,17 @@ impl Location {
         })
     }
 
-    fn read_only(&self) -> CacheError {
-        CacheError::BadLocation {
-            url: self.url(),
-            reason: "an HTTP cache is read only; write to a file:///DIR or oci://HOST/REPO cache"
-                .to_owned(),
-        }
-    }
-
     /// Makes the location a cache if it is not one yet (its directories,
     /// its `imago-cache.json`).
     pub(super) fn prepare(&self) -> Result<(), CacheError> {
         match self {
             Location::Dir(dir) => super::dir::prepare(&self.url(), dir),
-            Location::Http { .. } => Err(self.read_only()),
+            Location::Http { .. } => {
+                if self.read(CACHE_INFO_NAME)?.is_none() {
+                    self.write(CACHE_INFO_NAME, &super::dir::cache_info())?;
+                }
+                Ok(())
+            }
             Location::Oci(registry) => {
                 if registry.read(CACHE_INFO_NAME)?.is_none() {
                     registry.write(CACHE_INFO_NAME, &super::dir::cache_info())?;
@@ -147,7 +146,9 @@ impl Location {
     pub(super) fn write(&self, rel: &str, bytes: &[u8]) -> Result<(), CacheError> {
         match self {
             Location::Dir(dir) => super::dir::write_atomic(&self.url(), dir, rel, bytes),
-            Location::Http { .. } => Err(self.read_only()),
+            Location::Http { base, client } => {
+                super::put::put(client, &self.url(), base, rel, Upload::Bytes(bytes))
+            }
             Location::Oci(registry) => registry.write(rel, bytes),
         }
     }
@@ -160,7 +161,9 @@ impl Location {
     ) -> Result<(Blake3Digest, u64), CacheError> {
         match self {
             Location::Dir(dir) => super::dir::write_archive(store, &self.url(), dir, path),
-            Location::Http { .. } => Err(self.read_only()),
+            Location::Http { base, client } => {
+                super::put::put_archive(store, client, &self.url(), base, path)
+            }
             Location::Oci(registry) => registry.write_archive(store, path),
         }
     }

@@ -6,32 +6,40 @@
 //! <cache>/objects/<hash>.json          an object's metadata and signatures
 //! <cache>/archives/<blake3>.tar.zst    its closure archive (the object alone)
 //! <cache>/steps/<key hex>.json         a step record
+//! <cache>/sha256/<hex>                 a .deb a lock names, by its SHA-256
 //! ```
 //!
 //! A cache is a directory (`file:///DIR`), a web server's copy of one
-//! (`http(s)://…`, read only), or an OCI registry's repository
-//! (`oci://HOST/REPO`), where each file of the layout is a manifest or a
-//! blob ([`oci`]).
+//! (`http(s)://…`, written with PUT where the server allows it), or an
+//! OCI registry's repository (`oci://HOST/REPO`), where each file of the
+//! layout is a manifest or a blob ([`oci`]).
 //!
 //! [`push`] copies closures into a cache, signing them; [`pull`] copies
 //! them into a store, accepting only objects signed by a trusted key and
 //! verifying each as `closure import` does, and registers every object in
-//! one transaction or none.
+//! one transaction or none. [`push_debs`] adds the .debs a lock names
+//! (`<cache>/sha256/<hex>`, a package cache's layout), so that a cache is
+//! a package source too.
 
 mod ahead;
+mod debs;
 mod dir;
 pub mod info;
 pub mod keys;
 mod location;
 mod oci;
+mod progress;
 mod pull;
 mod push;
+mod put;
 pub mod steps;
 mod transfer;
 
+pub use debs::push_debs;
 pub use info::{Distrust, ObjectInfo, fingerprint};
 pub use keys::{PublicKey, SecretKey};
 pub use location::Location;
+pub use progress::Progress;
 pub use pull::pull;
 pub use push::push;
 pub use steps::{StepRecord, fetch_output, lookup, step_fingerprint};
@@ -76,6 +84,12 @@ pub struct CopyReport {
     /// Step records written or signed (`imago copy --to`): the steps the
     /// store's build cache names an object of the closures the output of.
     pub step_records: usize,
+    /// .debs a lock names that travelled (`imago copy --to … --lock`).
+    pub debs_copied: usize,
+    /// Their bytes.
+    pub deb_bytes_copied: u64,
+    /// .debs the cache had already.
+    pub debs_already_there: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +123,27 @@ pub enum CacheError {
         cache: String,
         file: String,
         failure: String,
+    },
+    #[error("cache {cache}: storing {url}: {failure}")]
+    HttpWrite {
+        cache: String,
+        url: String,
+        failure: String,
+    },
+    #[error(
+        "cache {cache}: the server refuses to store {url} (HTTP {status}); an HTTP cache is written with PUT: allow it there, or write to a file:///DIR cache and publish that"
+    )]
+    WriteRefused {
+        cache: String,
+        url: String,
+        status: u16,
+    },
+    #[error("cache {cache}: package {package} not sent")]
+    Package {
+        cache: String,
+        package: String,
+        #[source]
+        source: Box<crate::debian::fetch::FetchError>,
     },
     #[error("cache {cache}: {what}: {failure}")]
     RegistryIo {
@@ -199,9 +234,12 @@ impl CacheError {
             | CacheError::BadKeyName { .. }
             | CacheError::Random { .. } => CACHE_KEY,
             CacheError::KeyExists { .. } => CACHE_KEY_EXISTS,
-            CacheError::Io { .. } | CacheError::Http { .. } | CacheError::RegistryIo { .. } => {
-                CACHE_IO
-            }
+            CacheError::Io { .. }
+            | CacheError::Http { .. }
+            | CacheError::HttpWrite { .. }
+            | CacheError::RegistryIo { .. } => CACHE_IO,
+            CacheError::WriteRefused { .. } => CACHE_WRITE_REFUSED,
+            CacheError::Package { source, .. } => source.code(),
             CacheError::Registry { .. } => CACHE_REGISTRY,
             CacheError::Missing { .. } => CACHE_MISSING,
             CacheError::Untrusted { .. } | CacheError::UntrustedStep { .. } => CACHE_UNTRUSTED,

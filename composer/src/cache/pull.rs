@@ -2,7 +2,7 @@
 
 use super::info::{INFO_VERSION, ObjectInfo, archive_name, info_name};
 use super::keys::PublicKey;
-use super::{CacheError, CopyReport, Location};
+use super::{CacheError, CopyReport, Location, Progress};
 use crate::store::{ImportBatch, ImportLimits, Store, StorePath};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -19,8 +19,9 @@ pub fn pull(
     cache: &Location,
     paths: &[StorePath],
     trusted: &[PublicKey],
+    progress: &Progress,
 ) -> Result<CopyReport, CacheError> {
-    let (batch, report) = stage(store, cache, paths, trusted)?;
+    let (batch, report) = stage(store, cache, paths, trusted, progress)?;
     store
         .commit_import(batch)
         .map_err(|source| CacheError::Store {
@@ -37,6 +38,7 @@ pub(super) fn stage(
     cache: &Location,
     paths: &[StorePath],
     trusted: &[PublicKey],
+    progress: &Progress,
 ) -> Result<(ImportBatch, CopyReport), CacheError> {
     let store_err = |source| CacheError::Store {
         cache: cache.url(),
@@ -73,6 +75,7 @@ pub(super) fn stage(
         infos.insert(path, info);
     }
     let mut batch = ImportBatch::new();
+    progress.start("copying", "objects", infos.len() as u64);
     for info in dependency_order(infos) {
         let path = info.path().clone();
         let download = store.temp_output().map_err(store_err)?;
@@ -104,7 +107,9 @@ pub(super) fn stage(
         }
         report.bytes_copied += info.archive_size;
         report.copied.push(path);
+        progress.done("objects", info.archive_size);
     }
+    progress.finish();
     Ok((batch, report))
 }
 

@@ -4,7 +4,7 @@ use super::ahead::{ReadAhead, read_ahead};
 use super::info::{ObjectInfo, fingerprint, info_name};
 use super::keys::SecretKey;
 use super::steps::{StepRecord, parse_record, step_fingerprint, step_name};
-use super::{CacheError, CopyReport, Location};
+use super::{CacheError, CopyReport, Location, Progress};
 use crate::store::archive::ManifestObject;
 use crate::store::{Store, StorePath};
 
@@ -21,6 +21,7 @@ pub fn push(
     cache: &Location,
     paths: &[StorePath],
     sign: Option<&SecretKey>,
+    progress: &Progress,
 ) -> Result<CopyReport, CacheError> {
     cache.prepare()?;
     let store_err = |source| CacheError::Store {
@@ -38,6 +39,7 @@ pub fn push(
     }
     let mut known = read_ahead(cache, rels);
     let mut report = CopyReport::default();
+    progress.start("copying", "objects", order.len() as u64);
     for path in order {
         let rel = info_name(&path);
         let object = store
@@ -48,6 +50,7 @@ pub fn push(
         if known.vouched(&rel, &print, sign) {
             report.already_there += 1;
             record_steps(store, cache, &mut known, &path, sign, &mut report)?;
+            progress.done("objects", 0);
             continue;
         }
         if let Some(bytes) = known.read(cache, &rel)? {
@@ -60,6 +63,7 @@ pub fn push(
                 report.signatures_added += 1;
             }
             record_steps(store, cache, &mut known, &path, sign, &mut report)?;
+            progress.done("objects", 0);
             continue;
         }
         let (digest, size) = cache.write_archive(store, &path)?;
@@ -81,7 +85,9 @@ pub fn push(
         record_steps(store, cache, &mut known, &path, sign, &mut report)?;
         report.bytes_copied += size;
         report.copied.push(path);
+        progress.done("objects", size);
     }
+    progress.finish();
     Ok(report)
 }
 

@@ -164,7 +164,13 @@ pub fn fetch_output(
     output: &StorePath,
     trusted: &[PublicKey],
 ) -> Result<CopyReport, CacheError> {
-    let (batch, report) = super::pull::stage(store, cache, std::slice::from_ref(output), trusted)?;
+    let (batch, report) = super::pull::stage(
+        store,
+        cache,
+        std::slice::from_ref(output),
+        trusted,
+        &super::Progress::hidden(),
+    )?;
     store
         .commit_import_step(batch, key, output)
         .map_err(|source| CacheError::Store {

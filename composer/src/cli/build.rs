@@ -183,6 +183,7 @@ pub fn settings(global: &GlobalArgs) -> pipeline::Settings {
 pub fn build_settings(global: &GlobalArgs) -> anyhow::Result<pipeline::Settings> {
     let config = crate::settings::Settings::load()?;
     let mut substituters = super::trust::substituters(global, &config)?;
+    let package_substituters = substituters.clone();
     let trusted_public_keys = if substituters.is_empty() {
         Vec::new()
     } else {
@@ -202,6 +203,7 @@ pub fn build_settings(global: &GlobalArgs) -> anyhow::Result<pipeline::Settings>
     Ok(pipeline::Settings {
         substituters,
         trusted_public_keys,
+        package_substituters,
         ..settings(global)
     })
 }

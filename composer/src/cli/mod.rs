@@ -68,7 +68,8 @@ pub struct GlobalArgs {
     /// before building it (`file:///DIR`, `http(s)://…` or
     /// `oci://HOST/REPOSITORY`; repeatable;
     /// IMAGO_SUBSTITUTERS takes several, separated by spaces), before the
-    /// configuration's `substituters`.
+    /// configuration's `substituters`; also a source of locked .debs,
+    /// after the package caches.
     #[arg(
         long = "substituter",
         global = true,

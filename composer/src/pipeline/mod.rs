@@ -110,6 +110,7 @@ pub fn build_file(
         lock.as_ref(),
         &request.options,
         &settings.package_caches,
+        &settings.package_substituters,
         &request.file,
     )?;
     let caches: Vec<Location> = settings

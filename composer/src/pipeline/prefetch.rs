@@ -2,6 +2,7 @@
 //! background while the build runs (a `deb` step waits for its own file
 //! only).
 
+use crate::cache::Location;
 use crate::debian::fetch::{Background, FetchOptions, HttpSettings};
 use crate::debian::lock::{Lock, LockEntry};
 use crate::graph::{BuildOptions, ValidatedGraph};
@@ -10,16 +11,19 @@ use anyhow::Context;
 use std::path::{Path, PathBuf};
 
 /// Fetch options for `cache_dir`, with the package caches given (before
-/// those of the environment and the configuration files); `config` (the
-/// configuration being built) makes the hint in errors a command the user
-/// can paste.
+/// those of the environment and the configuration files) and the binary
+/// caches `substituters` (asked after the package caches, before the
+/// mirrors); `config` (the configuration being built) makes the hint in
+/// errors a command the user can paste.
 pub fn fetch_options(
     package_caches: &[String],
+    substituters: &[Location],
     cache_dir: PathBuf,
     offline: bool,
     config: Option<&Path>,
 ) -> anyhow::Result<FetchOptions> {
-    let sources = configured_sources(package_caches)?;
+    let mut sources = configured_sources(package_caches)?;
+    sources.binary_caches = substituters.iter().map(Location::package_source).collect();
     Ok(FetchOptions {
         cache_dir,
         sources,
@@ -37,6 +41,7 @@ pub(super) fn start(
     lock: Option<&Lock>,
     options: &BuildOptions,
     package_caches: &[String],
+    substituters: &[Location],
     file: &Path,
 ) -> anyhow::Result<Option<Background>> {
     let Some(lock) = lock else { return Ok(None) };
@@ -52,6 +57,7 @@ pub(super) fn start(
     }
     let fetch = fetch_options(
         package_caches,
+        substituters,
         options.deb_cache.clone(),
         options.offline,
         Some(file),

@@ -37,6 +37,10 @@ pub struct Settings {
     pub substituters: Vec<Location>,
     /// The keys whose signatures the substituters are trusted with.
     pub trusted_public_keys: Vec<PublicKey>,
+    /// Binary caches asked for the locked .debs, after the package caches
+    /// and before the mirrors: every substituter, trusted keys or not (a
+    /// .deb is checked against its lock's SHA-256).
+    pub package_substituters: Vec<Location>,
 }
 
 impl Default for Settings {
@@ -47,6 +51,7 @@ impl Default for Settings {
             diagnostics: DiagnosticStyle::Text { color: false },
             substituters: Vec::new(),
             trusted_public_keys: Vec::new(),
+            package_substituters: Vec::new(),
         }
     }
 }

@@ -126,6 +126,24 @@ impl Fixture {
         serde_json::from_slice(&fs::read(self.info_file(path)).unwrap()).unwrap()
     }
 
+    /// The metadata of `path` a web server holds under `/c/`.
+    pub fn info_at(&self, server: &crate::support::http::Server, path: &StorePath) -> ObjectInfo {
+        let file = format!("/c/objects/{}.json", path.hash_part());
+        serde_json::from_slice(&server.body(&file).unwrap()).unwrap()
+    }
+
+    /// Copies the closure of top from the cache at `url` into a new store,
+    /// trusting `ci-1`, which must succeed; returns the store's directory
+    /// and the summary.
+    pub fn pull_new(&self, url: &str) -> (TempDir, serde_json::Value) {
+        let dst = tempfile::tempdir().unwrap();
+        let trust = self.key("ci-1.public");
+        let out = self.copy_at(dst.path(), "--from", url, &["--trusted-public-key", &trust]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let summary = serde_json::from_str(&stdout(&out)).unwrap();
+        (dst, summary)
+    }
+
     pub fn write_info(&self, info: &ObjectInfo) {
         fs::write(
             self.info_file(info.path()),

@@ -2,7 +2,6 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::fixture::{Fixture, refused_at};
-use crate::support::cli::{stderr, stdout};
 use crate::support::http::{Reply, Server};
 use imago::store::Store;
 use std::fs;
@@ -32,16 +31,7 @@ fn a_closure_comes_from_an_http_cache() {
     f.push(&["--sign", &f.key("ci-1.secret")]);
     let server = serve(&f);
     let url = format!("{}/c/", server.url());
-    let dst = tempfile::tempdir().unwrap();
-    let trust = f.key("ci-1.public");
-    let out = f.copy_at(
-        dst.path(),
-        "--from",
-        &url,
-        &["--trusted-public-key", &trust],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let (dst, summary) = f.pull_new(&url);
     assert_eq!(summary["objects_copied"], 3, "{summary}");
     let store = Store::open(dst.path()).unwrap();
     let report = store.verify(false).unwrap();

@@ -5,10 +5,12 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod debs;
 mod fixture;
 mod http;
 mod keys;
 mod oci;
+mod put;
 mod refusals;
 mod registry;
 mod round_trip;

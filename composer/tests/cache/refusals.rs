@@ -169,7 +169,7 @@ fn a_missing_object_is_refused_before_anything_travels() {
 }
 
 #[test]
-fn an_http_cache_cannot_be_written_yet() {
+fn an_unreachable_http_cache_is_named_when_written() {
     let f = Fixture::new();
     let src = f.dir.path().join("src");
     let top = f.top.to_absolute();
@@ -178,7 +178,7 @@ fn an_http_cache_cannot_be_written_yet() {
     assert!(!out.status.success());
     let text = crate::support::cli::stderr(&out);
     assert!(
-        text.contains("error[E1001]") && text.contains(url),
+        text.contains("error[E1004]") && text.contains(url),
         "{text}"
     );
 }

@@ -17,19 +17,7 @@ use std::path::Path;
 use support::{Comp, Entry, deb, hello_entries};
 
 fn entry_for(bytes: &[u8], name: &str) -> LockEntry {
-    let tmp = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(tmp.path(), bytes).unwrap();
-    LockEntry {
-        name: name.into(),
-        version: "1.0-1".into(),
-        architecture: "amd64".into(),
-        size: bytes.len() as u64,
-        sha256: sha256_file(tmp.path()).unwrap(),
-        filename: format!("pool/main/h/{name}/{name}_1.0-1_amd64.deb"),
-        archive: Some("debian".into()),
-        snapshot: None,
-        depends: vec![],
-    }
+    support::lock_entry(name, bytes)
 }
 
 fn opts(cache: &Path, offline: bool) -> FetchOptions {

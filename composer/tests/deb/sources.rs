@@ -26,18 +26,11 @@ fn bytes(seed: u8, len: usize) -> Vec<u8> {
 }
 
 fn entry(name: &str, content: &[u8]) -> LockEntry {
-    let tmp = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(tmp.path(), content).unwrap();
     LockEntry {
-        name: name.into(),
-        version: "1.0-1".into(),
-        architecture: "amd64".into(),
-        size: content.len() as u64,
-        sha256: sha256_file(tmp.path()).unwrap(),
         filename: format!("pool/updates/main/{name}/{name}_1.0-1_amd64.deb"),
         archive: Some("debian-security".into()),
         snapshot: Some(TIME.into()),
-        depends: vec![],
+        ..crate::support::deb::lock_entry(name, content)
     }
 }
 
@@ -59,6 +52,7 @@ fn sources(server: &Server, caches: &[&str]) -> Sources {
             .iter()
             .map(|c| Location::Url(format!("{}{c}", server.url())))
             .collect(),
+        binary_caches: Vec::new(),
         mirrors: BTreeMap::from([(
             "debian-security".to_string(),
             vec![format!("{}/debian-security", server.url())],
@@ -255,6 +249,7 @@ fn a_local_directory_cache_is_read_by_hash() {
     let cache = dir.path().join("cache");
     let sources = Sources {
         package_caches: vec![Location::Dir(team)],
+        binary_caches: Vec::new(),
         // A mirror nobody answers at: never asked.
         mirrors: BTreeMap::from([(
             "debian-security".to_string(),

@@ -424,3 +424,20 @@ pub fn hello_entries() -> Vec<Entry> {
         ),
     ]
 }
+
+/// A lock entry for the .deb `bytes` of the package `name` (version
+/// `1.0-1`, amd64, in Debian's main archive, no snapshot time).
+pub fn lock_entry(name: &str, bytes: &[u8]) -> imago::debian::lock::LockEntry {
+    use sha2::Digest;
+    imago::debian::lock::LockEntry {
+        name: name.into(),
+        version: "1.0-1".into(),
+        architecture: "amd64".into(),
+        size: bytes.len() as u64,
+        sha256: hex::encode(sha2::Sha256::digest(bytes)),
+        filename: format!("pool/main/{0}/{name}/{name}_1.0-1_amd64.deb", &name[..1]),
+        archive: Some("debian".into()),
+        snapshot: None,
+        depends: vec![],
+    }
+}

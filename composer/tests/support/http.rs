@@ -1,12 +1,14 @@
 //! A small HTTP/1.1 server on 127.0.0.1 (a random port) that plays a
 //! mirror, a snapshot service or a package cache, and misbehaves on
 //! request: wrong bytes, truncated bodies, 206 answers, server errors,
-//! stalls, redirect loops. Keep-alive connections are served until the
-//! client closes them; the server stops when dropped.
+//! stalls, redirect loops. With [`Server::accept_puts`] it also stores
+//! what a PUT sends (a writable web cache); without, a PUT is answered
+//! 405. Keep-alive connections are served until the client closes them;
+//! the server stops when dropped.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,10 @@ pub enum Reply {
 struct State {
     routes: HashMap<String, Reply>,
     hits: HashMap<String, usize>,
+    /// The status a PUT gets when stored (None: PUT refused with 405).
+    puts: Option<u16>,
+    /// The paths PUT, in order.
+    put_log: Vec<String>,
 }
 
 pub struct Server {
@@ -76,6 +82,28 @@ impl Server {
             .insert(path.to_string(), reply);
     }
 
+    /// Stores what PUT sends (answering 201), or refuses PUT with
+    /// `refusal` (405, 403…) when given.
+    pub fn accept_puts(&self, refusal: Option<u16>) {
+        self.state.lock().unwrap().puts = match refusal {
+            None => Some(201),
+            Some(status) => Some(status),
+        };
+    }
+
+    /// What the server answers 200 for at `path`, if anything.
+    pub fn body(&self, path: &str) -> Option<Vec<u8>> {
+        match self.state.lock().unwrap().routes.get(path) {
+            Some(Reply::Ok(bytes)) => Some(bytes.clone()),
+            _ => None,
+        }
+    }
+
+    /// The paths PUT so far, in order.
+    pub fn put_log(&self) -> Vec<String> {
+        self.state.lock().unwrap().put_log.clone()
+    }
+
     /// How many requests `path` got.
     pub fn hits(&self, path: &str) -> usize {
         self.state
@@ -107,6 +135,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         let mut parts = line.split_whitespace();
         let method = parts.next().unwrap_or("").to_string();
         let path = parts.next().unwrap_or("").to_string();
+        let (mut length, mut chunked) = (0usize, false);
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header).unwrap_or(0) == 0 {
@@ -115,6 +144,33 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
             if header == "\r\n" || header == "\n" {
                 break;
             }
+            let lower = header.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+                chunked = true;
+            }
+        }
+        if method == "PUT" {
+            let Some(body) = read_body(&mut reader, length, chunked) else {
+                return;
+            };
+            let reply = {
+                let mut st = state.lock().unwrap();
+                *st.hits.entry(path.clone()).or_default() += 1;
+                match st.puts {
+                    Some(201) => {
+                        st.put_log.push(path.clone());
+                        st.routes.insert(path.clone(), Reply::Ok(body));
+                        Reply::Status(201)
+                    }
+                    Some(refusal) => Reply::Status(refusal),
+                    None => Reply::Status(405),
+                }
+            };
+            respond(&mut out, &reply, false);
+            continue;
         }
         let reply = {
             let mut st = state.lock().unwrap();
@@ -126,6 +182,27 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         if !keep {
             return;
         }
+    }
+}
+
+/// A request's body: `length` bytes, or chunks.
+fn read_body(reader: &mut BufReader<TcpStream>, length: usize, chunked: bool) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    if !chunked {
+        body.resize(length, 0);
+        reader.read_exact(&mut body).ok()?;
+        return Some(body);
+    }
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let size = usize::from_str_radix(line.trim().split(';').next()?, 16).ok()?;
+        let mut chunk = vec![0; size + 2];
+        reader.read_exact(&mut chunk).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(&chunk[..size]);
     }
 }
 

@@ -49,6 +49,20 @@ pub fn listed_signatures(annotations: &BTreeMap<String, String>) -> Vec<String> 
         .unwrap_or_default()
 }
 
+/// A .deb a lock names: the artifact type of its manifest, its config
+/// (which package it is, JSON) and its one layer (the .deb, by the media
+/// type Debian registered for it).
+pub const DEB_ARTIFACT: &str = "application/vnd.imago.deb.v1";
+pub const DEB_INFO_TYPE: &str = "application/vnd.imago.deb.v1+json";
+pub const DEB_TYPE: &str = "application/vnd.debian.binary-package";
+/// The .deb's file name, on its manifest and its layer.
+pub const TITLE_ANNOTATION: &str = "org.opencontainers.image.title";
+
+/// The tag of the manifest that keeps the .deb whose SHA-256 is `sha256`.
+pub fn deb_tag(sha256: &str) -> String {
+    format!("d-{sha256}")
+}
+
 /// The tag of the cache's information, `imago-cache.json`.
 pub const CACHE_TAG: &str = "imago-cache";
 
@@ -149,9 +163,9 @@ pub fn closure_tag_problem(tag: &str) -> Option<String> {
                 .to_owned(),
         );
     }
-    if tag == CACHE_TAG || tag.starts_with("o-") || tag.starts_with("s-") {
+    if tag == CACHE_TAG || ["o-", "s-", "d-"].iter().any(|p| tag.starts_with(p)) {
         return Some(format!(
-            "`{CACHE_TAG}` and tags starting with `o-` or `s-` are the cache's own"
+            "`{CACHE_TAG}` and tags starting with `o-`, `s-` or `d-` are the cache's own"
         ));
     }
     None
@@ -199,6 +213,7 @@ mod tests {
         assert!(closure_tag_problem("a/b").is_some());
         assert!(closure_tag_problem(&"a".repeat(129)).is_some());
         assert!(closure_tag_problem("o-web").is_some());
+        assert!(closure_tag_problem("d-web").is_some());
         assert!(closure_tag_problem("imago-cache").is_some());
     }
 }

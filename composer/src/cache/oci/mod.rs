@@ -9,6 +9,7 @@
 
 mod auth;
 mod client;
+mod debs;
 pub mod layout;
 
 use super::info::{ObjectInfo, archive_name};

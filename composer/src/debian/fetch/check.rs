@@ -102,6 +102,7 @@ fn ask(entry: &LockEntry, candidate: &Candidate, http: &Http, report: &mut Check
             Err(e) => Err(Failure::Transport(format!("cannot read: {e}"))),
         },
         Location::Url(url) => http.head(url),
+        Location::Hashed(source, sha256) => source.0.head(sha256),
     };
     let failure = match answer {
         Ok(Some(len)) => match len {

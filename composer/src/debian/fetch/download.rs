@@ -42,6 +42,19 @@ pub(super) fn fetch_one(
                 Err(e) => Err(Failure::Transport(format!("cannot read: {e}"))),
             },
             Location::Url(url) => http.get(url, |body| receive(body, entry, cache, bar)),
+            Location::Hashed(source, sha256) => {
+                let mut got = None;
+                source
+                    .0
+                    .get(sha256, &mut |body| {
+                        got = Some(receive(body, entry, cache, bar)?);
+                        Ok(())
+                    })
+                    .and_then(|()| {
+                        got.take()
+                            .ok_or_else(|| Failure::Transport("no body".to_owned()))
+                    })
+            }
         };
         match received {
             Ok(tmp) => {

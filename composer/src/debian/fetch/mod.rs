@@ -39,7 +39,7 @@ pub mod sources;
 pub use check::{Availability, CheckReport, check};
 pub use error::{Attempt, Failure, FetchError, Missing};
 pub use http::{Http, HttpSettings};
-pub use sources::{Location, Sources};
+pub use sources::{Hashed, HashedSource, Location, Sources};
 
 use super::lock::LockEntry;
 use download::NotFetched;

@@ -4,25 +4,68 @@
 //! 1. package caches the user configures, laid out by content hash
 //!    (`<base>/sha256/<hex>`), the way Nix's hashed mirrors are: a
 //!    directory or an HTTP(S) base URL;
-//! 2. the archive's mirrors (`<mirror>/<filename>`): from configuration,
+//! 2. binary caches (the substituters), which hold .debs by SHA-256 too:
+//!    a directory or web server as a package cache, a registry as blobs
+//!    (a [`HashedSource`] the cache module provides);
+//! 3. the archive's mirrors (`<mirror>/<filename>`): from configuration,
 //!    then the host's apt sources, then deb.debian.org;
-//! 3. snapshot.debian.org at the time the package was locked
+//! 4. snapshot.debian.org at the time the package was locked
 //!    (`<snapshot>/archive/<archive>/<time>/<filename>`).
 //!
 //! The first source that delivers the exact bytes (size and SHA-256 of the
 //! lock) wins; see `download.rs`.
 
+use super::error::Failure;
 use crate::debian::archive;
 use crate::debian::lock::LockEntry;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-/// A place files are read from: a local directory or an HTTP(S) URL.
+/// A place that serves files by their SHA-256 through a protocol of its
+/// own (a registry's blobs). Its bytes are judged as every source's are.
+pub trait HashedSource: Send + Sync {
+    /// The source's URL, for messages.
+    fn url(&self) -> String;
+    /// Hands the body of the file whose SHA-256 is `sha256` (lowercase
+    /// hex) to `consume`; [`Failure::NotFound`] when the source lacks it.
+    fn get(
+        &self,
+        sha256: &str,
+        consume: &mut dyn FnMut(&mut dyn Read) -> Result<(), Failure>,
+    ) -> Result<(), Failure>;
+    /// The size of that file when the source has it (`None` inside when
+    /// it does not say), `None` when it lacks it.
+    fn head(&self, sha256: &str) -> Result<Option<Option<u64>>, Failure>;
+}
+
+/// A shared [`HashedSource`], compared by its URL.
+#[derive(Clone)]
+pub struct Hashed(pub Arc<dyn HashedSource>);
+
+impl fmt::Debug for Hashed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hashed({})", self.0.url())
+    }
+}
+
+impl PartialEq for Hashed {
+    fn eq(&self, other: &Hashed) -> bool {
+        self.0.url() == other.0.url()
+    }
+}
+
+impl Eq for Hashed {}
+
+/// A place files are read from: a local directory, an HTTP(S) URL, or a
+/// file of a [`HashedSource`] (its SHA-256; empty for the source itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     Dir(PathBuf),
     Url(String),
+    Hashed(Hashed, String),
 }
 
 impl Location {
@@ -56,6 +99,16 @@ impl Location {
         match self {
             Location::Dir(d) => Location::Dir(d.join(rel)),
             Location::Url(u) => Location::Url(format!("{u}/{rel}")),
+            Location::Hashed(h, _) => Location::Hashed(h.clone(), rel.to_owned()),
+        }
+    }
+
+    /// The file whose SHA-256 is `sha256` in this source laid out by
+    /// hash: `<base>/sha256/<hex>`, or the source's own file.
+    pub fn by_hash(&self, sha256: &str) -> Location {
+        match self {
+            Location::Hashed(h, _) => Location::Hashed(h.clone(), sha256.to_owned()),
+            base => base.join(&hashed_path(sha256)),
         }
     }
 }
@@ -65,19 +118,22 @@ impl fmt::Display for Location {
         match self {
             Location::Dir(d) => write!(f, "{}", d.display()),
             Location::Url(u) => f.write_str(u),
+            Location::Hashed(h, sha) if sha.is_empty() => f.write_str(&h.0.url()),
+            Location::Hashed(h, sha) => write!(f, "{} (blob sha256:{sha})", h.0.url()),
         }
     }
 }
 
 /// The kinds of source, as errors and reports name them.
 pub const PACKAGE_CACHE: &str = "package cache";
+pub const BINARY_CACHE: &str = "binary cache";
 pub const MIRROR: &str = "mirror";
 pub const SNAPSHOT: &str = "snapshot";
 
 /// One place to try for one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
-    /// [`PACKAGE_CACHE`], [`MIRROR`] or [`SNAPSHOT`].
+    /// [`PACKAGE_CACHE`], [`BINARY_CACHE`], [`MIRROR`] or [`SNAPSHOT`].
     pub source: &'static str,
     pub location: Location,
 }
@@ -86,6 +142,9 @@ pub struct Candidate {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sources {
     pub package_caches: Vec<Location>,
+    /// Binary caches (the substituters), asked by hash after the package
+    /// caches.
+    pub binary_caches: Vec<Location>,
     /// Mirror base URLs per archive name (`debian`, `debian-security`);
     /// an archive with none listed falls back to deb.debian.org.
     pub mirrors: BTreeMap<String, Vec<String>>,
@@ -99,6 +158,7 @@ impl Sources {
     pub fn public() -> Sources {
         Sources {
             package_caches: Vec::new(),
+            binary_caches: Vec::new(),
             mirrors: BTreeMap::new(),
             snapshot: Some(archive::DEFAULT_SNAPSHOT.to_string()),
         }
@@ -106,14 +166,17 @@ impl Sources {
 
     /// Where to look for `entry`'s file, in order.
     pub fn candidates(&self, entry: &LockEntry) -> Vec<Candidate> {
-        let mut out: Vec<Candidate> = self
-            .package_caches
-            .iter()
-            .map(|base| Candidate {
-                source: PACKAGE_CACHE,
-                location: base.join(&hashed_path(&entry.sha256)),
-            })
-            .collect();
+        let by_hash = |source, bases: &[Location]| {
+            bases
+                .iter()
+                .map(|base| Candidate {
+                    source,
+                    location: base.by_hash(&entry.sha256),
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut out = by_hash(PACKAGE_CACHE, &self.package_caches);
+        out.extend(by_hash(BINARY_CACHE, &self.binary_caches));
         if entry.filename.is_empty() {
             return out;
         }
@@ -189,6 +252,7 @@ mod tests {
                 Location::Dir("/c".into()),
                 Location::Url("http://team/c".into()),
             ],
+            binary_caches: vec![Location::Dir("/b".into())],
             mirrors: BTreeMap::from([(
                 "debian-security".to_string(),
                 vec!["http://m1/sec/".to_string(), "http://m2/sec".to_string()],
@@ -211,6 +275,7 @@ mod tests {
             [
                 format!("package cache: /c/sha256/{hex}"),
                 format!("package cache: http://team/c/sha256/{hex}"),
+                format!("binary cache: /b/sha256/{hex}"),
                 "mirror: http://m1/sec/pool/updates/main/k/k.deb".to_string(),
                 "mirror: http://m2/sec/pool/updates/main/k/k.deb".to_string(),
                 "snapshot: http://snap/archive/debian-security/20261206T000000Z/pool/updates/main/k/k.deb"
