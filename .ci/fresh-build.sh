@@ -21,7 +21,8 @@ export XDG_CACHE_HOME="$tmp/cache"
 export IMAGO_STORE="$tmp/store"
 start=$(date +%s)
 for file in examples/minimal.imago examples/server.imago examples/web.imago \
-    examples/bookworm/minimal.imago examples/bookworm/server.imago examples/arm64/minimal.imago; do
+    examples/bookworm/minimal.imago examples/bookworm/server.imago examples/arm64/minimal.imago \
+    examples/arm64/server.imago; do
     if ! "$imago" build "$file" >/dev/null 2>"$tmp/log"; then
         cat "$tmp/log" >&2
         echo "fresh build: $file FAILED from an empty package cache and store" >&2

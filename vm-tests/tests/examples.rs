@@ -4,7 +4,7 @@
 //! store over virtiofs, and the busybox system's disk image through OVMF and
 //! systemd-boot; the arm64 busybox system likewise under
 //! `qemu-system-aarch64` (emulated), directly and from its disk image
-//! through AAVMF and systemd-boot.
+//! through AAVMF and systemd-boot, and the arm64 systemd server directly.
 //!
 //! `IMAGO_VM_TESTS=quick` runs `minimal_boots_and_is_configured`,
 //! `trixie_minimal_boots` and `arm64_minimal_boots` only.
@@ -258,6 +258,34 @@ vm_test!(
         let sysusers = m.succeed("journalctl -b -u systemd-sysusers -o cat", CMD)?;
         assert!(!sysusers.contains("Creating"), "{sysusers}");
         m.shutdown(40 * SEC)?;
+        Ok(())
+    }
+);
+
+// examples/arm64/server.imago: the trixie server built of arm64 packages
+// on this host and booted under qemu-system-aarch64 (emulated): systemd,
+// sshd with alice's key, the page through a forward.
+vm_test!(
+    full,
+    fn arm64_server_serves_and_accepts_ssh() {
+        let driver = Driver::new("arm64_server_serves_and_accepts_ssh")?;
+        let key = driver.setup("write the test key", || write_key(driver.dir(), None))?;
+        let (ssh_port, http_port) = driver.setup("pick ports", || {
+            Ok::<_, String>((free_port()?, free_port()?))
+        })?;
+        let forwards = user_net_args(&[(ssh_port, 22), (http_port, 80)]);
+        let m = server_serves(&driver, "arm64/server", "arm64-server", forwards)?;
+        let page = http_get(http_port, "/", 10 * SEC).unwrap_or_default();
+        assert!(page.contains("<h1>Served by server</h1>"), "{page}");
+        assert_eq!(
+            ssh(&driver, &key, ssh_port, "alice", "uname -m", 60 * SEC)?,
+            "aarch64\n"
+        );
+        assert!(
+            m.succeed("systemctl --version", CMD)?
+                .starts_with("systemd 257 ")
+        );
+        m.shutdown(60 * SEC)?;
         Ok(())
     }
 );
