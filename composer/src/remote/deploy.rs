@@ -253,22 +253,32 @@ fn fetch_dir_name() -> String {
 }
 
 /// The target's side of a fetch: reads `NAME URL SHA256 SIZE` lines on
-/// stdin, fetches each archive with curl or wget, checks its size and
+/// stdin, fetches each archive with curl or wget (a busybox's, the
+/// system's tools' first, when neither is on PATH), checks its size and
 /// SHA-256, unpacks it with zstd and tar into `$store/$dir/NAME` and
 /// prints `ok NAME`, or `failed NAME REASON`; `unavailable REASON` when a
 /// tool is missing (nothing is fetched). The directory stays for the
 /// copy's second script, which moves the objects into the store; a script
 /// that fails removes it.
 const FETCH_SCRIPT: &str = r#"
+trap 'status=$?; [ $status = 0 ] || rm -rf "$fetch"; restore' EXIT
 PATH="$PATH:/run/current-system/tools/bin:/run/current-system/sw/bin"
+# A busybox for the applets the system's tools do not link (wget,
+# sha256sum): the tools' own, else one on PATH.
+bb=$(readlink /run/current-system/tools/bin/sh 2>/dev/null) || bb=
+[ -n "$bb" ] && [ -x "$bb" ] || bb=$(command -v busybox 2>/dev/null) || bb=
+has() { [ -n "$bb" ] && "$bb" --list 2>/dev/null | grep -qx "$1"; }
 missing=
 if command -v curl >/dev/null 2>&1; then get() { curl -fsS -o "$2" "$1" </dev/null; }
 elif command -v wget >/dev/null 2>&1; then get() { wget -q -O "$2" "$1" </dev/null; }
+elif has wget; then get() { "$bb" wget -q -O "$2" "$1" </dev/null; }
 else missing="wget or curl"; fi
-for t in sha256sum zstd "$tar"; do
+if command -v sha256sum >/dev/null 2>&1; then sha256() { sha256sum "$1"; }
+elif has sha256sum; then sha256() { "$bb" sha256sum "$1"; }
+else missing="${missing:+$missing, }sha256sum"; fi
+for t in zstd "$tar"; do
   command -v "$t" >/dev/null 2>&1 || missing="${missing:+$missing, }$t"
 done
-trap 'status=$?; [ $status = 0 ] || rm -rf "$fetch"; restore' EXIT
 if [ -n "$missing" ]; then echo "unavailable no $missing on this machine"; exit 0; fi
 mkdir "$fetch" || exit 1
 while read -r name url sha size; do
@@ -281,7 +291,7 @@ while read -r name url sha size; do
   if [ "$n" != "$size" ]; then
     echo "failed $name $url has $n bytes, not $size"; rm -f "$f"; continue
   fi
-  sum=$(sha256sum "$f"); sum=${sum%% *}
+  sum=$(sha256 "$f"); sum=${sum%% *}
   if [ "$sum" != "$sha" ]; then
     echo "failed $name $url has SHA-256 $sum, not $sha"; rm -f "$f"; continue
   fi

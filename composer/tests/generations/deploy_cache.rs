@@ -178,24 +178,31 @@ fn what_the_machine_cannot_fetch_comes_over_ssh() {
     arrived(&s);
 }
 
+/// A directory of links to the host's commands but `without`, for a
+/// machine's PATH.
+fn bin_without(s: &Setup, without: &[&str]) -> std::path::PathBuf {
+    let bin = s.path("bin-without");
+    fs::create_dir(&bin).unwrap();
+    for dir in ["/usr/bin", "/bin"] {
+        for entry in fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name();
+            if without.iter().any(|w| name == *w) || bin.join(&name).symlink_metadata().is_ok() {
+                continue;
+            }
+            std::os::unix::fs::symlink(entry.path(), bin.join(&name)).unwrap();
+        }
+    }
+    bin
+}
+
 /// A machine without zstd fetches nothing; everything comes over ssh and
 /// the report says which tool was missing.
 #[test]
 fn a_machine_without_zstd_gets_everything_over_ssh() {
     let s = setup();
     let server = cache(&s);
-    let bin = s.path("bin-without-zstd");
-    fs::create_dir(&bin).unwrap();
-    for dir in ["/usr/bin", "/bin"] {
-        for entry in fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name();
-            if name == "zstd" || bin.join(&name).symlink_metadata().is_ok() {
-                continue;
-            }
-            std::os::unix::fs::symlink(entry.path(), bin.join(&name)).unwrap();
-        }
-    }
+    let bin = bin_without(&s, &["zstd"]);
     let local = format!("file://{}", s.path("cache").display());
     let out = deploy(
         &s,
@@ -219,6 +226,22 @@ fn a_machine_without_zstd_gets_everything_over_ssh() {
             "{host}"
         );
     }
+    arrived(&s);
+}
+
+/// A machine whose PATH has neither wget, curl nor sha256sum fetches with
+/// a busybox's applets.
+#[test]
+fn a_busybox_fetches_when_the_machine_has_no_wget() {
+    let s = setup();
+    let server = cache(&s);
+    let bin = bin_without(&s, &["wget", "curl", "sha256sum"]);
+    let host = host(&deploy(
+        &s,
+        Some(&bin),
+        &["--target-substituter", &server.url()],
+    ));
+    assert_eq!(host["transfer"]["cache"]["objects"], 2, "{host}");
     arrived(&s);
 }
 
