@@ -5,9 +5,16 @@
 //! --parallel 2`.
 //!
 //! * vm-tests/systems/trixie/fleet-gen2.imago (a file in /etc and a health
-//!   check that passes): every machine ends on it, as generation 2, running
-//!   and current; the progress on stderr shows the canary's wave, the
-//!   canary done, then the second wave with the other two.
+//!   check that passes), with `--target-substituter`: the machines fetch
+//!   the objects they lack from a binary cache (`imago copy --to` a
+//!   directory, served over HTTP through a QEMU guest forward at
+//!   `http://10.0.2.100:8080` by a script QEMU runs per connection) whose
+//!   archive of the toplevel is corrupted: the machines refuse that one
+//!   (its SHA-256 is not the deployer's) and get it over ssh. Every
+//!   machine ends on it, as generation 2, running and current; the report
+//!   says what came from the cache and what over ssh; the progress on
+//!   stderr shows the canary's wave, the canary done, then the second wave
+//!   with the other two.
 //! * fleet-broken.imago (a health check that always fails), `--json`: the
 //!   canary switches to it, fails the check and is rolled back to
 //!   generation 2; the others are not started and do not even get its
@@ -29,7 +36,9 @@ use std::time::{Duration, Instant};
 use imago_vm_tests::{Driver, Failure, Machine, vm_test};
 use serde_json::Value;
 use support::System;
-use support::outside::{booted_generation, free_port, ssh, ssh_wrapper, user_net_args, write_key};
+use support::outside::{
+    booted_generation, free_port, guest_http_dir, ssh, ssh_wrapper, user_net_args, write_key,
+};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -42,12 +51,20 @@ struct Member {
     port: u16,
 }
 
-fn boot_fleet(driver: &Driver, gen1: &System) -> Result<Vec<Member>, Failure> {
+/// Where the machines reach the binary cache the test serves.
+const CACHE_IN_GUEST: &str = "10.0.2.100:8080";
+
+/// Boots the three machines; each reaches the host's directory `cache`
+/// over HTTP at [`CACHE_IN_GUEST`].
+fn boot_fleet(driver: &Driver, gen1: &System, cache: &Path) -> Result<Vec<Member>, Failure> {
     let mut fleet = Vec::new();
     for n in 1..=3 {
         let port = driver.setup("pick a port", free_port)?;
         let mut config = gen1.uefi_disk(driver, &format!("fleet{n}"))?;
         config.extra_args = user_net_args(&[(port, 22)]);
+        driver.setup("serve the binary cache to the machine", || {
+            guest_http_dir(&mut config.extra_args, CACHE_IN_GUEST, cache)
+        })?;
         let machine = driver.machine(config)?;
         machine.start()?;
         fleet.push(Member { machine, port });
@@ -95,6 +112,45 @@ fn deploy(
     )
 }
 
+/// `imago copy --to` the build closure of `system` into the directory
+/// cache `dir`, then corrupts the archive of its toplevel (one byte of
+/// its end flipped); returns the toplevel's name.
+fn fill_cache(driver: &Driver, system: &System, dir: &Path) -> Result<String, Failure> {
+    driver.setup(
+        "host: imago copy --to the cache, one archive corrupted",
+        || {
+            let started = Instant::now();
+            let out = Command::new(env!("CARGO_BIN_EXE_imago-cli"))
+                .arg("--store")
+                .arg(&system.store)
+                .args(["copy", "--to", &format!("file://{}", dir.display())])
+                .arg(system.toplevel.to_absolute())
+                .output()
+                .map_err(|e| format!("imago-cli: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "imago copy --to failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            eprintln!("imago copy --to took {:?}", started.elapsed());
+            let info = dir.join(format!("objects/{}.json", system.toplevel.hash_part()));
+            let info: Value = serde_json::from_slice(
+                &std::fs::read(&info).map_err(|e| format!("{}: {e}", info.display()))?,
+            )
+            .map_err(|e| format!("{}: {e}", info.display()))?;
+            let archive = dir.join(info["archive"].as_str().unwrap_or_default());
+            let mut bytes =
+                std::fs::read(&archive).map_err(|e| format!("{}: {e}", archive.display()))?;
+            if let Some(last) = bytes.last_mut() {
+                *last ^= 0xff;
+            }
+            std::fs::write(&archive, bytes).map_err(|e| format!("{}: {e}", archive.display()))?;
+            Ok::<_, String>(system.toplevel.to_string())
+        },
+    )
+}
+
 /// What a machine runs and its profile's current generation, over ssh.
 /// (The first time, `timeout` covers the boot.)
 fn state(
@@ -121,7 +177,8 @@ vm_test!(
         let gen2 = support::system(&driver, "trixie/fleet-gen2")?;
         let broken = support::system(&driver, "trixie/fleet-broken")?;
         let key = driver.setup("write the test key", || write_key(driver.dir(), None))?;
-        let fleet = boot_fleet(&driver, &gen1)?;
+        let cache = driver.dir().join("cache");
+        let fleet = boot_fleet(&driver, &gen1, &cache)?;
         let started = Instant::now();
         let mut before = Vec::new();
         for member in &fleet {
@@ -137,10 +194,44 @@ vm_test!(
         }
         let name = |member: &Member| format!("root@127.0.0.1:{}", member.port);
 
-        // Generation 2, canary first.
-        let out = deploy(&driver, &gen2, &fleet, &[])?;
+        // Generation 2, canary first, the machines fetching from the cache
+        // all but the toplevel, whose archive there is corrupted.
+        let corrupted = fill_cache(&driver, &gen2, &cache)?;
+        let out = deploy(
+            &driver,
+            &gen2,
+            &fleet,
+            &[
+                "--target-substituter",
+                &format!("http://{CACHE_IN_GUEST}"),
+                "--target-substituter-local",
+                &format!("file://{}", cache.display()),
+            ],
+        )?;
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        for member in &fleet {
+            let host = name(member);
+            let counts = stdout
+                .lines()
+                .filter_map(|l| l.strip_prefix(&format!("{host}: ")))
+                .find(|l| l.contains(" from the cache, "))
+                .unwrap_or_else(|| panic!("no counts for {host} in:\n{stdout}"));
+            assert!(
+                !counts.starts_with("0 objects") && counts.contains(" from the cache, 1 ("),
+                "{host}: {counts}"
+            );
+            let fallback = format!(
+                "{host}: {corrupted} over ssh: the machine could not fetch it: http://{CACHE_IN_GUEST}/"
+            );
+            assert!(
+                stdout
+                    .lines()
+                    .any(|l| l.starts_with(&fallback) && l.contains("SHA-256")),
+                "{fallback} missing from:\n{stdout}"
+            );
+        }
         let line = |want: &str| {
             stderr
                 .lines()

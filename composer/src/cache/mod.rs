@@ -70,6 +70,16 @@ pub(crate) fn io_error(
     }
 }
 
+/// The metadata of `path` in `cache`, checked as a copy from the cache
+/// checks it (its signatures are not: the caller decides whom it trusts);
+/// `None` when the cache does not have the object.
+pub fn object_info(cache: &Location, path: &StorePath) -> Result<Option<ObjectInfo>, CacheError> {
+    match cache.read(&info::info_name(path))? {
+        None => Ok(None),
+        Some(bytes) => pull::parse_info(cache, path, &bytes).map(Some),
+    }
+}
+
 /// What a copy did, for printing and `--json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CopyReport {

@@ -6,12 +6,13 @@
 
 use super::GlobalArgs;
 use super::build::SystemArgs;
-use super::deploy_report::{Printer, copied_line};
+use super::deploy_report::{Printer, copied_lines};
+use crate::cache;
 use crate::debian::apt::default_deb_cache;
 use crate::graph::BuildOptions;
 use crate::remote::{
-    self, Action, DeployError, Host, Outcome, Remote, Rollout, RolloutOptions, SshRemote,
-    SshTarget, Stop, TargetEntry,
+    self, Action, CacheArchive, DeployError, Host, Outcome, Remote, Rollout, RolloutOptions,
+    SshRemote, SshTarget, Stop, TargetCacheUrl, TargetEntry, TargetSubstituter,
 };
 use crate::store::{Store, StorePath};
 use std::collections::BTreeMap;
@@ -78,6 +79,18 @@ pub struct Args {
     /// switching, nor roll back when they fail.
     #[arg(long)]
     pub no_health_checks: bool,
+    /// A binary cache the machines fetch the closure's objects from, as
+    /// they reach it: http(s)://HOST/PATH or oci://HOST[:PORT]/REPO. An
+    /// object goes from the cache only when the cache's archive of it is
+    /// byte for byte this store's; the rest (and whatever a machine fails
+    /// to fetch) goes over ssh.
+    #[arg(long, value_name = "URL")]
+    pub target_substituter: Option<String>,
+    /// The --target-substituter cache as this machine reaches it, to read
+    /// its metadata: file:///DIR, http(s)://… or oci://… (default: the
+    /// --target-substituter URL).
+    #[arg(long, value_name = "CACHE", requires = "target_substituter")]
+    pub target_substituter_local: Option<String>,
     /// Print the report as one JSON document on stdout, and no progress.
     #[arg(long)]
     pub json: bool,
@@ -90,6 +103,7 @@ pub struct Args {
 impl Args {
     pub fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let entries = self.entries()?;
+        let substituter = self.substituter()?;
         let store = super::store::open_store(global)?;
         let Some(systems) = self.systems(global, &store, &entries)? else {
             return Ok(ExitCode::from(1));
@@ -124,8 +138,14 @@ impl Args {
                     }
                     .into());
                 }
-                let copied = remote::copy_closure(&store, toplevel, target, &self.remote_store)?;
-                println!("{}", copied_line(&target.name(), copied));
+                let copied = remote::copy_closure_via(
+                    &store,
+                    toplevel,
+                    target,
+                    &self.remote_store,
+                    substituter.as_deref(),
+                )?;
+                print!("{}", copied_lines(&target.name(), &copied));
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -144,6 +164,7 @@ impl Args {
             reboot: self
                 .reboot
                 .then(|| Duration::from_secs(self.reboot_timeout)),
+            substituter,
         };
         let parallel = usize::try_from(self.parallel).unwrap_or(usize::MAX);
         let plan = remote::waves(remotes.len(), self.canary, parallel);
@@ -172,6 +193,32 @@ impl Args {
             None => Ok(ExitCode::SUCCESS),
             Some(error) => Err(error.into()),
         }
+    }
+
+    /// The cache the machines fetch from (`--target-substituter`), its
+    /// metadata read through `--target-substituter-local` when given.
+    fn substituter(&self) -> anyhow::Result<Option<Arc<TargetSubstituter>>> {
+        let Some(url) = &self.target_substituter else {
+            return Ok(None);
+        };
+        let target_url = TargetCacheUrl::parse(url)
+            .map_err(|reason| DeployError::TargetSubstituter { reason })?;
+        let local = self.target_substituter_local.as_deref().unwrap_or(url);
+        let location = cache::Location::parse(local)?;
+        let lookup = move |path: &StorePath| -> Result<Option<CacheArchive>, String> {
+            match cache::object_info(&location, path) {
+                Ok(Some(info)) => Ok(Some(CacheArchive {
+                    blake3: info.archive_digest,
+                    size: info.archive_size,
+                })),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        Ok(Some(Arc::new(TargetSubstituter::new(
+            target_url,
+            Box::new(lookup),
+        ))))
     }
 
     /// The machines: the --target ones, then the targets file's.

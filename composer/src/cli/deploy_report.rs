@@ -3,7 +3,7 @@
 //! output when it is done, and the final report, as text or as one JSON
 //! document (`--json`, docs/deploy.md "The report").
 
-use crate::remote::{Event, FailedCheck, HostReport, HostState, Outcome, Rollout, Stop};
+use crate::remote::{Copied, Event, FailedCheck, HostReport, HostState, Outcome, Rollout, Stop};
 use serde::Serialize;
 
 /// How a deploy talks while it runs.
@@ -91,13 +91,36 @@ fn check_names(checks: &[FailedCheck]) -> String {
     names.join(", ")
 }
 
-/// "copied N objects to T" or "T has the whole closure".
-pub fn copied_line(target: &str, copied: usize) -> String {
-    if copied == 0 {
-        format!("{target} has the whole closure")
+/// "copied N objects to T" or "T has the whole closure"; with a cache,
+/// how many objects and bytes came from it and how many over ssh, and why
+/// objects did not come from it (the first few; `--json` lists all).
+pub fn copied_lines(target: &str, copied: &Copied) -> String {
+    const SHOWN: usize = 10;
+    let total = copied.objects();
+    let mut text = if total == 0 {
+        format!("{target} has the whole closure\n")
     } else {
-        format!("copied {copied} objects to {target}")
+        format!("copied {total} objects to {target}\n")
+    };
+    if copied.cache.objects > 0 || !copied.fallbacks.is_empty() {
+        text.push_str(&format!(
+            "{target}: {} objects ({} bytes) from the cache, {} ({} bytes) over ssh\n",
+            copied.cache.objects, copied.cache.bytes, copied.ssh.objects, copied.ssh.bytes
+        ));
     }
+    for fallback in copied.fallbacks.iter().take(SHOWN) {
+        text.push_str(&format!(
+            "{target}: {} over ssh: {}\n",
+            fallback.object, fallback.reason
+        ));
+    }
+    if copied.fallbacks.len() > SHOWN {
+        text.push_str(&format!(
+            "{target}: and {} more over ssh (--json lists them)\n",
+            copied.fallbacks.len() - SHOWN
+        ));
+    }
+    text
 }
 
 /// What one machine did, as soon as it is done: the copy, the switch's and
@@ -117,8 +140,7 @@ fn print_host(report: &HostReport, many: bool) {
     let mut err = String::new();
     match &report.outcome {
         Outcome::Done { copied } => {
-            out.push_str(&copied_line(&report.target, *copied));
-            out.push('\n');
+            out.push_str(&copied_lines(&report.target, copied));
             out.push_str(&prefix(&report.output));
         }
         Outcome::AlreadyThere => {
@@ -199,6 +221,9 @@ struct JsonHost<'a> {
     after: Option<&'a HostState>,
     /// Objects copied (`done` only).
     copied: Option<usize>,
+    /// How they travelled (`done` only): `cache` and `ssh`, each
+    /// `objects` and `bytes`, and `fallbacks` (`object`, `reason`).
+    transfer: Option<&'a Copied>,
     /// Why it failed (`failed` only).
     error: Option<&'a str>,
     /// The checks that failed (`rolled-back` only).
@@ -219,7 +244,11 @@ fn document<'a>(action: &'a str, rollout: &'a Rollout) -> Document<'a> {
             seconds: (r.seconds * 1000.0).round() / 1000.0,
             before: r.before.as_ref(),
             after: r.after.as_ref(),
-            copied: match r.outcome {
+            copied: match &r.outcome {
+                Outcome::Done { copied } => Some(copied.objects()),
+                _ => None,
+            },
+            transfer: match &r.outcome {
                 Outcome::Done { copied } => Some(copied),
                 _ => None,
             },

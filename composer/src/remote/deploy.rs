@@ -9,12 +9,20 @@
 //! temporary directory).
 //! The store, bind-mounted read-only by stage 1, is remounted read-write for
 //! the copy and read-only again afterwards.
+//!
+//! With a cache for the targets ([`super::substitute`]) a first script has
+//! the target fetch the archives the deployer vouches for into a temporary
+//! directory of the store; the second moves them into place with the
+//! stream's objects, in the same order, and removes both directories.
 
+use super::report::{Copied, Fallback};
+use super::substitute::{Fetch, Plan, TargetSubstituter};
 use super::{Remote, sh_quote, stderr_suffix};
 use crate::store::{Store, StorePath};
 use anyhow::Context;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What `switch-to-configuration` does on the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +53,20 @@ pub fn copy_closure(
     remote: &dyn Remote,
     remote_store: &str,
 ) -> anyhow::Result<usize> {
+    Ok(copy_closure_via(store, toplevel, remote, remote_store, None)?.objects())
+}
+
+/// Copies the part of `toplevel`'s closure that `remote_store` on `remote`
+/// lacks: with `substituter`, the machine fetches what it can from that
+/// cache ([`super::substitute`]) and the rest goes over the connection;
+/// without, everything does. Returns what travelled which way.
+pub fn copy_closure_via(
+    store: &Store,
+    toplevel: &StorePath,
+    remote: &dyn Remote,
+    remote_store: &str,
+    substituter: Option<&TargetSubstituter>,
+) -> anyhow::Result<Copied> {
     let closure = store
         .closure_sorted(std::slice::from_ref(toplevel))
         .with_context(|| format!("computing the closure of {}", toplevel.to_absolute()))?;
@@ -53,10 +75,65 @@ pub fn copy_closure(
         .into_iter()
         .filter(|p| !present.contains(p.as_str()))
         .collect();
-    if !missing.is_empty() {
-        send(store, &missing, remote, remote_store)?;
+    let mut copied = Copied::default();
+    if missing.is_empty() {
+        return Ok(copied);
     }
-    Ok(missing.len())
+    let mut fetched_dir = None;
+    let mut fetched = BTreeSet::new();
+    if let Some(substituter) = substituter {
+        let mut fetches = Vec::new();
+        for p in &missing {
+            match substituter.plan(store, p) {
+                Plan::Fetch(fetch) => fetches.push(fetch),
+                Plan::Ssh(reason) => copied.fallbacks.push(Fallback {
+                    object: p.to_string(),
+                    reason,
+                }),
+            }
+        }
+        if !fetches.is_empty() {
+            let dir = fetch_dir_name();
+            let results = fetch_on_target(remote, remote_store, &dir, &fetches);
+            for fetch in &fetches {
+                match results.get(fetch.object.as_str()) {
+                    Some(None) => {
+                        fetched.insert(fetch.object.clone());
+                        copied.cache.objects += 1;
+                        copied.cache.bytes += fetch.size;
+                    }
+                    Some(Some(reason)) => copied.fallbacks.push(Fallback {
+                        object: fetch.object.to_string(),
+                        reason: format!("the machine could not fetch it: {reason}"),
+                    }),
+                    None => copied.fallbacks.push(Fallback {
+                        object: fetch.object.to_string(),
+                        reason: results
+                            .get("")
+                            .cloned()
+                            .flatten()
+                            .unwrap_or_else(|| "the machine said nothing of it".to_owned()),
+                    }),
+                }
+            }
+            fetched_dir = Some(dir);
+        }
+    }
+    let over_ssh: Vec<StorePath> = missing
+        .iter()
+        .filter(|p| !fetched.contains(*p))
+        .cloned()
+        .collect();
+    copied.ssh.objects = over_ssh.len();
+    copied.ssh.bytes = send(
+        store,
+        &missing,
+        &over_ssh,
+        fetched_dir.as_deref(),
+        remote,
+        remote_store,
+    )?;
+    Ok(copied)
 }
 
 /// Runs `<toplevel>/bin/switch-to-configuration ACTION` on `remote`.
@@ -143,43 +220,230 @@ fn present(remote: &dyn Remote, remote_store: &str) -> anyhow::Result<BTreeSet<S
         .collect())
 }
 
-/// Streams `missing` (references first) into the target's store.
-fn send(
-    store: &Store,
-    missing: &[StorePath],
-    remote: &dyn Remote,
-    remote_store: &str,
-) -> anyhow::Result<()> {
-    let names: Vec<String> = missing.iter().map(|p| sh_quote(p.as_str())).collect();
-    let script = format!(
-        r#"set -e
-store={store}
+/// The start of a script that writes into the target's store: `store` set,
+/// the store remounted read-write when it is mounted read-only (stage 1
+/// bind-mounts it so) and `restore` to undo that, for the script's trap.
+fn store_preamble(remote_store: &str) -> String {
+    format!(
+        r#"store={store}
 ro=false
 if grep -q "^[^ ]* $store [^ ]* ro[, ]" /proc/mounts; then mount -o remount,bind,rw "$store"; ro=true; fi
-tmp="$store/.imago-deploy-$$"
-trap 'rm -rf "$tmp"; if $ro; then mount -o remount,bind,ro "$store"; fi' EXIT
-mkdir "$tmp"
+restore() {{ if $ro; then mount -o remount,bind,ro "$store"; fi; }}
 # The running system's own tar (busybox, in every Imago system's tools) when
 # it has one, else the target's: a system need not install tar itself.
 tar=/run/current-system/tools/bin/tar
 [ -x "$tar" ] || tar=tar
-if ! command -v "$tar" >/dev/null; then
+"#,
+        store = sh_quote(remote_store)
+    )
+}
+
+/// A name for the temporary directory a target fetches into, unique to
+/// this deployer and copy.
+fn fetch_dir_name() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        ".imago-fetch-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The target's side of a fetch: reads `NAME URL SHA256 SIZE` lines on
+/// stdin, fetches each archive with curl or wget (a busybox's, the
+/// system's tools' first, when neither is on PATH), checks its size and
+/// SHA-256, unpacks it with zstd and tar into `$store/$dir/NAME` and
+/// prints `ok NAME`, or `failed NAME REASON`; `unavailable REASON` when a
+/// tool is missing (nothing is fetched). The directory stays for the
+/// copy's second script, which moves the objects into the store; a script
+/// that fails removes it.
+const FETCH_SCRIPT: &str = r#"
+trap 'status=$?; [ $status = 0 ] || rm -rf "$fetch"; restore' EXIT
+PATH="$PATH:/run/current-system/tools/bin:/run/current-system/sw/bin"
+# A busybox for the applets the system's tools do not link (wget,
+# sha256sum): the tools' own, else one on PATH.
+bb=$(readlink /run/current-system/tools/bin/sh 2>/dev/null) || bb=
+[ -n "$bb" ] && [ -x "$bb" ] || bb=$(command -v busybox 2>/dev/null) || bb=
+has() { [ -n "$bb" ] && "$bb" --list 2>/dev/null | grep -qx "$1"; }
+missing=
+if command -v curl >/dev/null 2>&1; then get() { curl -fsS -o "$2" "$1" </dev/null; }
+elif command -v wget >/dev/null 2>&1; then get() { wget -q -O "$2" "$1" </dev/null; }
+elif has wget; then get() { "$bb" wget -q -O "$2" "$1" </dev/null; }
+else missing="wget or curl"; fi
+if command -v sha256sum >/dev/null 2>&1; then sha256() { sha256sum "$1"; }
+elif has sha256sum; then sha256() { "$bb" sha256sum "$1"; }
+else missing="${missing:+$missing, }sha256sum"; fi
+for t in zstd "$tar"; do
+  command -v "$t" >/dev/null 2>&1 || missing="${missing:+$missing, }$t"
+done
+if [ -n "$missing" ]; then echo "unavailable no $missing on this machine"; exit 0; fi
+mkdir "$fetch" || exit 1
+while read -r name url sha size; do
+  [ -n "$name" ] || continue
+  f="$fetch/$name.tar.zst"; d="$fetch/$name.d"
+  if ! err=$(get "$url" "$f" 2>&1); then
+    echo "failed $name fetching $url: $(printf '%s\n' "$err" | tail -n 1)"; rm -f "$f"; continue
+  fi
+  n=$(($(wc -c < "$f")))
+  if [ "$n" != "$size" ]; then
+    echo "failed $name $url has $n bytes, not $size"; rm -f "$f"; continue
+  fi
+  sum=$(sha256 "$f"); sum=${sum%% *}
+  if [ "$sum" != "$sha" ]; then
+    echo "failed $name $url has SHA-256 $sum, not $sha"; rm -f "$f"; continue
+  fi
+  if ! err=$(mkdir "$d" 2>&1 && zstd -q -d -c "$f" 2>&1 > "$fetch/$name.tar" && "$tar" --no-same-owner -x -f "$fetch/$name.tar" -C "$d" 2>&1); then
+    echo "failed $name unpacking $url: $(printf '%s\n' "$err" | tail -n 1)"; rm -rf "$d" "$f" "$fetch/$name.tar"; continue
+  fi
+  if [ -e "$d/$name" ] || [ -L "$d/$name" ]; then
+    mv "$d/$name" "$fetch/$name" && echo "ok $name" || echo "failed $name moving it out of the archive's directory"
+  else
+    echo "failed $name $url does not hold it"
+  fi
+  rm -rf "$d" "$f" "$fetch/$name.tar"
+done
+sync
+"#;
+
+/// Has the target fetch `fetches` into `$remote_store/$dir`; what became of
+/// each object by name: `None` fetched, `Some(why)` not. The key `""`
+/// says why nothing was fetched, when nothing was.
+fn fetch_on_target(
+    remote: &dyn Remote,
+    remote_store: &str,
+    dir: &str,
+    fetches: &[Fetch],
+) -> BTreeMap<String, Option<String>> {
+    let script = format!(
+        "{}fetch=\"$store\"/{}\n{FETCH_SCRIPT}",
+        store_preamble(remote_store),
+        sh_quote(dir)
+    );
+    let mut list = String::new();
+    for f in fetches {
+        list.push_str(&format!("{} {} {} {}\n", f.object, f.url, f.sha256, f.size));
+    }
+    let mut write = |out: &mut dyn Write| -> anyhow::Result<()> {
+        out.write_all(list.as_bytes())?;
+        Ok(())
+    };
+    let mut results = BTreeMap::new();
+    let out = match remote.run(&script, Some(&mut write)) {
+        Ok(out) => out,
+        Err(e) => {
+            results.insert(String::new(), Some(format!("the fetch did not run: {e:#}")));
+            return results;
+        }
+    };
+    for line in out.stdout_text().lines() {
+        if let Some(name) = line.strip_prefix("ok ") {
+            results.insert(name.to_owned(), None);
+        } else if let Some(rest) = line.strip_prefix("failed ") {
+            let (name, why) = rest.split_once(' ').unwrap_or((rest, "failed"));
+            results.insert(name.to_owned(), Some(why.to_owned()));
+        } else if let Some(why) = line.strip_prefix("unavailable ") {
+            results.insert(
+                String::new(),
+                Some(format!("the machine cannot fetch: {why}")),
+            );
+        }
+    }
+    if !out.success() {
+        // Whatever it said of single objects, their directory is gone.
+        results.clear();
+        results.insert(
+            String::new(),
+            Some(format!(
+                "the machine's fetch failed ({}){}",
+                out.describe_status(),
+                stderr_suffix(&out)
+            )),
+        );
+    }
+    results
+}
+
+/// A writer that counts what passes through it.
+struct Counting<'a> {
+    inner: &'a mut dyn Write,
+    bytes: u64,
+}
+
+impl Write for Counting<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Streams `over_ssh` into the target's store and moves every object of
+/// `missing` (references first) into place: from the stream, or from the
+/// directory `fetched` (in the store) a fetch left. Returns the bytes sent.
+fn send(
+    store: &Store,
+    missing: &[StorePath],
+    over_ssh: &[StorePath],
+    fetched: Option<&str>,
+    remote: &dyn Remote,
+    remote_store: &str,
+) -> anyhow::Result<u64> {
+    let names: Vec<String> = missing.iter().map(|p| sh_quote(p.as_str())).collect();
+    let unpack = if over_ssh.is_empty() {
+        String::new()
+    } else {
+        r#"if ! command -v "$tar" >/dev/null; then
   echo "no tar on this machine: neither its system's tools nor its PATH have one" >&2
   exit 127
 fi
 "$tar" --no-same-owner -x -f - -C "$tmp"
 sync
-for p in {names}; do [ -e "$store/$p" ] || mv "$tmp/$p" "$store/$p"; done
+"#
+        .to_owned()
+    };
+    let script = format!(
+        r#"set -e
+{preamble}tmp="$store/.imago-deploy-$$"
+fetched={fetched}
+trap 'rm -rf "$tmp"; [ -z "$fetched" ] || rm -rf "$store/$fetched"; restore' EXIT
+mkdir "$tmp"
+{unpack}for p in {names}; do
+  if [ -e "$store/$p" ] || [ -L "$store/$p" ]; then continue; fi
+  if [ -e "$tmp/$p" ] || [ -L "$tmp/$p" ]; then mv "$tmp/$p" "$store/$p"
+  elif [ -n "$fetched" ] && {{ [ -e "$store/$fetched/$p" ] || [ -L "$store/$fetched/$p" ]; }}; then mv "$store/$fetched/$p" "$store/$p"
+  else echo "$p did not arrive" >&2; exit 1
+  fi
+done
 sync
 "#,
-        store = sh_quote(remote_store),
+        preamble = store_preamble(remote_store),
+        fetched = sh_quote(fetched.unwrap_or_default()),
         names = names.join(" ")
     );
+    let mut sent = 0;
     let mut write = |out: &mut dyn Write| -> anyhow::Result<()> {
-        super::stream::write_objects(store, missing, out)
+        let mut counting = Counting {
+            inner: out,
+            bytes: 0,
+        };
+        let result = super::stream::write_objects(store, over_ssh, &mut counting);
+        sent = counting.bytes;
+        result
+    };
+    let input: Option<super::Input<'_>> = if over_ssh.is_empty() {
+        None
+    } else {
+        Some(&mut write)
     };
     let out = remote
-        .run(&script, Some(&mut write))
+        .run(&script, input)
         .with_context(|| format!("copying to {}", remote.name()))?;
     anyhow::ensure!(
         out.success(),
@@ -188,5 +452,5 @@ sync
         out.describe_status(),
         stderr_suffix(&out)
     );
-    Ok(())
+    Ok(sent)
 }

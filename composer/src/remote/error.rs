@@ -26,6 +26,8 @@ pub enum DeployError {
         "{place}: attr={attr} chooses an attribute of the configuration FILE, which --toplevel does not build"
     )]
     AttrWithToplevel { place: String, attr: String },
+    #[error("--target-substituter {reason}")]
+    TargetSubstituter { reason: String },
     #[error("{error}")]
     HostFailed { error: String },
     #[error(
@@ -57,6 +59,7 @@ impl DeployError {
             | DeployError::TargetTwice { .. }
             | DeployError::NoTargets { .. } => DEPLOY_TARGET,
             DeployError::AttrWithToplevel { .. } => DEPLOY_ATTR_WITH_TOPLEVEL,
+            DeployError::TargetSubstituter { .. } => DEPLOY_TARGET_SUBSTITUTER,
             DeployError::HostFailed { .. } | DeployError::Failed { .. } => DEPLOY_FAILED,
             DeployError::RolledBack { .. } => DEPLOY_ROLLED_BACK,
             DeployError::Interrupted { .. } => DEPLOY_INTERRUPTED,

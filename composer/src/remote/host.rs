@@ -7,11 +7,13 @@
 //! rebooted after `boot` ([`super::reboot`]) and must come back running
 //! the new system before its checks run.
 
-use super::deploy::{Action, Health, check_health, copy_closure, roll_back, run_switch};
+use super::deploy::{Action, Health, check_health, copy_closure_via, roll_back, run_switch};
 use super::reboot::reboot_and_wait;
 use super::report::{HostReport, HostState, Outcome, failed_checks};
+use super::substitute::TargetSubstituter;
 use super::{PROFILES, Remote, sh_quote};
 use crate::store::{Store, StorePath};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -29,6 +31,9 @@ pub struct RolloutOptions {
     /// After `boot`, reboot each machine and wait at most this long for it
     /// to come back on the new system (`--reboot`).
     pub reboot: Option<Duration>,
+    /// The cache the machines fetch objects from (`--target-substituter`);
+    /// `None`: everything goes over ssh.
+    pub substituter: Option<Arc<TargetSubstituter>>,
 }
 
 impl RolloutOptions {
@@ -106,7 +111,13 @@ impl Host<'_> {
         output: &mut String,
     ) -> anyhow::Result<Outcome> {
         let (remote, toplevel) = (self.remote, self.toplevel);
-        let copied = copy_closure(store, toplevel, remote, &options.remote_store)?;
+        let copied = copy_closure_via(
+            store,
+            toplevel,
+            remote,
+            &options.remote_store,
+            options.substituter.as_deref(),
+        )?;
         if stop.load(Ordering::SeqCst) {
             return Ok(Outcome::NotStarted);
         }

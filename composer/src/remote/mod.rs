@@ -16,14 +16,23 @@ mod report;
 mod rollout;
 mod ssh;
 mod stream;
+mod substitute;
 mod targets;
 
-pub use deploy::{Action, Health, check_health, copy_closure, roll_back, run_switch};
+pub use deploy::{
+    Action, Health, check_health, copy_closure, copy_closure_via, roll_back, run_switch,
+};
 pub use error::DeployError;
 pub use host::{Host, RolloutOptions, read_state};
-pub use report::{FailedCheck, HostReport, HostState, Outcome, failed_checks};
+pub use report::{
+    Copied, FailedCheck, Fallback, HostReport, HostState, Outcome, Transfer, failed_checks,
+};
 pub use rollout::{Event, Rollout, Stop, roll_out, waves};
 pub use ssh::{SshRemote, SshTarget, parse_target};
+pub use substitute::{
+    CacheArchive, Fetch, LocalArchive, Lookup, Plan, TargetCacheUrl, TargetSubstituter,
+    local_archive,
+};
 pub use targets::{TargetEntry, check_unique, parse_targets, read_targets_file};
 
 use std::io::Write;

@@ -24,11 +24,45 @@ pub struct FailedCheck {
     pub output: String,
 }
 
+/// Objects and bytes that travelled one way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Transfer {
+    pub objects: usize,
+    /// Over ssh, the tar stream's bytes; from a cache, the archives'
+    /// (compressed).
+    pub bytes: u64,
+}
+
+/// An object that went over ssh although a cache was given, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fallback {
+    pub object: String,
+    pub reason: String,
+}
+
+/// How a machine's missing objects reached it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Copied {
+    /// Fetched by the machine from the cache (`--target-substituter`).
+    pub cache: Transfer,
+    /// Sent through the ssh connection.
+    pub ssh: Transfer,
+    /// With a cache: the objects that went over ssh instead, and why.
+    pub fallbacks: Vec<Fallback>,
+}
+
+impl Copied {
+    /// Objects copied, either way.
+    pub fn objects(&self) -> usize {
+        self.cache.objects + self.ssh.objects
+    }
+}
+
 /// What became of one machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// It switched (and passed its checks); the objects copied.
-    Done { copied: usize },
+    Done { copied: Copied },
     /// It already ran the system: nothing was done.
     AlreadyThere,
     /// It failed its health checks and was returned to its previous

@@ -380,3 +380,57 @@ fn credentials_come_from_the_docker_configuration() {
         assert_eq!(checked(dst.path()), 3);
     }
 }
+
+/// `imago deploy --target-substituter oci://…`: a machine (a stand-in for
+/// ssh that runs the remote script locally, with its store in a
+/// directory) fetches every object's archive as a blob of the registry,
+/// `/v2/REPO/blobs/sha256:HEX`, and nothing goes over ssh.
+#[test]
+fn a_machine_fetches_a_closure_from_a_registry_at_deploy() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    let ssh = f.dir.path().join("fake-ssh");
+    std::fs::write(
+        &ssh,
+        "#!/bin/sh\nwhile [ \"$1\" != -- ]; do shift; done\nshift 2\nexec sh -c \"$*\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let remote = f.dir.path().join("remote");
+    std::fs::create_dir(&remote).unwrap();
+    let r = Registry::start();
+    push(&f, &r, false, &[]);
+    let top = f.top.to_absolute();
+    let out = f.imago(&[
+        "--store",
+        f.dir.path().join("src").to_str().unwrap(),
+        "deploy",
+        "--toplevel",
+        &top,
+        "--target",
+        "ssh://root@machine",
+        "--copy-only",
+        "--ssh",
+        ssh.to_str().unwrap(),
+        "--remote-store",
+        remote.to_str().unwrap(),
+        "--target-substituter",
+        &r.url(),
+    ]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains("copied 3 objects to root@machine\n")
+            && text.contains("root@machine: 3 objects (")
+            && text.contains(" from the cache, 0 (0 bytes) over ssh\n"),
+        "{text}"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&remote)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut want = vec![f.lib.to_string(), f.bin.to_string(), f.top.to_string()];
+    want.sort();
+    assert_eq!(names, want, "no temporary directory is left");
+}

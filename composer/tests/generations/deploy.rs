@@ -100,9 +100,11 @@ impl Setup {
         self.dir.path().join(rel)
     }
 
-    fn deploy(&self, extra: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_imago"))
-            .arg("--store")
+    /// `imago deploy` of the system to the stand-in machine, `extra`
+    /// added.
+    pub(crate) fn deploy_command(&self, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_imago"));
+        cmd.arg("--store")
             .arg(self.path("store"))
             .args(["deploy", "--toplevel", &self.top.to_absolute()])
             .args(["--target", "ssh://root@test-machine"])
@@ -110,9 +112,12 @@ impl Setup {
             .arg(self.path("fake-ssh"))
             .arg("--remote-store")
             .arg(self.path("remote"))
-            .args(extra)
-            .output()
-            .unwrap()
+            .args(extra);
+        cmd
+    }
+
+    fn deploy(&self, extra: &[&str]) -> Output {
+        self.deploy_command(extra).output().unwrap()
     }
 
     fn remote_names(&self) -> Vec<String> {
@@ -125,7 +130,7 @@ impl Setup {
     }
 }
 
-fn same_tree(a: &Path, b: &Path) {
+pub(crate) fn same_tree(a: &Path, b: &Path) {
     for e in walkdir::WalkDir::new(a) {
         let e = e.unwrap();
         let rel = e.path().strip_prefix(a).unwrap();

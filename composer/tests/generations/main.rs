@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod deploy;
+mod deploy_cache;
 mod parity;
 mod rollout;
 mod store_gc;

@@ -70,6 +70,42 @@ pub fn user_net_args(forwards: &[(u16, u16)]) -> Vec<String> {
     ]
 }
 
+/// Adds to [`user_net_args`]'s network a static HTTP/1.0 server of the
+/// host's directory `dir` at `guest` (`ADDRESS:PORT` on the user network,
+/// e.g. `10.0.2.100:8080`): QEMU runs a small script (written into `dir`'s
+/// parent) for each connection the guest opens there, the one way out of
+/// the isolated network. GET of `/PATH` answers the file `dir/PATH` (404
+/// when there is none; nothing outside the directory).
+pub fn guest_http_dir(args: &mut [String], guest: &str, dir: &Path) -> Result<(), String> {
+    let script = dir.with_extension("serve.sh");
+    let text = format!(
+        r#"#!/bin/sh
+dir='{}'
+cr=$(printf '\r')
+read -r method path proto
+while read -r line; do
+  if [ "$line" = "$cr" ] || [ -z "$line" ]; then break; fi
+done
+rel=${{path#/}}
+case "$rel" in ""|*..*|/*) rel= ;; esac
+if [ "$method" = GET ] && [ -n "$rel" ] && [ -f "$dir/$rel" ]; then
+  printf 'HTTP/1.0 200 OK\r\nContent-Length: %s\r\nConnection: close\r\n\r\n' $(($(wc -c < "$dir/$rel")))
+  cat "$dir/$rel"
+else
+  printf 'HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'
+fi
+"#,
+        dir.display()
+    );
+    std::fs::write(&script, text).map_err(|e| format!("{}: {e}", script.display()))?;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", script.display()))?;
+    if let Some(netdev) = args.iter_mut().find(|a| a.starts_with("user,")) {
+        netdev.push_str(&format!(",guestfwd=tcp:{guest}-cmd:{}", script.display()));
+    }
+    Ok(())
+}
+
 /// The ssh options of every host-side connection: the key only, no
 /// questions, no known-hosts file.
 pub fn ssh_options(key: &Path) -> Vec<String> {
