@@ -28,8 +28,17 @@ umask 022
 
 warn() { echo "update-wrappers: $*" >&2; }
 
+# Whether something is mounted at $1 (read by the shell: under emulation,
+# every process started costs tens of milliseconds at each boot).
+mounted() {
+    while read -r _ point _; do
+        [ "$point" = "$1" ] && return 0
+    done </proc/mounts
+    return 1
+}
+
 mkdir -p "$top"
-if [ -z "$root" ] && ! grep -q "^[^ ]* /run/wrappers " /proc/mounts; then
+if [ -z "$root" ] && ! mounted /run/wrappers; then
     # Its own tmpfs: /run is mounted nosuid, which would void the bits.
     mount -t tmpfs -o mode=0755,nodev,size=50% wrappers /run/wrappers
 fi
@@ -39,19 +48,21 @@ chmod 0755 "$top"
 new=$(mktemp -d "$top/wrappers.XXXXXX")
 trap 'rm -rf "$new"' EXIT
 
-# make NAME SOURCE OWNER GROUP MODE [BITS]: copies SOURCE to $new/NAME with
-# mode 0000, gives it OWNER:GROUP, then MODE (chmod syntax) and BITS
-# (`u+s,g-s`). Returns 1 for a wrapper that cannot be made as asked; exits
-# for anything else.
+# make NAME SOURCE OWNER GROUP MODE [BITS]: copies SOURCE to $new/NAME,
+# created with mode 0000, gives it OWNER:GROUP, then MODE (chmod syntax)
+# and BITS (`u+s,g-s`). Returns 1 for a wrapper that cannot be made as
+# asked; exits for anything else.
 make() {
     name=$1 src=$2 owner=$3 group=$4 mode=$5 bits=${6:-}
     if [ ! -f "$src" ]; then
         warn "$name: the source $src is not a file; no wrapper"
         return 1
     fi
-    # Reads through symlinks (sudoedit -> sudo): the wrapper is a file.
+    # Reads through symlinks (sudoedit -> sudo): the wrapper is a file,
+    # mode 0000 from its creation until it has its owner.
+    umask 0777
     cat "$src" >"$new/$name" || exit 1
-    chmod 0000 "$new/$name" || exit 1
+    umask 022
     if ! chown "$owner:$group" "$new/$name"; then
         warn "$name: cannot give it to $owner:$group; no wrapper"
         rm -f "$new/$name"
@@ -61,9 +72,15 @@ make() {
     if [ -n "$bits" ]; then chmod "$bits" "$new/$name" || exit 1; fi
 }
 
-tab=$(printf '\t')
+tab='	'
+nl='
+'
+# Every declared name, enabled or not, between newlines.
+names=$nl
 while IFS=$tab read -r name on src owner group setuid setgid perms; do
-    [ -n "$name" ] && [ "$on" = 1 ] || continue
+    [ -n "$name" ] || continue
+    names=$names$name$nl
+    [ "$on" = 1 ] || continue
     case $src in
     /usr/*) src=$system/sw$src ;;
     esac
@@ -100,7 +117,9 @@ if [ -f "$list" ]; then
         esac
         name=${path##*/}
         # A declared wrapper (or a disabled one) owns the name.
-        if cut -f1 "$declared" | grep -qxF "$name"; then continue; fi
+        case $names in
+        *"$nl$name$nl"*) continue ;;
+        esac
         if [ -e "$new/$name" ]; then
             warn "$name: $path has the name of another wrapper; skipped"
             continue
