@@ -37,12 +37,13 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use imago::builders::{BuildContext, Builder, ResolvedStep};
-use imago::debian::apt::{AptEnv, default_apt_dir, default_cache_root};
+use imago::debian::apt::{AptEnv, default_apt_dir};
 use imago::debian::builder::{DEB, remove_tree};
 use imago::debian::fetch::{Background, FetchOptions, Http, check as check_sources, ensure_cached};
 use imago::debian::lock::{Lock, LockEntry};
 use imago::debian::platform::Platform;
 use imago::debian::unpack::{Limits, unpack_deb};
+use imago::dirs::cache_root as default_cache_root;
 use imago::graph::{BuildOptions, Graph, Registry, Step};
 use imago::pipeline;
 use imago::settings::configured_sources;

@@ -15,6 +15,7 @@ pub mod cache;
 pub mod cli;
 pub mod codes;
 pub mod debian;
+pub mod dirs;
 pub mod fsio;
 pub mod generations;
 pub mod graph;

@@ -77,13 +77,7 @@ impl SettingsError {
 
 /// The user's configuration file.
 pub fn user_file() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("imago/config.toml");
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "/root".into());
-    PathBuf::from(home).join(".config/imago/config.toml")
+    crate::dirs::config_root().join("config.toml")
 }
 
 impl Settings {

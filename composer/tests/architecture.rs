@@ -733,7 +733,7 @@ fn paths_in_comments_and_strings_are_not_references() {
 /// cycles; list it when it is added.
 const COMPOSER_LAYERS: &[&[&str]] = &[
     &["codes"],
-    &["arch", "store", "utc", "fsio"],
+    &["arch", "store", "utc", "fsio", "dirs"],
     &["builders", "generations", "remote", "system_eval"],
     &["boot", "debian"],
     &["cache", "graph", "image", "settings"],

@@ -135,7 +135,12 @@ pub fn command_line(
             initrd,
             cmdline,
         } => {
-            args.direct_boot(kernel, initrd, cmdline);
+            // As `imago run` boots it: an amd64 kernel through its PVH entry.
+            let kernel = match config.arch {
+                imago::arch::Architecture::Amd64 => imago::boot::pvh::direct_kernel(kernel),
+                _ => kernel.clone(),
+            };
+            args.direct_boot(&kernel, initrd, cmdline);
         }
         Boot::Uefi { code, .. } => {
             args.flag(

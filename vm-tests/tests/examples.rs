@@ -140,6 +140,17 @@ vm_test!(
         let (system, m) = boot_to_hello(&driver, "trixie/minimal", "trixie-minimal")?;
         runs_the_system(&m, &system, "Welcome to the minimal Imago system.\n")?;
         assert!(m.succeed("uname -r", CMD)?.starts_with("6.12."));
+        // QEMU entered the kernel's uncompressed ELF through its PVH entry
+        // point, not the zstd-compressed bzImage: the kernel's PVH entry
+        // writes boot protocol 2.12 into its boot_params, where a bzImage
+        // load keeps the image's own header (2.15 for Linux 6.12).
+        assert_eq!(
+            m.succeed(
+                "od -An -tx1 -j 518 -N 2 /sys/kernel/boot_params/data | tr -d ' '",
+                CMD
+            )?,
+            "0c02\n"
+        );
         m.shutdown(20 * SEC)?;
         Ok(())
     }

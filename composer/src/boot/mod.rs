@@ -8,6 +8,7 @@
 //! - [`bootspec`]: `boot.json`, the toplevel's description of what to boot.
 //! - [`qemu`]: the QEMU argv for direct kernel boot with the store shared.
 //! - [`kvm`]: the accelerator choice (a KVM probe, cached per host boot).
+//! - [`pvh`]: the uncompressed kernel an amd64 direct boot loads (PVH entry).
 //! - [`run`]: booting a toplevel (virtiofsd + QEMU), as `imago run` does.
 //!
 //! The toplevel layout and the boot contract are described in
@@ -22,6 +23,7 @@ pub mod kernel;
 pub mod kmod;
 pub mod kvm;
 mod probe_firmware;
+pub mod pvh;
 pub mod qemu;
 pub mod run;
 

@@ -203,6 +203,12 @@ impl VmLaunch {
             },
             None => kvm::choose(arch)?,
         };
+        // An amd64 kernel through its PVH entry (arm64's Image is
+        // uncompressed already).
+        let kernel = match arch {
+            Architecture::Amd64 => super::pvh::direct_kernel(&kernel),
+            _ => kernel,
+        };
         let config = QemuConfig {
             machine: qemu::Machine::detect(arch),
             kernel,

@@ -69,26 +69,17 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AptError {
     move |source| AptError::Io { what, source }
 }
 
-/// Imago's cache root: `$XDG_CACHE_HOME/imago`, default `~/.cache/imago`.
-pub fn default_cache_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("imago");
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "/root".into());
-    PathBuf::from(home).join(".cache/imago")
-}
-
 /// The private apt directory of a release and architecture:
 /// `<cache root>/apt/<release>-<arch>`.
 pub fn default_apt_dir(platform: Platform) -> PathBuf {
-    default_cache_root().join("apt").join(platform.dir_name())
+    crate::dirs::cache_root()
+        .join("apt")
+        .join(platform.dir_name())
 }
 
 /// The default download cache for .deb files: `<cache root>/debs`.
 pub fn default_deb_cache() -> PathBuf {
-    default_cache_root().join("debs")
+    crate::dirs::cache_root().join("debs")
 }
 
 /// A private apt environment, locked for this process while it lives.

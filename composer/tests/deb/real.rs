@@ -6,11 +6,12 @@
 // Test helpers outside #[test] functions panic on failure too.
 #![allow(clippy::unwrap_used)]
 
-use imago::debian::apt::{AptEnv, Request, default_apt_dir, default_cache_root};
+use imago::debian::apt::{AptEnv, Request, default_apt_dir};
 use imago::debian::fetch::{FetchOptions, ensure_cached};
 use imago::debian::lock::Lock;
 use imago::debian::platform::Platform;
 use imago::debian::unpack::{Limits, unpack_deb};
+use imago::dirs::cache_root as default_cache_root;
 use imago::settings::configured_sources;
 use std::time::Instant;
 
