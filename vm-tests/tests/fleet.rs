@@ -23,6 +23,11 @@
 //! * `--reboot` of the first system to the second machine: it becomes
 //!   generation 3, the machine reboots and comes back over ssh running it
 //!   (the kernel command line says generation 3).
+//! * `--reboot` of fleet-unbootable.imago (its init fails) to the third
+//!   machine, the canary, and the first: the canary boots it three times,
+//!   then systemd-boot's counting brings generation 2 back; the deploy
+//!   reports the failure with what the machine runs, and the first machine
+//!   is not started.
 //!
 //! The backdoor is used only to wait for the boots. Not in the quick
 //! subset.
@@ -77,7 +82,7 @@ fn boot_fleet(driver: &Driver, gen1: &System, cache: &Path) -> Result<Vec<Member
 fn deploy(
     driver: &Driver,
     system: &System,
-    fleet: &[Member],
+    fleet: &[&Member],
     extra: &[&str],
 ) -> Result<Output, Failure> {
     driver.setup(
@@ -197,10 +202,11 @@ vm_test!(
         // Generation 2, canary first, the machines fetching from the cache
         // all but the toplevel, whose archive there is corrupted.
         let corrupted = fill_cache(&driver, &gen2, &cache)?;
+        let all: Vec<&Member> = fleet.iter().collect();
         let out = deploy(
             &driver,
             &gen2,
-            &fleet,
+            &all,
             &[
                 "--target-substituter",
                 &format!("http://{CACHE_IN_GUEST}"),
@@ -270,7 +276,7 @@ vm_test!(
 
         // A system whose check fails: the canary goes back to generation 2,
         // the others are not touched.
-        let out = deploy(&driver, &broken, &fleet, &["--json"])?;
+        let out = deploy(&driver, &broken, &all, &["--json"])?;
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         let doc: Value = serde_json::from_slice(&out.stdout)
@@ -324,7 +330,7 @@ vm_test!(
         // `--reboot` of generation 1's system to the second machine: it
         // becomes generation 3, the machine reboots (QEMU resets it) and
         // comes back running it.
-        let out = deploy(&driver, &gen1, &fleet[1..2], &["--reboot", "--json"])?;
+        let out = deploy(&driver, &gen1, &[&fleet[1]], &["--reboot", "--json"])?;
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{stderr}");
         let doc: Value = serde_json::from_slice(&out.stdout)
@@ -342,11 +348,54 @@ vm_test!(
         let (cmdline, booted) = booted_generation(&driver, &key, fleet[1].port, "root")?;
         assert_eq!(booted, Some(3), "{cmdline}");
 
-        // The rebooted machine's backdoor is not the driver's any more.
+        // `--reboot` of a system that cannot boot, the third machine the
+        // canary: it reboots into it three times (its init fails, the
+        // kernel panics), then systemd-boot's counting boots generation 2
+        // again by itself; the deploy waits for that, reports the failure
+        // with the system the machine came back on, and stops: the first
+        // machine is not started.
+        let unbootable = support::system(&driver, "trixie/fleet-unbootable")?;
+        let out = deploy(
+            &driver,
+            &unbootable,
+            &[&fleet[2], &fleet[0]],
+            &["--reboot", "--reboot-timeout", "900", "--json"],
+        )?;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let doc: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        let hosts = doc["hosts"].as_array().expect("hosts");
+        assert_eq!(hosts[0]["target"], name(&fleet[2]).as_str(), "{doc}");
+        assert_eq!(hosts[0]["result"], "failed", "{doc}");
+        assert_eq!(hosts[0]["after"]["running"], gen2_path.as_str(), "{doc}");
+        let error = hosts[0]["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(&format!("came back from its reboot running {gen2_path}")),
+            "{doc}"
+        );
+        assert_eq!(hosts[1]["result"], "not-started", "{doc}");
+        let (cmdline, booted) = booted_generation(&driver, &key, fleet[2].port, "root")?;
+        assert_eq!(booted, Some(2), "{cmdline}");
+        // Its entry is counted out (`+0-3`): it is never tried again.
+        let entries = ssh(
+            &driver,
+            &key,
+            fleet[2].port,
+            "root",
+            "ls /boot/loader/entries",
+            30 * SEC,
+        )?;
+        assert!(entries.contains("-3+0-3.conf"), "{entries}");
+        assert_eq!(
+            state(&driver, &key, &fleet[0], 30 * SEC)?,
+            format!("{gen2_path}\nsystem-2-link\n2\n")
+        );
+
+        // The rebooted machines' backdoors are not the driver's any more.
         fleet[1].machine.kill();
-        for member in [&fleet[0], &fleet[2]] {
-            member.machine.shutdown(40 * SEC)?;
-        }
+        fleet[2].machine.kill();
+        fleet[0].machine.shutdown(40 * SEC)?;
         Ok(())
     }
 );

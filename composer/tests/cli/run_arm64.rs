@@ -72,6 +72,9 @@ fn the_arm64_example_runs_under_qemu_system_aarch64() {
     let (mut child, _group) = spawn_logged(
         imago(&store)
             .args(["run", "--memory", "512M", "--toplevel", &toplevel])
+            // The kernel's informational messages too (boot.consoleLogLevel
+            // shows errors only): the machine model is one.
+            .args(["--kernel-param", "loglevel=7"])
             .env_remove("IMAGO_ACCEL"),
         &log_path,
     );
