@@ -15,14 +15,15 @@
 //! directory of the store; the second moves them into place with the
 //! stream's objects, in the same order, and removes both directories.
 
+use super::fetch::{fetch_dir_name, fetch_on_target};
+use super::preamble::store_preamble;
 use super::report::{Copied, Fallback};
-use super::substitute::{Fetch, Plan, TargetSubstituter};
+use super::substitute::{Plan, TargetSubstituter};
 use super::{Remote, sh_quote, stderr_suffix};
 use crate::store::{Store, StorePath};
 use anyhow::Context;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What `switch-to-configuration` does on the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,152 +219,6 @@ fn present(remote: &dyn Remote, remote_store: &str) -> anyhow::Result<BTreeSet<S
         .filter(|l| l.parse::<StorePath>().is_ok())
         .map(str::to_owned)
         .collect())
-}
-
-/// The start of a script that writes into the target's store: `store` set,
-/// the store remounted read-write when it is mounted read-only (stage 1
-/// bind-mounts it so) and `restore` to undo that, for the script's trap.
-fn store_preamble(remote_store: &str) -> String {
-    format!(
-        r#"store={store}
-ro=false
-if grep -q "^[^ ]* $store [^ ]* ro[, ]" /proc/mounts; then mount -o remount,bind,rw "$store"; ro=true; fi
-restore() {{ if $ro; then mount -o remount,bind,ro "$store"; fi; }}
-# The running system's own tar (busybox, in every Imago system's tools) when
-# it has one, else the target's: a system need not install tar itself.
-tar=/run/current-system/tools/bin/tar
-[ -x "$tar" ] || tar=tar
-"#,
-        store = sh_quote(remote_store)
-    )
-}
-
-/// A name for the temporary directory a target fetches into, unique to
-/// this deployer and copy.
-fn fetch_dir_name() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        ".imago-fetch-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// The target's side of a fetch: reads `NAME URL SHA256 SIZE` lines on
-/// stdin, fetches each archive with curl or wget (a busybox's, the
-/// system's tools' first, when neither is on PATH), checks its size and
-/// SHA-256, unpacks it with zstd and tar into `$store/$dir/NAME` and
-/// prints `ok NAME`, or `failed NAME REASON`; `unavailable REASON` when a
-/// tool is missing (nothing is fetched). The directory stays for the
-/// copy's second script, which moves the objects into the store; a script
-/// that fails removes it.
-const FETCH_SCRIPT: &str = r#"
-trap 'status=$?; [ $status = 0 ] || rm -rf "$fetch"; restore' EXIT
-PATH="$PATH:/run/current-system/tools/bin:/run/current-system/sw/bin"
-# A busybox for the applets the system's tools do not link (wget,
-# sha256sum): the tools' own, else one on PATH.
-bb=$(readlink /run/current-system/tools/bin/sh 2>/dev/null) || bb=
-[ -n "$bb" ] && [ -x "$bb" ] || bb=$(command -v busybox 2>/dev/null) || bb=
-has() { [ -n "$bb" ] && "$bb" --list 2>/dev/null | grep -qx "$1"; }
-missing=
-if command -v curl >/dev/null 2>&1; then get() { curl -fsS -o "$2" "$1" </dev/null; }
-elif command -v wget >/dev/null 2>&1; then get() { wget -q -O "$2" "$1" </dev/null; }
-elif has wget; then get() { "$bb" wget -q -O "$2" "$1" </dev/null; }
-else missing="wget or curl"; fi
-if command -v sha256sum >/dev/null 2>&1; then sha256() { sha256sum "$1"; }
-elif has sha256sum; then sha256() { "$bb" sha256sum "$1"; }
-else missing="${missing:+$missing, }sha256sum"; fi
-for t in zstd "$tar"; do
-  command -v "$t" >/dev/null 2>&1 || missing="${missing:+$missing, }$t"
-done
-if [ -n "$missing" ]; then echo "unavailable no $missing on this machine"; exit 0; fi
-mkdir "$fetch" || exit 1
-while read -r name url sha size; do
-  [ -n "$name" ] || continue
-  f="$fetch/$name.tar.zst"; d="$fetch/$name.d"
-  if ! err=$(get "$url" "$f" 2>&1); then
-    echo "failed $name fetching $url: $(printf '%s\n' "$err" | tail -n 1)"; rm -f "$f"; continue
-  fi
-  n=$(($(wc -c < "$f")))
-  if [ "$n" != "$size" ]; then
-    echo "failed $name $url has $n bytes, not $size"; rm -f "$f"; continue
-  fi
-  sum=$(sha256 "$f"); sum=${sum%% *}
-  if [ "$sum" != "$sha" ]; then
-    echo "failed $name $url has SHA-256 $sum, not $sha"; rm -f "$f"; continue
-  fi
-  if ! err=$(mkdir "$d" 2>&1 && zstd -q -d -c "$f" 2>&1 > "$fetch/$name.tar" && "$tar" --no-same-owner -x -f "$fetch/$name.tar" -C "$d" 2>&1); then
-    echo "failed $name unpacking $url: $(printf '%s\n' "$err" | tail -n 1)"; rm -rf "$d" "$f" "$fetch/$name.tar"; continue
-  fi
-  if [ -e "$d/$name" ] || [ -L "$d/$name" ]; then
-    mv "$d/$name" "$fetch/$name" && echo "ok $name" || echo "failed $name moving it out of the archive's directory"
-  else
-    echo "failed $name $url does not hold it"
-  fi
-  rm -rf "$d" "$f" "$fetch/$name.tar"
-done
-sync
-"#;
-
-/// Has the target fetch `fetches` into `$remote_store/$dir`; what became of
-/// each object by name: `None` fetched, `Some(why)` not. The key `""`
-/// says why nothing was fetched, when nothing was.
-fn fetch_on_target(
-    remote: &dyn Remote,
-    remote_store: &str,
-    dir: &str,
-    fetches: &[Fetch],
-) -> BTreeMap<String, Option<String>> {
-    let script = format!(
-        "{}fetch=\"$store\"/{}\n{FETCH_SCRIPT}",
-        store_preamble(remote_store),
-        sh_quote(dir)
-    );
-    let mut list = String::new();
-    for f in fetches {
-        list.push_str(&format!("{} {} {} {}\n", f.object, f.url, f.sha256, f.size));
-    }
-    let mut write = |out: &mut dyn Write| -> anyhow::Result<()> {
-        out.write_all(list.as_bytes())?;
-        Ok(())
-    };
-    let mut results = BTreeMap::new();
-    let out = match remote.run(&script, Some(&mut write)) {
-        Ok(out) => out,
-        Err(e) => {
-            results.insert(String::new(), Some(format!("the fetch did not run: {e:#}")));
-            return results;
-        }
-    };
-    for line in out.stdout_text().lines() {
-        if let Some(name) = line.strip_prefix("ok ") {
-            results.insert(name.to_owned(), None);
-        } else if let Some(rest) = line.strip_prefix("failed ") {
-            let (name, why) = rest.split_once(' ').unwrap_or((rest, "failed"));
-            results.insert(name.to_owned(), Some(why.to_owned()));
-        } else if let Some(why) = line.strip_prefix("unavailable ") {
-            results.insert(
-                String::new(),
-                Some(format!("the machine cannot fetch: {why}")),
-            );
-        }
-    }
-    if !out.success() {
-        // Whatever it said of single objects, their directory is gone.
-        results.clear();
-        results.insert(
-            String::new(),
-            Some(format!(
-                "the machine's fetch failed ({}){}",
-                out.describe_status(),
-                stderr_suffix(&out)
-            )),
-        );
-    }
-    results
 }
 
 /// A writer that counts what passes through it.

@@ -10,7 +10,9 @@
 
 mod deploy;
 mod error;
+mod fetch;
 mod host;
+mod preamble;
 mod reboot;
 mod report;
 mod rollout;
