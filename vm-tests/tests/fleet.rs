@@ -28,14 +28,18 @@
 //!   then systemd-boot's counting brings generation 2 back; the deploy
 //!   reports the failure with what the machine runs, and the first machine
 //!   is not started.
+//! * SIGINT to a rollout of the first system to the first machine and the
+//!   third once the canary has started: the third is not started; the same
+//!   deploy again finishes the rollout.
 //!
 //! The backdoor is used only to wait for the boots. Not in the quick
 //! subset.
 
 mod support;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use imago_vm_tests::{Driver, Failure, Machine, vm_test};
@@ -88,21 +92,7 @@ fn deploy(
     driver.setup(
         &format!("host: imago deploy {} {}", system.toplevel, extra.join(" ")),
         || {
-            let key = write_key(driver.dir(), None)?;
-            let wrapper = ssh_wrapper(driver.dir(), &key)?;
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_imago-cli"));
-            cmd.arg("--store").arg(&system.store).args([
-                "deploy",
-                "--toplevel",
-                &system.toplevel.to_absolute(),
-            ]);
-            for member in fleet {
-                cmd.arg("--target")
-                    .arg(format!("ssh://root@127.0.0.1:{}", member.port));
-            }
-            cmd.args(["--canary", "1", "--parallel", "2", "--allow-test-backdoor"])
-                .args(extra)
-                .env("IMAGO_SSH", &wrapper);
+            let mut cmd = deploy_command(driver, system, fleet, extra)?;
             let started = Instant::now();
             let out = cmd.output().map_err(|e| format!("imago-cli: {e}"))?;
             eprintln!(
@@ -113,6 +103,81 @@ fn deploy(
                 String::from_utf8_lossy(&out.stderr)
             );
             Ok::<_, String>(out)
+        },
+    )
+}
+
+/// The `imago deploy` of [`deploy`], not started.
+fn deploy_command(
+    driver: &Driver,
+    system: &System,
+    fleet: &[&Member],
+    extra: &[&str],
+) -> Result<Command, String> {
+    let key = write_key(driver.dir(), None)?;
+    let wrapper = ssh_wrapper(driver.dir(), &key)?;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imago-cli"));
+    cmd.arg("--store").arg(&system.store).args([
+        "deploy",
+        "--toplevel",
+        &system.toplevel.to_absolute(),
+    ]);
+    for member in fleet {
+        cmd.arg("--target")
+            .arg(format!("ssh://root@127.0.0.1:{}", member.port));
+    }
+    cmd.args(["--canary", "1", "--parallel", "2", "--allow-test-backdoor"])
+        .args(extra)
+        .env("IMAGO_SSH", &wrapper);
+    Ok(cmd)
+}
+
+/// [`deploy`], with SIGINT sent to imago once its progress on stderr has
+/// a line starting with `at`; returns its exit code, stdout and stderr.
+fn deploy_interrupted(
+    driver: &Driver,
+    system: &System,
+    fleet: &[&Member],
+    extra: &[&str],
+    at: &str,
+) -> Result<(Option<i32>, String, String), Failure> {
+    driver.setup(
+        &format!("host: imago deploy {}, SIGINT at {at:?}", system.toplevel),
+        || {
+            let mut child = deploy_command(driver, system, fleet, extra)?
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("imago-cli: {e}"))?;
+            let stderr = child.stderr.take().ok_or("no stderr")?;
+            let mut seen = String::new();
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines() {
+                let line = line.map_err(|e| e.to_string())?;
+                if !sent && line.starts_with(at) {
+                    let kill = Command::new("kill")
+                        .args(["-INT", &child.id().to_string()])
+                        .status()
+                        .map_err(|e| format!("kill: {e}"))?;
+                    sent = kill.success();
+                }
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            let out = child.wait_with_output().map_err(|e| e.to_string())?;
+            eprintln!(
+                "imago deploy (interrupted: {sent}), {}:\n{}{seen}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout)
+            );
+            if !sent {
+                return Err(format!("no line starting with {at:?} in:\n{seen}"));
+            }
+            Ok::<_, String>((
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                seen,
+            ))
         },
     )
 }
@@ -391,6 +456,57 @@ vm_test!(
             state(&driver, &key, &fleet[0], 30 * SEC)?,
             format!("{gen2_path}\nsystem-2-link\n2\n")
         );
+
+        // Ctrl-C while the canary (the first machine) is under way: it
+        // finishes, the third machine is not started; the same deploy
+        // again continues with it and leaves the canary alone when it is
+        // done already.
+        let targets = [&fleet[0], &fleet[2]];
+        let (code, stdout, stderr) =
+            deploy_interrupted(&driver, &gen1, &targets, &[], &format!("{canary}: started"))?;
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(stderr.contains("rollout interrupted"), "{stderr}");
+        let third = name(&fleet[2]);
+        assert!(
+            stdout.contains(&format!("wave 2 {third}: not started")),
+            "{stdout}"
+        );
+        let canary_done = stdout.contains(&format!("wave 1 {canary}: done"));
+        // The third machine was not touched: generation 2 running.
+        let (cmdline, booted) = booted_generation(&driver, &key, fleet[2].port, "root")?;
+        assert_eq!(booted, Some(2), "{cmdline}");
+        let running = |member: &Member| {
+            ssh(
+                &driver,
+                &key,
+                member.port,
+                "root",
+                "readlink -f /run/current-system",
+                30 * SEC,
+            )
+        };
+        assert_eq!(running(&fleet[2])?, format!("{gen2_path}\n"));
+        let out = deploy(&driver, &gen1, &targets, &[])?;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let first = if canary_done { "already there" } else { "done" };
+        assert!(
+            stdout.contains(&format!("wave 1 {canary}: {first}")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("wave 2 {third}: done")),
+            "{stdout}"
+        );
+        for member in targets {
+            assert_eq!(
+                running(member)?,
+                format!("{gen1_path}\n"),
+                "{}",
+                name(member)
+            );
+        }
 
         // The rebooted machines' backdoors are not the driver's any more.
         fleet[1].machine.kill();
