@@ -235,8 +235,10 @@ impl VmLaunch {
     /// Starts virtiofsd (if the store goes over virtiofs) and QEMU with the
     /// given stdio for the console.
     pub fn spawn(&self, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> Result<RunningVm, RunError> {
+        // Guarded from the start: when QEMU cannot be started, returning
+        // the error stops virtiofsd too.
         let virtiofsd = match &self.config.store {
-            Some(StoreShare::Virtiofs { socket }) => Some(self.start_virtiofsd(socket)?),
+            Some(StoreShare::Virtiofs { socket }) => Some(Guard(self.start_virtiofsd(socket)?)),
             _ => None,
         };
         let arch = self.config.machine.architecture();
@@ -258,10 +260,7 @@ impl VmLaunch {
                     source,
                 },
             })?;
-        Ok(RunningVm {
-            qemu,
-            virtiofsd: virtiofsd.map(Guard),
-        })
+        Ok(RunningVm { qemu, virtiofsd })
     }
 
     fn start_virtiofsd(&self, socket: &Path) -> Result<Child, RunError> {

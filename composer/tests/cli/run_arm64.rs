@@ -55,6 +55,17 @@ fn the_arm64_example_runs_under_qemu_system_aarch64() {
         ) && stderr.contains("E0809"),
         "{stderr}"
     );
+    // Nothing of that run is left: the virtiofsd started for it serving
+    // this test's store is gone.
+    let left = Command::new("pgrep")
+        .args(["-f", &format!("virtiofsd .*source={}", store.display())])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "virtiofsd left running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
     // Asking for KVM for a foreign architecture is refused too.
     let kvm = imago(&store)
         .args(["run", "--toplevel", &toplevel])
