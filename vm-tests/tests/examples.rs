@@ -228,20 +228,8 @@ vm_test!(
     full,
     fn trixie_server_serves_and_accepts_ssh() {
         let driver = Driver::new("trixie_server_serves_and_accepts_ssh")?;
-        let key = driver.setup("write the test key", || write_key(driver.dir(), None))?;
-        let (ssh_port, http_port) = driver.setup("pick ports", || {
-            Ok::<_, String>((free_port()?, free_port()?))
-        })?;
-        let forwards = user_net_args(&[(ssh_port, 22), (http_port, 80)]);
-        let m = server_serves(&driver, "trixie/server", "trixie-server", forwards)?;
-        // From the host, as its users meet it: the page through a forward
-        // (the network configured by DHCP), and alice's key login.
-        let page = http_get(http_port, "/", 10 * SEC).unwrap_or_default();
-        assert!(page.contains("<h1>Served by server</h1>"), "{page}");
-        assert_eq!(
-            ssh(&driver, &key, ssh_port, "alice", "id -un", 60 * SEC)?,
-            "alice\n"
-        );
+        let (m, alice) = server_from_outside(&driver, "trixie/server", "trixie-server", "id -un")?;
+        assert_eq!(alice, "alice\n");
         assert!(m.succeed("uname -r", CMD)?.starts_with("6.12."));
         assert!(
             m.succeed("systemctl --version", CMD)?
@@ -280,18 +268,8 @@ vm_test!(
     full,
     fn arm64_server_serves_and_accepts_ssh() {
         let driver = Driver::new("arm64_server_serves_and_accepts_ssh")?;
-        let key = driver.setup("write the test key", || write_key(driver.dir(), None))?;
-        let (ssh_port, http_port) = driver.setup("pick ports", || {
-            Ok::<_, String>((free_port()?, free_port()?))
-        })?;
-        let forwards = user_net_args(&[(ssh_port, 22), (http_port, 80)]);
-        let m = server_serves(&driver, "arm64/server", "arm64-server", forwards)?;
-        let page = http_get(http_port, "/", 10 * SEC).unwrap_or_default();
-        assert!(page.contains("<h1>Served by server</h1>"), "{page}");
-        assert_eq!(
-            ssh(&driver, &key, ssh_port, "alice", "uname -m", 60 * SEC)?,
-            "aarch64\n"
-        );
+        let (m, arch) = server_from_outside(&driver, "arm64/server", "arm64-server", "uname -m")?;
+        assert_eq!(arch, "aarch64\n");
         assert!(
             m.succeed("systemctl --version", CMD)?
                 .starts_with("systemd 257 ")
@@ -300,6 +278,28 @@ vm_test!(
         Ok(())
     }
 );
+
+/// [`server_serves`] with ssh and HTTP forwarded from the host, then from
+/// the host, as its users meet it: the page through the forward (the
+/// network configured by DHCP), and alice's key login running `command`,
+/// whose output is returned with the running machine.
+fn server_from_outside(
+    driver: &Driver,
+    name: &str,
+    machine: &str,
+    command: &str,
+) -> Result<(Machine, String), Failure> {
+    let key = driver.setup("write the test key", || write_key(driver.dir(), None))?;
+    let (ssh_port, http_port) = driver.setup("pick ports", || {
+        Ok::<_, String>((free_port()?, free_port()?))
+    })?;
+    let forwards = user_net_args(&[(ssh_port, 22), (http_port, 80)]);
+    let m = server_serves(driver, name, machine, forwards)?;
+    let page = http_get(http_port, "/", 10 * SEC).unwrap_or_default();
+    assert!(page.contains("<h1>Served by server</h1>"), "{page}");
+    let out = ssh(driver, &key, ssh_port, "alice", command, 60 * SEC)?;
+    Ok((m, out))
+}
 
 /// Boots the example server `name` (under vm-tests/systems/), with
 /// `extra_args` for QEMU (a NIC with forwards), checks that it serves its
