@@ -13,6 +13,12 @@
 //! system, timed on the host from its start to its exit: the copy of the
 //! missing objects, the switch, and the health-check settle.
 //!
+//! Beside each deploy's wall time it reports the CPU time it cost: the
+//! three QEMU processes' (the emulated machines' work, idle ones included)
+//! and the deployer's (imago and the ssh clients it waited for), from
+//! /proc. On a host of two cores, three machines' deploy cannot take less
+//! than that CPU time over two: the bound the ratio is printed beside.
+//!
 //!     cargo bench -p imago-vm-tests --bench rollout [-- ROUNDS]
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -50,9 +56,51 @@ fn variant(driver: &Driver, dir: &Path, n: usize) -> System {
     support::system_file(driver, &file).expect("build a variant")
 }
 
+/// Seconds of CPU (user and system) in fields `from` and `from + 1` of a
+/// /proc stat line.
+fn stat_cpu(stat: &str, from: usize) -> f64 {
+    // The fields after the command's name, which is in parentheses.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Field n of the whole line is rest's n - 3 (pid and comm before).
+    let ticks: u64 =
+        fields[from - 3].parse::<u64>().unwrap() + fields[from - 2].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// CPU seconds used so far by the QEMU processes whose command line holds
+/// `needle` (the machines').
+fn cpu_of(needle: &str) -> f64 {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.starts_with("qemu-system") && c.contains(needle)
+            })
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .map(|stat| stat_cpu(&stat, 14))
+        .sum()
+}
+
+/// CPU seconds used so far by this process's waited-for children.
+fn children_cpu() -> f64 {
+    stat_cpu(&std::fs::read_to_string("/proc/self/stat").unwrap(), 16)
+}
+
+/// One deploy: its wall time, the machines' CPU time, the deployer's.
+struct Timed {
+    wall: f64,
+    guests: f64,
+    deployer: f64,
+}
+
 /// `imago deploy --toplevel SYSTEM --switch` to the machines on `ports`,
-/// all at once; the seconds it took.
-fn deploy(system: &System, ports: &[u16], wrapper: &Path) -> f64 {
+/// all at once, timed; `machines` is in the command line of every QEMU.
+fn deploy(system: &System, ports: &[u16], wrapper: &Path, machines: &str) -> Timed {
+    let (guests0, deployer0) = (cpu_of(machines), children_cpu());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imago-cli"));
     cmd.arg("--store").arg(&system.store).args([
         "deploy",
@@ -70,14 +118,18 @@ fn deploy(system: &System, ports: &[u16], wrapper: &Path) -> f64 {
     cmd.env("IMAGO_SSH", wrapper);
     let start = Instant::now();
     let out = cmd.output().expect("run imago-cli deploy");
-    let secs = start.elapsed().as_secs_f64();
+    let wall = start.elapsed().as_secs_f64();
     assert!(
         out.status.success(),
         "deploy failed:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    secs
+    Timed {
+        wall,
+        guests: cpu_of(machines) - guests0,
+        deployer: children_cpu() - deployer0,
+    }
 }
 
 fn main() {
@@ -126,26 +178,39 @@ fn main() {
         .expect("ssh up");
     }
 
+    // Every machine's QEMU runs with a file under the driver's directory.
+    let needle = driver.dir().to_string_lossy().into_owned();
     let (mut one, mut three) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let (a, b) = (&variants[2 * round], &variants[2 * round + 1]);
         // Each deploy changes one file of what its machines run.
         if round % 2 == 0 {
-            one.push(deploy(a, &ports[..1], &wrapper));
-            three.push(deploy(b, &ports, &wrapper));
+            one.push(deploy(a, &ports[..1], &wrapper, &needle));
+            three.push(deploy(b, &ports, &wrapper, &needle));
         } else {
-            three.push(deploy(a, &ports, &wrapper));
-            one.push(deploy(b, &ports[..1], &wrapper));
+            three.push(deploy(a, &ports, &wrapper, &needle));
+            one.push(deploy(b, &ports[..1], &wrapper, &needle));
         }
+        let (o, t) = (&one[round], &three[round]);
         eprintln!(
-            "round {round}: one machine {:.2} s, three machines {:.2} s",
-            one[round], three[round]
+            "round {round}: one machine {:.2} s (CPU: machines {:.2} s, deployer {:.2} s), three machines {:.2} s (CPU: machines {:.2} s, deployer {:.2} s)",
+            o.wall, o.guests, o.deployer, t.wall, t.guests, t.deployer
         );
     }
-    let (m1, m3) = (median(one), median(three));
+    let m = |v: &[Timed], f: fn(&Timed) -> f64| median(v.iter().map(f).collect());
+    let (m1, m3) = (m(&one, |t| t.wall), m(&three, |t| t.wall));
+    let bound = m(&three, |t| (t.guests + t.deployer) / 2.0);
     println!(
         "a one-file change by imago deploy --switch over ssh, busybox machines (trixie, OVMF, TCG), {rounds} rounds: one machine median {m1:.2} s, three with --parallel 3 median {m3:.2} s, ratio {:.2} (target < 1.5)",
         m3 / m1
+    );
+    println!(
+        "CPU medians: one machine's deploy {:.2} s of the machines' and {:.2} s of the deployer's; three machines' {:.2} s and {:.2} s: on two cores three take at least {bound:.2} s, {:.2}× one's wall time",
+        m(&one, |t| t.guests),
+        m(&one, |t| t.deployer),
+        m(&three, |t| t.guests),
+        m(&three, |t| t.deployer),
+        bound / m1
     );
     for m in machines {
         m.kill();

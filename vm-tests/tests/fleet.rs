@@ -32,6 +32,10 @@
 //!   third once the canary has started: the third is not started; the same
 //!   deploy again finishes the rollout.
 //!
+//! Every deploy shares one ssh connection per machine between its scripts
+//! (a control master with its socket under the deploy's `TMPDIR`); after
+//! each, nothing of it is left: no socket directory, no ssh process.
+//!
 //! The backdoor is used only to wait for the boots. Not in the quick
 //! subset.
 
@@ -102,6 +106,7 @@ fn deploy(
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
+            no_connection_left(driver)?;
             Ok::<_, String>(out)
         },
     )
@@ -126,10 +131,56 @@ fn deploy_command(
         cmd.arg("--target")
             .arg(format!("ssh://root@127.0.0.1:{}", member.port));
     }
+    let tmp = deploy_tmp(driver);
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     cmd.args(["--canary", "1", "--parallel", "2", "--allow-test-backdoor"])
         .args(extra)
-        .env("IMAGO_SSH", &wrapper);
+        .env("IMAGO_SSH", &wrapper)
+        .env("TMPDIR", &tmp);
     Ok(cmd)
+}
+
+/// The `TMPDIR` of every deploy: where its ssh control sockets live.
+fn deploy_tmp(driver: &Driver) -> std::path::PathBuf {
+    driver.dir().join("deploy-tmp")
+}
+
+/// Fails unless the deploy that just ended left no shared ssh connection:
+/// its socket directories are gone from its `TMPDIR`, and no process runs
+/// with one on its command line (a control master exits at the deploy's
+/// request, which it may finish a moment after answering).
+fn no_connection_left(driver: &Driver) -> Result<(), String> {
+    let tmp = deploy_tmp(driver);
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    if !left.is_empty() {
+        return Err(format!("the deploy left {left:?} in its TMPDIR"));
+    }
+    let needle = tmp.to_string_lossy().into_owned();
+    let started = Instant::now();
+    loop {
+        let running: Vec<String> = std::fs::read_dir("/proc")
+            .map_err(|e| format!("/proc: {e}"))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .trim()
+                    .to_owned()
+            })
+            .filter(|c| c.contains(&needle))
+            .collect();
+        if running.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > 5 * SEC {
+            return Err(format!("still running after the deploy: {running:?}"));
+        }
+        std::thread::sleep(SEC / 10);
+    }
 }
 
 /// [`deploy`], with SIGINT sent to imago once its progress on stderr has
@@ -170,6 +221,7 @@ fn deploy_interrupted(
                 out.status,
                 String::from_utf8_lossy(&out.stdout)
             );
+            no_connection_left(driver)?;
             if !sent {
                 return Err(format!("no line starting with {at:?} in:\n{seen}"));
             }

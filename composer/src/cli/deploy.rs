@@ -119,14 +119,12 @@ impl Args {
         // Signals are caught from here on: a rollout finishes the machines
         // under way and starts no other.
         let stop = interruption()?;
+        // One connection per machine, shared by its scripts; each ends
+        // when `remotes` is dropped.
         let remotes: Vec<SshRemote> = entries
             .iter()
-            .map(|entry| SshRemote {
-                target: entry.target.clone(),
-                program: self.ssh.clone(),
-                own_group: true,
-            })
-            .collect();
+            .map(|entry| SshRemote::multiplexed(entry.target.clone(), self.ssh.clone(), true))
+            .collect::<anyhow::Result<_>>()?;
         let toplevels: Vec<&StorePath> =
             entries.iter().map(|e| &systems[&self.attr_of(e)]).collect();
         if self.copy_only {

@@ -27,6 +27,7 @@ impl TargetArgs {
             target,
             program: self.ssh.clone(),
             own_group: false,
+            multiplex: None,
         })
     }
 }

@@ -30,7 +30,7 @@ pub use report::{
     Copied, FailedCheck, Fallback, HostReport, HostState, Outcome, Transfer, failed_checks,
 };
 pub use rollout::{Event, Rollout, Stop, roll_out, waves};
-pub use ssh::{SshRemote, SshTarget, parse_target};
+pub use ssh::{Multiplex, SshRemote, SshTarget, parse_target};
 pub use substitute::{
     CacheArchive, Fetch, LocalArchive, Lookup, Plan, TargetCacheUrl, TargetSubstituter,
     local_archive,
@@ -86,6 +86,10 @@ pub trait Remote {
     fn probe(&self, script: &str) -> anyhow::Result<RemoteOutput> {
         self.run(script, None)
     }
+
+    /// Ends a connection kept open between scripts (the machine is going
+    /// down); the next script opens a new one.
+    fn disconnect(&self) {}
 }
 
 /// Quotes `word` for a POSIX shell.

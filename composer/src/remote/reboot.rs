@@ -21,6 +21,8 @@ pub fn reboot_and_wait(remote: &dyn Remote, timeout: Duration) -> anyhow::Result
     // Detached, after a second: the connection ends before the machine
     // goes down. Its status means nothing (the connection may be cut).
     let _ = remote.run("(sleep 1; reboot) </dev/null >/dev/null 2>&1 &", None);
+    // The connection kept for the deploy's scripts dies with this boot.
+    remote.disconnect();
     let started = Instant::now();
     loop {
         std::thread::sleep(POLL);

@@ -1,9 +1,12 @@
-//! The ssh remote: `ssh [-p PORT] -- DESTINATION SCRIPT`.
+//! The ssh remote: `ssh [-p PORT] -- DESTINATION SCRIPT`, optionally
+//! sharing one connection per machine between the scripts it runs.
 
 use super::{Input, Remote, RemoteOutput};
 use anyhow::Context;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 /// A validated ssh destination from `ssh://[user@]host[:port]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,21 +72,131 @@ impl std::fmt::Display for SshTarget {
 #[derive(Debug, Clone)]
 pub struct SshRemote {
     pub target: SshTarget,
-    /// The ssh program (`ssh`, or a wrapper).
+    /// The ssh program (`ssh`, or a wrapper taking ssh's arguments).
     pub program: String,
     /// Run ssh in a process group of its own, so that a Ctrl-C on the
     /// terminal reaches imago only, which lets a script under way finish
     /// (a rollout's interruption).
     pub own_group: bool,
+    /// The shared connection, when the scripts run over one.
+    pub multiplex: Option<Arc<Multiplex>>,
 }
 
-impl SshRemote {
-    fn command(&self, script: &str) -> Command {
+/// One ssh connection to a machine that every script of a deploy shares
+/// (OpenSSH's `ControlMaster`), as nixos-rebuild and deploy tools do: a
+/// deploy runs half a dozen short scripts, and each connection of its own
+/// costs a key exchange and an authentication on both sides. The master
+/// listens on a socket in a private temporary directory, starts with the
+/// first script, and is told to exit when the last user of this value is
+/// gone (or exits by itself after a minute without a script).
+#[derive(Debug)]
+pub struct Multiplex {
+    /// Holds the control socket; mode 0700, removed on drop.
+    dir: tempfile::TempDir,
+    program: String,
+    target: SshTarget,
+}
+
+impl Multiplex {
+    /// A shared connection to `target` through `program`, not yet open.
+    pub fn new(program: &str, target: &SshTarget) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("imago-ssh-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()
+            .context("creating a directory for the ssh control socket")?;
+        Ok(Self {
+            dir,
+            program: program.to_owned(),
+            target: target.clone(),
+        })
+    }
+
+    /// The control socket's path.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("control")
+    }
+
+    /// The options that make an ssh use (or start) the shared connection.
+    fn options(&self) -> Vec<String> {
+        vec![
+            "-o".to_owned(),
+            "ControlMaster=auto".to_owned(),
+            "-o".to_owned(),
+            format!("ControlPath={}", self.socket().display()),
+            "-o".to_owned(),
+            "ControlPersist=60".to_owned(),
+        ]
+    }
+
+    /// Asks the master (if one runs) to exit; its scripts have ended.
+    pub fn close(&self) {
+        if !self.socket().exists() {
+            return;
+        }
         let mut cmd = Command::new(&self.program);
+        cmd.args(["-o", &format!("ControlPath={}", self.socket().display())])
+            .args(["-O", "exit"]);
         if let Some(port) = self.target.port {
             cmd.arg("-p").arg(port.to_string());
         }
-        cmd.arg("--").arg(&self.target.destination).arg(script);
+        cmd.arg("--").arg(&self.target.destination);
+        // Nothing to report: a master that is already gone is what we want.
+        let _ = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Multiplex {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl SshRemote {
+    /// A machine whose scripts share one connection.
+    pub fn multiplexed(
+        target: SshTarget,
+        program: String,
+        own_group: bool,
+    ) -> anyhow::Result<Self> {
+        let multiplex = Multiplex::new(&program, &target)?;
+        Ok(Self {
+            target,
+            program,
+            own_group,
+            multiplex: Some(Arc::new(multiplex)),
+        })
+    }
+
+    /// The argument list after the program: `shared` says whether the
+    /// script may use (or start) the shared connection.
+    fn arguments(&self, script: &str, shared: bool) -> Vec<String> {
+        let mut args = Vec::new();
+        match &self.multiplex {
+            Some(m) if shared => args.extend(m.options()),
+            // A probe of a machine that may be rebooting never waits on a
+            // connection that died with its old boot.
+            Some(_) => args.extend(["-o".to_owned(), "ControlPath=none".to_owned()]),
+            None => {}
+        }
+        if let Some(port) = self.target.port {
+            args.extend(["-p".to_owned(), port.to_string()]);
+        }
+        args.extend([
+            "--".to_owned(),
+            self.target.destination.clone(),
+            script.to_owned(),
+        ]);
+        args
+    }
+
+    fn command(&self, script: &str, shared: bool) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(self.arguments(script, shared));
         if self.own_group {
             std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         }
@@ -102,23 +215,31 @@ impl Remote for SshRemote {
     }
 
     fn run(&self, script: &str, input: Option<Input<'_>>) -> anyhow::Result<RemoteOutput> {
-        self.run_with(script, input, Stdio::inherit())
+        self.run_with(script, input, Stdio::inherit(), true)
     }
 
     fn probe(&self, script: &str) -> anyhow::Result<RemoteOutput> {
-        self.run_with(script, None, Stdio::null())
+        self.run_with(script, None, Stdio::null(), false)
+    }
+
+    fn disconnect(&self) {
+        if let Some(m) = &self.multiplex {
+            m.close();
+        }
     }
 }
 
 impl SshRemote {
-    /// Runs `script` with ssh's stderr going to `stderr`.
+    /// Runs `script` with ssh's stderr going to `stderr`, over the shared
+    /// connection when `shared`.
     fn run_with(
         &self,
         script: &str,
         input: Option<Input<'_>>,
         stderr: Stdio,
+        shared: bool,
     ) -> anyhow::Result<RemoteOutput> {
-        let mut cmd = self.command(script);
+        let mut cmd = self.command(script, shared);
         cmd.stdout(Stdio::piped()).stderr(stderr);
         cmd.stdin(if input.is_some() {
             Stdio::piped()
@@ -189,5 +310,51 @@ mod tests {
             let err = parse_target(bad).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn scripts_share_a_connection_and_probes_do_not() {
+        let target = parse_target("ssh://root@web:2222").unwrap();
+        let remote = SshRemote::multiplexed(target.clone(), "ssh".to_owned(), true).unwrap();
+        let socket = remote.multiplex.as_ref().unwrap().socket();
+        let shared = remote.arguments("true", true);
+        assert_eq!(
+            shared,
+            [
+                "-o",
+                "ControlMaster=auto",
+                "-o",
+                &format!("ControlPath={}", socket.display()),
+                "-o",
+                "ControlPersist=60",
+                "-p",
+                "2222",
+                "--",
+                "root@web",
+                "true"
+            ]
+        );
+        // The socket's directory is private to this user.
+        let dir = socket.parent().unwrap();
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(
+            remote.arguments("true", false)[..2],
+            ["-o", "ControlPath=none"]
+        );
+        // Dropping the last user removes the directory (no master ran).
+        drop(remote);
+        assert!(!dir.exists());
+        let plain = SshRemote {
+            target,
+            program: "ssh".to_owned(),
+            own_group: false,
+            multiplex: None,
+        };
+        assert_eq!(
+            plain.arguments("true", true),
+            ["-p", "2222", "--", "root@web", "true"]
+        );
     }
 }
