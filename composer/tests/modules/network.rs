@@ -277,6 +277,38 @@ fn busybox_systems_load_the_firewall_at_activation_and_remove_it_when_disabled()
 }
 
 #[test]
+fn the_firewall_modules_load_from_the_initrd_unless_modprobe_config_names_them() {
+    let modules = |body: &str| {
+        let s = System::new("minimal.imago", body);
+        let list = s.config("boot.initrd.kernelModules");
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let has = |list: &[String]| ["nf_tables", "nft_ct"].map(|m| list.iter().any(|l| l == m));
+    assert_eq!(has(&modules("")), [true, true]);
+    // The initrd does not read /etc/modprobe.d: a system that configures
+    // one of them (or what they pull in) loads them in stage 2.
+    for body in [
+        "  networking.firewall.enable = false;",
+        "  boot.extraModprobeConfig = \"options nf_conntrack hashsize=4096\\n\";",
+        "  boot.extraModprobeConfig = \"options\\tnft_ct x=1\\n\";",
+        "  boot.blacklistedKernelModules = [ \"nf_defrag_ipv6\" ];",
+    ] {
+        assert_eq!(has(&modules(body)), [false, false], "{body}");
+    }
+    // A name that only contains one is not one.
+    assert_eq!(
+        has(&modules(
+            "  boot.extraModprobeConfig = \"options nf_conntrack_ftp ports=21\\n\";"
+        )),
+        [true, true]
+    );
+}
+
+#[test]
 fn kernel_modules_sysctl_and_modprobe_config_become_etc_files() {
     let body = r#"
   boot.kernelModules = [ "dummy" "br_netfilter" ];
