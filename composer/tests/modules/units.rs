@@ -103,13 +103,16 @@ fn timers_sockets_and_path_units_are_unit_files_like_services() {
     }
     // A disabled timer is declared and masked (a link to /dev/null in the
     // unit tree), and so are the units of Debian's systemd that rebuild
-    // caches at boot (docs/system-layout.md, "No caches rebuilt at boot").
+    // caches at boot (docs/system-layout.md, "No caches rebuilt at boot") and
+    // getty-static ("Units and generators Imago turns off").
     assert_eq!(units["off.timer"]["enable"], false);
     for unit in [
         "ldconfig.service",
         "systemd-hwdb-update.service",
         "systemd-journal-catalog-update.service",
         "systemd-update-done.service",
+        // Debian's gettys on tty2-tty6, behind services.getty's back.
+        "getty-static.service",
     ] {
         assert_eq!(units[unit]["enable"], false, "{unit}");
         assert_eq!(units[unit]["text"], serde_json::Value::Null, "{unit}");
@@ -120,6 +123,43 @@ fn timers_sockets_and_path_units_are_unit_files_like_services() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn generators_are_links_in_etc_and_the_ssh_generator_is_off_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = |body: &str| {
+        let file = system(
+            dir.path(),
+            &format!("{{ lib, ... }}: {{\n  system.name = \"g\";\n{body}\n}}\n"),
+        );
+        config(&file, "environment.etc")
+    };
+    let link = |etc: &serde_json::Value, name: &str| {
+        etc[format!("systemd/system-generators/{name}")]["symlink"].clone()
+    };
+    // Imago's sshd is services.openssh; systemd's generator would add
+    // AF_UNIX and AF_VSOCK listeners, and fails without a vsock address.
+    let default = etc("");
+    assert_eq!(link(&default, "systemd-ssh-generator"), "/dev/null");
+    // NixOS's option: a generator of one's own, or the ssh one back.
+    let chosen = etc(r#"  systemd.generators.my-generator = "/etc/my-generator";
+  systemd.generators.systemd-ssh-generator = "/usr/lib/systemd/system-generators/systemd-ssh-generator";"#);
+    assert_eq!(link(&chosen, "my-generator"), "/etc/my-generator");
+    assert_eq!(
+        link(&chosen, "systemd-ssh-generator"),
+        "/usr/lib/systemd/system-generators/systemd-ssh-generator"
+    );
+    // Busybox systems have no generators.
+    let busybox = etc(r#"  boot.init = "busybox";"#);
+    assert!(
+        !busybox
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.contains("system-generators")),
+        "{busybox}"
     );
 }
 
