@@ -60,7 +60,11 @@ mount -t sysfs sysfs /sys || fail "cannot mount /sys"
 mount -t devtmpfs -o mode=0755,nosuid devtmpfs /dev || fail "cannot mount /dev (devtmpfs)"
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run || fail "cannot mount /run"
 
-for arg in $(cat /proc/cmdline); do
+# Each program started costs tens of milliseconds on an emulated machine:
+# what the shell can do itself (read a file, compare), it does.
+read -r cmdline </proc/cmdline
+set -f
+for arg in $cmdline; do
 	case "$arg" in
 	imago.system=*) system=${arg#*=} ;;
 	root=*) root=${arg#*=} ;;
@@ -69,14 +73,33 @@ for arg in $(cat /proc/cmdline); do
 	imago.debug1) debug=1 ;;
 	esac
 done
+set +f
 
-# Always-load modules, in order (the builder put dependencies first).
+# Always-load modules, in order (the builder put dependencies first): one
+# modprobe for all of them; when it fails, one at a time, to name the
+# module that does.
+modules=
 if [ -r /etc/initrd-modules ]; then
 	while read -r module; do
-		[ -n "$module" ] || continue
-		modprobe "$module" || fail "cannot load kernel module $module (listed in /etc/initrd-modules)"
+		[ -n "$module" ] && modules="$modules $module"
 	done </etc/initrd-modules
 fi
+set -f
+# shellcheck disable=SC2086 # one word per module
+if [ -n "$modules" ] && ! modprobe -a $modules; then
+	for module in $modules; do
+		modprobe "$module" || fail "cannot load kernel module $module (listed in /etc/initrd-modules)"
+	done
+fi
+set +f
+
+# The names of the loaded modules, into $loaded.
+read_loaded() {
+	loaded=
+	while read -r name _; do
+		loaded="$loaded $name"
+	done </proc/modules
+}
 
 # Modules for the hardware that is present: a device's modalias matched
 # against modules.alias. Loading a bus driver reveals new devices, so repeat
@@ -85,15 +108,20 @@ load_for_hardware() {
 	round=0
 	while [ "$round" -lt 4 ]; do
 		round=$((round + 1))
-		before=$(cat /proc/modules)
-		aliases=$(cat /sys/bus/*/devices/*/modalias 2>/dev/null)
+		read_loaded
+		before=$loaded
+		aliases=
+		for file in /sys/bus/*/devices/*/modalias; do
+			[ -r "$file" ] && read -r alias <"$file" && aliases="$aliases $alias"
+		done
 		[ -n "$aliases" ] || break
 		# One word per alias; no globbing of what the devices report.
 		set -f
 		# shellcheck disable=SC2086
 		modprobe -q -a $aliases 2>/dev/null
 		set +f
-		[ "$before" != "$(cat /proc/modules)" ] || break
+		read_loaded
+		[ "$before" != "$loaded" ] || break
 	done
 }
 load_for_hardware
@@ -164,9 +192,15 @@ mount --bind /sysroot/imago/store /imago/store || fail "cannot bind the store to
 [ -x "$system/init" ] || fail "system $system has no executable init (looked at $system/init)"
 [ -d "$system/sw/usr" ] || fail "system $system has no sw/usr profile"
 
-for dir in usr etc var run tmp proc sys dev root; do
-	mkdir -p "/sysroot/$dir" || fail "cannot create /sysroot/$dir"
-done
+dirs="usr etc var run tmp proc sys dev root"
+paths=
+for dir in $dirs; do paths="$paths /sysroot/$dir"; done
+# shellcheck disable=SC2086 # one word per directory
+if ! mkdir -p $paths; then
+	for dir in $dirs; do
+		mkdir -p "/sysroot/$dir" || fail "cannot create /sysroot/$dir"
+	done
+fi
 chmod 1777 /sysroot/tmp
 chmod 0700 /sysroot/root
 mount --bind "$system/sw/usr" /sysroot/usr &&
