@@ -164,6 +164,54 @@ fn generators_are_links_in_etc_and_the_ssh_generator_is_off_by_default() {
 }
 
 #[test]
+fn pre_start_is_exec_start_pre_before_the_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = system(
+        dir.path(),
+        r#"{ ... }: {
+  system.name = "pre";
+  systemd.services.app = {
+    wantedBy = [ "multi-user.target" ];
+    preStart = "mkdir -p /var/lib/app";
+    script = "exec sleep infinity";
+  };
+  systemd.services.plain.script = "true";
+}
+"#,
+    );
+    let units = config(&file, "systemd.units");
+    assert_eq!(
+        normalize(units["app.service"]["text"].as_str().unwrap()),
+        "[Unit]\n\n[Service]\nEnvironment=\"PATH=/run/wrappers/bin:/usr/local/bin:/usr/bin:/usr/sbin\"\nExecStartPre=@unit-script-app-pre-start\nExecStart=@unit-script-app\n"
+    );
+    // No preStart, no ExecStartPre.
+    assert!(
+        !units["plain.service"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("ExecStartPre"),
+        "{units}"
+    );
+    // sshd makes its host keys before it counts as started.
+    let file = system(
+        dir.path(),
+        "{ ... }: { system.name = \"ssh\"; services.openssh.enable = true; }\n",
+    );
+    let sshd = config(&file, "systemd.services.sshd");
+    assert!(
+        sshd["preStart"]
+            .as_str()
+            .unwrap()
+            .contains("ssh-keygen -q -t rsa"),
+        "{sshd}"
+    );
+    assert!(
+        !sshd["script"].as_str().unwrap().contains("ssh-keygen"),
+        "{sshd}"
+    );
+}
+
+#[test]
 fn a_single_start_at_is_one_on_calendar() {
     let dir = tempfile::tempdir().unwrap();
     let file = system(
