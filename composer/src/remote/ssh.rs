@@ -57,6 +57,18 @@ pub fn parse_target(text: &str) -> Result<SshTarget, String> {
     })
 }
 
+impl SshTarget {
+    /// ssh's arguments that name the machine: `[-p PORT] -- DESTINATION`.
+    fn ssh_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(port) = self.port {
+            args.extend(["-p".to_owned(), port.to_string()]);
+        }
+        args.extend(["--".to_owned(), self.destination.clone()]);
+        args
+    }
+}
+
 impl std::fmt::Display for SshTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "ssh://{}", self.destination)?;
@@ -136,11 +148,8 @@ impl Multiplex {
         }
         let mut cmd = Command::new(&self.program);
         cmd.args(["-o", &format!("ControlPath={}", self.socket().display())])
-            .args(["-O", "exit"]);
-        if let Some(port) = self.target.port {
-            cmd.arg("-p").arg(port.to_string());
-        }
-        cmd.arg("--").arg(&self.target.destination);
+            .args(["-O", "exit"])
+            .args(self.target.ssh_args());
         // Nothing to report: a master that is already gone is what we want.
         let _ = cmd
             .stdin(Stdio::null())
@@ -183,14 +192,8 @@ impl SshRemote {
             Some(_) => args.extend(["-o".to_owned(), "ControlPath=none".to_owned()]),
             None => {}
         }
-        if let Some(port) = self.target.port {
-            args.extend(["-p".to_owned(), port.to_string()]);
-        }
-        args.extend([
-            "--".to_owned(),
-            self.target.destination.clone(),
-            script.to_owned(),
-        ]);
+        args.extend(self.target.ssh_args());
+        args.push(script.to_owned());
         args
     }
 
