@@ -33,6 +33,7 @@ mod pull;
 mod push;
 mod put;
 pub mod steps;
+mod stream;
 mod transfer;
 
 pub use debs::push_debs;

@@ -2,11 +2,12 @@
 
 use super::info::{INFO_VERSION, ObjectInfo, archive_name, info_name};
 use super::keys::PublicKey;
+use super::stream;
 use super::{CacheError, CopyReport, Location, Progress};
-use crate::store::{ImportBatch, ImportLimits, Store, StorePath};
+use crate::store::{ImportBatch, Store, StorePath, UnpackedArchive, Writeback};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Copies the closures of `paths` from `cache` into `store`. Every object
 /// the store lacks must carry a signature that verifies with one of
@@ -46,71 +47,131 @@ pub(super) fn stage(
     };
     let mut report = CopyReport::default();
     // Ask the cache for everything first: nothing is fetched unless every
-    // object of the closures is there and trusted.
+    // object of the closures is there and trusted. A remote cache is asked
+    // several questions at a time, a level of references after another.
+    let remote = !matches!(cache, Location::Dir(_));
     let mut infos: BTreeMap<StorePath, ObjectInfo> = BTreeMap::new();
     let mut seen = BTreeSet::new();
-    let mut todo: Vec<StorePath> = paths.to_vec();
-    while let Some(path) = todo.pop() {
-        if !seen.insert(path.clone()) {
-            continue;
+    let mut level: Vec<StorePath> = paths.to_vec();
+    while !level.is_empty() {
+        let mut ask = Vec::new();
+        for path in std::mem::take(&mut level) {
+            if !seen.insert(path.clone()) {
+                continue;
+            }
+            if store.is_valid(&path).map_err(store_err)? {
+                report.already_there += 1;
+                continue;
+            }
+            ask.push(path);
         }
-        if store.is_valid(&path).map_err(store_err)? {
-            report.already_there += 1;
-            continue;
-        }
-        let bytes = cache
-            .read(&info_name(&path))?
-            .ok_or_else(|| CacheError::Missing {
+        let answers = super::ahead::ask_all(&ask, remote, |path| cache.read(&info_name(path)));
+        for (path, answer) in ask.into_iter().zip(answers) {
+            let bytes = answer?.ok_or_else(|| CacheError::Missing {
                 cache: cache.url(),
                 path: path.clone(),
             })?;
-        let info = parse_info(cache, &path, &bytes)?;
-        info.trusted_by(trusted)
-            .map_err(|reason| CacheError::Untrusted {
-                path: path.clone(),
-                cache: cache.url(),
-                reason,
-            })?;
-        todo.extend(info.object.references.iter().cloned());
-        infos.insert(path, info);
+            let info = parse_info(cache, &path, &bytes)?;
+            info.trusted_by(trusted)
+                .map_err(|reason| CacheError::Untrusted {
+                    path: path.clone(),
+                    cache: cache.url(),
+                    reason,
+                })?;
+            level.extend(info.object.references.iter().cloned());
+            infos.insert(path, info);
+        }
     }
+    let order = dependency_order(infos);
+    progress.start("copying", "objects", order.len() as u64);
+    // Each object's archive is streamed into its staging directory (see
+    // `stream`); several at once, the largest first, while the file
+    // system is written back in the background.
+    let writeback = Writeback::start(store.dir());
+    let unpacked = unpack_all(store, cache, &order, progress);
+    drop(writeback);
     let mut batch = ImportBatch::new();
-    progress.start("copying", "objects", infos.len() as u64);
-    for info in dependency_order(infos) {
-        let path = info.path().clone();
-        let download = store.temp_output().map_err(store_err)?;
-        fetch_archive(cache, &info, &download.out())?;
-        let file = File::open(download.out())
-            .map_err(cache.io_err("reading the download of", &info.archive))?;
-        let staged = store
-            .stage_archive(&mut batch, BufReader::new(file), ImportLimits::default())
-            .map_err(|source| CacheError::Refused {
-                path: path.clone(),
-                cache: cache.url(),
-                source: Box::new(source),
-            })?;
-        let expected = &info.object;
-        if staged.as_slice() != std::slice::from_ref(expected) {
-            let found: Vec<String> = staged
-                .iter()
-                .map(|o| serde_json::to_string(o).unwrap_or_default())
-                .collect();
-            return Err(CacheError::BadInfo {
-                path,
-                cache: cache.url(),
-                reason: format!(
-                    "its archive holds [{}], the metadata says {}",
-                    found.join(", "),
-                    serde_json::to_string(expected).unwrap_or_default()
-                ),
-            });
-        }
+    for (info, part) in order.iter().zip(unpacked?) {
+        batch.add(part).map_err(|source| CacheError::Refused {
+            path: info.path().clone(),
+            cache: cache.url(),
+            source: Box::new(source),
+        })?;
         report.bytes_copied += info.archive_size;
-        report.copied.push(path);
-        progress.done("objects", info.archive_size);
+        report.copied.push(info.path().clone());
     }
     progress.finish();
     Ok((batch, report))
+}
+
+/// Objects streamed at once: enough to keep two cores busy while small
+/// archives wait for their answers.
+const STREAMS: usize = 4;
+
+/// Every object of `order` unpacked and checked (see
+/// [`stream::fetch_object`]), in that order; the first failure (in that
+/// order) stops the others.
+fn unpack_all(
+    store: &Store,
+    cache: &Location,
+    order: &[ObjectInfo],
+    progress: &Progress,
+) -> Result<Vec<UnpackedArchive>, CacheError> {
+    // The objects of other archives an archive may refer to: all are
+    // registered together, or none.
+    let pending: BTreeSet<StorePath> = order.iter().map(|i| i.path().clone()).collect();
+    let mut queue: Vec<usize> = (0..order.len()).collect();
+    queue.sort_by_key(|&i| std::cmp::Reverse(order[i].archive_size));
+    let queue = Mutex::new(queue.into_iter());
+    let done: Mutex<Vec<Option<Result<UnpackedArchive, CacheError>>>> =
+        Mutex::new(order.iter().map(|_| None).collect());
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..STREAMS.min(order.len()) {
+            s.spawn(|| {
+                loop {
+                    let next = lock(&queue).next();
+                    let Some(i) = next else { break };
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let info = &order[i];
+                    let result = stream::fetch_object(store, cache, info, &pending, &stop);
+                    if result.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    } else {
+                        progress.done("objects", info.archive_size);
+                    }
+                    lock(&done)[i] = Some(result);
+                }
+            });
+        }
+    });
+    let done = done.into_inner().unwrap_or_else(PoisonError::into_inner);
+    // The first real failure: objects stopped because of it say so only.
+    let mut parts = Vec::with_capacity(done.len());
+    let mut stopped = None;
+    for result in done {
+        match result {
+            Some(Ok(part)) => parts.push(part),
+            Some(Err(e)) if is_stop(&e) => stopped = stopped.or(Some(e)),
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+    }
+    match stopped {
+        Some(e) => Err(e),
+        None => Ok(parts),
+    }
+}
+
+/// Whether `e` only says that a stream was stopped because another failed.
+fn is_stop(e: &CacheError) -> bool {
+    matches!(e, CacheError::Io { what: "downloading", source, .. } if source.to_string().starts_with("stopped:"))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Parses and checks the metadata file of `path`.
@@ -176,86 +237,4 @@ fn dependency_order(mut infos: BTreeMap<StorePath, ObjectInfo>) -> Vec<ObjectInf
         }
     }
     order
-}
-
-/// Copies the archive of `info` to `to`, checking its size and BLAKE3.
-fn fetch_archive(
-    cache: &Location,
-    info: &ObjectInfo,
-    to: &std::path::Path,
-) -> Result<(), CacheError> {
-    let bad = |reason: String| CacheError::BadArchive {
-        path: info.path().clone(),
-        cache: cache.url(),
-        file: info.archive.clone(),
-        reason,
-    };
-    let copy = |input: &mut dyn Read| -> Result<(u64, blake3::Hash), CacheError> {
-        // A fresh file for every attempt.
-        let file = File::create(to).map_err(cache.io_err("downloading", &info.archive))?;
-        let mut out = BufWriter::new(file);
-        let mut hasher = blake3::Hasher::new();
-        let mut limited = input.take(info.archive_size.saturating_add(1));
-        let mut buf = vec![0u8; 1 << 16];
-        let mut len: u64 = 0;
-        loop {
-            let n = match limited.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(cache.io_err("reading", &info.archive)(e)),
-            };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n])
-                .map_err(cache.io_err("downloading", &info.archive))?;
-            len += n as u64;
-        }
-        out.flush()
-            .map_err(cache.io_err("downloading", &info.archive))?;
-        Ok((len, hasher.finalize()))
-    };
-    let (len, hash) = cache
-        .fetch(&info.archive, copy)
-        .map_err(|e| match e {
-            CacheError::Http {
-                cache,
-                file,
-                failure,
-            } => CacheError::Http {
-                cache,
-                file: format!("{file} (the archive of {})", info.path()),
-                failure,
-            },
-            CacheError::BadBlob {
-                cache,
-                what,
-                reason,
-            } => CacheError::BadBlob {
-                cache,
-                what: format!("{what} (the archive of {})", info.path()),
-                reason,
-            },
-            e => e,
-        })?
-        .ok_or_else(|| bad("is missing".to_owned()))?;
-    if len < info.archive_size {
-        return Err(bad(format!(
-            "is truncated: {len} bytes, the metadata says {}",
-            info.archive_size
-        )));
-    }
-    if len > info.archive_size {
-        return Err(bad(format!(
-            "is longer than the {} bytes the metadata says",
-            info.archive_size
-        )));
-    }
-    let found = crate::store::Blake3Digest::from(hash);
-    if found != info.archive_digest {
-        return Err(bad(format!(
-            "hashes to {found}, the metadata says {}",
-            info.archive_digest
-        )));
-    }
-    Ok(())
 }

@@ -45,9 +45,10 @@ mod roots;
 mod session;
 mod temp;
 mod verify;
+mod writeback;
 
 pub use add::{AddDone, AddSpec, Prepared};
-pub use archive::{ArchiveError, ImportBatch, ImportLimits};
+pub use archive::{ArchiveError, ImportBatch, ImportLimits, UnpackedArchive};
 pub use db::ObjectInfo;
 pub use digest::Blake3Digest;
 pub use error::{Result, StoreError};
@@ -56,6 +57,7 @@ pub use lock::StepLock;
 pub use path::{STORE_PREFIX, StorePath, StorePathError, StorePathRef};
 pub use temp::TempOutput;
 pub use verify::{Problem, VerifyProblem, VerifyReport};
+pub use writeback::Writeback;
 
 use rusqlite::Connection;
 use session::Session;

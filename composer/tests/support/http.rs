@@ -30,6 +30,8 @@ pub enum Reply {
     Stall(Vec<u8>, Duration),
     /// 302 to this path on the same server.
     Redirect(String),
+    /// The first reply to the first request, the second to every later one.
+    Once(Box<Reply>, Box<Reply>),
 }
 
 #[derive(Default)]
@@ -175,7 +177,14 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         let reply = {
             let mut st = state.lock().unwrap();
             *st.hits.entry(path.clone()).or_default() += 1;
-            st.routes.get(&path).cloned().unwrap_or(Reply::Status(404))
+            match st.routes.get(&path).cloned() {
+                Some(Reply::Once(first, then)) => {
+                    st.routes.insert(path.clone(), *then);
+                    *first
+                }
+                Some(reply) => reply,
+                None => Reply::Status(404),
+            }
         };
         let head = method == "HEAD";
         let keep = respond(&mut out, &reply, head);
@@ -256,5 +265,7 @@ fn respond(out: &mut TcpStream, reply: &Reply, head: bool) -> bool {
                 out.write_all(header("302 Found", 0, &format!("location: {to}\r\n")).as_bytes());
             true
         }
+        // Resolved when the request is routed.
+        Reply::Once(first, _) => respond(out, first, head),
     }
 }

@@ -25,10 +25,10 @@ use crate::store::path::StorePath;
 use crate::store::{Blake3Digest, Store, TempOutput};
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
-use std::fs::{self, File};
+use std::fs;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::{OpenOptionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 /// Caps that bound what one import may unpack.
@@ -101,6 +101,19 @@ impl Store {
     /// must be valid in the store or among `pending` (objects staged by
     /// earlier archives of the same [`ImportBatch`]).
     pub(crate) fn unpack_verified(
+        &self,
+        input: impl Read,
+        limits: ImportLimits,
+        pending: &BTreeSet<StorePath>,
+    ) -> Result<Verified> {
+        let verified = self.unpack_unsynced(input, limits, pending)?;
+        canon::sync_filesystem(&verified.tmp.out())?;
+        Ok(verified)
+    }
+
+    /// [`Store::unpack_verified`] without the sync, which the caller owes
+    /// before anything of it is registered.
+    fn unpack_unsynced(
         &self,
         input: impl Read,
         limits: ImportLimits,
@@ -201,7 +214,6 @@ impl Store {
             }
             hashed.push(h);
         }
-        canon::sync_filesystem(&staging)?;
         let objects = manifest
             .objects
             .into_iter()
@@ -225,8 +237,9 @@ impl Store {
 
 /// Several closure archives imported as one: each is unpacked and verified
 /// as [`Store::import`] does (an archive may refer to objects of the
-/// archives staged before it), and all their objects are registered in one
-/// transaction by [`Store::commit_import`], or none is.
+/// archives staged before it), and all their objects are made durable by
+/// one sync and registered in one transaction by [`Store::commit_import`],
+/// or none is.
 #[derive(Default)]
 pub struct ImportBatch {
     parts: Vec<Verified>,
@@ -244,6 +257,46 @@ impl ImportBatch {
     }
 }
 
+/// One archive unpacked and verified for an [`ImportBatch`]
+/// ([`Store::unpack_archive`]), not in it yet; removed when dropped.
+pub struct UnpackedArchive(Verified);
+
+impl UnpackedArchive {
+    /// The manifest entries of the objects it holds.
+    pub fn objects(&self) -> Vec<ManifestObject> {
+        self.0
+            .objects
+            .iter()
+            .map(|(_, o)| ManifestObject {
+                path: o.path.clone(),
+                digest: o.digest,
+                size: o.size,
+                references: o.references.clone(),
+                deriver: o.deriver.clone(),
+            })
+            .collect()
+    }
+}
+
+impl ImportBatch {
+    /// Adds an archive unpacked for it; refuses an object staged twice.
+    /// Returns the manifest entries of the objects it added.
+    pub fn add(&mut self, part: UnpackedArchive) -> Result<Vec<ManifestObject>> {
+        let staged = part.objects();
+        for o in &staged {
+            if self.staged.contains(&o.path) {
+                return Err(StoreError::Archive(ArchiveError::BadObject {
+                    path: o.path.clone(),
+                    reason: "staged twice in one import".to_owned(),
+                }));
+            }
+        }
+        self.staged.extend(staged.iter().map(|o| o.path.clone()));
+        self.parts.push(part.0);
+        Ok(staged)
+    }
+}
+
 impl Store {
     /// Unpacks and verifies one archive into `batch`, registering nothing;
     /// returns the manifest entries of the objects it staged.
@@ -253,26 +306,24 @@ impl Store {
         input: impl Read,
         limits: ImportLimits,
     ) -> Result<Vec<ManifestObject>> {
-        let verified = self.unpack_verified(input, limits, &batch.staged)?;
-        let mut staged = Vec::with_capacity(verified.objects.len());
-        for (_, o) in &verified.objects {
-            if batch.staged.contains(&o.path) {
-                return Err(StoreError::Archive(ArchiveError::BadObject {
-                    path: o.path.clone(),
-                    reason: "staged twice in one import".to_owned(),
-                }));
-            }
-            staged.push(ManifestObject {
-                path: o.path.clone(),
-                digest: o.digest,
-                size: o.size,
-                references: o.references.clone(),
-                deriver: o.deriver.clone(),
-            });
-        }
-        batch.staged.extend(staged.iter().map(|o| o.path.clone()));
-        batch.parts.push(verified);
-        Ok(staged)
+        let part = self.unpack_archive(input, limits, &batch.staged)?;
+        batch.add(part)
+    }
+
+    /// Unpacks and verifies one archive as [`Store::import`] does, for an
+    /// [`ImportBatch`] to [add](ImportBatch::add), changing no batch (so
+    /// that several archives can be unpacked at once). A reference outside
+    /// the archive must be valid in the store or among `pending`: objects
+    /// of other archives of the same batch, which is then registered only
+    /// if they all verify.
+    pub fn unpack_archive(
+        &self,
+        input: impl Read,
+        limits: ImportLimits,
+        pending: &BTreeSet<StorePath>,
+    ) -> Result<UnpackedArchive> {
+        self.unpack_unsynced(input, limits, pending)
+            .map(UnpackedArchive)
     }
 
     /// Registers every object of `batch` in one transaction; returns them in
@@ -312,6 +363,11 @@ impl Store {
             guards.push(part.tmp);
         }
         let paths = objects.iter().map(|(_, o)| o.path.clone()).collect();
+        // One sync for every archive of the batch (`syncfs` writes the
+        // whole file system back, whichever staging directory names it).
+        if let Some(guard) = guards.first() {
+            canon::sync_filesystem(&guard.out())?;
+        }
         // The build-cache entry goes to a request's first object.
         let cache_key = step.map(|(key, output)| {
             if let Some(i) = objects.iter().position(|(_, o)| &o.path == output) {
@@ -512,15 +568,20 @@ fn create<R: Read>(tar: &mut Reader<R>, h: &Header, target: &Path) -> Result<()>
                 .map_err(StoreError::io("creating symlink", target))
         }
         Kind::File { executable } => {
-            let mut f =
-                File::create_new(target).map_err(StoreError::io("creating file", target))?;
+            // Created with the mode the store gives it (the umask may take
+            // bits away; hashing then puts them back), not changed after:
+            // thousands of files, a `chmod` each, were a cost of their own.
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(if executable { 0o555 } else { 0o444 })
+                .open(target)
+                .map_err(StoreError::io("creating file", target))?;
             tar.copy_data(&mut f).map_err(|e| match e {
                 ArchiveError::Write { source } => StoreError::io("writing file", target)(source),
                 other => StoreError::Archive(other),
             })?;
-            let mode = if executable { 0o755 } else { 0o644 };
-            f.set_permissions(fs::Permissions::from_mode(mode))
-                .map_err(StoreError::io("setting mode", target))
+            Ok(())
         }
     }
 }

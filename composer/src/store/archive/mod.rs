@@ -20,7 +20,7 @@ mod import;
 pub mod tar;
 
 pub(crate) use import::Verified;
-pub use import::{ImportBatch, ImportLimits};
+pub use import::{ImportBatch, ImportLimits, UnpackedArchive};
 
 use super::digest::Blake3Digest;
 use super::path::StorePath;
