@@ -17,6 +17,7 @@
 //! error instead of an overwrite.
 
 use super::tar::{Header, Kind, Reader};
+use super::writer::{self, FileWriter};
 use super::{ArchiveError, MANIFEST_NAME, MANIFEST_VERSION, Manifest, ManifestObject};
 use crate::store::canon::{self, MAX_DEPTH, Mode};
 use crate::store::db::NewObject;
@@ -28,7 +29,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, symlink};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 /// Caps that bound what one import may unpack.
@@ -126,6 +127,9 @@ impl Store {
         let tmp = self.temp_output()?;
         let staging = tmp.out();
         fs::create_dir(&staging).map_err(StoreError::io("creating staging directory", &staging))?;
+        // Dropped before `tmp` on every early return: nothing is written
+        // into the directory once it is being removed.
+        let files = FileWriter::start();
         let mut staged: Vec<Staged> = Vec::with_capacity(manifest.objects.len());
         let mut entries: u64 = 0;
         let mut bytes: u64 = 0;
@@ -144,8 +148,9 @@ impl Store {
                     limit: limits.max_bytes,
                 }));
             }
-            unpack_entry(&mut tar, &h, &manifest, &mut staged, &staging)?;
+            unpack_entry(&mut tar, &h, &manifest, &mut staged, &staging, &files)?;
         }
+        files.finish()?;
         if staged.len() != manifest.objects.len() {
             let missing = &manifest.objects[staged.len()].path;
             return Err(StoreError::Archive(ArchiveError::BadObject {
@@ -450,6 +455,7 @@ fn unpack_entry<R: Read>(
     manifest: &Manifest,
     staged: &mut Vec<Staged>,
     tmp: &Path,
+    files: &FileWriter,
 ) -> Result<()> {
     let mut path: &[u8] = &h.path;
     if h.kind == Kind::Dir {
@@ -498,7 +504,7 @@ fn unpack_entry<R: Read>(
             return Err(bad_entry(&h.path, "appears before its object's root entry"));
         }
         let root = tmp.join(staged.len().to_string());
-        create(tar, h, &root)?;
+        create(tar, h, &root, files)?;
         staged.push(Staged {
             root,
             kinds: HashMap::from([(Vec::new(), h.kind)]),
@@ -550,14 +556,19 @@ fn unpack_entry<R: Read>(
         st.normalized.insert(key, rel.clone());
     }
     let target = st.root.join(OsStr::from_bytes(&rel));
-    create(tar, h, &target)?;
+    create(tar, h, &target, files)?;
     st.kinds.insert(rel, h.kind);
     Ok(())
 }
 
 /// Creates one entry at `target` (whose parent is a directory this import
 /// created), never overwriting.
-fn create<R: Read>(tar: &mut Reader<R>, h: &Header, target: &Path) -> Result<()> {
+fn create<R: Read>(
+    tar: &mut Reader<R>,
+    h: &Header,
+    target: &Path,
+    files: &FileWriter,
+) -> Result<()> {
     match h.kind {
         Kind::Dir => fs::create_dir(target).map_err(StoreError::io("creating directory", target)),
         Kind::Symlink => {
@@ -567,16 +578,13 @@ fn create<R: Read>(tar: &mut Reader<R>, h: &Header, target: &Path) -> Result<()>
             symlink(OsStr::from_bytes(&h.link), target)
                 .map_err(StoreError::io("creating symlink", target))
         }
+        Kind::File { executable } if h.size <= writer::HANDED_OVER => {
+            let mut data = files.buffer();
+            tar.read_data(&mut data).map_err(StoreError::Archive)?;
+            files.write(target, executable, data)
+        }
         Kind::File { executable } => {
-            // Created with the mode the store gives it (the umask may take
-            // bits away; hashing then puts them back), not changed after:
-            // thousands of files, a `chmod` each, were a cost of their own.
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(if executable { 0o555 } else { 0o444 })
-                .open(target)
-                .map_err(StoreError::io("creating file", target))?;
+            let mut f = writer::create_file(target, executable)?;
             tar.copy_data(&mut f).map_err(|e| match e {
                 ArchiveError::Write { source } => StoreError::io("writing file", target)(source),
                 other => StoreError::Archive(other),

@@ -18,6 +18,7 @@
 mod export;
 mod import;
 pub mod tar;
+mod writer;
 
 pub(crate) use import::Verified;
 pub use import::{ImportBatch, ImportLimits, UnpackedArchive};

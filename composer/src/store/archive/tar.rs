@@ -295,6 +295,20 @@ impl<R: Read> Reader<R> {
         Ok(total)
     }
 
+    /// Reads the current entry's data into `buf` (replacing what it held),
+    /// then checks its padding.
+    pub fn read_data(&mut self, buf: &mut Vec<u8>) -> Result<u64, ArchiveError> {
+        let total = self.pending;
+        let len = usize::try_from(total).map_err(|_| ArchiveError::Malformed {
+            offset: self.offset,
+            reason: format!("an entry of {total} bytes"),
+        })?;
+        buf.clear();
+        buf.resize(len, 0);
+        self.read_data_into(buf)?;
+        Ok(total)
+    }
+
     fn read_data_into(&mut self, buf: &mut [u8]) -> Result<(), ArchiveError> {
         self.read_exact_counted(buf, "entry data")?;
         let total = self.pending;
