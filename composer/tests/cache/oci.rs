@@ -194,6 +194,39 @@ fn metadata_that_lies_about_references_is_refused() {
 }
 
 #[test]
+fn embedded_metadata_that_differs_from_its_digest_is_refused() {
+    let f = Fixture::new();
+    let r = Registry::start();
+    push(&f, &r, true, &[]);
+    let tag = object_tag(&f.bin);
+    let mut manifest = r.manifest(&tag);
+    // The metadata is embedded in the manifest (the image spec's `data`)
+    // and read from there, one request instead of two.
+    let data = manifest["config"]["data"].as_str().unwrap().to_owned();
+    assert_eq!(
+        data_encoding::BASE64.decode(data.as_bytes()).unwrap(),
+        r.blob(manifest["config"]["digest"].as_str().unwrap())
+    );
+    // Other bytes than the digest names: refused, whatever the blob says.
+    let mut info = r.info(&f.bin);
+    info.object.deriver = Some("somewhere else".to_owned());
+    let other = serde_json::to_vec(&info).unwrap();
+    manifest["config"]["data"] = data_encoding::BASE64.encode(&other).into();
+    r.put_manifest(&tag, &manifest);
+    refused_trusting_at(&f, &r.url(), "E1007", &[&tag, "embedded bytes hash to"]);
+    // Not base64 at all.
+    manifest["config"]["data"] = "not base64!".into();
+    r.put_manifest(&tag, &manifest);
+    refused_trusting_at(&f, &r.url(), "E1007", &[&tag, "not base64"]);
+    // Without the embedded copy, the blob is read.
+    manifest["config"].as_object_mut().unwrap().remove("data");
+    r.put_manifest(&tag, &manifest);
+    let (dst, summary) = f.pull_new(&r.url());
+    assert_eq!(summary["objects_copied"], 3, "{summary}");
+    assert_eq!(checked(dst.path()), 3);
+}
+
+#[test]
 fn a_truncated_blob_is_refused() {
     let f = Fixture::new();
     let r = Registry::start();
@@ -215,9 +248,9 @@ fn a_registry_that_fails_halfway_registers_nothing() {
     let f = Fixture::new();
     let r = Registry::start();
     push(&f, &r, true, &[]);
-    // Six requests read the three objects' manifests and metadata; the
-    // archives fail.
-    let port = proxy(r.port, Gate::FailAfter(7));
+    // Four requests read the cache's manifest and the three objects' (the
+    // metadata is embedded in them); the archives fail.
+    let port = proxy(r.port, Gate::FailAfter(4));
     let url = format!("oci://127.0.0.1:{port}/imago/cache");
     refused_trusting_at(&f, &url, "E1004", &[&url, "HTTP 500"]);
 }

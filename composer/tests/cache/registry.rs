@@ -184,6 +184,11 @@ impl Registry {
         let digest = self.put_blob(&bytes);
         manifest["config"]["digest"] = digest.into();
         manifest["config"]["size"] = bytes.len().into();
+        // Without the embedded copy: read from the blob, as a manifest
+        // that another writer made would be.
+        if let Some(config) = manifest["config"].as_object_mut() {
+            config.remove("data");
+        }
         if let Some(layer) = layer {
             manifest["layers"][0] = layer;
         }

@@ -49,6 +49,7 @@ impl Registry {
             digest: sha256_digest(&config),
             size: config.len() as u64,
             annotations: BTreeMap::new(),
+            data: None,
         };
         self.client
             .upload_blob(&config_desc.digest, Body::Bytes(&config))?;
@@ -63,6 +64,7 @@ impl Registry {
                 digest,
                 size: entry.size,
                 annotations: title.clone(),
+                data: None,
             }],
             annotations: title,
         };
@@ -94,6 +96,7 @@ impl HashedSource for Registry {
             digest: format!("sha256:{sha256}"),
             size: 0,
             annotations: BTreeMap::new(),
+            data: None,
         };
         let own = std::cell::RefCell::new(None);
         let result = self.client.get_blob(&desc, &own, consume).map(|_| ());

@@ -76,6 +76,11 @@ pub struct Descriptor {
     pub size: u64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// The content itself, base64 (the image spec's `data`, for small
+    /// blobs): a reader takes it without another request once it matches
+    /// the digest and size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
 }
 
 /// An OCI image manifest.

@@ -176,6 +176,7 @@ impl Registry {
                 digest,
                 size: bytes.len() as u64,
                 annotations: manifest.annotations.clone(),
+                data: None,
             },
         );
         Ok(Some(manifest))
@@ -192,8 +193,28 @@ impl Registry {
         Ok(self.manifest(&tag, artifact)?.map(|m| m.annotations))
     }
 
-    /// The bytes of a small blob, checked against its descriptor.
+    /// The bytes of a small blob, checked against its descriptor: those it
+    /// embeds, or else fetched.
     fn blob_bytes(&self, desc: &Descriptor, what: &str) -> Result<Vec<u8>, CacheError> {
+        if let Some(data) = &desc.data {
+            let bytes = data_encoding::BASE64.decode(data.as_bytes()).map_err(|e| {
+                self.client
+                    .bad_blob(what, format!("its embedded data is not base64: {e}"))
+            })?;
+            let digest = layout::sha256_digest(&bytes);
+            if bytes.len() as u64 != desc.size || digest != desc.digest {
+                return Err(self.client.bad_blob(
+                    what,
+                    format!(
+                        "its {} embedded bytes hash to {digest}, the manifest says {} bytes of {}",
+                        bytes.len(),
+                        desc.size,
+                        desc.digest
+                    ),
+                ));
+            }
+            return Ok(bytes);
+        }
         if desc.size > MAX_METADATA_BYTES {
             return Err(self.client.bad_blob(
                 what,
@@ -303,11 +324,14 @@ impl Registry {
             (Vec::new(), BTreeMap::new())
         };
         annotations.extend(signed_annotations(bytes));
+        // The metadata travels inside the manifest too: a reader needs one
+        // request for it, not two (the blob stays, for other readers).
         let config = Descriptor {
             media_type: METADATA_TYPE.to_owned(),
             digest: layout::sha256_digest(bytes),
             size: bytes.len() as u64,
             annotations: BTreeMap::new(),
+            data: Some(data_encoding::BASE64.encode(bytes)),
         };
         self.client
             .upload_blob(&config.digest, Body::Bytes(bytes))?;
@@ -339,6 +363,7 @@ impl Registry {
                 digest,
                 size: json.len() as u64,
                 annotations,
+                data: None,
             },
         );
         Ok(())
@@ -373,6 +398,7 @@ impl Registry {
             digest: sha256,
             size: exported.size,
             annotations: BTreeMap::from([(ARCHIVE_ANNOTATION.to_owned(), name.clone())]),
+            data: None,
         };
         lock(&self.archives).insert(name, layer);
         Ok((exported.blake3, exported.size))
