@@ -92,18 +92,28 @@ pub(super) fn ask_all<T: Sync, R: Send>(
     remote: bool,
     ask: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
-    if !remote {
-        return items.iter().map(ask).collect();
+    in_parallel(items, if remote { REMOTE_READS } else { 1 }, ask)
+}
+
+/// `work` on each of `items`, `threads` at a time, taking them in the
+/// order of `items`; the answers in that order.
+pub(super) fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    if threads <= 1 {
+        return items.iter().map(work).collect();
     }
     let queue = Mutex::new(items.iter().enumerate());
     let done = Mutex::new(Vec::with_capacity(items.len()));
     std::thread::scope(|s| {
-        for _ in 0..REMOTE_READS.min(items.len()) {
+        for _ in 0..threads.min(items.len()) {
             s.spawn(|| {
                 loop {
                     let next = lock(&queue).next();
                     let Some((i, item)) = next else { break };
-                    let answer = ask(item);
+                    let answer = work(item);
                     lock(&done).push((i, answer));
                 }
             });

@@ -7,7 +7,6 @@ use super::{CacheError, CopyReport, Location, Progress};
 use crate::store::{ImportBatch, Store, StorePath, UnpackedArchive, Writeback};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Copies the closures of `paths` from `cache` into `store`. Every object
 /// the store lacks must carry a signature that verifies with one of
@@ -109,8 +108,9 @@ pub(super) fn stage(
 const STREAMS: usize = 4;
 
 /// Every object of `order` unpacked and checked (see
-/// [`stream::fetch_object`]), in that order; the first failure (in that
-/// order) stops the others.
+/// [`stream::fetch_object`]), [`STREAMS`] at a time, the largest first;
+/// returned in the order of `order`. A failure stops the others; the one
+/// reported is the first in `order` that was not a stop.
 fn unpack_all(
     store: &Store,
     cache: &Location,
@@ -120,34 +120,26 @@ fn unpack_all(
     // The objects of other archives an archive may refer to: all are
     // registered together, or none.
     let pending: BTreeSet<StorePath> = order.iter().map(|i| i.path().clone()).collect();
-    let mut queue: Vec<usize> = (0..order.len()).collect();
-    queue.sort_by_key(|&i| std::cmp::Reverse(order[i].archive_size));
-    let queue = Mutex::new(queue.into_iter());
-    let done: Mutex<Vec<Option<Result<UnpackedArchive, CacheError>>>> =
-        Mutex::new(order.iter().map(|_| None).collect());
+    let mut largest_first: Vec<usize> = (0..order.len()).collect();
+    largest_first.sort_by_key(|&i| std::cmp::Reverse(order[i].archive_size));
     let stop = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        for _ in 0..STREAMS.min(order.len()) {
-            s.spawn(|| {
-                loop {
-                    let next = lock(&queue).next();
-                    let Some(i) = next else { break };
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let info = &order[i];
-                    let result = stream::fetch_object(store, cache, info, &pending, &stop);
-                    if result.is_err() {
-                        stop.store(true, Ordering::Relaxed);
-                    } else {
-                        progress.done("objects", info.archive_size);
-                    }
-                    lock(&done)[i] = Some(result);
-                }
-            });
+    let results = super::ahead::in_parallel(&largest_first, STREAMS, |&i| {
+        let info = &order[i];
+        if stop.load(Ordering::Relaxed) {
+            return (i, None);
         }
+        let result = stream::fetch_object(store, cache, info, &pending, &stop);
+        match &result {
+            Ok(_) => progress.done("objects", info.archive_size),
+            Err(_) => stop.store(true, Ordering::Relaxed),
+        }
+        (i, Some(result))
     });
-    let done = done.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let mut done: Vec<Option<Result<UnpackedArchive, CacheError>>> =
+        order.iter().map(|_| None).collect();
+    for (i, result) in results {
+        done[i] = result;
+    }
     // The first real failure: objects stopped because of it say so only.
     let mut parts = Vec::with_capacity(done.len());
     let mut stopped = None;
@@ -167,11 +159,7 @@ fn unpack_all(
 
 /// Whether `e` only says that a stream was stopped because another failed.
 fn is_stop(e: &CacheError) -> bool {
-    matches!(e, CacheError::Io { what: "downloading", source, .. } if source.to_string().starts_with("stopped:"))
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    matches!(e, CacheError::Io { what: "downloading", source, .. } if source.to_string() == stream::STOPPED)
 }
 
 /// Parses and checks the metadata file of `path`.

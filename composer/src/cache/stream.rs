@@ -14,6 +14,9 @@ use std::collections::BTreeSet;
 use std::io::{BufReader, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// What a stream that [`fetch_object`] broke off on its `stop` says.
+pub(super) const STOPPED: &str = "stopped: another object failed";
+
 /// Reads `inner`, hashing and counting; tells a transfer that broke off
 /// (worth another attempt) from the unpacker's own errors, and breaks off
 /// itself once `stop` is set.
@@ -30,7 +33,7 @@ impl Read for Hashing<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.stop.load(Ordering::Relaxed) {
             self.stopped = true;
-            return Err(std::io::Error::other("stopped: another object failed"));
+            return Err(std::io::Error::other(STOPPED));
         }
         match self.inner.read(buf) {
             Ok(n) => {
@@ -90,7 +93,7 @@ pub(super) fn fetch_object(
         drop(buffered);
         if hashing.stopped {
             return Err(cache.io_err("downloading", &info.archive)(
-                std::io::Error::other("stopped: another object failed"),
+                std::io::Error::other(STOPPED),
             ));
         }
         if let Some(broke) = hashing.broke {

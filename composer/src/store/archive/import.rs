@@ -285,36 +285,22 @@ impl UnpackedArchive {
 
 impl ImportBatch {
     /// Adds an archive unpacked for it; refuses an object staged twice.
-    /// Returns the manifest entries of the objects it added.
-    pub fn add(&mut self, part: UnpackedArchive) -> Result<Vec<ManifestObject>> {
-        let staged = part.objects();
-        for o in &staged {
-            if self.staged.contains(&o.path) {
-                return Err(StoreError::Archive(ArchiveError::BadObject {
-                    path: o.path.clone(),
-                    reason: "staged twice in one import".to_owned(),
-                }));
-            }
+    pub fn add(&mut self, part: UnpackedArchive) -> Result<()> {
+        let objects = &part.0.objects;
+        if let Some((_, o)) = objects.iter().find(|(_, o)| self.staged.contains(&o.path)) {
+            return Err(StoreError::Archive(ArchiveError::BadObject {
+                path: o.path.clone(),
+                reason: "staged twice in one import".to_owned(),
+            }));
         }
-        self.staged.extend(staged.iter().map(|o| o.path.clone()));
+        self.staged
+            .extend(objects.iter().map(|(_, o)| o.path.clone()));
         self.parts.push(part.0);
-        Ok(staged)
+        Ok(())
     }
 }
 
 impl Store {
-    /// Unpacks and verifies one archive into `batch`, registering nothing;
-    /// returns the manifest entries of the objects it staged.
-    pub fn stage_archive(
-        &self,
-        batch: &mut ImportBatch,
-        input: impl Read,
-        limits: ImportLimits,
-    ) -> Result<Vec<ManifestObject>> {
-        let part = self.unpack_archive(input, limits, &batch.staged)?;
-        batch.add(part)
-    }
-
     /// Unpacks and verifies one archive as [`Store::import`] does, for an
     /// [`ImportBatch`] to [add](ImportBatch::add), changing no batch (so
     /// that several archives can be unpacked at once). A reference outside

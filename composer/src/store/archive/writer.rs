@@ -21,9 +21,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 /// Files up to this size are handed to the writing thread.
-pub(super) const HANDED_OVER: u64 = 4 << 20;
-/// Files waiting to be written, at most.
-const QUEUE: usize = 64;
+pub(super) const HANDED_OVER: u64 = 1 << 20;
+/// Files waiting to be written, at most, and spare buffers kept: with
+/// [`HANDED_OVER`], at most 32 MiB held per archive being unpacked.
+const QUEUE: usize = 16;
 
 /// One file to write.
 struct Job {
