@@ -123,7 +123,7 @@ impl FileWriter {
     }
 
     /// The first error of the thread so far.
-    pub(super) fn check(&self) -> Result<()> {
+    fn check(&self) -> Result<()> {
         match self
             .failed
             .lock()
