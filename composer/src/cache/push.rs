@@ -7,6 +7,7 @@ use super::steps::{StepRecord, parse_record, step_fingerprint, step_name};
 use super::{CacheError, CopyReport, Location, Progress};
 use crate::store::archive::ManifestObject;
 use crate::store::{Store, StorePath};
+use std::collections::BTreeMap;
 
 /// Copies the closures of `paths` into `cache`, with the build's
 /// intermediate outputs: for each object a step built here, the closures
@@ -39,6 +40,11 @@ pub fn push(
     }
     let mut known = read_ahead(cache, rels);
     let mut report = CopyReport::default();
+    let mut records = plan_steps(store, cache, &mut known, &order, sign)?;
+    let all: Vec<StepRecord> = records.values().flatten().cloned().collect();
+    if !all.is_empty() {
+        cache.index_steps(&all)?;
+    }
     progress.start("copying", "objects", order.len() as u64);
     for path in order {
         let rel = info_name(&path);
@@ -49,7 +55,7 @@ pub fn push(
         let print = fingerprint(&path, &object.digest, object.size, &object.references);
         if known.vouched(&rel, &print, sign) {
             report.already_there += 1;
-            record_steps(store, cache, &mut known, &path, sign, &mut report)?;
+            write_steps(cache, records.remove(&path), &mut report)?;
             progress.done("objects", 0);
             continue;
         }
@@ -62,7 +68,7 @@ pub fn push(
                 write_info(cache, &info)?;
                 report.signatures_added += 1;
             }
-            record_steps(store, cache, &mut known, &path, sign, &mut report)?;
+            write_steps(cache, records.remove(&path), &mut report)?;
             progress.done("objects", 0);
             continue;
         }
@@ -82,7 +88,7 @@ pub fn push(
             info.sign(key);
         }
         write_info(cache, &info)?;
-        record_steps(store, cache, &mut known, &path, sign, &mut report)?;
+        write_steps(cache, records.remove(&path), &mut report)?;
         report.bytes_copied += size;
         report.copied.push(path);
         progress.done("objects", size);
@@ -112,49 +118,65 @@ fn build_closure(
     Ok(seen.into_iter().collect())
 }
 
-/// Writes the record of every step the store's build cache names `path`
-/// the output of, after `path`'s metadata (so a reader never finds a
-/// record whose object is not there yet). A record the cache has already
-/// is kept: with `sign`, it gains the signature if it names the same
-/// output; one naming another output (another build of the step, whose
-/// objects the cache holds too) is left as it is.
-fn record_steps(
+/// The step records to write, by output: for every object of `order`,
+/// the record of each step the store's build cache names it the output of.
+/// A record the cache has already is kept: with `sign`, it gains the
+/// signature if it names the same output; one naming another output
+/// (another build of the step, whose objects the cache holds too) is left
+/// as it is.
+fn plan_steps(
     store: &Store,
     cache: &Location,
     known: &mut ReadAhead,
-    path: &StorePath,
+    order: &[StorePath],
     sign: Option<&SecretKey>,
+) -> Result<BTreeMap<StorePath, Vec<StepRecord>>, CacheError> {
+    let mut planned: BTreeMap<StorePath, Vec<StepRecord>> = BTreeMap::new();
+    for path in order {
+        let keys = store
+            .cache_keys_of(path)
+            .map_err(|source| CacheError::Store {
+                cache: cache.url(),
+                source: Box::new(source),
+            })?;
+        for key in keys {
+            let rel = step_name(&key);
+            if known.vouched(&rel, &step_fingerprint(&key, path), sign) {
+                continue;
+            }
+            let (mut record, new) = match known.read(cache, &rel)? {
+                Some(bytes) => {
+                    let record = parse_record(cache, &key, &bytes)?;
+                    if record.output != *path {
+                        continue;
+                    }
+                    (record, false)
+                }
+                None => (StepRecord::new(key, path.clone()), true),
+            };
+            let signed = sign.is_some_and(|k| record.sign(k));
+            if new || signed {
+                planned.entry(path.clone()).or_default().push(record);
+            }
+        }
+    }
+    Ok(planned)
+}
+
+/// Writes the step records planned for an object, after its metadata (so
+/// a reader never finds a record whose object is not there yet).
+fn write_steps(
+    cache: &Location,
+    records: Option<Vec<StepRecord>>,
     report: &mut CopyReport,
 ) -> Result<(), CacheError> {
-    let keys = store
-        .cache_keys_of(path)
-        .map_err(|source| CacheError::Store {
-            cache: cache.url(),
-            source: Box::new(source),
-        })?;
-    for key in keys {
-        let rel = step_name(&key);
-        if known.vouched(&rel, &step_fingerprint(&key, path), sign) {
-            continue;
-        }
-        let (mut record, new) = match known.read(cache, &rel)? {
-            Some(bytes) => {
-                let record = parse_record(cache, &key, &bytes)?;
-                if record.output != *path {
-                    continue;
-                }
-                (record, false)
-            }
-            None => (StepRecord::new(key, path.clone()), true),
-        };
-        let signed = sign.is_some_and(|k| record.sign(k));
-        if new || signed {
-            let mut json = serde_json::to_vec_pretty(&record)
-                .map_err(|e| cache.io_err("encoding", &rel)(std::io::Error::other(e)))?;
-            json.push(b'\n');
-            cache.write(&rel, &json)?;
-            report.step_records += 1;
-        }
+    for record in records.into_iter().flatten() {
+        let rel = step_name(&record.key);
+        let mut json = serde_json::to_vec_pretty(&record)
+            .map_err(|e| cache.io_err("encoding", &rel)(std::io::Error::other(e)))?;
+        json.push(b'\n');
+        cache.write(&rel, &json)?;
+        report.step_records += 1;
     }
     Ok(())
 }

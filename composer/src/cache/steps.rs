@@ -140,7 +140,7 @@ fn peek(cache: &Location, key: &Blake3Digest) -> Result<Peek, CacheError> {
     let Location::Oci(registry) = cache else {
         return Ok(Peek::Unknown);
     };
-    let Some(annotations) = registry.annotations(&step_name(key))? else {
+    let Some(annotations) = registry.step_annotations(&step_name(key))? else {
         return Ok(Peek::Absent);
     };
     let output = annotations.get(OUTPUT_ANNOTATION).map(|o| o.parse());

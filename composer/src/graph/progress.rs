@@ -110,6 +110,11 @@ impl Progress {
         }
     }
 
+    /// A started step that will not finish (the build stopped).
+    pub(crate) fn abandoned(&self, name: &str) {
+        self.running().remove(name);
+    }
+
     pub(crate) fn done(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();

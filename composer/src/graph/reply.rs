@@ -21,8 +21,16 @@ use std::time::Instant;
 /// Finished steps, waiting for the coordinator.
 #[derive(Default)]
 pub(crate) struct Mailbox {
-    posted: Mutex<Vec<(StepId, Done)>>,
+    posted: Mutex<Posted>,
     wake: Condvar,
+}
+
+#[derive(Default)]
+struct Posted {
+    done: Vec<(StepId, Done)>,
+    /// The coordinator has work besides finished steps (a step to build,
+    /// handed over by a lookup loop).
+    nudged: bool,
 }
 
 impl Mailbox {
@@ -32,6 +40,7 @@ impl Mailbox {
         self.posted
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .done
             .push((id, done));
         if !quiet {
             self.wake.notify_one();
@@ -43,16 +52,26 @@ impl Mailbox {
         self.wake.notify_one();
     }
 
-    /// Waits until something is posted and takes all of it.
+    /// Wakes the coordinator to start work that is not a finished step.
+    pub(crate) fn nudge(&self) {
+        self.posted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .nudged = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits until something is posted (or a nudge) and takes all of it.
     pub(crate) fn take(&self) -> Vec<(StepId, Done)> {
         let mut posted = self.posted.lock().unwrap_or_else(PoisonError::into_inner);
-        while posted.is_empty() {
+        while posted.done.is_empty() && !posted.nudged {
             posted = self
                 .wake
                 .wait(posted)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        std::mem::take(&mut *posted)
+        posted.nudged = false;
+        std::mem::take(&mut posted.done)
     }
 }
 
@@ -61,6 +80,8 @@ pub(crate) enum Done {
     /// a substituter named but that is not fetched yet.
     Ok(StepReport, StorePath, Option<(Blake3Digest, Substitution)>),
     Failed(StepFailureCause, String),
+    /// Dropped unbuilt after its resolution, since the build stopped.
+    Skipped,
 }
 
 /// How a step got its output.
@@ -144,6 +165,10 @@ impl Reply {
 
     pub(crate) fn failed(mut self, cause: StepFailureCause, log: String) {
         self.send(Done::Failed(cause, log));
+    }
+
+    pub(crate) fn skipped(mut self) {
+        self.send(Done::Skipped);
     }
 
     fn send(&mut self, done: Done) {

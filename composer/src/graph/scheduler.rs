@@ -37,7 +37,11 @@
 //! key's build-cache entry, and the step counts as substituted; each cache
 //! that fails is a warning, and the step is built. Since the dependents'
 //! keys are computed from the outputs, early cutoff holds for substituted
-//! outputs too.
+//! outputs too. A substituter that asks for it
+//! ([`Substituter::lookups_in_flight`]) has steps looked up by loops on a
+//! pool of their own, beside the `jobs` build slots: a lookup mostly waits
+//! for a cache's answer; a step no source has is handed, with its key and
+//! lock, to the build loops (`scheduler/worker.rs`).
 //!
 //! With `repair`, a cache hit is rehashed first; a broken output is rebuilt
 //! under the step lock and exchanged into place ([`Store::repair_with`]).
@@ -47,19 +51,20 @@
 //! finish) unless `keep_going`, which builds everything not downstream of a
 //! failure.
 
+mod worker;
+
+use worker::Resolved;
+
 use super::dag::{StepId, ValidatedGraph};
 use super::progress::{Progress, ProgressMode};
 use super::registry;
-use super::reply::{Done, How, Mailbox, Reply, StepInfo};
+use super::reply::{Done, Mailbox};
 use super::report::{
     BuildSummary, Origin, RootOutput, ScheduleError, StepFailure, StepFailureCause,
 };
-use super::step::{find_pending, substitute};
 use super::substitute::{NoSubstitutes, Refusing, Substituter, Substitution};
 use crate::builders::{BuildContext, Builder, ResolvedStep};
-use crate::store::{
-    AddDone, AddSpec, Blake3Digest, Prepared, StepLock, Store, StorePath, TempOutput,
-};
+use crate::store::{AddDone, Blake3Digest, Prepared, Store, StorePath};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::path::PathBuf;
@@ -206,6 +211,19 @@ pub fn build_with(
         .thread_name(|i| format!("imago-build-{i}"))
         .build()
         .map_err(|source| ScheduleError::ThreadPool { jobs, source })?;
+    // Lookups in flight apart from the build slots (see
+    // `Substituter::lookups_in_flight`), on threads of their own.
+    let lookups = substituter.lookups_in_flight();
+    let lookup_pool = match lookups {
+        0 => None,
+        n => Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .thread_name(|i| format!("imago-lookup-{i}"))
+                .build()
+                .map_err(|source| ScheduleError::ThreadPool { jobs: n, source })?,
+        ),
+    };
     let ctx = BuildContext {
         store_dir: store.dir().to_path_buf(),
         deb_cache: options.deb_cache.clone(),
@@ -228,6 +246,7 @@ pub fn build_with(
             options,
             ctx: &ctx,
             pool: &pool,
+            lookup_pool: lookup_pool.as_ref().map(|p| (p, lookups)),
             jobs,
         };
         let (mut summary, failures) = match once.run(&refusing) {
@@ -290,6 +309,9 @@ struct Once<'a> {
     options: &'a BuildOptions,
     ctx: &'a BuildContext,
     pool: &'a rayon::ThreadPool,
+    /// The pool of the lookup loops and how many may run, when the
+    /// substituter asks for them.
+    lookup_pool: Option<(&'a rayon::ThreadPool, usize)>,
     jobs: usize,
 }
 
@@ -302,6 +324,7 @@ impl Once<'_> {
             options,
             ctx,
             pool,
+            lookup_pool,
             jobs,
         } = *self;
         std::thread::scope(|threads| {
@@ -328,8 +351,15 @@ impl Once<'_> {
                 queue: Mutex::default(),
                 warnings: Mutex::default(),
             };
-            let result =
-                pool.in_place_scope(|scope| run.coordinate(scope, jobs, options.keep_going));
+            let keep_going = options.keep_going;
+            let result = match lookup_pool {
+                Some((lookup_pool, most)) => lookup_pool.in_place_scope(|lookup| {
+                    pool.in_place_scope(|scope| {
+                        run.coordinate(scope, Some((lookup, most)), jobs, keep_going)
+                    })
+                }),
+                None => pool.in_place_scope(|scope| run.coordinate(scope, None, jobs, keep_going)),
+            };
             run.progress.done();
             // Dropping `run` closes the channel, which ends the commit thread.
             result
@@ -395,50 +425,30 @@ struct Run<'a> {
 #[derive(Default)]
 struct Queue {
     ready: Ready,
+    /// Steps a lookup loop resolved and no source had, to build (heaviest
+    /// first), with what the loop resolved.
+    to_build: Ready,
+    resolved: BTreeMap<StepId, Resolved>,
     /// The output of every step done.
     outputs: BTreeMap<StepId, StorePath>,
     /// Of those, the outputs a substituter named that are not fetched yet,
     /// with the step's key and the record.
     unfetched: BTreeMap<StepId, (Blake3Digest, Substitution)>,
-    /// Worker loops running (each runs one step at a time).
+    /// Build loops running (each runs one step at a time).
     loops: usize,
+    /// Lookup loops running.
+    lookups: usize,
     /// Steps started and not done (an output may be waiting for the commit).
     outstanding: usize,
     /// No step starts any more (a failure, without `keep_going`).
     stopped: bool,
 }
 
-/// A step a worker takes, with what it needs of its inputs.
-struct Start {
-    id: StepId,
-    substitutions: BTreeMap<String, String>,
-    input_paths: Vec<StorePath>,
-    /// The inputs to fetch before the step is built: key, record, name.
-    to_fetch: Vec<(Blake3Digest, Substitution, String)>,
-    info: StepInfo,
-}
-
-/// How a step's worker ended: the output is known, or it is queued for the
-/// store's group commit (with the step lock, held until it is registered).
-enum Outcome {
-    Cached(StorePath, Blake3Digest),
-    /// A broken cached output was rebuilt and put back (`--repair`).
-    Repaired(StorePath, Blake3Digest),
-    /// A substituter named it: the output, the record, and whether it is
-    /// in the store already.
-    Substituted(StorePath, Blake3Digest, Substitution, bool),
-    Built {
-        tmp: TempOutput,
-        key: Blake3Digest,
-        lock: StepLock,
-        candidates: Vec<StorePath>,
-    },
-}
-
 impl<'a> Run<'a> {
     fn coordinate<'s>(
         &'s self,
         scope: &rayon::Scope<'s>,
+        lookup: Option<(&rayon::Scope<'s>, usize)>,
         jobs: usize,
         keep_going: bool,
     ) -> Result<BuildSummary, ScheduleError>
@@ -467,12 +477,23 @@ impl<'a> Run<'a> {
                 if queue.outstanding == 0 && (queue.stopped || queue.ready.is_empty()) {
                     break;
                 }
-                // Each loop takes ready steps until none is left.
+                // Each loop takes steps until none is left.
+                let (ready, to_build) = if queue.stopped {
+                    (0, 0)
+                } else {
+                    (queue.ready.len(), queue.to_build.len())
+                };
                 let idle = jobs.saturating_sub(queue.loops);
-                let startable = if queue.stopped { 0 } else { queue.ready.len() };
-                for _ in 0..idle.min(startable) {
+                for _ in 0..idle.min(ready + to_build) {
                     queue.loops += 1;
                     scope.spawn(move |_| self.work());
+                }
+                if let Some((lookup, most)) = lookup {
+                    let idle = most.saturating_sub(queue.lookups);
+                    for _ in 0..idle.min(ready) {
+                        queue.lookups += 1;
+                        lookup.spawn(move |_| self.look_up());
+                    }
                 }
             }
             // Everything that finished meanwhile; the queue is locked once,
@@ -513,11 +534,20 @@ impl<'a> Run<'a> {
                         });
                         stop |= !keep_going;
                     }
+                    Done::Skipped => self.progress.abandoned(&step.name),
                 }
             }
             let mut queue = self.queue();
             queue.outstanding -= finished;
             queue.stopped |= stop;
+            if queue.stopped {
+                // Resolved steps not built yet are skipped (and their
+                // locks released).
+                queue.to_build = Ready::default();
+                for (_, resolved) in std::mem::take(&mut queue.resolved) {
+                    resolved.skip();
+                }
+            }
             for (id, path, unfetched) in built {
                 queue.outputs.insert(id, path);
                 if let Some(record) = unfetched {
@@ -583,286 +613,6 @@ impl<'a> Run<'a> {
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A worker's loop: takes the heaviest ready step and runs it, until no
-    /// step is ready (or the build stopped).
-    fn work(&self) {
-        while let Some(start) = self.next_step() {
-            let Start {
-                id,
-                substitutions,
-                input_paths,
-                to_fetch,
-                info,
-            } = start;
-            let mut reply = Some(Reply::new(Arc::clone(&self.mailbox), id, info));
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.run_step(id, &substitutions, &input_paths, &to_fetch, &mut reply);
-            }));
-            if let (Err(panic), Some(reply)) = (result, reply.take()) {
-                let text = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_owned());
-                reply.failed(StepFailureCause::Panicked(text), String::new());
-            }
-        }
-    }
-
-    /// Takes the next ready step with what it needs of its inputs, or ends
-    /// the calling loop.
-    fn next_step(&self) -> Option<Start> {
-        let graph = self.graph;
-        let mut queue = self.queue();
-        let id = if queue.stopped {
-            None
-        } else {
-            queue.ready.pop()
-        };
-        let Some(id) = id else {
-            queue.loops -= 1;
-            return None;
-        };
-        queue.outstanding += 1;
-        let substitutions: BTreeMap<String, String> = graph
-            .inputs(id)
-            .filter_map(|i| {
-                queue
-                    .outputs
-                    .get(&i)
-                    .map(|p| (graph.step(i).placeholder.clone(), p.to_absolute()))
-            })
-            .collect();
-        let mut input_paths: Vec<StorePath> = graph
-            .inputs(id)
-            .filter_map(|i| queue.outputs.get(&i).cloned())
-            .collect();
-        let to_fetch = graph
-            .inputs(id)
-            .filter_map(|i| {
-                queue
-                    .unfetched
-                    .get(&i)
-                    .map(|(key, found)| (*key, found.clone(), graph.step(i).name.clone()))
-            })
-            .collect();
-        drop(queue);
-        input_paths.sort();
-        input_paths.dedup();
-        let step = graph.step(id);
-        self.progress.started(&step.name);
-        Some(Start {
-            id,
-            substitutions,
-            input_paths,
-            to_fetch,
-            info: StepInfo {
-                name: step.name.clone(),
-                builder: step.builder.clone(),
-                placeholder: step.placeholder.clone(),
-                build_start: self.start,
-                start_ms: ms(self.start.elapsed()),
-            },
-        })
-    }
-
-    /// Fetches the output a substituter named for the step `key` (`name`),
-    /// unless the store has it by now.
-    fn fetch(
-        &self,
-        key: &Blake3Digest,
-        found: &Substitution,
-        name: &str,
-    ) -> Result<(), StepFailureCause> {
-        let _lock = self.store.lock_step(key)?;
-        if self.store.cache_get(key)?.as_ref() == Some(&found.output) {
-            return Ok(());
-        }
-        let mut warn = |text: String| self.warn(text);
-        let Err(object) = self
-            .substituter
-            .fetch(self.store, key, found, name, &mut warn)
-        else {
-            return Ok(());
-        };
-        // The object that failed may be the output of another step named
-        // by a record (an input's, say): that step is the one to build, so
-        // that the next run fetches this one with it in the store.
-        let culprit = object.and_then(|object| {
-            let queue = self.queue();
-            queue
-                .unfetched
-                .iter()
-                .find(|(_, (_, f))| f.output == object)
-                .map(|(id, (k, _))| (*k, self.graph.step(*id).name.clone()))
-        });
-        let (key, step) = culprit.unwrap_or_else(|| (*key, name.to_owned()));
-        Err(StepFailureCause::Unfetched {
-            step,
-            key,
-            source_url: found.source.clone(),
-        })
-    }
-
-    /// Shows a substituter's failure now and keeps it for the summary.
-    fn warn(&self, text: String) {
-        self.progress.warn(&text);
-        self.warnings
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(text);
-    }
-
-    /// What the step's builder estimates its work to be.
-    fn weight(&self, id: StepId) -> u64 {
-        let step = self.graph.step(id);
-        self.builders
-            .get(&step.builder)
-            .map_or(0, |b| b.weight(&step.params))
-    }
-
-    /// Runs one step on a worker thread; the step's [`Reply`] is sent now,
-    /// or once the store has registered its output.
-    fn run_step(
-        &self,
-        id: StepId,
-        substitutions: &BTreeMap<String, String>,
-        input_paths: &[StorePath],
-        to_fetch: &[(Blake3Digest, Substitution, String)],
-        reply: &mut Option<Reply>,
-    ) {
-        let step = self.graph.step(id);
-        let mut log: Vec<u8> = Vec::new();
-        let result = self.resolve_and_build(step, substitutions, input_paths, to_fetch, &mut log);
-        let log = String::from_utf8_lossy(&log).into_owned();
-        let Some(reply) = reply.take() else { return };
-        match result {
-            Ok(Outcome::Cached(path, key)) => reply.ok(path, &key, How::Cached),
-            Ok(Outcome::Repaired(path, key)) => reply.ok(path, &key, How::Repaired),
-            Ok(Outcome::Substituted(path, key, found, fetched)) => {
-                reply.ok(path, &key, How::Substituted(found, fetched));
-            }
-            Ok(Outcome::Built {
-                tmp,
-                key,
-                lock,
-                candidates,
-            }) => {
-                let spec = AddSpec {
-                    name: &step.name,
-                    candidate_refs: &candidates,
-                    deriver: Some(&step.placeholder),
-                    cache_key: Some(key),
-                    step_inputs: input_paths,
-                };
-                let prepared = match self.store.prepare(tmp, &spec) {
-                    Ok(p) => p,
-                    Err(e) => return reply.failed(e.into(), log),
-                };
-                // Posted quietly; the coordinator is woken once per batch
-                // (see `commit_loop`).
-                let reply = reply.quiet();
-                let done: AddDone = Box::new(move |result| {
-                    // Registered with its cache entry: others may reuse it.
-                    drop(lock);
-                    match result {
-                        Ok(path) => reply.ok(path, &key, How::Built),
-                        Err(e) => reply.failed(e.into(), log),
-                    }
-                });
-                // The commit thread outlives every worker; if it is gone
-                // (it panicked), committing here is the fallback.
-                if let Err(mpsc::SendError(item)) = self.commits.send((prepared, done)) {
-                    self.store
-                        .commit_prepared(waking(vec![item], &self.mailbox));
-                }
-            }
-            Err(cause) => reply.failed(cause, log),
-        }
-    }
-
-    fn resolve_and_build(
-        &self,
-        step: &super::Step,
-        substitutions: &BTreeMap<String, String>,
-        input_paths: &[StorePath],
-        to_fetch: &[(Blake3Digest, Substitution, String)],
-        log: &mut Vec<u8>,
-    ) -> Result<Outcome, StepFailureCause> {
-        let params = substitute(&step.params_json(), substitutions);
-        if let Some(text) = find_pending(&params) {
-            return Err(StepFailureCause::UnresolvedPlaceholder(text.to_owned()));
-        }
-        let mut resolved = ResolvedStep {
-            builder: step.builder.clone(),
-            name: step.name.clone(),
-            params,
-            inputs: input_paths.iter().map(StorePath::to_absolute).collect(),
-            // Filled in below once the cache misses: a cached step never
-            // pays for it.
-            closure: Vec::new(),
-        };
-        let builder = self.builders.get(&step.builder).ok_or_else(|| {
-            crate::builders::BuildError::Failed(format!("no builder `{}`", step.builder))
-        })?;
-        let salt = builder.key_salt(self.ctx, &resolved)?;
-        let key = cache_key(builder, &resolved, salt);
-        // Fast path: a cached step needs no lock (the cache only names valid
-        // objects, and `cache_get` roots what it returns). With `repair`, a
-        // cached output that no longer hashes right is rebuilt instead.
-        let broken = match self.store.cache_get(&key)? {
-            Some(path) if self.repair && self.store.check_object(&path)?.is_some() => Some(path),
-            Some(path) => return Ok(Outcome::Cached(path, key)),
-            None => None,
-        };
-        let lock = self.store.lock_step(&key)?;
-        // Another process may have built it while we waited for the lock.
-        if broken.is_none()
-            && let Some(path) = self.store.cache_get(&key)?
-        {
-            return Ok(Outcome::Cached(path, key));
-        }
-        // A broken output is rebuilt, never taken again from elsewhere.
-        if broken.is_none() {
-            let mut warn = |text: String| self.warn(text);
-            if let Some(found) = self.substituter.lookup(&key, &step.name, &mut warn) {
-                // Fetched only when needed (see `Substituter`); an object
-                // the store has already just gains the cache entry.
-                let here = self.store.is_valid(&found.output)?;
-                if here {
-                    self.store.add_temp_root(&found.output)?;
-                    self.store.cache_put(&key, &found.output)?;
-                }
-                drop(lock);
-                return Ok(Outcome::Substituted(found.output.clone(), key, found, here));
-            }
-        }
-        for (input_key, found, name) in to_fetch {
-            self.fetch(input_key, found, name)?;
-        }
-        // An output may mention any object its inputs refer to (a tree that
-        // copies a unit file naming a script, say), not only the inputs
-        // themselves: every object of the inputs' closure is a candidate
-        // reference, so closures, images and GC never miss one. The builder
-        // gets the same list (the `tree` builder's `closure` entry writes
-        // it out).
-        let candidates: Vec<StorePath> = self.store.closure(input_paths)?.into_iter().collect();
-        resolved.closure = candidates.iter().map(StorePath::to_absolute).collect();
-        let tmp = self.store.temp_output()?;
-        builder.build(self.ctx, &resolved, &tmp.out(), log)?;
-        if let Some(path) = broken {
-            self.store.repair_with(tmp, &path, &candidates)?;
-            drop(lock);
-            return Ok(Outcome::Repaired(path, key));
-        }
-        Ok(Outcome::Built {
-            tmp,
-            key,
-            lock,
-            candidates,
-        })
     }
 }
 

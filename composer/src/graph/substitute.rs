@@ -34,6 +34,15 @@ pub trait Substituter: Sync {
         warn: &mut dyn FnMut(String),
     ) -> Option<Substitution>;
 
+    /// How many steps may be looked up at once, apart from the build's
+    /// `jobs` slots: a lookup mostly waits for a cache's answer, so the
+    /// scheduler resolves ready steps on that many threads of their own and
+    /// only the steps no source has take a build slot. 0, the default:
+    /// the build's workers look up.
+    fn lookups_in_flight(&self) -> usize {
+        0
+    }
+
     /// Copies `found.output` and its closure from `found.source` into
     /// `store`, with the build-cache entry `key` → output, in one
     /// transaction (the output then stays protected from GC for the life
@@ -94,6 +103,10 @@ impl Substituter for Refusing<'_> {
             return None;
         }
         self.inner.lookup(key, step, warn)
+    }
+
+    fn lookups_in_flight(&self) -> usize {
+        self.inner.lookups_in_flight()
     }
 
     fn fetch(

@@ -41,7 +41,20 @@ fn unreadable(e: &CacheError) -> bool {
     matches!(e, CacheError::Io { .. } | CacheError::Http { .. })
 }
 
+/// Step lookups in flight at once: a registry or web server answers each
+/// after a round trip, and a substitution is mostly lookups until its
+/// output is fetched (docs/performance.md, "Substitution").
+const LOOKUPS_IN_FLIGHT: usize = 8;
+
 impl Substituter for Caches<'_> {
+    fn lookups_in_flight(&self) -> usize {
+        if self.caches.is_empty() {
+            0
+        } else {
+            LOOKUPS_IN_FLIGHT
+        }
+    }
+
     fn lookup(
         &self,
         key: &Blake3Digest,

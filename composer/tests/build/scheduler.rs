@@ -883,3 +883,117 @@ fn the_closure_is_not_part_of_the_cache_key() {
         imago::graph::scheduler::cache_key(tree, &with_closure, None)
     );
 }
+
+/// A substituter that has nothing, asks for `lookups` lookups in flight,
+/// and takes `wait` to answer each; it notes how many were in flight at
+/// most.
+struct SlowNothing {
+    lookups: usize,
+    wait: Duration,
+    in_flight: AtomicUsize,
+    most: AtomicUsize,
+    asked: AtomicUsize,
+}
+
+impl SlowNothing {
+    fn new(lookups: usize, wait_ms: u64) -> SlowNothing {
+        SlowNothing {
+            lookups,
+            wait: Duration::from_millis(wait_ms),
+            in_flight: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            asked: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl imago::graph::Substituter for SlowNothing {
+    fn lookup(
+        &self,
+        _key: &imago::store::Blake3Digest,
+        _step: &str,
+        _warn: &mut dyn FnMut(String),
+    ) -> Option<imago::graph::Substitution> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(self.wait);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        None
+    }
+
+    fn lookups_in_flight(&self) -> usize {
+        self.lookups
+    }
+
+    fn fetch(
+        &self,
+        _store: &Store,
+        _key: &imago::store::Blake3Digest,
+        _found: &imago::graph::Substitution,
+        _step: &str,
+        _warn: &mut dyn FnMut(String),
+    ) -> Result<(), Option<imago::store::StorePath>> {
+        Err(None)
+    }
+}
+
+#[test]
+fn lookups_run_beside_the_build_slots_and_hand_what_none_has_to_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let leaves: Vec<String> = (0..8)
+        .map(|i| {
+            add(
+                &table,
+                &format!("leaf{i}"),
+                vec![("text", s(&i.to_string(), &[]))],
+            )
+        })
+        .collect();
+    let refs: Vec<&String> = leaves.iter().collect();
+    let root = add(&table, "root", vec![("text", text_of(&refs))]);
+    let g = graph(&table, &[&root]);
+    let nothing = SlowNothing::new(4, 40);
+    let summary =
+        imago::graph::build_with(&g, &store, &Builders::default(), &opts(1), &nothing).unwrap();
+    assert_eq!(summary.built, g.len());
+    assert_eq!(nothing.asked.load(Ordering::SeqCst), g.len());
+    // One build slot, and more lookups than that at once.
+    assert!(
+        nothing.most.load(Ordering::SeqCst) > 1,
+        "one lookup at a time"
+    );
+    assert!(nothing.most.load(Ordering::SeqCst) <= 4 + 1);
+    // The same outputs as a build without substituter.
+    let again = build(&g, &store, &Builders::default(), &opts(1)).unwrap();
+    assert_eq!(again.cached, g.len());
+}
+
+#[test]
+fn a_failure_skips_the_steps_lookups_resolved_and_releases_their_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let (g, _) = failing_graph(&table);
+    let nothing = SlowNothing::new(8, 5);
+    let (failures, summary) = failed(imago::graph::build_with(
+        &g,
+        &store,
+        &Builders::default(),
+        &opts(1),
+        &nothing,
+    ));
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].name, "bad");
+    assert_eq!(summary.built + summary.skipped + 1, g.len());
+    assert!(summary.skipped >= 2);
+    // Nothing stays locked: the same store builds the rest at once.
+    let options = BuildOptions {
+        keep_going: true,
+        ..opts(2)
+    };
+    let (failures, _) = failed(build(&g, &store, &Builders::default(), &options));
+    assert_eq!(failures.len(), 1);
+}

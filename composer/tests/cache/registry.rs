@@ -10,8 +10,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
@@ -210,6 +210,8 @@ pub fn object_tag(path: &StorePath) -> String {
 /// What a proxy in front of the registry ([`proxy`]) lets through.
 #[derive(Debug, Clone, Copy)]
 pub enum Gate {
+    /// Every request.
+    Open,
     /// This many requests, then 500 for every one.
     FailAfter(usize),
     /// 500 for every third request (a retry gets through, and so does a
@@ -231,20 +233,36 @@ pub const USER_PASSWORD: &str = "dTpwdw==";
 /// A proxy on 127.0.0.1 in front of the registry at `registry`, one
 /// request per connection, that lets through what `gate` lets through.
 pub fn proxy(registry: u16, gate: Gate) -> u16 {
+    proxy_logged(registry, gate).0
+}
+
+/// Every request a proxy received, as `METHOD PATH`, in order.
+pub type Requests = Arc<Mutex<Vec<String>>>;
+
+/// [`proxy`], and the requests it receives.
+pub fn proxy_logged(registry: u16, gate: Gate) -> (u16, Requests) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let served = Arc::new(AtomicUsize::new(0));
+    let log = Requests::default();
+    let requests = log.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { continue };
-            let served = served.clone();
-            std::thread::spawn(move || relay(conn, registry, port, &served, gate));
+            let (served, log) = (served.clone(), log.clone());
+            std::thread::spawn(move || relay(conn, registry, port, (&served, &log), gate));
         }
     });
-    port
+    (port, requests)
 }
 
-fn relay(conn: TcpStream, registry: u16, own: u16, served: &AtomicUsize, gate: Gate) {
+fn relay(
+    conn: TcpStream,
+    registry: u16,
+    own: u16,
+    (served, log): (&AtomicUsize, &Mutex<Vec<String>>),
+    gate: Gate,
+) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut request = Vec::new();
     let (mut length, mut path, mut auth) = (0usize, String::new(), String::new());
@@ -254,7 +272,10 @@ fn relay(conn: TcpStream, registry: u16, own: u16, served: &AtomicUsize, gate: G
             return;
         }
         if path.is_empty() {
-            path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let mut words = line.split_whitespace();
+            let method = words.next().unwrap_or("");
+            path = words.next().unwrap_or("").to_owned();
+            log.lock().unwrap().push(format!("{method} {path}"));
         }
         let lower = line.to_ascii_lowercase();
         if let Some(v) = lower.strip_prefix("content-length:") {

@@ -443,6 +443,89 @@ fn a_registry_substitutes_too() {
     );
 }
 
+#[test]
+fn a_registry_step_index_spares_lookups_and_is_checked() {
+    use crate::registry::{Gate, Registry, proxy_logged};
+    let s = Subst::new();
+    let registry = Registry::start();
+    s.build_and_push_to("src-store", "ci-1.secret", &registry.url());
+    // Every step record the copy wrote lists the one index it wrote.
+    let steps: Vec<String> = registry
+        .tags()
+        .into_iter()
+        .filter(|t| t.starts_with("s-"))
+        .collect();
+    assert_eq!(steps.len(), 4, "{steps:?}");
+    let mut indexes: Vec<String> = steps
+        .iter()
+        .map(|tag| {
+            let manifest = registry.manifest(tag);
+            let layers = manifest["layers"].as_array().unwrap();
+            assert_eq!(layers.len(), 1, "{manifest}");
+            assert_eq!(
+                layers[0]["mediaType"],
+                "application/vnd.imago.step-index.v1+json"
+            );
+            layers[0]["digest"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    indexes.dedup();
+    assert_eq!(indexes.len(), 1, "{indexes:?}");
+    let (port, requests) = proxy_logged(registry.port, Gate::Open);
+    let url = format!("oci://127.0.0.1:{port}/imago/cache");
+    let (summary, _, _dst) = s.substitute(&url);
+    assert_eq!(built_substituted(&summary), (0, 4), "{summary}");
+    let log = requests.lock().unwrap().clone();
+    let asked = |what: &str| log.iter().filter(|r| r.contains(what)).count();
+    // greeting and motd are looked up at once, each by its manifest; the
+    // steps after them are found in the index one of those lists.
+    assert!(asked("/manifests/s-") < 4, "{log:#?}");
+    assert_eq!(asked(&format!("/blobs/{}", indexes[0])), 1, "{log:#?}");
+
+    let relink = |bytes: &[u8]| {
+        let digest = registry.put_blob(bytes);
+        for tag in &steps {
+            let mut manifest = registry.manifest(tag);
+            manifest["layers"][0]["digest"] = digest.clone().into();
+            manifest["layers"][0]["size"] = bytes.len().into();
+            registry.put_manifest(tag, &manifest);
+        }
+        digest
+    };
+    // An index that lies (another output, a signature that does not
+    // verify) sends the build to the records themselves.
+    let lying: Vec<serde_json::Value> = steps
+        .iter()
+        .map(|tag| {
+            serde_json::json!({
+                "key": format!("blake3:{}", &tag[2..]),
+                "output": "00000000000000000000000000000000-other",
+                "signatures": ["ci-1:AAAA"],
+            })
+        })
+        .collect();
+    relink(&serde_json::to_vec(&serde_json::json!({ "records": lying })).unwrap());
+    let (summary, _, _dst) = s.substitute(&url);
+    assert_eq!(built_substituted(&summary), (0, 4), "{summary}");
+    assert!(
+        summary["warnings"].as_array().unwrap().is_empty(),
+        "{summary}"
+    );
+    // One that is no index fails the lookup that read it, with a warning
+    // that names it: that step is built, the others are not.
+    let bad = relink(b"not an index");
+    let (summary, _, _dst) = s.substitute(&url);
+    assert_eq!(built_substituted(&summary), (1, 3), "{summary}");
+    let warnings = summary["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{summary}");
+    let warning = warnings[0].as_str().unwrap();
+    assert!(
+        warning.contains(&format!("the step index {bad} of manifest s-"))
+            && warning.contains("not a step index"),
+        "{warning}"
+    );
+}
+
 /// The steps a build built and substituted.
 fn built_substituted(summary: &serde_json::Value) -> (u64, u64) {
     let count = |name: &str| summary[name].as_u64().unwrap();

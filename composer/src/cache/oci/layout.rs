@@ -36,6 +36,30 @@ pub const SIGNATURES_ANNOTATION: &str = "org.imago.signatures";
 /// build checks the record's signature without fetching it.
 pub const OUTPUT_ANNOTATION: &str = "org.imago.output";
 
+/// A step index: the step records one copy wrote, a layer of each of
+/// their manifests, so that a build that reads one of them learns the
+/// others without asking for them (docs/cache.md, "OCI registry").
+pub const STEP_INDEX_TYPE: &str = "application/vnd.imago.step-index.v1+json";
+
+/// The content of a step index.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StepIndex {
+    pub records: Vec<IndexedRecord>,
+}
+
+/// A step record in a step index, as its file has it: informative, like
+/// the annotations (a build checks its signature as it checks the
+/// record's, and reads the record itself when that fails).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IndexedRecord {
+    /// `blake3:<hex>`.
+    pub key: String,
+    /// `<hash>-<name>`.
+    pub output: String,
+    #[serde(default)]
+    pub signatures: Vec<String>,
+}
+
 /// The signatures [`SIGNATURES_ANNOTATION`] lists in `annotations`.
 pub fn listed_signatures(annotations: &BTreeMap<String, String>) -> Vec<String> {
     annotations
@@ -62,6 +86,13 @@ pub const TITLE_ANNOTATION: &str = "org.opencontainers.image.title";
 pub fn deb_tag(sha256: &str) -> String {
     format!("d-{sha256}")
 }
+
+/// The tag of the record of the step `key`, `steps/<key hex>.json`.
+pub fn step_tag(key: &crate::store::Blake3Digest) -> String {
+    format!("{STEP_TAG_PREFIX}{}", key.to_hex())
+}
+
+const STEP_TAG_PREFIX: &str = "s-";
 
 /// The tag of the cache's information, `imago-cache.json`.
 pub const CACHE_TAG: &str = "imago-cache";
@@ -142,7 +173,7 @@ pub fn entry(rel: &str) -> Option<Entry> {
     let (dir, stem) = rel.strip_suffix(".json")?.split_once('/')?;
     let (prefix, artifact) = match dir {
         "objects" => ("o-", OBJECT_ARTIFACT),
-        "steps" => ("s-", STEP_ARTIFACT),
+        "steps" => (STEP_TAG_PREFIX, STEP_ARTIFACT),
         _ => return None,
     };
     let ok =

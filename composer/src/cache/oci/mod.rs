@@ -11,6 +11,7 @@ mod auth;
 mod client;
 mod debs;
 pub mod layout;
+mod step_index;
 
 use super::info::{ObjectInfo, archive_name};
 use super::transfer::{consume_retrying, export_archive};
@@ -21,7 +22,7 @@ use client::{Body, Client};
 use layout::{
     ARCHIVE_ANNOTATION, ARCHIVE_TYPE, CLOSURE_ARTIFACT, Descriptor, Entry, INDEX_TYPE, Index,
     MANIFEST_TYPE, METADATA_TYPE, Manifest, OBJECT_ARTIFACT, OUTPUT_ANNOTATION, ROOTS_ANNOTATION,
-    SIGNATURES_ANNOTATION, object_annotations,
+    SIGNATURES_ANNOTATION, STEP_ARTIFACT, object_annotations,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -38,6 +39,13 @@ pub struct Registry {
     manifests: Mutex<HashMap<String, Descriptor>>,
     /// Whether the repository has the tag `imago-cache`, once asked.
     is_cache: std::sync::OnceLock<bool>,
+    /// The step index this copy wrote, which the step records it writes
+    /// list ([`step_index`]).
+    step_index: Mutex<Option<Descriptor>>,
+    /// The annotations of the step records of the step indexes read, by
+    /// tag, and those indexes' digests.
+    indexed: Mutex<HashMap<String, BTreeMap<String, String>>>,
+    indexes_read: Mutex<std::collections::HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -98,6 +106,9 @@ impl Registry {
             archives: Mutex::default(),
             manifests: Mutex::default(),
             is_cache: std::sync::OnceLock::new(),
+            step_index: Mutex::default(),
+            indexed: Mutex::default(),
+            indexes_read: Mutex::default(),
         })
     }
 
@@ -320,6 +331,8 @@ impl Registry {
                     )
                 })?;
             (vec![layer], object_annotations(&info))
+        } else if artifact == STEP_ARTIFACT {
+            (self.step_layers(), BTreeMap::new())
         } else {
             (Vec::new(), BTreeMap::new())
         };
