@@ -6,8 +6,10 @@
 # round has stores of its own, removed at the end: on a file system without
 # a journal, ext4 skips inodes freed in the last minutes when it allocates,
 # so stores wiped just before a round slow every column of it. IMAGO: the
-# binary (default target/release/imago); ROUNDS: rounds (default 5); TMPDIR:
-# where the stores go. The registry comes from `.ci/host-tools.sh test`.
+# binary (default target/release/imago); BEFORE: another binary (the code
+# before a change) that substitutes from the same caches in the same rounds,
+# for side-by-side figures; ROUNDS: rounds (default 5); TMPDIR: where the
+# stores go. The registry comes from `.ci/host-tools.sh test`.
 set -euo pipefail
 IMAGO=$(realpath "${IMAGO:-target/release/imago}")
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,7 +49,14 @@ a=$(t push "file://$B/cache"); summary "$B/last.json" "pushed to file:// in $a s
 a=$(t push "$OCI"); summary "$B/last.json" "pushed to the registry in $a s:"
 wipe() { if [ -d "$1" ]; then chmod -R u+w "$1"; rm -rf "$1"; fi; }
 build() { t "$IMAGO" --store "$B/s-build-$i" build examples/server.imago --json; }
-subst() { t "$IMAGO" --store "$B/s-$1-$i" build examples/server.imago --json --substituter "$2" --trusted-public-key "$B/bench-1.public"; }
+subst() { t "${3:-$IMAGO}" --store "$B/s-$1-$i" build examples/server.imago --json --substituter "$2" --trusted-public-key "$B/bench-1.public"; }
+before() {
+  [ -n "${BEFORE:-}" ] || return 0
+  local f o
+  f=$(subst before-file "file://$B/cache" "$(realpath "$BEFORE")")
+  o=$(subst before-oci "$OCI" "$(realpath "$BEFORE")")
+  echo "round $i before: file $f s registry $o s; registry: $(counts "$B/last.json")"
+}
 counts() { python3 -c "import json;d=json.load(open('$1'));print('built',d['built'],'substituted',d['substituted'],'cached',d['cached'],'warnings',len(d['warnings']))"; }
 for i in $(seq 1 "${ROUNDS:-5}"); do
   sync
@@ -55,7 +64,9 @@ for i in $(seq 1 "${ROUNDS:-5}"); do
     a=$(build); cp "$B/last.json" "$B/build.json"
     b=$(subst file "file://$B/cache"); cp "$B/last.json" "$B/file.json"
     c=$(subst oci "$OCI"); cp "$B/last.json" "$B/oci.json"
+    before
   else
+    before
     c=$(subst oci "$OCI"); cp "$B/last.json" "$B/oci.json"
     b=$(subst file "file://$B/cache"); cp "$B/last.json" "$B/file.json"
     a=$(build); cp "$B/last.json" "$B/build.json"
