@@ -7,7 +7,6 @@ use super::steps::{StepRecord, parse_record, step_fingerprint, step_name};
 use super::{CacheError, CopyReport, Location, Progress};
 use crate::store::archive::ManifestObject;
 use crate::store::{Store, StorePath};
-use std::collections::BTreeMap;
 
 /// Copies the closures of `paths` into `cache`, with the build's
 /// intermediate outputs: for each object a step built here, the closures
@@ -15,8 +14,10 @@ use std::collections::BTreeMap;
 /// records of every step whose output is copied. Objects the cache has are
 /// not copied again (with `sign`, they gain its signature if they lack
 /// it; their other signatures stay); each missing one is written as its
-/// archive, then its metadata, references before referrers, so a reader
-/// never finds metadata whose archive or references are not there yet.
+/// archive, then its metadata, references before referrers, and the step
+/// records come last (as one step index too, for a registry), so a reader
+/// never finds metadata whose archive or references are not there yet, nor
+/// a record whose output is not.
 pub fn push(
     store: &Store,
     cache: &Location,
@@ -40,11 +41,7 @@ pub fn push(
     }
     let mut known = read_ahead(cache, rels);
     let mut report = CopyReport::default();
-    let mut records = plan_steps(store, cache, &mut known, &order, sign)?;
-    let all: Vec<StepRecord> = records.values().flatten().cloned().collect();
-    if !all.is_empty() {
-        cache.index_steps(&all)?;
-    }
+    let records = plan_steps(store, cache, &mut known, &order, sign)?;
     progress.start("copying", "objects", order.len() as u64);
     for path in order {
         let rel = info_name(&path);
@@ -55,7 +52,6 @@ pub fn push(
         let print = fingerprint(&path, &object.digest, object.size, &object.references);
         if known.vouched(&rel, &print, sign) {
             report.already_there += 1;
-            write_steps(cache, records.remove(&path), &mut report)?;
             progress.done("objects", 0);
             continue;
         }
@@ -68,7 +64,6 @@ pub fn push(
                 write_info(cache, &info)?;
                 report.signatures_added += 1;
             }
-            write_steps(cache, records.remove(&path), &mut report)?;
             progress.done("objects", 0);
             continue;
         }
@@ -88,10 +83,18 @@ pub fn push(
             info.sign(key);
         }
         write_info(cache, &info)?;
-        write_steps(cache, records.remove(&path), &mut report)?;
         report.bytes_copied += size;
         report.copied.push(path);
         progress.done("objects", size);
+    }
+    // The step records last, every object there (a reader never finds a
+    // record, nor an index of records, whose object is not there yet).
+    if !records.is_empty() {
+        cache.index_steps(&records)?;
+    }
+    for record in records {
+        write_step(cache, &record)?;
+        report.step_records += 1;
     }
     progress.finish();
     Ok(report)
@@ -118,20 +121,19 @@ fn build_closure(
     Ok(seen.into_iter().collect())
 }
 
-/// The step records to write, by output: for every object of `order`,
-/// the record of each step the store's build cache names it the output of.
-/// A record the cache has already is kept: with `sign`, it gains the
-/// signature if it names the same output; one naming another output
-/// (another build of the step, whose objects the cache holds too) is left
-/// as it is.
+/// The step records to write: for every object of `order`, the record of
+/// each step the store's build cache names it the output of. A record the
+/// cache has already is kept: with `sign`, it gains the signature if it
+/// names the same output; one naming another output (another build of the
+/// step, whose objects the cache holds too) is left as it is.
 fn plan_steps(
     store: &Store,
     cache: &Location,
     known: &mut ReadAhead,
     order: &[StorePath],
     sign: Option<&SecretKey>,
-) -> Result<BTreeMap<StorePath, Vec<StepRecord>>, CacheError> {
-    let mut planned: BTreeMap<StorePath, Vec<StepRecord>> = BTreeMap::new();
+) -> Result<Vec<StepRecord>, CacheError> {
+    let mut planned = Vec::new();
     for path in order {
         let keys = store
             .cache_keys_of(path)
@@ -156,29 +158,19 @@ fn plan_steps(
             };
             let signed = sign.is_some_and(|k| record.sign(k));
             if new || signed {
-                planned.entry(path.clone()).or_default().push(record);
+                planned.push(record);
             }
         }
     }
     Ok(planned)
 }
 
-/// Writes the step records planned for an object, after its metadata (so
-/// a reader never finds a record whose object is not there yet).
-fn write_steps(
-    cache: &Location,
-    records: Option<Vec<StepRecord>>,
-    report: &mut CopyReport,
-) -> Result<(), CacheError> {
-    for record in records.into_iter().flatten() {
-        let rel = step_name(&record.key);
-        let mut json = serde_json::to_vec_pretty(&record)
-            .map_err(|e| cache.io_err("encoding", &rel)(std::io::Error::other(e)))?;
-        json.push(b'\n');
-        cache.write(&rel, &json)?;
-        report.step_records += 1;
-    }
-    Ok(())
+fn write_step(cache: &Location, record: &StepRecord) -> Result<(), CacheError> {
+    let rel = step_name(&record.key);
+    let mut json = serde_json::to_vec_pretty(record)
+        .map_err(|e| cache.io_err("encoding", &rel)(std::io::Error::other(e)))?;
+    json.push(b'\n');
+    cache.write(&rel, &json)
 }
 
 fn write_info(cache: &Location, info: &ObjectInfo) -> Result<(), CacheError> {
