@@ -482,16 +482,17 @@ fn a_registry_step_index_spares_lookups_and_is_checked() {
     assert!(asked("/manifests/s-") < 4, "{log:#?}");
     assert_eq!(asked(&format!("/blobs/{}", indexes[0])), 1, "{log:#?}");
 
-    let relink = |bytes: &[u8]| {
+    let relink_as = |bytes: &[u8], size: u64| {
         let digest = registry.put_blob(bytes);
         for tag in &steps {
             let mut manifest = registry.manifest(tag);
             manifest["layers"][0]["digest"] = digest.clone().into();
-            manifest["layers"][0]["size"] = bytes.len().into();
+            manifest["layers"][0]["size"] = size.into();
             registry.put_manifest(tag, &manifest);
         }
         digest
     };
+    let relink = |bytes: &[u8]| relink_as(bytes, bytes.len() as u64);
     // An index that lies (another output, a signature that does not
     // verify) sends the build to the records themselves.
     let lying: Vec<serde_json::Value> = steps
@@ -522,6 +523,30 @@ fn a_registry_step_index_spares_lookups_and_is_checked() {
     assert!(
         warning.contains(&format!("the step index {bad} of manifest s-"))
             && warning.contains("not a step index"),
+        "{warning}"
+    );
+    // One whose descriptor claims a size past the limit is refused before
+    // it is read; one whose stored bytes changed, once read.
+    let only_warning = |summary: &serde_json::Value| {
+        let warnings = summary["warnings"].as_array().unwrap();
+        assert_eq!(warnings.len(), 1, "{summary}");
+        warnings[0].as_str().unwrap().to_owned()
+    };
+    let huge = relink_as(b"{\"records\": []}", 1 << 30);
+    let (summary, _, _dst) = s.substitute(&url);
+    assert_eq!(built_substituted(&summary), (1, 3), "{summary}");
+    let warning = only_warning(&summary);
+    assert!(
+        warning.contains(&format!("the step index {huge}")) && warning.contains("more than"),
+        "{warning}"
+    );
+    let changed = relink(b"{\"records\": []}");
+    std::fs::write(registry.blob_file(&changed), b"{\"records\": [1]}").unwrap();
+    let (summary, _, _dst) = s.substitute(&url);
+    assert_eq!(built_substituted(&summary), (1, 3), "{summary}");
+    let warning = only_warning(&summary);
+    assert!(
+        warning.contains(&format!("the step index {changed}")) && warning.contains("hash to"),
         "{warning}"
     );
 }

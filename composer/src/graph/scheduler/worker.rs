@@ -109,20 +109,12 @@ impl Run<'_> {
             match job {
                 Job::Start(start) => {
                     let reply = self.reply(&start);
-                    guarded(reply, |reply| {
-                        let step = self.graph.step(start.id);
-                        let mut log = Vec::new();
-                        let result = self
-                            .resolve(&start)
-                            .and_then(|resolution| match resolution {
-                                Resolution::Known(outcome) => Ok(outcome),
-                                Resolution::ToBuild(pending) => {
-                                    self.build(&start, pending, &mut log)
-                                }
-                            });
-                        if let Some(reply) = reply.take() {
-                            self.finish(step, &start.input_paths, result, &log, reply);
+                    guarded(reply, |reply| match self.resolve(&start) {
+                        Ok(Resolution::ToBuild(pending)) => {
+                            self.build_and_finish(&start, pending, reply);
                         }
+                        Ok(Resolution::Known(outcome)) => self.settle(&start, Ok(outcome), reply),
+                        Err(cause) => self.settle(&start, Err(cause), reply),
                     });
                 }
                 Job::Resolved(resolved) => {
@@ -131,14 +123,7 @@ impl Run<'_> {
                         pending,
                         reply,
                     } = *resolved;
-                    guarded(reply, |reply| {
-                        let step = self.graph.step(start.id);
-                        let mut log = Vec::new();
-                        let result = self.build(&start, pending, &mut log);
-                        if let Some(reply) = reply.take() {
-                            self.finish(step, &start.input_paths, result, &log, reply);
-                        }
-                    });
+                    guarded(reply, |reply| self.build_and_finish(&start, pending, reply));
                 }
             }
         }
@@ -149,26 +134,43 @@ impl Run<'_> {
     pub(super) fn look_up(&self) {
         while let Some(start) = self.next_lookup() {
             let reply = self.reply(&start);
-            guarded(reply, |reply| {
-                let result = match self.resolve(&start) {
-                    Ok(Resolution::ToBuild(pending)) => {
-                        if let Some(reply) = reply.take() {
-                            self.hand_over(Resolved {
-                                start,
-                                pending,
-                                reply,
-                            });
-                        }
-                        return;
+            guarded(reply, |reply| match self.resolve(&start) {
+                Ok(Resolution::ToBuild(pending)) => {
+                    if let Some(reply) = reply.take() {
+                        self.hand_over(Resolved {
+                            start,
+                            pending,
+                            reply,
+                        });
                     }
-                    Ok(Resolution::Known(outcome)) => Ok(outcome),
-                    Err(cause) => Err(cause),
-                };
-                if let Some(reply) = reply.take() {
-                    let step = self.graph.step(start.id);
-                    self.finish(step, &start.input_paths, result, &[], reply);
                 }
+                Ok(Resolution::Known(outcome)) => self.settle(&start, Ok(outcome), reply),
+                Err(cause) => self.settle(&start, Err(cause), reply),
             });
+        }
+    }
+
+    /// Builds a resolved step and sends its reply.
+    fn build_and_finish(&self, start: &Start, pending: Pending, reply: &mut Option<Reply>) {
+        let mut log = Vec::new();
+        let result = self.build(start, pending, &mut log);
+        if let Some(reply) = reply.take() {
+            let step = self.graph.step(start.id);
+            self.finish(step, &start.input_paths, result, &log, reply);
+        }
+    }
+
+    /// Sends the reply of a step its resolution ended: its output was
+    /// found, or it failed.
+    fn settle(
+        &self,
+        start: &Start,
+        result: Result<Outcome, StepFailureCause>,
+        reply: &mut Option<Reply>,
+    ) {
+        if let Some(reply) = reply.take() {
+            let step = self.graph.step(start.id);
+            self.finish(step, &start.input_paths, result, &[], reply);
         }
     }
 
