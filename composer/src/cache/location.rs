@@ -6,9 +6,8 @@
 //! same client).
 
 use super::oci::Registry;
-use super::oci::layout::{IndexedRecord, StepIndex};
+use super::oci::layout::StepIndex;
 use super::put::Upload;
-use super::steps::StepRecord;
 use super::transfer::consume_retrying;
 use super::{CACHE_INFO_NAME, CacheError, MAX_METADATA_BYTES};
 use crate::debian::fetch::{Http, HttpSettings};
@@ -159,19 +158,11 @@ impl Location {
     /// them: a registry writes them as one step index, which each of
     /// their manifests lists (docs/cache.md, "OCI registry"); other caches
     /// have no use for it.
-    pub(super) fn index_steps(&self, records: &[StepRecord]) -> Result<(), CacheError> {
-        let Location::Oci(registry) = self else {
-            return Ok(());
-        };
-        let records = records
-            .iter()
-            .map(|r| IndexedRecord {
-                key: r.key.to_string(),
-                output: r.output.as_str().to_owned(),
-                signatures: r.signatures.clone(),
-            })
-            .collect();
-        registry.index_steps(&StepIndex { records })
+    pub(super) fn index_steps(&self, index: &StepIndex) -> Result<(), CacheError> {
+        match self {
+            Location::Oci(registry) => registry.index_steps(index),
+            _ => Ok(()),
+        }
     }
 
     /// Writes the archive of `path` alone; returns its BLAKE3 and size.

@@ -3,6 +3,7 @@
 use super::ahead::{ReadAhead, read_ahead};
 use super::info::{ObjectInfo, fingerprint, info_name};
 use super::keys::SecretKey;
+use super::oci::layout::{IndexedRecord, StepIndex};
 use super::steps::{StepRecord, parse_record, step_fingerprint, step_name};
 use super::{CacheError, CopyReport, Location, Progress};
 use crate::store::archive::ManifestObject;
@@ -90,7 +91,15 @@ pub fn push(
     // The step records last, every object there (a reader never finds a
     // record, nor an index of records, whose object is not there yet).
     if !records.is_empty() {
-        cache.index_steps(&records)?;
+        let records = records
+            .iter()
+            .map(|r| IndexedRecord {
+                key: r.key.to_string(),
+                output: r.output.as_str().to_owned(),
+                signatures: r.signatures.clone(),
+            })
+            .collect();
+        cache.index_steps(&StepIndex { records })?;
     }
     for record in records {
         write_step(cache, &record)?;
