@@ -7,7 +7,7 @@ use super::oci::layout::{IndexedRecord, StepIndex};
 use super::steps::{StepRecord, parse_record, step_fingerprint, step_name};
 use super::{CacheError, CopyReport, Location, Progress};
 use crate::store::archive::ManifestObject;
-use crate::store::{Store, StorePath};
+use crate::store::{Blake3Digest, Store, StorePath};
 
 /// Copies the closures of `paths` into `cache`, with the build's
 /// intermediate outputs: for each object a step built here, the closures
@@ -35,14 +35,17 @@ pub fn push(
     let order = store.closure_sorted(&everything).map_err(store_err)?;
     // What the cache has, asked for all objects and step records at once.
     let mut rels = Vec::new();
+    let mut steps = Vec::new();
     for path in &order {
         rels.push(info_name(path));
-        let keys = store.cache_keys_of(path).map_err(store_err)?;
-        rels.extend(keys.iter().map(step_name));
+        for key in store.cache_keys_of(path).map_err(store_err)? {
+            rels.push(step_name(&key));
+            steps.push((key, path));
+        }
     }
     let mut known = read_ahead(cache, rels);
     let mut report = CopyReport::default();
-    let records = plan_steps(store, cache, &mut known, &order, sign)?;
+    let records = plan_steps(cache, &mut known, &steps, sign)?;
     progress.start("copying", "objects", order.len() as u64);
     for path in order {
         let rel = info_name(&path);
@@ -130,45 +133,36 @@ fn build_closure(
     Ok(seen.into_iter().collect())
 }
 
-/// The step records to write: for every object of `order`, the record of
-/// each step the store's build cache names it the output of. A record the
-/// cache has already is kept: with `sign`, it gains the signature if it
-/// names the same output; one naming another output (another build of the
-/// step, whose objects the cache holds too) is left as it is.
+/// The step records to write, of `steps` (a step's key and the object
+/// its build produced). A record the cache has already is kept: with
+/// `sign`, it gains the signature if it names the same output; one naming
+/// another output (another build of the step, whose objects the cache
+/// holds too) is left as it is.
 fn plan_steps(
-    store: &Store,
     cache: &Location,
     known: &mut ReadAhead,
-    order: &[StorePath],
+    steps: &[(Blake3Digest, &StorePath)],
     sign: Option<&SecretKey>,
 ) -> Result<Vec<StepRecord>, CacheError> {
     let mut planned = Vec::new();
-    for path in order {
-        let keys = store
-            .cache_keys_of(path)
-            .map_err(|source| CacheError::Store {
-                cache: cache.url(),
-                source: Box::new(source),
-            })?;
-        for key in keys {
-            let rel = step_name(&key);
-            if known.vouched(&rel, &step_fingerprint(&key, path), sign) {
-                continue;
-            }
-            let (mut record, new) = match known.read(cache, &rel)? {
-                Some(bytes) => {
-                    let record = parse_record(cache, &key, &bytes)?;
-                    if record.output != *path {
-                        continue;
-                    }
-                    (record, false)
+    for &(key, path) in steps {
+        let rel = step_name(&key);
+        if known.vouched(&rel, &step_fingerprint(&key, path), sign) {
+            continue;
+        }
+        let (mut record, new) = match known.read(cache, &rel)? {
+            Some(bytes) => {
+                let record = parse_record(cache, &key, &bytes)?;
+                if record.output != *path {
+                    continue;
                 }
-                None => (StepRecord::new(key, path.clone()), true),
-            };
-            let signed = sign.is_some_and(|k| record.sign(k));
-            if new || signed {
-                planned.push(record);
+                (record, false)
             }
+            None => (StepRecord::new(key, path.clone()), true),
+        };
+        let signed = sign.is_some_and(|k| record.sign(k));
+        if new || signed {
+            planned.push(record);
         }
     }
     Ok(planned)
