@@ -479,9 +479,15 @@ fn signed_annotations(bytes: &[u8]) -> BTreeMap<String, String> {
     let Ok(file) = serde_json::from_slice::<Signed>(bytes) else {
         return BTreeMap::new();
     };
+    record_annotations(&file.signatures, file.output)
+}
+
+/// The annotations of a file of `signatures` (and a step record's
+/// `output`), as its manifest carries them.
+fn record_annotations(signatures: &[String], output: Option<String>) -> BTreeMap<String, String> {
     let mut annotations =
-        BTreeMap::from([(SIGNATURES_ANNOTATION.to_owned(), file.signatures.join(","))]);
-    if let Some(output) = file.output {
+        BTreeMap::from([(SIGNATURES_ANNOTATION.to_owned(), signatures.join(","))]);
+    if let Some(output) = output {
         annotations.insert(OUTPUT_ANNOTATION.to_owned(), output);
     }
     annotations

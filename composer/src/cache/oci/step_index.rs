@@ -7,11 +7,8 @@
 //! build checks each record's signature as it checks the record's, and
 //! reads the record itself when that fails.
 
-use super::layout::{
-    self, Descriptor, Entry, IndexedRecord, OUTPUT_ANNOTATION, SIGNATURES_ANNOTATION,
-    STEP_INDEX_TYPE, StepIndex,
-};
-use super::{Registry, lock};
+use super::layout::{self, Descriptor, Entry, IndexedRecord, STEP_INDEX_TYPE, StepIndex};
+use super::{Registry, lock, record_annotations};
 use crate::cache::CacheError;
 use crate::store::Blake3Digest;
 use std::collections::BTreeMap;
@@ -93,11 +90,10 @@ impl Registry {
                     .client
                     .bad_blob(&what, format!("`{key}` is not a step key")));
             };
-            let annotations = BTreeMap::from([
-                (SIGNATURES_ANNOTATION.to_owned(), signatures.join(",")),
-                (OUTPUT_ANNOTATION.to_owned(), output),
-            ]);
-            learnt.push((layout::step_tag(&digest), annotations));
+            learnt.push((
+                layout::step_tag(&digest),
+                record_annotations(&signatures, Some(output)),
+            ));
         }
         let mut indexed = lock(&self.indexed);
         for (tag, annotations) in learnt {
