@@ -193,37 +193,17 @@ pub fn display_argv(program: &str, args: &[OsString]) -> String {
     text
 }
 
-/// The virtiofsd binary: `$IMAGO_VIRTIOFSD`, else the Rust virtiofsd in
-/// /usr/libexec, else QEMU's C virtiofsd.
+/// The virtiofsd binary, as `imago run` finds it
+/// ([`imago::boot::virtiofsd::find`]), else `virtiofsd` on the PATH.
 pub fn virtiofsd() -> String {
-    if let Ok(path) = std::env::var("IMAGO_VIRTIOFSD")
-        && !path.is_empty()
-    {
-        return path;
-    }
-    ["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .unwrap_or("virtiofsd")
-        .to_owned()
+    imago::boot::virtiofsd::find()
+        .map_or_else(|| "virtiofsd".to_owned(), |p| p.display().to_string())
 }
 
-/// virtiofsd's arguments: serve `store` on `socket`, chrooted into it
-/// (options both the C and the Rust virtiofsd accept).
+/// virtiofsd's arguments: the store served as `imago run` serves it
+/// ([`imago::boot::virtiofsd::args`]).
 pub fn virtiofsd_args(store: &Path, socket: &Path) -> Vec<OsString> {
-    let mut source = OsString::from("source=");
-    source.push(store);
-    let mut socket_arg = OsString::from("--socket-path=");
-    socket_arg.push(socket);
-    vec![
-        socket_arg,
-        "-o".into(),
-        source,
-        "-o".into(),
-        "sandbox=chroot".into(),
-        "-o".into(),
-        "cache=auto".into(),
-    ]
+    imago::boot::virtiofsd::args(store, socket)
 }
 
 /// Creates the copy-on-write overlay `overlay` on top of `image`.

@@ -152,10 +152,40 @@ vm_test!(
             )?,
             "0c02\n"
         );
+        a_path_built_after_the_boot_is_seen(&m, &system)?;
         m.shutdown(20 * SEC)?;
         Ok(())
     }
 );
+
+/// The guest caches the store for good (virtiofsd's `cache=always`), yet
+/// a store path that appears on the host after the guest looked for it in
+/// vain (a system built while the machine runs) is found and listed.
+fn a_path_built_after_the_boot_is_seen(
+    m: &Machine,
+    system: &support::System,
+) -> Result<(), Failure> {
+    /// Removes the path from the shared store however the test ends.
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let name = format!("vmtest{:026}-new-path", std::process::id());
+    let path = Remove(system.store.join(&name));
+    let file = format!("/imago/store/{name}/file");
+    m.fail(format!("cat {file}"), CMD)?;
+    m.succeed("ls /imago/store >/dev/null", CMD)?;
+    std::fs::create_dir(&path.0).expect("a directory in the store");
+    std::fs::write(path.0.join("file"), "new\n").expect("a file in it");
+    assert_eq!(m.succeed(format!("cat {file}"), CMD)?, "new\n");
+    assert_eq!(
+        m.succeed(format!("ls /imago/store | grep -x {name}"), CMD)?,
+        format!("{name}\n")
+    );
+    Ok(())
+}
 
 // examples/arm64/minimal.imago: the busybox system made of Debian trixie's
 // arm64 packages, built on this host without emulation and booted under

@@ -13,18 +13,42 @@
 //! ignores the parameter and its `mount -a` skips a missing `nofail`
 //! device at once anyway.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::store::StorePath;
 
 /// The file system label of the ESP `imago image` makes.
 pub const ESP_LABEL: &str = "IMAGO-ESP";
 
 /// `systemd.mask=UNIT` for the mount unit of every file system that
 /// `toplevel`'s /etc/fstab mounts from the ESP's label; none if it has no
-/// fstab.
-pub fn esp_masks(toplevel: &Path) -> Vec<String> {
-    match std::fs::read_to_string(toplevel.join("etc/fstab")) {
+/// fstab. `toplevel` is the toplevel's directory in the store at
+/// `store_dir`.
+pub fn esp_masks(toplevel: &Path, store_dir: &Path) -> Vec<String> {
+    match std::fs::read_to_string(fstab_of(toplevel, store_dir)) {
         Ok(fstab) => masks_for(&fstab),
         Err(_) => Vec::new(),
+    }
+}
+
+/// Where `toplevel`'s etc/fstab is on this host. The toplevel's `etc` links
+/// to its /etc by the store path's name inside the system (under
+/// `/imago/store`), which is only where the store is on this host when the
+/// store is at its default place: the link is followed in `store_dir`.
+fn fstab_of(toplevel: &Path, store_dir: &Path) -> PathBuf {
+    let etc = toplevel.join("etc");
+    let Ok(target) = std::fs::read_link(&etc) else {
+        return etc.join("fstab");
+    };
+    match target.to_str().map(StorePath::from_absolute) {
+        Some(Ok((object, sub))) => {
+            let mut path = store_dir.join(object.as_str());
+            if !sub.is_empty() {
+                path.push(sub.trim_start_matches('/'));
+            }
+            path.join("fstab")
+        }
+        _ => etc.join("fstab"),
     }
 }
 
@@ -92,6 +116,48 @@ mod tests {
             ]
         );
         assert!(masks_for("").is_empty());
-        assert!(esp_masks(Path::new("/nonexistent/toplevel")).is_empty());
+        assert!(
+            esp_masks(
+                Path::new("/nonexistent/toplevel"),
+                Path::new("/nonexistent")
+            )
+            .is_empty()
+        );
+    }
+
+    /// The toplevel's `etc` names its /etc store path as the system sees
+    /// it; in a store somewhere else (an ordinary user's, a test's) the
+    /// masks come from the fstab in that store.
+    #[test]
+    fn the_fstab_is_found_in_a_store_elsewhere() {
+        let store = tempfile::tempdir().expect("tempdir");
+        let etc_name = "0123456789abcdfghijklmnpqrsvwxyz-etc";
+        let etc = store.path().join(etc_name);
+        std::fs::create_dir(&etc).expect("etc");
+        std::fs::write(etc.join("fstab"), "LABEL=IMAGO-ESP /boot vfat nofail 0 0\n")
+            .expect("fstab");
+        let toplevel = store.path().join("0123456789abcdfghijklmnpqrsvwxyz-system");
+        std::fs::create_dir(&toplevel).expect("toplevel");
+        std::os::unix::fs::symlink(
+            format!("{}/{etc_name}", crate::store::STORE_PREFIX),
+            toplevel.join("etc"),
+        )
+        .expect("etc link");
+        assert_eq!(
+            esp_masks(&toplevel, store.path()),
+            ["systemd.mask=boot.mount"]
+        );
+        // A toplevel with a real etc directory is read as it is.
+        let plain = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(plain.path().join("etc")).expect("etc");
+        std::fs::write(
+            plain.path().join("etc/fstab"),
+            "LABEL=IMAGO-ESP /efi vfat nofail 0 0\n",
+        )
+        .expect("fstab");
+        assert_eq!(
+            esp_masks(plain.path(), store.path()),
+            ["systemd.mask=efi.mount"]
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! - [`qemu`]: the QEMU argv for direct kernel boot with the store shared.
 //! - [`kvm`]: the accelerator choice (a KVM probe, cached per host boot).
 //! - [`pvh`]: the uncompressed kernel an amd64 direct boot loads (PVH entry).
+//! - [`virtiofsd`]: the virtiofsd sharing the store, and its arguments.
 //! - [`run`]: booting a toplevel (virtiofsd + QEMU), as `imago run` does.
 //!
 //! The toplevel layout and the boot contract are described in
@@ -26,6 +27,7 @@ mod probe_firmware;
 pub mod pvh;
 pub mod qemu;
 pub mod run;
+pub mod virtiofsd;
 
 pub use bootspec::BootSpec;
 pub use initrd::InitrdBuilder;

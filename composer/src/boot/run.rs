@@ -100,7 +100,7 @@ pub enum RunError {
     NoShare { kernel: PathBuf },
     #[error(transparent)]
     Accel(#[from] AccelError),
-    #[error("no virtiofsd found (looked at $IMAGO_VIRTIOFSD, {})", VIRTIOFSD_PATHS.join(", "))]
+    #[error("no virtiofsd found (looked at $IMAGO_VIRTIOFSD, {})", super::virtiofsd::PATHS.join(", "))]
     NoVirtiofsd,
     #[error("virtiofsd did not start: {0}")]
     Virtiofsd(String),
@@ -140,8 +140,6 @@ impl RunError {
         }
     }
 }
-
-const VIRTIOFSD_PATHS: &[&str] = &["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"];
 
 /// A prepared boot: the QEMU config plus what must run beside it.
 #[derive(Debug)]
@@ -189,7 +187,7 @@ impl VmLaunch {
             format!("console={}", arch.serial_console()),
         ];
         extra.extend(arch.vm_kernel_params().iter().map(|&p| p.to_owned()));
-        extra.extend(super::direct::esp_masks(toplevel));
+        extra.extend(super::direct::esp_masks(toplevel, store_dir));
         extra.extend(opts.kernel_params.iter().cloned());
         let cmdline = spec.cmdline(toplevel_logical, &extra);
         let accel = match opts.accel {
@@ -264,30 +262,11 @@ impl VmLaunch {
     }
 
     fn start_virtiofsd(&self, socket: &Path) -> Result<Child, RunError> {
-        let binary = std::env::var_os("IMAGO_VIRTIOFSD")
-            .map(PathBuf::from)
-            .or_else(|| {
-                VIRTIOFSD_PATHS
-                    .iter()
-                    .map(PathBuf::from)
-                    .find(|p| p.is_file())
-            })
-            .ok_or(RunError::NoVirtiofsd)?;
+        let binary = super::virtiofsd::find().ok_or(RunError::NoVirtiofsd)?;
         let log_path = self.runtime_dir.path().join("virtiofsd.log");
         let log = std::fs::File::create(&log_path).map_err(RunError::TempDir)?;
-        let mut socket_arg = OsString::from("--socket-path=");
-        socket_arg.push(socket);
-        let mut source_arg = OsString::from("source=");
-        source_arg.push(&self.store_dir);
         let mut command = Command::new(&binary);
-        command
-            .arg(socket_arg)
-            .arg("-o")
-            .arg(source_arg)
-            .args(["-o", "cache=auto"]);
-        if rustix::process::geteuid().is_root() {
-            command.args(["-o", "sandbox=chroot"]);
-        }
+        command.args(super::virtiofsd::args(&self.store_dir, socket));
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -127,7 +127,7 @@ fn timers_sockets_and_path_units_are_unit_files_like_services() {
 }
 
 #[test]
-fn generators_are_links_in_etc_and_the_ssh_generator_is_off_by_default() {
+fn generators_are_links_in_etc_and_debians_unused_ones_are_off_by_default() {
     let dir = tempfile::tempdir().unwrap();
     let etc = |body: &str| {
         let file = system(
@@ -141,8 +141,27 @@ fn generators_are_links_in_etc_and_the_ssh_generator_is_off_by_default() {
     };
     // Imago's sshd is services.openssh; systemd's generator would add
     // AF_UNIX and AF_VSOCK listeners, and fails without a vsock address.
+    // The others off work for what an Imago system does not have.
     let default = etc("");
-    assert_eq!(link(&default, "systemd-ssh-generator"), "/dev/null");
+    for off in [
+        "systemd-ssh-generator",
+        "systemd-gpt-auto-generator",
+        "systemd-sysv-generator",
+        "systemd-rc-local-generator",
+        "systemd-system-update-generator",
+        "systemd-hibernate-resume-generator",
+    ] {
+        assert_eq!(link(&default, off), "/dev/null", "{off}");
+    }
+    // The ones the modules use stay: fstab, getty, the kernel command
+    // line's `systemd.mask=` (debug).
+    for on in [
+        "systemd-fstab-generator",
+        "systemd-getty-generator",
+        "systemd-debug-generator",
+    ] {
+        assert!(link(&default, on).is_null(), "{on}");
+    }
     // NixOS's option: a generator of one's own, or the ssh one back.
     let chosen = etc(r#"  systemd.generators.my-generator = "/etc/my-generator";
   systemd.generators.systemd-ssh-generator = "/usr/lib/systemd/system-generators/systemd-ssh-generator";"#);

@@ -19,7 +19,9 @@ wanted_units() {
 # Stop the units of the running system that the new one lacks or masks,
 # before activation: their unit files and the /etc they read are still there
 # (systemd). Triggers go first, so that none starts a service being
-# stopped.
+# stopped. The units of a kind are stopped by one `systemctl stop`, so that
+# one of them that requires another (sshd and sshd-keygen) is said and
+# stopped even when stopping the other would take it down first.
 systemd_stop_removed() {
     old=$1
     new_units="$system/etc/systemd/system"
@@ -27,6 +29,7 @@ systemd_stop_removed() {
     status=0
     [ -n "$old" ] && [ -d "$old_units" ] || return 0
     for glob in $unit_globs; do
+        stop=""
         for u in "$old_units"/$glob; do
             [ -e "$u" ] || continue
             unit=${u##*/}
@@ -37,8 +40,11 @@ systemd_stop_removed() {
             fi
             systemctl is-active --quiet "$unit" || continue
             echo "switch-to-configuration: stopping $unit"
-            systemctl stop "$unit" || status=1
+            stop="$stop $unit"
         done
+        # Unit names have no white space (systemd escapes it).
+        # shellcheck disable=SC2086
+        [ -z "$stop" ] || systemctl stop $stop || status=1
     done
     return $status
 }

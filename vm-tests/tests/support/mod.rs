@@ -22,7 +22,8 @@
 //!   the backdoor standing in for ssh.
 //! * Direct-boot machines share the store over virtiofs (Debian's cloud
 //!   kernel has no 9p) with the kernel command line of the toplevel's
-//!   `boot.json`, as `imago run` does, plus the serial console and the
+//!   `boot.json`, as `imago run` does (the ESP's mount units masked: there
+//!   is no ESP), plus the serial console and the
 //!   parameters of the system's architecture (`console=ttyS0` and
 //!   `no_timer_check` on amd64, `console=ttyAMA0` on arm64; see
 //!   docs/vm-tests.md). A machine gets the architecture `boot.json` names:
@@ -199,7 +200,8 @@ impl System {
             || {
                 let kernel = physical_path(self, &self.spec.kernel)?;
                 let initrd = physical_path(self, &self.spec.initrd)?;
-                let extra = extra_kernel_params(self.spec.architecture);
+                let mut extra = extra_kernel_params(self.spec.architecture);
+                extra.extend(imago::boot::direct::esp_masks(&self.physical, &self.store));
                 let cmdline = self.spec.cmdline(&self.toplevel.to_absolute(), &extra);
                 let mut config = MachineConfig::direct(machine, kernel, initrd, cmdline)
                     .map_err(|e| e.to_string())?;
