@@ -76,7 +76,7 @@ fn main() {
     }
     for ((file, marker), t) in SYSTEMS.iter().zip(times) {
         println!(
-            "examples/{file}: QEMU start to {marker} (direct boot, TCG, {vcpus} vCPUs), {rounds} boots: median {:.2} s, min {:.2} s, max {:.2} s",
+            "examples/{file}: QEMU start to {marker} (direct boot, TCG, vCPUs: {vcpus}), {rounds} boots: median {:.2} s, min {:.2} s, max {:.2} s",
             median(t.clone()),
             t.iter().copied().fold(f64::INFINITY, f64::min),
             t.iter().copied().fold(0.0, f64::max)
