@@ -348,8 +348,8 @@ fn server_serves(
     config.extra_args = extra_args;
     let m = driver.machine(config)?;
     m.start()?;
-    // sshd's first-boot host keys come before multi-user.target (its
-    // preStart); an arm64 machine emulated on a loaded host took 158 s of
+    // sshd's first-boot host keys come before multi-user.target
+    // (sshd-keygen.service, before sshd); an arm64 machine emulated on a loaded host took 158 s of
     // the 180 s that 60 s scaled allows even before that.
     let boot = if system.spec.architecture == Architecture::Arm64 {
         120 * SEC

@@ -211,22 +211,44 @@ fn pre_start_is_exec_start_pre_before_the_script() {
             .contains("ExecStartPre"),
         "{units}"
     );
-    // sshd makes its host keys before it counts as started.
+    // The host keys exist before sshd counts as started: on systemd
+    // sshd-keygen.service makes them after the local file systems only,
+    // not the network, and sshd requires it and starts after it; sshd's
+    // preStart makes them too when missing (busybox init has no order).
     let file = system(
         dir.path(),
         "{ ... }: { system.name = \"ssh\"; services.openssh.enable = true; }\n",
     );
     let sshd = config(&file, "systemd.services.sshd");
-    assert!(
-        sshd["preStart"]
-            .as_str()
-            .unwrap()
-            .contains("ssh-keygen -q -t rsa"),
-        "{sshd}"
-    );
+    let keygen = config(&file, "systemd.services.sshd-keygen");
+    for makes_keys in [&sshd["preStart"], &keygen["script"]] {
+        assert!(
+            makes_keys
+                .as_str()
+                .unwrap()
+                .contains("ssh-keygen -q -t rsa"),
+            "{makes_keys}"
+        );
+    }
     assert!(
         !sshd["script"].as_str().unwrap().contains("ssh-keygen"),
         "{sshd}"
+    );
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(names(&sshd["requires"]).contains(&"sshd-keygen.service".to_owned()));
+    assert!(names(&sshd["after"]).contains(&"sshd-keygen.service".to_owned()));
+    assert!(names(&keygen["before"]).contains(&"sshd.service".to_owned()));
+    assert_eq!(names(&keygen["after"]), ["local-fs.target"]);
+    assert_eq!(keygen["unitConfig"]["DefaultDependencies"], false);
+    assert!(
+        keygen["wantedBy"].as_array().unwrap().is_empty(),
+        "{keygen}"
     );
 }
 
