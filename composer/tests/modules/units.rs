@@ -211,29 +211,36 @@ fn pre_start_is_exec_start_pre_before_the_script() {
             .contains("ExecStartPre"),
         "{units}"
     );
-    // The host keys exist before sshd counts as started: on systemd
+    // The host keys exist before sshd counts as started. On systemd
     // sshd-keygen.service makes them after the local file systems only,
-    // not the network, and sshd requires it and starts after it; sshd's
-    // preStart makes them too when missing (busybox init has no order).
-    let file = system(
-        dir.path(),
-        "{ ... }: { system.name = \"ssh\"; services.openssh.enable = true; }\n",
-    );
+    // not the network, and only when one is missing (its condition skips
+    // it otherwise); sshd requires it and starts after it, and systemd
+    // makes /run/sshd.
+    let openssh = |init: &str| {
+        system(
+            dir.path(),
+            &format!(
+                "{{ ... }}: {{ system.name = \"ssh\"; boot.init = \"{init}\"; services.openssh.enable = true; }}\n"
+            ),
+        )
+    };
+    let file = openssh("systemd");
     let sshd = config(&file, "systemd.services.sshd");
     let keygen = config(&file, "systemd.services.sshd-keygen");
-    for makes_keys in [&sshd["preStart"], &keygen["script"]] {
+    assert!(
+        keygen["script"]
+            .as_str()
+            .unwrap()
+            .contains("ssh-keygen -q -t rsa"),
+        "{keygen}"
+    );
+    for hook in ["preStart", "script"] {
         assert!(
-            makes_keys
-                .as_str()
-                .unwrap()
-                .contains("ssh-keygen -q -t rsa"),
-            "{makes_keys}"
+            !sshd[hook].as_str().unwrap().contains("ssh-keygen"),
+            "{sshd}"
         );
     }
-    assert!(
-        !sshd["script"].as_str().unwrap().contains("ssh-keygen"),
-        "{sshd}"
-    );
+    assert_eq!(sshd["serviceConfig"]["RuntimeDirectory"], "sshd");
     let names = |v: &serde_json::Value| -> Vec<String> {
         v.as_array()
             .unwrap()
@@ -246,10 +253,24 @@ fn pre_start_is_exec_start_pre_before_the_script() {
     assert!(names(&keygen["before"]).contains(&"sshd.service".to_owned()));
     assert_eq!(names(&keygen["after"]), ["local-fs.target"]);
     assert_eq!(keygen["unitConfig"]["DefaultDependencies"], false);
+    assert_eq!(
+        names(&keygen["unitConfig"]["ConditionPathExists"]),
+        [
+            "|!/var/lib/imago/ssh/ssh_host_ed25519_key",
+            "|!/var/lib/imago/ssh/ssh_host_rsa_key"
+        ]
+    );
     assert!(
         keygen["wantedBy"].as_array().unwrap().is_empty(),
         "{keygen}"
     );
+    // busybox init has no order between services: sshd makes what is
+    // missing itself before it starts.
+    let file = openssh("busybox");
+    let sshd = config(&file, "systemd.services.sshd");
+    let pre_start = sshd["preStart"].as_str().unwrap();
+    assert!(pre_start.contains("ssh-keygen -q -t rsa"), "{sshd}");
+    assert!(pre_start.contains("mkdir -p /run/sshd"), "{sshd}");
 }
 
 #[test]
