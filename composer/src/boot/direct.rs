@@ -40,14 +40,11 @@ fn fstab_of(toplevel: &Path, store_dir: &Path) -> PathBuf {
     let Ok(target) = std::fs::read_link(&etc) else {
         return etc.join("fstab");
     };
-    match target.to_str().map(StorePath::from_absolute) {
-        Some(Ok((object, sub))) => {
-            let mut path = store_dir.join(object.as_str());
-            if !sub.is_empty() {
-                path.push(sub.trim_start_matches('/'));
-            }
-            path.join("fstab")
-        }
+    match target
+        .to_str()
+        .map(|t| StorePath::physical_in(store_dir, t))
+    {
+        Some(Ok(path)) => path.join("fstab"),
         _ => etc.join("fstab"),
     }
 }

@@ -417,15 +417,11 @@ pub fn run_system(
 /// Maps a logical store path from boot.json to the physical store and checks
 /// that it exists.
 fn physical(store_dir: &Path, what: &'static str, logical: &str) -> Result<PathBuf, RunError> {
-    let (object, sub) = StorePath::from_absolute(logical).map_err(|source| RunError::Path {
+    let physical = StorePath::physical_in(store_dir, logical).map_err(|source| RunError::Path {
         what,
         logical: logical.to_owned(),
         source,
     })?;
-    let mut physical = store_dir.join(object.as_str());
-    if !sub.is_empty() {
-        physical.push(sub.trim_start_matches('/'));
-    }
     if !physical.exists() {
         return Err(RunError::NotBuilt {
             what,

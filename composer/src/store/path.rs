@@ -15,6 +15,7 @@
 
 use super::digest::Blake3Digest;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// The logical store prefix: where the store is inside every built system
@@ -175,6 +176,18 @@ impl StorePath {
             ));
         }
         Ok((StorePath::try_from(base)?, sub))
+    }
+
+    /// Where `text`, a path as the system sees it
+    /// (`/imago/store/<hash>-<name>[/sub/path]`), is in the store at
+    /// `store_dir`, wherever that store is on this machine.
+    pub fn physical_in(store_dir: &Path, text: &str) -> Result<PathBuf, StorePathError> {
+        let (object, sub) = StorePath::from_absolute(text)?;
+        let mut path = store_dir.join(object.as_str());
+        if !sub.is_empty() {
+            path.push(sub.trim_start_matches('/'));
+        }
+        Ok(path)
     }
 
     /// The base name `<hash>-<name>`.

@@ -182,13 +182,8 @@ fn prune_older_images(dir: &Path, toplevel: &StorePath, keep: &Path) {
 
 /// Maps a logical store path of `boot.json` to the store directory.
 fn physical_path(system: &System, logical: &str) -> Result<PathBuf, String> {
-    let (object, sub) = StorePath::from_absolute(logical)
-        .map_err(|e| format!("boot.json of {}: `{logical}`: {e}", system.toplevel))?;
-    let mut path = system.store.join(object.as_str());
-    if !sub.is_empty() {
-        path.push(sub.trim_start_matches('/'));
-    }
-    Ok(path)
+    StorePath::physical_in(&system.store, logical)
+        .map_err(|e| format!("boot.json of {}: `{logical}`: {e}", system.toplevel))
 }
 
 impl System {
