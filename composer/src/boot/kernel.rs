@@ -2,8 +2,9 @@
 //! object with a module index.
 //!
 //! Params: `{ architecture = "amd64"; packages = [ <deb objects> ] }` — the
-//! system's architecture and the dependency closure of a kernel
-//! metapackage. Exactly one package must hold `boot/vmlinuz-<ver>`, a
+//! system's architecture and a kernel package with the `linux-image-*`
+//! packages it depends on, transitively (see
+//! [`KernelBuilder::reads_dependency`](Builder::reads_dependency)). Exactly one package must hold `boot/vmlinuz-<ver>`, a
 //! kernel image of that architecture (checked by its magic, see
 //! [`Architecture::kernel_magic`]); its modules are in
 //! `usr/lib/modules/<ver>` (merged /usr) or `lib/modules/<ver>` of any
@@ -24,6 +25,7 @@
 //! files; see [`kmod::depmod`]. Output depends only on the inputs' contents:
 //! walks are sorted and the indexes are rendered in sorted order.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +35,7 @@ use super::kmod::{self, ModuleIndex};
 use crate::arch::Architecture;
 use crate::builders::confine::confined;
 use crate::builders::{BuildContext, BuildError, Builder, ResolvedStep, fsutil};
+use imago_lang::hook::StepValue;
 
 /// Parameters of the "kernel" builder.
 #[derive(Debug, Deserialize)]
@@ -51,6 +54,24 @@ impl Builder for KernelBuilder {
     /// 3: the architecture's image name and format check.
     fn version(&self) -> u32 {
         3
+    }
+
+    /// A kernel metapackage (`linux-image-cloud-amd64`) names its image
+    /// package (`linux-image-6.12.57+deb13-cloud-amd64`), which holds the
+    /// image and the modules. The image package's other dependencies
+    /// (kmod, initramfs-tools, and through them most of a base system)
+    /// serve maintainer scripts that Imago never runs, so the kernel does
+    /// not wait for them to be unpacked. `linux-image-*` is Debian's name
+    /// for the packages that hold kernels (apt keeps them from autoremoval
+    /// by that pattern).
+    fn reads_dependency(&self, package: &str) -> bool {
+        package.starts_with("linux-image-")
+    }
+
+    /// As much as unpacking its largest package, the one holding the
+    /// modules: every module is linked and read for the indexes.
+    fn weight(&self, _params: &BTreeMap<String, StepValue>, inputs: &[u64]) -> u64 {
+        inputs.iter().copied().max().unwrap_or(0)
     }
 
     fn build(

@@ -137,13 +137,26 @@ pub trait Builder: Sync {
         1
     }
 
-    /// A rough measure of the work the step takes, from its parameters
-    /// (the `deb` builder: the package's size in bytes). Of the steps ready
-    /// to run, the scheduler starts the heaviest first, so that a large
-    /// step does not run alone at the end while the other cores idle.
-    /// 0 (the default) for builders whose steps are all small.
-    fn weight(&self, _params: &BTreeMap<String, StepValue>) -> u64 {
+    /// A rough measure of the work the step takes, in bytes of package
+    /// unpacked, from its parameters and `inputs`, the weights of the steps
+    /// it reads (the `deb` builder: the package's size; the `kernel`
+    /// builder: its largest package's). Of the steps ready to run, the
+    /// scheduler starts first the one with the heaviest chain of work ahead
+    /// of it, so that a long step does not run alone at the end while the
+    /// other cores idle. 0 (the default) for builders whose steps are all
+    /// small.
+    fn weight(&self, _params: &BTreeMap<String, StepValue>, _inputs: &[u64]) -> u64 {
         0
+    }
+
+    /// Whether the step reads the Debian package `package` when it is a
+    /// dependency of a package in its `packages` list: the step table
+    /// expands that list to the packages named and, transitively, every
+    /// dependency this accepts (`graph/table.rs`). The default, every
+    /// dependency, gives the whole closure, which a profile needs; a kernel
+    /// reads only its image packages.
+    fn reads_dependency(&self, _package: &str) -> bool {
+        true
     }
 
     /// Extra input to the step's cache key beyond its parameters, for

@@ -57,7 +57,7 @@ struct DebFileParams {
 
 impl Builder for DebBuilder {
     /// The .deb's size: decompressing dominates unpacking.
-    fn weight(&self, params: &BTreeMap<String, StepValue>) -> u64 {
+    fn weight(&self, params: &BTreeMap<String, StepValue>, _inputs: &[u64]) -> u64 {
         match params.get("size") {
             Some(StepValue::Int(n)) => u64::try_from(*n).unwrap_or(0),
             _ => 0,

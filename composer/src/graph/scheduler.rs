@@ -2,9 +2,9 @@
 //!
 //! The calling thread coordinates; a rayon pool of `jobs` threads runs the
 //! steps. A step is started once all its inputs are built, and at most `jobs`
-//! steps run at once; of the steps ready, the heaviest by its builder's
-//! estimate ([`Builder::weight`]: a package's size) starts first, so a large
-//! package does not unpack alone at the end. Running a step:
+//! steps run at once; of the steps ready, the one with the heaviest chain of
+//! work ahead of it starts first, by its builders' estimates
+//! ([`Builder::weight`], see `scheduler/priority.rs`). Running a step:
 //!
 //! 1. every input placeholder in every string of the parameters (object keys
 //!    included, recursively) is replaced by the input's real path
@@ -51,8 +51,10 @@
 //! finish) unless `keep_going`, which builds everything not downstream of a
 //! failure.
 
+mod priority;
 mod worker;
 
+use priority::Priorities;
 use worker::Resolved;
 
 use super::dag::{StepId, ValidatedGraph};
@@ -343,6 +345,12 @@ impl Once<'_> {
                 builders,
                 substituter,
                 ctx,
+                priorities: Priorities::new(graph, |id, inputs| {
+                    let step = graph.step(id);
+                    builders
+                        .get(&step.builder)
+                        .map_or(0, |b| b.weight(&step.params, inputs))
+                }),
                 start: Instant::now(),
                 progress: Progress::new(options.progress, graph.len()),
                 repair: options.repair,
@@ -409,6 +417,8 @@ struct Run<'a> {
     builders: &'a dyn BuilderSet,
     substituter: &'a dyn Substituter,
     ctx: &'a BuildContext,
+    /// Which ready step starts first.
+    priorities: Priorities,
     start: Instant,
     progress: Progress,
     repair: bool,
@@ -462,7 +472,7 @@ impl<'a> Run<'a> {
             for &id in graph.topological() {
                 let n = graph.inputs(id).count();
                 if n == 0 {
-                    queue.ready.push(id, self.weight(id));
+                    queue.ready.push(id, self.priorities.of(id));
                 } else {
                     waiting.insert(id, n);
                 }
@@ -558,7 +568,7 @@ impl<'a> Run<'a> {
                         *n -= 1;
                         if *n == 0 {
                             waiting.remove(&dependent);
-                            queue.ready.push(dependent, self.weight(dependent));
+                            queue.ready.push(dependent, self.priorities.of(dependent));
                         }
                     }
                 }
@@ -616,8 +626,8 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Steps whose inputs are all built: the heaviest first (see
-/// [`Builder::weight`]), and among equals the first to become ready.
+/// Steps whose inputs are all built: the highest priority first (see
+/// `scheduler/priority.rs`), and among equals the first to become ready.
 #[derive(Default)]
 struct Ready {
     heap: BinaryHeap<(u64, Reverse<u64>, StepId)>,
@@ -625,8 +635,8 @@ struct Ready {
 }
 
 impl Ready {
-    fn push(&mut self, id: StepId, weight: u64) {
-        self.heap.push((weight, Reverse(self.pushed), id));
+    fn push(&mut self, id: StepId, priority: u64) {
+        self.heap.push((priority, Reverse(self.pushed), id));
         self.pushed += 1;
     }
 

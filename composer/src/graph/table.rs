@@ -14,12 +14,18 @@
 //! - a top-level parameter named `packages` whose items include `deb`
 //!   placeholders gets those items replaced by the sorted dependency closure
 //!   of the packages they name, so the consumer (a profile, a kernel) sees
-//!   every package it needs. Deb steps themselves never depend on each other:
-//!   Debian's dependency graph has cycles.
+//!   every package it needs. The closure follows only the dependencies the
+//!   step's builder reads ([`Builder::reads_dependency`]: a kernel only its
+//!   `linux-image-*` packages), so that the step waits for no package it
+//!   never opens. Deb steps themselves never depend on each other: Debian's
+//!   dependency graph has cycles.
+//!
+//! [`Builder::reads_dependency`]: crate::builders::Builder::reads_dependency
 //!
 //! In *record* mode (used by `imago lock`) there is no index: the table only
 //! collects the requested package names and hands out placeholders.
 
+use super::registry;
 use super::step::{Step, is_placeholder};
 use crate::debian::pins::PackageIndex;
 use imago_lang::hook::{HookError, StepRequest, StepValue, StoreHook};
@@ -139,10 +145,12 @@ impl StepTable {
         })
     }
 
-    /// Replaces the deb placeholders of a `packages` list by their closure.
+    /// Replaces the deb placeholders of a `packages` list by their closure
+    /// over the dependencies `builder` reads.
     fn expand_packages(
         &self,
         index: &dyn PackageIndex,
+        builder: &str,
         items: Vec<StepValue>,
     ) -> Result<Vec<StepValue>, HookError> {
         let mut wanted = Vec::new();
@@ -173,7 +181,8 @@ impl StepTable {
         let Some(at) = first_deb else {
             return Ok(rest);
         };
-        let closure = closure(index, &wanted)?;
+        let reads = |dep: &str| registry::builder(builder).is_none_or(|b| b.reads_dependency(dep));
+        let closure = closure(index, &wanted, reads)?;
         let mut expanded = Vec::with_capacity(closure.len());
         for package in &closure {
             let placeholder = self.deb_step(index, package)?;
@@ -187,8 +196,13 @@ impl StepTable {
     }
 }
 
-/// The sorted dependency closure of `roots` over `depends`.
-fn closure(index: &dyn PackageIndex, roots: &[String]) -> Result<BTreeSet<String>, HookError> {
+/// The sorted dependency closure of `roots` over the `depends` that
+/// `follow` accepts.
+fn closure(
+    index: &dyn PackageIndex,
+    roots: &[String],
+    follow: impl Fn(&str) -> bool,
+) -> Result<BTreeSet<String>, HookError> {
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut queue: VecDeque<(String, Option<String>)> =
         roots.iter().map(|r| (r.clone(), None)).collect();
@@ -205,7 +219,7 @@ fn closure(index: &dyn PackageIndex, roots: &[String]) -> Result<BTreeSet<String
             None => not_locked(&name),
         })?;
         for dep in pinned.depends {
-            if !seen.contains(&dep) {
+            if !seen.contains(&dep) && follow(&dep) {
                 queue.push_back((dep, Some(name.clone())));
             }
         }
@@ -260,7 +274,7 @@ impl StoreHook for StepTable {
             && matches!(request.params.get("packages"), Some(StepValue::List(_)))
             && let Some(StepValue::List(items)) = request.params.remove("packages")
         {
-            let expanded = self.expand_packages(index, items)?;
+            let expanded = self.expand_packages(index, &request.builder, items)?;
             request
                 .params
                 .insert("packages".to_owned(), StepValue::List(expanded));

@@ -221,6 +221,78 @@ fn packages_lists_expand_to_the_sorted_closure() {
     assert_eq!(table.len(), 7);
 }
 
+/// The names of the packages in a step's `packages` list.
+fn package_names(table: &StepTable, placeholder: &str) -> Vec<String> {
+    let step = table.get(placeholder).unwrap();
+    let StepValue::List(items) = &step.params["packages"] else {
+        panic!("packages is not a list")
+    };
+    items
+        .iter()
+        .map(|v| match v {
+            StepValue::Str { text, .. } => {
+                text.strip_prefix("/imago/pending/").unwrap()[33..].to_owned()
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_kernel_reads_only_the_linux_image_packages_of_its_closure() {
+    let mut idx = index();
+    idx.insert(pin(
+        "linux-image-cloud-amd64",
+        &["linux-image-6.12.1-cloud-amd64"],
+    ));
+    idx.insert(pin(
+        "linux-image-6.12.1-cloud-amd64",
+        &["kmod", "initramfs-tools"],
+    ));
+    idx.insert(pin("kmod", &["libc6"]));
+    idx.insert(pin("initramfs-tools", &["bash"]));
+    let table = StepTable::new(Some(Box::new(idx)));
+    let meta = table.add_step(deb("linux-image-cloud-amd64")).unwrap();
+    let packages = || StepValue::List(vec![with_ctx(&meta, &[&meta])]);
+    let kernel = table
+        .add_step(StepRequest {
+            builder: "kernel".into(),
+            name: "linux".into(),
+            params: BTreeMap::from([
+                ("architecture".to_owned(), s("amd64")),
+                ("packages".to_owned(), packages()),
+            ]),
+        })
+        .unwrap();
+    assert_eq!(
+        package_names(&table, &kernel),
+        ["linux-image-6.12.1-cloud-amd64", "linux-image-cloud-amd64"]
+    );
+    assert_eq!(table.get(&kernel).unwrap().inputs.len(), 2);
+    // A profile of the same package reads its whole closure.
+    let profile = table
+        .add_step(StepRequest {
+            builder: "profile".into(),
+            name: "usr".into(),
+            params: BTreeMap::from([("packages".to_owned(), packages())]),
+        })
+        .unwrap();
+    assert_eq!(
+        package_names(&table, &profile),
+        [
+            "base-files",
+            "bash",
+            "gcc-12-base",
+            "initramfs-tools",
+            "kmod",
+            "libc6",
+            "libgcc-s1",
+            "linux-image-6.12.1-cloud-amd64",
+            "linux-image-cloud-amd64",
+        ]
+    );
+}
+
 #[test]
 fn a_missing_dependency_names_who_needs_it() {
     let mut idx = index();

@@ -43,13 +43,18 @@ struct TestParams {
     weight: u64,
     #[serde(default)]
     #[allow(dead_code)]
+    weighs_inputs: bool,
+    #[serde(default)]
+    #[allow(dead_code)]
     noise: i64,
 }
 
 impl Builder for TestBuilder {
-    fn weight(&self, params: &BTreeMap<String, StepValue>) -> u64 {
-        match params.get("weight") {
-            Some(StepValue::Int(n)) => *n as u64,
+    /// `weight`, or with `weighs_inputs` the sum of the inputs' weights.
+    fn weight(&self, params: &BTreeMap<String, StepValue>, inputs: &[u64]) -> u64 {
+        match (params.get("weight"), params.get("weighs_inputs")) {
+            (_, Some(StepValue::Bool(true))) => inputs.iter().sum(),
+            (Some(StepValue::Int(n)), _) => *n as u64,
             _ => 0,
         }
     }
@@ -765,23 +770,34 @@ fn repair_with_an_unreproducible_builder_keeps_the_broken_copy_and_says_why() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// A step without inputs that weighs `weight`.
+fn weighted(table: &StepTable, name: &str, weight: i64) -> String {
+    add(
+        table,
+        name,
+        vec![("text", s(name, &[])), ("weight", StepValue::Int(weight))],
+    )
+}
+
+/// The names of the steps of `summary` in the order they started.
+fn start_order(summary: &BuildSummary) -> Vec<&str> {
+    let mut started: Vec<_> = summary.steps.iter().collect();
+    started.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
+    started.iter().map(|r| r.name.as_str()).collect()
+}
+
 #[test]
-fn the_heaviest_ready_step_starts_first() {
+fn the_ready_step_with_the_heaviest_work_ahead_starts_first() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let table = StepTable::new(None);
-    let step = |name: &str, weight: i64| {
-        add(
-            &table,
-            name,
-            vec![("text", s(name, &[])), ("weight", StepValue::Int(weight))],
-        )
-    };
+    let step = |name: &str, weight: i64| weighted(&table, name, weight);
     let light = step("light", 1);
     let heavy = step("heavy", 500);
     let middle = step("middle", 30);
     let unweighted = step("unweighted", 0);
-    // `after` becomes ready when `light` is built, and outweighs the rest.
+    // `after` becomes ready when `light` is built, and outweighs the rest:
+    // `light` has the heaviest chain ahead of it (901).
     let after = add(
         &table,
         "after",
@@ -792,14 +808,52 @@ fn the_heaviest_ready_step_starts_first() {
     );
     let g = graph(&table, &[&light, &heavy, &middle, &unweighted, &after]);
     let summary = build(&g, &store, &Builders::default(), &opts(1)).unwrap();
-    let mut started: Vec<_> = summary.steps.iter().collect();
-    started.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
-    let order: Vec<&str> = started.iter().map(|r| r.name.as_str()).collect();
-    // `after` may start before or after `unweighted`: it is ready only once
-    // `light` is registered, which the commit thread does meanwhile.
-    assert_eq!(order[..3], ["heavy", "middle", "light"]);
+    let order = start_order(&summary);
+    // `after` may start before or after `middle` or `unweighted`: it is
+    // ready only once `light` is registered, which the commit thread does
+    // meanwhile; once ready it goes first.
+    assert_eq!(order[..2], ["light", "heavy"], "{order:?}");
+    let rest: Vec<&str> = order[2..]
+        .iter()
+        .copied()
+        .filter(|n| *n != "after")
+        .collect();
+    assert_eq!(rest, ["middle", "unweighted"], "{order:?}");
+    let after_at = order.iter().position(|n| *n == "after").unwrap();
+    assert!(after_at >= 2, "{order:?}");
+}
+
+/// As a kernel waits for every package of its closure, the small ones
+/// included: they start before a larger package that only a light step
+/// reads, so the kernel does not start last.
+#[test]
+fn the_inputs_of_a_long_step_start_before_heavier_steps_off_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let table = StepTable::new(None);
+    let step = |name: &str, weight: i64| weighted(&table, name, weight);
+    let image = step("image", 700);
+    let small = step("small", 5);
+    let other = step("other", 400);
+    let kernel = add(
+        &table,
+        "kernel",
+        vec![
+            ("text", text_of(&[&image, &small])),
+            ("weighs_inputs", StepValue::Bool(true)),
+        ],
+    );
+    let profile = add(&table, "profile", vec![("text", text_of(&[&other]))]);
+    let g = graph(&table, &[&kernel, &profile]);
+    let summary = build(&g, &store, &Builders::default(), &opts(1)).unwrap();
+    let order = start_order(&summary);
+    // small: 5 + 705 = 710 > other: 400. The kernel, once ready, outranks
+    // `other` (705 > 400), but it may become ready after `other` started.
+    assert_eq!(order[..2], ["image", "small"], "{order:?}");
     assert!(
-        order[3..] == ["after", "unweighted"] || order[3..] == ["unweighted", "after"],
+        order[2..] == ["kernel", "other", "profile"]
+            || order[2..] == ["other", "kernel", "profile"]
+            || order[2..] == ["other", "profile", "kernel"],
         "{order:?}"
     );
 }

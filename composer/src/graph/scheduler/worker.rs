@@ -188,8 +188,8 @@ impl Run<'_> {
             return;
         }
         let id = resolved.start.id;
-        let weight = self.weight(id);
-        queue.to_build.push(id, weight);
+        let priority = self.priorities.of(id);
+        queue.to_build.push(id, priority);
         queue.resolved.insert(id, resolved);
         drop(queue);
         self.mailbox.nudge();
@@ -490,13 +490,5 @@ impl Run<'_> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(text);
-    }
-
-    /// What the step's builder estimates its work to be.
-    pub(super) fn weight(&self, id: StepId) -> u64 {
-        let step = self.graph.step(id);
-        self.builders
-            .get(&step.builder)
-            .map_or(0, |b| b.weight(&step.params))
     }
 }
