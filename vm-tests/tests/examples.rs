@@ -326,6 +326,15 @@ fn server_from_outside(
     })?;
     let forwards = user_net_args(&[(ssh_port, 22), (http_port, 80)]);
     let m = server_serves(driver, name, machine, forwards)?;
+    // The report of absent interfaces waited for udev to load the NIC's
+    // driver: it once ran first and said eth0 was missing. Nothing waits
+    // for it, so its end is waited for here.
+    m.wait_until_succeeds(
+        "test \"$(systemctl show -p ExecMainExitTimestampMonotonic --value imago-check-interfaces)\" != 0",
+        60 * SEC,
+    )?;
+    let report = m.succeed("journalctl -b -u imago-check-interfaces -o cat", CMD)?;
+    assert!(!report.contains("has no interface"), "{report}");
     let page = http_get(http_port, "/", 10 * SEC).unwrap_or_default();
     assert!(page.contains("<h1>Served by server</h1>"), "{page}");
     let out = ssh(driver, &key, ssh_port, "alice", command, 60 * SEC)?;

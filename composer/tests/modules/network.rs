@@ -404,6 +404,15 @@ fn a_nic_named_by_its_mac_gets_a_link_file_or_a_rename_and_is_reported_by_mac() 
         ),
         "{check}"
     );
+    // The NICs found at boot appear as udev loads their drivers, after
+    // network.target: the report waits for udev's queue first.
+    let settle = check.find("udevadm settle").expect("waits for udev");
+    assert!(settle < check.find("/sys/class/net/").unwrap(), "{check}");
+    let after = s.config("systemd.services.imago-check-interfaces.after");
+    assert!(
+        format!("{after:?}").contains("systemd-udev-trigger.service"),
+        "{after:?}"
+    );
 
     let s = System::new("minimal.imago", body);
     let sysinit = s.config("boot.busybox.extraSysinit");

@@ -326,6 +326,12 @@ fn blessing_waits_for_the_esp() {
         unit.lines().any(|l| l == "DefaultDependencies=no"),
         "{unit}"
     );
+    // A direct boot names no generation: nothing to bless, no process.
+    assert!(
+        unit.lines()
+            .any(|l| l == "ConditionKernelCommandLine=imago.generation"),
+        "{unit}"
+    );
 }
 
 /// /var and /var/lib are searchable by every user whatever made them (a
