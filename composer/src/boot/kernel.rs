@@ -4,8 +4,9 @@
 //! Params: `{ architecture = "amd64"; packages = [ <deb objects> ] }` — the
 //! system's architecture and a kernel package with the `linux-image-*`
 //! packages it depends on, transitively (see
-//! [`KernelBuilder::reads_dependency`](Builder::reads_dependency)). Exactly one package must hold `boot/vmlinuz-<ver>`, a
-//! kernel image of that architecture (checked by its magic, see
+//! [`KernelBuilder::reads_dependency`](Builder::reads_dependency)). Exactly
+//! one package must hold `boot/vmlinuz-<ver>`, a kernel image of that
+//! architecture (checked by its magic, see
 //! [`Architecture::kernel_magic`]); its modules are in
 //! `usr/lib/modules/<ver>` (merged /usr) or `lib/modules/<ver>` of any
 //! package. Output (a directory):

@@ -111,6 +111,9 @@ fn timers_sockets_and_path_units_are_unit_files_like_services() {
         "systemd-hwdb-update.service",
         "systemd-journal-catalog-update.service",
         "systemd-update-done.service",
+        // Same condition; activation writes the accounts and runs
+        // systemd-sysusers itself for what it leaves.
+        "systemd-sysusers.service",
         // Debian's gettys on tty2-tty6, behind services.getty's back.
         "getty-static.service",
     ] {

@@ -22,7 +22,7 @@
 use crate::support::system::{Built, on_host_busybox};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -80,11 +80,17 @@ impl Machine {
     /// Runs the activation's `update-users` as activation does; returns its
     /// stderr.
     fn activate(&self, built: &Built) -> String {
+        self.activate_with(built, &[])
+    }
+
+    /// `activate` with more sysusers.d directories after the system's.
+    fn activate_with(&self, built: &Built, more: &[&Path]) -> String {
         let out = Command::new(&self.script)
             .env("IMAGO_ROOT", self.root())
             .arg(built.entry("users.tsv"))
             .arg(built.entry("etc").join("sysusers.d"))
             .arg(built.entry("sw").join("usr/lib/sysusers.d"))
+            .args(more)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -300,6 +306,30 @@ fn the_packages_accounts_are_written_so_systemd_sysusers_creates_none() {
         state
     );
     assert!(state.contains("systemd-network:"), "{state}");
+}
+
+/// A sysusers.d line the script does not write is named and left to
+/// systemd-sysusers, which activation then runs (on a real root only).
+#[test]
+fn a_line_not_understood_is_left_to_systemd_sysusers() {
+    let built = built();
+    let m = Machine::new(built);
+    let odd = m.dir.path().join("odd");
+    fs::create_dir_all(&odd).unwrap();
+    fs::write(odd.join("odd.conf"), "u odd /etc/odd.uid\n").unwrap();
+    let stderr = m.activate_with(built, &[&odd]);
+    assert!(
+        stderr
+            .contains("odd.conf:1: user id /etc/odd.uid not understood; left to systemd-sysusers"),
+        "{stderr}"
+    );
+    assert!(!m.read("passwd").contains("\nodd:"), "{}", m.read("passwd"));
+    // The other accounts are written as ever.
+    assert!(
+        m.read("passwd").contains("\nimago-test:"),
+        "{}",
+        m.read("passwd")
+    );
 }
 
 #[test]
