@@ -181,7 +181,8 @@ impl StepTable {
         let Some(at) = first_deb else {
             return Ok(rest);
         };
-        let reads = |dep: &str| registry::builder(builder).is_none_or(|b| b.reads_dependency(dep));
+        let reader = registry::builder(builder);
+        let reads = |dep: &str| reader.is_none_or(|b| b.reads_dependency(dep));
         let closure = closure(index, &wanted, reads)?;
         let mut expanded = Vec::with_capacity(closure.len());
         for package in &closure {
