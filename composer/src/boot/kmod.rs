@@ -190,6 +190,52 @@ fn exported_symbols(file: &object::File) -> Vec<String> {
 
 /// Reads a module file, decompressing it according to its extension.
 pub fn read_module(path: &Path) -> Result<Vec<u8>, KmodError> {
+    let mut buffers = ModuleBuffers::default();
+    read_module_into(path, &mut buffers)?;
+    Ok(buffers.take())
+}
+
+/// Buffers for reading modules one after another: a module tree holds a
+/// thousand or more, and fresh buffers for each cost page faults and
+/// regrowth.
+#[derive(Debug, Default)]
+pub struct ModuleBuffers {
+    raw: Vec<u8>,
+    decoded: Vec<u8>,
+    /// Whether the module was compressed: then it is in `decoded`.
+    compressed: bool,
+}
+
+impl ModuleBuffers {
+    /// The module last read.
+    pub fn module(&self) -> &[u8] {
+        if self.compressed {
+            &self.decoded
+        } else {
+            &self.raw
+        }
+    }
+
+    fn take(self) -> Vec<u8> {
+        if self.compressed {
+            self.decoded
+        } else {
+            self.raw
+        }
+    }
+}
+
+/// The most memory an xz decoder may use for one module.
+const XZ_MEMLIMIT: u64 = 256 << 20;
+
+/// Reads the module at `path` into `buffers` (see
+/// [`ModuleBuffers::module`]), decompressing it according to its extension.
+///
+/// xz's own check (CRC32 in Debian's modules) is not verified: modules are
+/// read from store objects, whose bytes were hashed when they were added
+/// (a package's against its locked SHA-256), and a damaged stream still
+/// fails to decode.
+pub fn read_module_into(path: &Path, buffers: &mut ModuleBuffers) -> Result<(), KmodError> {
     let io_err = |source| KmodError::Io {
         path: path.to_owned(),
         source,
@@ -199,27 +245,40 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>, KmodError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let ext = name.split_once(".ko").map(|(_, e)| e).unwrap_or("");
-    let raw = std::fs::read(path).map_err(io_err)?;
+    buffers.raw.clear();
+    buffers.decoded.clear();
+    buffers.compressed = !ext.is_empty();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut buffers.raw))
+        .map_err(io_err)?;
     let decompress_err = |source| KmodError::Decompress {
         path: path.to_owned(),
         source,
     };
+    let raw = &buffers.raw[..];
+    let out = &mut buffers.decoded;
     match ext {
-        "" => Ok(raw),
+        "" => Ok(()),
         ".xz" => {
-            let mut out = Vec::new();
-            liblzma::read::XzDecoder::new(&raw[..])
-                .read_to_end(&mut out)
+            let stream = liblzma::stream::Stream::new_stream_decoder(
+                XZ_MEMLIMIT,
+                liblzma::stream::IGNORE_CHECK,
+            )
+            .map_err(|e| decompress_err(e.into()))?;
+            liblzma::read::XzDecoder::new_stream(raw, stream)
+                .read_to_end(out)
                 .map_err(decompress_err)?;
-            Ok(out)
+            Ok(())
         }
-        ".zst" => zstd::stream::decode_all(&raw[..]).map_err(decompress_err),
+        ".zst" => zstd::stream::read::Decoder::new(raw)
+            .and_then(|mut d| d.read_to_end(out))
+            .map(drop)
+            .map_err(decompress_err),
         ".gz" => {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&raw[..])
-                .read_to_end(&mut out)
+            flate2::read::GzDecoder::new(raw)
+                .read_to_end(out)
                 .map_err(decompress_err)?;
-            Ok(out)
+            Ok(())
         }
         other => Err(KmodError::Compression {
             path: path.to_owned(),
@@ -293,13 +352,14 @@ impl ModuleIndex {
         }
         let infos: Vec<(String, ModInfo)> = paths
             .par_iter()
-            .map(|path| {
+            .map_init(ModuleBuffers::default, |buffers, path| {
                 let rel = path
                     .strip_prefix(dir)
                     .unwrap_or(path)
                     .to_string_lossy()
                     .into_owned();
-                let info = parse_modinfo(path, &read_module(path)?)?;
+                read_module_into(path, buffers)?;
+                let info = parse_modinfo(path, buffers.module())?;
                 Ok((rel, info))
             })
             .collect::<Result<_, KmodError>>()?;

@@ -240,6 +240,42 @@ fn unsupported_compression_is_named() {
 }
 
 #[test]
+fn one_set_of_buffers_reads_modules_of_every_compression_in_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut buffers = ModuleBuffers::default();
+    // Largest first, so a stale tail of a longer module would show.
+    for (path, field) in [
+        (
+            "a.ko.xz",
+            "description=a long description of the first module",
+        ),
+        ("b.ko", "description=b"),
+        ("c.ko.zst", "description=c"),
+        ("d.ko.xz", "description=d"),
+    ] {
+        write_module(dir.path(), path, &[field.to_owned()], &[]);
+        let file = dir.path().join(path);
+        read_module_into(&file, &mut buffers).unwrap();
+        assert_eq!(buffers.module(), &fake_module(&[field])[..], "{path}");
+        assert_eq!(read_module(&file).unwrap(), fake_module(&[field]), "{path}");
+    }
+}
+
+#[test]
+fn a_damaged_compressed_module_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write_module(dir.path(), "m.ko.xz", &["description=m".to_owned()], &[]);
+    let path = dir.path().join("m.ko.xz");
+    let mut bytes = fs::read(&path).unwrap();
+    // Cut the stream in the middle of its compressed data.
+    bytes.truncate(bytes.len() / 2);
+    fs::write(&path, &bytes).unwrap();
+    let err = read_module(&path).unwrap_err();
+    assert!(matches!(err, KmodError::Decompress { .. }), "{err}");
+    assert!(err.to_string().contains("m.ko.xz"), "{err}");
+}
+
+#[test]
 fn module_names_are_normalized() {
     assert_eq!(
         module_name_of("kernel/a/virtio-rng.ko.xz").as_deref(),

@@ -24,13 +24,12 @@
 //! 0444 or 0555, directories 0555); the caller then makes it durable with
 //! [`sync_filesystem`] (one `syncfs`, cheaper than fsyncing each file). It
 //! also scans file contents and symlink targets for the hash parts of
-//! candidate references with Aho-Corasick, chunk by chunk, keeping the last
-//! 31 bytes of the previous chunk so a hash split across two reads is found.
+//! candidate references ([`refscan`](super::refscan)), chunk by chunk.
 
 use super::digest::Blake3Digest;
 use super::error::{Result, StoreError};
-use super::path::{HASH_LEN, StorePath};
-use aho_corasick::AhoCorasick;
+use super::path::StorePath;
+use super::refscan::Scanner;
 use std::collections::BTreeSet;
 use std::fs::{self, File, Permissions};
 use std::io::Read;
@@ -98,76 +97,6 @@ impl<S: Sink + ?Sized> Counting<'_, S> {
     fn str(&mut self, s: &[u8]) {
         self.u64(s.len() as u64);
         self.bytes(s);
-    }
-}
-
-/// Finds the hash parts of candidate references in byte chunks.
-struct Scanner {
-    matcher: Option<AhoCorasick>,
-    candidates: Vec<StorePath>,
-    found: Vec<bool>,
-    tail: Vec<u8>,
-    joint: Vec<u8>,
-}
-
-impl Scanner {
-    fn new(candidates: &[StorePath]) -> Self {
-        let mut candidates: Vec<StorePath> = candidates.to_vec();
-        candidates.sort();
-        candidates.dedup();
-        let matcher = if candidates.is_empty() {
-            None
-        } else {
-            AhoCorasick::new(candidates.iter().map(|c| c.hash_part())).ok()
-        };
-        let found = vec![false; candidates.len()];
-        Scanner {
-            matcher,
-            candidates,
-            found,
-            tail: Vec::with_capacity(HASH_LEN),
-            joint: Vec::with_capacity(2 * HASH_LEN),
-        }
-    }
-
-    /// Starts a new file or symlink target: a hash cannot span two.
-    fn reset(&mut self) {
-        self.tail.clear();
-    }
-
-    fn feed(&mut self, chunk: &[u8]) {
-        let Some(matcher) = &self.matcher else { return };
-        let keep = HASH_LEN - 1;
-        if !self.tail.is_empty() {
-            // Occurrences that straddle the previous chunk and this one.
-            self.joint.clear();
-            self.joint.extend_from_slice(&self.tail);
-            self.joint
-                .extend_from_slice(&chunk[..chunk.len().min(keep)]);
-            for m in matcher.find_overlapping_iter(&self.joint) {
-                self.found[m.pattern().as_usize()] = true;
-            }
-        }
-        for m in matcher.find_overlapping_iter(chunk) {
-            self.found[m.pattern().as_usize()] = true;
-        }
-        // Keep the last HASH_LEN-1 bytes seen for the next chunk.
-        if chunk.len() >= keep {
-            self.tail.clear();
-            self.tail.extend_from_slice(&chunk[chunk.len() - keep..]);
-        } else {
-            self.tail.extend_from_slice(chunk);
-            let excess = self.tail.len().saturating_sub(keep);
-            self.tail.drain(..excess);
-        }
-    }
-
-    fn into_found(self) -> BTreeSet<StorePath> {
-        self.candidates
-            .into_iter()
-            .zip(self.found)
-            .filter_map(|(c, f)| f.then_some(c))
-            .collect()
     }
 }
 

@@ -39,6 +39,7 @@ mod add;
 mod commit;
 mod gc;
 mod readers;
+mod refscan;
 mod remove;
 mod repair;
 mod roots;
