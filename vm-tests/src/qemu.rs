@@ -10,20 +10,21 @@
 //! [`Process`] owns the running process: its stderr is collected in the
 //! background (for error messages), and it is killed with SIGKILL when
 //! dropped, including while a panic unwinds. So that QEMU also dies when the
-//! test process itself is killed, QEMU is started through
-//! `setpriv --pdeathsig KILL` from one long-lived spawner thread (the parent
-//! death signal fires when the *thread* that forked exits, so per-test threads
-//! would kill machines too early).
+//! test process itself is killed, QEMU is started as `imago run` starts it
+//! ([`imago::boot::spawn`]): through `setpriv --pdeathsig KILL`, from one
+//! long-lived spawner thread (the parent death signal fires when the
+//! *thread* that forked exits, so per-test threads would kill machines too
+//! early).
 
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Sender, channel};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imago::boot::qemu::{self, QemuArgs, StoreShare, option_with_path};
+use imago::boot::spawn;
 
 use crate::accel::Accel;
 use crate::config::{Boot, MachineConfig, StoreTransport};
@@ -245,52 +246,6 @@ pub fn create_overlay(
     Ok(())
 }
 
-type SpawnRequest = (Command, Sender<std::io::Result<Child>>);
-
-/// Spawns `command` from the process-wide spawner thread.
-fn spawn_from_spawner(command: Command) -> std::io::Result<Child> {
-    static SPAWNER: OnceLock<Option<Mutex<Sender<SpawnRequest>>>> = OnceLock::new();
-    let spawner = SPAWNER.get_or_init(|| {
-        let (tx, rx) = channel::<SpawnRequest>();
-        std::thread::Builder::new()
-            .name("imago-qemu-spawner".to_owned())
-            .spawn(move || {
-                for (mut command, reply) in rx {
-                    let _ = reply.send(command.spawn());
-                }
-            })
-            .ok()
-            .map(|_| Mutex::new(tx))
-    });
-    let Some(spawner) = spawner else {
-        let mut command = command;
-        return command.spawn();
-    };
-    let (reply_tx, reply_rx) = channel();
-    let sent = spawner
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .send((command, reply_tx));
-    if sent.is_err() {
-        return Err(std::io::Error::other("the QEMU spawner thread is gone"));
-    }
-    reply_rx
-        .recv()
-        .unwrap_or_else(|_| Err(std::io::Error::other("the QEMU spawner thread is gone")))
-}
-
-fn has_setpriv() -> bool {
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| {
-        Command::new("setpriv")
-            .arg("--help")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--pdeathsig"))
-    })
-}
-
 /// A running QEMU (or helper), killed when dropped.
 #[derive(Debug)]
 pub struct Process {
@@ -302,19 +257,13 @@ pub struct Process {
 impl Process {
     /// Starts `program` (QEMU or a helper such as virtiofsd) with `args`.
     pub fn spawn(program: &str, args: &[OsString]) -> Result<Self, Error> {
-        let mut command = if has_setpriv() {
-            let mut command = Command::new("setpriv");
-            command.args(["--pdeathsig", "KILL", "--", program]);
-            command
-        } else {
-            Command::new(program)
-        };
+        let mut command = spawn::command(program);
         command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut child = spawn_from_spawner(command).map_err(|e| Error::Program {
+        let mut child = spawn::spawn(command).map_err(|e| Error::Program {
             program: program.to_owned(),
             detail: format!("cannot start it: {e}"),
         })?;

@@ -11,6 +11,7 @@
 //! - [`pvh`]: the uncompressed kernel an amd64 direct boot loads (PVH entry).
 //! - [`virtiofsd`]: the virtiofsd sharing the store, and its arguments.
 //! - [`run`]: booting a toplevel (virtiofsd + QEMU), as `imago run` does.
+//! - [`spawn`]: starting those processes so they die with this one.
 //!
 //! The toplevel layout and the boot contract are described in
 //! docs/system-layout.md; stage 1 itself is modules/boot/stage-1.sh.
@@ -27,6 +28,7 @@ mod probe_firmware;
 pub mod pvh;
 pub mod qemu;
 pub mod run;
+pub mod spawn;
 pub mod virtiofsd;
 
 pub use bootspec::BootSpec;

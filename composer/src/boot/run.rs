@@ -13,7 +13,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -24,6 +24,7 @@ use super::bootspec::{BootSpec, BootSpecError};
 use super::kmod::{KmodError, ModuleIndex};
 use super::kvm::{self, AccelChoice, AccelError};
 use super::qemu::{self, Accel, QemuConfig, StoreShare};
+use super::spawn;
 use crate::arch::Architecture;
 use crate::store::{StorePath, StorePathError};
 
@@ -241,23 +242,25 @@ impl VmLaunch {
         };
         let arch = self.config.machine.architecture();
         let binary = qemu::qemu_binary(arch);
-        let qemu = Command::new(&binary)
+        let no_qemu = || RunError::NoQemu {
+            arch,
+            binary: binary.to_string_lossy().into_owned(),
+            package: arch.qemu_package(),
+        };
+        // QEMU and virtiofsd die with this process, even with SIGKILL.
+        let mut command = spawn::command(spawn::find_program(&binary).ok_or_else(no_qemu)?);
+        command
             .args(qemu::argv(&self.config))
             .stdin(stdin)
             .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .map_err(|source| match source.kind() {
-                std::io::ErrorKind::NotFound => RunError::NoQemu {
-                    arch,
-                    binary: binary.to_string_lossy().into_owned(),
-                    package: arch.qemu_package(),
-                },
-                _ => RunError::Spawn {
-                    program: binary.to_string_lossy().into_owned(),
-                    source,
-                },
-            })?;
+            .stderr(stderr);
+        let qemu = spawn::spawn(command).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => no_qemu(),
+            _ => RunError::Spawn {
+                program: binary.to_string_lossy().into_owned(),
+                source,
+            },
+        })?;
         Ok(RunningVm { qemu, virtiofsd })
     }
 
@@ -265,17 +268,16 @@ impl VmLaunch {
         let binary = super::virtiofsd::find().ok_or(RunError::NoVirtiofsd)?;
         let log_path = self.runtime_dir.path().join("virtiofsd.log");
         let log = std::fs::File::create(&log_path).map_err(RunError::TempDir)?;
-        let mut command = Command::new(&binary);
-        command.args(super::virtiofsd::args(&self.store_dir, socket));
-        let mut child = command
+        let mut command = spawn::command(&binary);
+        command
+            .args(super::virtiofsd::args(&self.store_dir, socket))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|source| RunError::Spawn {
-                program: binary.display().to_string(),
-                source,
-            })?;
+            .stderr(log);
+        let mut child = spawn::spawn(command).map_err(|source| RunError::Spawn {
+            program: binary.display().to_string(),
+            source,
+        })?;
         let started = Instant::now();
         while !socket.exists() {
             let exited = child.try_wait().ok().flatten();

@@ -9,10 +9,10 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::group::spawn_logged;
+use crate::support::group::{group_alive, spawn_logged};
 
 /// One HTTP GET of `/` on 127.0.0.1:`port`; the whole answer.
 fn get(port: u16) -> Option<String> {
@@ -23,16 +23,6 @@ fn get(port: u16) -> Option<String> {
     let mut answer = String::new();
     conn.read_to_string(&mut answer).ok()?;
     Some(answer)
-}
-
-/// Whether any process of the process group `pgid` is still alive.
-fn group_alive(pgid: i32) -> bool {
-    Command::new("kill")
-        .args(["-0", "--", &format!("-{pgid}")])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
 }
 
 #[test]
@@ -75,7 +65,7 @@ fn the_server_example_answers_on_a_forwarded_port() {
     // Stopping `imago run` as a service manager or `timeout` would (SIGTERM
     // to imago alone) stops its VM too: nothing of the process group is
     // left once imago has exited.
-    let pgid = child.id() as i32;
+    let pgid = child.id();
     let term = Command::new("kill")
         .args(["-TERM", &pgid.to_string()])
         .status()

@@ -31,3 +31,13 @@ pub fn spawn_logged(command: &mut Command, log: &Path) -> (Child, Group) {
     let group = Group(child.id() as i32);
     (child, group)
 }
+
+/// Whether any process of the process group `pgid` is still alive.
+pub fn group_alive(pgid: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", "--", &format!("-{pgid}")])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
