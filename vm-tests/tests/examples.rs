@@ -373,6 +373,16 @@ fn server_serves(
     m.wait_for_console_text("IMAGO-SERVER-UP", 10 * SEC)?;
     // No unit failed on the way.
     support::no_failed_units(&m)?;
+    // The console's automatic login gave root a shell on the serial port:
+    // agetty runs /bin/login (Debian's `login`), which once was missing,
+    // so agetty failed and restarted every 10 s with no shell.
+    let tty = system.spec.architecture.serial_console();
+    m.wait_until_succeeds(
+        format!("ps -t {tty} -o user=,comm= | grep -Eq '^root +(da|ba)?sh$'"),
+        60 * SEC,
+    )?;
+    let getty = m.succeed(format!("journalctl -b -u serial-getty@{tty} -o cat"), CMD)?;
+    assert!(!getty.contains("can't exec"), "{getty}");
 
     assert_eq!(
         m.succeed("stat -c '%F %a %U' /etc/shadow", CMD)?,

@@ -36,3 +36,37 @@ fn the_modules_platform_names_are_imagos_per_architecture_facts() {
         );
     }
 }
+
+/// agetty hands a console's user to /bin/login, which is in Debian's
+/// `login` package with its /etc/pam.d/login: a systemd system with a
+/// serial getty gets both (without them agetty failed to exec login and
+/// restarted every 10 s); busybox systems log in with busybox.
+#[test]
+fn a_systemd_consoles_getty_has_login_and_its_pam_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let packages = |init: &str, consoles: &str| {
+        let file = write_system(
+            dir.path(),
+            &format!("{{ boot.init = \"{init}\"; services.getty.serialConsoles = {consoles}; }}\n"),
+        );
+        let list = config(&file, "environment.systemPackages");
+        let has_login = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().ends_with("-login"));
+        (file, has_login)
+    };
+    let (file, has_login) = packages("systemd", "[ \"ttyS0\" ]");
+    assert!(has_login);
+    let pam = config(&file, "environment.etc.\"pam.d/login\".source");
+    assert!(
+        pam.as_str().unwrap().ends_with("-login/etc/pam.d/login"),
+        "{pam}"
+    );
+    assert!(!packages("systemd", "[ ]").1, "no console, no login");
+    assert!(
+        !packages("busybox", "[ \"ttyS0\" ]").1,
+        "busybox's own login"
+    );
+}

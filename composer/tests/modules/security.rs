@@ -398,6 +398,7 @@ fn the_profile_lists_debians_setuid_files_and_the_store_has_none() {
          2755 root:shadow usr/bin/expiry\n\
          4755 root:root usr/bin/gpasswd\n\
          4755 root:root usr/bin/mount\n\
+         4755 root:root usr/bin/newgrp\n\
          4755 root:root usr/bin/passwd\n\
          4755 root:root usr/bin/su\n\
          4755 root:root usr/bin/sudo\n\
@@ -586,6 +587,7 @@ fn activation_makes_the_wrappers_and_replaces_them_whole() {
         "passwd",
         "chsh",
         "gpasswd",
+        "newgrp",
         "mount",
         "umount",
         "ssh-keysign",
