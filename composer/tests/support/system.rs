@@ -60,7 +60,7 @@ pub fn normalize_pending(text: &str) -> String {
 
 /// A built system: the store directory and the toplevel's directory in it.
 pub struct Built {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub store: PathBuf,
     pub toplevel: PathBuf,
 }
@@ -72,7 +72,10 @@ impl Built {
     /// (visudo, nft) on the host, a bookworm machine: trixie's need a newer
     /// C library.
     pub fn server_with(system: &str) -> Built {
-        let dir = tempfile::tempdir().unwrap();
+        Built::server_in(tempfile::tempdir().unwrap(), system)
+    }
+
+    fn server_in(dir: tempfile::TempDir, system: &str) -> Built {
         let server = repo()
             .join("examples/bookworm/server.imago")
             .canonicalize()
@@ -99,15 +102,30 @@ impl Built {
         let stdout = String::from_utf8(out.stdout).unwrap();
         let toplevel = PathBuf::from(stdout.lines().nth(1).expect("the physical path"));
         Built {
-            _dir: dir,
+            dir,
             store,
             toplevel,
         }
     }
 
-    /// [`Built::server_with`] once per test binary and `cell`.
+    /// [`Built::server_with`] once per test process and `cell`.
+    ///
+    /// A static is never dropped, so its temporary directory would outlive
+    /// the process: hundreds of megabytes per process, and nextest runs
+    /// each test in a process of its own. So these live in
+    /// `CARGO_TARGET_TMPDIR/built/<pid>-…`, and each process first removes
+    /// those of processes that have ended.
     pub fn once(cell: &'static OnceLock<Built>, system: &str) -> &'static Built {
-        cell.get_or_init(|| Built::server_with(system))
+        cell.get_or_init(|| {
+            let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("built");
+            fs::create_dir_all(&root).unwrap();
+            remove_ended(&root);
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("{}-", std::process::id()))
+                .tempdir_in(&root)
+                .unwrap();
+            Built::server_in(dir, system)
+        })
     }
 
     /// Where a logical store path (/imago/store/…) is in the test's store.
@@ -133,6 +151,37 @@ impl Built {
             })
             .unwrap_or_else(|| panic!("activate uses no store object `{name}`"));
         self.physical(Path::new(word))
+    }
+}
+
+impl Drop for Built {
+    /// Store objects are read-only: make them writable so that the
+    /// temporary directory can be removed by a user other than root too.
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chmod")
+            .args(["-R", "u+w"])
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Removes the directories `<pid>-…` under `root` whose process has
+/// ended (store objects are read-only: made writable first). Another
+/// process may be removing the same one: errors are ignored.
+fn remove_ended(root: &Path) {
+    for entry in fs::read_dir(root).unwrap().flatten() {
+        let name = entry.file_name();
+        let pid = name.to_string_lossy().split('-').next().map(str::to_owned);
+        let ended = pid
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+        if ended {
+            let _ = std::process::Command::new("chmod")
+                .args(["-R", "u+w"])
+                .arg(entry.path())
+                .status();
+            let _ = fs::remove_dir_all(entry.path());
+        }
     }
 }
 
