@@ -158,11 +158,16 @@ impl Drop for Built {
     /// Store objects are read-only: make them writable so that the
     /// temporary directory can be removed by a user other than root too.
     fn drop(&mut self) {
-        let _ = std::process::Command::new("chmod")
-            .args(["-R", "u+w"])
-            .arg(self.dir.path())
-            .status();
+        make_writable(self.dir.path());
     }
+}
+
+/// `chmod -R u+w path`, errors ignored.
+fn make_writable(path: &Path) {
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "u+w"])
+        .arg(path)
+        .status();
 }
 
 /// Removes the directories `<pid>-…` under `root` whose process has
@@ -176,10 +181,7 @@ fn remove_ended(root: &Path) {
             .and_then(|p| p.parse::<u32>().ok())
             .is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
         if ended {
-            let _ = std::process::Command::new("chmod")
-                .args(["-R", "u+w"])
-                .arg(entry.path())
-                .status();
+            make_writable(&entry.path());
             let _ = fs::remove_dir_all(entry.path());
         }
     }
