@@ -294,6 +294,38 @@ vm_test!(
     }
 );
 
+// The trixie server's serial console as a user without ssh meets it: no
+// automatic login; alice types her name and password, and agetty,
+// Debian's `login` and PAM (pam_unix against /etc/shadow) give her a shell
+// there, which runs what she types next.
+vm_test!(
+    full,
+    fn trixie_console_login_with_a_password() {
+        let driver = Driver::new("trixie_console_login_with_a_password")?;
+        let system = support::system(&driver, "trixie/console-login")?;
+        let mut config = system.direct(&driver, "console-login")?;
+        config.memory_mib = 1024;
+        config.smp = 2;
+        let m = driver.machine(config)?;
+        m.start()?;
+        m.wait_for_console_text("^server login: $", 60 * SEC)?;
+        m.send_keys("alice\n")?;
+        m.wait_for_console_text("^Password: $", 20 * SEC)?;
+        m.send_keys("console-test\n")?;
+        m.wait_for_console_text("\\$ $", 20 * SEC)?;
+        m.send_keys("id -un > ~/typed-on-the-console\n")?;
+        m.wait_until_succeeds("test -s /home/alice/typed-on-the-console", 20 * SEC)?;
+        assert_eq!(
+            m.succeed("cat /home/alice/typed-on-the-console", CMD)?,
+            "alice\n"
+        );
+        // Her login shell is on the serial port.
+        m.succeed("ps -t ttyS0 -o user=,comm= | grep -Eq '^alice +bash$'", CMD)?;
+        m.shutdown(40 * SEC)?;
+        Ok(())
+    }
+);
+
 // examples/arm64/server.imago: the trixie server built of arm64 packages
 // on this host and booted under qemu-system-aarch64 (emulated): systemd,
 // sshd with alice's key, the page through a forward.
